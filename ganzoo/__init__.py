@@ -1,0 +1,47 @@
+"""ganzoo: a plugin-based zoo of GAN variants.
+
+The library API (the CLI is a thin layer over it)::
+
+    import ganzoo
+    print([v["name"] for v in ganzoo.list_variants()])
+    result = ganzoo.train("dcgan", steps=300, out="runs/dcgan")
+    images = ganzoo.sample(result.checkpoint, n=64, out="grid.png")
+
+Plugin authors use :data:`hookimpl` and the component classes (:class:`Generator`,
+:class:`Discriminator`, :class:`Loss`, :class:`LossSpec`, :class:`Variant`, :class:`DatasetSpec`).
+"""
+
+from .api import (
+    build_config,
+    list_components,
+    list_variants,
+    load_generator,
+    plugin_manager,
+    sample,
+    train,
+    version,
+)
+from .components import DatasetSpec, Discriminator, Generator, Loss, LossSpec, Variant
+from .config import TrainConfig
+from .errors import (
+    CheckpointError,
+    ConfigError,
+    DatasetError,
+    DivergenceError,
+    GanzooError,
+    PluginError,
+    UnknownNameError,
+    UsageError,
+)
+from .hookspecs import hookimpl
+from .plugins import list_plugins, load_failures
+from .trainer import TrainResult
+
+__version__ = version()
+
+__all__ = [
+    "CheckpointError", "ConfigError", "DatasetError", "DatasetSpec", "Discriminator", "DivergenceError",
+    "GanzooError", "Generator", "Loss", "LossSpec", "PluginError", "TrainConfig", "TrainResult",
+    "UnknownNameError", "UsageError", "Variant", "build_config", "hookimpl", "list_components", "list_plugins",
+    "list_variants", "load_failures", "load_generator", "plugin_manager", "sample", "train", "version",
+]

@@ -1,0 +1,192 @@
+"""The library API. The CLI calls exactly these functions."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from pathlib import Path
+from typing import Any
+
+import pluggy
+import torch
+import yaml
+
+from . import checkpoint as ckpt
+from .assembly import assemble, resolve_config
+from .config import TrainConfig, validate_config
+from .data import load_images
+from .errors import CheckpointError, ConfigError
+from .images import save_grid
+from .plugins import get_plugin_manager, list_plugins
+from .registry import Registry, get_registry
+from .trainer import Trainer, TrainResult, seed_everything
+
+
+def version() -> str:
+    """The installed ganzoo version."""
+    try:
+        return importlib.metadata.version("ganzoo")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0+unknown"
+
+
+def versions(pm: pluggy.PluginManager | None = None) -> dict[str, Any]:
+    """Versions that pin a run: ganzoo, torch, and each plugin's distribution."""
+    return {
+        "ganzoo": version(),
+        "torch": torch.__version__,
+        "plugins": {p.name: f"{p.distribution} {p.version}" for p in list_plugins(pm)},
+    }
+
+
+def resolve_device(name: str) -> torch.device:
+    """``'auto'`` picks CUDA when available; anything else is passed to ``torch.device``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"device: {exc}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device: {name!r} requested but CUDA is not available; use device=cpu")
+    return device
+
+
+def list_variants(pm: pluggy.PluginManager | None = None) -> list[dict[str, Any]]:
+    """Every registered variant with its components, defaults and plugin."""
+    registry = get_registry(pm)
+    return [
+        {"name": v.item.name, "aliases": list(v.item.aliases), "plugin": v.plugin, "generator": v.item.generator,
+         "discriminator": v.item.discriminator, "loss": v.item.loss, "description": v.item.description,
+         "paper": v.item.paper, "defaults": v.item.defaults}
+        for v in (registry.variants.entries[name] for name in registry.variants.names())
+    ]
+
+
+def list_components(pm: pluggy.PluginManager | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Generators, discriminators, losses and datasets, each with its plugin and description."""
+    registry = get_registry(pm)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for kind in ("generators", "discriminators", "losses", "datasets"):
+        table = getattr(registry, kind)
+        out[kind] = [{"name": n, "plugin": table.entries[n].plugin, "description": table.entries[n].item.description}
+                     for n in table.names()]
+    return out
+
+
+def build_config(
+    variant: str,
+    *,
+    config: str | Path | dict[str, Any] | None = None,
+    overrides: list[str] | dict[str, Any] | None = None,
+    pm: pluggy.PluginManager | None = None,
+    **explicit: Any,
+) -> TrainConfig:
+    """Resolve a run's :class:`TrainConfig` without training (variant defaults, file, overrides, keywords)."""
+    return resolve_config(get_registry(pm), variant, config=config, overrides=overrides, **explicit)
+
+
+def _resume_config(saved: dict[str, Any], requested: TrainConfig, explicit: dict[str, Any]) -> TrainConfig:
+    """The checkpoint's config, with ``steps`` (and only steps) allowed to change."""
+    config = validate_config(saved, "config stored in the checkpoint")
+    changed = [k for k, v in explicit.items() if v is not None and k not in ("steps", "out")
+               and getattr(requested, k) != getattr(config, k)]
+    if changed:
+        raise ConfigError("--resume continues the run as it was configured; these differ from the checkpoint: "
+                          + ", ".join(f"{k} (checkpoint {getattr(config, k)!r}, asked {getattr(requested, k)!r})"
+                                      for k in changed))
+    return config.model_copy(update={"steps": requested.steps if explicit.get("steps") else config.steps,
+                                     "out": requested.out})
+
+
+def train(
+    variant: str,
+    *,
+    config: str | Path | dict[str, Any] | None = None,
+    overrides: list[str] | dict[str, Any] | None = None,
+    steps: int | None = None,
+    dataset: str | None = None,
+    out: str | Path | None = None,
+    seed: int | None = None,
+    device: str | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    pm: pluggy.PluginManager | None = None,
+) -> TrainResult:
+    """Train a variant and return its :class:`TrainResult`.
+
+    ``config`` is a YAML file or a dict; ``overrides`` are ``key=value`` strings (``["lr_g=1e-4"]``) or a
+    dict of dotted keys; the keyword arguments win over both. With ``resume=True`` the run continues
+    exactly from the latest checkpoint in ``out`` (only ``steps`` may change).
+
+    Example::
+
+        import ganzoo
+        result = ganzoo.train("dcgan", steps=300, out="runs/dcgan")
+        print(result.samples)
+    """
+    registry = get_registry(pm)
+    explicit = {"steps": steps, "dataset": dataset, "out": out, "seed": seed, "device": device}
+    cfg = resolve_config(registry, variant, config=config, overrides=overrides, **explicit)
+    state = None
+    out_dir = Path(cfg.out)
+    ckpt.clean_stale_temporaries(out_dir / ckpt.CHECKPOINT_DIR)
+    if resume:
+        latest = ckpt.latest_checkpoint(out_dir)
+        if latest is None:
+            raise CheckpointError(f"--resume: no checkpoint in {str(out_dir / ckpt.CHECKPOINT_DIR)!r}; "
+                                  "run without --resume to start afresh")
+        state = ckpt.load_checkpoint(latest)
+        cfg = _resume_config(state["config"], cfg, explicit)
+    return _run(registry, cfg, state, progress, pm)
+
+
+def _run(registry: Registry, cfg: TrainConfig, state: dict[str, Any] | None, progress: bool,
+         pm: pluggy.PluginManager | None) -> TrainResult:
+    device = resolve_device(cfg.device)
+    data = load_images(registry, cfg.dataset, split="train", root=cfg.data_root, download=cfg.download,
+                       image_size=cfg.image_size)
+    seed_everything(cfg.seed)
+    assembly = assemble(registry, cfg, data.image_shape, device)
+    trainer = Trainer(assembly, data.images, device, versions(pm))
+    if state is not None:
+        trainer.load_state_dict(state)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    return trainer.run(out, progress=progress)
+
+
+def load_generator(checkpoint: str | Path, pm: pluggy.PluginManager | None = None,
+                   device: str = "cpu") -> tuple[torch.nn.Module, TrainConfig]:
+    """Rebuild the generator stored in a checkpoint (file or run directory), in eval mode."""
+    state = ckpt.load_checkpoint(checkpoint, map_location=device)
+    cfg = validate_config(state["config"], "config stored in the checkpoint")
+    registry = get_registry(pm)
+    name = state["components"]["names"]["generator"]
+    entry = registry.generators.get(name)
+    G = entry.item.build(cfg.latent_dim, tuple(state["image_shape"]), **cfg.generator_options)
+    try:
+        G.load_state_dict(state["generator"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"checkpoint generator weights do not fit generator {name!r} "
+                              f"(plugin {entry.plugin!r}): {exc}") from None
+    return G.to(device).eval(), cfg
+
+
+def sample(checkpoint: str | Path, n: int = 64, *, out: str | Path | None = None, seed: int = 0,
+           pm: pluggy.PluginManager | None = None) -> torch.Tensor:
+    """Generate ``n`` images in [-1, 1] from a checkpoint; with ``out``, also save them as a PNG grid."""
+    if n <= 0:
+        raise ConfigError(f"n must be positive, not {n}")
+    G, cfg = load_generator(checkpoint, pm)
+    z = torch.randn(n, cfg.latent_dim, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        images = G(z)
+    if out is not None:
+        save_grid(images, out)
+    return images
+
+
+def plugin_manager() -> pluggy.PluginManager:
+    """The process-wide plugin manager (see :mod:`ganzoo.plugins`)."""
+    return get_plugin_manager()

@@ -1,0 +1,114 @@
+"""Checkpoints: atomic writes, safe loading (``weights_only=True`` only), retention and a ``latest`` pointer.
+
+A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so ``torch.load`` with
+``weights_only=True`` can read it and never runs code from the file.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import CheckpointError
+
+CHECKPOINT_DIR = "checkpoints"
+LATEST = "latest"
+_NAME = re.compile(r"^step-(\d{8})\.pt$")
+_TMP_PREFIX = ".tmp-"
+
+
+def atomic_write_bytes(path: Path, write: Any) -> None:
+    """Write a file atomically: ``write(fileobj)`` into a temporary file beside it, fsync, ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def clean_stale_temporaries(directory: Path) -> list[Path]:
+    """Remove temporary files left by a write that was killed; returns what was removed."""
+    removed = []
+    if directory.is_dir():
+        for p in directory.glob(_TMP_PREFIX + "*"):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step-{step:08d}.pt"
+
+
+def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], keep_last: int = 2) -> Path:
+    """Save ``state`` as ``run_dir/checkpoints/step-NNNNNNNN.pt``, point ``latest`` at it, prune old ones."""
+    directory = Path(run_dir) / CHECKPOINT_DIR
+    path = directory / checkpoint_name(step)
+    atomic_write_bytes(path, lambda f: torch.save(state, f))
+    atomic_write_bytes(directory / LATEST, lambda f: f.write(path.name.encode() + b"\n"))
+    for old in list_checkpoints(run_dir)[:-keep_last]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Checkpoints in ``run_dir`` ordered by step."""
+    directory = Path(run_dir) / CHECKPOINT_DIR
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if _NAME.match(p.name))
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint ``latest`` points at, or the newest one present; ``None`` if there is none."""
+    directory = Path(run_dir) / CHECKPOINT_DIR
+    pointer = directory / LATEST
+    if pointer.is_file():
+        target = directory / pointer.read_text().strip()
+        if _NAME.match(target.name) and target.is_file():
+            return target
+    found = list_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or the latest checkpoint of a run directory."""
+    path = Path(path)
+    if path.is_dir():
+        found = latest_checkpoint(path)
+        if found is None:
+            raise CheckpointError(f"no checkpoint in {str(path)!r} (looked for {CHECKPOINT_DIR}/step-*.pt)")
+        return found
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True``. Files holding code or corrupt files raise CheckpointError."""
+    path = resolve_checkpoint(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"refusing to load {str(path)!r}: it holds objects other than tensors and plain data, which "
+            f"could run code ({str(exc).splitlines()[0]}). Only load checkpoints written by ganzoo."
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {str(path)!r} is corrupt or unreadable: {exc}") from None
+    if not isinstance(state, dict) or "format" not in state:
+        raise CheckpointError(f"{str(path)!r} is not a ganzoo checkpoint")
+    return state

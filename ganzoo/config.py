@@ -1,0 +1,149 @@
+"""Training configuration: a validated model, YAML loading (safe only) and ``key=value`` overrides.
+
+Precedence, lowest first: the defaults below, the variant's defaults, the config file, ``--set``
+overrides, explicit keyword arguments (``steps=``, ``dataset=``, ...). Unknown keys, wrong types and
+out-of-range values raise :class:`ganzoo.errors.ConfigError` naming the key's path.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+DEFAULT_DATA_ROOT = Path("~/.cache/ganzoo/data")
+
+
+class TrainConfig(BaseModel):
+    """Everything a training run needs. The trainer reads it; it never parses anything itself."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    variant: str = Field(description="Variant name or alias (see `ganzoo list`).")
+    generator: str | None = Field(None, description="Generator name; default: the variant's.")
+    discriminator: str | None = Field(None, description="Discriminator name; default: the variant's.")
+    loss: str | None = Field(None, description="Loss name; default: the variant's.")
+    generator_options: dict[str, Any] = Field(default_factory=dict)
+    discriminator_options: dict[str, Any] = Field(default_factory=dict)
+    loss_options: dict[str, Any] = Field(default_factory=dict)
+
+    dataset: str = Field("mnist-5k", description="Dataset name (see `ganzoo list`).")
+    data_root: Path = Field(DEFAULT_DATA_ROOT, description="Where datasets are stored or downloaded.")
+    download: bool = Field(True, description="Download datasets that are missing from data_root.")
+    image_size: int | None = Field(None, gt=0, description="Resize images to this size (square).")
+
+    steps: int = Field(1000, gt=0, description="Generator steps.")
+    n_critic: int = Field(1, gt=0, description="Discriminator steps per generator step.")
+    batch_size: int = Field(64, gt=0)
+    latent_dim: int = Field(100, gt=0)
+    optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"
+    lr_g: float = Field(2e-4, gt=0)
+    lr_d: float = Field(2e-4, gt=0)
+    betas: tuple[float, float] = (0.5, 0.999)
+    init: Literal["default", "normal"] = Field(
+        "default", description="'normal': weights N(0, init_std), BatchNorm scales N(1, init_std)."
+    )
+    init_std: float = Field(0.02, gt=0)
+
+    seed: int = 0
+    device: str = Field("cpu", description="'cpu', 'cuda', 'cuda:N' or 'auto'.")
+    out: Path = Field(Path("runs/run"), description="Run directory.")
+    log_every: int = Field(10, gt=0, description="Write a JSONL log line every N steps.")
+    sample_every: int = Field(100, ge=0, description="Save a sample grid every N steps (0: only at the end).")
+    sample_count: int = Field(64, gt=0, description="Images in each sample grid.")
+    checkpoint_every: int = Field(0, ge=0, description="Save a checkpoint every N steps (0: only at the end).")
+    keep_last: int = Field(2, gt=0, description="Checkpoints to keep.")
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in value):
+            raise ValueError("each beta must be in [0, 1)")
+        return value
+
+    def config_hash(self) -> str:
+        """A short sha256 of the resolved config without the output directory: equal configs, equal hashes."""
+        data = self.model_dump(mode="json", exclude={"out"})
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "<root>"
+
+
+def validate_config(data: dict[str, Any], source: str = "config") -> TrainConfig:
+    """Validate a plain dict into a :class:`TrainConfig`, turning pydantic's errors into a ConfigError."""
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            key = _format_loc(err["loc"])
+            if err["type"] == "extra_forbidden":
+                known = ", ".join(sorted(TrainConfig.model_fields))
+                lines.append(f"{key}: unknown key (known keys: {known})")
+            else:
+                lines.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError(f"invalid {source}:\n  " + "\n  ".join(lines)) from None
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Load a YAML mapping with ``yaml.safe_load`` (no Python object tags are ever constructed)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid safe YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping of keys, not {type(data).__name__}")
+    return data
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse ``a.b=value`` into (``["a", "b"]``, value); the value is read as a YAML scalar or list."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key=value (e.g. lr_g=1e-4)")
+    key, raw = text.split("=", 1)
+    path = [part for part in key.strip().split(".")]
+    if not all(path):
+        raise ConfigError(f"override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return path, value
+
+
+def set_path(data: dict[str, Any], path: list[str], value: Any) -> None:
+    """Set ``data[path[0]][path[1]]... = value``, creating nested mappings as needed."""
+    node = data
+    for i, part in enumerate(path[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {'.'.join(path)}: {'.'.join(path[: i + 1])} is not a mapping")
+        node = child
+    node[path[-1]] = value
+
+
+def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Recursive merge of two mappings; values of ``update`` win."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out

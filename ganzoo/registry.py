@@ -1,0 +1,131 @@
+"""The registries: what every loaded plugin registered, with the name of the plugin that registered it.
+
+ganzoo calls each ``register_*`` hook implementation on its own, handing it a ``register`` callable that
+knows the calling plugin, so that clashes and later failures (a generator of the wrong shape, a loss that
+returns a matrix) can name the plugin at fault.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import pluggy
+
+from .components import DatasetSpec, Discriminator, Generator, LossSpec, Variant
+from .errors import PluginError, UnknownNameError
+from .plugins import get_plugin_manager
+
+T = TypeVar("T")
+
+# hook name -> (kind used in messages, the class a plugin must register)
+HOOKS: dict[str, tuple[str, type]] = {
+    "register_generators": ("generator", Generator),
+    "register_discriminators": ("discriminator", Discriminator),
+    "register_losses": ("loss", LossSpec),
+    "register_variants": ("variant", Variant),
+    "register_datasets": ("dataset", DatasetSpec),
+}
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    """A registered thing and the plugin that registered it."""
+
+    item: T
+    plugin: str
+
+
+@dataclass
+class Table(Generic[T]):
+    """One registry: names (and aliases) to entries."""
+
+    kind: str
+    entries: dict[str, Entry[T]] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+
+    def add(self, item: Any, plugin: str, hook: str) -> None:
+        name = getattr(item, "name", None)
+        if not isinstance(name, str) or not name:
+            raise PluginError(plugin, f"registered a {self.kind} without a name", hook)
+        for key in (name, *getattr(item, "aliases", ())):
+            owner = self.entries.get(key) or self.entries.get(self.aliases.get(key, ""))
+            if owner is not None:
+                raise PluginError(
+                    plugin,
+                    f"{self.kind} {key!r} is already registered by plugin {owner.plugin!r}; "
+                    "choose another name",
+                    hook,
+                )
+        self.entries[name] = Entry(item, plugin)
+        for alias in getattr(item, "aliases", ()):
+            self.aliases[alias] = name
+
+    def resolve(self, name: str) -> str:
+        """The canonical name for ``name`` (which may be an alias)."""
+        canonical = self.aliases.get(name, name)
+        if canonical not in self.entries:
+            raise UnknownNameError(self.kind, name, self.names())
+        return canonical
+
+    def get(self, name: str) -> Entry[T]:
+        """The entry registered as ``name`` (or an alias); :class:`UnknownNameError` if none."""
+        return self.entries[self.resolve(name)]
+
+    def names(self) -> list[str]:
+        return sorted(self.entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.entries or name in self.aliases
+
+
+@dataclass
+class Registry:
+    """Everything the loaded plugins registered."""
+
+    generators: Table[Generator]
+    discriminators: Table[Discriminator]
+    losses: Table[LossSpec]
+    variants: Table[Variant]
+    datasets: Table[DatasetSpec]
+
+    def table(self, hook: str) -> Table[Any]:
+        return getattr(self, hook.removeprefix("register_"))
+
+
+def _call_hook(pm: pluggy.PluginManager, hook: str, table: Table[Any], expected: type) -> None:
+    caller = getattr(pm.hook, hook)
+    for impl in reversed(caller.get_hookimpls()):  # registration order
+        plugin = impl.plugin_name
+
+        def register(item: Any, _plugin: str = plugin) -> None:
+            if not isinstance(item, expected):
+                raise PluginError(
+                    _plugin,
+                    f"register() takes a ganzoo.{expected.__name__}, got {type(item).__name__}",
+                    hook,
+                )
+            table.add(item, _plugin, hook)
+
+        kwargs = {"register": register}
+        try:
+            impl.function(*[kwargs[arg] for arg in impl.argnames])
+        except PluginError:
+            raise
+        except Exception as exc:
+            raise PluginError(plugin, f"raised {type(exc).__name__}: {exc}", hook) from exc
+
+
+def build_registry(pm: pluggy.PluginManager | None = None) -> Registry:
+    """Call every ``register_*`` hook of ``pm`` (default: the process-wide manager) and collect the results."""
+    pm = pm or get_plugin_manager()
+    tables = {hook.removeprefix("register_"): Table(kind) for hook, (kind, _) in HOOKS.items()}
+    registry = Registry(**tables)
+    for hook, (_, expected) in HOOKS.items():
+        _call_hook(pm, hook, registry.table(hook), expected)
+    return registry
+
+
+def get_registry(pm: pluggy.PluginManager | None = None) -> Registry:
+    """The registries of the current plugins (rebuilt on each call; cheap, and never stale)."""
+    return build_registry(pm)

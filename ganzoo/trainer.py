@@ -1,0 +1,237 @@
+"""The one training loop every variant runs.
+
+Read it top to bottom: :class:`Trainer` owns everything that must survive a restart (networks, optimisers,
+data position, RNG states) behind ``state_dict()`` / ``load_state_dict()``; :meth:`Trainer.train_step` is
+the only place a step happens (``n_critic`` discriminator updates, then one generator update);
+:meth:`Trainer.run` adds logging, sample grids, checkpoints and the progress bar around it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import checkpoint as ckpt
+from .assembly import Assembly
+from .config import TrainConfig
+from .data import TensorBatches, to_model_range
+from .errors import DivergenceError, PluginError
+from .images import save_grid
+
+CHECKPOINT_FORMAT = 1
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and every CUDA device)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def make_optimizer(name: str, params: Any, lr: float, betas: tuple[float, float]) -> torch.optim.Optimizer:
+    """Adam (with ``betas``), RMSprop or SGD (momentum = ``betas[0]``)."""
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=betas)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr)
+    return torch.optim.SGD(params, lr=lr, momentum=betas[0])
+
+
+def rng_state() -> dict[str, Any]:
+    """Every global RNG state: python, numpy, torch CPU and each CUDA device."""
+    np_state = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` captured."""
+    random.setstate(state["python"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@dataclass
+class TrainResult:
+    """What a finished run reports (also written to ``out/result.json``)."""
+
+    out: Path
+    variant: str
+    steps: int
+    images_seen: int
+    wall_seconds: float
+    images_per_second: float
+    final_d_loss: float
+    final_g_loss: float
+    checkpoint: Path | None
+    samples: Path | None
+    components: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {k: str(v) if isinstance(v, Path) else v for k, v in data.items()}
+
+
+class Trainer:
+    """One GAN training run: build it from an :class:`Assembly` and the training images, then :meth:`run`."""
+
+    def __init__(self, assembly: Assembly, images: torch.Tensor, device: torch.device, versions: dict[str, Any]):
+        cfg: TrainConfig = assembly.config
+        self.config, self.assembly, self.device, self.versions = cfg, assembly, device, versions
+        self.G: nn.Module = assembly.generator
+        self.D: nn.Module = assembly.discriminator
+        self.loss = assembly.loss
+        self.opt_g = make_optimizer(cfg.optimizer, self.G.parameters(), cfg.lr_g, cfg.betas)
+        self.opt_d = make_optimizer(cfg.optimizer, self.D.parameters(), cfg.lr_d, cfg.betas)
+        self.batches = TensorBatches(to_model_range(images).to(device), cfg.batch_size, seed=cfg.seed + 1)
+        # Latents come from a dedicated generator, so nothing else that draws random numbers shifts them.
+        self.noise = torch.Generator(device=device).manual_seed(cfg.seed + 2)
+        fixed = torch.Generator().manual_seed(cfg.seed + 3)
+        self.fixed_z = torch.randn(cfg.sample_count, cfg.latent_dim, generator=fixed).to(device)
+        self.step = 0
+
+    # -- state that survives a restart ----------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "step": self.step,
+            "critic_position": 0,  # checkpoints are taken between generator steps
+            "generator": self.G.state_dict(),
+            "discriminator": self.D.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "data": self.batches.state_dict(),
+            "noise": self.noise.get_state(),
+            "rng": rng_state(),
+            "config": self.config.model_dump(mode="json"),
+            "components": {"names": self.assembly.names, "plugins": self.assembly.plugins},
+            "image_shape": list(self.assembly.image_shape),
+            "versions": self.versions,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.G.load_state_dict(state["generator"])
+        self.D.load_state_dict(state["discriminator"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.batches.load_state_dict(state["data"])
+        self.noise.set_state(state["noise"])
+        set_rng_state(state["rng"])
+        self.step = int(state["step"])
+
+    # -- the step --------------------------------------------------------------------------------------
+    def _latents(self) -> torch.Tensor:
+        cfg = self.config
+        return torch.randn(cfg.batch_size, cfg.latent_dim, device=self.device, generator=self.noise)
+
+    def _checked(self, value: Any, method: str) -> torch.Tensor:
+        if not isinstance(value, torch.Tensor) or value.ndim != 0:
+            got = f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
+            raise PluginError(self.assembly.plugins["loss"],
+                              f"loss {self.assembly.names['loss']!r}.{method} must return a scalar tensor, got {got}",
+                              "register_losses")
+        return value
+
+    def train_step(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """One generator step: ``n_critic`` discriminator updates, then one generator update."""
+        G, D = self.G, self.D
+        D.requires_grad_(True)
+        for _ in range(self.config.n_critic):
+            real = self.batches.next()
+            with torch.no_grad():
+                fake = G(self._latents())
+            d_loss = self._checked(self.loss.discriminator_loss(D, real, fake), "discriminator_loss")
+            self.opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.opt_d.step()
+        D.requires_grad_(False)  # the generator step needs gradients through D, not for D's weights
+        g_loss = self._checked(self.loss.generator_loss(D, G(self._latents())), "generator_loss")
+        self.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt_g.step()
+        D.requires_grad_(True)
+        self.step += 1
+        return d_loss.detach(), g_loss.detach()
+
+    # -- around the step -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, z: torch.Tensor | None = None) -> torch.Tensor:
+        """Images from the generator in eval mode (BatchNorm running statistics), in [-1, 1]."""
+        was_training = self.G.training
+        self.G.eval()
+        try:
+            return self.G(self.fixed_z if z is None else z)
+        finally:
+            self.G.train(was_training)
+
+    def _parameters_finite(self) -> bool:
+        return all(bool(torch.isfinite(p).all()) for m in (self.G, self.D) for p in m.parameters())
+
+    def save_checkpoint(self, out: Path) -> Path:
+        if not self._parameters_finite():
+            raise DivergenceError(self.step, "non-finite parameters; refusing to write a checkpoint")
+        return ckpt.save_checkpoint(out, self.step, self.state_dict(), keep_last=self.config.keep_last)
+
+    def run(self, out: Path, progress: bool = True) -> TrainResult:
+        """Train until ``config.steps`` generator steps, writing logs, grids and checkpoints under ``out``."""
+        cfg = self.config
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "samples").mkdir(exist_ok=True)
+        images_per_step = cfg.batch_size * cfg.n_critic
+        start_step, t0 = self.step, time.perf_counter()
+        d_val = g_val = math.nan
+        last_ckpt: Path | None = None
+        bar = tqdm(total=cfg.steps, initial=self.step, desc=f"{cfg.variant}", unit="step", disable=not progress,
+                   dynamic_ncols=True, leave=False)
+        with open(out / "log.jsonl", "a") as log:
+            while self.step < cfg.steps:
+                d_loss, g_loss = self.train_step()
+                d_val, g_val = float(d_loss), float(g_loss)
+                if not (math.isfinite(d_val) and math.isfinite(g_val)):
+                    raise DivergenceError(self.step, f"non-finite loss (d_loss={d_val}, g_loss={g_val})")
+                bar.update(1)
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    elapsed = time.perf_counter() - t0
+                    seen = (self.step - start_step) * images_per_step
+                    record = {"step": self.step, "d_loss": d_val, "g_loss": g_val,
+                              "images_seen": self.step * images_per_step, "wall_s": round(elapsed, 4),
+                              "img_per_s": round(seen / elapsed, 2) if elapsed > 0 else None}
+                    log.write(json.dumps(record) + "\n")
+                    log.flush()
+                    bar.set_postfix(d=f"{d_val:.3f}", g=f"{g_val:.3f}")
+                if cfg.sample_every and self.step % cfg.sample_every == 0:
+                    save_grid(self.sample(), out / "samples" / f"step-{self.step:08d}.png")
+                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
+                    last_ckpt = self.save_checkpoint(out)
+        bar.close()
+        wall = time.perf_counter() - t0
+        samples = out / "samples.png"
+        save_grid(self.sample(), samples)
+        last_ckpt = self.save_checkpoint(out)
+        seen = (self.step - start_step) * images_per_step
+        result = TrainResult(
+            out=out, variant=cfg.variant, steps=self.step, images_seen=self.step * images_per_step,
+            wall_seconds=round(wall, 3), images_per_second=round(seen / wall, 2) if wall > 0 else 0.0,
+            final_d_loss=d_val, final_g_loss=g_val, checkpoint=last_ckpt, samples=samples,
+            components={role: f"{self.assembly.names[role]} ({self.assembly.plugins[role]})"
+                        for role in ("generator", "discriminator", "loss")},
+        )
+        (out / "result.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
+        return result

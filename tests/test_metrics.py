@@ -1,0 +1,291 @@
+"""Offline metrics: sanity anchors, cache keys, weight integrity, class balance, Inception weights handling."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import torch_fidelity.utils
+from torch import nn
+from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+from ganzoo.errors import GanzooError, UnknownNameError, UsageError
+from ganzoo.metrics import (
+    CLASS_KL,
+    CLASSES_COVERED,
+    FID,
+    GANZOO_MNIST,
+    INCEPTION,
+    IS_MEAN,
+    KID_MEAN,
+    METRIC_KEYS,
+    PRECISION,
+    WEIGHTS_PATH,
+    WEIGHTS_SHA256,
+    FeatureExtractorGanzooMnist,
+    FeatureExtractorUnavailable,
+    WeightsIntegrityError,
+    class_balance,
+    evaluate,
+    extractor_info,
+    load_classifier,
+    mnist5k_split,
+    real_stats_key,
+    register,
+)
+from ganzoo.metrics.classifier import sha256_file
+
+
+@pytest.fixture(scope="module")
+def train_images() -> torch.Tensor:
+    return mnist5k_split("train")[0]
+
+
+@pytest.fixture(scope="module")
+def test_images() -> torch.Tensor:
+    return mnist5k_split("test")[0]
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("fidelity-cache")
+
+
+def untrained_generator_images(n: int, seed: int = 0) -> torch.Tensor:
+    """What a freshly initialised DCGAN-style generator (z -> 1x28x28, tanh) produces."""
+    torch.manual_seed(seed)
+    gen = nn.Sequential(
+        nn.Linear(64, 128 * 7 * 7), nn.Unflatten(1, (128, 7, 7)), nn.BatchNorm2d(128), nn.ReLU(),
+        nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.ReLU(),
+        nn.ConvTranspose2d(64, 1, 4, 2, 1), nn.Tanh(),
+    )
+    with torch.no_grad():
+        x = gen(torch.randn(n, 64))
+    return ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+@pytest.fixture(scope="module")
+def anchors(train_images: torch.Tensor, test_images: torch.Tensor, cache_dir: Path) -> dict[str, dict]:
+    one = test_images[:1].expand(500, -1, -1, -1).contiguous()
+    return {
+        "real": evaluate(test_images, train_images, cache_dir=cache_dir),
+        "untrained": evaluate(untrained_generator_images(500), train_images, cache_dir=cache_dir),
+        "one_image": evaluate(one, train_images, cache_dir=cache_dir),
+    }
+
+
+def test_split_matches_the_project_split(train_images: torch.Tensor, test_images: torch.Tensor) -> None:
+    _, y_train = mnist5k_split("train")
+    _, y_test = mnist5k_split("test")
+    assert train_images.shape == (4500, 1, 28, 28) and train_images.dtype == torch.uint8
+    assert test_images.shape == (500, 1, 28, 28)
+    assert torch.equal(torch.bincount(y_train), torch.full((10,), 450))
+    assert torch.equal(torch.bincount(y_test), torch.full((10,), 50))
+
+
+def test_result_has_every_key(anchors: dict[str, dict]) -> None:
+    for result in anchors.values():
+        assert set(result) == set(METRIC_KEYS)
+        assert all(isinstance(v, float) and math.isfinite(v) for v in result.values())
+
+
+def test_held_out_real_data_scores_well(anchors: dict[str, dict]) -> None:
+    real = anchors["real"]
+    assert real[FID] < 5.0
+    assert real[CLASSES_COVERED] == 10 and real[CLASS_KL] < 0.05
+    assert real[IS_MEAN] > 8.0
+    assert real[PRECISION] > 0.6
+
+
+def test_untrained_generator_scores_far_worse(anchors: dict[str, dict]) -> None:
+    real, bad = anchors["real"], anchors["untrained"]
+    assert bad[FID] > 10 * real[FID]
+    assert bad[KID_MEAN] > 10 * max(real[KID_MEAN], 1e-3)
+    assert bad[IS_MEAN] < real[IS_MEAN] / 2
+    assert bad[PRECISION] < real[PRECISION] / 2
+
+
+def test_one_image_generator_covers_one_class(anchors: dict[str, dict]) -> None:
+    one = anchors["one_image"]
+    assert one[CLASSES_COVERED] == 1
+    assert one[CLASS_KL] == pytest.approx(math.log(10), abs=1e-6)
+    assert one[IS_MEAN] == pytest.approx(1.0, abs=1e-3)
+    assert one[FID] > 10 * anchors["real"][FID]
+
+
+@pytest.mark.parametrize(
+    ("predictions", "covered", "kl"),
+    [
+        (torch.arange(10).repeat(7), 10, 0.0),
+        (torch.full((50,), 3), 1, math.log(10)),
+        (torch.tensor([0] * 50 + [1] * 50), 2, math.log(5)),
+        # 1 of 100 is exactly the 1% threshold: covered.
+        (torch.tensor([0] * 99 + [1]), 2, 0.99 * math.log(9.9) + 0.01 * math.log(0.1)),
+        # 1 of 1000 is below it: not covered, but it still counts in the KL divergence.
+        (torch.tensor([0] * 999 + [1]), 1, 0.999 * math.log(9.99) + 0.001 * math.log(0.01)),
+        (torch.tensor([0, 0, 1, 2]), 3, 0.5 * math.log(5) + 2 * 0.25 * math.log(2.5)),
+    ],
+)
+def test_class_balance_hand_computed(predictions: torch.Tensor, covered: int, kl: float) -> None:
+    got_covered, got_kl = class_balance(predictions)
+    assert got_covered == covered
+    assert got_kl == pytest.approx(kl, abs=1e-12)
+
+
+class _ExtractionCounter:
+    """Records which torch-fidelity inputs (1 = fake, 2 = real) had their features extracted."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[int] = []
+        original = torch_fidelity.utils.extract_featuresdict_from_input_id
+
+        def counting(input_id, feat_extractor, **kwargs):
+            self.calls.append(input_id)
+            return original(input_id, feat_extractor, **kwargs)
+
+        monkeypatch.setattr(torch_fidelity.utils, "extract_featuresdict_from_input_id", counting)
+
+
+def test_real_statistics_cached_once_and_keyed_by_content(
+    tmp_path: Path, train_images: torch.Tensor, test_images: torch.Tensor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real, fake = test_images[::2].clone(), train_images[::45].clone()
+    counter = _ExtractionCounter(monkeypatch)
+    key = real_stats_key(real)
+
+    first = evaluate(fake, real, cache_dir=tmp_path)
+    files = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    assert files and all(name.startswith(key) for name in files)
+    assert counter.calls == [1, 2]
+
+    counter.calls.clear()
+    second = evaluate(fake, real, cache_dir=tmp_path)
+    assert counter.calls == [1]  # the real set's features came from the cache
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == files
+    assert second == first
+
+    changed = real.clone()
+    changed[7, 0, 14, 14] ^= 1  # one pixel, one bit
+    assert real_stats_key(changed) != key
+    counter.calls.clear()
+    third = evaluate(fake, changed, cache_dir=tmp_path)
+    assert counter.calls == [1, 2]
+    new = {p.name for p in tmp_path.iterdir()} - set(files)
+    assert new and all(name.startswith(real_stats_key(changed)) for name in new)
+    assert third[FID] != first[FID]
+
+
+def test_cache_key_covers_shape_extractor_and_weights(test_images: torch.Tensor) -> None:
+    real = test_images[:100]
+    key = real_stats_key(real)
+    assert real_stats_key(real.clone()) == key
+    assert real_stats_key(real.reshape(100, 1, 14, 56)) != key  # same bytes, other shape
+    assert real_stats_key(real, weights_sha256="0" * 64) != key
+    assert real_stats_key(real, INCEPTION, weights_sha256=WEIGHTS_SHA256) != key
+
+
+def test_bundled_weights_are_small_and_verified() -> None:
+    assert WEIGHTS_PATH.stat().st_size < 1_000_000
+    assert sha256_file(WEIGHTS_PATH) == WEIGHTS_SHA256
+    assert extractor_info()["sha256"] == WEIGHTS_SHA256
+    assert extractor_info()["name"] == GANZOO_MNIST
+
+
+def test_tampered_weights_are_refused(tmp_path: Path, test_images: torch.Tensor) -> None:
+    good = tmp_path / "copy.safetensors"
+    shutil.copyfile(WEIGHTS_PATH, good)
+    load_classifier(good)  # an intact copy is fine
+
+    data = bytearray(good.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    bad = tmp_path / "tampered.safetensors"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(WeightsIntegrityError, match="sha256") as info:
+        load_classifier(bad)
+    assert str(bad) in str(info.value) and WEIGHTS_SHA256 in str(info.value)
+    assert isinstance(info.value, GanzooError)
+    with pytest.raises(WeightsIntegrityError):
+        evaluate(test_images[:8], test_images[8:16], feature_extractor_weights=bad, cache_dir=tmp_path)
+
+
+def test_registration_is_idempotent() -> None:
+    register()
+    register()
+    import ganzoo.metrics  # noqa: F401  (importing again must not raise either)
+
+    assert FEATURE_EXTRACTORS_REGISTRY[GANZOO_MNIST] is FeatureExtractorGanzooMnist
+    assert issubclass(FeatureExtractorGanzooMnist, FeatureExtractorBase)
+
+
+def test_extractor_accepts_rgb_and_other_sizes(test_images: torch.Tensor) -> None:
+    fe = FeatureExtractorGanzooMnist(GANZOO_MNIST, ["128", "logits_unbiased"])
+    gray = test_images[:6]
+    feats, logits = fe(gray)
+    assert feats.shape == (6, 128) and logits.shape == (6, 10)
+    feats_rgb, logits_rgb = fe(gray.expand(-1, 3, -1, -1))
+    assert torch.allclose(feats_rgb, feats, atol=1e-4) and torch.allclose(logits_rgb, logits, atol=1e-4)
+    big = torch.nn.functional.interpolate(gray.float(), size=(56, 56), mode="nearest").to(torch.uint8)
+    assert fe(big)[1].argmax(1).tolist() == logits.argmax(1).tolist()
+
+
+def test_bad_arguments_are_named(test_images: torch.Tensor, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="fake images must be a uint8"):
+        evaluate(test_images.float(), test_images, cache_dir=tmp_path)
+    with pytest.raises(UnknownNameError, match="feature extractor 'vgg16'"):
+        evaluate(test_images[:8], test_images[:8], feature_extractor="vgg16", cache_dir=tmp_path)
+    with pytest.raises(UsageError, match="kid_subset_size"):
+        evaluate(test_images[:8], test_images[:16], kid_subset_size=9, cache_dir=tmp_path)
+
+
+def _random_inception_weights(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Save a randomly initialised torch-fidelity InceptionV3 state dict where its loader expects one."""
+    import torch_fidelity.feature_extractor_inceptionv3 as fe_inception
+
+    with monkeypatch.context() as patch:  # build the architecture without loading (or downloading) weights
+        patch.setattr(fe_inception, "load_state_dict_from_url", lambda *a, **k: {})
+        patch.setattr(fe_inception.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd: None)
+        torch.manual_seed(0)
+        model = fe_inception.FeatureExtractorInceptionV3(INCEPTION, ["2048"])
+    state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+
+
+def test_inception_needs_weights_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         test_images: torch.Tensor) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty hub cache
+    images = test_images[::50]
+    with pytest.raises(FeatureExtractorUnavailable) as info:
+        evaluate(images, images, feature_extractor=INCEPTION, cache_dir=tmp_path)
+    message = str(info.value)
+    assert "https://github.com/toshas/torch-fidelity/releases" in message
+    assert "--feature-extractor-weights PATH" in message and str(tmp_path / "torch") in message
+    assert isinstance(info.value, GanzooError)
+    with pytest.raises(FeatureExtractorUnavailable, match="does not exist"):
+        evaluate(images, images, feature_extractor=INCEPTION, feature_extractor_weights=tmp_path / "no.pth",
+                 cache_dir=tmp_path)
+
+
+def test_inception_runs_with_local_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           train_images: torch.Tensor, test_images: torch.Tensor) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    from ganzoo.metrics import inception_hub_path
+
+    hub_file = inception_hub_path()
+    assert str(hub_file).startswith(str(tmp_path))
+    _random_inception_weights(hub_file, monkeypatch)
+
+    info = extractor_info(INCEPTION)  # found in the hub cache, without a download
+    assert info["weights_path"] == str(hub_file) and info["sha256"] == sha256_file(hub_file)
+    assert info["official_weights"] is False
+
+    fake, real = train_images[::450], test_images[::50]  # 10 images each, one per digit
+    result = evaluate(fake, real, feature_extractor=INCEPTION, feature_extractor_weights=hub_file,
+                      cache_dir=tmp_path / "cache")
+    assert set(result) == set(METRIC_KEYS)
+    assert all(math.isfinite(v) for v in result.values())
+    assert result[CLASSES_COVERED] == 10  # digit classes always come from the MNIST classifier
