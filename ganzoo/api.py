@@ -33,7 +33,7 @@ def versions(pm: pluggy.PluginManager | None = None) -> dict[str, Any]:
     """Versions that pin a run: ganzoo, torch, and each plugin's distribution."""
     return {
         "ganzoo": version(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "plugins": {p.name: f"{p.distribution} {p.version}" for p in list_plugins(pm)},
     }
 

@@ -47,8 +47,7 @@ def resolve_config(
     if not variant_name:
         raise ConfigError("no variant given (pass one, or set `variant:` in the config file)")
     entry = registry.variants.get(str(variant_name))
-    data = merge(dict(entry.item.defaults), file_data)
-    data["variant"] = entry.item.name
+    user = dict(file_data)
     items: list[tuple[list[str], Any]] = []
     if isinstance(overrides, dict):
         items = [(key.split("."), value) for key, value in overrides.items()]
@@ -57,10 +56,15 @@ def resolve_config(
     for path, value in items:
         if path == ["variant"]:
             raise ConfigError("override variant: choose the variant as the command's argument instead")
-        set_path(data, path, value)
-    for key, value in explicit.items():
-        if value is not None:
-            data[key] = value
+        set_path(user, path, value)
+    user.update({key: value for key, value in explicit.items() if value is not None})
+    defaults = dict(entry.item.defaults)
+    # A component swapped out by the user does not inherit the variant's options for the one it replaces.
+    for role in ("generator", "discriminator", "loss"):
+        if user.get(role) not in (None, getattr(entry.item, role)):
+            defaults.pop(f"{role}_options", None)
+    data = merge(defaults, user)
+    data["variant"] = entry.item.name
     if not isinstance(data.get("betas", ()), (list, tuple)):
         raise ConfigError(f"invalid {source}:\n  betas: must be a list of two numbers (got {data['betas']!r})")
     return validate_config(data, source)

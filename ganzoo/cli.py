@@ -131,7 +131,7 @@ def train_cmd(variant: str, config_file: Path | None, overrides: tuple[str, ...]
     result = api.train(variant, config=config_file, overrides=list(overrides), steps=steps, dataset=dataset,
                        out=out, seed=seed, device=device, resume=resume, progress=not no_progress)
     click.echo(f"trained {result.variant} for {result.steps} steps ({result.images_seen} real images, "
-               f"{result.wall_seconds:.1f} s, {result.images_per_second:.0f} img/s)")
+               f"{result.train_seconds:.1f} s, {result.images_per_second:.0f} img/s)")
     click.echo(f"samples: {result.samples}")
     click.echo(f"checkpoint: {result.checkpoint}")
 

