@@ -110,7 +110,8 @@ def main() -> None:
     model, summary = train(args.seed, args.epochs)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(args.out), metadata={"seed": str(args.seed), "epochs": str(args.epochs)})
+    # No safetensors metadata: its key order is not stable, and the file's sha256 must be reproducible.
+    save_file(state, str(args.out))
     digest = sha256_file(args.out)
     summary.update(sha256=digest, torch_version=torch.__version__, weights_bytes=args.out.stat().st_size)
     args.results.parent.mkdir(parents=True, exist_ok=True)

@@ -137,11 +137,15 @@ def train(
                                   "run without --resume to start afresh")
         state = ckpt.load_checkpoint(latest)
         cfg = _resume_config(state["config"], cfg, explicit)
-    return _run(registry, cfg, state, progress, pm)
+    return run_config(registry, cfg, state, progress, pm)
 
 
-def _run(registry: Registry, cfg: TrainConfig, state: dict[str, Any] | None, progress: bool,
-         pm: pluggy.PluginManager | None) -> TrainResult:
+def run_config(registry: Registry, cfg: TrainConfig, state: dict[str, Any] | None = None, progress: bool = True,
+               pm: pluggy.PluginManager | None = None, **run_options: Any) -> TrainResult:
+    """Train a resolved config: load the data, seed, assemble, (restore ``state``), run.
+
+    ``run_options`` go to :meth:`ganzoo.trainer.Trainer.run` (``max_seconds``, ``evaluate``, ...).
+    """
     device = resolve_device(cfg.device)
     data = load_images(registry, cfg.dataset, split="train", root=cfg.data_root, download=cfg.download,
                        image_size=cfg.image_size)
@@ -153,7 +157,7 @@ def _run(registry: Registry, cfg: TrainConfig, state: dict[str, Any] | None, pro
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    return trainer.run(out, progress=progress)
+    return trainer.run(out, progress=progress, **run_options)
 
 
 def load_generator(checkpoint: str | Path, pm: pluggy.PluginManager | None = None,

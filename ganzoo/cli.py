@@ -151,3 +151,79 @@ def sample_cmd(checkpoint: Path, count: int, out: Path, seed: int) -> None:
 
 def main() -> None:  # pragma: no cover
     cli(prog_name="ganzoo")
+
+
+@cli.command("bench")
+@click.option("--variants", help="Comma-separated variants (default: the profile's, vanilla,dcgan,wgan-gp).")
+@click.option("--profile", "profile_name", help="Bundled profile: quick (default), mnist, cifar10.")
+@click.option("--config", "profile_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="A profile YAML file instead of a bundled profile.")
+@click.option("--seeds", type=click.IntRange(min=1), help="Trials per variant (mean and std over seeds).")
+@click.option("--steps", type=click.IntRange(min=1), help="Generator steps per trial.")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), help="Seconds of training per trial.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/bench"),
+              show_default=True, help="Bench directory (results.json, plots, grids, checkpoints).")
+@click.option("--feature-extractor", help="ganzoo-mnist (offline) or inception-v3-compat.")
+@click.option("--feature-extractor-weights", type=click.Path(dir_okay=False, path_type=Path),
+              help="Weights file of the feature extractor (Inception: pt_inception-2015-12-05-6726825d.pth).")
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@library_errors
+def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path | None, seeds: int | None,
+              steps: int | None, seconds: float | None, out: Path, feature_extractor: str | None,
+              feature_extractor_weights: Path | None, no_progress: bool) -> None:
+    """Train variants under one budget, score them with torch-fidelity, write OUT/results.json.
+
+    \b
+    Examples:
+      ganzoo bench --variants vanilla,dcgan,wgan
+      ganzoo bench --profile quick --seeds 3 --out runs/bench3
+      ganzoo bench --profile cifar10 --feature-extractor-weights ~/weights/pt_inception-2015-12-05-6726825d.pth
+
+    An interrupted bench re-run with the same --out re-runs only the trials that did not finish.
+    """
+    from .bench import bench
+
+    if profile_name and profile_file:
+        raise click.UsageError("give --profile or --config, not both")
+    warn_load_failures()
+    names = [v.strip() for v in variants.split(",") if v.strip()] if variants else None
+    results = bench(names, profile=profile_file or profile_name, out=out, seeds=seeds, steps=steps,
+                    seconds=seconds, feature_extractor=feature_extractor,
+                    feature_extractor_weights=feature_extractor_weights, progress=not no_progress)
+    click.echo(f"{'variant':<10} {'seed':>4} {'status':<9} {'steps':>7} {'FID':>8} {'KID':>8} {'IS':>6} "
+               f"{'prec':>6} {'recall':>6} {'classes':>7} {'untrained FID':>13}")
+    for t in results["trials"]:
+        f = t.get("final") or {}
+        u = t.get("untrained") or {}
+
+        def num(d: dict, key: str, fmt: str) -> str:
+            return format(d[key], fmt) if key in d else "-"
+
+        click.echo(f"{t['variant']:<10} {t['seed']:>4} {t['status']:<9} {t.get('steps', '-')!s:>7} "
+                   f"{num(f, 'fid', '8.2f')} {num(f, 'kid_mean', '8.4f')} {num(f, 'is_mean', '6.2f')} "
+                   f"{num(f, 'precision', '6.3f')} {num(f, 'recall', '6.3f')} {num(f, 'classes_covered', '7.0f')} "
+                   f"{num(u, 'fid', '13.2f')}")
+        if t["status"] != "ok":
+            click.echo(f"    {t['reason']}")
+    click.echo(f"results: {out / 'results.json'}")
+
+
+@cli.command("leaderboard")
+@click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("docs/leaderboard.md"),
+              show_default=True, help="Markdown page to write.")
+@click.option("--check", is_flag=True, help="Exit 1 if OUT differs from what RESULTS give (for CI).")
+@library_errors
+def leaderboard_cmd(results: tuple[Path, ...], out: Path, check: bool) -> None:
+    """Render the leaderboard page from RESULTS (results.json files or bench directories) only."""
+    from .leaderboard import render, write_leaderboard
+
+    if check:
+        expected = render(list(results), out)
+        if not out.is_file() or out.read_text() != expected:
+            raise click.ClickException(f"{out} is out of date; regenerate it with: ganzoo leaderboard "
+                                       f"{' '.join(map(str, results))} -o {out}")
+        click.echo(f"{out} is up to date")
+        return
+    write_leaderboard(list(results), out)
+    click.echo(f"wrote {out}")

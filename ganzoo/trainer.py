@@ -219,14 +219,19 @@ class Trainer:
         d_val = g_val = math.nan
         evaluations: list[dict[str, Any]] = []
         stopped_by = "steps"
-        bar = tqdm(total=cfg.steps, initial=self.step, desc=f"{cfg.variant}", unit="step", disable=not progress,
-                   dynamic_ncols=True, leave=False)
+        # With a time budget the bar counts seconds of training (its ETA is then right); otherwise steps.
+        by_time = max_seconds is not None
+        bar = tqdm(total=round(max_seconds) if by_time else cfg.steps, initial=0 if by_time else self.step,
+                   desc=cfg.variant, unit="s" if by_time else "step", disable=not progress, dynamic_ncols=True,
+                   leave=False, bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
 
         def run_evaluation() -> None:
             if evaluate is not None:
                 metrics = evaluate(self)
                 evaluations.append({"step": self.step, "train_seconds": round(train_seconds, 3), **metrics})
 
+        if self.step == 0:
+            run_evaluation()  # the untrained generator: the baseline every later score is compared with
         with open(out / "log.jsonl", "a") as log:
             while self.step < cfg.steps:
                 t0 = time.perf_counter()
@@ -235,7 +240,7 @@ class Trainer:
                 train_seconds += time.perf_counter() - t0
                 if not (math.isfinite(d_val) and math.isfinite(g_val)):
                     raise DivergenceError(self.step, f"non-finite loss (d_loss={d_val}, g_loss={g_val})")
-                bar.update(1)
+                bar.update(min(train_seconds, max_seconds) - bar.n if by_time else 1)
                 out_of_time = max_seconds is not None and train_seconds >= max_seconds
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps or out_of_time:
                     seen = (self.step - start_step) * images_per_step
@@ -244,7 +249,7 @@ class Trainer:
                               "img_per_s": round(seen / train_seconds, 2) if train_seconds > 0 else None}
                     log.write(json.dumps(record) + "\n")
                     log.flush()
-                    bar.set_postfix(d=f"{d_val:.3f}", g=f"{g_val:.3f}")
+                    bar.set_postfix(step=self.step, d=f"{d_val:.3f}", g=f"{g_val:.3f}")
                 if out_of_time:
                     stopped_by = "seconds"
                     break

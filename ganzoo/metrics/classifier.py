@@ -24,7 +24,7 @@ from ..errors import GanzooError
 
 WEIGHTS_PATH = Path(__file__).parent / "weights" / "mnist_cnn.safetensors"
 #: sha256 of ``weights/mnist_cnn.safetensors`` as written by ``benchmarks/train_feature_extractor.py``.
-WEIGHTS_SHA256 = "a7f61270e590bf9982423f32ee5e6ce6cd5fe035bb7eec1fa3f366fc6eadf13b"
+WEIGHTS_SHA256 = "057ded40dbc0abcf981703cbe5d996270ff7f4ebbefcd09519c9c773562fc7bd"
 FEATURE_DIM = 128
 NUM_CLASSES = 10
 MNIST5K_TRAIN_PER_CLASS = 450

@@ -1,0 +1,1 @@
+"""Benchmark profiles shipped with ganzoo (installed as ``ganzoo.profiles``)."""

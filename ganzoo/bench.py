@@ -1,0 +1,317 @@
+"""The benchmark harness: train variants under one budget, score them with torch-fidelity, write results.
+
+``bench(["vanilla", "dcgan", "wgan"])`` trains every (variant, seed) trial on the same dataset with the same
+budget (generator steps and/or seconds of training), evaluates every ``eval_every`` steps (or
+``eval_every_seconds``), at step 0 (the untrained generator) and at the end, and writes ``results.json``
+with one record per trial, each pinning its protocol. Trials already recorded in ``results.json`` with the
+same config are skipped, so an interrupted bench re-runs only what did not finish.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import platform
+import time
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import pluggy
+import torch
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from tqdm.auto import tqdm
+
+from . import api
+from .assembly import resolve_config
+from .checkpoint import atomic_write_bytes
+from .config import load_yaml, merge
+from .data import load_images, to_uint8
+from .errors import ConfigError, DivergenceError, GanzooError, UsageError
+from .plots import plot_losses, plot_metrics
+from .registry import get_registry
+
+RESULTS_FORMAT = 1
+RESULTS_FILE = "results.json"
+# metric -> lower is better
+METRIC_DIRECTIONS = {"fid": True, "kid_mean": True, "kid_std": True, "is_mean": False, "is_std": False,
+                     "precision": False, "recall": False, "classes_covered": False, "class_kl": True}
+
+
+class BenchProfile(BaseModel):
+    """A benchmark protocol, loaded from a YAML profile (``benchmarks/profiles/*.yaml``) or built in code."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "custom"
+    description: str = ""
+    variants: list[str] = Field(default_factory=lambda: ["vanilla", "dcgan", "wgan-gp"])
+    dataset: str = "mnist-5k"
+    real_split: Literal["train", "test"] = Field("train", description="Reference split for the real statistics.")
+    seeds: int = Field(1, gt=0, description="Trials per variant, seeds 0..seeds-1.")
+    steps: int = Field(1_000_000, gt=0, description="Generator steps per trial (a cap when seconds is set).")
+    seconds: float | None = Field(None, gt=0, description="Seconds of training per trial (evaluation excluded).")
+    eval_every: int = Field(0, ge=0, description="Evaluate every N generator steps (0: off).")
+    eval_every_seconds: float = Field(0.0, ge=0, description="Evaluate every N seconds of training (0: off).")
+    num_fake: int = Field(2000, gt=1, description="Generated images per evaluation.")
+    feature_extractor: str = "ganzoo-mnist"
+    feature_extractor_weights: Path | None = None
+    device: str = "cpu"
+    overrides: dict[str, Any] = Field(default_factory=dict, description="Training config keys for every variant.")
+    variant_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict,
+                                                          description="Training config keys per variant.")
+
+
+def profiles_dir() -> Path:
+    """Where the bundled profiles live (``benchmarks/profiles`` in the source tree)."""
+    return Path(str(resources.files("ganzoo.profiles")))
+
+
+def list_profiles() -> list[str]:
+    """Names of the bundled benchmark profiles."""
+    return sorted(p.stem for p in profiles_dir().glob("*.yaml"))
+
+
+def load_profile(profile: str | Path | None = None, **changes: Any) -> BenchProfile:
+    """Load a bundled profile by name (default ``quick``) or a YAML file, then apply non-``None`` ``changes``."""
+    if profile is None:
+        profile = "quick"
+    path = Path(profile)
+    if not path.suffix:
+        path = profiles_dir() / f"{profile}.yaml"
+        if not path.is_file():
+            raise UsageError(f"unknown benchmark profile {str(profile)!r}; available: {', '.join(list_profiles())} "
+                             "(or pass a YAML file)")
+    data = merge(load_yaml(path), {k: v for k, v in changes.items() if v is not None})
+    try:
+        return BenchProfile.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError(f"invalid benchmark profile {str(path)!r}:\n  " + "\n  ".join(lines)) from None
+
+
+def hardware() -> dict[str, Any]:
+    """The machine a trial ran on: CPU model, threads, GPU."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "threads": torch.get_num_threads(), "gpu": gpu, "platform": platform.platform()}
+
+
+def make_evaluator(real: torch.Tensor, profile: BenchProfile, seed: int,
+                   cache_dir: Path | None) -> Callable[[Any], dict[str, float]]:
+    """An ``evaluate(trainer)`` for :meth:`Trainer.run` that scores ``profile.num_fake`` generated images.
+
+    The latents come from a generator seeded with ``seed`` on every call, so evaluations use the same
+    latents, and training draws nothing less or more because of them.
+    """
+    from . import metrics
+
+    def evaluate(trainer: Any) -> dict[str, float]:
+        rng = torch.Generator().manual_seed(10_000 + seed)
+        fake = []
+        remaining = profile.num_fake
+        while remaining > 0:
+            n = min(500, remaining)
+            z = torch.randn(n, trainer.config.latent_dim, generator=rng).to(trainer.device)
+            fake.append(to_uint8(trainer.sample(z)).cpu())
+            remaining -= n
+        return metrics.evaluate(torch.cat(fake), real, feature_extractor=profile.feature_extractor,
+                                feature_extractor_weights=profile.feature_extractor_weights, cache_dir=cache_dir)
+
+    return evaluate
+
+
+def best_scores(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The best value of each metric over the evaluations after step 0, with the step it was reached at."""
+    trained = [h for h in history if h["step"] > 0]
+    best: dict[str, Any] = {}
+    for key, lower in METRIC_DIRECTIONS.items():
+        rows = [h for h in trained if key in h and math.isfinite(h[key])]
+        if rows:
+            row = (min if lower else max)(rows, key=lambda h: h[key])
+            best[key] = row[key]
+            best[f"{key}_step"] = row["step"]
+    return best
+
+
+def _config_hash(cfg_json: dict[str, Any], profile: BenchProfile) -> str:
+    protocol = profile.model_dump(mode="json", exclude={"name", "description", "variants", "seeds"})
+    blob = json.dumps({"config": cfg_json, "protocol": protocol}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    """Read a ``results.json`` (or the one inside a bench directory)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULTS_FILE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"results file {str(path)!r} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise GanzooError(f"results file {str(path)!r} is not valid JSON: {exc}") from None
+    if data.get("format") != RESULTS_FORMAT or not isinstance(data.get("trials"), list):
+        raise GanzooError(f"{str(path)!r} is not a ganzoo results file (format {RESULTS_FORMAT})")
+    return data
+
+
+def _write_results(out: Path, profile: BenchProfile, trials: list[dict[str, Any]]) -> None:
+    data = {"format": RESULTS_FORMAT, "profile": profile.model_dump(mode="json"), "trials": trials}
+    text = json.dumps(data, indent=2, sort_keys=False) + "\n"
+    atomic_write_bytes(out / RESULTS_FILE, lambda f: f.write(text.encode()))
+
+
+def run_trial(profile: BenchProfile, variant: str, seed: int, out: Path, real: torch.Tensor, *,
+              config_hash: str, cfg: Any, progress: bool, cache_dir: Path | None,
+              pm: pluggy.PluginManager | None) -> dict[str, Any]:
+    """Train and score one (variant, seed); never raises for a failing or diverging variant."""
+    from . import metrics
+
+    trial_dir = Path(cfg.out)
+    rel = trial_dir.relative_to(out).as_posix()
+    record: dict[str, Any] = {
+        "variant": cfg.variant, "requested_as": variant, "seed": seed, "status": "running", "reason": None,
+        "diverged_at": None, "config_hash": config_hash,
+        "protocol": {
+            "profile": profile.name, "dataset": profile.dataset, "train_split": "train",
+            "real_split": profile.real_split, "num_real": int(real.shape[0]), "num_fake": profile.num_fake,
+            "feature_extractor": metrics.extractor_info(profile.feature_extractor,
+                                                        profile.feature_extractor_weights),
+            "budget": {"steps": profile.steps, "seconds": profile.seconds},
+            "eval_every": profile.eval_every, "eval_every_seconds": profile.eval_every_seconds,
+            "seed": seed, "config_hash": config_hash, "config": cfg.model_dump(mode="json"),
+            "versions": {**api.versions(pm), "torch_fidelity": _torch_fidelity_version()},
+        },
+        "hardware": hardware(),
+    }
+    started = time.perf_counter()
+    history: list[dict[str, Any]] = []
+
+    def evaluate(trainer: Any) -> dict[str, float]:
+        scores = evaluator(trainer)
+        history.append({"step": trainer.step, **scores})
+        return scores
+
+    evaluator = make_evaluator(real, profile, seed, cache_dir)
+    registry = get_registry(pm)
+    try:
+        result = api.run_config(registry, cfg, None, progress, pm, max_seconds=profile.seconds, evaluate=evaluate,
+                                eval_every=profile.eval_every, eval_every_seconds=profile.eval_every_seconds)
+    except DivergenceError as exc:
+        record.update(status="diverged", reason=str(exc), diverged_at=exc.step)
+    except GanzooError as exc:
+        record.update(status="failed", reason=str(exc))
+    except Exception as exc:  # a plugin bug must not stop the other variants
+        record.update(status="failed", reason=f"{type(exc).__name__}: {exc}")
+    else:
+        record.update(status="ok", steps=result.steps, images_seen=result.images_seen,
+                      train_seconds=result.train_seconds, images_per_second=result.images_per_second,
+                      stopped_by=result.stopped_by, components=result.components)
+    record["wall_seconds"] = round(time.perf_counter() - started, 3)
+    record["history"] = history
+    untrained = [h for h in history if h["step"] == 0]
+    record["untrained"] = {k: v for k, v in untrained[0].items() if k != "step"} if untrained else None
+    if record["status"] == "ok":
+        record["final"] = {k: v for k, v in history[-1].items() if k != "step"}
+        record["best"] = best_scores(history)
+    artifacts: dict[str, str] = {}
+    if (trial_dir / "log.jsonl").is_file() and (trial_dir / "log.jsonl").stat().st_size:
+        artifacts["loss_plot"] = f"{rel}/loss.png"
+        plot_losses(trial_dir / "log.jsonl", trial_dir / "loss.png", f"{cfg.variant} seed {seed}")
+    if len(history) > 1:
+        artifacts["metrics_plot"] = f"{rel}/metrics.png"
+        plot_metrics(history, trial_dir / "metrics.png", f"{cfg.variant} seed {seed}")
+    if (trial_dir / "samples.png").is_file() and record["status"] == "ok":
+        artifacts["samples"] = f"{rel}/samples.png"
+    if record["status"] == "ok":
+        artifacts["checkpoint"] = f"{rel}/checkpoints"
+    record["artifacts"] = artifacts
+    return record
+
+
+def _torch_fidelity_version() -> str:
+    import torch_fidelity
+
+    return str(torch_fidelity.__version__)
+
+
+def bench(
+    variants: list[str] | None = None,
+    *,
+    profile: str | Path | BenchProfile | None = None,
+    out: str | Path = "runs/bench",
+    seeds: int | None = None,
+    steps: int | None = None,
+    seconds: float | None = None,
+    feature_extractor: str | None = None,
+    feature_extractor_weights: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+    pm: pluggy.PluginManager | None = None,
+) -> dict[str, Any]:
+    """Run a benchmark and return the contents of its ``results.json``.
+
+    ``profile`` is a bundled profile name (``quick``, the default, runs offline on mnist-5k in minutes on a
+    CPU), a YAML file or a :class:`BenchProfile`; the keyword arguments override it. Trials already in
+    ``out/results.json`` with the same config are kept and not re-run.
+
+    Example::
+
+        results = ganzoo.bench(["vanilla", "dcgan", "wgan"], out="runs/bench")
+        print([(t["variant"], t["final"]["fid"]) for t in results["trials"]])
+    """
+    changes = {"variants": variants, "seeds": seeds, "steps": steps, "seconds": seconds,
+               "feature_extractor": feature_extractor,
+               "feature_extractor_weights": str(feature_extractor_weights) if feature_extractor_weights else None}
+    prof = (profile.model_copy(update={k: v for k, v in changes.items() if v is not None})
+            if isinstance(profile, BenchProfile) else load_profile(profile, **changes))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else None
+    registry = get_registry(pm)
+    from . import metrics
+
+    metrics.extractor_info(prof.feature_extractor, prof.feature_extractor_weights)  # fail early, clearly
+    # Resolve every trial's config first: a typo in a variant name fails before anything trains.
+    plan = []
+    canonical_names: dict[str, str] = {}
+    for variant in prof.variants:
+        canonical_names.setdefault(registry.variants.get(variant).item.name, variant)  # aliases run once
+    for canonical, variant in canonical_names.items():
+        overrides = merge(prof.overrides, prof.variant_overrides.get(canonical, prof.variant_overrides.get(variant,
+                                                                                                            {})))
+        for seed in range(prof.seeds):
+            cfg = resolve_config(registry, canonical, overrides={k: v for k, v in overrides.items()},
+                                 steps=prof.steps, dataset=prof.dataset, seed=seed, device=prof.device,
+                                 out=str(out / canonical / f"seed-{seed}"))
+            cfg = cfg.model_copy(update={"sample_every": 0, "checkpoint_every": 0})
+            plan.append((variant, seed, cfg, _config_hash(cfg.model_dump(mode="json", exclude={"out"}), prof)))
+    real = load_images(registry, prof.dataset, split=prof.real_split, root=plan[0][2].data_root if plan else
+                       Path("~/.cache/ganzoo/data"), download=True, image_size=plan[0][2].image_size if plan else None)
+    previous = load_results(out)["trials"] if (out / RESULTS_FILE).is_file() else []
+    records = {(t["variant"], t["seed"], t["config_hash"]): t for t in previous if t["status"] != "running"}
+    order = [(cfg.variant, seed, config_hash) for _, seed, cfg, config_hash in plan]
+    bar = tqdm(plan, desc="bench", unit="trial", disable=not progress, dynamic_ncols=True)
+    for variant, seed, cfg, config_hash in bar:
+        key = (cfg.variant, seed, config_hash)
+        bar.set_description(f"bench {cfg.variant} seed {seed}")
+        if key in records:  # finished in an earlier, interrupted bench
+            continue
+        records[key] = run_trial(prof, variant, seed, out, real.images, config_hash=config_hash, cfg=cfg,
+                                 progress=progress, cache_dir=cache, pm=pm)
+        _write_results(out, prof, [records[k] for k in order if k in records])
+    bar.close()
+    _write_results(out, prof, [records[k] for k in order])
+    (out / "profile.yaml").write_text(yaml.safe_dump(prof.model_dump(mode="json"), sort_keys=False))
+    return load_results(out)

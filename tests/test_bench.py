@@ -1,0 +1,170 @@
+"""The benchmark harness: records, failures and divergence, resume, and the leaderboard it feeds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import registered
+from torch import nn
+
+import ganzoo
+from ganzoo import Generator, Loss, LossSpec, Variant, hookimpl
+from ganzoo.bench import BenchProfile, bench, load_profile
+from ganzoo.cli import cli
+from ganzoo.leaderboard import render
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_profile(**changes) -> BenchProfile:
+    base = dict(name="tiny", variants=["vanilla"], steps=20, num_fake=200, device="cpu",
+                overrides={"batch_size": 32, "log_every": 5})
+    return BenchProfile(**{**base, **changes})
+
+
+class NaNAfter(Loss):
+    """The GAN loss until its third discriminator call, then NaN: a run that diverges at step 3."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def discriminator_loss(self, D, real, fake):
+        self.calls += 1
+        loss = nn.functional.softplus(-D(real)).mean() + nn.functional.softplus(D(fake)).mean()
+        return loss * float("nan") if self.calls >= 3 else loss
+
+    def generator_loss(self, D, fake):
+        return nn.functional.softplus(-D(fake)).mean()
+
+
+class Crashes(nn.Module):
+    def __init__(self, latent_dim, image_shape):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(latent_dim, 784), nn.Tanh(), nn.Unflatten(1, (1, 28, 28)))
+        self.calls = 0
+
+    def forward(self, z):
+        self.calls += 1
+        if self.calls > 3:  # passes ganzoo's fit check and the first evaluation, then breaks
+            raise RuntimeError("generator exploded")
+        return self.net(z)
+
+
+class Troublemakers:
+    @hookimpl
+    def register_generators(self, register):
+        register(Generator("crashes", Crashes))
+
+    @hookimpl
+    def register_losses(self, register):
+        register(LossSpec("nan-after-2", NaNAfter))
+
+    @hookimpl
+    def register_variants(self, register):
+        register(Variant("diverges", generator="mlp", discriminator="mlp", loss="nan-after-2"))
+        register(Variant("crashes", generator="crashes", discriminator="mlp", loss="gan"))
+
+
+def test_bench_records_failures_and_divergence_and_goes_on(tmp_path: Path) -> None:
+    with registered(Troublemakers(), "trouble"):
+        results = bench(profile=tiny_profile(variants=["diverges", "crashes", "vanilla"]), out=tmp_path,
+                        progress=False, cache_dir=tmp_path / "cache")
+    trials = {t["variant"]: t for t in results["trials"]}
+    assert trials["diverges"]["status"] == "diverged" and trials["diverges"]["diverged_at"] == 3
+    assert "non-finite loss" in trials["diverges"]["reason"]
+    assert not list((tmp_path / "diverges" / "seed-0").glob("checkpoints/*.pt"))  # no checkpoint left behind
+    assert trials["crashes"]["status"] == "failed" and "generator exploded" in trials["crashes"]["reason"]
+    ok = trials["vanilla"]
+    assert ok["status"] == "ok" and ok["steps"] == 20 and ok["images_seen"] == 20 * 32
+    assert [h["step"] for h in ok["history"]] == [0, 20]
+    assert ok["untrained"]["fid"] == ok["history"][0]["fid"]
+    assert set(ok["final"]) >= {"fid", "kid_mean", "is_mean", "precision", "recall", "classes_covered", "class_kl"}
+    proto = ok["protocol"]
+    assert proto["dataset"] == "mnist-5k" and proto["num_real"] == 4500 and proto["num_fake"] == 200
+    assert len(proto["feature_extractor"]["sha256"]) == 64
+    assert {"torch", "torch_fidelity", "ganzoo", "plugins"} <= proto["versions"].keys()
+    assert proto["seed"] == 0 and len(proto["config_hash"]) == 16
+    for key in ("samples", "loss_plot", "metrics_plot"):
+        assert (tmp_path / ok["artifacts"][key]).is_file()
+    on_disk = json.loads((tmp_path / "results.json").read_text())
+    assert [t["variant"] for t in on_disk["trials"]] == ["diverges", "crashes", "vanilla"]
+    page = render([tmp_path], tmp_path / "board.md")
+    assert "diverged at step 3 (seed 0)" in page and "failed (seed 0)" in page
+
+
+def test_interrupted_bench_reruns_only_what_did_not_finish(tmp_path: Path) -> None:
+    profile = tiny_profile(variants=["vanilla", "gan", "dcgan"], steps=2,
+                           overrides={"batch_size": 8, "log_every": 1})
+    first = bench(profile=profile, out=tmp_path, progress=False, cache_dir=tmp_path / "cache")
+    assert [t["variant"] for t in first["trials"]] == ["vanilla", "dcgan"]  # the alias runs once
+    data = json.loads((tmp_path / "results.json").read_text())
+    data["trials"] = data["trials"][:1]  # as if the bench was killed during the dcgan trial
+    (tmp_path / "results.json").write_text(json.dumps(data))
+    second = bench(profile=profile, out=tmp_path, progress=False, cache_dir=tmp_path / "cache")
+    assert second["trials"][0] == first["trials"][0]  # kept as recorded, not re-run
+    assert second["trials"][1]["status"] == "ok"
+    assert second["trials"][1]["wall_seconds"] != first["trials"][1]["wall_seconds"]
+
+
+def test_evaluation_leaves_the_training_trajectory_unchanged(tmp_path: Path) -> None:
+    with_eval = bench(profile=tiny_profile(steps=6, eval_every=2, variants=["dcgan"],
+                                           overrides={"batch_size": 8, "log_every": 1}),
+                      out=tmp_path / "a", progress=False, cache_dir=tmp_path / "cache")
+    assert [h["step"] for h in with_eval["trials"][0]["history"]] == [0, 2, 4, 6]
+    ganzoo.train("dcgan", steps=6, seed=0, out=tmp_path / "b", progress=False,
+                 overrides={"batch_size": 8, "log_every": 1, "sample_every": 0})
+    a = ganzoo.checkpoint.load_checkpoint(tmp_path / "a" / "dcgan" / "seed-0")
+    b = ganzoo.checkpoint.load_checkpoint(tmp_path / "b")
+    for net in ("generator", "discriminator"):
+        for key, value in a[net].items():
+            assert torch.equal(value, b[net][key]), f"{net}.{key}"
+
+
+def test_profiles_load_and_bad_profiles_are_refused(tmp_path: Path) -> None:
+    quick = load_profile("quick")
+    assert quick.dataset == "mnist-5k" and quick.seconds and quick.feature_extractor == "ganzoo-mnist"
+    assert {"quick", "mnist", "cifar10"} <= set(ganzoo.bench.list_profiles())
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("variants: [vanilla]\nnum_fakes: 10\n")
+    with pytest.raises(ganzoo.ConfigError, match="num_fakes"):
+        load_profile(bad)
+    with pytest.raises(ganzoo.UsageError, match="unknown benchmark profile 'nope'"):
+        load_profile("nope")
+
+
+def test_bench_cli_usage_errors(runner) -> None:
+    result = runner.invoke(cli, ["bench", "--variants", "vanilla,stylegan9"])
+    assert result.exit_code == 2 and "unknown variant 'stylegan9'" in result.output
+    result = runner.invoke(cli, ["bench", "--profile", "nope"])
+    assert result.exit_code == 2 and "quick" in result.output
+
+
+def _fake_results(path: Path, fids: list[float]) -> Path:
+    proto = {"profile": "p", "dataset": "mnist-5k", "real_split": "train", "num_real": 4500, "num_fake": 100,
+             "budget": {"steps": 10, "seconds": None},
+             "feature_extractor": {"name": "ganzoo-mnist", "sha256": "ab" * 32},
+             "versions": {"torch": "2.x", "torch_fidelity": "0.4.0", "ganzoo": "0.1.0"}}
+    trials = [{"variant": "dcgan", "seed": i, "status": "ok", "steps": 10, "train_seconds": 4.0 + 2 * i,
+               "images_per_second": 100.0, "final": {"fid": fid, "precision": 0.5}, "untrained": {"fid": 400.0},
+               "protocol": proto, "hardware": {"cpu": "cpu", "threads": 2, "gpu": None}, "artifacts": {}}
+              for i, fid in enumerate(fids)]
+    path.write_text(json.dumps({"format": 1, "profile": {}, "trials": trials}))
+    return path
+
+
+def test_leaderboard_mean_and_std_over_seeds(tmp_path: Path, runner) -> None:
+    results = _fake_results(tmp_path / "results.json", [10.0, 14.0])
+    page = render([results], tmp_path / "board.md")
+    # mean 12, sample std sqrt(((10-12)^2 + (14-12)^2) / 1) = 2.828...
+    assert "| dcgan | 2 | 12.00 ± 2.83 |" in page
+    assert "0.500 ± 0.000" in page and "400.00 ± 0.00" in page
+    assert "5 ± 1 s" in page  # train seconds 4 and 6: mean 5, std 1.41
+    out = tmp_path / "board.md"
+    assert runner.invoke(cli, ["leaderboard", str(results), "-o", str(out)]).exit_code == 0
+    assert runner.invoke(cli, ["leaderboard", str(results), "-o", str(out), "--check"]).exit_code == 0
+    out.write_text(out.read_text() + "edited by hand\n")
+    check = runner.invoke(cli, ["leaderboard", str(results), "-o", str(out), "--check"])
+    assert check.exit_code == 1 and "out of date" in check.output
