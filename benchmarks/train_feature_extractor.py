@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
+import ganzoo
 from ganzoo.metrics.classifier import (
     WEIGHTS_PATH,
     MnistCNN,
-    mnist5k_split,
     sha256_file,
     uint8_to_input,
 )
@@ -60,8 +60,9 @@ def train(seed: int, epochs: int, batch_size: int = 64, lr: float = 3e-3) -> tup
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(2)
-    x_train_u8, y_train = mnist5k_split("train")
-    x_test_u8, y_test = mnist5k_split("test")
+    train, test = ganzoo.load_dataset("mnist-5k", "train"), ganzoo.load_dataset("mnist-5k", "test")
+    x_train_u8, y_train = train.images, train.labels
+    x_test_u8, y_test = test.images, test.labels
     x_train, x_test = uint8_to_input(x_train_u8), uint8_to_input(x_test_u8)
 
     model = MnistCNN()

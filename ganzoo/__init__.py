@@ -15,6 +15,7 @@ from .api import (
     build_config,
     list_components,
     list_variants,
+    load_dataset,
     load_generator,
     plugin_manager,
     sample,
@@ -43,5 +44,5 @@ __all__ = [
     "CheckpointError", "ConfigError", "DatasetError", "DatasetSpec", "Discriminator", "DivergenceError",
     "GanzooError", "Generator", "Loss", "LossSpec", "PluginError", "TrainConfig", "TrainResult",
     "UnknownNameError", "UsageError", "Variant", "build_config", "hookimpl", "list_components", "list_plugins",
-    "list_variants", "load_failures", "load_generator", "plugin_manager", "sample", "train", "version",
+    "list_variants", "load_dataset", "load_failures", "load_generator", "plugin_manager", "sample", "train", "version",
 ]

@@ -13,7 +13,7 @@ import yaml
 from . import checkpoint as ckpt
 from .assembly import assemble, resolve_config
 from .config import TrainConfig, validate_config
-from .data import load_images
+from .data import ImageData, load_images
 from .errors import CheckpointError, ConfigError
 from .images import save_grid
 from .plugins import get_plugin_manager, list_plugins
@@ -158,6 +158,19 @@ def run_config(registry: Registry, cfg: TrainConfig, state: dict[str, Any] | Non
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     return trainer.run(out, progress=progress, **run_options)
+
+
+def load_dataset(name: str = "mnist-5k", split: str = "train", *, root: str | Path = "~/.cache/ganzoo/data",
+                 download: bool = True, image_size: int | None = None,
+                 pm: pluggy.PluginManager | None = None) -> ImageData:
+    """Load a registered dataset split as ``uint8`` images ``(N, C, H, W)`` (and labels where it has them).
+
+    Example::
+
+        test = ganzoo.load_dataset("mnist-5k", "test")   # 500 images, 50 per digit
+        print(test.images.shape, test.labels.bincount())
+    """
+    return load_images(get_registry(pm), name, split=split, root=root, download=download, image_size=image_size)
 
 
 def load_generator(checkpoint: str | Path, pm: pluggy.PluginManager | None = None,

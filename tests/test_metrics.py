@@ -13,6 +13,7 @@ from torch import nn
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
+import ganzoo
 from ganzoo.errors import GanzooError, UnknownNameError, UsageError
 from ganzoo.metrics import (
     CLASS_KL,
@@ -33,7 +34,6 @@ from ganzoo.metrics import (
     evaluate,
     extractor_info,
     load_classifier,
-    mnist5k_split,
     real_stats_key,
     register,
 )
@@ -42,12 +42,12 @@ from ganzoo.metrics.classifier import sha256_file
 
 @pytest.fixture(scope="module")
 def train_images() -> torch.Tensor:
-    return mnist5k_split("train")[0]
+    return ganzoo.load_dataset("mnist-5k", "train").images
 
 
 @pytest.fixture(scope="module")
 def test_images() -> torch.Tensor:
-    return mnist5k_split("test")[0]
+    return ganzoo.load_dataset("mnist-5k", "test").images
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +79,8 @@ def anchors(train_images: torch.Tensor, test_images: torch.Tensor, cache_dir: Pa
 
 
 def test_split_matches_the_project_split(train_images: torch.Tensor, test_images: torch.Tensor) -> None:
-    _, y_train = mnist5k_split("train")
-    _, y_test = mnist5k_split("test")
+    y_train = ganzoo.load_dataset("mnist-5k", "train").labels
+    y_test = ganzoo.load_dataset("mnist-5k", "test").labels
     assert train_images.shape == (4500, 1, 28, 28) and train_images.dtype == torch.uint8
     assert test_images.shape == (500, 1, 28, 28)
     assert torch.equal(torch.bincount(y_train), torch.full((10,), 450))

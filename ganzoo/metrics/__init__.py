@@ -14,7 +14,6 @@ from .classifier import (
     MnistCNN,
     WeightsIntegrityError,
     load_classifier,
-    mnist5k_split,
     uint8_to_input,
     verify_weights,
 )
@@ -55,6 +54,6 @@ __all__ = [
     "INCEPTION", "IS_MEAN", "IS_STD", "KID_MEAN", "KID_STD", "METRIC_KEYS", "PRECISION", "PREPROCESSING",
     "RECALL", "SUPPORTED_EXTRACTORS", "WEIGHTS_PATH", "WEIGHTS_SHA256", "FeatureExtractorGanzooMnist",
     "FeatureExtractorUnavailable", "MnistCNN", "WeightsIntegrityError", "class_balance", "evaluate",
-    "extractor_info", "inception_hub_path", "load_classifier", "mnist5k_split", "predict_digits",
+    "extractor_info", "inception_hub_path", "load_classifier", "predict_digits",
     "real_stats_key", "register", "resolve_weights", "uint8_to_input", "verify_weights",
 ]

