@@ -22,6 +22,7 @@ from .api import (
     train,
     version,
 )
+from .bench import bench
 from .components import DatasetSpec, Discriminator, Generator, Loss, LossSpec, Variant
 from .config import TrainConfig
 from .errors import (
@@ -43,6 +44,6 @@ __version__ = version()
 __all__ = [
     "CheckpointError", "ConfigError", "DatasetError", "DatasetSpec", "Discriminator", "DivergenceError",
     "GanzooError", "Generator", "Loss", "LossSpec", "PluginError", "TrainConfig", "TrainResult",
-    "UnknownNameError", "UsageError", "Variant", "build_config", "hookimpl", "list_components", "list_plugins",
+    "UnknownNameError", "UsageError", "Variant", "bench", "build_config", "hookimpl", "list_components", "list_plugins",
     "list_variants", "load_dataset", "load_failures", "load_generator", "plugin_manager", "sample", "train", "version",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import yaml
 
 from . import checkpoint as ckpt
 from .assembly import assemble, resolve_config
-from .config import TrainConfig, validate_config
+from .config import TrainConfig, load_yaml, parse_override, validate_config
 from .data import ImageData, load_images
 from .errors import CheckpointError, ConfigError
 from .images import save_grid
@@ -85,17 +86,31 @@ def build_config(
     return resolve_config(get_registry(pm), variant, config=config, overrides=overrides, **explicit)
 
 
-def _resume_config(saved: dict[str, Any], requested: TrainConfig, explicit: dict[str, Any]) -> TrainConfig:
-    """The checkpoint's config, with ``steps`` (and only steps) allowed to change."""
+def _resume_config(saved: dict[str, Any], requested: TrainConfig, asked: set[str]) -> TrainConfig:
+    """The checkpoint's config. Of the keys the user ``asked`` for, only ``steps`` may differ from it."""
     config = validate_config(saved, "config stored in the checkpoint")
-    changed = [k for k, v in explicit.items() if v is not None and k not in ("steps", "out")
-               and getattr(requested, k) != getattr(config, k)]
+    changed = sorted(k for k in asked - {"steps", "out", "variant"} if getattr(requested, k) != getattr(config, k))
     if changed:
-        raise ConfigError("--resume continues the run as it was configured; these differ from the checkpoint: "
-                          + ", ".join(f"{k} (checkpoint {getattr(config, k)!r}, asked {getattr(requested, k)!r})"
-                                      for k in changed))
-    return config.model_copy(update={"steps": requested.steps if explicit.get("steps") else config.steps,
+        raise ConfigError("--resume continues the run as it was configured (only steps may change); these "
+                          "differ from the checkpoint: " + ", ".join(
+                              f"{k} (checkpoint {getattr(config, k)!r}, asked {getattr(requested, k)!r})"
+                              for k in changed))
+    return config.model_copy(update={"steps": requested.steps if "steps" in asked else config.steps,
                                      "out": requested.out})
+
+
+def _asked_keys(config: Any, overrides: Any, explicit: dict[str, Any]) -> set[str]:
+    """Top-level config keys the user set through a config file, overrides or keyword arguments."""
+    keys = {k for k, v in explicit.items() if v is not None}
+    if isinstance(config, (str, Path)):
+        keys |= set(load_yaml(config))
+    elif isinstance(config, dict):
+        keys |= set(config)
+    if isinstance(overrides, dict):
+        keys |= {k.split(".")[0] for k in overrides}
+    elif overrides:
+        keys |= {parse_override(text)[0][0] for text in overrides}
+    return keys
 
 
 def train(
@@ -108,6 +123,7 @@ def train(
     out: str | Path | None = None,
     seed: int | None = None,
     device: str | None = None,
+    deterministic: bool | None = None,
     resume: bool = False,
     progress: bool = True,
     pm: pluggy.PluginManager | None = None,
@@ -125,7 +141,8 @@ def train(
         print(result.samples)
     """
     registry = get_registry(pm)
-    explicit = {"steps": steps, "dataset": dataset, "out": out, "seed": seed, "device": device}
+    explicit = {"steps": steps, "dataset": dataset, "out": out, "seed": seed, "device": device,
+                "deterministic": deterministic}
     cfg = resolve_config(registry, variant, config=config, overrides=overrides, **explicit)
     state = None
     out_dir = Path(cfg.out)
@@ -136,7 +153,7 @@ def train(
             raise CheckpointError(f"--resume: no checkpoint in {str(out_dir / ckpt.CHECKPOINT_DIR)!r}; "
                                   "run without --resume to start afresh")
         state = ckpt.load_checkpoint(latest)
-        cfg = _resume_config(state["config"], cfg, explicit)
+        cfg = _resume_config(state["config"], cfg, _asked_keys(config, overrides, explicit))
     return run_config(registry, cfg, state, progress, pm)
 
 
@@ -149,15 +166,23 @@ def run_config(registry: Registry, cfg: TrainConfig, state: dict[str, Any] | Non
     device = resolve_device(cfg.device)
     data = load_images(registry, cfg.dataset, split="train", root=cfg.data_root, download=cfg.download,
                        image_size=cfg.image_size)
-    seed_everything(cfg.seed)
-    assembly = assemble(registry, cfg, data.image_shape, device)
-    trainer = Trainer(assembly, data.images, device, versions(pm))
-    if state is not None:
-        trainer.load_state_dict(state)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    return trainer.run(out, progress=progress, **run_options)
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    if cfg.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # what deterministic cuBLAS needs
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    try:
+        seed_everything(cfg.seed)
+        assembly = assemble(registry, cfg, data.image_shape, device)
+        trainer = Trainer(assembly, data.images, device, versions(pm))
+        if state is not None:
+            trainer.load_state_dict(state)
+        out = Path(cfg.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        return trainer.run(out, progress=progress, **run_options)
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)  # a process-wide switch: leave it as found
 
 
 def load_dataset(name: str = "mnist-5k", split: str = "train", *, root: str | Path = "~/.cache/ganzoo/data",
@@ -175,24 +200,33 @@ def load_dataset(name: str = "mnist-5k", split: str = "train", *, root: str | Pa
 
 def load_generator(checkpoint: str | Path, pm: pluggy.PluginManager | None = None,
                    device: str = "cpu") -> tuple[torch.nn.Module, TrainConfig]:
-    """Rebuild the generator stored in a checkpoint (file or run directory), in eval mode."""
-    state = ckpt.load_checkpoint(checkpoint, map_location=device)
-    cfg = validate_config(state["config"], "config stored in the checkpoint")
-    registry = get_registry(pm)
-    name = state["components"]["names"]["generator"]
-    entry = registry.generators.get(name)
-    G = entry.item.build(cfg.latent_dim, tuple(state["image_shape"]), **cfg.generator_options)
+    """Rebuild the generator of a checkpoint (a ``.pt`` file or run directory) or of an exported
+    ``generator.safetensors``, in eval mode."""
+    path = Path(checkpoint)
+    if path.suffix == ".safetensors":
+        if not path.is_file():
+            raise CheckpointError(f"generator file {str(path)!r} does not exist")
+        weights, meta = ckpt.load_exported_generator(path)
+        saved_config, name, shape = meta["config"], meta["generator"], meta["image_shape"]
+    else:
+        state = ckpt.load_checkpoint(path, map_location=device)
+        weights, saved_config = state["generator"], state["config"]
+        name, shape = state["components"]["names"]["generator"], state["image_shape"]
+    cfg = validate_config(saved_config, f"config stored in {str(path)!r}")
+    entry = get_registry(pm).generators.get(name)
+    G = entry.item.build(cfg.latent_dim, tuple(shape), **cfg.generator_options)
     try:
-        G.load_state_dict(state["generator"])
+        G.load_state_dict(weights)
     except RuntimeError as exc:
-        raise CheckpointError(f"checkpoint generator weights do not fit generator {name!r} "
+        raise CheckpointError(f"the weights in {str(path)!r} do not fit generator {name!r} "
                               f"(plugin {entry.plugin!r}): {exc}") from None
     return G.to(device).eval(), cfg
 
 
 def sample(checkpoint: str | Path, n: int = 64, *, out: str | Path | None = None, seed: int = 0,
            pm: pluggy.PluginManager | None = None) -> torch.Tensor:
-    """Generate ``n`` images in [-1, 1] from a checkpoint; with ``out``, also save them as a PNG grid."""
+    """Generate ``n`` images in [-1, 1] from a checkpoint, run directory or exported ``.safetensors``
+    generator; with ``out``, also save them as a PNG grid."""
     if n <= 0:
         raise ConfigError(f"n must be positive, not {n}")
     G, cfg = load_generator(checkpoint, pm)

@@ -65,6 +65,7 @@ def resolve_config(
             defaults.pop(f"{role}_options", None)
     data = merge(defaults, user)
     data["variant"] = entry.item.name
+    data.setdefault("out", f"runs/{entry.item.name}")
     if not isinstance(data.get("betas", ()), (list, tuple)):
         raise ConfigError(f"invalid {source}:\n  betas: must be a list of two numbers (got {data['betas']!r})")
     return validate_config(data, source)

@@ -12,9 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import multiprocessing
+import os
 import platform
+import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -195,6 +199,7 @@ def run_trial(profile: BenchProfile, variant: str, seed: int, out: Path, real: t
         },
         "hardware": hardware(),
     }
+    shutil.rmtree(trial_dir, ignore_errors=True)  # what an interrupted attempt left must not mix in
     started = time.perf_counter()
     history: list[dict[str, Any]] = []
 
@@ -257,6 +262,7 @@ def bench(
     feature_extractor: str | None = None,
     feature_extractor_weights: str | Path | None = None,
     cache_dir: str | Path | None = None,
+    jobs: int = 1,
     progress: bool = True,
     pm: pluggy.PluginManager | None = None,
 ) -> dict[str, Any]:
@@ -264,7 +270,8 @@ def bench(
 
     ``profile`` is a bundled profile name (``quick``, the default, runs offline on mnist-5k in minutes on a
     CPU), a YAML file or a :class:`BenchProfile`; the keyword arguments override it. Trials already in
-    ``out/results.json`` with the same config are kept and not re-run.
+    ``out/results.json`` with the same config are kept and not re-run. ``jobs > 1`` runs trials in that many
+    processes at once (each with ``cpu_count // jobs`` threads); wall-clock budgets then share the machine.
 
     Example::
 
@@ -276,6 +283,8 @@ def bench(
                "feature_extractor_weights": str(feature_extractor_weights) if feature_extractor_weights else None}
     prof = (profile.model_copy(update={k: v for k, v in changes.items() if v is not None})
             if isinstance(profile, BenchProfile) else load_profile(profile, **changes))
+    if jobs < 1:
+        raise UsageError(f"jobs must be at least 1, not {jobs}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cache = Path(cache_dir).expanduser() if cache_dir is not None else None
@@ -302,15 +311,31 @@ def bench(
     previous = load_results(out)["trials"] if (out / RESULTS_FILE).is_file() else []
     records = {(t["variant"], t["seed"], t["config_hash"]): t for t in previous if t["status"] != "running"}
     order = [(cfg.variant, seed, config_hash) for _, seed, cfg, config_hash in plan]
-    bar = tqdm(plan, desc="bench", unit="trial", disable=not progress, dynamic_ncols=True)
-    for variant, seed, cfg, config_hash in bar:
-        key = (cfg.variant, seed, config_hash)
-        bar.set_description(f"bench {cfg.variant} seed {seed}")
-        if key in records:  # finished in an earlier, interrupted bench
-            continue
-        records[key] = run_trial(prof, variant, seed, out, real.images, config_hash=config_hash, cfg=cfg,
-                                 progress=progress, cache_dir=cache, pm=pm)
-        _write_results(out, prof, [records[k] for k in order if k in records])
+    todo = [(variant, seed, cfg, h) for variant, seed, cfg, h in plan if (cfg.variant, seed, h) not in records]
+    bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc="bench", unit="trial", disable=not progress,
+               dynamic_ncols=True)
+    if jobs <= 1:
+        for variant, seed, cfg, config_hash in todo:
+            bar.set_description(f"bench {cfg.variant} seed {seed}")
+            records[(cfg.variant, seed, config_hash)] = run_trial(
+                prof, variant, seed, out, real.images, config_hash=config_hash, cfg=cfg, progress=progress,
+                cache_dir=cache, pm=pm)
+            _write_results(out, prof, [records[k] for k in order if k in records])
+            bar.update(1)
+    else:
+        # Independent trials in separate processes, sharing the cores between them. Each worker builds its
+        # own plugin manager from the entry points (plugins registered in-process here are not seen there).
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(jobs, mp_context=context, initializer=torch.set_num_threads,
+                                 initargs=(threads,)) as pool:
+            futures = {pool.submit(run_trial, prof, variant, seed, out, real.images, config_hash=config_hash,
+                                   cfg=cfg, progress=False, cache_dir=cache, pm=None): (cfg.variant, seed, config_hash)
+                       for variant, seed, cfg, config_hash in todo}
+            for future in as_completed(futures):
+                records[futures[future]] = future.result()
+                _write_results(out, prof, [records[k] for k in order if k in records])
+                bar.update(1)
     bar.close()
     _write_results(out, prof, [records[k] for k in order])
     (out / "profile.yaml").write_text(yaml.safe_dump(prof.model_dump(mode="json"), sort_keys=False))

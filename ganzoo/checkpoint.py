@@ -6,6 +6,7 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so `
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import re
@@ -15,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as safetensors_load
+from safetensors.torch import save as safetensors_save
 
 from .errors import CheckpointError
 
@@ -100,6 +104,8 @@ def resolve_checkpoint(path: str | Path) -> Path:
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint with ``weights_only=True``. Files holding code or corrupt files raise CheckpointError."""
     path = resolve_checkpoint(path)
+    if not zipfile.is_zipfile(path):  # torch.save writes zip archives; anything else is not ours
+        raise CheckpointError(f"checkpoint {str(path)!r} is corrupt or unreadable: not a PyTorch zip archive")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -112,3 +118,34 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(state, dict) or "format" not in state:
         raise CheckpointError(f"{str(path)!r} is not a ganzoo checkpoint")
     return state
+
+
+GENERATOR_FILE = "generator.safetensors"
+
+
+def export_generator(path: Path, weights: dict[str, torch.Tensor], config: dict[str, Any], generator: str,
+                     image_shape: list[int]) -> Path:
+    """Write generator weights as ``.safetensors`` (no code can hide in it), with what rebuilding it needs.
+
+    The resolved config, the generator's registered name and the image shape go into the file's metadata.
+    """
+    metadata = {"format": "ganzoo-generator-1", "config": json.dumps(config, sort_keys=True),
+                "generator": generator, "image_shape": json.dumps(list(image_shape))}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
+    atomic_write_bytes(Path(path), lambda f: f.write(safetensors_save(tensors, metadata=metadata)))
+    return Path(path)
+
+
+def load_exported_generator(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read what :func:`export_generator` wrote: ``(weights, {"config", "generator", "image_shape"})``."""
+    data = Path(path).read_bytes()
+    try:
+        weights = safetensors_load(data)
+        header_len = int.from_bytes(data[:8], "little")
+        metadata = json.loads(data[8 : 8 + header_len]).get("__metadata__", {})
+    except (SafetensorError, ValueError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{str(path)!r} is not a valid safetensors file: {exc}") from None
+    if metadata.get("format") != "ganzoo-generator-1":
+        raise CheckpointError(f"{str(path)!r} is not a generator exported by ganzoo (no ganzoo metadata)")
+    return weights, {"config": json.loads(metadata["config"]), "generator": metadata["generator"],
+                     "image_shape": json.loads(metadata["image_shape"])}

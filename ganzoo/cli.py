@@ -103,20 +103,23 @@ def plugins_cmd(as_json: bool) -> None:
 @cli.command("train")
 @click.argument("variant")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="YAML config file (see docs/cli.md for the keys).")
+              help="YAML config file (keys: docs/configuration.md).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config key, e.g. --set lr_g=1e-4 --set loss_options.gp_lambda=5. Repeatable.")
 @click.option("--steps", type=click.IntRange(min=1), help="Generator steps.")
 @click.option("--dataset", help="Dataset name (default mnist-5k, offline).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory (default: the config's out, else runs/VARIANT).")
 @click.option("--seed", type=int, help="Random seed (same seed, same CPU run).")
 @click.option("--device", help="cpu, cuda, cuda:N or auto.")
 @click.option("--resume", is_flag=True, help="Continue exactly from the latest checkpoint in --out.")
+@click.option("--deterministic", is_flag=True, default=None,
+              help="Use only deterministic algorithms (torch.use_deterministic_algorithms).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @library_errors
 def train_cmd(variant: str, config_file: Path | None, overrides: tuple[str, ...], steps: int | None,
               dataset: str | None, out: Path | None, seed: int | None, device: str | None, resume: bool,
-              no_progress: bool) -> None:
+              deterministic: bool | None, no_progress: bool) -> None:
     """Train VARIANT (a name or alias from `ganzoo list`).
 
     \b
@@ -126,10 +129,9 @@ def train_cmd(variant: str, config_file: Path | None, overrides: tuple[str, ...]
       ganzoo train dcgan --set loss=wgan-gp --set discriminator=dcgan-critic --set betas=[0.0,0.9]
     """
     warn_load_failures()
-    if out is None:
-        out = Path("runs") / variant
     result = api.train(variant, config=config_file, overrides=list(overrides), steps=steps, dataset=dataset,
-                       out=out, seed=seed, device=device, resume=resume, progress=not no_progress)
+                       out=out, seed=seed, device=device, deterministic=deterministic, resume=resume,
+                       progress=not no_progress)
     click.echo(f"trained {result.variant} for {result.steps} steps ({result.images_seen} real images, "
                f"{result.train_seconds:.1f} s, {result.images_per_second:.0f} img/s)")
     click.echo(f"samples: {result.samples}")
@@ -144,7 +146,8 @@ def train_cmd(variant: str, config_file: Path | None, overrides: tuple[str, ...]
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the latent batch.")
 @library_errors
 def sample_cmd(checkpoint: Path, count: int, out: Path, seed: int) -> None:
-    """Write a grid of COUNT samples from CHECKPOINT (a .pt file or a run directory)."""
+    """Write a grid of COUNT samples from CHECKPOINT (a .pt file, a run directory or an exported
+    generator.safetensors)."""
     api.sample(checkpoint, n=count, out=out, seed=seed)
     click.echo(f"wrote {count} samples to {out}")
 
@@ -154,7 +157,7 @@ def main() -> None:  # pragma: no cover
 
 
 @cli.command("bench")
-@click.option("--variants", help="Comma-separated variants (default: the profile's, vanilla,dcgan,wgan-gp).")
+@click.option("--variants", help="Comma-separated variants (default: the profile's variants).")
 @click.option("--profile", "profile_name", help="Bundled profile: quick (default), mnist, cifar10.")
 @click.option("--config", "profile_file", type=click.Path(dir_okay=False, path_type=Path),
               help="A profile YAML file instead of a bundled profile.")
@@ -165,19 +168,21 @@ def main() -> None:  # pragma: no cover
               show_default=True, help="Bench directory (results.json, plots, grids, checkpoints).")
 @click.option("--feature-extractor", help="ganzoo-mnist (offline) or inception-v3-compat.")
 @click.option("--feature-extractor-weights", type=click.Path(dir_okay=False, path_type=Path),
-              help="Weights file of the feature extractor (Inception: pt_inception-2015-12-05-6726825d.pth).")
+              help="Weights file of the feature extractor (Inception: weights-inception-2015-12-05-6726825d.pth).")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Trials run in parallel processes (cores are shared between them).")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @library_errors
 def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path | None, seeds: int | None,
               steps: int | None, seconds: float | None, out: Path, feature_extractor: str | None,
-              feature_extractor_weights: Path | None, no_progress: bool) -> None:
+              feature_extractor_weights: Path | None, jobs: int, no_progress: bool) -> None:
     """Train variants under one budget, score them with torch-fidelity, write OUT/results.json.
 
     \b
     Examples:
       ganzoo bench --variants vanilla,dcgan,wgan
       ganzoo bench --profile quick --seeds 3 --out runs/bench3
-      ganzoo bench --profile cifar10 --feature-extractor-weights ~/weights/pt_inception-2015-12-05-6726825d.pth
+      ganzoo bench --profile cifar10 --feature-extractor-weights ~/weights/weights-inception-2015-12-05-6726825d.pth
 
     An interrupted bench re-run with the same --out re-runs only the trials that did not finish.
     """
@@ -189,7 +194,7 @@ def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path
     names = [v.strip() for v in variants.split(",") if v.strip()] if variants else None
     results = bench(names, profile=profile_file or profile_name, out=out, seeds=seeds, steps=steps,
                     seconds=seconds, feature_extractor=feature_extractor,
-                    feature_extractor_weights=feature_extractor_weights, progress=not no_progress)
+                    feature_extractor_weights=feature_extractor_weights, jobs=jobs, progress=not no_progress)
     click.echo(f"{'variant':<10} {'seed':>4} {'status':<9} {'steps':>7} {'FID':>8} {'KID':>8} {'IS':>6} "
                f"{'prec':>6} {'recall':>6} {'classes':>7} {'untrained FID':>13}")
     for t in results["trials"]:

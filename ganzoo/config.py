@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,9 +53,16 @@ class TrainConfig(BaseModel):
     )
     init_std: float = Field(0.02, gt=0)
 
+    # Fast paths: each off by default, each a switch the trainer reads at the top of the run.
+    compile: bool = Field(False, description="torch.compile G and D (D is left eager for double-backward losses).")
+    channels_last: bool = Field(False, description="Channels-last memory format for networks and data.")
+    amp: Literal["off", "bf16", "fp16"] = Field("off", description="Autocast dtype; fp16 (CUDA only) uses scalers.")
+    fused_optimizer: bool = Field(False, description="Fused Adam kernels (torch.optim.Adam(fused=True)).")
+
     seed: int = 0
+    deterministic: bool = Field(False, description="torch.use_deterministic_algorithms (and what CUDA needs).")
     device: str = Field("cpu", description="'cpu', 'cuda', 'cuda:N' or 'auto'.")
-    out: Path = Field(Path("runs/run"), description="Run directory.")
+    out: Path = Field(Path("runs/run"), description="Run directory (ganzoo train: runs/VARIANT unless set).")
     log_every: int = Field(10, gt=0, description="Write a JSONL log line every N steps.")
     sample_every: int = Field(100, ge=0, description="Save a sample grid every N steps (0: only at the end).")
     sample_count: int = Field(64, gt=0, description="Images in each sample grid.")
@@ -72,6 +80,30 @@ class TrainConfig(BaseModel):
         """A short sha256 of the resolved config without the output directory: equal configs, equal hashes."""
         data = self.model_dump(mode="json", exclude={"out"})
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class _SafeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading floats as YAML 1.2 does: ``1e-4`` is a number, not a string."""
+
+
+_SafeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+
+                  |[-+]?[0-9][0-9_]*\.[0-9_]*
+                  |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                  |[-+]?\.(?:inf|Inf|INF)
+                  |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
+
+
+def safe_load(text: str) -> Any:
+    """Parse YAML with safe loading only: tags such as ``!!python/object`` raise, nothing is constructed."""
+    loader = _SafeLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def _format_loc(loc: tuple[Any, ...]) -> str:
@@ -95,14 +127,14 @@ def validate_config(data: dict[str, Any], source: str = "config") -> TrainConfig
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Load a YAML mapping with ``yaml.safe_load`` (no Python object tags are ever constructed)."""
+    """Load a YAML mapping with safe loading (no Python object tags are ever constructed)."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        data = safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {str(path)!r} is not valid safe YAML: {exc}") from None
     if data is None:
@@ -121,7 +153,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not all(path):
         raise ConfigError(f"override {text!r} has an empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return path, value

@@ -57,20 +57,29 @@ def _is_builtin(dist: importlib.metadata.Distribution) -> bool:
     return (dist.metadata["Name"] or "").lower() == BUILTIN_DISTRIBUTION
 
 
-def _load_entry_points(pm: pluggy.PluginManager, failures: list[LoadFailure]) -> None:
+def _load_entry_points(pm: pluggy.PluginManager, failures: list[LoadFailure],
+                       distinfo: dict[str, tuple[str, str]]) -> None:
     allowed = _allowed_names()
-    seen: set[str] = set()
-    for dist in importlib.metadata.distributions():
+    seen: dict[str, str] = {}  # entry-point name -> distribution that provided it
+    # Built-ins first, so that a third-party entry point can never shadow one of them.
+    for dist in sorted(importlib.metadata.distributions(), key=lambda d: not _is_builtin(d)):
         dist_name = dist.metadata["Name"] or "?"
         for ep in dist.entry_points:
-            if ep.group != GROUP or ep.name in seen:
+            if ep.group != GROUP:
                 continue
-            seen.add(ep.name)
+            if ep.name in seen:
+                if seen[ep.name] != dist_name:
+                    failures.append(LoadFailure(ep.name, dist_name, f"the entry-point name {ep.name!r} is already "
+                                                f"taken by distribution {seen[ep.name]!r}; rename the entry point"))
+                continue
+            seen[ep.name] = dist_name
             if not _is_builtin(dist) and allowed is not None and ep.name not in allowed:
                 continue
             try:
-                # Loads just this entry point and records its distribution (pm.list_plugin_distinfo()).
-                pm.load_setuptools_entrypoints(GROUP, name=ep.name)
+                # This distribution's entry point itself (pluggy's loader would take the first one of that
+                # name on sys.path, which lets a third party shadow a built-in).
+                pm.register(ep.load(), name=ep.name)
+                distinfo[ep.name] = (dist_name, dist.version)
             except Exception as exc:  # an import error or a pluggy validation error: report, keep going
                 failures.append(LoadFailure(ep.name, dist_name, f"{type(exc).__name__}: {exc}"))
                 if pm.get_plugin(ep.name) is not None:
@@ -85,9 +94,7 @@ def _check_pending(pm: pluggy.PluginManager, failures: list[LoadFailure]) -> Non
             return
         except pluggy.PluginValidationError as exc:
             name = pm.get_name(exc.plugin) or repr(exc.plugin)
-            dist = next(
-                (d.project_name for p, d in pm.list_plugin_distinfo() if p is exc.plugin), "?"
-            )
+            dist = getattr(pm, "ganzoo_distinfo", {}).get(name, ("?", ""))[0]
             failures.append(LoadFailure(name, dist, f"PluginValidationError: {exc}"))
             pm.unregister(exc.plugin)
 
@@ -97,10 +104,12 @@ def make_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
     failures: list[LoadFailure] = []
-    if load_entry_points:
-        _load_entry_points(pm, failures)
-        _check_pending(pm, failures)
+    distinfo: dict[str, tuple[str, str]] = {}  # plugin name -> (distribution, version)
+    pm.ganzoo_distinfo = distinfo  # type: ignore[attr-defined]
     pm.ganzoo_load_failures = failures  # type: ignore[attr-defined]
+    if load_entry_points:
+        _load_entry_points(pm, failures, distinfo)
+        _check_pending(pm, failures)
     return pm
 
 
@@ -131,21 +140,13 @@ def load_failures(pm: pluggy.PluginManager | None = None) -> list[LoadFailure]:
 def list_plugins(pm: pluggy.PluginManager | None = None) -> list[PluginInfo]:
     """Every loaded plugin with its distribution, version and the hooks it implements."""
     pm = pm or get_plugin_manager()
-    distinfo = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    distinfo: dict[str, tuple[str, str]] = getattr(pm, "ganzoo_distinfo", {})
     infos = []
     for name, plugin in pm.list_name_plugin():
         if plugin is None:  # blocked
             continue
-        dist = distinfo.get(id(plugin))
+        dist_name, version = distinfo.get(name, (None, None))
         hooks = tuple(sorted(caller.name for caller in (pm.get_hookcallers(plugin) or [])))
-        dist_name = dist.project_name if dist is not None else None
-        infos.append(
-            PluginInfo(
-                name=name,
-                distribution=dist_name,
-                version=dist.version if dist is not None else None,
-                hooks=hooks,
-                builtin=(dist_name or "").lower() == BUILTIN_DISTRIBUTION,
-            )
-        )
+        infos.append(PluginInfo(name=name, distribution=dist_name, version=version, hooks=hooks,
+                                builtin=(dist_name or "").lower() == BUILTIN_DISTRIBUTION))
     return sorted(infos, key=lambda info: (not info.builtin, info.name))

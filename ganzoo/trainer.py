@@ -26,7 +26,7 @@ from . import checkpoint as ckpt
 from .assembly import Assembly
 from .config import TrainConfig
 from .data import TensorBatches, to_model_range
-from .errors import DivergenceError, PluginError
+from .errors import CheckpointError, ConfigError, DivergenceError, PluginError
 from .images import save_grid
 
 CHECKPOINT_FORMAT = 1
@@ -39,10 +39,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_optimizer(name: str, params: Any, lr: float, betas: tuple[float, float]) -> torch.optim.Optimizer:
-    """Adam (with ``betas``), RMSprop or SGD (momentum = ``betas[0]``)."""
+def make_optimizer(name: str, params: Any, lr: float, betas: tuple[float, float],
+                   fused: bool = False) -> torch.optim.Optimizer:
+    """Adam (with ``betas``, fused kernels if asked), RMSprop or SGD (momentum = ``betas[0]``)."""
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=betas)
+        return torch.optim.Adam(params, lr=lr, betas=betas, fused=fused or None)
     if name == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr)
     return torch.optim.SGD(params, lr=lr, momentum=betas[0])
@@ -101,9 +102,27 @@ class Trainer:
         self.G: nn.Module = assembly.generator
         self.D: nn.Module = assembly.discriminator
         self.loss = assembly.loss
-        self.opt_g = make_optimizer(cfg.optimizer, self.G.parameters(), cfg.lr_g, cfg.betas)
-        self.opt_d = make_optimizer(cfg.optimizer, self.D.parameters(), cfg.lr_d, cfg.betas)
-        self.batches = TensorBatches(to_model_range(images).to(device), cfg.batch_size, seed=cfg.seed + 1)
+        data = to_model_range(images).to(device)
+        # -- fast paths, each a config switch ------------------------------------------------------------
+        if cfg.channels_last:
+            self.G.to(memory_format=torch.channels_last)
+            self.D.to(memory_format=torch.channels_last)
+            if data.ndim == 4:
+                data = data.contiguous(memory_format=torch.channels_last)
+        if cfg.amp == "fp16" and device.type != "cuda":
+            raise ConfigError("amp: fp16 needs a CUDA device; on the CPU use amp=bf16")
+        self.autocast_dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.amp]
+        self.scaler_d = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
+        self.scaler_g = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
+        # Forward passes go through these; state_dict() and sampling use the plain modules.
+        self.G_fwd: nn.Module = torch.compile(self.G) if cfg.compile else self.G
+        # A loss that differentiates D twice (a gradient penalty) keeps D eager: compiled graphs do not
+        # support double backward.
+        compile_d = cfg.compile and not getattr(self.loss, "double_backward", False)
+        self.D_fwd: nn.Module = torch.compile(self.D) if compile_d else self.D
+        self.opt_g = make_optimizer(cfg.optimizer, self.G.parameters(), cfg.lr_g, cfg.betas, cfg.fused_optimizer)
+        self.opt_d = make_optimizer(cfg.optimizer, self.D.parameters(), cfg.lr_d, cfg.betas, cfg.fused_optimizer)
+        self.batches = TensorBatches(data, cfg.batch_size, seed=cfg.seed + 1)
         # Latents come from a dedicated generator, so nothing else that draws random numbers shifts them.
         self.noise = torch.Generator(device=device).manual_seed(cfg.seed + 2)
         fixed = torch.Generator().manual_seed(cfg.seed + 3)
@@ -120,6 +139,8 @@ class Trainer:
             "discriminator": self.D.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
+            "scaler_d": self.scaler_d.state_dict(),
+            "scaler_g": self.scaler_g.state_dict(),
             "data": self.batches.state_dict(),
             "noise": self.noise.get_state(),
             "rng": rng_state(),
@@ -130,10 +151,19 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore everything :meth:`state_dict` saved; a checkpoint missing any part is refused, never half-used."""
+        missing = sorted(set(self.state_dict()) - set(state))
+        if missing:
+            raise CheckpointError(f"checkpoint lacks {', '.join(missing)}; it cannot be resumed exactly")
+        if state["format"] != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"checkpoint format {state['format']} is not {CHECKPOINT_FORMAT}, which this "
+                                  f"ganzoo version writes")
         self.G.load_state_dict(state["generator"])
         self.D.load_state_dict(state["discriminator"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
+        self.scaler_d.load_state_dict(state["scaler_d"])
+        self.scaler_g.load_state_dict(state["scaler_g"])
         self.batches.load_state_dict(state["data"])
         self.noise.set_state(state["noise"])
         set_rng_state(state["rng"])
@@ -152,24 +182,31 @@ class Trainer:
                               "register_losses")
         return value
 
+    def _autocast(self) -> Any:
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None)
+
     def train_step(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One generator step: ``n_critic`` discriminator updates, then one generator update."""
-        G, D = self.G, self.D
-        D.requires_grad_(True)
+        G, D = self.G_fwd, self.D_fwd
+        self.D.requires_grad_(True)
         for _ in range(self.config.n_critic):
             real = self.batches.next()
-            with torch.no_grad():
+            with torch.no_grad(), self._autocast():
                 fake = G(self._latents())
-            d_loss = self._checked(self.loss.discriminator_loss(D, real, fake), "discriminator_loss")
+            with self._autocast():
+                d_loss = self._checked(self.loss.discriminator_loss(D, real, fake), "discriminator_loss")
             self.opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            self.opt_d.step()
-        D.requires_grad_(False)  # the generator step needs gradients through D, not for D's weights
-        g_loss = self._checked(self.loss.generator_loss(D, G(self._latents())), "generator_loss")
+            self.scaler_d.scale(d_loss).backward()
+            self.scaler_d.step(self.opt_d)
+            self.scaler_d.update()
+        self.D.requires_grad_(False)  # the generator step needs gradients through D, not for D's weights
+        with self._autocast():
+            g_loss = self._checked(self.loss.generator_loss(D, G(self._latents())), "generator_loss")
         self.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        self.opt_g.step()
-        D.requires_grad_(True)
+        self.scaler_g.scale(g_loss).backward()
+        self.scaler_g.step(self.opt_g)
+        self.scaler_g.update()
+        self.D.requires_grad_(True)
         self.step += 1
         return d_loss.detach(), g_loss.detach()
 
@@ -267,6 +304,8 @@ class Trainer:
         samples = out / "samples.png"
         save_grid(self.sample(), samples)
         last_ckpt = self.save_checkpoint(out)
+        ckpt.export_generator(out / ckpt.GENERATOR_FILE, self.G.state_dict(), self.config.model_dump(mode="json"),
+                              self.assembly.names["generator"], list(self.assembly.image_shape))
         seen = (self.step - start_step) * images_per_step
         result = TrainResult(
             out=out, variant=cfg.variant, steps=self.step, images_seen=self.step * images_per_step,

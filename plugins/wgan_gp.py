@@ -29,6 +29,8 @@ def gradient_penalty(D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> to
 class WGANGPLoss(Loss):
     """Wasserstein critic loss with gradient penalty weight ``gp_lambda`` (default 10)."""
 
+    double_backward = True  # the penalty differentiates D's gradient: the trainer keeps D eager under compile
+
     def __init__(self, gp_lambda: float = 10.0) -> None:
         if gp_lambda < 0:
             raise ValueError(f"gp_lambda must be >= 0, not {gp_lambda}")

@@ -12,7 +12,7 @@ from torch import nn
 
 import ganzoo
 from ganzoo import Generator, Loss, LossSpec, Variant, hookimpl
-from ganzoo.bench import BenchProfile, bench, load_profile
+from ganzoo.bench import BenchProfile, bench, list_profiles, load_profile
 from ganzoo.cli import cli
 from ganzoo.leaderboard import render
 
@@ -126,7 +126,7 @@ def test_evaluation_leaves_the_training_trajectory_unchanged(tmp_path: Path) -> 
 def test_profiles_load_and_bad_profiles_are_refused(tmp_path: Path) -> None:
     quick = load_profile("quick")
     assert quick.dataset == "mnist-5k" and quick.seconds and quick.feature_extractor == "ganzoo-mnist"
-    assert {"quick", "mnist", "cifar10"} <= set(ganzoo.bench.list_profiles())
+    assert {"quick", "mnist", "cifar10"} <= set(list_profiles())
     bad = tmp_path / "bad.yaml"
     bad.write_text("variants: [vanilla]\nnum_fakes: 10\n")
     with pytest.raises(ganzoo.ConfigError, match="num_fakes"):
@@ -168,3 +168,12 @@ def test_leaderboard_mean_and_std_over_seeds(tmp_path: Path, runner) -> None:
     out.write_text(out.read_text() + "edited by hand\n")
     check = runner.invoke(cli, ["leaderboard", str(results), "-o", str(out), "--check"])
     assert check.exit_code == 1 and "out of date" in check.output
+
+
+def test_parallel_jobs_record_every_trial_in_plan_order(tmp_path: Path) -> None:
+    profile = tiny_profile(variants=["vanilla", "dcgan"], steps=2, seeds=2,
+                           overrides={"batch_size": 8, "log_every": 1})
+    results = bench(profile=profile, out=tmp_path, jobs=2, progress=False, cache_dir=tmp_path / "cache")
+    assert [(t["variant"], t["seed"], t["status"]) for t in results["trials"]] == [
+        ("vanilla", 0, "ok"), ("vanilla", 1, "ok"), ("dcgan", 0, "ok"), ("dcgan", 1, "ok")]
+    assert all(t["hardware"]["threads"] == 1 for t in results["trials"])

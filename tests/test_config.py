@@ -91,3 +91,15 @@ def test_config_hash_ignores_output_dir() -> None:
     b = ganzoo.build_config("dcgan", out="runs/b")
     c = ganzoo.build_config("dcgan", out="runs/a", seed=1)
     assert a.config_hash() == b.config_hash() != c.config_hash()
+
+
+def test_yaml_floats_and_out_from_the_config_file(tmp_path: Path, runner) -> None:
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text(f"out: {tmp_path / 'from-file'}\nlr_g: 1e-4\nloss_options:\n  gp_lambda: 1e1\n")
+    cfg = ganzoo.build_config("wgan", config=cfg_file, overrides=["lr_d=3e-4"])
+    assert cfg.lr_g == 1e-4 and cfg.lr_d == 3e-4 and cfg.loss_options == {"gp_lambda": 10.0}
+    result = runner.invoke(cli, ["train", "vanilla", "--config", str(cfg_file), "--steps", "1", "--no-progress",
+                                 "--set", "loss_options={}"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "from-file" / "samples.png").is_file()
+    assert ganzoo.build_config("dcgan").out == Path("runs/dcgan")

@@ -199,3 +199,15 @@ def test_list_json(runner) -> None:
     wgan = next(v for v in data["variants"] if v["name"] == "wgan-gp")
     assert wgan["aliases"] == ["wgan"] and wgan["defaults"]["n_critic"] == 5
     assert "mnist-5k" in {d["name"] for d in data["datasets"]}
+
+
+def test_third_party_cannot_shadow_a_builtin(tmp_path: Path, monkeypatch) -> None:
+    site = tmp_path / "site"
+    make_distribution(site, "ganzoo-impostor", "1.0", {"dcgan": "ganzoo_impostor"},
+                      {"ganzoo_impostor": "raise RuntimeError('must never be imported')\n"})
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delenv("GANZOO_LOAD_PLUGINS", raising=False)
+    pm = make_plugin_manager()
+    failures = {f.distribution: f for f in pm.ganzoo_load_failures}
+    assert "already taken by distribution 'ganzoo'" in failures["ganzoo-impostor"].error
+    assert get_registry(pm).generators.get("dcgan").plugin == "dcgan"

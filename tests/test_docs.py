@@ -1,0 +1,203 @@
+"""Meta-tests of the documentation: it must not drift from the code.
+
+- every hookspec is documented with its exact signature, and implemented by a built-in plugin or a test;
+- docs/cli.md is what ``python -m ganzoo.cli_reference`` renders;
+- every ``ganzoo ...`` command line in README.md and docs/*.md code blocks names a real command and options;
+- every relative Markdown link points to an existing file;
+- files quoted between ``<!-- include: PATH -->`` markers are quoted verbatim.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import shlex
+from pathlib import Path
+
+import click
+import pytest
+
+from ganzoo import cli_reference, hookspecs
+from ganzoo.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+PAGES = sorted(DOCS.glob("*.md"))
+MARKDOWN = [ROOT / "README.md", *PAGES]
+FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", re.M | re.S)
+INCLUDE = re.compile(r"<!-- include: (?P<path>\S+) -->\n```[^\n]*\n(?P<body>.*?)```\n<!-- end include -->", re.S)
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+
+
+def _rel(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+def hookspec_functions() -> dict[str, inspect.Signature]:
+    return {name: inspect.signature(fn) for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
+            if hasattr(fn, "ganzoo_spec")}
+
+
+# -- hooks --------------------------------------------------------------------------------------------------
+
+def test_hookspecs_found() -> None:
+    assert set(hookspec_functions()) >= {"register_generators", "register_datasets"}
+
+
+@pytest.mark.parametrize("name", sorted(hookspec_functions()))
+def test_hook_documented_with_exact_signature(name: str) -> None:
+    signature = f"{name}({', '.join(hookspec_functions()[name].parameters)})"
+    assert signature in (DOCS / "hooks.md").read_text(), f"docs/hooks.md does not show `{signature}`"
+
+
+@pytest.mark.parametrize("name", sorted(hookspec_functions()))
+def test_hook_has_an_implementation(name: str) -> None:
+    sources = [*(ROOT / "plugins").glob("*.py"), *(ROOT / "tests").glob("*.py")]
+    pattern = re.compile(rf"@hookimpl\s*\n\s*def {name}\(")
+    assert any(pattern.search(p.read_text()) for p in sources if p.name != "test_docs.py"), (
+        f"no built-in plugin or test implements {name}")
+
+
+# -- configuration keys -------------------------------------------------------------------------------------
+
+def test_every_config_key_is_documented() -> None:
+    from ganzoo.config import TrainConfig
+
+    page = (DOCS / "configuration.md").read_text()
+    missing = [key for key in TrainConfig.model_fields if f"| `{key}` |" not in page]
+    assert not missing, f"docs/configuration.md has no table row for TrainConfig keys {missing}"
+
+
+def test_every_profile_key_is_documented() -> None:
+    from ganzoo.bench import BenchProfile
+
+    page = (DOCS / "benchmarks.md").read_text()
+    missing = [key for key in BenchProfile.model_fields if f"`{key}`" not in page]
+    assert not missing, f"docs/benchmarks.md does not describe profile keys {missing}"
+
+
+# -- CLI reference ------------------------------------------------------------------------------------------
+
+def test_cli_reference_is_up_to_date() -> None:
+    page = DOCS / "cli.md"
+    assert page.is_file() and page.read_text() == cli_reference.render(), (
+        "docs/cli.md is out of date; regenerate it with: python -m ganzoo.cli_reference > docs/cli.md")
+
+
+def test_cli_reference_ignores_terminal_size(monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "37")
+    narrow = cli_reference.render()
+    monkeypatch.setenv("COLUMNS", "250")
+    assert cli_reference.render() == narrow
+
+
+# -- command lines in code blocks ---------------------------------------------------------------------------
+
+def command_lines() -> list[tuple[str, str]]:
+    """(file, command) for every ``ganzoo`` invocation in a non-Python code block."""
+    found = []
+    for path in MARKDOWN:
+        for lang, body in FENCE.findall(path.read_text()):
+            if lang.strip().lower() in ("python", "py", "toml", "yaml", "json"):
+                continue
+            for line in body.replace("\\\n", " ").splitlines():
+                try:
+                    tokens = shlex.split(line, comments=True)
+                except ValueError:
+                    continue
+                segment: list[str] = []
+                for token in [*tokens, "&&"]:
+                    if token in ("&&", "||", ";", "|"):
+                        command = _ganzoo_args(segment)
+                        if command is not None:
+                            found.append((_rel(path), shlex.join(command)))
+                        segment = []
+                    else:
+                        segment.append(token)
+    return found
+
+
+def _ganzoo_args(tokens: list[str]) -> list[str] | None:
+    """The arguments after ``ganzoo`` if ``tokens`` run ganzoo (after env assignments and a path), else None."""
+    while tokens and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", tokens[0]):
+        tokens = tokens[1:]
+    if not tokens:
+        return None
+    if tokens[0] == "ganzoo" or tokens[0].endswith("/ganzoo"):
+        return tokens[1:]
+    if len(tokens) >= 3 and re.fullmatch(r"(.*/)?python3?", tokens[0]) and tokens[1:3] == ["-m", "ganzoo"]:
+        return tokens[3:]
+    return None
+
+
+def _check_options(command: click.Command, args: list[str], where: str) -> None:
+    known = {"--help"}
+    for param in command.params:
+        if isinstance(param, click.Option):
+            known.update(param.opts)
+            known.update(param.secondary_opts)
+    for arg in args:
+        if arg.startswith("-") and arg != "-" and not re.fullmatch(r"-\d.*", arg):
+            option = arg.split("=", 1)[0]
+            assert option in known, f"{where}: {command.name or 'ganzoo'} has no option {option}"
+
+
+COMMAND_LINES = command_lines()
+
+
+def test_command_lines_found() -> None:
+    assert len(COMMAND_LINES) > 10
+
+
+@pytest.mark.parametrize(("where", "line"), COMMAND_LINES)
+def test_command_line_parses(where: str, line: str) -> None:
+    args = shlex.split(line)
+    ctx = click.Context(cli)
+    position = next((i for i, a in enumerate(args) if not a.startswith("-")), None)
+    if position is None:  # group options only: ganzoo --version
+        _check_options(cli, args, f"{where}: ganzoo {line}")
+        return
+    _check_options(cli, args[:position], f"{where}: ganzoo {line}")
+    name = args[position]
+    command = cli.get_command(ctx, name)
+    assert command is not None, f"{where}: `ganzoo {line}`: no command {name!r} (commands: {cli.list_commands(ctx)})"
+    _check_options(command, args[position + 1:], f"{where}: ganzoo {line}")
+
+
+# -- links and includes -------------------------------------------------------------------------------------
+
+def relative_links() -> list[tuple[str, str]]:
+    links = []
+    for path in MARKDOWN:
+        text = FENCE.sub("", path.read_text())
+        text = re.sub(r"`[^`\n]*`", "", text)  # inline code is not a link
+        for target in LINK.findall(text):
+            if re.match(r"[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
+                continue
+            links.append((_rel(path), target))
+    return links
+
+
+@pytest.mark.parametrize(("page", "target"), relative_links())
+def test_relative_link_exists(page: str, target: str) -> None:
+    resolved = ((ROOT / page).parent / target.split("#", 1)[0]).resolve()
+    if resolved == (DOCS / "leaderboard.md").resolve() and not resolved.exists():
+        pytest.skip("docs/leaderboard.md is generated by `ganzoo leaderboard` and not written yet")
+    assert resolved.exists(), f"{page}: link to {target} points to a missing file"
+
+
+def includes() -> list[tuple[str, str, str]]:
+    return [(_rel(page), m["path"], m["body"]) for page in PAGES for m in INCLUDE.finditer(page.read_text())]
+
+
+def test_plugin_tutorial_quotes_the_example_module() -> None:
+    quoted = {(page, path) for page, path, _ in includes()}
+    assert ("docs/plugins.md", "examples/ganzoo-lsgan/ganzoo_lsgan.py") in quoted
+    assert ("docs/plugins.md", "examples/ganzoo-lsgan/pyproject.toml") in quoted
+
+
+@pytest.mark.parametrize(("page", "path", "body"), includes())
+def test_included_file_is_verbatim(page: str, path: str, body: str) -> None:
+    source = (ROOT / page).parent / path
+    assert source.is_file(), f"{page} includes missing file {path}"
+    assert body == source.read_text(), f"{page}: the block included from {path} differs from the file; copy it again"

@@ -1,0 +1,39 @@
+"""The committed leaderboard page is exactly what the committed results render to: docs never drift from data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ganzoo.bench import load_results
+from ganzoo.leaderboard import render
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "quick" / "results.json"
+PAGE = ROOT / "docs" / "leaderboard.md"
+
+
+def test_leaderboard_page_matches_committed_results() -> None:
+    expected = render([RESULTS], PAGE)
+    assert PAGE.read_text() == expected, (
+        "docs/leaderboard.md is out of date; regenerate it with: "
+        "ganzoo leaderboard benchmarks/results/quick/results.json -o docs/leaderboard.md"
+    )
+
+
+def test_committed_default_bench_beats_an_untrained_generator_on_every_metric() -> None:
+    trials = {t["variant"]: t for t in load_results(RESULTS)["trials"]}
+    assert {"vanilla", "dcgan", "wgan-gp"} <= trials.keys()
+    for variant in ("dcgan", "wgan-gp"):
+        t = trials[variant]
+        assert t["status"] == "ok", t["reason"]
+        final, untrained = t["final"], t["untrained"]
+        assert final["fid"] < untrained["fid"] / 5
+        assert final["kid_mean"] < untrained["kid_mean"] / 5
+        for key in ("is_mean", "precision", "recall", "classes_covered"):
+            assert final[key] > untrained[key], key
+        assert final["class_kl"] < untrained["class_kl"]
+    # every picture the page shows was committed with the results
+    for t in trials.values():
+        for rel in t["artifacts"].values():
+            if rel.endswith(".png"):
+                assert (RESULTS.parent / rel).is_file(), rel
