@@ -4,7 +4,7 @@ For each variant, both loops train the same generator and discriminator modules 
 through the public API) on the same in-memory data, with the same batch size, optimisers and n_critic.
 Runs alternate (ganzoo, plain, ganzoo, plain, ...) so that drifts of the machine hit both alike, and the
 median images per second of each is reported with their ratio. The FLOPs of one training step are counted
-once with ``torch.utils.flop_counter`` and compared with a large fp32 matmul measured in the same run.
+once with ``torch.utils.flop_counter``'s registry and compared with a large fp32 matmul measured in the same run.
 
     python benchmarks/throughput.py                      # all variants, CPU, writes benchmarks/results/
     python benchmarks/throughput.py --variants vanilla --seconds 5 --rounds 3
@@ -23,7 +23,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
 
 import ganzoo
 from ganzoo.api import versions
@@ -110,13 +111,28 @@ def plain_run(variant: str, steps: int, device: torch.device, overrides: dict[st
     return steps * cfg.batch_size * cfg.n_critic / wall
 
 
+class _FlopCounter(TorchDispatchMode):
+    """Counts FLOPs with torch.utils.flop_counter's registry. (FlopCounterMode itself tracks modules with
+    hooks that torch.autograd.grad, which the gradient penalty calls, does not support.)"""
+
+    total = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        count = flop_registry.get(func._overloadpacket)
+        if count is not None:
+            self.total += count(*args, **kwargs, out_val=out)
+        return out
+
+
 def flops_per_image(variant: str, device: torch.device, overrides: dict[str, Any]) -> float:
     """FLOPs of one training step (all n_critic D updates and the G update) per real image."""
     cfg, assembly, images = build(variant, 1, device, overrides)
     step = plain_step_fn(cfg, assembly.generator, assembly.discriminator, to_model_range(images).to(device), device)
-    with FlopCounterMode(display=False) as counter:
+    with _FlopCounter() as counter:
         step()
-    return counter.get_total_flops() / (cfg.batch_size * cfg.n_critic)
+    return counter.total / (cfg.batch_size * cfg.n_critic)
 
 
 def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 10) -> float:
@@ -137,6 +153,34 @@ def calibrate(variant: str, seconds: float, device: torch.device, overrides: dic
     return max(10, int(rate * seconds / (cfg.batch_size * cfg.n_critic)))
 
 
+DOC = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
+TABLE_BEGIN, TABLE_END = "<!-- throughput:begin -->", "<!-- throughput:end -->"
+
+
+def render_table(report: dict[str, Any]) -> str:
+    """The Markdown table of a throughput report, as docs/performance.md shows it."""
+    hw = report["hardware"]
+    lines = [TABLE_BEGIN,
+             f"Measured {report['date']} on {hw['gpu'] or hw['cpu']} ({hw['threads']} threads), torch "
+             f"{report['torch']}, ganzoo {report['ganzoo']}; fp32 matmul reference {report['matmul_gflops']} GFLOP/s"
+             + (f"; overrides {report['overrides']}" if report["overrides"] else "") + ".",
+             "",
+             "| Variant | ganzoo img/s | plain loop img/s | ratio | GFLOP/s | of matmul |",
+             "|---|---|---|---|---|---|"]
+    for row in report["variants"]:
+        lines.append(f"| {row['variant']} | {row['ganzoo_img_per_s']:.1f} | {row['plain_img_per_s']:.1f} | "
+                     f"{row['ratio']:.3f} | {row['achieved_gflops']:.2f} | {row['fraction_of_matmul']:.1%} |")
+    lines.append(TABLE_END)
+    return "\n".join(lines)
+
+
+def update_doc(report: dict[str, Any], doc: Path = DOC) -> None:
+    """Replace the table between the markers in ``doc`` with :func:`render_table` of ``report``."""
+    text = doc.read_text()
+    start, end = text.index(TABLE_BEGIN), text.index(TABLE_END) + len(TABLE_END)
+    doc.write_text(text[:start] + render_table(report) + text[end:])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", default="vanilla,dcgan,wgan-gp")
@@ -145,6 +189,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="Config override key=value.")
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default benchmarks/results/...).")
+    parser.add_argument("--update-doc", action="store_true", help="Also rewrite the table in docs/performance.md.")
     args = parser.parse_args()
     device = torch.device(args.device)
     overrides = dict(s.split("=", 1) for s in args.sets)
@@ -175,6 +220,9 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}")
+    if args.update_doc:
+        update_doc(report)
+        print(f"updated {DOC}")
 
 
 if __name__ == "__main__":

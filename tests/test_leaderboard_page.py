@@ -37,3 +37,16 @@ def test_committed_default_bench_beats_an_untrained_generator_on_every_metric() 
         for rel in t["artifacts"].values():
             if rel.endswith(".png"):
                 assert (RESULTS.parent / rel).is_file(), rel
+
+
+def test_performance_table_matches_committed_throughput_figures() -> None:
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("throughput", ROOT / "benchmarks" / "throughput.py")
+    throughput = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(throughput)
+    report = json.loads((ROOT / "benchmarks" / "results" / "throughput-cpu.json").read_text())
+    assert throughput.render_table(report) in (ROOT / "docs" / "performance.md").read_text(), (
+        "docs/performance.md is out of date; run: python benchmarks/throughput.py --update-doc"
+    )
