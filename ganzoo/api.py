@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from . import checkpoint as ckpt
+from . import distributed
 from .assembly import assemble, resolve_config
 from .config import TrainConfig, load_yaml, parse_override, validate_config
 from .data import ImageData, load_images
@@ -163,7 +164,8 @@ def run_config(registry: Registry, cfg: TrainConfig, state: dict[str, Any] | Non
 
     ``run_options`` go to :meth:`ganzoo.trainer.Trainer.run` (``max_seconds``, ``evaluate``, ...).
     """
-    device = resolve_device(cfg.device)
+    info, device = distributed.setup(resolve_device(cfg.device))
+    distributed.check_sync_batchnorm(cfg.sync_batchnorm, device)
     data = load_images(registry, cfg.dataset, split="train", root=cfg.data_root, download=cfg.download,
                        image_size=cfg.image_size)
     was_deterministic = torch.are_deterministic_algorithms_enabled()
@@ -174,15 +176,18 @@ def run_config(registry: Registry, cfg: TrainConfig, state: dict[str, Any] | Non
     try:
         seed_everything(cfg.seed)
         assembly = assemble(registry, cfg, data.image_shape, device)
-        trainer = Trainer(assembly, data.images, device, versions(pm))
+        trainer = Trainer(assembly, data.images, device, versions(pm), dist_info=info)
         if state is not None:
             trainer.load_state_dict(state)
         out = Path(cfg.out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        if info.is_main:
+            (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
         return trainer.run(out, progress=progress, **run_options)
     finally:
         torch.use_deterministic_algorithms(was_deterministic)  # a process-wide switch: leave it as found
+        if info.enabled:
+            distributed.teardown()
 
 
 def load_dataset(name: str = "mnist-5k", split: str = "train", *, root: str | Path = "~/.cache/ganzoo/data",

@@ -58,6 +58,7 @@ class TrainConfig(BaseModel):
     channels_last: bool = Field(False, description="Channels-last memory format for networks and data.")
     amp: Literal["off", "bf16", "fp16"] = Field("off", description="Autocast dtype; fp16 (CUDA only) uses scalers.")
     fused_optimizer: bool = Field(False, description="Fused Adam kernels (torch.optim.Adam(fused=True)).")
+    sync_batchnorm: bool = Field(False, description="Under torchrun on CUDA: BatchNorm statistics over all ranks.")
 
     seed: int = 0
     deterministic: bool = Field(False, description="torch.use_deterministic_algorithms (and what CUDA needs).")

@@ -8,6 +8,7 @@ the only place a step happens (``n_critic`` discriminator updates, then one gene
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
@@ -20,12 +21,14 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
 from .assembly import Assembly
 from .config import TrainConfig
 from .data import TensorBatches, to_model_range
+from .distributed import DistInfo, barrier, gather_objects, mean_across_ranks
 from .errors import CheckpointError, ConfigError, DivergenceError, PluginError
 from .images import save_grid
 
@@ -96,9 +99,11 @@ class TrainResult:
 class Trainer:
     """One GAN training run: build it from an :class:`Assembly` and the training images, then :meth:`run`."""
 
-    def __init__(self, assembly: Assembly, images: torch.Tensor, device: torch.device, versions: dict[str, Any]):
+    def __init__(self, assembly: Assembly, images: torch.Tensor, device: torch.device, versions: dict[str, Any],
+                 dist_info: DistInfo | None = None):
         cfg: TrainConfig = assembly.config
         self.config, self.assembly, self.device, self.versions = cfg, assembly, device, versions
+        self.dist = dist_info or DistInfo()
         self.G: nn.Module = assembly.generator
         self.D: nn.Module = assembly.discriminator
         self.loss = assembly.loss
@@ -114,17 +119,29 @@ class Trainer:
         self.autocast_dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.amp]
         self.scaler_d = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
         self.scaler_g = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
-        # Forward passes go through these; state_dict() and sampling use the plain modules.
-        self.G_fwd: nn.Module = torch.compile(self.G) if cfg.compile else self.G
+        if cfg.sync_batchnorm and self.dist.enabled:
+            self.G = nn.SyncBatchNorm.convert_sync_batchnorm(self.G)
+            self.D = nn.SyncBatchNorm.convert_sync_batchnorm(self.D)
+        # Forward passes go through G_fwd and D_fwd (DDP-wrapped under torchrun, compiled if asked);
+        # state_dict() and sampling use the plain modules. The generator step calls the plain D (D_gen):
+        # it needs gradients through D, not a gradient all-reduce for D's frozen weights.
+        G_fwd, D_fwd = self.G, self.D
+        if self.dist.enabled:
+            ddp_args = {"device_ids": [device.index]} if device.type == "cuda" else {}
+            G_fwd, D_fwd = DDP(self.G, **ddp_args), DDP(self.D, **ddp_args)
+        self.G_fwd: nn.Module = torch.compile(G_fwd) if cfg.compile else G_fwd
         # A loss that differentiates D twice (a gradient penalty) keeps D eager: compiled graphs do not
         # support double backward.
         compile_d = cfg.compile and not getattr(self.loss, "double_backward", False)
-        self.D_fwd: nn.Module = torch.compile(self.D) if compile_d else self.D
+        self.D_fwd: nn.Module = torch.compile(D_fwd) if compile_d else D_fwd
+        self.D_gen: nn.Module = self.D_fwd if not self.dist.enabled else self.D
         self.opt_g = make_optimizer(cfg.optimizer, self.G.parameters(), cfg.lr_g, cfg.betas, cfg.fused_optimizer)
         self.opt_d = make_optimizer(cfg.optimizer, self.D.parameters(), cfg.lr_d, cfg.betas, cfg.fused_optimizer)
-        self.batches = TensorBatches(data, cfg.batch_size, seed=cfg.seed + 1)
-        # Latents come from a dedicated generator, so nothing else that draws random numbers shifts them.
-        self.noise = torch.Generator(device=device).manual_seed(cfg.seed + 2)
+        # One global batch per step, the same permutation on every rank; each rank trains on its own slice.
+        self.batches = TensorBatches(data, cfg.batch_size * self.dist.world_size, seed=cfg.seed + 1)
+        # Latents come from a dedicated generator (one stream per rank), so nothing else that draws random
+        # numbers shifts them.
+        self.noise = torch.Generator(device=device).manual_seed(cfg.seed + 2 + 7919 * self.dist.rank)
         fixed = torch.Generator().manual_seed(cfg.seed + 3)
         self.fixed_z = torch.randn(cfg.sample_count, cfg.latent_dim, generator=fixed).to(device)
         self.step = 0
@@ -142,8 +159,10 @@ class Trainer:
             "scaler_d": self.scaler_d.state_dict(),
             "scaler_g": self.scaler_g.state_dict(),
             "data": self.batches.state_dict(),
-            "noise": self.noise.get_state(),
-            "rng": rng_state(),
+            # Per-rank random streams, in rank order (one entry without torchrun).
+            "world_size": self.dist.world_size,
+            "noise": gather_objects(self.dist, self.noise.get_state()),
+            "rng": gather_objects(self.dist, rng_state()),
             "config": self.config.model_dump(mode="json"),
             "components": {"names": self.assembly.names, "plugins": self.assembly.plugins},
             "image_shape": list(self.assembly.image_shape),
@@ -164,9 +183,12 @@ class Trainer:
         self.opt_d.load_state_dict(state["opt_d"])
         self.scaler_d.load_state_dict(state["scaler_d"])
         self.scaler_g.load_state_dict(state["scaler_g"])
+        if state["world_size"] != self.dist.world_size:
+            raise CheckpointError(f"checkpoint was written by {state['world_size']} process(es); resume it with "
+                                  f"the same number (now {self.dist.world_size})")
         self.batches.load_state_dict(state["data"])
-        self.noise.set_state(state["noise"])
-        set_rng_state(state["rng"])
+        self.noise.set_state(state["noise"][self.dist.rank])
+        set_rng_state(state["rng"][self.dist.rank])
         self.step = int(state["step"])
 
     # -- the step --------------------------------------------------------------------------------------
@@ -188,9 +210,12 @@ class Trainer:
     def train_step(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One generator step: ``n_critic`` discriminator updates, then one generator update."""
         G, D = self.G_fwd, self.D_fwd
+        bs, rank = self.config.batch_size, self.dist.rank
         self.D.requires_grad_(True)
         for _ in range(self.config.n_critic):
             real = self.batches.next()
+            if self.dist.enabled:
+                real = real[rank * bs : (rank + 1) * bs]
             with torch.no_grad(), self._autocast():
                 fake = G(self._latents())
             with self._autocast():
@@ -201,7 +226,7 @@ class Trainer:
             self.scaler_d.update()
         self.D.requires_grad_(False)  # the generator step needs gradients through D, not for D's weights
         with self._autocast():
-            g_loss = self._checked(self.loss.generator_loss(D, G(self._latents())), "generator_loss")
+            g_loss = self._checked(self.loss.generator_loss(self.D_gen, G(self._latents())), "generator_loss")
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler_g.scale(g_loss).backward()
         self.scaler_g.step(self.opt_g)
@@ -225,9 +250,15 @@ class Trainer:
         return all(bool(torch.isfinite(p).all()) for m in (self.G, self.D) for p in m.parameters())
 
     def save_checkpoint(self, out: Path) -> Path:
+        """Write a checkpoint (rank 0 writes; every rank contributes its random states, then waits)."""
         if not self._parameters_finite():
             raise DivergenceError(self.step, "non-finite parameters; refusing to write a checkpoint")
-        return ckpt.save_checkpoint(out, self.step, self.state_dict(), keep_last=self.config.keep_last)
+        state = self.state_dict()
+        path = out / ckpt.CHECKPOINT_DIR / ckpt.checkpoint_name(self.step)
+        if self.dist.is_main:
+            path = ckpt.save_checkpoint(out, self.step, state, keep_last=self.config.keep_last)
+        barrier(self.dist)
+        return path
 
     def run(
         self,
@@ -247,9 +278,10 @@ class Trainer:
         numbers from its own generator, so that evaluating never changes the training trajectory.
         """
         cfg = self.config
+        main = self.dist.is_main  # under torchrun only rank 0 writes files, logs and shows progress
         out.mkdir(parents=True, exist_ok=True)
         (out / "samples").mkdir(exist_ok=True)
-        images_per_step = cfg.batch_size * cfg.n_critic
+        images_per_step = cfg.batch_size * cfg.n_critic * self.dist.world_size
         start_step = self.step
         train_seconds = 0.0  # training only: evaluation, grids and checkpoints are not counted
         next_eval_at = eval_every_seconds or math.inf
@@ -259,38 +291,44 @@ class Trainer:
         # With a time budget the bar counts seconds of training (its ETA is then right); otherwise steps.
         by_time = max_seconds is not None
         bar = tqdm(total=round(max_seconds) if by_time else cfg.steps, initial=0 if by_time else self.step,
-                   desc=cfg.variant, unit="s" if by_time else "step", disable=not progress, dynamic_ncols=True,
-                   leave=False, bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
+                   desc=cfg.variant, unit="s" if by_time else "step", disable=not (progress and main),
+                   dynamic_ncols=True, leave=False,
+                   bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
 
         def run_evaluation() -> None:
-            if evaluate is not None:
+            if evaluate is not None and main:
                 metrics = evaluate(self)
                 evaluations.append({"step": self.step, "train_seconds": round(train_seconds, 3), **metrics})
 
         if self.step == 0:
             run_evaluation()  # the untrained generator: the baseline every later score is compared with
-        with open(out / "log.jsonl", "a") as log:
+        with open(out / "log.jsonl", "a") if main else contextlib.nullcontext() as log:
             while self.step < cfg.steps:
                 t0 = time.perf_counter()
                 d_loss, g_loss = self.train_step()
                 d_val, g_val = float(d_loss), float(g_loss)  # synchronises, so the timing below is honest
                 train_seconds += time.perf_counter() - t0
+                out_of_time = max_seconds is not None and train_seconds >= max_seconds
+                if self.dist.enabled:  # every rank logs, stops and diverges on the same agreed values
+                    agreed = mean_across_ranks(self.dist, torch.tensor([d_val, g_val, float(out_of_time)],
+                                                                       device=self.device))
+                    d_val, g_val, out_of_time = float(agreed[0]), float(agreed[1]), bool(agreed[2] > 0)
                 if not (math.isfinite(d_val) and math.isfinite(g_val)):
                     raise DivergenceError(self.step, f"non-finite loss (d_loss={d_val}, g_loss={g_val})")
                 bar.update(min(train_seconds, max_seconds) - bar.n if by_time else 1)
-                out_of_time = max_seconds is not None and train_seconds >= max_seconds
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps or out_of_time:
                     seen = (self.step - start_step) * images_per_step
                     record = {"step": self.step, "d_loss": d_val, "g_loss": g_val,
                               "images_seen": self.step * images_per_step, "train_s": round(train_seconds, 4),
                               "img_per_s": round(seen / train_seconds, 2) if train_seconds > 0 else None}
-                    log.write(json.dumps(record) + "\n")
-                    log.flush()
+                    if log is not None:
+                        log.write(json.dumps(record) + "\n")
+                        log.flush()
                     bar.set_postfix(step=self.step, d=f"{d_val:.3f}", g=f"{g_val:.3f}")
                 if out_of_time:
                     stopped_by = "seconds"
                     break
-                if cfg.sample_every and self.step % cfg.sample_every == 0:
+                if cfg.sample_every and self.step % cfg.sample_every == 0 and main:
                     save_grid(self.sample(), out / "samples" / f"step-{self.step:08d}.png")
                 if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
                     self.save_checkpoint(out)
@@ -302,10 +340,12 @@ class Trainer:
         bar.close()
         run_evaluation()
         samples = out / "samples.png"
-        save_grid(self.sample(), samples)
         last_ckpt = self.save_checkpoint(out)
-        ckpt.export_generator(out / ckpt.GENERATOR_FILE, self.G.state_dict(), self.config.model_dump(mode="json"),
-                              self.assembly.names["generator"], list(self.assembly.image_shape))
+        if main:
+            save_grid(self.sample(), samples)
+            ckpt.export_generator(out / ckpt.GENERATOR_FILE, self.G.state_dict(),
+                                  self.config.model_dump(mode="json"), self.assembly.names["generator"],
+                                  list(self.assembly.image_shape))
         seen = (self.step - start_step) * images_per_step
         result = TrainResult(
             out=out, variant=cfg.variant, steps=self.step, images_seen=self.step * images_per_step,
@@ -316,5 +356,6 @@ class Trainer:
                         for role in ("generator", "discriminator", "loss")},
             stopped_by=stopped_by, evaluations=evaluations,
         )
-        (out / "result.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
+        if main:
+            (out / "result.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
         return result

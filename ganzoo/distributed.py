@@ -1,0 +1,92 @@
+"""Data-parallel training on torch.distributed, as launched by ``torchrun``.
+
+``torchrun --nproc-per-node N -m ganzoo train ...`` starts N processes with ``RANK``, ``WORLD_SIZE`` and
+``LOCAL_RANK`` set (multi-node: torchrun's rendezvous options). :func:`setup` joins the process group (NCCL
+on CUDA, gloo on the CPU); the trainer then wraps G and D in ``DistributedDataParallel``, gives each rank its
+own shard of every global batch and its own latents, and lets only rank 0 write files. Without ``torchrun``
+nothing here does anything.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process stands in the job: rank, world size, local rank (1 process: 0, 1, 0)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def launched_by_torchrun() -> bool:
+    """True when the environment holds a torch.distributed launch with more than one process."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def setup(device: torch.device) -> tuple[DistInfo, torch.device]:
+    """Join the process group when launched by torchrun; return this rank's info and device.
+
+    On CUDA each process takes ``cuda:LOCAL_RANK`` and NCCL; on the CPU, gloo.
+    """
+    if not launched_by_torchrun():
+        return DistInfo(), device
+    info = DistInfo(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
+    if device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return info, device
+
+
+def teardown() -> None:
+    """Leave the process group (after a final barrier), if one was joined."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def barrier(info: DistInfo) -> None:
+    if info.enabled:
+        dist.barrier()
+
+
+def gather_objects(info: DistInfo, obj: Any) -> list[Any]:
+    """Every rank's ``obj``, in rank order (just ``[obj]`` in a single process)."""
+    if not info.enabled:
+        return [obj]
+    out: list[Any] = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def mean_across_ranks(info: DistInfo, values: torch.Tensor) -> torch.Tensor:
+    """The mean of ``values`` over the ranks (all ranks get it), so every rank decides alike."""
+    if not info.enabled:
+        return values
+    values = values.clone()
+    dist.all_reduce(values)
+    return values / info.world_size
+
+
+def check_sync_batchnorm(enabled: bool, device: torch.device) -> None:
+    if enabled and device.type != "cuda":
+        raise ConfigError("sync_batchnorm: SyncBatchNorm needs CUDA devices; on the CPU leave it off")
