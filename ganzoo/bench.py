@@ -52,7 +52,7 @@ class BenchProfile(BaseModel):
 
     name: str = "custom"
     description: str = ""
-    variants: list[str] = Field(default_factory=lambda: ["vanilla", "dcgan", "wgan-gp"])
+    variants: list[str] = Field(default_factory=lambda: ["vanilla", "dcgan", "wgan-gp"], min_length=1)
     dataset: str = "mnist-5k"
     real_split: Literal["train", "test"] = Field("train", description="Reference split for the real statistics.")
     seeds: int = Field(1, gt=0, description="Trials per variant, seeds 0..seeds-1.")
@@ -298,16 +298,17 @@ def bench(
     for variant in prof.variants:
         canonical_names.setdefault(registry.variants.get(variant).item.name, variant)  # aliases run once
     for canonical, variant in canonical_names.items():
-        overrides = merge(prof.overrides, prof.variant_overrides.get(canonical, prof.variant_overrides.get(variant,
-                                                                                                            {})))
+        per_variant = prof.variant_overrides.get(canonical, prof.variant_overrides.get(variant, {}))
+        overrides = merge(prof.overrides, per_variant)
         for seed in range(prof.seeds):
-            cfg = resolve_config(registry, canonical, overrides={k: v for k, v in overrides.items()},
+            cfg = resolve_config(registry, canonical, overrides=overrides,
                                  steps=prof.steps, dataset=prof.dataset, seed=seed, device=prof.device,
                                  out=str(out / canonical / f"seed-{seed}"))
             cfg = cfg.model_copy(update={"sample_every": 0, "checkpoint_every": 0})
             plan.append((variant, seed, cfg, _config_hash(cfg.model_dump(mode="json", exclude={"out"}), prof)))
-    real = load_images(registry, prof.dataset, split=prof.real_split, root=plan[0][2].data_root if plan else
-                       Path("~/.cache/ganzoo/data"), download=True, image_size=plan[0][2].image_size if plan else None)
+    first = plan[0][2]  # every trial trains on the same dataset, root and image size
+    real = load_images(registry, prof.dataset, split=prof.real_split, root=first.data_root, download=first.download,
+                       image_size=first.image_size)
     previous = load_results(out)["trials"] if (out / RESULTS_FILE).is_file() else []
     records = {(t["variant"], t["seed"], t["config_hash"]): t for t in previous if t["status"] != "running"}
     order = [(cfg.variant, seed, config_hash) for _, seed, cfg, config_hash in plan]

@@ -177,3 +177,11 @@ def test_parallel_jobs_record_every_trial_in_plan_order(tmp_path: Path) -> None:
     assert [(t["variant"], t["seed"], t["status"]) for t in results["trials"]] == [
         ("vanilla", 0, "ok"), ("vanilla", 1, "ok"), ("dcgan", 0, "ok"), ("dcgan", 1, "ok")]
     assert all(t["hardware"]["threads"] == 1 for t in results["trials"])
+
+
+def test_same_seed_same_metrics(tmp_path: Path) -> None:
+    profile = tiny_profile(variants=["vanilla"], steps=3, overrides={"batch_size": 8, "log_every": 1})
+    a = bench(profile=profile, out=tmp_path / "a", progress=False, cache_dir=tmp_path / "cache")
+    b = bench(profile=profile, out=tmp_path / "b", progress=False, cache_dir=tmp_path / "cache")
+    assert a["trials"][0]["history"] == b["trials"][0]["history"]
+    assert a["trials"][0]["final"]["fid"] == b["trials"][0]["final"]["fid"]

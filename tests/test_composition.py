@@ -58,6 +58,7 @@ class Bad:
     def register_generators(self, register):
         register(Generator("unbounded", lambda latent_dim, image_shape: nn.Sequential(
             nn.Linear(latent_dim, 784), nn.Unflatten(1, (1, 28, 28)), _Scale(50.0))))
+        register(Generator("integers", lambda latent_dim, image_shape: _Integers()))
 
     @hookimpl
     def register_discriminators(self, register):
@@ -77,6 +78,11 @@ class _Scale(nn.Module):
         return x * self.factor
 
 
+class _Integers(nn.Module):
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(z.shape[0], 1, 28, 28, dtype=torch.uint8)
+
+
 class _MatrixLoss(Loss):
     def discriminator_loss(self, D, real, fake):
         return D(real)[:, None] - D(fake)[None, :]
@@ -90,6 +96,8 @@ class _MatrixLoss(Loss):
     [
         ({"generator": "unbounded"}, r"plugin 'bad' \(hook register_generators\): generator 'unbounded' returned "
                                      r"values outside \[-1, 1\]"),
+        ({"generator": "integers"}, r"plugin 'bad' \(hook register_generators\): generator 'integers' returned "
+                                    r"torch.uint8 images"),
         ({"discriminator": "two-scores"}, r"plugin 'bad' \(hook register_discriminators\): discriminator "
                                           r"'two-scores' must return one score per sample"),
         ({"loss": "matrix"}, r"plugin 'bad' \(hook register_losses\): loss 'matrix'.discriminator_loss must "
