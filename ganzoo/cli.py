@@ -156,6 +156,11 @@ def main() -> None:  # pragma: no cover
     cli(prog_name="ganzoo")
 
 
+def _num(scores: dict, key: str, fmt: str) -> str:
+    """A score formatted for the bench table, or '-' where the trial has none."""
+    return format(scores[key], fmt) if key in scores else "-"
+
+
 @cli.command("bench")
 @click.option("--variants", help="Comma-separated variants (default: the profile's variants).")
 @click.option("--profile", "profile_name", help="Bundled profile: quick (default), mnist, cifar10.")
@@ -200,14 +205,10 @@ def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path
     for t in results["trials"]:
         f = t.get("final") or {}
         u = t.get("untrained") or {}
-
-        def num(d: dict, key: str, fmt: str) -> str:
-            return format(d[key], fmt) if key in d else "-"
-
         click.echo(f"{t['variant']:<10} {t['seed']:>4} {t['status']:<9} {t.get('steps', '-')!s:>7} "
-                   f"{num(f, 'fid', '8.2f')} {num(f, 'kid_mean', '8.4f')} {num(f, 'is_mean', '6.2f')} "
-                   f"{num(f, 'precision', '6.3f')} {num(f, 'recall', '6.3f')} {num(f, 'classes_covered', '7.0f')} "
-                   f"{num(u, 'fid', '13.2f')}")
+                   f"{_num(f, 'fid', '8.2f')} {_num(f, 'kid_mean', '8.4f')} {_num(f, 'is_mean', '6.2f')} "
+                   f"{_num(f, 'precision', '6.3f')} {_num(f, 'recall', '6.3f')} {_num(f, 'classes_covered', '7.0f')} "
+                   f"{_num(u, 'fid', '13.2f')}")
         if t["status"] != "ok":
             click.echo(f"    {t['reason']}")
     click.echo(f"results: {out / 'results.json'}")
