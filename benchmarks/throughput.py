@@ -8,6 +8,10 @@ once with ``torch.utils.flop_counter``'s registry and compared with a large fp32
 
     python benchmarks/throughput.py                      # all variants, CPU, writes benchmarks/results/
     python benchmarks/throughput.py --variants vanilla --seconds 5 --rounds 3
+    python benchmarks/throughput.py --variants vanilla --set compile=true --warmup 100 --table compile
+
+With ``--warmup N`` both loops first run N untimed steps (for ``compile=true``: compilation, whose seconds
+are reported separately); ``--table NAME`` names the report and the table in docs/performance.md it updates.
 """
 
 from __future__ import annotations
@@ -47,15 +51,21 @@ def build(variant: str, steps: int, device: torch.device, overrides: dict[str, A
     return cfg, assembly, images
 
 
-def ganzoo_run(variant: str, steps: int, device: torch.device, overrides: dict[str, Any]) -> float:
-    """Images per second of ``Trainer.run`` (wall clock of the whole call, end-of-run files included)."""
-    cfg, assembly, images = build(variant, steps, device, overrides)
+def ganzoo_run(variant: str, steps: int, device: torch.device, overrides: dict[str, Any],
+               warmup: int = 0) -> tuple[float, float]:
+    """Images per second of ``Trainer.run`` over ``steps`` (wall clock of the whole call, end-of-run files
+    included), after ``warmup`` untimed steps; and the seconds of the warm-up."""
+    cfg, assembly, images = build(variant, warmup + steps, device, overrides)
     trainer = Trainer(assembly, images, device, versions())
+    t0 = time.perf_counter()
+    for _ in range(warmup):
+        trainer.train_step()
+    warmup_s = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
         trainer.run(Path(out), progress=False)
         wall = time.perf_counter() - t0
-    return steps * cfg.batch_size * cfg.n_critic / wall
+    return steps * cfg.batch_size * cfg.n_critic / wall, warmup_s
 
 
 def plain_step_fn(cfg, G, D, data: torch.Tensor, device: torch.device):
@@ -99,9 +109,12 @@ def plain_step_fn(cfg, G, D, data: torch.Tensor, device: torch.device):
     return step
 
 
-def plain_run(variant: str, steps: int, device: torch.device, overrides: dict[str, Any]) -> float:
+def plain_run(variant: str, steps: int, device: torch.device, overrides: dict[str, Any], warmup: int = 0) -> float:
+    """Images per second of the plain loop (eager, whatever the overrides' fast paths) after ``warmup`` steps."""
     cfg, assembly, images = build(variant, steps, device, overrides)
     step = plain_step_fn(cfg, assembly.generator, assembly.discriminator, to_model_range(images).to(device), device)
+    for _ in range(warmup):
+        step()
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
@@ -154,31 +167,41 @@ def calibrate(variant: str, seconds: float, device: torch.device, overrides: dic
 
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
-TABLE_BEGIN, TABLE_END = "<!-- throughput:begin -->", "<!-- throughput:end -->"
+
+
+def markers(table: str) -> tuple[str, str]:
+    """The comments around table ``table`` in docs/performance.md."""
+    return f"<!-- {table}:begin -->", f"<!-- {table}:end -->"
 
 
 def render_table(report: dict[str, Any]) -> str:
     """The Markdown table of a throughput report, as docs/performance.md shows it."""
     hw = report["hardware"]
-    lines = [TABLE_BEGIN,
+    begin, end = markers(report.get("table", "throughput"))
+    warmup = report.get("warmup_steps", 0)
+    lines = [begin,
              f"Measured {report['date']} on {hw['gpu'] or hw['cpu']} ({hw['threads']} threads), torch "
              f"{report['torch']}, ganzoo {report['ganzoo']}; fp32 matmul reference {report['matmul_gflops']} GFLOP/s"
-             + (f"; overrides {report['overrides']}" if report["overrides"] else "") + ".",
+             + (f"; overrides {report['overrides']}" if report["overrides"] else "")
+             + (f"; timed after {warmup} untimed warm-up steps" if warmup else "") + ".",
              "",
-             "| Variant | ganzoo img/s | plain loop img/s | ratio | GFLOP/s | of matmul |",
-             "|---|---|---|---|---|---|"]
+             "| Variant | ganzoo img/s | plain loop img/s | ratio | GFLOP/s | of matmul |"
+             + (" ganzoo warm-up s |" if warmup else ""),
+             "|---|---|---|---|---|---|" + ("---|" if warmup else "")]
     for row in report["variants"]:
         lines.append(f"| {row['variant']} | {row['ganzoo_img_per_s']:.1f} | {row['plain_img_per_s']:.1f} | "
-                     f"{row['ratio']:.3f} | {row['achieved_gflops']:.2f} | {row['fraction_of_matmul']:.1%} |")
-    lines.append(TABLE_END)
+                     f"{row['ratio']:.3f} | {row['achieved_gflops']:.2f} | {row['fraction_of_matmul']:.1%} |"
+                     + (f" {row['ganzoo_warmup_s']:.1f} |" if warmup else ""))
+    lines.append(end)
     return "\n".join(lines)
 
 
 def update_doc(report: dict[str, Any], doc: Path = DOC) -> None:
-    """Replace the table between the markers in ``doc`` with :func:`render_table` of ``report``."""
+    """Replace the report's table (between its markers) in ``doc`` with :func:`render_table` of ``report``."""
     text = doc.read_text()
-    start, end = text.index(TABLE_BEGIN), text.index(TABLE_END) + len(TABLE_END)
-    doc.write_text(text[:start] + render_table(report) + text[end:])
+    begin, end = markers(report.get("table", "throughput"))
+    start, stop = text.index(begin), text.index(end) + len(end)
+    doc.write_text(text[:start] + render_table(report) + text[stop:])
 
 
 def main() -> None:
@@ -188,7 +211,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="Alternating (ganzoo, plain) pairs per variant.")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="Config override key=value.")
-    parser.add_argument("--out", type=Path, default=None, help="JSON file (default benchmarks/results/...).")
+    parser.add_argument("--warmup", type=int, default=0, help="Untimed steps before each timed run.")
+    parser.add_argument("--table", default="throughput", help="Report and docs/performance.md table name.")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON file (default benchmarks/results/TABLE-DEVICE.json).")
     parser.add_argument("--update-doc", action="store_true", help="Also rewrite the table in docs/performance.md.")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -200,23 +226,27 @@ def main() -> None:
     rows = []
     for variant in args.variants.split(","):
         steps = calibrate(variant, args.seconds, device, overrides)
-        ours, plain = [], []
+        ours, plain, warm = [], [], []
         for _ in range(args.rounds):
-            ours.append(ganzoo_run(variant, steps, device, overrides))
-            plain.append(plain_run(variant, steps, device, overrides))
+            rate, warmup_s = ganzoo_run(variant, steps, device, overrides, args.warmup)
+            ours.append(rate)
+            warm.append(warmup_s)
+            plain.append(plain_run(variant, steps, device, overrides, args.warmup))
         g, p = statistics.median(ours), statistics.median(plain)
         fpi = flops_per_image(variant, device, overrides)
         achieved = g * fpi / 1e9
         row = {"variant": variant, "steps": steps, "rounds": args.rounds, "ganzoo_img_per_s": round(g, 1),
                "plain_img_per_s": round(p, 1), "ratio": round(g / p, 4), "ganzoo_runs": [round(x, 1) for x in ours],
                "plain_runs": [round(x, 1) for x in plain], "flops_per_image": fpi,
+               "ganzoo_warmup_s": round(statistics.median(warm), 2),
                "achieved_gflops": round(achieved, 2), "fraction_of_matmul": round(achieved / peak, 4)}
         rows.append(row)
         print(f"{variant:<9} {steps:>6} {g:>13.1f} {p:>12.1f} {g / p:>6.3f} {achieved:>8.2f} {achieved / peak:>9.1%}")
-    report = {"device": str(device), "hardware": hardware(), "matmul_gflops": round(peak, 2),
+    report = {"table": args.table, "warmup_steps": args.warmup, "device": str(device), "hardware": hardware(),
+              "matmul_gflops": round(peak, 2),
               "overrides": overrides, "torch": str(torch.__version__), "ganzoo": ganzoo.version(),
               "platform": platform.platform(), "date": time.strftime("%Y-%m-%d"), "variants": rows}
-    out = args.out or RESULTS / f"throughput-{device.type}.json"
+    out = args.out or RESULTS / f"{args.table}-{device.type}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}")

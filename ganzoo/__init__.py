@@ -17,7 +17,6 @@ from .api import (
     list_variants,
     load_dataset,
     load_generator,
-    plugin_manager,
     sample,
     train,
     version,
@@ -36,6 +35,7 @@ from .errors import (
     UsageError,
 )
 from .hookspecs import hookimpl
+from .plugins import get_plugin_manager as plugin_manager  # the process-wide manager, by its public name
 from .plugins import list_plugins, load_failures
 from .trainer import TrainResult
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import os
 from pathlib import Path
@@ -18,7 +19,7 @@ from .config import TrainConfig, load_yaml, parse_override, validate_config
 from .data import ImageData, load_images
 from .errors import CheckpointError, ConfigError
 from .images import save_grid
-from .plugins import get_plugin_manager, list_plugins
+from .plugins import list_plugins
 from .registry import Registry, get_registry
 from .trainer import Trainer, TrainResult, seed_everything
 
@@ -176,7 +177,7 @@ def run_config(registry: Registry, cfg: TrainConfig, state: dict[str, Any] | Non
     try:
         seed_everything(cfg.seed)
         assembly = assemble(registry, cfg, data.image_shape, device)
-        trainer = Trainer(assembly, data.images, device, versions(pm), dist_info=info)
+        trainer = Trainer(assembly, data, device, versions(pm), dist_info=info, progress=progress)
         if state is not None:
             trainer.load_state_dict(state)
         out = Path(cfg.out)
@@ -191,16 +192,22 @@ def run_config(registry: Registry, cfg: TrainConfig, state: dict[str, Any] | Non
 
 
 def load_dataset(name: str = "mnist-5k", split: str = "train", *, root: str | Path = "~/.cache/ganzoo/data",
-                 download: bool = True, image_size: int | None = None,
+                 download: bool = True, image_size: int | None = None, lazy: bool = False, workers: int = 0,
                  pm: pluggy.PluginManager | None = None) -> ImageData:
     """Load a registered dataset split as ``uint8`` images ``(N, C, H, W)`` (and labels where it has them).
+
+    A dataset whose plugin reads images lazily (``image-folder``) is read into one tensor by ``workers``
+    DataLoader processes, unless ``lazy=True`` keeps it a ``torch.utils.data.Dataset``.
 
     Example::
 
         test = ganzoo.load_dataset("mnist-5k", "test")   # 500 images, 50 per digit
         print(test.images.shape, test.labels.bincount())
     """
-    return load_images(get_registry(pm), name, split=split, root=root, download=download, image_size=image_size)
+    data = load_images(get_registry(pm), name, split=split, root=root, download=download, image_size=image_size)
+    if not (lazy or data.in_memory):
+        data = dataclasses.replace(data, images=data.tensor(workers=workers), image_size=None)
+    return data
 
 
 def load_generator(checkpoint: str | Path, pm: pluggy.PluginManager | None = None,
@@ -241,8 +248,3 @@ def sample(checkpoint: str | Path, n: int = 64, *, out: str | Path | None = None
     if out is not None:
         save_grid(images, out)
     return images
-
-
-def plugin_manager() -> pluggy.PluginManager:
-    """The process-wide plugin manager (see :mod:`ganzoo.plugins`)."""
-    return get_plugin_manager()

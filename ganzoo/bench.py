@@ -308,7 +308,7 @@ def bench(
             plan.append((variant, seed, cfg, _config_hash(cfg.model_dump(mode="json", exclude={"out"}), prof)))
     first = plan[0][2]  # every trial trains on the same dataset, root and image size
     real = load_images(registry, prof.dataset, split=prof.real_split, root=first.data_root, download=first.download,
-                       image_size=first.image_size)
+                       image_size=first.image_size).tensor(workers=first.data_workers, progress=progress)
     previous = load_results(out)["trials"] if (out / RESULTS_FILE).is_file() else []
     records = {(t["variant"], t["seed"], t["config_hash"]): t for t in previous if t["status"] != "running"}
     order = [(cfg.variant, seed, config_hash) for _, seed, cfg, config_hash in plan]
@@ -319,7 +319,7 @@ def bench(
         for variant, seed, cfg, config_hash in todo:
             bar.set_description(f"bench {cfg.variant} seed {seed}")
             records[(cfg.variant, seed, config_hash)] = run_trial(
-                prof, variant, seed, out, real.images, config_hash=config_hash, cfg=cfg, progress=progress,
+                prof, variant, seed, out, real, config_hash=config_hash, cfg=cfg, progress=progress,
                 cache_dir=cache, pm=pm)
             _write_results(out, prof, [records[k] for k in order if k in records])
             bar.update(1)
@@ -330,7 +330,7 @@ def bench(
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(jobs, mp_context=context, initializer=torch.set_num_threads,
                                  initargs=(threads,)) as pool:
-            futures = {pool.submit(run_trial, prof, variant, seed, out, real.images, config_hash=config_hash,
+            futures = {pool.submit(run_trial, prof, variant, seed, out, real, config_hash=config_hash,
                                    cfg=cfg, progress=False, cache_dir=cache, pm=None): (cfg.variant, seed, config_hash)
                        for variant, seed, cfg, config_hash in todo}
             for future in as_completed(futures):

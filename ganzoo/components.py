@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 
 @dataclass(frozen=True)
@@ -72,14 +73,15 @@ class Variant:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A dataset: ``load(root, split, download, image_size) -> (uint8 images NCHW, labels or None)``.
+    """A dataset: ``load(root, split, download, image_size) -> (images, labels or None)``, the images a
+    ``uint8`` tensor NCHW or a ``torch.utils.data.Dataset`` of ``uint8`` CHW items (see the hookspec).
 
     ``image_shape`` is the shape of one sample at the dataset's native size, ``(C, H, W)``; ``None`` when it
     is only known after loading (an image folder).
     """
 
     name: str
-    load: Callable[[Path, str, bool, int | None], tuple[torch.Tensor, torch.Tensor | None]]
+    load: Callable[[Path, str, bool, int | None], tuple[torch.Tensor | Dataset, torch.Tensor | None]]
     image_shape: tuple[int, int, int] | None = None
     description: str = ""
     offline: bool = False

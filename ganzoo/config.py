@@ -39,6 +39,12 @@ class TrainConfig(BaseModel):
     data_root: Path = Field(DEFAULT_DATA_ROOT, description="Where datasets are stored or downloaded.")
     download: bool = Field(True, description="Download datasets that are missing from data_root.")
     image_size: int | None = Field(None, gt=0, description="Resize images to this size (square).")
+    data_loading: Literal["auto", "memory", "stream"] = Field(
+        "auto", description="'memory': one tensor on the device, batched by indexing; 'stream': a DataLoader with "
+        "workers (pinned memory on CUDA); 'auto': memory when the float32 copy fits memory_limit_gb.")
+    data_workers: int = Field(2, ge=0, description="DataLoader worker processes for streamed or decoded datasets.")
+    memory_limit_gb: float = Field(4.0, ge=0, description="Largest float32 copy of a dataset that 'auto' holds "
+                                   "in memory (GB).")
 
     steps: int = Field(1000, gt=0, description="Generator steps.")
     n_critic: int = Field(1, gt=0, description="Discriminator steps per generator step.")
@@ -54,7 +60,8 @@ class TrainConfig(BaseModel):
     init_std: float = Field(0.02, gt=0)
 
     # Fast paths: each off by default, each a switch the trainer reads at the top of the run.
-    compile: bool = Field(False, description="torch.compile G and D (D is left eager for double-backward losses).")
+    compile: bool = Field(False, description="torch.compile the loss steps (G, D and loss; a double-backward loss "
+                          "keeps its D step eager).")
     channels_last: bool = Field(False, description="Channels-last memory format for networks and data.")
     amp: Literal["off", "bf16", "fp16"] = Field("off", description="Autocast dtype; fp16 (CUDA only) uses scalers.")
     fused_optimizer: bool = Field(False, description="Fused Adam kernels (torch.optim.Adam(fused=True)).")

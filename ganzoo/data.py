@@ -1,36 +1,98 @@
-"""Datasets as in-memory tensors, batched by indexing.
+"""Training data: in-memory tensors batched by indexing, or a DataLoader for data that does not fit.
 
-A dataset plugin returns ``uint8`` images ``(N, C, H, W)``; ganzoo resizes them if asked, converts them
-once to float in ``[-1, 1]`` on the training device, and draws batches by indexing a seeded permutation:
-no per-sample Python, no DataLoader for data that fits in memory.
+A dataset plugin returns ``uint8`` images, either as one tensor ``(N, C, H, W)`` or as a map-style
+``torch.utils.data.Dataset`` whose items are ``uint8`` tensors ``(C, H, W)`` (read lazily: an image folder,
+a dataset larger than memory). Data held in memory is converted once to float in ``[-1, 1]`` on the training
+device and batched by indexing a seeded permutation (:class:`TensorBatches`): no per-sample Python. Data
+that does not fit is streamed (:class:`LoaderBatches`): a DataLoader with worker processes and pinned memory
+on CUDA reads the same seeded permutation, ships ``uint8`` batches and converts them on the device. Both give
+the same batches for the same seed, so the choice changes speed and memory, never the training trajectory.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm.auto import tqdm
 
-from .errors import DatasetError, GanzooError, PluginError
+from .errors import ConfigError, DatasetError, GanzooError, PluginError
 from .registry import Registry
 
 
 @dataclass
 class ImageData:
-    """Images of one dataset split: ``uint8`` ``(N, C, H, W)`` and optional ``int64`` labels."""
+    """Images of one dataset split: ``uint8`` ``(N, C, H, W)`` (a tensor, or a Dataset of ``(C, H, W)`` items
+    when the plugin reads them lazily) and optional ``int64`` labels."""
 
     name: str
     split: str
-    images: torch.Tensor
+    images: torch.Tensor | Dataset
     labels: torch.Tensor | None
     plugin: str
+    image_size: int | None = None  # a lazy dataset's items are resized to this when they are read
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether the images are one tensor (rather than a Dataset read item by item)."""
+        return isinstance(self.images, torch.Tensor)
+
+    def __len__(self) -> int:
+        return len(self.images)  # type: ignore[arg-type]
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+        if self.in_memory:
+            return tuple(self.images.shape[1:])  # type: ignore[union-attr, return-value]
+        shape = tuple(_item_image(self.images[0]).shape)  # type: ignore[index]
+        if self.image_size is not None:
+            shape = (shape[0], self.image_size, self.image_size)
+        return shape  # type: ignore[return-value]
+
+    def float32_bytes(self) -> int:
+        """Bytes of the float32 copy training would hold in memory."""
+        return len(self) * math.prod(self.image_shape) * 4
+
+    def tensor(self, workers: int = 0, progress: bool = False, limit: int | None = None) -> torch.Tensor:
+        """The images as one ``uint8`` tensor (the first ``limit`` of them); a lazy dataset is read in
+        batches by ``workers`` DataLoader processes."""
+        if self.in_memory:
+            return self.images[:limit] if limit is not None else self.images  # type: ignore[index,return-value]
+        count = len(self) if limit is None else min(limit, len(self))
+        out = torch.empty((count, *self.image_shape), dtype=torch.uint8)
+        loader = DataLoader(self.images, batch_size=256, sampler=range(count),  # type: ignore[arg-type]
+                            num_workers=workers, collate_fn=_collate_checked(self), generator=torch.Generator())
+        done = 0
+        with tqdm(total=count, desc=f"reading {self.name}", unit="img", disable=not progress, leave=False) as bar:
+            for batch in loader:
+                out[done : done + batch.shape[0]] = batch
+                done += batch.shape[0]
+                bar.update(batch.shape[0])
+        return out
+
+
+class _collate_checked:
+    """Stack ``uint8`` ``(C, H, W)`` items into a batch (resized if asked); anything else is the dataset
+    plugin's fault. Runs in the DataLoader workers."""
+
+    def __init__(self, data: ImageData) -> None:
+        self.name, self.plugin, self.image_size = data.name, data.plugin, data.image_size
+
+    def __call__(self, items: list[Any]) -> torch.Tensor:
+        items = [item[0] if isinstance(item, (tuple, list)) else item for item in items]  # (image, label) pairs
+        first = items[0]
+        if not (isinstance(first, torch.Tensor) and first.dtype == torch.uint8 and first.ndim == 3):
+            got = f"{first.dtype} {tuple(first.shape)}" if isinstance(first, torch.Tensor) else type(first).__name__
+            raise PluginError(self.plugin, f"dataset {self.name!r} items must be uint8 tensors (C, H, W), got {got}",
+                              "register_datasets")
+        batch = torch.stack(items)
+        return batch if self.image_size is None else resize_uint8(batch, self.image_size)
 
 
 def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -69,18 +131,50 @@ def load_images(
         raise PluginError(entry.plugin, f"dataset {spec.name!r} load() must return (images, labels)",
                           "register_datasets")
     images, labels = result
+    if isinstance(images, Dataset) and not isinstance(images, torch.Tensor):
+        return _lazy_image_data(spec.name, split, images, labels, entry.plugin, image_size)
     if not (isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.ndim == 4):
         got = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images)
-        raise PluginError(entry.plugin, f"dataset {spec.name!r} must return uint8 images (N, C, H, W), got {got}",
-                          "register_datasets")
+        raise PluginError(entry.plugin, f"dataset {spec.name!r} must return uint8 images (N, C, H, W) or a "
+                          f"Dataset of uint8 (C, H, W) items, got {got}", "register_datasets")
     if images.shape[0] == 0:
         raise DatasetError(f"dataset {spec.name!r} split {split!r} is empty")
-    if labels is not None and (labels.ndim != 1 or labels.shape[0] != images.shape[0]):
-        raise PluginError(entry.plugin, f"dataset {spec.name!r} labels must have shape ({images.shape[0]},)",
-                          "register_datasets")
+    _check_labels(entry.plugin, spec.name, labels, images.shape[0])
     if image_size is not None:
         images = resize_uint8(images, image_size)
     return ImageData(spec.name, split, images.contiguous(), labels, entry.plugin)
+
+
+def _check_labels(plugin: str, name: str, labels: Any, count: int) -> None:
+    if labels is not None and (not isinstance(labels, torch.Tensor) or labels.ndim != 1 or labels.shape[0] != count):
+        raise PluginError(plugin, f"dataset {name!r} labels must be a tensor of shape ({count},) or None",
+                          "register_datasets")
+
+
+def _lazy_image_data(name: str, split: str, dataset: Dataset, labels: Any, plugin: str,
+                     image_size: int | None) -> ImageData:
+    try:
+        count = len(dataset)  # type: ignore[arg-type]
+    except TypeError:
+        raise PluginError(plugin, f"dataset {name!r} returned a Dataset without __len__; ganzoo needs a map-style "
+                          "Dataset", "register_datasets") from None
+    if count == 0:
+        raise DatasetError(f"dataset {name!r} split {split!r} is empty")
+    _check_labels(plugin, name, labels, count)
+    data = ImageData(name, split, dataset, labels, plugin)
+    try:
+        first = dataset[0]
+    except Exception as exc:
+        raise PluginError(plugin, f"dataset {name!r} failed to read item 0: {type(exc).__name__}: {exc}",
+                          "register_datasets") from exc
+    _collate_checked(data)([first])  # the same check every streamed batch gets
+    if image_size is not None and tuple(_item_image(first).shape[1:]) != (image_size, image_size):
+        data.image_size = image_size
+    return data
+
+
+def _item_image(item: Any) -> torch.Tensor:
+    return item[0] if isinstance(item, (tuple, list)) else item
 
 
 def to_model_range(images: torch.Tensor) -> torch.Tensor:
@@ -93,41 +187,157 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return images.detach().add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
 
 
-class TensorBatches:
-    """Endless shuffled batches from a tensor held on the training device, with resumable state.
+class BatchOrder:
+    """The seeded, resumable order of training batches, the same on every rank.
 
-    Each epoch draws a permutation from its own seeded generator and yields ``len // batch_size`` full
-    batches (the remainder is dropped, so every step sees the same batch size).
+    Each epoch draws a permutation from its own seeded generator and yields ``N // global_batch`` full
+    global batches (the remainder is dropped, so every step sees the same batch size); rank ``r`` of ``W``
+    trains on slice ``r`` of each global batch.
     """
 
-    def __init__(self, data: torch.Tensor, batch_size: int, seed: int) -> None:
-        if batch_size > data.shape[0]:
-            raise DatasetError(f"batch_size {batch_size} is larger than the dataset ({data.shape[0]} images)")
-        self.data = data
-        self.batch_size = batch_size
+    def __init__(self, count: int, batch_size: int, seed: int, world_size: int = 1, rank: int = 0) -> None:
+        if batch_size * world_size > count:
+            raise DatasetError(f"batch_size {batch_size} x {world_size} process(es) is larger than the dataset "
+                               f"({count} images)")
+        self.count, self.batch_size, self.world_size, self.rank = count, batch_size, world_size, rank
         self.generator = torch.Generator().manual_seed(seed)
         self.epoch = 0
         self.position = 0
-        self._perm = self._new_perm()
+        self.perm = torch.randperm(count, generator=self.generator)
 
-    def _new_perm(self) -> torch.Tensor:
-        return torch.randperm(self.data.shape[0], generator=self.generator).to(self.data.device)
-
-    def next(self) -> torch.Tensor:
-        if self.position + self.batch_size > self.data.shape[0]:
+    def next(self) -> slice:
+        """This rank's part of the next batch, as a slice of :attr:`perm` (which changes with the epoch)."""
+        span = self.batch_size * self.world_size
+        if self.position + span > self.count:
             self.epoch += 1
             self.position = 0
-            self._perm = self._new_perm()
-        index = self._perm[self.position : self.position + self.batch_size]
-        self.position += self.batch_size
-        return self.data.index_select(0, index)
+            self.perm = torch.randperm(self.count, generator=self.generator)
+        start = self.position + self.rank * self.batch_size
+        self.position += span
+        return slice(start, start + self.batch_size)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "position": self.position, "perm": self._perm.cpu(),
+        return {"epoch": self.epoch, "position": self.position, "perm": self.perm.clone(),
                 "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.epoch = int(state["epoch"])
         self.position = int(state["position"])
-        self._perm = state["perm"].to(self.data.device)
+        self.perm = state["perm"].cpu()
         self.generator.set_state(state["generator"])
+
+
+class TensorBatches:
+    """Endless batches indexed from a tensor held on the training device (see :class:`BatchOrder`)."""
+
+    def __init__(self, data: torch.Tensor, batch_size: int, seed: int, world_size: int = 1, rank: int = 0) -> None:
+        self.data = data
+        self.order = BatchOrder(data.shape[0], batch_size, seed, world_size, rank)
+        self._epoch, self._perm = -1, torch.empty(0)
+
+    def next(self) -> torch.Tensor:
+        part = self.order.next()
+        if self._epoch != self.order.epoch:  # one host-to-device copy of the permutation per epoch
+            self._epoch, self._perm = self.order.epoch, self.order.perm.to(self.data.device)
+        return self.data.index_select(0, self._perm[part])
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.order.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.order.load_state_dict(state)
+        self._epoch = -1
+
+    def close(self) -> None:
+        """Nothing to release (the streamed counterpart stops its workers)."""
+
+
+class _TensorItems(Dataset):
+    """A ``uint8`` tensor seen as a Dataset of ``(C, H, W)`` items (to stream data held on the host)."""
+
+    def __init__(self, images: torch.Tensor) -> None:
+        self.images = images
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.images[index]
+
+
+class _OrderSampler(Sampler[list[int]]):
+    """Yields this rank's batches of a copy of a :class:`BatchOrder`, endlessly."""
+
+    def __init__(self, order: BatchOrder) -> None:
+        self.order = order
+
+    def __iter__(self) -> Iterator[list[int]]:
+        while True:
+            part = self.order.next()
+            yield self.order.perm[part].tolist()
+
+
+class LoaderBatches:
+    """Endless batches streamed by a DataLoader: worker processes read and stack ``uint8`` items in the order
+    of a :class:`BatchOrder` (the same batches :class:`TensorBatches` gives for the same seed), pinned
+    memory and non-blocking copies on CUDA, conversion to ``[-1, 1]`` on the device.
+
+    The workers read ahead; the order that the checkpoint saves is the one the trainer has consumed, and a
+    restored state restarts the loader from there.
+    """
+
+    def __init__(self, data: ImageData, batch_size: int, seed: int, device: torch.device, *, workers: int = 2,
+                 world_size: int = 1, rank: int = 0, channels_last: bool = False) -> None:
+        self.dataset = _TensorItems(data.images) if data.in_memory else data.images  # type: ignore[arg-type]
+        self.collate = _collate_checked(data)
+        self.device, self.workers, self.channels_last = device, workers, channels_last
+        self.pin_memory = device.type == "cuda"
+        self.order = BatchOrder(len(data), batch_size, seed, world_size, rank)
+        self._batches: Iterator[torch.Tensor] | None = None
+
+    def _start(self) -> Iterator[torch.Tensor]:
+        ahead = BatchOrder(self.order.count, self.order.batch_size, 0, self.order.world_size, self.order.rank)
+        ahead.load_state_dict(self.order.state_dict())
+        loader = DataLoader(self.dataset, batch_sampler=_OrderSampler(ahead), num_workers=self.workers,
+                            collate_fn=self.collate, pin_memory=self.pin_memory,
+                            prefetch_factor=4 if self.workers else None,
+                            # its own generator: starting workers must not draw from the global RNG stream
+                            generator=torch.Generator().manual_seed(self.order.epoch))
+        return iter(loader)
+
+    def next(self) -> torch.Tensor:
+        if self._batches is None:
+            self._batches = self._start()
+        batch = next(self._batches)
+        self.order.next()  # keep the consumed order in step with what the loader delivered
+        batch = to_model_range(batch.to(self.device, non_blocking=self.pin_memory))
+        return batch.contiguous(memory_format=torch.channels_last) if self.channels_last else batch
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.order.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.close()
+        self.order.load_state_dict(state)
+
+    def close(self) -> None:
+        """Stop the worker processes (a later :meth:`next` starts them again)."""
+        self._batches = None
+
+
+def make_batches(data: ImageData, batch_size: int, seed: int, device: torch.device, *, mode: str = "auto",
+                 workers: int = 2, memory_limit_gb: float = 4.0, world_size: int = 1, rank: int = 0,
+                 channels_last: bool = False, progress: bool = False) -> TensorBatches | LoaderBatches:
+    """The batch source for ``data``: :class:`TensorBatches` (``mode='memory'``) or :class:`LoaderBatches`
+    (``'stream'``); ``'auto'`` holds the data in memory when its float32 copy is at most ``memory_limit_gb``."""
+    if mode not in ("auto", "memory", "stream"):
+        raise ConfigError(f"data_loading must be 'auto', 'memory' or 'stream', not {mode!r}")
+    if mode == "auto":
+        mode = "memory" if data.float32_bytes() <= memory_limit_gb * 1e9 else "stream"
+    if mode == "stream":
+        return LoaderBatches(data, batch_size, seed, device, workers=workers, world_size=world_size, rank=rank,
+                             channels_last=channels_last)
+    images = to_model_range(data.tensor(workers=workers, progress=progress)).to(device)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    return TensorBatches(images, batch_size, seed, world_size, rank)

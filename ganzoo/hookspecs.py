@@ -82,6 +82,8 @@ def register_datasets(register: Callable) -> None:
     Call ``register(ganzoo.DatasetSpec(name, load, image_shape=..., description=...))``. ``load`` is called
     as ``load(root: pathlib.Path, split: str, download: bool, image_size: int | None)`` with split
     ``"train"`` or ``"test"`` and returns ``(images, labels)``: ``images`` a ``uint8`` tensor of shape
-    ``(N, C, H, W)``, ``labels`` an ``int64`` tensor of shape ``(N,)`` or ``None``. Raise
+    ``(N, C, H, W)``, or a map-style ``torch.utils.data.Dataset`` of ``uint8`` ``(C, H, W)`` items (or
+    ``(image, label)`` pairs) for data too large to hold or slow to decode (read by DataLoader workers, so
+    picklable); ``labels`` an ``int64`` tensor of shape ``(N,)`` or ``None``. Raise
     ``ganzoo.DatasetError`` with an actionable message when the data cannot be had (for example offline).
     """

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from . import checkpoint as ckpt
 from .assembly import Assembly
 from .config import TrainConfig
-from .data import TensorBatches, to_model_range
+from .data import ImageData, make_batches
 from .distributed import DistInfo, barrier, gather_objects, mean_across_ranks
 from .errors import CheckpointError, ConfigError, DivergenceError, PluginError
 from .images import save_grid
@@ -99,21 +99,28 @@ class TrainResult:
 class Trainer:
     """One GAN training run: build it from an :class:`Assembly` and the training images, then :meth:`run`."""
 
-    def __init__(self, assembly: Assembly, images: torch.Tensor, device: torch.device, versions: dict[str, Any],
-                 dist_info: DistInfo | None = None):
+    def __init__(self, assembly: Assembly, images: torch.Tensor | ImageData, device: torch.device,
+                 versions: dict[str, Any], dist_info: DistInfo | None = None, progress: bool = False):
+        """``images``: the training split, ``uint8`` ``(N, C, H, W)`` (or an :class:`ImageData`, possibly
+        lazy); held in memory or streamed as the ``data_loading`` config key says. ``progress`` shows a bar
+        while a lazy dataset is read into memory."""
         cfg: TrainConfig = assembly.config
         self.config, self.assembly, self.device, self.versions = cfg, assembly, device, versions
         self.dist = dist_info or DistInfo()
         self.G: nn.Module = assembly.generator
         self.D: nn.Module = assembly.discriminator
         self.loss = assembly.loss
-        data = to_model_range(images).to(device)
+        if isinstance(images, torch.Tensor):
+            images = ImageData("tensor", "train", images, None, "ganzoo")
+        # One global batch per step, the same permutation on every rank; each rank trains on its own slice.
+        self.batches = make_batches(images, cfg.batch_size, cfg.seed + 1, device, mode=cfg.data_loading,
+                                    workers=cfg.data_workers, memory_limit_gb=cfg.memory_limit_gb,
+                                    world_size=self.dist.world_size, rank=self.dist.rank,
+                                    channels_last=cfg.channels_last, progress=progress and self.dist.is_main)
         # -- fast paths, each a config switch ------------------------------------------------------------
         if cfg.channels_last:
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
-            if data.ndim == 4:
-                data = data.contiguous(memory_format=torch.channels_last)
         if cfg.amp == "fp16" and device.type != "cuda":
             raise ConfigError("amp: fp16 needs a CUDA device; on the CPU use amp=bf16")
         self.autocast_dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.amp]
@@ -122,23 +129,25 @@ class Trainer:
         if cfg.sync_batchnorm and self.dist.enabled:
             self.G = nn.SyncBatchNorm.convert_sync_batchnorm(self.G)
             self.D = nn.SyncBatchNorm.convert_sync_batchnorm(self.D)
-        # Forward passes go through G_fwd and D_fwd (DDP-wrapped under torchrun, compiled if asked);
-        # state_dict() and sampling use the plain modules. The generator step calls the plain D (D_gen):
-        # it needs gradients through D, not a gradient all-reduce for D's frozen weights.
-        G_fwd, D_fwd = self.G, self.D
+        # Forward passes go through G_fwd and D_fwd (DDP-wrapped under torchrun); state_dict() and sampling
+        # use the plain modules. The generator step calls the plain D (D_gen): it needs gradients through D,
+        # not a gradient all-reduce for D's frozen weights.
+        self.G_fwd, self.D_fwd = self.G, self.D
         if self.dist.enabled:
             ddp_args = {"device_ids": [device.index]} if device.type == "cuda" else {}
-            G_fwd, D_fwd = DDP(self.G, **ddp_args), DDP(self.D, **ddp_args)
-        self.G_fwd: nn.Module = torch.compile(G_fwd) if cfg.compile else G_fwd
-        # A loss that differentiates D twice (a gradient penalty) keeps D eager: compiled graphs do not
-        # support double backward.
-        compile_d = cfg.compile and not getattr(self.loss, "double_backward", False)
-        self.D_fwd: nn.Module = torch.compile(D_fwd) if compile_d else D_fwd
-        self.D_gen: nn.Module = self.D_fwd if not self.dist.enabled else self.D
+            self.G_fwd, self.D_fwd = DDP(self.G, **ddp_args), DDP(self.D, **ddp_args)
+        self.D_gen: nn.Module = self.D if self.dist.enabled else self.D_fwd
+        # With compile, each loss computation (networks and loss together) becomes one compiled graph. A loss
+        # that differentiates D twice (a gradient penalty) keeps its discriminator step eager: compiled graphs
+        # do not support double backward. Its generator step, which differentiates D once, still compiles.
+        self.discriminator_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = self._discriminator_loss
+        self.generator_loss: Callable[[torch.Tensor], torch.Tensor] = self._generator_loss
+        if cfg.compile:
+            if not getattr(self.loss, "double_backward", False):
+                self.discriminator_loss = torch.compile(self._discriminator_loss)
+            self.generator_loss = torch.compile(self._generator_loss)
         self.opt_g = make_optimizer(cfg.optimizer, self.G.parameters(), cfg.lr_g, cfg.betas, cfg.fused_optimizer)
         self.opt_d = make_optimizer(cfg.optimizer, self.D.parameters(), cfg.lr_d, cfg.betas, cfg.fused_optimizer)
-        # One global batch per step, the same permutation on every rank; each rank trains on its own slice.
-        self.batches = TensorBatches(data, cfg.batch_size * self.dist.world_size, seed=cfg.seed + 1)
         # Latents come from a dedicated generator (one stream per rank), so nothing else that draws random
         # numbers shifts them.
         self.noise = torch.Generator(device=device).manual_seed(cfg.seed + 2 + 7919 * self.dist.rank)
@@ -207,26 +216,28 @@ class Trainer:
     def _autocast(self) -> Any:
         return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None)
 
+    def _discriminator_loss(self, real: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            fake = self.G_fwd(z)
+        return self.loss.discriminator_loss(self.D_fwd, real, fake)
+
+    def _generator_loss(self, z: torch.Tensor) -> torch.Tensor:
+        return self.loss.generator_loss(self.D_gen, self.G_fwd(z))
+
     def train_step(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One generator step: ``n_critic`` discriminator updates, then one generator update."""
-        G, D = self.G_fwd, self.D_fwd
-        bs, rank = self.config.batch_size, self.dist.rank
         self.D.requires_grad_(True)
         for _ in range(self.config.n_critic):
-            real = self.batches.next()
-            if self.dist.enabled:
-                real = real[rank * bs : (rank + 1) * bs]
-            with torch.no_grad(), self._autocast():
-                fake = G(self._latents())
+            real = self.batches.next()  # this rank's slice of the global batch
             with self._autocast():
-                d_loss = self._checked(self.loss.discriminator_loss(D, real, fake), "discriminator_loss")
+                d_loss = self._checked(self.discriminator_loss(real, self._latents()), "discriminator_loss")
             self.opt_d.zero_grad(set_to_none=True)
             self.scaler_d.scale(d_loss).backward()
             self.scaler_d.step(self.opt_d)
             self.scaler_d.update()
         self.D.requires_grad_(False)  # the generator step needs gradients through D, not for D's weights
         with self._autocast():
-            g_loss = self._checked(self.loss.generator_loss(self.D_gen, G(self._latents())), "generator_loss")
+            g_loss = self._checked(self.generator_loss(self._latents()), "generator_loss")
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler_g.scale(g_loss).backward()
         self.scaler_g.step(self.opt_g)
@@ -338,6 +349,7 @@ class Trainer:
                     while next_eval_at <= train_seconds:
                         next_eval_at += eval_every_seconds
         bar.close()
+        self.batches.close()
         run_evaluation()
         samples = out / "samples.png"
         last_ckpt = self.save_checkpoint(out)

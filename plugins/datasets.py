@@ -6,7 +6,8 @@
 - ``mnist``, ``fashion-mnist``, ``cifar10``: torchvision datasets, downloaded into ``data_root`` on first
   use (needs internet, or the files already in place).
 - ``image-folder``: every image under ``data_root`` (recursively), converted to RGB, resized and
-  centre-cropped to ``image_size`` (default 64). Held in memory.
+  centre-cropped to ``image_size`` (default 64). Read lazily: training holds it in memory when it fits
+  (``data_loading: auto``, decoded by ``data_workers`` processes) and streams it through a DataLoader otherwise.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 from ganzoo import DatasetError, DatasetSpec, hookimpl
 
@@ -76,28 +78,38 @@ def _torchvision_loader(name: str, cls_name: str, hint: str):
     return load
 
 
-def load_image_folder(root: Path, split: str, download: bool, image_size: int | None):
-    """All images under ``root``, RGB, resized (shorter side) and centre-cropped to ``image_size``."""
-    from PIL import Image
+class ImageFolderDataset(Dataset):
+    """Images read from files on demand: RGB, resized (shorter side) and centre-cropped to ``size``."""
 
-    size = image_size or 64
-    if not root.is_dir():
-        raise DatasetError(f"image-folder: data_root {str(root)!r} is not a directory; set data_root to a folder "
-                           "of images")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise DatasetError(f"image-folder: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {str(root)!r}")
-    out = torch.empty((len(files), 3, size, size), dtype=torch.uint8)
-    for i, path in enumerate(files):
-        with Image.open(path) as img:
+    def __init__(self, files: list[Path], size: int) -> None:
+        self.files, self.size = files, size
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        from PIL import Image
+
+        size = self.size
+        with Image.open(self.files[index]) as img:
             img = img.convert("RGB")
             scale = size / min(img.size)
             img = img.resize((max(size, round(img.width * scale)), max(size, round(img.height * scale))),
                              Image.BICUBIC)
             left, top = (img.width - size) // 2, (img.height - size) // 2
             img = img.crop((left, top, left + size, top + size))
-            out[i] = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
-    return out, None
+            return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
+
+
+def load_image_folder(root: Path, split: str, download: bool, image_size: int | None):
+    """All images under ``root`` as a lazy :class:`ImageFolderDataset` (``image_size``, default 64)."""
+    if not root.is_dir():
+        raise DatasetError(f"image-folder: data_root {str(root)!r} is not a directory; set data_root to a folder "
+                           "of images")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DatasetError(f"image-folder: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {str(root)!r}")
+    return ImageFolderDataset(files, image_size or 64), None
 
 
 @hookimpl

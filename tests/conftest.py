@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ import torch
 from click.testing import CliRunner
 
 import ganzoo
+from ganzoo.checkpoint import load_checkpoint
 from ganzoo.plugins import get_plugin_manager
 
 
@@ -44,4 +46,25 @@ def quick() -> dict[str, Any]:
     return dict(QUICK)
 
 
-__all__ = ["registered", "ganzoo"]
+def assert_same_weights(a: Path, b: Path) -> None:
+    """Two checkpoints (files or run directories) hold equal G, D and optimiser states at the same step."""
+    sa, sb = load_checkpoint(a), load_checkpoint(b)
+    assert sa["step"] == sb["step"]
+    for net in ("generator", "discriminator", "opt_g", "opt_d"):
+        flat_a, flat_b = _flatten(sa[net]), _flatten(sb[net])
+        assert flat_a.keys() == flat_b.keys()
+        for key in flat_a:
+            assert torch.equal(flat_a[key], flat_b[key]), f"{net}.{key} differs"
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, torch.Tensor]:
+    out = {}
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+    elif isinstance(tree, torch.Tensor):
+        out[prefix] = tree
+    return out
+
+
+__all__ = ["assert_same_weights", "registered", "ganzoo"]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import assert_same_weights
 
 import ganzoo
 from ganzoo.checkpoint import (
@@ -30,26 +31,6 @@ def train_cli(args: list[str]) -> subprocess.Popen:
     env.pop("GANZOO_LOAD_PLUGINS", None)
     return subprocess.Popen([sys.executable, "-m", "ganzoo", "train", *args, "--no-progress"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def assert_same_weights(a: Path, b: Path) -> None:
-    sa, sb = load_checkpoint(a), load_checkpoint(b)
-    assert sa["step"] == sb["step"]
-    for net in ("generator", "discriminator", "opt_g", "opt_d"):
-        flat_a, flat_b = _flatten(sa[net]), _flatten(sb[net])
-        assert flat_a.keys() == flat_b.keys()
-        for key in flat_a:
-            assert torch.equal(flat_a[key], flat_b[key]), f"{net}.{key} differs"
-
-
-def _flatten(tree, prefix=""):
-    out = {}
-    if isinstance(tree, dict):
-        for k, v in tree.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-    elif isinstance(tree, torch.Tensor):
-        out[prefix] = tree
-    return out
 
 
 @pytest.mark.parametrize("variant", ["dcgan", "wgan-gp"])

@@ -24,12 +24,14 @@ def torchrun(args: list[str], timeout: int = 300) -> subprocess.CompletedProcess
     return result
 
 
-@pytest.mark.parametrize("variant", ["dcgan", "wgan-gp"])
-def test_ranks_hold_identical_weights_after_every_step(tmp_path: Path, variant: str) -> None:
+@pytest.mark.parametrize(("variant", "loading", "loader"), [("dcgan", "memory", "TensorBatches"),
+                                                           ("wgan-gp", "stream", "LoaderBatches")])
+def test_ranks_hold_identical_weights_after_every_step(tmp_path: Path, variant: str, loading: str,
+                                                       loader: str) -> None:
     report = tmp_path / "report.json"
-    torchrun([str(HERE / "ddp_check.py"), variant, "3", str(report)])
+    torchrun([str(HERE / "ddp_check.py"), variant, "3", str(report), loading])
     data = json.loads(report.read_text())
-    assert data == {"world_size": 2, "steps": 3, "unequal_after": [], "same_batches": []}
+    assert data == {"world_size": 2, "steps": 3, "loader": loader, "unequal_after": [], "same_batches": []}
 
 
 def test_torchrun_train_finishes_writes_once_and_resumes_exactly(tmp_path: Path) -> None:

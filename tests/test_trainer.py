@@ -7,24 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import assert_same_weights
 from PIL import Image
 
 import ganzoo
 from ganzoo.checkpoint import latest_checkpoint, load_checkpoint
 from ganzoo.cli import cli
-
-
-def weights(run: Path) -> dict[str, dict[str, torch.Tensor]]:
-    state = load_checkpoint(run)
-    return {"generator": state["generator"], "discriminator": state["discriminator"]}
-
-
-def assert_same_weights(a: Path, b: Path) -> None:
-    wa, wb = weights(a), weights(b)
-    for net in ("generator", "discriminator"):
-        assert wa[net].keys() == wb[net].keys()
-        for key in wa[net]:
-            assert torch.equal(wa[net][key], wb[net][key]), f"{net}.{key} differs"
 
 
 def test_run_writes_log_grids_checkpoint_and_result(tmp_path: Path, quick) -> None:
