@@ -14,8 +14,8 @@ import yaml
 
 from . import checkpoint as ckpt
 from . import distributed
-from .assembly import assemble, resolve_config
-from .config import TrainConfig, load_yaml, parse_override, validate_config
+from .assembly import assemble, resolve_config, user_settings
+from .config import TrainConfig, validate_config
 from .data import ImageData, load_images
 from .errors import CheckpointError, ConfigError
 from .images import save_grid
@@ -101,20 +101,6 @@ def _resume_config(saved: dict[str, Any], requested: TrainConfig, asked: set[str
                                      "out": requested.out})
 
 
-def _asked_keys(config: Any, overrides: Any, explicit: dict[str, Any]) -> set[str]:
-    """Top-level config keys the user set through a config file, overrides or keyword arguments."""
-    keys = {k for k, v in explicit.items() if v is not None}
-    if isinstance(config, (str, Path)):
-        keys |= set(load_yaml(config))
-    elif isinstance(config, dict):
-        keys |= set(config)
-    if isinstance(overrides, dict):
-        keys |= {k.split(".")[0] for k in overrides}
-    elif overrides:
-        keys |= {parse_override(text)[0][0] for text in overrides}
-    return keys
-
-
 def train(
     variant: str,
     *,
@@ -145,7 +131,8 @@ def train(
     registry = get_registry(pm)
     explicit = {"steps": steps, "dataset": dataset, "out": out, "seed": seed, "device": device,
                 "deterministic": deterministic}
-    cfg = resolve_config(registry, variant, config=config, overrides=overrides, **explicit)
+    user, source = user_settings(config, overrides, **explicit)  # the config file and --set, parsed once
+    cfg = resolve_config(registry, variant, config=user, source=source)
     state = None
     out_dir = Path(cfg.out)
     ckpt.clean_stale_temporaries(out_dir / ckpt.CHECKPOINT_DIR)
@@ -155,7 +142,7 @@ def train(
             raise CheckpointError(f"--resume: no checkpoint in {str(out_dir / ckpt.CHECKPOINT_DIR)!r}; "
                                   "run without --resume to start afresh")
         state = ckpt.load_checkpoint(latest)
-        cfg = _resume_config(state["config"], cfg, _asked_keys(config, overrides, explicit))
+        cfg = _resume_config(state["config"], cfg, set(user))
     return run_config(registry, cfg, state, progress, pm)
 
 

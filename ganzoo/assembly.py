@@ -6,6 +6,7 @@ the plugin at fault.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,31 +24,20 @@ class CompositionError(UsageError):
     """The chosen generator, discriminator, loss and dataset do not fit together."""
 
 
-def resolve_config(
-    registry: Registry,
-    variant: str,
-    *,
+def user_settings(
     config: str | Path | dict[str, Any] | None = None,
     overrides: list[str] | dict[str, Any] | None = None,
     **explicit: Any,
-) -> TrainConfig:
-    """Resolve a run's config: variant defaults < config file/dict < overrides < explicit keywords.
-
-    ``overrides`` is a list of ``key=value`` strings (as ``--set`` takes them) or a dict of dotted keys.
-    Explicit keywords whose value is ``None`` are ignored, so CLI options can be passed straight through.
-    """
-    file_data: dict[str, Any] = {}
+) -> tuple[dict[str, Any], str]:
+    """The layer the user sets, config file/dict < overrides < explicit keywords, read and parsed once; and the
+    name of its source for error messages. Explicit keywords whose value is ``None`` are left out."""
+    user: dict[str, Any] = {}
     source = "config"
     if isinstance(config, (str, Path)):
-        file_data = load_yaml(config)
+        user = load_yaml(config)
         source = f"config (file {str(config)!r} and overrides)"
     elif isinstance(config, dict):
-        file_data = dict(config)
-    variant_name = variant or file_data.get("variant")
-    if not variant_name:
-        raise ConfigError("no variant given (pass one, or set `variant:` in the config file)")
-    entry = registry.variants.get(str(variant_name))
-    user = dict(file_data)
+        user = copy.deepcopy(config)  # overrides must not reach into the caller's nested dicts
     items: list[tuple[list[str], Any]] = []
     if isinstance(overrides, dict):
         items = [(key.split("."), value) for key, value in overrides.items()]
@@ -58,6 +48,30 @@ def resolve_config(
             raise ConfigError("override variant: choose the variant as the command's argument instead")
         set_path(user, path, value)
     user.update({key: value for key, value in explicit.items() if value is not None})
+    return user, source
+
+
+def resolve_config(
+    registry: Registry,
+    variant: str,
+    *,
+    config: str | Path | dict[str, Any] | None = None,
+    overrides: list[str] | dict[str, Any] | None = None,
+    source: str | None = None,
+    **explicit: Any,
+) -> TrainConfig:
+    """Resolve a run's config: variant defaults < config file/dict < overrides < explicit keywords.
+
+    ``overrides`` is a list of ``key=value`` strings (as ``--set`` takes them) or a dict of dotted keys.
+    Explicit keywords whose value is ``None`` are ignored, so CLI options can be passed straight through.
+    ``source`` names a dict ``config`` in error messages (see :func:`user_settings`).
+    """
+    user, found = user_settings(config, overrides, **explicit)
+    source = source or found
+    variant_name = variant or user.get("variant")
+    if not variant_name:
+        raise ConfigError("no variant given (pass one, or set `variant:` in the config file)")
+    entry = registry.variants.get(str(variant_name))
     defaults = dict(entry.item.defaults)
     # A component swapped out by the user does not inherit the variant's options for the one it replaces.
     for role in ("generator", "discriminator", "loss"):
