@@ -48,7 +48,7 @@ def test_performance_table_matches_committed_throughput_figures() -> None:
     spec.loader.exec_module(throughput)
     doc = (ROOT / "docs" / "performance.md").read_text()
     reports = sorted((ROOT / "benchmarks" / "results").glob("throughput*-cpu.json"))
-    assert [r.name for r in reports][:1] == ["throughput-cpu.json"]
+    assert "throughput-cpu.json" in [r.name for r in reports]
     for path in reports:
         report = json.loads(path.read_text())
         assert throughput.render_table(report) in doc, (
