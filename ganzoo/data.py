@@ -11,6 +11,7 @@ the same batches for the same seed, so the choice changes speed and memory, neve
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ class ImageData:
     images: torch.Tensor | Dataset
     labels: torch.Tensor | None
     plugin: str
-    image_size: int | None = None  # a lazy dataset's items are resized to this when they are read
+    image_size: int | None = None  # a lazy dataset's items are resized to this (if they differ) when read
 
     @property
     def in_memory(self) -> bool:
@@ -46,8 +47,9 @@ class ImageData:
     def __len__(self) -> int:
         return len(self.images)  # type: ignore[arg-type]
 
-    @property
+    @functools.cached_property
     def image_shape(self) -> tuple[int, int, int]:
+        """One sample's ``(C, H, W)`` (for a lazy dataset: item 0's, read once, at ``image_size``)."""
         if self.in_memory:
             return tuple(self.images.shape[1:])  # type: ignore[union-attr, return-value]
         shape = tuple(_item_image(self.images[0]).shape)  # type: ignore[index]
@@ -67,7 +69,7 @@ class ImageData:
         count = len(self) if limit is None else min(limit, len(self))
         out = torch.empty((count, *self.image_shape), dtype=torch.uint8)
         loader = DataLoader(self.images, batch_size=256, sampler=range(count),  # type: ignore[arg-type]
-                            num_workers=workers, collate_fn=_collate_checked(self), generator=torch.Generator())
+                            num_workers=workers, collate_fn=_CheckedCollate(self), generator=torch.Generator())
         done = 0
         with tqdm(total=count, desc=f"reading {self.name}", unit="img", disable=not progress, leave=False) as bar:
             for batch in loader:
@@ -77,7 +79,7 @@ class ImageData:
         return out
 
 
-class _collate_checked:
+class _CheckedCollate:
     """Stack ``uint8`` ``(C, H, W)`` items into a batch (resized if asked); anything else is the dataset
     plugin's fault. Runs in the DataLoader workers."""
 
@@ -161,15 +163,13 @@ def _lazy_image_data(name: str, split: str, dataset: Dataset, labels: Any, plugi
     if count == 0:
         raise DatasetError(f"dataset {name!r} split {split!r} is empty")
     _check_labels(plugin, name, labels, count)
-    data = ImageData(name, split, dataset, labels, plugin)
+    data = ImageData(name, split, dataset, labels, plugin, image_size)  # items already that size stay as read
     try:
         first = dataset[0]
     except Exception as exc:
         raise PluginError(plugin, f"dataset {name!r} failed to read item 0: {type(exc).__name__}: {exc}",
                           "register_datasets") from exc
-    _collate_checked(data)([first])  # the same check every streamed batch gets
-    if image_size is not None and tuple(_item_image(first).shape[1:]) != (image_size, image_size):
-        data.image_size = image_size
+    _CheckedCollate(data)([first])  # the same check every streamed batch gets
     return data
 
 
@@ -289,7 +289,7 @@ class LoaderBatches:
     def __init__(self, data: ImageData, batch_size: int, seed: int, device: torch.device, *, workers: int = 2,
                  world_size: int = 1, rank: int = 0, channels_last: bool = False) -> None:
         self.dataset = _TensorItems(data.images) if data.in_memory else data.images  # type: ignore[arg-type]
-        self.collate = _collate_checked(data)
+        self.collate = _CheckedCollate(data)
         self.device, self.workers, self.channels_last = device, workers, channels_last
         self.pin_memory = device.type == "cuda"
         self.order = BatchOrder(len(data), batch_size, seed, world_size, rank)
