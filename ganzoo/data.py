@@ -308,7 +308,13 @@ class LoaderBatches:
     def next(self) -> torch.Tensor:
         if self._batches is None:
             self._batches = self._start()
-        batch = next(self._batches)
+        try:
+            batch = next(self._batches)
+        except PluginError:
+            raise
+        except Exception as exc:  # from a worker, which PyTorch re-raises with the worker's traceback
+            raise PluginError(self.collate.plugin, f"dataset {self.collate.name!r} failed while streaming a batch: "
+                              f"{type(exc).__name__}: {exc}", "register_datasets") from exc
         self.order.next()  # keep the consumed order in step with what the loader delivered
         batch = to_model_range(batch.to(self.device, non_blocking=self.pin_memory))
         return batch.contiguous(memory_format=torch.channels_last) if self.channels_last else batch

@@ -19,13 +19,15 @@ IMAGES = torch.randint(0, 256, (40, 1, 28, 28), dtype=torch.uint8, generator=tor
 class LazyDigits(Dataset):
     """A map-style dataset read item by item, as a plugin for data larger than memory would return."""
 
-    def __init__(self, images: torch.Tensor, dtype: torch.dtype = torch.uint8) -> None:
-        self.images, self.dtype = images, dtype
+    def __init__(self, images: torch.Tensor, dtype: torch.dtype = torch.uint8, broken: int | None = None) -> None:
+        self.images, self.dtype, self.broken = images, dtype, broken
 
     def __len__(self) -> int:
         return self.images.shape[0]
 
     def __getitem__(self, index: int) -> Any:
+        if index == self.broken:
+            raise OSError(f"cannot read image {index}")
         return self.images[index].to(self.dtype), 0  # (image, label) pairs are accepted too
 
 
@@ -100,6 +102,17 @@ def test_dataset_items_of_the_wrong_dtype_name_the_plugin(tmp_path: Path, quick)
         with pytest.raises(ganzoo.PluginError, match=r"bad-lazy-plugin.*uint8 tensors \(C, H, W\)"):
             ganzoo.train("vanilla", steps=1, out=tmp_path / "r", progress=False,
                          overrides={**quick, "dataset": "lazy-digits"})
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_an_item_failing_while_streaming_names_the_dataset_and_plugin(workers: int) -> None:
+    data = ImageData("flaky", "train", LazyDigits(IMAGES, broken=int(BatchOrder(40, 8, seed=0).perm[3])), None,
+                     "flaky-plugin")
+    stream = make_batches(data, 8, seed=0, device=torch.device("cpu"), mode="stream", workers=workers)
+    expected = r"(?s)flaky-plugin.*'flaky' failed while streaming.*cannot read image"
+    with pytest.raises(ganzoo.PluginError, match=expected):
+        stream.next()
+    stream.close()
 
 
 def test_load_dataset_reads_a_lazy_dataset_into_a_tensor_unless_asked() -> None:
