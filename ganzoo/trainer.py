@@ -33,6 +33,9 @@ from .errors import CheckpointError, ConfigError, DivergenceError, PluginError
 from .images import save_grid
 
 CHECKPOINT_FORMAT = 1
+# What Trainer.state_dict() writes; a checkpoint missing any of these cannot be resumed exactly.
+STATE_KEYS = ("format", "step", "critic_position", "generator", "discriminator", "opt_g", "opt_d", "scaler_d",
+              "scaler_g", "data", "world_size", "noise", "rng", "config", "components", "image_shape", "versions")
 
 
 def seed_everything(seed: int) -> None:
@@ -180,7 +183,7 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore everything :meth:`state_dict` saved; a checkpoint missing any part is refused, never half-used."""
-        missing = sorted(set(self.state_dict()) - set(state))
+        missing = [key for key in STATE_KEYS if key not in state]
         if missing:
             raise CheckpointError(f"checkpoint lacks {', '.join(missing)}; it cannot be resumed exactly")
         if state["format"] != CHECKPOINT_FORMAT:

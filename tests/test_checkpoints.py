@@ -24,6 +24,7 @@ from ganzoo.checkpoint import (
     save_checkpoint,
 )
 from ganzoo.cli import cli
+from ganzoo.trainer import STATE_KEYS
 
 
 def train_cli(args: list[str]) -> subprocess.Popen:
@@ -142,6 +143,7 @@ def test_checkpoint_without_rng_state_is_not_resumed(tmp_path: Path, runner, qui
     ganzoo.train("vanilla", steps=2, out=tmp_path / "run", progress=False, overrides=quick)
     latest = latest_checkpoint(tmp_path / "run")
     state = load_checkpoint(latest)
+    assert tuple(state) == STATE_KEYS  # what resume requires is exactly what a checkpoint holds
     del state["rng"]
     torch.save(state, latest)
     result = runner.invoke(cli, ["train", "vanilla", "--out", str(tmp_path / "run"), "--resume", "--steps", "4"])
