@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 from tqdm.auto import tqdm
 
 from .errors import ConfigError, DatasetError, GanzooError, PluginError
@@ -252,19 +252,6 @@ class TensorBatches:
         """Nothing to release (the streamed counterpart stops its workers)."""
 
 
-class _TensorItems(Dataset):
-    """A ``uint8`` tensor seen as a Dataset of ``(C, H, W)`` items (to stream data held on the host)."""
-
-    def __init__(self, images: torch.Tensor) -> None:
-        self.images = images
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return self.images[index]
-
-
 class _OrderSampler(Sampler[list[int]]):
     """Yields this rank's batches of a copy of a :class:`BatchOrder`, endlessly."""
 
@@ -288,7 +275,8 @@ class LoaderBatches:
 
     def __init__(self, data: ImageData, batch_size: int, seed: int, device: torch.device, *, workers: int = 2,
                  world_size: int = 1, rank: int = 0, channels_last: bool = False) -> None:
-        self.dataset = _TensorItems(data.images) if data.in_memory else data.images  # type: ignore[arg-type]
+        # data held on the host is streamed as (image,) items, which the collate unpacks like (image, label) pairs
+        self.dataset = TensorDataset(data.images) if data.in_memory else data.images  # type: ignore[arg-type]
         self.collate = _CheckedCollate(data)
         self.device, self.workers, self.channels_last = device, workers, channels_last
         self.pin_memory = device.type == "cuda"
