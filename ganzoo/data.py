@@ -11,6 +11,7 @@ the same batches for the same seed, so the choice changes speed and memory, neve
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 from collections.abc import Iterator
@@ -226,6 +227,13 @@ class BatchOrder:
         self.perm = state["perm"].cpu()
         self.generator.set_state(state["generator"])
 
+    def copy(self) -> BatchOrder:
+        """An independent order at the same place (advancing one does not advance the other)."""
+        twin = copy.copy(self)
+        twin.generator = torch.Generator()
+        twin.load_state_dict(self.state_dict())
+        return twin
+
 
 class TensorBatches:
     """Endless batches indexed from a tensor held on the training device (see :class:`BatchOrder`)."""
@@ -284,9 +292,7 @@ class LoaderBatches:
         self._batches: Iterator[torch.Tensor] | None = None
 
     def _start(self) -> Iterator[torch.Tensor]:
-        ahead = BatchOrder(self.order.count, self.order.batch_size, 0, self.order.world_size, self.order.rank)
-        ahead.load_state_dict(self.order.state_dict())
-        loader = DataLoader(self.dataset, batch_sampler=_OrderSampler(ahead), num_workers=self.workers,
+        loader = DataLoader(self.dataset, batch_sampler=_OrderSampler(self.order.copy()), num_workers=self.workers,
                             collate_fn=self.collate, pin_memory=self.pin_memory,
                             prefetch_factor=4 if self.workers else None,
                             # its own generator: starting workers must not draw from the global RNG stream
