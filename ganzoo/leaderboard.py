@@ -54,6 +54,10 @@ def _hardware(trial: dict[str, Any]) -> str:
     return hw.get("gpu") or f"{hw.get('cpu', '?')}, {hw.get('threads', '?')} threads"
 
 
+def _link(target: Path, out_dir: Path) -> str:
+    return os.path.relpath(target.resolve(), out_dir)
+
+
 def render(results: list[str | Path], out: str | Path) -> str:
     """The Markdown page for ``results`` (files or bench directories), with links relative to ``out``."""
     out_dir = Path(out).resolve().parent
@@ -78,7 +82,7 @@ def render(results: list[str | Path], out: str | Path) -> str:
         "",
     ]
     for path, data in sources:
-        link = os.path.relpath(path.resolve(), out_dir)
+        link = _link(path, out_dir)
         groups = _group(data["trials"])
         for profile, dataset in sorted({(k[0], k[1]) for k in groups}):
             rows = [(k[2], v) for k, v in groups.items() if (k[0], k[1]) == (profile, dataset)]
@@ -121,16 +125,17 @@ def render(results: list[str | Path], out: str | Path) -> str:
                              + f" | {untrained} | {steps} | {train} s | {ips} | {_hardware(trials[0])} | {status} |")
             lines.append("")
             for variant, trials in rows:
-                t = trials[0]
-                art = t.get("artifacts", {})
-                pictures = []
-                for key, alt in (("samples", "samples"), ("metrics_plot", "metrics vs step"),
-                                 ("loss_plot", "losses")):
-                    if key in art:
-                        target = os.path.relpath((path.parent / art[key]).resolve(), out_dir)
-                        pictures.append(f"![{variant} {alt}]({target})")
+                # every seed's sample grid (seed variance shows), then the first trial's plots
+                shown = [(t, "samples", f"samples, seed {t['seed']}" if len(trials) > 1 else "samples")
+                         for t in trials]
+                shown += [(trials[0], key, alt) for key, alt in (("metrics_plot", "metrics vs step"),
+                                                                  ("loss_plot", "losses"))]
+                pictures = [f"![{variant} {alt}]({_link(path.parent / t['artifacts'][key], out_dir)})"
+                            for t, key, alt in shown if key in t.get("artifacts", {})]
+                seeds = "seeds " + ", ".join(str(t["seed"]) for t in trials) if len(trials) > 1 else \
+                    f"seed {trials[0]['seed']}"
                 if pictures:
-                    lines += [f"### {variant} (seed {t['seed']})", "", " ".join(pictures), ""]
+                    lines += [f"### {variant} ({seeds})", "", " ".join(pictures), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -2,10 +2,12 @@
 
 The networks size themselves from the image shape: the spatial size is halved while it stays even and at
 least 8, so 28x28 starts from 7x7 (two upsamplings), 32x32 from 4x4 (three) and 64x64 from 4x4 (four).
-Generator: ConvTranspose from 1x1 to the base size (with 8 * width channels at 64x64 as in the paper, and at
-least 4 * width for smaller images), then stride-2 ConvTranspose layers halving the channels, BatchNorm + ReLU
-between, tanh at the end. Discriminator: stride-2 convs with LeakyReLU(0.2), BatchNorm on every layer but
-the first, a final conv to one logit. ``dcgan-critic`` is the same discriminator with layer normalisation
+Generator: ConvTranspose from 1x1 to the base size with 8 * width channels for every image size (the paper's
+1024 at width 128, PyTorch's example's 512 at its default width 64), then stride-2 ConvTranspose layers halving
+the channels, BatchNorm + ReLU between, tanh at the end. At 28x28 that is 512 channels at 7x7 and 256 at 14x14;
+``benchmarks/early_samples.py`` measures what this width buys after a few hundred steps.
+Discriminator: stride-2 convs with LeakyReLU(0.2), BatchNorm on every layer but the first, a final conv to one
+logit. ``dcgan-critic`` is the same discriminator with layer normalisation
 (GroupNorm with one group) instead of BatchNorm, for WGAN-GP. Weights start from N(0, 0.02) (``init:
 normal`` in the variant's defaults).
 """
@@ -39,8 +41,7 @@ class DCGANGenerator(nn.Module):
             raise ValueError(f"DCGAN needs square images, got {height}x{w}")
         k = num_upsamplings(height)
         base = height // 2**k
-        # channels halve with every upsampling; at least 4 * width at the base (64x64: 8 * width as in the paper)
-        ch = width * 2 ** max(k - 1, 2)
+        ch = 8 * width  # at the base, halving with every upsampling
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(latent_dim, ch, base, 1, 0, bias=False),
             nn.BatchNorm2d(ch),

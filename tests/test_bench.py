@@ -177,6 +177,12 @@ def test_parallel_jobs_record_every_trial_in_plan_order(tmp_path: Path) -> None:
     assert [(t["variant"], t["seed"], t["status"]) for t in results["trials"]] == [
         ("vanilla", 0, "ok"), ("vanilla", 1, "ok"), ("dcgan", 0, "ok"), ("dcgan", 1, "ok")]
     assert all(t["hardware"]["threads"] == 1 for t in results["trials"])
+    # with several seeds the leaderboard shows every seed's sample grid, and the first seed's plots
+    page = render([tmp_path], tmp_path / "board.md")
+    assert "### dcgan (seeds 0, 1)" in page
+    for seed in (0, 1):
+        assert f"![dcgan samples, seed {seed}](dcgan/seed-{seed}/samples.png)" in page
+    assert "![dcgan losses](dcgan/seed-0/loss.png)" in page and "seed-1/loss.png" not in page
 
 
 def test_same_seed_same_metrics(tmp_path: Path) -> None:

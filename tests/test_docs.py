@@ -18,6 +18,7 @@ import click
 import pytest
 
 from ganzoo import cli_reference, hookspecs
+from ganzoo.bench import list_profiles, load_profile
 from ganzoo.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,6 +75,35 @@ def test_every_profile_key_is_documented() -> None:
     page = (DOCS / "benchmarks.md").read_text()
     missing = [key for key in BenchProfile.model_fields if f"`{key}`" not in page]
     assert not missing, f"docs/benchmarks.md does not describe profile keys {missing}"
+
+
+
+def _profile_row(page: str, name: str) -> list[str]:
+    rows = [line for line in page.splitlines() if line.startswith(f"| `{name}` |")]
+    assert len(rows) == 1, f"docs/benchmarks.md needs one row for the bundled profile {name!r}"
+    return [cell.strip() for cell in rows[0].strip("|").split("|")]
+
+
+def _count(n: float) -> str:
+    return f"{n:,.0f}" if float(n).is_integer() else f"{n:g}"
+
+
+@pytest.mark.parametrize("name", list_profiles())
+def test_bundled_profile_table_states_its_protocol(name: str) -> None:
+    profile = load_profile(name)
+    _, dataset, variants, seeds, budget, evaluation, samples, features = _profile_row(
+        (DOCS / "benchmarks.md").read_text(), name)
+    assert dataset.startswith(f"`{profile.dataset}` ({profile.real_split}")
+    assert variants == ", ".join(profile.variants)
+    assert seeds == str(profile.seeds)
+    seconds, steps = _count(profile.seconds or 0), _count(profile.steps)
+    assert budget == (f"{seconds} s of training" if profile.seconds else f"{steps} steps")
+    expected_eval = ("at the end" if not (profile.eval_every or profile.eval_every_seconds) else
+                     f"every {_count(profile.eval_every_seconds)} s of training" if profile.eval_every_seconds else
+                     f"every {_count(profile.eval_every)} steps")
+    assert evaluation == expected_eval
+    assert samples == _count(profile.num_fake)
+    assert features == f"`{profile.feature_extractor}`"
 
 
 # -- CLI reference ------------------------------------------------------------------------------------------

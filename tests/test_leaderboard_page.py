@@ -9,15 +9,27 @@ from ganzoo.leaderboard import render
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "quick" / "results.json"
+# the default bench, then DCGAN after 300 steps at the default width and at the previous (half) width
+PAGE_SOURCES = ["quick", "early", "early-half-width"]
 PAGE = ROOT / "docs" / "leaderboard.md"
 
 
 def test_leaderboard_page_matches_committed_results() -> None:
-    expected = render([RESULTS], PAGE)
-    assert PAGE.read_text() == expected, (
-        "docs/leaderboard.md is out of date; regenerate it with: "
-        "ganzoo leaderboard benchmarks/results/quick/results.json -o docs/leaderboard.md"
+    sources = [ROOT / "benchmarks" / "results" / name / "results.json" for name in PAGE_SOURCES]
+    assert PAGE.read_text() == render(sources, PAGE), (
+        "docs/leaderboard.md is out of date; regenerate it with: ganzoo leaderboard "
+        + " ".join(f"benchmarks/results/{name}" for name in PAGE_SOURCES) + " -o docs/leaderboard.md"
     )
+
+
+def test_committed_early_results_support_the_default_dcgan_width() -> None:
+    def fids(name: str) -> list[float]:
+        trials = load_results(ROOT / "benchmarks" / "results" / name / "results.json")["trials"]
+        assert [t["status"] for t in trials] == ["ok"] * 3 and {t["steps"] for t in trials} == {300}
+        return [t["final"]["fid"] for t in trials]
+
+    default, half = fids("early"), fids("early-half-width")
+    assert sum(default) / 3 < sum(half) / 3
 
 
 def test_committed_default_bench_beats_an_untrained_generator_on_every_metric() -> None:
