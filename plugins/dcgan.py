@@ -5,7 +5,7 @@ least 8, so 28x28 starts from 7x7 (two upsamplings), 32x32 from 4x4 (three) and 
 Generator: ConvTranspose from 1x1 to the base size with 8 * width channels for every image size (the paper's
 1024 at width 128, PyTorch's example's 512 at its default width 64), then stride-2 ConvTranspose layers halving
 the channels, BatchNorm + ReLU between, tanh at the end. At 28x28 that is 512 channels at 7x7 and 256 at 14x14;
-``benchmarks/early_samples.py`` measures what this width buys after a few hundred steps.
+the bench profile ``early`` measures what this width gives after 300 steps.
 Discriminator: stride-2 convs with LeakyReLU(0.2), BatchNorm on every layer but the first, a final conv to one
 logit. ``dcgan-critic`` is the same discriminator with layer normalisation
 (GroupNorm with one group) instead of BatchNorm, for WGAN-GP. Weights start from N(0, 0.02) (``init:

@@ -77,7 +77,6 @@ def test_every_profile_key_is_documented() -> None:
     assert not missing, f"docs/benchmarks.md does not describe profile keys {missing}"
 
 
-
 def _profile_row(page: str, name: str) -> list[str]:
     rows = [line for line in page.splitlines() if line.startswith(f"| `{name}` |")]
     assert len(rows) == 1, f"docs/benchmarks.md needs one row for the bundled profile {name!r}"
