@@ -2,8 +2,9 @@
 
 For each variant, both loops train the same generator and discriminator modules (built by the plugins
 through the public API) on the same in-memory data, with the same batch size, optimisers and n_critic.
-Runs alternate (ganzoo, plain, ganzoo, plain, ...) so that drifts of the machine hit both alike, and the
-median images per second of each is reported with their ratio. The FLOPs of one training step are counted
+Runs alternate in counterbalanced pairs (ganzoo then plain, plain then ganzoo, ...) so that drifts of the
+machine hit both alike and neither loop always runs first, and the median images per second of each is
+reported with their ratio. The FLOPs of one training step are counted
 once with ``torch.utils.flop_counter``'s registry and compared with a large fp32 matmul measured in the same run.
 
     python benchmarks/throughput.py                      # all variants, CPU, writes benchmarks/results/
@@ -219,7 +220,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", default="vanilla,dcgan,wgan-gp")
     parser.add_argument("--seconds", type=float, default=8.0, help="Target seconds per timed run.")
-    parser.add_argument("--rounds", type=int, default=3, help="Alternating (ganzoo, plain) pairs per variant.")
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="Pairs of runs per variant, the order alternating (even: balanced).")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="Config override key=value.")
     parser.add_argument("--warmup", type=int, default=0, help="Untimed steps before each timed run.")
@@ -238,12 +240,15 @@ def main() -> None:
     for variant in args.variants.split(","):
         steps = calibrate(variant, args.seconds, device, overrides)
         ours, plain, warm, ends = [], [], [], []
-        for _ in range(args.rounds):
+        for r in range(args.rounds):
+            if r % 2:  # odd rounds time the plain loop first: neither loop always runs first
+                plain.append(plain_run(variant, steps, device, overrides, args.warmup))
             rate, warmup_s, end_s = ganzoo_run(variant, steps, device, overrides, args.warmup)
             ours.append(rate)
             warm.append(warmup_s)
             ends.append(end_s)
-            plain.append(plain_run(variant, steps, device, overrides, args.warmup))
+            if r % 2 == 0:
+                plain.append(plain_run(variant, steps, device, overrides, args.warmup))
         g, p = statistics.median(ours), statistics.median(plain)
         fpi = flops_per_image(variant, device, overrides)
         achieved = g * fpi / 1e9

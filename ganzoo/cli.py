@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from . import api
+from .bench import list_profiles
 from .errors import GanzooError, UsageError
 from .plugins import list_plugins, load_failures
 
@@ -163,7 +164,7 @@ def _num(scores: dict, key: str, fmt: str) -> str:
 
 @cli.command("bench")
 @click.option("--variants", help="Comma-separated variants (default: the profile's variants).")
-@click.option("--profile", "profile_name", help="Bundled profile: quick (default), mnist, cifar10.")
+@click.option("--profile", "profile_name", help=f"Bundled profile: {', '.join(list_profiles())} (default: quick).")
 @click.option("--config", "profile_file", type=click.Path(dir_okay=False, path_type=Path),
               help="A profile YAML file instead of a bundled profile.")
 @click.option("--seeds", type=click.IntRange(min=1), help="Trials per variant (mean and std over seeds).")
