@@ -304,7 +304,10 @@ def bench(
             cfg = resolve_config(registry, canonical, overrides=overrides,
                                  steps=prof.steps, dataset=prof.dataset, seed=seed, device=prof.device,
                                  out=str(out / canonical / f"seed-{seed}"))
-            cfg = cfg.model_copy(update={"sample_every": 0, "checkpoint_every": 0})
+            # No intermediate grids or checkpoints unless the profile asks for them: a bench directory holds
+            # the final grid and checkpoint of every trial, and writing is not counted as training time anyway.
+            cfg = cfg.model_copy(update={key: getattr(cfg, key) if key in overrides else 0
+                                         for key in ("sample_every", "checkpoint_every")})
             plan.append((variant, seed, cfg, _config_hash(cfg.model_dump(mode="json", exclude={"out"}), prof)))
     first = plan[0][2]  # every trial trains on the same dataset, root and image size
     real = load_images(registry, prof.dataset, split=prof.real_split, root=first.data_root, download=first.download,

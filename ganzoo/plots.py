@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 
 # metric key -> (title, lower is better)
 PLOTTED_METRICS: dict[str, tuple[str, bool]] = {
@@ -20,6 +21,8 @@ PLOTTED_METRICS: dict[str, tuple[str, bool]] = {
     "recall": ("Recall", False),
     "classes_covered": ("Digit classes covered", False),
 }
+
+LOG_SCALE = {"fid"}
 
 
 def plot_losses(log_path: Path, out: Path, title: str = "") -> Path:
@@ -44,7 +47,14 @@ def plot_metrics(history: list[dict[str, Any]], out: Path, title: str = "") -> P
     fig, axes = plt.subplots(2, 3, figsize=(9, 5), dpi=100)
     steps = [h["step"] for h in history]
     for ax, (key, (name, lower)) in zip(axes.flat, PLOTTED_METRICS.items(), strict=True):
-        ax.plot(steps, [h.get(key, float("nan")) for h in history], marker="o", markersize=3)
+        values = [h.get(key, float("nan")) for h in history]
+        ax.plot(steps, values, marker="o", markersize=3)
+        if key in LOG_SCALE and all(v > 0 for v in values):  # an untrained FID of ~500 would flatten the rest
+            ax.set_yscale("log")
+            ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+            ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+            name += ", log scale"
         ax.set_title(f"{name} ({'lower' if lower else 'higher'} is better)", fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)

@@ -109,6 +109,20 @@ def test_interrupted_bench_reruns_only_what_did_not_finish(tmp_path: Path) -> No
     assert second["trials"][1]["wall_seconds"] != first["trials"][1]["wall_seconds"]
 
 
+def test_trials_write_intermediate_grids_and_checkpoints_only_when_the_profile_asks(tmp_path: Path) -> None:
+    quiet = bench(profile=tiny_profile(steps=4), out=tmp_path / "quiet", progress=False, cache_dir=tmp_path / "c")
+    run = tmp_path / "quiet" / "vanilla" / "seed-0"
+    assert quiet["trials"][0]["protocol"]["config"]["sample_every"] == 0
+    assert not list((run / "samples").glob("step-*.png")) and [p.name for p in run.glob("checkpoints/*.pt")] == [
+        "step-00000004.pt"]
+    asked = tiny_profile(steps=4, overrides={"batch_size": 32, "sample_every": 2, "checkpoint_every": 2,
+                                             "keep_last": 5})
+    bench(profile=asked, out=tmp_path / "asked", progress=False, cache_dir=tmp_path / "c")
+    run = tmp_path / "asked" / "vanilla" / "seed-0"
+    assert sorted(p.name for p in (run / "samples").glob("step-*.png")) == ["step-00000002.png", "step-00000004.png"]
+    assert sorted(p.name for p in run.glob("checkpoints/*.pt")) == ["step-00000002.pt", "step-00000004.pt"]
+
+
 def test_evaluation_leaves_the_training_trajectory_unchanged(tmp_path: Path) -> None:
     with_eval = bench(profile=tiny_profile(steps=6, eval_every=2, variants=["dcgan"],
                                            overrides={"batch_size": 8, "log_every": 1}),

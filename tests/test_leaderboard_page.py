@@ -9,8 +9,9 @@ from ganzoo.leaderboard import render
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "quick" / "results.json"
-# the default bench, then DCGAN after 300 steps at the default width and at the previous (half) width
-PAGE_SOURCES = ["quick", "early", "early-half-width"]
+# the default bench, then DCGAN after 300 steps at the default width and at the previous (half) width, then
+# DCGAN at the default width scored every 150 steps up to 1200
+PAGE_SOURCES = ["quick", "early", "early-half-width", "early-curve"]
 PAGE = ROOT / "docs" / "leaderboard.md"
 
 
