@@ -6,11 +6,14 @@ import math
 from pathlib import Path
 
 import torch
-from torchvision.utils import save_image
 
 
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
     """Save images in [-1, 1] (N, C, H, W) as one PNG grid, ``nrow`` per row (default: square-ish)."""
+    # Imported here, not at module level: torchvision.utils pulls in torchvision.ops and with it torch._dynamo,
+    # about 10 s on a 2-core CPU that every ganzoo command paid at start-up, even `ganzoo list`.
+    from torchvision.utils import save_image
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     nrow = nrow or max(1, int(math.ceil(math.sqrt(images.shape[0]))))
