@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 import torch
-import torch_fidelity.utils
 from torch import nn
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
@@ -37,6 +37,8 @@ from ganzoo.metrics import (
     real_stats_key,
     register,
 )
+from ganzoo.metrics import extractor as extractor_module
+from ganzoo.metrics import features as features_module
 from ganzoo.metrics.classifier import sha256_file
 
 
@@ -137,34 +139,34 @@ def test_class_balance_hand_computed(predictions: torch.Tensor, covered: int, kl
 
 
 class _ExtractionCounter:
-    """Records which torch-fidelity inputs (1 = fake, 2 = real) had their features extracted."""
+    """Records the sizes of the image sets whose features were extracted."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls: list[int] = []
-        original = torch_fidelity.utils.extract_featuresdict_from_input_id
+        original = features_module.extract_features
 
-        def counting(input_id, feat_extractor, **kwargs):
-            self.calls.append(input_id)
-            return original(input_id, feat_extractor, **kwargs)
+        def counting(extractor, images, rgb, **kwargs):
+            self.calls.append(images.shape[0])
+            return original(extractor, images, rgb, **kwargs)
 
-        monkeypatch.setattr(torch_fidelity.utils, "extract_featuresdict_from_input_id", counting)
+        monkeypatch.setattr(sys.modules["ganzoo.metrics.evaluate"], "extract_features", counting)
 
 
 def test_real_statistics_cached_once_and_keyed_by_content(
     tmp_path: Path, train_images: torch.Tensor, test_images: torch.Tensor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real, fake = test_images[::2].clone(), train_images[::45].clone()
+    real, fake = test_images[::2].clone(), train_images[::45].clone()  # 250 real, 100 fake
     counter = _ExtractionCounter(monkeypatch)
     key = real_stats_key(real)
 
     first = evaluate(fake, real, cache_dir=tmp_path)
     files = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
-    assert files and all(name.startswith(key) for name in files)
-    assert counter.calls == [1, 2]
+    assert list(files) == [f"{key}.safetensors"]
+    assert counter.calls == [100, 250]
 
     counter.calls.clear()
     second = evaluate(fake, real, cache_dir=tmp_path)
-    assert counter.calls == [1]  # the real set's features came from the cache
+    assert counter.calls == [100]  # the real set's features came from the cache
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == files
     assert second == first
 
@@ -173,10 +175,76 @@ def test_real_statistics_cached_once_and_keyed_by_content(
     assert real_stats_key(changed) != key
     counter.calls.clear()
     third = evaluate(fake, changed, cache_dir=tmp_path)
-    assert counter.calls == [1, 2]
+    assert counter.calls == [100, 250]
     new = {p.name for p in tmp_path.iterdir()} - set(files)
-    assert new and all(name.startswith(real_stats_key(changed)) for name in new)
+    assert new == {f"{real_stats_key(changed)}.safetensors"}
     assert third[FID] != first[FID]
+
+
+def _pickle_payload(path: Path, marker: Path) -> None:
+    """Write a torch.save file whose unpickling would create ``marker`` (built here, never committed)."""
+
+    class Payload:
+        def __reduce__(self):
+            return exec, (f"open({str(marker)!r}, 'w').write('ran')",)
+
+    torch.save({"weight": Payload()}, path)
+
+
+def test_replaced_cache_entry_is_never_unpickled_and_is_recomputed(
+    tmp_path: Path, train_images: torch.Tensor, test_images: torch.Tensor
+) -> None:
+    real, fake = test_images[::5].clone(), train_images[::90].clone()
+    first = evaluate(fake, real, cache_dir=tmp_path)
+    entry = tmp_path / f"{real_stats_key(real)}.safetensors"
+    marker = tmp_path / "marker"
+    _pickle_payload(entry, marker)  # a hostile file where the cache entry was
+    assert evaluate(fake, real, cache_dir=tmp_path) == first
+    assert not marker.exists()
+    # torch-fidelity's own cache file names (pickles) are not read either
+    (tmp_path / "fidelity-pickle.pt").write_bytes(entry.read_bytes())
+    _pickle_payload(tmp_path / f"{real_stats_key(real)}-inception-v3-compat-features-2048.pt", marker)
+
+    # a well-formed entry whose tensors were altered fails its sha256 and is recomputed
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(entry), framework="pt") as handle:
+        meta = handle.metadata()
+    tensors = load_file(str(entry))
+    tensors = {k: v + 1 for k, v in tensors.items()}
+    save_file(tensors, str(entry), metadata=meta)
+    assert evaluate(fake, real, cache_dir=tmp_path) == first
+    assert not marker.exists()
+
+
+def test_hostile_inception_weights_never_run(tmp_path: Path, test_images: torch.Tensor,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    marker = tmp_path / "marker"
+    evil = tmp_path / "evil.pth"
+    _pickle_payload(evil, marker)
+    images = test_images[::50]
+    with pytest.raises(WeightsIntegrityError, match="sha256") as info:
+        evaluate(images, images, feature_extractor=INCEPTION, feature_extractor_weights=evil, cache_dir=tmp_path)
+    assert str(evil) in str(info.value) and extractor_module.INCEPTION_SHA256 in str(info.value)
+    # even a file that matches the pinned hash is read with weights_only=True: the payload is refused
+    monkeypatch.setattr(extractor_module, "INCEPTION_SHA256", sha256_file(evil))
+    with pytest.raises(WeightsIntegrityError, match="cannot be read as tensors"):
+        evaluate(images, images, feature_extractor=INCEPTION, feature_extractor_weights=evil, cache_dir=tmp_path)
+    assert not marker.exists()
+
+
+def test_bench_with_hostile_weights_exits_1_before_training(tmp_path: Path, runner) -> None:
+    from ganzoo.cli import cli
+
+    marker = tmp_path / "marker"
+    evil = tmp_path / "evil.pth"
+    _pickle_payload(evil, marker)
+    result = runner.invoke(cli, ["bench", "--variants", "vanilla", "--steps", "2", "--out", str(tmp_path / "b"),
+                                 "--feature-extractor", INCEPTION, "--feature-extractor-weights", str(evil)])
+    assert result.exit_code == 1, result.output
+    assert "sha256" in result.output and "Traceback" not in result.output
+    assert not marker.exists() and not (tmp_path / "b" / "vanilla").exists()
 
 
 def test_cache_key_covers_shape_extractor_and_weights(test_images: torch.Tensor) -> None:
@@ -279,9 +347,11 @@ def test_inception_runs_with_local_weights(tmp_path: Path, monkeypatch: pytest.M
     assert str(hub_file).startswith(str(tmp_path))
     _random_inception_weights(hub_file, monkeypatch)
 
+    with pytest.raises(WeightsIntegrityError, match="expected " + extractor_module.INCEPTION_SHA256):
+        extractor_info(INCEPTION)  # random weights are not the released ones
+    monkeypatch.setattr(extractor_module, "INCEPTION_SHA256", sha256_file(hub_file))  # pretend they are
     info = extractor_info(INCEPTION)  # found in the hub cache, without a download
     assert info["weights_path"] == str(hub_file) and info["sha256"] == sha256_file(hub_file)
-    assert info["official_weights"] is False
 
     fake, real = train_images[::450], test_images[::50]  # 10 images each, one per digit
     result = evaluate(fake, real, feature_extractor=INCEPTION, feature_extractor_weights=hub_file,

@@ -1,10 +1,11 @@
 """Offline evaluation of generated images: FID, KID, IS, precision/recall (torch-fidelity) and class balance.
 
-:func:`evaluate` hands both image sets to ``torch_fidelity.calculate_metrics`` with one feature extractor
-(default: the bundled ``ganzoo-mnist`` classifier; ``inception-v3-compat`` when its weights are on disk).
-The real set's features and FID statistics are cached by torch-fidelity under a name derived from
-:func:`real_stats_key` (sha256 of the real tensor's bytes, its shape and dtype, the preprocessing, the
-extractor name and its weights' sha256), so a changed dataset or extractor never reuses stale statistics.
+:func:`evaluate` extracts the features of both image sets with one feature extractor (default: the bundled
+``ganzoo-mnist`` classifier; ``inception-v3-compat`` when its weights are on disk), built from sha256-verified
+weights, and scores them with torch-fidelity's metric functions. The real set's features are cached as
+safetensors under a name derived from :func:`real_stats_key` (sha256 of the real tensor's bytes, its shape
+and dtype, the preprocessing, the extractor name and its weights' sha256), so a changed dataset or extractor
+never reuses stale statistics; see :mod:`ganzoo.metrics.features`. Nothing is ever unpickled.
 
 Two digit-class figures are added, always from the bundled MNIST classifier (they are only meaningful
 for digit images): :data:`CLASSES_COVERED`, the number of the 10 classes predicted for at least
@@ -21,18 +22,15 @@ import json
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
+from torch_fidelity.metric_fid import fid_featuresdict_to_statistics, fid_statistics_to_metric
+from torch_fidelity.metric_isc import isc_featuresdict_to_metric
+from torch_fidelity.metric_kid import kid_featuresdict_to_metric
+from torch_fidelity.metric_prc import prc_featuresdict_to_metric
 
 from ..errors import UsageError
 from .classifier import NUM_CLASSES, load_classifier, sha256_file, uint8_to_input
-from .extractor import (
-    GANZOO_MNIST,
-    INCEPTION,
-    INCEPTION_SHA256_PREFIX,
-    preprocessing_of,
-    register,
-    resolve_weights,
-)
+from .extractor import GANZOO_MNIST, INCEPTION, create_extractor, preprocessing_of, resolve_weights
+from .features import extract_features, real_features
 
 FID = "fid"
 KID_MEAN = "kid_mean"
@@ -62,21 +60,6 @@ _FIDELITY_KEYS = {
     "precision": PRECISION,
     "recall": RECALL,
 }
-
-
-class _ImageTensorDataset(Dataset):
-    """A ``uint8`` ``(N, C, H, W)`` tensor as a Dataset of ``(C, H, W)`` images, optionally gray->RGB."""
-
-    def __init__(self, images: torch.Tensor, rgb: bool) -> None:
-        self.images = images
-        self.rgb = rgb and images.shape[1] == 1
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        image = self.images[index]
-        return image.expand(3, -1, -1).contiguous() if self.rgb else image
 
 
 def _check_images(images: object, what: str) -> torch.Tensor:
@@ -120,9 +103,16 @@ def extractor_info(feature_extractor: str = GANZOO_MNIST, weights: str | Path | 
         "torch_fidelity_version": torch_fidelity.__version__,
         "class_coverage_threshold": CLASS_COVERAGE_THRESHOLD,
     }
-    if feature_extractor == INCEPTION:
-        info["official_weights"] = sha.startswith(INCEPTION_SHA256_PREFIX)
     return info
+
+
+def extractor_layer(feature_extractor: str, metric: str) -> str:
+    """The feature layer ``feature_extractor`` provides for ``metric`` (``"isc"``, ``"fid"``, ``"kid"``, ``"prc"``)."""
+    if feature_extractor == GANZOO_MNIST:
+        from .extractor import FeatureExtractorGanzooMnist as cls
+    else:
+        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3 as cls
+    return str(cls.get_default_feature_layer_for_metric(metric))
 
 
 def real_stats_key(real: torch.Tensor, feature_extractor: str = GANZOO_MNIST,
@@ -179,18 +169,16 @@ def evaluate(
     """Score generated images ``fake`` against ``real`` ones; both ``uint8`` tensors ``(N, C, H, W)``.
 
     Returns the keys in :data:`METRIC_KEYS` (:data:`FID`, :data:`KID_MEAN`, ... :data:`CLASS_KL`). FID,
-    KID, IS and precision/recall come from ``torch_fidelity.calculate_metrics`` with ``feature_extractor``
+    KID, IS and precision/recall come from torch-fidelity's metric functions on the features of
+    ``feature_extractor``
     (``"ganzoo-mnist"`` or ``"inception-v3-compat"``, the latter only with weights on disk: see
     :func:`~ganzoo.metrics.extractor.resolve_weights`). ``kid_subset_size`` defaults to
     ``min(1000, len(fake), len(real))``; the Inception Score uses ``min(10, len(fake))`` splits. The real
-    set's statistics are cached in ``cache_dir`` (default ``~/.cache/ganzoo/fidelity``) under
-    :func:`real_stats_key`. Digit-class figures always come from the bundled MNIST classifier.
+    set's features are cached in ``cache_dir`` (default ``~/.cache/ganzoo/fidelity``) as ``KEY.safetensors``,
+    ``KEY`` from :func:`real_stats_key`. Digit-class figures always come from the bundled MNIST classifier.
     """
-    import torch_fidelity
-
     fake = _check_images(fake, "fake")
     real = _check_images(real, "real")
-    register()
     info = extractor_info(feature_extractor, feature_extractor_weights)
     n, m = fake.shape[0], real.shape[0]
     if kid_subset_size is None:
@@ -202,22 +190,23 @@ def evaluate(
     cache_root = Path(cache_dir if cache_dir is not None else DEFAULT_CACHE_DIR).expanduser()
     cache_root.mkdir(parents=True, exist_ok=True)
     rgb = feature_extractor == INCEPTION
-
-    raw = torch_fidelity.calculate_metrics(
-        input1=_ImageTensorDataset(fake, rgb),
-        input2=_ImageTensorDataset(real, rgb),
-        fid=True, kid=True, isc=True, prc=True,
-        feature_extractor=feature_extractor,
-        feature_extractor_weights_path=info["weights_path"],
-        cache=True,
-        cache_root=str(cache_root),
-        input2_cache_name=real_stats_key(real, feature_extractor, info["sha256"]),
-        kid_subset_size=kid_subset_size,
-        isc_splits=min(MAX_ISC_SPLITS, n),
-        cuda=torch.cuda.is_available(),
-        save_cpu_ram=True,  # no DataLoader worker processes: the data is already in memory
-        verbose=verbose,
-    )
+    cuda = torch.cuda.is_available()
+    layers = {metric: extractor_layer(feature_extractor, metric) for metric in ("isc", "fid", "kid", "prc")}
+    extractor = create_extractor(feature_extractor, sorted(set(layers.values())), info["weights_path"],
+                                 "cuda" if cuda else "cpu")
+    fake_features = extract_features(extractor, fake, rgb, cuda=cuda, verbose=verbose)
+    real_feats = real_features(real_stats_key(real, feature_extractor, info["sha256"]), sorted(set(layers.values())),
+                               lambda: extract_features(extractor, real, rgb, cuda=cuda, verbose=verbose), cache_root)
+    # torch-fidelity's metric functions, with the arguments its calculate_metrics would pass them.
+    options = {"kid_subset_size": kid_subset_size, "isc_splits": min(MAX_ISC_SPLITS, n), "save_cpu_ram": True,
+               "verbose": verbose}
+    raw = {
+        **isc_featuresdict_to_metric(fake_features, layers["isc"], **options),
+        **fid_statistics_to_metric(fid_featuresdict_to_statistics(fake_features, layers["fid"]),
+                                   fid_featuresdict_to_statistics(real_feats, layers["fid"]), verbose),
+        **kid_featuresdict_to_metric(fake_features, real_feats, layers["kid"], **options),
+        **prc_featuresdict_to_metric(fake_features, real_feats, layers["prc"], **options),
+    }
     out = {ours: float(raw[theirs]) for theirs, ours in _FIDELITY_KEYS.items()}
     covered, kl = class_balance(predict_digits(fake))
     out[CLASSES_COVERED] = float(covered)  # a count, as a float like every value of the result

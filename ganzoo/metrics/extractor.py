@@ -11,24 +11,30 @@
 
 :func:`resolve_weights` finds the weights file of a supported extractor, never downloading anything: for
 ``inception-v3-compat`` an explicit path or the file already in torch's hub cache, otherwise
-:class:`FeatureExtractorUnavailable`.
+:class:`FeatureExtractorUnavailable`. :func:`create_extractor` builds either from weights that were first checked
+against their pinned sha256 and then read without unpickling anything but tensors (see
+:func:`load_inception_state`).
 """
 
 from __future__ import annotations
 
+import io
 import os
+import pickle
 from pathlib import Path
 
 import torch
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
-from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3, FeatureExtractorInceptionV3
 
 from ..errors import GanzooError, UnknownNameError
 from .classifier import (
     FEATURE_DIM,
     PREPROCESSING,
     WEIGHTS_PATH,
+    WeightsIntegrityError,
     load_classifier,
+    sha256_file,
     uint8_to_input,
     verify_weights,
 )
@@ -36,8 +42,9 @@ from .classifier import (
 GANZOO_MNIST = "ganzoo-mnist"
 INCEPTION = "inception-v3-compat"
 SUPPORTED_EXTRACTORS = (GANZOO_MNIST, INCEPTION)
-#: Prefix of the sha256 of torch-fidelity's released Inception weights (in their file name, hub style).
-INCEPTION_SHA256_PREFIX = "6726825d"
+#: sha256 of torch-fidelity's released Inception weights, ``weights-inception-2015-12-05-6726825d.pth`` (its
+#: file name carries the first 8 hex digits, torch hub style). Any other file is refused.
+INCEPTION_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
 INCEPTION_PREPROCESSING = "torch-fidelity-inception-v3-compat:gray->rgb,tf1x-bilinear-299,(x-128)/128"
 
 
@@ -110,8 +117,9 @@ def _inception_unavailable(reason: str) -> FeatureExtractorUnavailable:
 def resolve_weights(feature_extractor: str, weights: str | Path | None = None) -> Path:
     """Return the local weights file for ``feature_extractor``; never downloads.
 
-    ``ganzoo-mnist``: ``weights`` or the bundled file, sha256-verified. ``inception-v3-compat``: ``weights``
-    or the file in torch's hub cache; raises :class:`FeatureExtractorUnavailable` when neither exists.
+    ``ganzoo-mnist``: ``weights`` or the bundled file. ``inception-v3-compat``: ``weights`` or the file in
+    torch's hub cache; raises :class:`FeatureExtractorUnavailable` when neither exists. Either is checked
+    against its pinned sha256 (:class:`~ganzoo.metrics.WeightsIntegrityError` on a mismatch).
     Unknown names raise :class:`~ganzoo.errors.UnknownNameError`.
     """
     if feature_extractor == GANZOO_MNIST:
@@ -123,12 +131,61 @@ def resolve_weights(feature_extractor: str, weights: str | Path | None = None) -
             path = Path(weights).expanduser()
             if not path.is_file():
                 raise _inception_unavailable(f"the weights file {str(path)!r} does not exist")
-            return path
-        path = inception_hub_path()
-        if not path.is_file():
-            raise _inception_unavailable(f"no weights file given and none at {str(path)!r}")
+        else:
+            path = inception_hub_path()
+            if not path.is_file():
+                raise _inception_unavailable(f"no weights file given and none at {str(path)!r}")
+        verify_inception_weights(path)
         return path
     raise UnknownNameError("feature extractor", feature_extractor, list(SUPPORTED_EXTRACTORS))
+
+
+def verify_inception_weights(path: str | Path, expected_sha256: str | None = None) -> str:
+    """Check an Inception weights file against :data:`INCEPTION_SHA256` and return its sha256; raise
+    :class:`~ganzoo.metrics.WeightsIntegrityError` on a mismatch, before anything in the file is read."""
+    expected = expected_sha256 or INCEPTION_SHA256
+    actual = sha256_file(path)
+    if actual != expected:
+        raise WeightsIntegrityError(
+            f"Inception weights {str(path)!r} have sha256 {actual}, expected {expected} (torch-fidelity's "
+            f"released {os.path.basename(URL_INCEPTION_V3)}): the file is corrupt, tampered with or other "
+            f"weights; ganzoo loads no other file under the name {INCEPTION!r}. Download {URL_INCEPTION_V3}.")
+    return actual
+
+
+def load_inception_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """The Inception state dict in ``path``, sha256-verified, then read with ``weights_only=True`` (tensors and
+    plain containers only: nothing in the file can run code)."""
+    verify_inception_weights(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise WeightsIntegrityError(f"Inception weights {str(path)!r} cannot be read as tensors: {exc}") from None
+    if not (isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())):
+        raise WeightsIntegrityError(f"Inception weights {str(path)!r} are not a state dict of tensors")
+    return state
+
+
+def create_extractor(name: str, features: list[str], weights: str | Path, device: torch.device | str = "cpu",
+                     ) -> FeatureExtractorBase:
+    """A feature extractor (``ganzoo-mnist`` or ``inception-v3-compat``) in eval mode on ``device``, built from
+    the weights file that :func:`resolve_weights` returned.
+
+    torch-fidelity's own Inception loader unpickles its file with ``weights_only=False``. ganzoo never hands it
+    a file: it verifies the sha256, reads the tensors with ``weights_only=True`` (:func:`load_inception_state`)
+    and gives torch-fidelity an in-memory copy of that plain state dict, which holds nothing but tensors.
+    """
+    if name == GANZOO_MNIST:
+        extractor: FeatureExtractorBase = FeatureExtractorGanzooMnist(name, features, str(weights))
+    elif name == INCEPTION:
+        buffer = io.BytesIO()
+        torch.save(load_inception_state(weights), buffer)
+        buffer.seek(0)
+        extractor = FeatureExtractorInceptionV3(name, features, feature_extractor_weights_path=buffer)
+    else:
+        raise UnknownNameError("feature extractor", name, list(SUPPORTED_EXTRACTORS))
+    extractor.requires_grad_(False)
+    return extractor.eval().to(device)
 
 
 def preprocessing_of(feature_extractor: str) -> str:
