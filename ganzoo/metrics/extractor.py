@@ -171,7 +171,7 @@ def create_extractor(name: str, features: list[str], weights: str | Path, device
     """A feature extractor (``ganzoo-mnist`` or ``inception-v3-compat``) in eval mode on ``device``, built from
     the weights file that :func:`resolve_weights` returned.
 
-    torch-fidelity's own Inception loader unpickles its file with ``weights_only=False``. ganzoo never hands it
+    torch-fidelity's own Inception loader unpickles its file in full (any object, any code). ganzoo never hands it
     a file: it verifies the sha256, reads the tensors with ``weights_only=True`` (:func:`load_inception_state`)
     and gives torch-fidelity an in-memory copy of that plain state dict, which holds nothing but tensors.
     """

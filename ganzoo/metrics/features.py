@@ -1,6 +1,6 @@
 """Features of image sets for the metrics, and the real set's features cached as safetensors.
 
-torch-fidelity's own cache pickles its entries and reads them back with ``torch.load(weights_only=False)``,
+torch-fidelity's own cache pickles its entries and unpickles them in full when reading them back,
 so a replaced cache file runs code. ganzoo does not use it: :func:`real_features` stores the real set's
 features in a ``.safetensors`` file (tensors and a JSON header, nothing executable) named by
 :func:`~ganzoo.metrics.real_stats_key`, with the sha256 of the tensors in the header; an entry whose name,
