@@ -8,7 +8,8 @@ The library API (the CLI is a thin layer over it)::
     images = ganzoo.sample(result.checkpoint, n=64, out="grid.png")
 
 Plugin authors use :data:`hookimpl` and the component classes (:class:`Generator`,
-:class:`Discriminator`, :class:`Loss`, :class:`LossSpec`, :class:`Variant`, :class:`DatasetSpec`).
+:class:`Discriminator`, :class:`Loss`, :class:`LossSpec`, :class:`Extension`, :class:`ExtensionSpec`,
+:class:`Variant`, :class:`DatasetSpec`).
 """
 
 from .api import (
@@ -22,7 +23,17 @@ from .api import (
     version,
 )
 from .bench import bench
-from .components import DatasetSpec, Discriminator, Generator, Loss, LossSpec, Variant
+from .components import (
+    DatasetSpec,
+    Discriminator,
+    Extension,
+    ExtensionContext,
+    ExtensionSpec,
+    Generator,
+    Loss,
+    LossSpec,
+    Variant,
+)
 from .config import TrainConfig
 from .errors import (
     CheckpointError,
@@ -43,6 +54,7 @@ __version__ = version()
 
 __all__ = [
     "CheckpointError", "ConfigError", "DatasetError", "DatasetSpec", "Discriminator", "DivergenceError",
+    "Extension", "ExtensionContext", "ExtensionSpec",
     "GanzooError", "Generator", "Loss", "LossSpec", "PluginError", "TrainConfig", "TrainResult",
     "UnknownNameError", "UsageError", "Variant", "bench", "build_config", "hookimpl", "list_components", "list_plugins",
     "list_variants", "load_dataset", "load_failures", "load_generator", "plugin_manager", "sample", "train", "version",

@@ -163,7 +163,7 @@ def run_config(registry: Registry, cfg: TrainConfig, state: dict[str, Any] | Non
         torch.backends.cudnn.benchmark = False
     try:
         seed_everything(cfg.seed)
-        assembly = assemble(registry, cfg, data.image_shape, device)
+        assembly = assemble(registry, cfg, data.image_shape, device, num_classes=data.num_classes)
         trainer = Trainer(assembly, data, device, versions(pm), dist_info=info, progress=progress)
         if state is not None:
             trainer.load_state_dict(state)
@@ -197,41 +197,86 @@ def load_dataset(name: str = "mnist-5k", split: str = "train", *, root: str | Pa
     return data
 
 
-def load_generator(checkpoint: str | Path, pm: pluggy.PluginManager | None = None,
-                   device: str = "cpu") -> tuple[torch.nn.Module, TrainConfig]:
+def load_generator(checkpoint: str | Path, pm: pluggy.PluginManager | None = None, device: str = "cpu",
+                   raw: bool = False) -> tuple[torch.nn.Module, TrainConfig]:
     """Rebuild the generator of a checkpoint (a ``.pt`` file or run directory) or of an exported
-    ``generator.safetensors``, in eval mode."""
+    ``generator.safetensors``, in eval mode.
+
+    A run with a sampling extension (``ema``) gives its sampling generator; ``raw=True`` gives the trained
+    generator itself (checkpoints only: an export holds one set of weights). A conditional generator has an
+    attribute ``num_classes`` and is called as ``G(z, y)``.
+    """
     path = Path(checkpoint)
     if path.suffix == ".safetensors":
         if not path.is_file():
             raise CheckpointError(f"generator file {str(path)!r} does not exist")
+        if raw:
+            raise CheckpointError(f"{str(path)!r} is an export, which holds only the sampling generator; "
+                                  "pass a checkpoint or run directory for the raw generator")
         weights, meta = ckpt.load_exported_generator(path)
         saved_config, name, shape = meta["config"], meta["generator"], meta["image_shape"]
+        num_classes = meta["num_classes"]
     else:
         state = ckpt.load_checkpoint(path, map_location=device)
-        weights, saved_config = state["generator"], state["config"]
+        sampled = state.get("sample_generator")
+        weights = state["generator"] if raw or sampled is None else sampled
+        saved_config = state["config"]
         name, shape = state["components"]["names"]["generator"], state["image_shape"]
+        num_classes = state.get("num_classes") if state["components"].get("conditional_generator") else None
     cfg = validate_config(saved_config, f"config stored in {str(path)!r}")
     entry = get_registry(pm).generators.get(name)
-    G = entry.item.build(cfg.latent_dim, tuple(shape), **cfg.generator_options)
+    if entry.item.conditional and num_classes is None:
+        raise CheckpointError(f"generator {name!r} is conditional, but {str(path)!r} records no number of classes")
+    classes = {"num_classes": num_classes} if entry.item.conditional else {}
+    G = entry.item.build(cfg.latent_dim, tuple(shape), **classes, **cfg.generator_options)
     try:
         G.load_state_dict(weights)
     except RuntimeError as exc:
         raise CheckpointError(f"the weights in {str(path)!r} do not fit generator {name!r} "
                               f"(plugin {entry.plugin!r}): {exc}") from None
+    G.num_classes = num_classes if entry.item.conditional else None  # type: ignore[assignment]
     return G.to(device).eval(), cfg
 
 
 def sample(checkpoint: str | Path, n: int = 64, *, out: str | Path | None = None, seed: int = 0,
+           labels: int | list[int] | torch.Tensor | None = None, raw: bool = False, batch_size: int = 500,
            pm: pluggy.PluginManager | None = None) -> torch.Tensor:
     """Generate ``n`` images in [-1, 1] from a checkpoint, run directory or exported ``.safetensors``
-    generator; with ``out``, also save them as a PNG grid."""
+    generator; with ``out``, also save them as a PNG grid.
+
+    For a conditional generator, ``labels`` is one class for every image (``labels=3``) or one per image;
+    without it the images cycle through the classes, a grid row per class. ``raw=True`` samples the trained
+    generator instead of an extension's sampling generator (the EMA). Images are generated ``batch_size``
+    at a time.
+    """
     if n <= 0:
         raise ConfigError(f"n must be positive, not {n}")
-    G, cfg = load_generator(checkpoint, pm)
+    G, cfg = load_generator(checkpoint, pm, raw=raw)
+    num_classes = getattr(G, "num_classes", None)
+    nrow = None
+    if num_classes is None:
+        if labels is not None:
+            raise ConfigError(f"labels were given, but the generator of {str(checkpoint)!r} is not conditional")
+        y = None
+    elif labels is None:
+        nrow = max(1, n // num_classes) if n >= num_classes else None
+        y = torch.arange(n) // nrow % num_classes if nrow else torch.arange(n) % num_classes
+    else:
+        y = torch.as_tensor(labels, dtype=torch.int64).flatten()
+        if y.numel() == 1:
+            y = y.expand(n)
+        if y.numel() != n:
+            raise ConfigError(f"labels: give one class or one per image ({n}), not {y.numel()}")
+        if int(y.min()) < 0 or int(y.max()) >= num_classes:
+            raise ConfigError(f"labels must lie in 0..{num_classes - 1} (the generator's classes), got "
+                              f"{int(y.min())}..{int(y.max())}")
     z = torch.randn(n, cfg.latent_dim, generator=torch.Generator().manual_seed(seed))
+    chunks = []
     with torch.no_grad():
-        images = G(z)
+        for start in range(0, n, batch_size):
+            part = slice(start, start + batch_size)
+            chunks.append(G(z[part], y[part]) if y is not None else G(z[part]))
+    images = torch.cat(chunks)
     if out is not None:
-        save_grid(images, out)
+        save_grid(images, out, nrow)
     return images

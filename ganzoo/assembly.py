@@ -1,4 +1,5 @@
-"""How a run is assembled: resolve the config from the variant, build G, D and the loss, check they fit.
+"""How a run is assembled: resolve the config from the variant, build G, D, the loss and the extensions, and
+check that they fit each other and the dataset.
 
 Components may come from different plugins (DCGAN's networks with the WGAN-GP loss); every check names
 the plugin at fault.
@@ -7,14 +8,16 @@ the plugin at fault.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from .components import Loss
+from .components import Extension, Loss
 from .config import TrainConfig, load_yaml, merge, parse_override, set_path, validate_config
 from .errors import ConfigError, PluginError, UsageError
 from .registry import Registry
@@ -51,6 +54,16 @@ def user_settings(
     return user, source
 
 
+def _extensions_as_mapping(value: Any) -> Any:
+    """A list of extension names (or a comma-separated string) as ``{name: {}}``, so that it adds to a
+    variant's extensions instead of replacing them; anything else unchanged (validation reports it)."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, (list, tuple)) and all(isinstance(name, str) for name in value):
+        return {name: {} for name in value}
+    return value
+
+
 def resolve_config(
     registry: Registry,
     variant: str,
@@ -77,12 +90,32 @@ def resolve_config(
     for role in ("generator", "discriminator", "loss"):
         if user.get(role) not in (None, getattr(entry.item, role)):
             defaults.pop(f"{role}_options", None)
+    for layer in (defaults, user):
+        if "extensions" in layer:
+            layer["extensions"] = _extensions_as_mapping(layer["extensions"])
     data = merge(defaults, user)
     data["variant"] = entry.item.name
     data.setdefault("out", f"runs/{entry.item.name}")
     if not isinstance(data.get("betas", ()), (list, tuple)):
         raise ConfigError(f"invalid {source}:\n  betas: must be a list of two numbers (got {data['betas']!r})")
     return validate_config(data, source)
+
+
+#: The keyword arguments a loss method may declare, and so receive (see :class:`ganzoo.Loss`).
+LOSS_KEYWORDS = {"discriminator_loss": ("real_labels", "fake_labels"),
+                 "generator_loss": ("real", "real_labels", "fake_labels")}
+
+
+def declared_keywords(method: Callable[..., Any], offered: tuple[str, ...]) -> tuple[str, ...]:
+    """Which of ``offered`` ``method`` accepts as keyword arguments (all of them if it takes ``**kwargs``)."""
+    try:
+        params = inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return ()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return offered
+    return tuple(name for name in offered if name in params and params[name].kind in (
+        inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY))
 
 
 @dataclass
@@ -96,6 +129,19 @@ class Assembly:
     plugins: dict[str, str]  # role -> plugin name
     names: dict[str, str]  # role -> component name
     image_shape: tuple[int, int, int]
+    num_classes: int | None = None  # the dataset's, when any component uses labels; else None
+    conditional_generator: bool = False  # G(z, y)
+    conditional_discriminator: bool = False  # D(x, y)
+    classifier_discriminator: bool = False  # D(x) -> (scores, class_logits)
+    #: the keyword arguments each loss method declared, of :data:`LOSS_KEYWORDS`
+    loss_keywords: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: (name, plugin, extension) in the order they act
+    extensions: list[tuple[str, str, Extension]] = field(default_factory=list)
+
+    @property
+    def uses_labels(self) -> bool:
+        """Whether labels reach any component: then fake labels are drawn for every fake batch."""
+        return self.num_classes is not None
 
 
 def init_weights(module: nn.Module, std: float) -> None:
@@ -124,22 +170,25 @@ def _build(plugin: str, hook: str, what: str, fn: Any, *args: Any, **options: An
 
 
 def check_fit(assembly: Assembly, device: torch.device | str = "cpu") -> None:
-    """Check that G makes images of the dataset's shape in [-1, 1] and D gives one score per sample."""
+    """Check that G makes images of the dataset's shape in [-1, 1] and D gives one score per sample (and, for a
+    classifier discriminator, class logits), calling each with labels where it is conditional."""
     cfg, G, D = assembly.config, assembly.generator, assembly.discriminator
     gp, dp = assembly.plugins["generator"], assembly.plugins["discriminator"]
     gname, dname = assembly.names["generator"], assembly.names["discriminator"]
     shape = assembly.image_shape
     g_rng = torch.Generator().manual_seed(0)
     z = torch.randn(2, cfg.latent_dim, generator=g_rng).to(device)
+    y = torch.zeros(2, dtype=torch.int64, device=device)
     was_training = (G.training, D.training)
     G.eval()
     D.eval()
     try:
         with torch.no_grad():
+            call = "G(z, y)" if assembly.conditional_generator else "G(z)"
             try:
-                fake = G(z)
+                fake = G(z, y) if assembly.conditional_generator else G(z)
             except Exception as exc:
-                raise PluginError(gp, f"generator {gname!r} failed on a latent batch of shape "
+                raise PluginError(gp, f"generator {gname!r} failed on {call} with a latent batch of shape "
                                   f"{tuple(z.shape)}: {type(exc).__name__}: {exc}", "register_generators") from exc
             if not isinstance(fake, torch.Tensor) or tuple(fake.shape) != (2, *shape):
                 got = tuple(fake.shape)[1:] if isinstance(fake, torch.Tensor) else type(fake).__name__
@@ -156,12 +205,20 @@ def check_fit(assembly: Assembly, device: torch.device | str = "cpu") -> None:
                                   f"(min {fake.min().item():.3g}, max {fake.max().item():.3g}); end it with tanh",
                                   "register_generators")
             try:
-                score = D(fake)
+                out = D(fake, y) if assembly.conditional_discriminator else D(fake)
             except Exception as exc:
                 raise CompositionError(
                     f"discriminator {dname!r} (plugin {dp!r}) cannot take images of shape {shape}: "
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
+            score = out
+            if assembly.classifier_discriminator:
+                if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], torch.Tensor)
+                        and tuple(out[1].shape) == (2, assembly.num_classes)):
+                    raise PluginError(dp, f"discriminator {dname!r} is registered with classifier=True and must "
+                                      f"return (scores, class_logits of shape (B, {assembly.num_classes}))",
+                                      "register_discriminators")
+                score = out[0]
             if not isinstance(score, torch.Tensor) or score.numel() != 2 or score.ndim > 2:
                 got = tuple(score.shape) if isinstance(score, torch.Tensor) else type(score).__name__
                 raise PluginError(dp, f"discriminator {dname!r} must return one score per sample, shape (B,) or "
@@ -178,10 +235,53 @@ def check_fit(assembly: Assembly, device: torch.device | str = "cpu") -> None:
         ) from exc
 
 
+def check_labels_fit(entries: dict[str, Any], names: dict[str, str], loss: Any) -> dict[str, tuple[str, ...]]:
+    """Refuse a loss that cannot train the discriminator (labels, class logits); return the keyword arguments
+    each loss method declared."""
+    d, spec = entries["discriminator"].item, entries["loss"].item
+    keywords = {method: declared_keywords(getattr(loss, method), offered)
+                for method, offered in LOSS_KEYWORDS.items()}
+    lname = f"loss {names['loss']!r} (plugin {entries['loss'].plugin!r})"
+    dname = f"discriminator {names['discriminator']!r} (plugin {entries['discriminator'].plugin!r})"
+    if (d.conditional or d.classifier) and not {"real_labels", "fake_labels"} <= set(keywords["discriminator_loss"]):
+        raise CompositionError(f"{dname} needs labels, but {lname} does not take them (its discriminator_loss "
+                               "declares no real_labels/fake_labels); choose a loss that does, e.g. gan or hinge")
+    if d.classifier and not getattr(spec, "classifier", False):
+        raise CompositionError(f"{dname} returns (scores, class_logits), which only a loss registered with "
+                               f"classifier=True can train, and {lname} is not one; use loss=acgan")
+    if getattr(spec, "classifier", False) and not d.classifier:
+        raise CompositionError(f"{lname} needs a discriminator with an auxiliary classifier (registered with "
+                               f"classifier=True), and {dname} is not one")
+    return keywords
+
+
+def build_extensions(registry: Registry, config: TrainConfig) -> list[tuple[str, str, Extension]]:
+    """Build the extensions the config enables, in its order; each must be an :class:`Extension`-like object."""
+    built = []
+    for name, options in config.extensions.items():
+        if name not in registry.extensions:
+            raise ConfigError(f"config key extensions names {name!r}, which no loaded plugin registers; "
+                              f"available: {', '.join(registry.extensions.names()) or '(none)'}")
+        entry = registry.extensions.get(name)
+        if not isinstance(options, dict):
+            raise ConfigError(f"extensions.{name}: options must be a mapping (or true/false), not {options!r}")
+        ext = _build(entry.plugin, "register_extensions", f"extension {name!r}", entry.item.build, **options)
+        missing = [m for m in ("augment", "discriminator_penalty", "after_discriminator_step",
+                               "after_generator_step", "sampling_generator", "state_dict", "load_state_dict", "setup")
+                   if not callable(getattr(ext, m, None))]
+        if missing:
+            raise PluginError(entry.plugin, f"extension {name!r} build() returned {type(ext).__name__}, which lacks "
+                              f"{', '.join(missing)}; subclass ganzoo.Extension", "register_extensions")
+        built.append((entry.item.name, entry.plugin, ext))
+    return built
+
+
 def assemble(
-    registry: Registry, config: TrainConfig, image_shape: tuple[int, int, int], device: torch.device | str = "cpu"
+    registry: Registry, config: TrainConfig, image_shape: tuple[int, int, int], device: torch.device | str = "cpu",
+    num_classes: int | None = None,
 ) -> Assembly:
-    """Build and check the generator, discriminator and loss a config names. Seeds nothing itself."""
+    """Build and check the generator, discriminator, loss and extensions a config names, for a dataset with
+    ``num_classes`` classes (``None``: unlabelled). Seeds nothing itself."""
     variant_entry = registry.variants.get(config.variant)
     variant = variant_entry.item
     names = {
@@ -198,10 +298,18 @@ def assemble(
             raise ConfigError(f"{where} {role} {name!r}, which no loaded plugin registers; "
                               f"available: {', '.join(tables[role].names())}")
         entries[role] = tables[role].get(name)
+    g_spec, d_spec = entries["generator"].item, entries["discriminator"].item
+    for role, spec in (("generator", g_spec), ("discriminator", d_spec)):
+        if (getattr(spec, "conditional", False) or getattr(spec, "classifier", False)) and num_classes is None:
+            raise CompositionError(
+                f"{role} {names[role]!r} (plugin {entries[role].plugin!r}) is conditional and needs class labels, "
+                f"but dataset {config.dataset!r} has none; choose a labelled dataset or an unconditional {role}")
+    g_classes = {"num_classes": num_classes} if g_spec.conditional else {}
+    d_classes = {"num_classes": num_classes} if (d_spec.conditional or d_spec.classifier) else {}
     G = _build(entries["generator"].plugin, "register_generators", f"generator {names['generator']!r}",
-               entries["generator"].item.build, config.latent_dim, image_shape, **config.generator_options)
+               g_spec.build, config.latent_dim, image_shape, **g_classes, **config.generator_options)
     D = _build(entries["discriminator"].plugin, "register_discriminators",
-               f"discriminator {names['discriminator']!r}", entries["discriminator"].item.build, image_shape,
+               f"discriminator {names['discriminator']!r}", d_spec.build, image_shape, **d_classes,
                **config.discriminator_options)
     loss = _build(entries["loss"].plugin, "register_losses", f"loss {names['loss']!r}", entries["loss"].item.build,
                   **config.loss_options)
@@ -212,9 +320,16 @@ def assemble(
     if not (callable(getattr(loss, "discriminator_loss", None)) and callable(getattr(loss, "generator_loss", None))):
         raise PluginError(entries["loss"].plugin, f"loss {names['loss']!r} build() returned {type(loss).__name__}, "
                           "which lacks discriminator_loss/generator_loss", "register_losses")
+    keywords = check_labels_fit(entries, names, loss)
+    labelled = g_spec.conditional or d_spec.conditional or d_spec.classifier  # else the loss gets labels None
     if config.init == "normal":
         init_weights(G, config.init_std)
         init_weights(D, config.init_std)
+    extensions = build_extensions(registry, config)
+    samplers = [name for name, _, ext in extensions if type(ext).sampling_generator is not Extension.sampling_generator]
+    if len(samplers) > 1:
+        raise CompositionError(f"extensions {', '.join(map(repr, samplers))} each replace the sampling generator; "
+                               "enable at most one of them")
     assembly = Assembly(
         config=config,
         generator=G.to(device),
@@ -223,6 +338,12 @@ def assemble(
         plugins={role: entry.plugin for role, entry in entries.items()},
         names=names,
         image_shape=image_shape,
+        num_classes=num_classes if labelled else None,
+        conditional_generator=g_spec.conditional,
+        conditional_discriminator=d_spec.conditional,
+        classifier_discriminator=d_spec.classifier,
+        loss_keywords=keywords,
+        extensions=extensions,
     )
     check_fit(assembly, device)
     return assembly

@@ -128,23 +128,28 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 GENERATOR_FILE = "generator.safetensors"
+EXPORT_FORMATS = ("ganzoo-generator-1", "ganzoo-generator-2")  # 2 adds num_classes and weights
 
 
 def export_generator(path: Path, weights: dict[str, torch.Tensor], config: dict[str, Any], generator: str,
-                     image_shape: list[int]) -> Path:
+                     image_shape: list[int], num_classes: int | None = None, source: str = "generator") -> Path:
     """Write generator weights as ``.safetensors`` (no code can hide in it), with what rebuilding it needs.
 
-    The resolved config, the generator's registered name and the image shape go into the file's metadata.
+    The resolved config, the generator's registered name, the image shape, the number of classes of a
+    conditional generator and which weights these are (``"generator"``, or the extension whose sampling
+    generator they are, e.g. ``"ema"``) go into the file's metadata.
     """
-    metadata = {"format": "ganzoo-generator-1", "config": json.dumps(config, sort_keys=True),
-                "generator": generator, "image_shape": json.dumps(list(image_shape))}
+    metadata = {"format": EXPORT_FORMATS[-1], "config": json.dumps(config, sort_keys=True),
+                "generator": generator, "image_shape": json.dumps(list(image_shape)),
+                "num_classes": json.dumps(num_classes), "weights": source}
     tensors = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
     atomic_write_bytes(Path(path), lambda f: f.write(safetensors_save(tensors, metadata=metadata)))
     return Path(path)
 
 
 def load_exported_generator(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read what :func:`export_generator` wrote: ``(weights, {"config", "generator", "image_shape"})``."""
+    """Read what :func:`export_generator` wrote: ``(weights, {"config", "generator", "image_shape",
+    "num_classes", "weights"})``."""
     data = Path(path).read_bytes()
     try:
         weights = safetensors_load(data)
@@ -152,7 +157,9 @@ def load_exported_generator(path: Path) -> tuple[dict[str, torch.Tensor], dict[s
         metadata = json.loads(data[8 : 8 + header_len]).get("__metadata__", {})
     except (SafetensorError, ValueError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{str(path)!r} is not a valid safetensors file: {exc}") from None
-    if metadata.get("format") != "ganzoo-generator-1":
+    if metadata.get("format") not in EXPORT_FORMATS:
         raise CheckpointError(f"{str(path)!r} is not a generator exported by ganzoo (no ganzoo metadata)")
     return weights, {"config": json.loads(metadata["config"]), "generator": metadata["generator"],
-                     "image_shape": json.loads(metadata["image_shape"])}
+                     "image_shape": json.loads(metadata["image_shape"]),
+                     "num_classes": json.loads(metadata.get("num_classes", "null")),
+                     "weights": metadata.get("weights", "generator")}

@@ -1,46 +1,73 @@
-"""What plugins register: generators, discriminators, losses, variants and datasets."""
+"""What plugins register: generators, discriminators, losses, extensions, variants and datasets."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+if TYPE_CHECKING:
+    from .config import TrainConfig
+
 
 @dataclass(frozen=True)
 class Generator:
-    """A generator network: ``build(latent_dim, image_shape, **options) -> nn.Module``."""
+    """A generator network: ``build(latent_dim, image_shape, **options) -> nn.Module``, called as ``G(z)``.
+
+    ``conditional=True``: ``build`` also receives ``num_classes`` (a keyword argument) and the network is called
+    as ``G(z, y)`` with ``y`` an ``int64`` tensor of class indices ``(B,)``.
+    """
 
     name: str
     build: Callable[..., nn.Module]
     description: str = ""
+    conditional: bool = False
 
 
 @dataclass(frozen=True)
 class Discriminator:
-    """A discriminator (critic): ``build(image_shape, **options) -> nn.Module`` giving one score per sample."""
+    """A discriminator (critic): ``build(image_shape, **options) -> nn.Module`` giving one score per sample.
+
+    ``conditional=True``: ``build`` also receives ``num_classes`` and the network is called as ``D(x, y)``
+    (a projection discriminator). ``classifier=True``: ``build`` receives ``num_classes`` and the network
+    returns ``(scores (B,), class_logits (B, num_classes))`` (AC-GAN's auxiliary classifier); only a loss
+    registered with ``classifier=True`` can train it.
+    """
 
     name: str
     build: Callable[..., nn.Module]
     description: str = ""
+    conditional: bool = False
+    classifier: bool = False
 
 
 class Loss:
     """The adversarial loss interface a :class:`LossSpec` builds.
 
     Subclass it (or provide the same methods). Both losses are minimised; each returns a scalar tensor.
+
+    ``D`` is what the discriminator sees through the run: call it as ``D(x)``, or ``D(x, labels)`` when the
+    discriminator is conditional (extensions may augment ``x`` on the way in). The methods may declare any of
+    the optional keyword arguments below; the trainer passes only those a method declares (as pluggy does for
+    hook implementations), so a loss written for unconditional GANs keeps working unchanged:
+
+    - ``real_labels``, ``fake_labels``: ``int64`` class indices ``(B,)`` of the real batch and of the labels
+      the fake batch was generated for (``None`` on unlabelled data). A conditional or classifier
+      discriminator can only be trained by a loss that declares them.
+    - ``real`` (``generator_loss`` only): the real batch of the last discriminator update, for losses whose
+      generator term compares with real scores (the relativistic GANs).
     """
 
-    def discriminator_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    def discriminator_loss(self, D: Callable[..., Any], real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """Loss of the discriminator on a real batch and a (detached) fake batch."""
         raise NotImplementedError
 
-    def generator_loss(self, D: nn.Module, fake: torch.Tensor) -> torch.Tensor:
+    def generator_loss(self, D: Callable[..., Any], fake: torch.Tensor) -> torch.Tensor:
         """Loss of the generator on a fake batch (gradients flow through ``D`` into the generator)."""
         raise NotImplementedError
 
@@ -50,16 +77,101 @@ class Loss:
 
 @dataclass(frozen=True)
 class LossSpec:
-    """An adversarial loss: ``build(**options) -> Loss``."""
+    """An adversarial loss: ``build(**options) -> Loss``.
+
+    ``classifier=True``: the loss expects a discriminator registered with ``classifier=True``, whose output is
+    ``(scores, class_logits)`` (AC-GAN).
+    """
 
     name: str
     build: Callable[..., Loss]
     description: str = ""
+    classifier: bool = False
+
+
+@dataclass(frozen=True)
+class ExtensionContext:
+    """What an extension is given once, before training starts (:meth:`Extension.setup`).
+
+    ``generator`` and ``discriminator`` are the plain networks (not DDP-wrapped); ``rank`` is this process's
+    rank under torchrun (0 otherwise): seed per-rank random streams with it.
+    """
+
+    generator: nn.Module
+    discriminator: nn.Module
+    config: TrainConfig
+    num_classes: int | None
+    image_shape: tuple[int, ...]
+    device: torch.device
+    rank: int = 0
+
+
+class Extension:
+    """Something that acts at named points of every training step and owns state that is checkpointed.
+
+    Subclass it and override what you need; every method has a do-nothing default. The points, in the order a
+    step runs them (see ``Trainer.train_step``):
+
+    1. :meth:`augment`: transforms every image batch the discriminator sees (real and fake, in the
+       discriminator and the generator updates), for example differentiable augmentation.
+    2. :meth:`discriminator_penalty`: a term added to the discriminator's loss (a regulariser such as R1;
+       return ``None`` on updates where it does not apply, e.g. lazy regularisation every N updates).
+    3. :meth:`after_discriminator_step`: after each discriminator optimiser step (weight clipping).
+    4. :meth:`after_generator_step`: after each generator optimiser step (an exponential moving average).
+
+    :meth:`sampling_generator` may return a network that draws sample grids, evaluations, exports and
+    ``ganzoo sample`` instead of the trained generator (at most one extension of a run may); its weights are
+    checkpointed by ganzoo. Anything else that must survive a restart goes in :meth:`state_dict`, so that a
+    resumed run continues bit for bit. Random numbers must come from a ``torch.Generator`` the extension
+    owns and saves (or from the global streams, which ganzoo saves), never from anything unsaved.
+    """
+
+    def setup(self, context: ExtensionContext) -> None:
+        """Called once after the networks are built and before any checkpoint is restored."""
+
+    def augment(self, images: torch.Tensor) -> torch.Tensor:
+        """Return the images the discriminator sees in place of ``images`` (differentiable)."""
+        return images
+
+    def discriminator_penalty(self, D: Callable[..., Any], real: torch.Tensor, real_labels: torch.Tensor | None,
+                              step: int) -> torch.Tensor | None:
+        """A scalar added to the discriminator loss at discriminator update ``step`` (counted from 0), or
+        ``None``. ``D`` is called as in :class:`Loss`."""
+        return None
+
+    def after_discriminator_step(self, D: nn.Module, step: int) -> None:
+        """Called after discriminator update ``step`` (counted from 0) with the plain network."""
+
+    def after_generator_step(self, G: nn.Module, step: int) -> None:
+        """Called after generator update ``step`` (counted from 1: the number of updates made so far)."""
+
+    def sampling_generator(self) -> nn.Module | None:
+        """A network of the generator's architecture to sample from instead of the trained one, or ``None``."""
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        """What must survive a restart: tensors, numbers, strings, lists and dicts only."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+
+@dataclass(frozen=True)
+class ExtensionSpec:
+    """A training extension: ``build(**options) -> Extension``; a run enables it with ``extensions: {name:
+    {options}}`` (or a list of names)."""
+
+    name: str
+    build: Callable[..., Extension]
+    description: str = ""
+    paper: str = ""
 
 
 @dataclass(frozen=True)
 class Variant:
-    """A named recipe: which generator, discriminator and loss, with default hyperparameters."""
+    """A named recipe: which generator, discriminator and loss, with default hyperparameters (which may enable
+    extensions: ``defaults={"extensions": {"weight-clip": {"clip": 0.01}}}``)."""
 
     name: str
     generator: str
@@ -77,7 +189,8 @@ class DatasetSpec:
     ``uint8`` tensor NCHW or a ``torch.utils.data.Dataset`` of ``uint8`` CHW items (see the hookspec).
 
     ``image_shape`` is the shape of one sample at the dataset's native size, ``(C, H, W)``; ``None`` when it
-    is only known after loading (an image folder).
+    is only known after loading (an image folder). ``num_classes``: how many classes its labels index (default:
+    the largest label + 1).
     """
 
     name: str
@@ -85,3 +198,4 @@ class DatasetSpec:
     image_shape: tuple[int, int, int] | None = None
     description: str = ""
     offline: bool = False
+    num_classes: int | None = None

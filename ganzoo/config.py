@@ -34,6 +34,10 @@ class TrainConfig(BaseModel):
     generator_options: dict[str, Any] = Field(default_factory=dict)
     discriminator_options: dict[str, Any] = Field(default_factory=dict)
     loss_options: dict[str, Any] = Field(default_factory=dict)
+    extensions: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Training extensions in the order they act, each with its options "
+        "(`{ema: {decay: 0.999}}`); a list of names enables them with default options; `NAME: false` turns off "
+        "one that the variant enables.")
 
     dataset: str = Field("mnist-5k", description="Dataset name (see `ganzoo list`).")
     data_root: Path = Field(DEFAULT_DATA_ROOT, description="Where datasets are stored or downloaded.")
@@ -76,6 +80,24 @@ class TrainConfig(BaseModel):
     sample_count: int = Field(64, gt=0, description="Images in each sample grid.")
     checkpoint_every: int = Field(0, ge=0, description="Save a checkpoint every N steps (0: only at the end).")
     keep_last: int = Field(2, gt=0, description="Checkpoints to keep.")
+
+    @field_validator("extensions", mode="before")
+    @classmethod
+    def _extensions_mapping(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, (list, tuple)):
+            if not all(isinstance(name, str) for name in value):
+                raise ValueError("a list of extensions must hold names (strings)")
+            return {name: {} for name in value}
+        if isinstance(value, dict):  # `NAME: false` (or null) turns an extension off; `NAME: true` or {}: on
+            out = {}
+            for name, options in value.items():
+                if options is False or options is None:
+                    continue
+                out[name] = {} if options is True else options
+            return out
+        return value
 
     @field_validator("betas")
     @classmethod

@@ -7,11 +7,14 @@ device and batched by indexing a seeded permutation (:class:`TensorBatches`): no
 that does not fit is streamed (:class:`LoaderBatches`): a DataLoader with worker processes and pinned memory
 on CUDA reads the same seeded permutation, ships ``uint8`` batches and converts them on the device. Both give
 the same batches for the same seed, so the choice changes speed and memory, never the training trajectory.
+Labels, where the dataset has them, travel with their images: every batch source yields ``(images,
+labels)`` pairs drawn by the same permutation (``labels`` is ``None`` for unlabelled data).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import math
 from collections.abc import Iterator
@@ -39,6 +42,22 @@ class ImageData:
     labels: torch.Tensor | None
     plugin: str
     image_size: int | None = None  # a lazy dataset's items are resized to this (if they differ) when read
+    classes: int | None = None  # what the dataset plugin registered as num_classes
+
+    @property
+    def num_classes(self) -> int | None:
+        """How many classes the labels index (``None`` without labels): the registered number, else the
+        largest label + 1."""
+        if self.labels is None:
+            return None
+        return self.classes if self.classes is not None else int(self.labels.max()) + 1
+
+    def class_frequencies(self) -> torch.Tensor | None:
+        """The share of each class among the labels, ``float64`` ``(num_classes,)``; ``None`` without labels."""
+        if self.labels is None:
+            return None
+        counts = torch.bincount(self.labels.long(), minlength=self.num_classes).double()
+        return counts / counts.sum()
 
     @property
     def in_memory(self) -> bool:
@@ -135,23 +154,30 @@ def load_images(
                           "register_datasets")
     images, labels = result
     if isinstance(images, Dataset) and not isinstance(images, torch.Tensor):
-        return _lazy_image_data(spec.name, split, images, labels, entry.plugin, image_size)
+        data = _lazy_image_data(spec.name, split, images, labels, entry.plugin, image_size)
+        return dataclasses.replace(data, classes=spec.num_classes)
     if not (isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.ndim == 4):
         got = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images)
         raise PluginError(entry.plugin, f"dataset {spec.name!r} must return uint8 images (N, C, H, W) or a "
                           f"Dataset of uint8 (C, H, W) items, got {got}", "register_datasets")
     if images.shape[0] == 0:
         raise DatasetError(f"dataset {spec.name!r} split {split!r} is empty")
-    _check_labels(entry.plugin, spec.name, labels, images.shape[0])
+    _check_labels(entry.plugin, spec.name, labels, images.shape[0], spec.num_classes)
     if image_size is not None:
         images = resize_uint8(images, image_size)
-    return ImageData(spec.name, split, images.contiguous(), labels, entry.plugin)
+    return ImageData(spec.name, split, images.contiguous(), labels, entry.plugin, classes=spec.num_classes)
 
 
-def _check_labels(plugin: str, name: str, labels: Any, count: int) -> None:
-    if labels is not None and (not isinstance(labels, torch.Tensor) or labels.ndim != 1 or labels.shape[0] != count):
-        raise PluginError(plugin, f"dataset {name!r} labels must be a tensor of shape ({count},) or None",
+def _check_labels(plugin: str, name: str, labels: Any, count: int, num_classes: int | None = None) -> None:
+    if labels is None:
+        return
+    if (not isinstance(labels, torch.Tensor) or labels.ndim != 1 or labels.shape[0] != count
+            or labels.dtype.is_floating_point or labels.dtype == torch.bool):
+        raise PluginError(plugin, f"dataset {name!r} labels must be an integer tensor of shape ({count},) or None",
                           "register_datasets")
+    if count and (int(labels.min()) < 0 or (num_classes is not None and int(labels.max()) >= num_classes)):
+        raise PluginError(plugin, f"dataset {name!r} labels must lie in [0, {num_classes or 'num_classes'}), got "
+                          f"{int(labels.min())}..{int(labels.max())}", "register_datasets")
 
 
 def _lazy_image_data(name: str, split: str, dataset: Dataset, labels: Any, plugin: str,
@@ -238,16 +264,21 @@ class BatchOrder:
 class TensorBatches:
     """Endless batches indexed from a tensor held on the training device (see :class:`BatchOrder`)."""
 
-    def __init__(self, data: torch.Tensor, batch_size: int, seed: int, world_size: int = 1, rank: int = 0) -> None:
+    def __init__(self, data: torch.Tensor, batch_size: int, seed: int, world_size: int = 1, rank: int = 0,
+                 labels: torch.Tensor | None = None) -> None:
         self.data = data
+        self.labels = labels.to(data.device, torch.int64) if labels is not None else None
         self.order = BatchOrder(data.shape[0], batch_size, seed, world_size, rank)
         self._epoch, self._perm = -1, torch.empty(0)
 
-    def next(self) -> torch.Tensor:
+    def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """This rank's next ``(images, labels)``; ``labels`` is ``None`` for unlabelled data."""
         part = self.order.next()
         if self._epoch != self.order.epoch:  # one host-to-device copy of the permutation per epoch
             self._epoch, self._perm = self.order.epoch, self.order.perm.to(self.data.device)
-        return self.data.index_select(0, self._perm[part])
+        index = self._perm[part]
+        labels = self.labels.index_select(0, index) if self.labels is not None else None
+        return self.data.index_select(0, index), labels
 
     def state_dict(self) -> dict[str, Any]:
         return self.order.state_dict()
@@ -258,6 +289,30 @@ class TensorBatches:
 
     def close(self) -> None:
         """Nothing to release (the streamed counterpart stops its workers)."""
+
+
+class _Labelled(Dataset):
+    """A dataset's images paired with the labels the plugin returned beside them: ``(image, label)`` items."""
+
+    def __init__(self, images: Dataset, labels: torch.Tensor) -> None:
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[Any, torch.Tensor]:
+        return _item_image(self.images[index]), self.labels[index]
+
+
+class _PairCollate:
+    """Stack a batch of ``(image, label)`` items into ``(images, labels)`` (labels ``None`` when unlabelled)."""
+
+    def __init__(self, images: _CheckedCollate, labelled: bool) -> None:
+        self.images, self.labelled = images, labelled
+
+    def __call__(self, items: list[Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        labels = torch.stack([torch.as_tensor(item[1]) for item in items]).long() if self.labelled else None
+        return self.images(items), labels
 
 
 class _OrderSampler(Sampler[list[int]]):
@@ -284,14 +339,15 @@ class LoaderBatches:
     def __init__(self, data: ImageData, batch_size: int, seed: int, device: torch.device, *, workers: int = 2,
                  world_size: int = 1, rank: int = 0, channels_last: bool = False) -> None:
         # data held on the host is streamed as (image,) items, which the collate unpacks like (image, label) pairs
-        self.dataset = TensorDataset(data.images) if data.in_memory else data.images  # type: ignore[arg-type]
-        self.collate = _CheckedCollate(data)
+        images = TensorDataset(data.images) if data.in_memory else data.images  # type: ignore[arg-type]
+        self.dataset = _Labelled(images, data.labels) if data.labels is not None else images
+        self.collate = _PairCollate(_CheckedCollate(data), labelled=data.labels is not None)
         self.device, self.workers, self.channels_last = device, workers, channels_last
         self.pin_memory = device.type == "cuda"
         self.order = BatchOrder(len(data), batch_size, seed, world_size, rank)
-        self._batches: Iterator[torch.Tensor] | None = None
+        self._batches: Iterator[tuple[torch.Tensor, torch.Tensor | None]] | None = None
 
-    def _start(self) -> Iterator[torch.Tensor]:
+    def _start(self) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
         loader = DataLoader(self.dataset, batch_sampler=_OrderSampler(self.order.copy()), num_workers=self.workers,
                             collate_fn=self.collate, pin_memory=self.pin_memory,
                             prefetch_factor=4 if self.workers else None,
@@ -299,19 +355,23 @@ class LoaderBatches:
                             generator=torch.Generator().manual_seed(self.order.epoch))
         return iter(loader)
 
-    def next(self) -> torch.Tensor:
+    def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """This rank's next ``(images, labels)``; ``labels`` is ``None`` for unlabelled data."""
         if self._batches is None:
             self._batches = self._start()
         try:
-            batch = next(self._batches)
+            batch, labels = next(self._batches)
         except PluginError:
             raise
         except Exception as exc:  # from a worker, which PyTorch re-raises with the worker's traceback
-            raise PluginError(self.collate.plugin, f"dataset {self.collate.name!r} failed while streaming a batch: "
+            raise PluginError(self.collate.images.plugin, f"dataset {self.collate.images.name!r} failed while "
+                              f"streaming a batch: "
                               f"{type(exc).__name__}: {exc}", "register_datasets") from exc
         self.order.next()  # keep the consumed order in step with what the loader delivered
         batch = to_model_range(batch.to(self.device, non_blocking=self.pin_memory))
-        return batch.contiguous(memory_format=torch.channels_last) if self.channels_last else batch
+        if labels is not None:
+            labels = labels.to(self.device, non_blocking=self.pin_memory)
+        return batch.contiguous(memory_format=torch.channels_last) if self.channels_last else batch, labels
 
     def state_dict(self) -> dict[str, Any]:
         return self.order.state_dict()
@@ -340,4 +400,4 @@ def make_batches(data: ImageData, batch_size: int, seed: int, device: torch.devi
     images = to_model_range(data.tensor(workers=workers, progress=progress)).to(device)
     if channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
-    return TensorBatches(images, batch_size, seed, world_size, rank)
+    return TensorBatches(images, batch_size, seed, world_size, rank, labels=data.labels)

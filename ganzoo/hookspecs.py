@@ -26,17 +26,23 @@ hookimpl = pluggy.HookimplMarker("ganzoo")
 def register_generators(register: Callable) -> None:
     """Register generator networks.
 
-    Call ``register(ganzoo.Generator(name, build, description=...))`` once per generator. ``build`` is
-    called as ``build(latent_dim: int, image_shape: tuple[int, int, int], **options)`` and must return an
-    ``nn.Module`` mapping a latent batch of shape ``(B, latent_dim)`` to images of shape
+    Call ``register(ganzoo.Generator(name, build, description=..., conditional=False))`` once per generator.
+    ``build`` is called as ``build(latent_dim: int, image_shape: tuple[int, int, int], **options)`` and must
+    return an ``nn.Module`` mapping a latent batch of shape ``(B, latent_dim)`` to images of shape
     ``(B, *image_shape)`` with values in ``[-1, 1]`` (ganzoo checks the shape before training starts).
     ``options`` come from the run's ``generator_options`` config key.
+
+    A generator registered with ``conditional=True`` is built with ``num_classes=`` as well and called as
+    ``G(z, y)``, ``y`` an ``int64`` tensor of class indices ``(B,)`` drawn from the dataset's class
+    frequencies; it can only train on a dataset with labels.
 
     Example::
 
         @hookimpl
         def register_generators(register):
             register(Generator("tiny-mlp", build=lambda latent_dim, image_shape: TinyMLP(...)))
+            register(Generator("tiny-cmlp", build=lambda latent_dim, image_shape, num_classes: TinyCMLP(...),
+                               conditional=True))
     """
 
 
@@ -44,10 +50,16 @@ def register_generators(register: Callable) -> None:
 def register_discriminators(register: Callable) -> None:
     """Register discriminators (critics).
 
-    Call ``register(ganzoo.Discriminator(name, build, description=...))``. ``build`` is called as
-    ``build(image_shape: tuple[int, int, int], **options)`` and must return an ``nn.Module`` that maps an
-    image batch ``(B, *image_shape)`` to one raw score (a logit, not a probability) per sample: shape
-    ``(B,)`` or ``(B, 1)``. ``options`` come from the run's ``discriminator_options`` config key.
+    Call ``register(ganzoo.Discriminator(name, build, description=..., conditional=False,
+    classifier=False))``. ``build`` is called as ``build(image_shape: tuple[int, int, int], **options)`` and
+    must return an ``nn.Module`` that maps an image batch ``(B, *image_shape)`` to one raw score (a logit,
+    not a probability) per sample: shape ``(B,)`` or ``(B, 1)``. ``options`` come from the run's
+    ``discriminator_options`` config key.
+
+    ``conditional=True``: built with ``num_classes=`` and called as ``D(x, y)`` (for example a projection
+    discriminator). ``classifier=True``: built with ``num_classes=`` and returns ``(scores, class_logits)``,
+    ``class_logits`` of shape ``(B, num_classes)`` (AC-GAN); only a loss registered with
+    ``classifier=True`` trains it. Either needs a loss that takes labels (see :func:`register_losses`).
     """
 
 
@@ -55,11 +67,56 @@ def register_discriminators(register: Callable) -> None:
 def register_losses(register: Callable) -> None:
     """Register adversarial losses.
 
-    Call ``register(ganzoo.LossSpec(name, build, description=...))``. ``build(**options)`` returns an
-    object implementing :class:`ganzoo.Loss`: ``discriminator_loss(D, real, fake)`` and
+    Call ``register(ganzoo.LossSpec(name, build, description=..., classifier=False))``. ``build(**options)``
+    returns an object implementing :class:`ganzoo.Loss`: ``discriminator_loss(D, real, fake)`` and
     ``generator_loss(D, fake)``, each returning a scalar tensor, and optionally
     ``check_discriminator(D)``, which raises ``ValueError`` for a network the loss cannot train (WGAN-GP
     refuses a critic with BatchNorm). ``options`` come from the run's ``loss_options`` config key.
+
+    Both methods may also declare the keyword arguments ``real_labels`` and ``fake_labels`` (class indices,
+    ``None`` on unlabelled data), and ``generator_loss`` may declare ``real`` (the real batch of the last
+    discriminator update, as a relativistic loss needs); ganzoo passes only what a method declares. ``D``
+    is called as ``D(x)``, or ``D(x, labels)`` for a conditional discriminator. ``classifier=True`` says
+    the loss trains a discriminator that returns ``(scores, class_logits)``.
+
+    Example (a conditional-capable hinge loss)::
+
+        class Hinge(ganzoo.Loss):
+            def discriminator_loss(self, D, real, fake, real_labels=None, fake_labels=None):
+                return F.relu(1 - D(real, real_labels)).mean() + F.relu(1 + D(fake, fake_labels)).mean()
+
+            def generator_loss(self, D, fake, fake_labels=None):
+                return -D(fake, fake_labels).mean()
+    """
+
+
+@hookspec
+def register_extensions(register: Callable) -> None:
+    """Register training extensions: things that act at named points of every step and own state.
+
+    Call ``register(ganzoo.ExtensionSpec(name, build, description=..., paper=...))``. ``build(**options)``
+    returns a :class:`ganzoo.Extension`; ``options`` come from the run's ``extensions`` config key, a mapping
+    of extension names to their options (``extensions: {ema: {decay: 0.999}, diffaugment: {}}``) or a list
+    of names. Extensions act in the order the config lists them, at these points of each step:
+    ``augment`` (what the discriminator sees), ``discriminator_penalty`` (a term added to the
+    discriminator's loss), ``after_discriminator_step``, ``after_generator_step``; ``sampling_generator``
+    replaces the generator that draws samples (an EMA). ``state_dict()`` / ``load_state_dict()`` carry their
+    state through checkpoints, so a resumed run continues bit for bit.
+
+    Example::
+
+        class ClipWeights(ganzoo.Extension):
+            def __init__(self, clip: float = 0.01):
+                self.clip = clip
+
+            def after_discriminator_step(self, D, step):
+                with torch.no_grad():
+                    for p in D.parameters():
+                        p.clamp_(-self.clip, self.clip)
+
+        @hookimpl
+        def register_extensions(register):
+            register(ExtensionSpec("weight-clip", ClipWeights, "Clip the critic's weights after each update"))
     """
 
 
@@ -71,7 +128,8 @@ def register_variants(register: Callable) -> None:
     aliases=(...), description=..., paper=...))``. ``generator``, ``discriminator`` and ``loss`` name
     registered components, possibly from other plugins. ``defaults`` holds any training config keys
     (``lr_g``, ``lr_d``, ``betas``, ``n_critic``, ``batch_size``, ``latent_dim``, ``init``,
-    ``loss_options``, ...); the user's config file and ``--set`` overrides take precedence.
+    ``loss_options``, ``extensions``, ...); the user's config file and ``--set`` overrides take precedence
+    (``--set extensions.NAME=false`` turns off an extension the variant enables).
     """
 
 
@@ -84,6 +142,8 @@ def register_datasets(register: Callable) -> None:
     ``"train"`` or ``"test"`` and returns ``(images, labels)``: ``images`` a ``uint8`` tensor of shape
     ``(N, C, H, W)``, or a map-style ``torch.utils.data.Dataset`` of ``uint8`` ``(C, H, W)`` items (or
     ``(image, label)`` pairs) for data too large to hold or slow to decode (read by DataLoader workers, so
-    picklable); ``labels`` an ``int64`` tensor of shape ``(N,)`` or ``None``. Raise
+    picklable); ``labels`` an ``int64`` tensor of shape ``(N,)`` or ``None``. Labels travel with their
+    images (the same permutation, in memory, streamed and under torchrun) to conditional components and to
+    losses that take them; register ``num_classes=`` when the labels need not cover every class. Raise
     ``ganzoo.DatasetError`` with an actionable message when the data cannot be had (for example offline).
     """

@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 
 import pluggy
 
-from .components import DatasetSpec, Discriminator, Generator, LossSpec, Variant
+from .components import DatasetSpec, Discriminator, ExtensionSpec, Generator, LossSpec, Variant
 from .errors import PluginError, UnknownNameError
 from .plugins import get_plugin_manager
 
@@ -23,6 +23,7 @@ HOOKS: dict[str, tuple[str, type]] = {
     "register_generators": ("generator", Generator),
     "register_discriminators": ("discriminator", Discriminator),
     "register_losses": ("loss", LossSpec),
+    "register_extensions": ("extension", ExtensionSpec),
     "register_variants": ("variant", Variant),
     "register_datasets": ("dataset", DatasetSpec),
 }
@@ -86,6 +87,7 @@ class Registry:
     generators: Table[Generator]
     discriminators: Table[Discriminator]
     losses: Table[LossSpec]
+    extensions: Table[ExtensionSpec]
     variants: Table[Variant]
     datasets: Table[DatasetSpec]
 
@@ -95,7 +97,7 @@ class Registry:
 
 def _call_hook(pm: pluggy.PluginManager, hook: str, table: Table[Any], expected: type) -> None:
     caller = getattr(pm.hook, hook)
-    for impl in reversed(caller.get_hookimpls()):  # registration order
+    for impl in caller.get_hookimpls():  # registration order: the built-ins first, so a clash names the newcomer
         plugin = impl.plugin_name
 
         def register(item: Any, _plugin: str = plugin) -> None:

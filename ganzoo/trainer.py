@@ -1,9 +1,10 @@
 """The one training loop every variant runs.
 
 Read it top to bottom: :class:`Trainer` owns everything that must survive a restart (networks, optimisers,
-data position, RNG states) behind ``state_dict()`` / ``load_state_dict()``; :meth:`Trainer.train_step` is
-the only place a step happens (``n_critic`` discriminator updates, then one generator update);
-:meth:`Trainer.run` adds logging, sample grids, checkpoints and the progress bar around it.
+data position, RNG states, extension states) behind ``state_dict()`` / ``load_state_dict()``;
+:meth:`Trainer.train_step` is the only place a step happens (``n_critic`` discriminator updates, then one
+generator update, with the points where extensions act named there); :meth:`Trainer.run` adds logging,
+sample grids, checkpoints and the progress bar around it.
 """
 
 from __future__ import annotations
@@ -26,16 +27,20 @@ from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
 from .assembly import Assembly
+from .components import Extension, ExtensionContext
 from .config import TrainConfig
 from .data import ImageData, make_batches
 from .distributed import DistInfo, barrier, gather_objects, mean_across_ranks
 from .errors import CheckpointError, ConfigError, DivergenceError, PluginError
 from .images import save_grid
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
+# What a format-1 checkpoint (ganzoo 0.1: no labels, no extensions) holds.
+STATE_KEYS_FORMAT_1 = ("format", "step", "critic_position", "generator", "discriminator", "opt_g", "opt_d",
+                       "scaler_d", "scaler_g", "data", "world_size", "noise", "rng", "config", "components",
+                       "image_shape", "versions")
 # What Trainer.state_dict() writes; a checkpoint missing any of these cannot be resumed exactly.
-STATE_KEYS = ("format", "step", "critic_position", "generator", "discriminator", "opt_g", "opt_d", "scaler_d",
-              "scaler_g", "data", "world_size", "noise", "rng", "config", "components", "image_shape", "versions")
+STATE_KEYS = (*STATE_KEYS_FORMAT_1, "num_classes", "extensions", "sample_generator")
 
 
 def seed_everything(seed: int) -> None:
@@ -74,6 +79,31 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class DiscriminatorView:
+    """The discriminator as losses and extensions call it: ``D(x)``, or ``D(x, labels)`` when it is conditional
+    (an unconditional one ignores labels), with every extension's :meth:`~ganzoo.Extension.augment` applied to
+    ``x`` first, so that whatever the loss feeds D (real, fake, interpolates) is seen the same way."""
+
+    def __init__(self, D: nn.Module, conditional: bool, augments: list[Callable[[torch.Tensor], torch.Tensor]],
+                 name: str) -> None:
+        self.D, self.conditional, self.augments, self.name = D, conditional, augments, name
+
+    def __call__(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> Any:
+        for augment in self.augments:
+            x = augment(x)
+        if not self.conditional:
+            return self.D(x)
+        if labels is None:
+            raise TypeError(f"discriminator {self.name!r} is conditional: the loss must call D(x, labels)")
+        return self.D(x, labels)
+
+
+def _overrides(ext: Extension, method: str) -> bool:
+    """Whether an extension implements ``method`` itself (the base class's do-nothing default is skipped)."""
+    own = getattr(type(ext), method, None)
+    return own is not None and own is not getattr(Extension, method, None)
 
 
 @dataclass
@@ -115,6 +145,11 @@ class Trainer:
         self.loss = assembly.loss
         if isinstance(images, torch.Tensor):
             images = ImageData("tensor", "train", images, None, "ganzoo")
+        # Labels reach G, D and the loss only when a network is conditional; fake labels are then drawn from the
+        # dataset's class frequencies by the latent generator (below), so resume and DDP stay exact.
+        self.num_classes = assembly.num_classes
+        frequencies = images.class_frequencies() if assembly.uses_labels else None
+        self.class_probs = frequencies.float().to(device) if frequencies is not None else None
         # One global batch per step, the same permutation on every rank; each rank trains on its own slice.
         self.batches = make_batches(images, cfg.batch_size, cfg.seed + 1, device, mode=cfg.data_loading,
                                     workers=cfg.data_workers, memory_limit_gb=cfg.memory_limit_gb,
@@ -140,11 +175,22 @@ class Trainer:
             ddp_args = {"device_ids": [device.index]} if device.type == "cuda" else {}
             self.G_fwd, self.D_fwd = DDP(self.G, **ddp_args), DDP(self.D, **ddp_args)
         self.D_gen: nn.Module = self.D if self.dist.enabled else self.D_fwd
+        # -- extensions: set up once, in config order; they act at the points named in train_step ------------
+        self.extensions = assembly.extensions
+        context = ExtensionContext(self.G, self.D, cfg, self.num_classes, tuple(assembly.image_shape), device,
+                                   self.dist.rank)
+        self._at_extensions("setup", context)
+        augments = [ext.augment for _, _, ext in self.extensions if _overrides(ext, "augment")]
+        dname = assembly.names["discriminator"]
+        self.D_view = DiscriminatorView(self.D_fwd, assembly.conditional_discriminator, augments, dname)
+        self.D_gen_view = DiscriminatorView(self.D_gen, assembly.conditional_discriminator, augments, dname)
+        samplers = [(name, ext) for name, _, ext in self.extensions if _overrides(ext, "sampling_generator")]
+        self.sampler_name = samplers[0][0] if samplers else None
         # With compile, each loss computation (networks and loss together) becomes one compiled graph. A loss
         # that differentiates D twice (a gradient penalty) keeps its discriminator step eager: compiled graphs
         # do not support double backward. Its generator step, which differentiates D once, still compiles.
-        self.discriminator_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = self._discriminator_loss
-        self.generator_loss: Callable[[torch.Tensor], torch.Tensor] = self._generator_loss
+        self.discriminator_loss: Callable[..., torch.Tensor] = self._discriminator_loss
+        self.generator_loss: Callable[..., torch.Tensor] = self._generator_loss
         if cfg.compile:
             if not getattr(self.loss, "double_backward", False):
                 self.discriminator_loss = torch.compile(self._discriminator_loss)
@@ -155,8 +201,34 @@ class Trainer:
         # numbers shifts them.
         self.noise = torch.Generator(device=device).manual_seed(cfg.seed + 2 + 7919 * self.dist.rank)
         fixed = torch.Generator().manual_seed(cfg.seed + 3)
-        self.fixed_z = torch.randn(cfg.sample_count, cfg.latent_dim, generator=fixed).to(device)
+        # A conditional run's grid has one row per class: sample_count // num_classes images of each.
+        self.grid_columns: int | None = None
+        self.fixed_labels: torch.Tensor | None = None
+        count = cfg.sample_count
+        if assembly.conditional_generator and self.num_classes:
+            self.grid_columns = max(1, cfg.sample_count // self.num_classes)
+            self.fixed_labels = torch.arange(self.num_classes).repeat_interleave(self.grid_columns).to(device)
+            count = len(self.fixed_labels)
+        self.fixed_z = torch.randn(count, cfg.latent_dim, generator=fixed).to(device)
         self.step = 0
+
+    def _at_extensions(self, point: str, *args: Any) -> None:
+        """Call every extension that implements ``point``, in config order; a failure names its plugin."""
+        for name, plugin, ext in self.extensions:
+            if point == "setup" or _overrides(ext, point):
+                try:
+                    getattr(ext, point)(*args)
+                except Exception as exc:
+                    raise PluginError(plugin, f"extension {name!r}.{point} raised {type(exc).__name__}: {exc}",
+                                      "register_extensions") from exc
+
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """The network that draws grids, evaluations and exports: an extension's (an EMA), else :attr:`G`."""
+        for name, _, ext in self.extensions:
+            if name == self.sampler_name:
+                return ext.sampling_generator()
+        return self.G
 
     # -- state that survives a restart ----------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -176,19 +248,39 @@ class Trainer:
             "noise": gather_objects(self.dist, self.noise.get_state()),
             "rng": gather_objects(self.dist, rng_state()),
             "config": self.config.model_dump(mode="json"),
-            "components": {"names": self.assembly.names, "plugins": self.assembly.plugins},
+            "components": {"names": self.assembly.names, "plugins": self.assembly.plugins,
+                           "extensions": {name: plugin for name, plugin, _ in self.extensions},
+                           "conditional_generator": self.assembly.conditional_generator,
+                           "sampling_generator": self.sampler_name},
             "image_shape": list(self.assembly.image_shape),
             "versions": self.versions,
+            "num_classes": self.num_classes,
+            "extensions": {name: ext.state_dict() for name, _, ext in self.extensions},
+            # the weights of an extension's sampling generator (an EMA), checkpointed for it by ganzoo
+            "sample_generator": self.sampling_generator.state_dict() if self.sampler_name else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore everything :meth:`state_dict` saved; a checkpoint missing any part is refused, never half-used."""
-        missing = [key for key in STATE_KEYS if key not in state]
+        """Restore everything :meth:`state_dict` saved; a checkpoint missing any part is refused, never half-used.
+
+        A format-1 checkpoint (ganzoo 0.1) resumes a run without labels and extensions, exactly as before."""
+        fmt = state.get("format")
+        if fmt not in (1, CHECKPOINT_FORMAT):
+            raise CheckpointError(f"checkpoint format {fmt!r} is not one this ganzoo version reads (1 or "
+                                  f"{CHECKPOINT_FORMAT}); resume it with the ganzoo version that wrote it")
+        missing = [key for key in (STATE_KEYS_FORMAT_1 if fmt == 1 else STATE_KEYS) if key not in state]
         if missing:
             raise CheckpointError(f"checkpoint lacks {', '.join(missing)}; it cannot be resumed exactly")
-        if state["format"] != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"checkpoint format {state['format']} is not {CHECKPOINT_FORMAT}, which this "
-                                  f"ganzoo version writes")
+        if fmt == 1 and (self.extensions or self.num_classes is not None):
+            raise CheckpointError("this is a format-1 checkpoint (ganzoo 0.1), written before labels and "
+                                  "extensions existed; it resumes only a run without extensions and without "
+                                  "conditional networks. Resume it with the config it was written with, or "
+                                  "start a new run with --out elsewhere")
+        saved_extensions = list(state.get("extensions", {}))
+        if fmt != 1 and saved_extensions != [name for name, _, _ in self.extensions]:
+            raise CheckpointError(f"checkpoint was written with extensions {saved_extensions or 'none'}, this run "
+                                  f"has {[name for name, _, _ in self.extensions] or 'none'}; resume with the "
+                                  "checkpoint's config")
         self.G.load_state_dict(state["generator"])
         self.D.load_state_dict(state["discriminator"])
         self.opt_g.load_state_dict(state["opt_g"])
@@ -201,6 +293,14 @@ class Trainer:
         self.batches.load_state_dict(state["data"])
         self.noise.set_state(state["noise"][self.dist.rank])
         set_rng_state(state["rng"][self.dist.rank])
+        for name, plugin, ext in self.extensions:
+            try:
+                ext.load_state_dict(state["extensions"][name])
+            except Exception as exc:
+                raise CheckpointError(f"extension {name!r} (plugin {plugin!r}) could not restore its state from "
+                                      f"the checkpoint: {type(exc).__name__}: {exc}") from exc
+        if self.sampler_name:
+            self.sampling_generator.load_state_dict(state["sample_generator"])
         self.step = int(state["step"])
 
     # -- the step --------------------------------------------------------------------------------------
@@ -208,60 +308,120 @@ class Trainer:
         cfg = self.config
         return torch.randn(cfg.batch_size, cfg.latent_dim, device=self.device, generator=self.noise)
 
-    def _checked(self, value: Any, method: str) -> torch.Tensor:
+    def _fake_labels(self) -> torch.Tensor | None:
+        """Labels for a fake batch, drawn from the dataset's class frequencies (``None`` if the run has none)."""
+        if self.class_probs is None:
+            return None
+        return torch.multinomial(self.class_probs, self.config.batch_size, replacement=True, generator=self.noise)
+
+    def sample_labels(self, n: int, generator: torch.Generator) -> torch.Tensor | None:
+        """``n`` labels from the dataset's class frequencies, drawn from ``generator`` (CPU), for evaluation."""
+        if self.class_probs is None:
+            return None
+        return torch.multinomial(self.class_probs.cpu(), n, replacement=True, generator=generator).to(self.device)
+
+    def _generate(self, G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        return G(z, labels) if self.assembly.conditional_generator else G(z)
+
+    def _checked(self, value: Any, method: str, plugin: str | None = None, what: str | None = None) -> torch.Tensor:
         if not isinstance(value, torch.Tensor) or value.ndim != 0:
             got = f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
-            raise PluginError(self.assembly.plugins["loss"],
-                              f"loss {self.assembly.names['loss']!r}.{method} must return a scalar tensor, got {got}",
-                              "register_losses")
+            plugin = plugin or self.assembly.plugins["loss"]
+            what = what or f"loss {self.assembly.names['loss']!r}"
+            raise PluginError(plugin, f"{what}.{method} must return a scalar tensor, got {got}",
+                              "register_extensions" if what.startswith("extension") else "register_losses")
         return value
+
+    def _loss_keywords(self, method: str, **offered: Any) -> dict[str, Any]:
+        """The optional arguments ``method`` of the loss declared (see :class:`ganzoo.Loss`)."""
+        return {key: value for key, value in offered.items() if key in self.assembly.loss_keywords.get(method, ())}
 
     def _autocast(self) -> Any:
         return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None)
 
-    def _discriminator_loss(self, real: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def _discriminator_loss(self, real: torch.Tensor, real_labels: torch.Tensor | None, z: torch.Tensor,
+                            fake_labels: torch.Tensor | None) -> torch.Tensor:
         with torch.no_grad():
-            fake = self.G_fwd(z)
-        return self.loss.discriminator_loss(self.D_fwd, real, fake)
+            fake = self._generate(self.G_fwd, z, fake_labels)
+        return self.loss.discriminator_loss(self.D_view, real, fake, **self._loss_keywords(
+            "discriminator_loss", real_labels=real_labels, fake_labels=fake_labels))
 
-    def _generator_loss(self, z: torch.Tensor) -> torch.Tensor:
-        return self.loss.generator_loss(self.D_gen, self.G_fwd(z))
+    def _generator_loss(self, z: torch.Tensor, fake_labels: torch.Tensor | None, real: torch.Tensor,
+                        real_labels: torch.Tensor | None) -> torch.Tensor:
+        fake = self._generate(self.G_fwd, z, fake_labels)
+        return self.loss.generator_loss(self.D_gen_view, fake, **self._loss_keywords(
+            "generator_loss", real=real, real_labels=real_labels, fake_labels=fake_labels))
+
+    def _discriminator_penalties(self, real: torch.Tensor, real_labels: torch.Tensor | None,
+                                 step: int) -> torch.Tensor | None:
+        """The sum of the extensions' terms for discriminator update ``step`` (``None`` if none applies)."""
+        total = None
+        for name, plugin, ext in self.extensions:
+            if not _overrides(ext, "discriminator_penalty"):
+                continue
+            term = ext.discriminator_penalty(self.D_view, real, real_labels, step)
+            if term is not None:
+                term = self._checked(term, "discriminator_penalty", plugin, f"extension {name!r}")
+                total = term if total is None else total + term
+        return total
 
     def train_step(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """One generator step: ``n_critic`` discriminator updates, then one generator update."""
+        """One generator step: ``n_critic`` discriminator updates, then one generator update.
+
+        Extensions act at the points marked ``[extensions]``: ``augment`` inside every call of ``D_view``,
+        ``discriminator_penalty``, ``after_discriminator_step`` and ``after_generator_step``.
+        """
+        cfg = self.config
         self.D.requires_grad_(True)
-        for _ in range(self.config.n_critic):
-            real = self.batches.next()  # this rank's slice of the global batch
+        for i in range(cfg.n_critic):
+            d_step = self.step * cfg.n_critic + i
+            real, real_labels = self.batches.next()  # this rank's slice of the global batch, labels with it
+            z, fake_labels = self._latents(), self._fake_labels()
             with self._autocast():
-                d_loss = self._checked(self.discriminator_loss(real, self._latents()), "discriminator_loss")
+                d_loss = self._checked(self.discriminator_loss(real, real_labels, z, fake_labels),
+                                       "discriminator_loss")
+                penalty = self._discriminator_penalties(real, real_labels, d_step)  # [extensions] e.g. lazy R1
+                if penalty is not None:
+                    d_loss = d_loss + penalty
             self.opt_d.zero_grad(set_to_none=True)
             self.scaler_d.scale(d_loss).backward()
             self.scaler_d.step(self.opt_d)
             self.scaler_d.update()
+            self._at_extensions("after_discriminator_step", self.D, d_step)  # [extensions] e.g. weight clipping
         self.D.requires_grad_(False)  # the generator step needs gradients through D, not for D's weights
+        z, fake_labels = self._latents(), self._fake_labels()
         with self._autocast():
-            g_loss = self._checked(self.generator_loss(self._latents()), "generator_loss")
+            g_loss = self._checked(self.generator_loss(z, fake_labels, real, real_labels), "generator_loss")
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler_g.scale(g_loss).backward()
         self.scaler_g.step(self.opt_g)
         self.scaler_g.update()
         self.D.requires_grad_(True)
         self.step += 1
+        self._at_extensions("after_generator_step", self.G, self.step)  # [extensions] e.g. EMA
         return d_loss.detach(), g_loss.detach()
 
     # -- around the step -------------------------------------------------------------------------------
     @torch.no_grad()
-    def sample(self, z: torch.Tensor | None = None) -> torch.Tensor:
-        """Images from the generator in eval mode (BatchNorm running statistics), in [-1, 1]."""
-        was_training = self.G.training
-        self.G.eval()
+    def sample(self, z: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images in [-1, 1] from the sampling generator (an extension's EMA, else G) in eval mode (BatchNorm
+        running statistics). Without ``z``: the fixed grid latents (and, for a conditional generator, one row
+        per class). A conditional generator needs ``labels`` with ``z``."""
+        if z is None:
+            z, labels = self.fixed_z, self.fixed_labels
+        if self.assembly.conditional_generator and labels is None:
+            raise ValueError("the generator is conditional: pass labels with z")
+        G = self.sampling_generator
+        was_training = G.training
+        G.eval()
         try:
-            return self.G(self.fixed_z if z is None else z)
+            return self._generate(G, z, labels)
         finally:
-            self.G.train(was_training)
+            G.train(was_training)
 
     def _parameters_finite(self) -> bool:
-        return all(bool(torch.isfinite(p).all()) for m in (self.G, self.D) for p in m.parameters())
+        networks = {id(m): m for m in (self.G, self.D, self.sampling_generator)}.values()
+        return all(bool(torch.isfinite(p).all()) for m in networks for p in m.parameters())
 
     def save_checkpoint(self, out: Path) -> Path:
         """Write a checkpoint (rank 0 writes; every rank contributes its random states, then waits)."""
@@ -343,7 +503,7 @@ class Trainer:
                     stopped_by = "seconds"
                     break
                 if cfg.sample_every and self.step % cfg.sample_every == 0 and main:
-                    save_grid(self.sample(), out / "samples" / f"step-{self.step:08d}.png")
+                    save_grid(self.sample(), out / "samples" / f"step-{self.step:08d}.png", self.grid_columns)
                 if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
                     self.save_checkpoint(out)
                 due = (eval_every and self.step % eval_every == 0) or train_seconds >= next_eval_at
@@ -357,10 +517,12 @@ class Trainer:
         samples = out / "samples.png"
         last_ckpt = self.save_checkpoint(out)
         if main:
-            save_grid(self.sample(), samples)
-            ckpt.export_generator(out / ckpt.GENERATOR_FILE, self.G.state_dict(),
+            save_grid(self.sample(), samples, self.grid_columns)
+            ckpt.export_generator(out / ckpt.GENERATOR_FILE, self.sampling_generator.state_dict(),
                                   self.config.model_dump(mode="json"), self.assembly.names["generator"],
-                                  list(self.assembly.image_shape))
+                                  list(self.assembly.image_shape),
+                                  num_classes=self.num_classes if self.assembly.conditional_generator else None,
+                                  source=self.sampler_name or "generator")
         seen = (self.step - start_step) * images_per_step
         result = TrainResult(
             out=out, variant=cfg.variant, steps=self.step, images_seen=self.step * images_per_step,

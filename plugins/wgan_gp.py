@@ -16,11 +16,12 @@ from ganzoo import Loss, LossSpec, Variant, hookimpl
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
-def gradient_penalty(D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """E[(||grad D(x^)||_2 - 1)^2] on per-sample interpolates between ``real`` and ``fake``."""
+def gradient_penalty(D, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """E[(||grad D(x^)||_2 - 1)^2] on per-sample interpolates between ``real`` and ``fake`` (scored with the
+    real batch's ``labels`` for a conditional critic)."""
     alpha = torch.rand((real.shape[0],) + (1,) * (real.ndim - 1), device=real.device, dtype=real.dtype)
     interpolates = (alpha * real + (1.0 - alpha) * fake).requires_grad_(True)
-    scores = D(interpolates)
+    scores = D(interpolates, labels)
     (grad,) = torch.autograd.grad(scores.sum(), interpolates, create_graph=True)
     norms = grad.flatten(1).norm(2, dim=1)
     return (norms - 1.0).pow(2).mean()
@@ -36,14 +37,15 @@ class WGANGPLoss(Loss):
             raise ValueError(f"gp_lambda must be >= 0, not {gp_lambda}")
         self.gp_lambda = float(gp_lambda)
 
-    def discriminator_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        loss = D(fake).mean() - D(real).mean()
+    def discriminator_loss(self, D, real: torch.Tensor, fake: torch.Tensor, real_labels: torch.Tensor | None = None,
+                           fake_labels: torch.Tensor | None = None) -> torch.Tensor:
+        loss = D(fake, fake_labels).mean() - D(real, real_labels).mean()
         if self.gp_lambda:
-            loss = loss + self.gp_lambda * gradient_penalty(D, real, fake)
+            loss = loss + self.gp_lambda * gradient_penalty(D, real, fake, real_labels)
         return loss
 
-    def generator_loss(self, D: nn.Module, fake: torch.Tensor) -> torch.Tensor:
-        return -D(fake).mean()
+    def generator_loss(self, D, fake: torch.Tensor, fake_labels: torch.Tensor | None = None) -> torch.Tensor:
+        return -D(fake, fake_labels).mean()
 
     def check_discriminator(self, D: nn.Module) -> None:
         found = [name or type(D).__name__ for name, m in D.named_modules() if isinstance(m, _BATCH_NORMS)]

@@ -22,7 +22,7 @@ class ConstantLogit(nn.Module):
         super().__init__()
         self.t = nn.Parameter(torch.tensor(float(t)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.t.expand(x.shape[0])
 
 
@@ -33,7 +33,7 @@ class Linear(nn.Module):
         super().__init__()
         self.w = nn.Parameter(w.clone())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return x.flatten(1) @ self.w
 
 
@@ -115,7 +115,7 @@ def test_gradient_penalty_interpolates_per_sample() -> None:
     seen = []
 
     class Quadratic(nn.Module):
-        def forward(self, x):
+        def forward(self, x, labels=None):
             seen.append(x.detach().clone())
             return 0.5 * x.flatten(1).pow(2).sum(1)
 
