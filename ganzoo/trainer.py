@@ -10,6 +10,7 @@ sample grids, checkpoints and the progress bar around it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import random
@@ -150,6 +151,8 @@ class Trainer:
         self.num_classes = assembly.num_classes
         frequencies = images.class_frequencies() if assembly.uses_labels else None
         self.class_probs = frequencies.float().to(device) if frequencies is not None else None
+        if not assembly.uses_labels:  # an unconditional run: batches carry no labels, the loss is given None
+            images = dataclasses.replace(images, labels=None)
         # One global batch per step, the same permutation on every rank; each rank trains on its own slice.
         self.batches = make_batches(images, cfg.batch_size, cfg.seed + 1, device, mode=cfg.data_loading,
                                     workers=cfg.data_workers, memory_limit_gb=cfg.memory_limit_gb,

@@ -163,6 +163,8 @@ def test_name_clash_names_both_plugins() -> None:
         get_registry()
     message = str(info.value)
     assert "plugin 'clash'" in message and "plugin 'dcgan'" in message and "register_generators" in message
+    # the blame goes to the plugin that registered second (the built-in came first)
+    assert info.value.plugin == "clash" and "already registered by plugin 'dcgan'" in message
 
 
 def test_hook_that_raises_names_plugin_and_hook() -> None:

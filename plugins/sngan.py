@@ -1,0 +1,140 @@
+"""SN-GAN (Miyato et al., 2018, Spectral Normalization for Generative Adversarial Networks).
+
+Spectral normalisation divides every weight matrix of the discriminator by its largest singular value,
+W_SN = W / sigma(W), with sigma estimated by one step of power iteration per forward pass in training mode. Each
+layer is then 1-Lipschitz (LeakyReLU too), which bounds the Lipschitz constant of the whole discriminator
+without a penalty and without the capacity loss of weight clipping.
+
+Discriminator ``sngan``: the paper's "standard CNN" (its Table 3), sized from the image shape like
+``ganzoo_plugins.dcgan``: for every halving of the spatial size a 3x3 stride-1 conv and a 4x4 stride-2 conv
+(``width * 2**i`` channels), then a 3x3 conv doubling the channels at the base size, and a dense layer to one
+logit; LeakyReLU(0.1) between, no BatchNorm, ``spectral_norm`` on every conv and linear layer. At 32x32 and
+width 64 that is the paper's 64-64-128-128-256-256-512 network; at 28x28 the base is 7x7 (two halvings).
+
+Loss ``hinge`` (the paper's hinge version of the adversarial loss, Lim & Ye 2017; Tran et al. 2017):
+
+    L_D = E[relu(1 - D(x))] + E[relu(1 + D(G(z)))],    L_G = -E[D(G(z))]
+
+It takes labels, so it also trains conditional (projection) discriminators.
+
+Variant ``sngan``: the DCGAN generator, the ``sngan`` discriminator, the hinge loss and the paper's setting C
+(Adam lr 2e-4 for both networks, beta1 0.5, beta2 0.999, n_dis 1), batch size 64. ``init: default``: the
+discriminator needs no special initialisation (spectral normalisation rescales its weights anyway; ganzoo's
+``init: normal`` could not even reach them, as a spectral-normed layer's ``weight`` is computed from the
+parametrisation's ``original``), and PyTorch's default initialisation trains the DCGAN generator here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from ganzoo import Discriminator, Loss, LossSpec, Variant, hookimpl
+from ganzoo_plugins.dcgan import num_upsamplings
+
+
+def check_square(image_shape: tuple[int, int, int], what: str) -> tuple[int, int]:
+    """``(channels, size)`` of a square image shape; ``ValueError`` for anything the networks cannot size."""
+    if len(image_shape) != 3:
+        raise ValueError(f"{what} needs an image shape (C, H, W), got {tuple(image_shape)}")
+    channels, height, width = image_shape
+    if height != width:
+        raise ValueError(f"{what} needs square images, got {height}x{width}")
+    return channels, height
+
+
+class SNConvTrunk(nn.Module):
+    """The convolutional part of the standard-CNN discriminator, every layer spectrally normalised.
+
+    image (B, C, H, W) -> pre-activation features (B, out_channels, base, base); ``out_channels`` is
+    ``2 * width * 2**(k-1)`` for ``k`` halvings (28 -> 2, 32 -> 3, 64 -> 4).
+    """
+
+    def __init__(self, image_shape: tuple[int, int, int], width: int = 64, slope: float = 0.1,
+                 what: str = "the SN-GAN discriminator"):
+        super().__init__()
+        if width < 1:
+            raise ValueError(f"width must be positive, not {width}")
+        channels, size = check_square(image_shape, what)
+        k = num_upsamplings(size)
+        self.base = size // 2**k
+        layers: list[nn.Module] = []
+        ch_in = channels
+        for i in range(k):
+            ch = width * 2**i
+            layers += [spectral_norm(nn.Conv2d(ch_in, ch, 3, 1, 1)), nn.LeakyReLU(slope),
+                       spectral_norm(nn.Conv2d(ch, ch, 4, 2, 1)), nn.LeakyReLU(slope)]
+            ch_in = ch
+        self.out_channels = 2 * ch_in
+        layers.append(spectral_norm(nn.Conv2d(ch_in, self.out_channels, 3, 1, 1)))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class SNGANDiscriminator(nn.Module):
+    """The standard CNN of Miyato et al.: image (B, C, H, W) -> one logit per sample (B,)."""
+
+    def __init__(self, image_shape: tuple[int, int, int], width: int = 64):
+        super().__init__()
+        self.trunk = SNConvTrunk(image_shape, width)
+        self.act = nn.LeakyReLU(0.1)
+        self.linear = spectral_norm(nn.Linear(self.trunk.out_channels * self.trunk.base**2, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.act(self.trunk(x)).flatten(1)).squeeze(1)
+
+
+class HingeLoss(Loss):
+    """The hinge adversarial loss; takes labels, so it trains conditional discriminators as well."""
+
+    def discriminator_loss(self, D: Callable[..., torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
+                           real_labels: torch.Tensor | None = None,
+                           fake_labels: torch.Tensor | None = None) -> torch.Tensor:
+        # E[relu(1 - D(x))] + E[relu(1 + D(G(z)))]
+        return F.relu(1.0 - D(real, real_labels)).mean() + F.relu(1.0 + D(fake, fake_labels)).mean()
+
+    def generator_loss(self, D: Callable[..., torch.Tensor], fake: torch.Tensor,
+                       fake_labels: torch.Tensor | None = None) -> torch.Tensor:
+        # -E[D(G(z))]
+        return -D(fake, fake_labels).mean()
+
+
+@hookimpl
+def register_discriminators(register):
+    register(Discriminator("sngan", SNGANDiscriminator,
+                           "Standard CNN with spectral norm on every layer, LeakyReLU(0.1), no BatchNorm (Miyato 2018)"))
+
+
+@hookimpl
+def register_losses(register):
+    register(LossSpec("hinge", HingeLoss, "Hinge loss: relu(1 - D(x)) + relu(1 + D(G(z))), G: -D(G(z))"))
+
+
+@hookimpl
+def register_variants(register):
+    register(
+        Variant(
+            "sngan",
+            generator="dcgan",
+            discriminator="sngan",
+            loss="hinge",
+            defaults={
+                "optimizer": "adam",
+                "lr_g": 2e-4,
+                "lr_d": 2e-4,
+                "betas": [0.5, 0.999],
+                "n_critic": 1,
+                "batch_size": 64,
+                "latent_dim": 100,
+                "init": "default",
+            },
+            description="DCGAN generator, spectrally normalised standard-CNN discriminator, hinge loss",
+            paper="Miyato et al. 2018, Spectral Normalization for Generative Adversarial Networks",
+        )
+    )
