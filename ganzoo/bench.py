@@ -35,14 +35,16 @@ from .checkpoint import atomic_write_bytes
 from .config import load_yaml, merge
 from .data import load_images, to_uint8
 from .errors import ConfigError, DivergenceError, GanzooError, UsageError
+from .metric_keys import CLASS_AGREEMENT, METRICS
 from .plots import plot_losses, plot_metrics
 from .registry import get_registry
 
 RESULTS_FORMAT = 1
 RESULTS_FILE = "results.json"
 # metric -> lower is better
-METRIC_DIRECTIONS = {"fid": True, "kid_mean": True, "kid_std": True, "is_mean": False, "is_std": False,
-                     "precision": False, "recall": False, "classes_covered": False, "class_kl": True}
+METRIC_DIRECTIONS = {m.key: m.lower_is_better for m in METRICS}
+#: Joins a variant and the extensions of one leaderboard row: ``dcgan+ema+diffaugment``.
+EXTENSION_JOINER = "+"
 
 
 class BenchProfile(BaseModel):
@@ -111,26 +113,46 @@ def hardware() -> dict[str, Any]:
     return {"cpu": cpu, "threads": torch.get_num_threads(), "gpu": gpu, "platform": platform.platform()}
 
 
+def split_row(name: str, registry: Any) -> tuple[str, list[str]]:
+    """``"dcgan+ema+diffaugment"`` -> ``("dcgan", ["ema", "diffaugment"])``, each extension checked to exist."""
+    base, *extensions = [part.strip() for part in name.split(EXTENSION_JOINER)]
+    for ext in extensions:
+        if ext not in registry.extensions:
+            raise UsageError(f"variant row {name!r} names extension {ext!r}, which no loaded plugin registers; "
+                             f"available: {', '.join(registry.extensions.names()) or '(none)'}")
+    return base, extensions
+
+
 def make_evaluator(real: torch.Tensor, profile: BenchProfile, seed: int,
                    cache_dir: Path | None) -> Callable[[Any], dict[str, float]]:
     """An ``evaluate(trainer)`` for :meth:`Trainer.run` that scores ``profile.num_fake`` generated images.
 
-    The latents come from a generator seeded with ``seed`` on every call, so evaluations use the same
-    latents, and training draws nothing less or more because of them.
+    The latents (and, for a conditional generator, labels drawn from the dataset's class frequencies) come
+    from a generator seeded with ``seed`` on every call, so evaluations use the same inputs, and training
+    draws nothing less or more because of them. A conditional run is also scored by
+    :data:`~ganzoo.metric_keys.CLASS_AGREEMENT`: how often the MNIST classifier sees the class asked for.
     """
     from . import metrics
 
     def evaluate(trainer: Any) -> dict[str, float]:
         rng = torch.Generator().manual_seed(10_000 + seed)
-        fake = []
+        fake, asked = [], []
+        conditional = trainer.assembly.conditional_generator
         remaining = profile.num_fake
         while remaining > 0:
             n = min(500, remaining)
             z = torch.randn(n, trainer.config.latent_dim, generator=rng).to(trainer.device)
-            fake.append(to_uint8(trainer.sample(z)).cpu())
+            labels = trainer.sample_labels(n, rng) if conditional else None
+            fake.append(to_uint8(trainer.sample(z, labels)).cpu())
+            if labels is not None:
+                asked.append(labels.cpu())
             remaining -= n
-        return metrics.evaluate(torch.cat(fake), real, feature_extractor=profile.feature_extractor,
-                                feature_extractor_weights=profile.feature_extractor_weights, cache_dir=cache_dir)
+        images = torch.cat(fake)
+        scores = metrics.evaluate(images, real, feature_extractor=profile.feature_extractor,
+                                  feature_extractor_weights=profile.feature_extractor_weights, cache_dir=cache_dir)
+        if asked:
+            scores[CLASS_AGREEMENT] = metrics.class_agreement(images, torch.cat(asked))
+        return scores
 
     return evaluate
 
@@ -179,13 +201,15 @@ def _write_results(out: Path, profile: BenchProfile, trials: list[dict[str, Any]
 def run_trial(profile: BenchProfile, variant: str, seed: int, out: Path, real: torch.Tensor, *,
               config_hash: str, cfg: Any, progress: bool, cache_dir: Path | None,
               pm: pluggy.PluginManager | None) -> dict[str, Any]:
-    """Train and score one (variant, seed); never raises for a failing or diverging variant."""
+    """Train and score one (row, seed); never raises for a failing or diverging variant. ``variant`` is the
+    leaderboard row: a variant's name, or it joined with extensions (``dcgan+ema``)."""
     from . import metrics
 
     trial_dir = Path(cfg.out)
     rel = trial_dir.relative_to(out).as_posix()
     record: dict[str, Any] = {
-        "variant": cfg.variant, "requested_as": variant, "seed": seed, "status": "running", "reason": None,
+        "variant": variant, "base_variant": cfg.variant, "extensions": list(cfg.extensions), "seed": seed,
+        "status": "running", "reason": None,
         "diverged_at": None, "config_hash": config_hash,
         "protocol": {
             "profile": profile.name, "dataset": profile.dataset, "train_split": "train",
@@ -233,10 +257,10 @@ def run_trial(profile: BenchProfile, variant: str, seed: int, out: Path, real: t
     artifacts: dict[str, str] = {}
     if (trial_dir / "log.jsonl").is_file() and (trial_dir / "log.jsonl").stat().st_size:
         artifacts["loss_plot"] = f"{rel}/loss.png"
-        plot_losses(trial_dir / "log.jsonl", trial_dir / "loss.png", f"{cfg.variant} seed {seed}")
+        plot_losses(trial_dir / "log.jsonl", trial_dir / "loss.png", f"{variant} seed {seed}")
     if len(history) > 1:
         artifacts["metrics_plot"] = f"{rel}/metrics.png"
-        plot_metrics(history, trial_dir / "metrics.png", f"{cfg.variant} seed {seed}")
+        plot_metrics(history, trial_dir / "metrics.png", f"{variant} seed {seed}")
     if (trial_dir / "samples.png").is_file() and record["status"] == "ok":
         artifacts["samples"] = f"{rel}/samples.png"
     if record["status"] == "ok":
@@ -294,34 +318,40 @@ def bench(
     metrics.extractor_info(prof.feature_extractor, prof.feature_extractor_weights)  # fail early, clearly
     # Resolve every trial's config first: a typo in a variant name fails before anything trains.
     plan = []
-    canonical_names: dict[str, str] = {}
-    for variant in prof.variants:
-        canonical_names.setdefault(registry.variants.get(variant).item.name, variant)  # aliases run once
-    for canonical, variant in canonical_names.items():
+    rows: dict[str, tuple[str, str, list[str]]] = {}  # row name -> (canonical variant, as requested, extensions)
+    for requested in prof.variants:
+        base, extensions = split_row(requested, registry)
+        canonical = registry.variants.get(base).item.name
+        row = EXTENSION_JOINER.join([canonical, *extensions])
+        rows.setdefault(row, (canonical, base, extensions))  # aliases run once
+    for row, (canonical, variant, extensions) in rows.items():
         per_variant = prof.variant_overrides.get(canonical, prof.variant_overrides.get(variant, {}))
         overrides = merge(prof.overrides, per_variant)
+        if extensions:  # an extension row: the variant's recipe with these extensions added
+            overrides = merge(overrides, prof.variant_overrides.get(row, {}))
+            overrides = merge({"extensions": {name: {} for name in extensions}}, overrides)
         for seed in range(prof.seeds):
             cfg = resolve_config(registry, canonical, overrides=overrides,
                                  steps=prof.steps, dataset=prof.dataset, seed=seed, device=prof.device,
-                                 out=str(out / canonical / f"seed-{seed}"))
+                                 out=str(out / row / f"seed-{seed}"))
             # No intermediate grids or checkpoints unless the profile asks for them: a bench directory holds
             # the final grid and checkpoint of every trial, and writing is not counted as training time anyway.
             cfg = cfg.model_copy(update={key: getattr(cfg, key) if key in overrides else 0
                                          for key in ("sample_every", "checkpoint_every")})
-            plan.append((variant, seed, cfg, _config_hash(cfg.model_dump(mode="json", exclude={"out"}), prof)))
+            plan.append((row, seed, cfg, _config_hash(cfg.model_dump(mode="json", exclude={"out"}), prof)))
     first = plan[0][2]  # every trial trains on the same dataset, root and image size
     real = load_images(registry, prof.dataset, split=prof.real_split, root=first.data_root, download=first.download,
                        image_size=first.image_size).tensor(workers=first.data_workers, progress=progress)
     previous = load_results(out)["trials"] if (out / RESULTS_FILE).is_file() else []
     records = {(t["variant"], t["seed"], t["config_hash"]): t for t in previous if t["status"] != "running"}
-    order = [(cfg.variant, seed, config_hash) for _, seed, cfg, config_hash in plan]
-    todo = [(variant, seed, cfg, h) for variant, seed, cfg, h in plan if (cfg.variant, seed, h) not in records]
+    order = [(row, seed, config_hash) for row, seed, _, config_hash in plan]
+    todo = [(row, seed, cfg, h) for row, seed, cfg, h in plan if (row, seed, h) not in records]
     bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc="bench", unit="trial", disable=not progress,
                dynamic_ncols=True)
     if jobs <= 1:
         for variant, seed, cfg, config_hash in todo:
-            bar.set_description(f"bench {cfg.variant} seed {seed}")
-            records[(cfg.variant, seed, config_hash)] = run_trial(
+            bar.set_description(f"bench {variant} seed {seed}")
+            records[(variant, seed, config_hash)] = run_trial(
                 prof, variant, seed, out, real, config_hash=config_hash, cfg=cfg, progress=progress,
                 cache_dir=cache, pm=pm)
             _write_results(out, prof, [records[k] for k in order if k in records])
@@ -334,7 +364,7 @@ def bench(
         with ProcessPoolExecutor(jobs, mp_context=context, initializer=torch.set_num_threads,
                                  initargs=(threads,)) as pool:
             futures = {pool.submit(run_trial, prof, variant, seed, out, real, config_hash=config_hash,
-                                   cfg=cfg, progress=False, cache_dir=cache, pm=None): (cfg.variant, seed, config_hash)
+                                   cfg=cfg, progress=False, cache_dir=cache, pm=None): (variant, seed, config_hash)
                        for variant, seed, cfg, config_hash in todo}
             for future in as_completed(futures):
                 records[futures[future]] = future.result()

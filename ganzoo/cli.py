@@ -17,6 +17,7 @@ import click
 from . import api
 from .bench import list_profiles
 from .errors import GanzooError, UsageError
+from .metric_keys import CLASS_AGREEMENT, CLASSES_COVERED, FID, IS_MEAN, KID_MEAN, PRECISION, RECALL
 from .plugins import list_plugins, load_failures
 
 
@@ -159,7 +160,7 @@ def main() -> None:  # pragma: no cover
 
 def _num(scores: dict, key: str, fmt: str) -> str:
     """A score formatted for the bench table, or '-' where the trial has none."""
-    return format(scores[key], fmt) if key in scores else "-"
+    return format(scores[key], fmt) if key in scores else format("-", ">" + fmt.split(".")[0])
 
 
 @cli.command("bench")
@@ -201,15 +202,16 @@ def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path
     results = bench(names, profile=profile_file or profile_name, out=out, seeds=seeds, steps=steps,
                     seconds=seconds, feature_extractor=feature_extractor,
                     feature_extractor_weights=feature_extractor_weights, jobs=jobs, progress=not no_progress)
-    click.echo(f"{'variant':<10} {'seed':>4} {'status':<9} {'steps':>7} {'FID':>8} {'KID':>8} {'IS':>6} "
-               f"{'prec':>6} {'recall':>6} {'classes':>7} {'untrained FID':>13}")
+    width = max([10, *(len(t["variant"]) for t in results["trials"])])
+    click.echo(f"{'variant':<{width}} {'seed':>4} {'status':<9} {'steps':>7} {'FID':>8} {'KID':>8} {'IS':>6} "
+               f"{'prec':>6} {'recall':>6} {'classes':>7} {'agree':>6} {'untrained FID':>13}")
     for t in results["trials"]:
         f = t.get("final") or {}
         u = t.get("untrained") or {}
-        click.echo(f"{t['variant']:<10} {t['seed']:>4} {t['status']:<9} {t.get('steps', '-')!s:>7} "
-                   f"{_num(f, 'fid', '8.2f')} {_num(f, 'kid_mean', '8.4f')} {_num(f, 'is_mean', '6.2f')} "
-                   f"{_num(f, 'precision', '6.3f')} {_num(f, 'recall', '6.3f')} {_num(f, 'classes_covered', '7.0f')} "
-                   f"{_num(u, 'fid', '13.2f')}")
+        click.echo(f"{t['variant']:<{width}} {t['seed']:>4} {t['status']:<9} {t.get('steps', '-')!s:>7} "
+                   f"{_num(f, FID, '8.2f')} {_num(f, KID_MEAN, '8.4f')} {_num(f, IS_MEAN, '6.2f')} "
+                   f"{_num(f, PRECISION, '6.3f')} {_num(f, RECALL, '6.3f')} {_num(f, CLASSES_COVERED, '7.0f')} "
+                   f"{_num(f, CLASS_AGREEMENT, '6.3f')} {_num(u, FID, '13.2f')}")
         if t["status"] != "ok":
             click.echo(f"    {t['reason']}")
     click.echo(f"results: {out / 'results.json'}")

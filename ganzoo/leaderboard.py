@@ -13,16 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from .bench import RESULTS_FILE, load_results
+from .metric_keys import CLASS_AGREEMENT, FID, METRICS
 
-# (metric key, column title, lower is better, decimals)
+# (metric key, column title, lower is better, decimals); class agreement only in tables with conditional rows
 COLUMNS: list[tuple[str, str, bool, int]] = [
-    ("fid", "FID ↓", True, 2),
-    ("kid_mean", "KID ↓", True, 4),
-    ("is_mean", "IS ↑", False, 2),
-    ("precision", "Precision ↑", False, 3),
-    ("recall", "Recall ↑", False, 3),
-    ("classes_covered", "Classes ↑", False, 1),
-    ("class_kl", "Class KL ↓", True, 3),
+    (m.key, f"{m.title} {'↓' if m.lower_is_better else '↑'}", m.lower_is_better, m.decimals)
+    for m in METRICS if m.column
 ]
 
 
@@ -45,7 +41,7 @@ def _group(trials: list[dict[str, Any]]) -> dict[tuple[str, str, str], list[dict
 
 def _rank(row: tuple[str, list[dict[str, Any]]]) -> tuple[float, str]:
     """Rows by mean final FID, best first; variants without a finished trial last."""
-    fids = [t["final"]["fid"] for t in row[1] if t["status"] == "ok" and "fid" in t.get("final", {})]
+    fids = [t["final"][FID] for t in row[1] if t["status"] == "ok" and FID in t.get("final", {})]
     return (statistics.fmean(fids) if fids else float("inf"), row[0])
 
 
@@ -92,6 +88,8 @@ def render(results: list[str | Path], out: str | Path) -> str:
             budget = proto["budget"]
             budget_text = (f"{budget['seconds']:g} s of training per trial" if budget.get("seconds")
                            else f"{budget['steps']} generator steps per trial")
+            conditional = any(CLASS_AGREEMENT in t.get("final", {}) for _, trials in rows for t in trials)
+            columns = [c for c in COLUMNS if c[0] != CLASS_AGREEMENT or conditional]
             lines += [
                 f"## {dataset} — profile `{profile}`",
                 "",
@@ -101,16 +99,16 @@ def render(results: list[str | Path], out: str | Path) -> str:
                 f"{proto['versions']['torch']}, torch-fidelity {proto['versions']['torch_fidelity']}, ganzoo "
                 f"{proto['versions']['ganzoo']}.",
                 "",
-                "| Variant | Seeds | " + " | ".join(c[1] for c in COLUMNS)
+                "| Variant | Seeds | " + " | ".join(c[1] for c in columns)
                 + " | Untrained FID | Steps | Train time | img/s | Hardware | Status |",
-                "|" + "---|" * (len(COLUMNS) + 8),
+                "|" + "---|" * (len(columns) + 8),
             ]
             rows.sort(key=_rank)
             for variant, trials in rows:
                 ok = [t for t in trials if t["status"] == "ok"]
                 cells = [_mean_std([t["final"][key] for t in ok if key in t["final"]], dec)
-                         for key, _, _, dec in COLUMNS]
-                untrained = _mean_std([t["untrained"]["fid"] for t in trials if t.get("untrained")], 2)
+                         for key, _, _, dec in columns]
+                untrained = _mean_std([t["untrained"][FID] for t in trials if t.get("untrained")], 2)
                 steps = _mean_std([t["steps"] for t in ok], 0)
                 train = _mean_std([t["train_seconds"] for t in ok], 0)
                 ips = _mean_std([t["images_per_second"] for t in ok], 0)

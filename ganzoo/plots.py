@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -12,17 +13,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 
-# metric key -> (title, lower is better)
-PLOTTED_METRICS: dict[str, tuple[str, bool]] = {
-    "fid": ("FID", True),
-    "kid_mean": ("KID", True),
-    "is_mean": ("IS (MNIST score)", False),
-    "precision": ("Precision", False),
-    "recall": ("Recall", False),
-    "classes_covered": ("Digit classes covered", False),
-}
+from .metric_keys import METRICS, MetricInfo  # noqa: E402
 
-LOG_SCALE = {"fid"}
+#: The metrics shown, one panel each (only those an evaluation history holds are drawn).
+PLOTTED_METRICS: tuple[MetricInfo, ...] = tuple(m for m in METRICS if m.plotted)
 
 
 def plot_losses(log_path: Path, out: Path, title: str = "") -> Path:
@@ -43,13 +37,19 @@ def plot_losses(log_path: Path, out: Path, title: str = "") -> Path:
 
 
 def plot_metrics(history: list[dict[str, Any]], out: Path, title: str = "") -> Path:
-    """Plot each metric of :data:`PLOTTED_METRICS` against the generator step."""
-    fig, axes = plt.subplots(2, 3, figsize=(9, 5), dpi=100)
+    """Plot each metric of :data:`PLOTTED_METRICS` that ``history`` holds against the generator step, three
+    panels a row."""
+    shown = [m for m in PLOTTED_METRICS if any(m.key in h for h in history)]
+    rows = max(1, math.ceil(len(shown) / 3))
+    fig, axes = plt.subplots(rows, 3, figsize=(9, 2.5 * rows), dpi=100, squeeze=False)
     steps = [h["step"] for h in history]
-    for ax, (key, (name, lower)) in zip(axes.flat, PLOTTED_METRICS.items(), strict=True):
-        values = [h.get(key, float("nan")) for h in history]
+    for ax in axes.flat[len(shown):]:
+        ax.set_visible(False)
+    for ax, metric in zip(axes.flat, shown, strict=False):
+        name, lower = metric.title, metric.lower_is_better
+        values = [h.get(metric.key, float("nan")) for h in history]
         ax.plot(steps, values, marker="o", markersize=3)
-        if key in LOG_SCALE and all(v > 0 for v in values):  # an untrained FID of ~500 would flatten the rest
+        if metric.log_scale and all(v > 0 for v in values):  # an untrained FID of ~500 would flatten the rest
             ax.set_yscale("log")
             ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
             ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))

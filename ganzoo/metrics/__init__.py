@@ -18,6 +18,7 @@ from .classifier import (
     verify_weights,
 )
 from .evaluate import (
+    CLASS_AGREEMENT,
     CLASS_COVERAGE_THRESHOLD,
     CLASS_KL,
     CLASSES_COVERED,
@@ -30,6 +31,7 @@ from .evaluate import (
     METRIC_KEYS,
     PRECISION,
     RECALL,
+    class_agreement,
     class_balance,
     evaluate,
     extractor_info,
@@ -50,10 +52,11 @@ from .extractor import (
 register()
 
 __all__ = [
-    "CLASS_COVERAGE_THRESHOLD", "CLASS_KL", "CLASSES_COVERED", "DEFAULT_CACHE_DIR", "FID", "GANZOO_MNIST",
+    "CLASS_AGREEMENT", "CLASS_COVERAGE_THRESHOLD", "CLASS_KL", "CLASSES_COVERED", "DEFAULT_CACHE_DIR", "FID",
+    "GANZOO_MNIST",
     "INCEPTION", "IS_MEAN", "IS_STD", "KID_MEAN", "KID_STD", "METRIC_KEYS", "PRECISION", "PREPROCESSING",
     "RECALL", "SUPPORTED_EXTRACTORS", "WEIGHTS_PATH", "WEIGHTS_SHA256", "FeatureExtractorGanzooMnist",
-    "FeatureExtractorUnavailable", "MnistCNN", "WeightsIntegrityError", "class_balance", "evaluate",
+    "FeatureExtractorUnavailable", "MnistCNN", "WeightsIntegrityError", "class_agreement", "class_balance", "evaluate",
     "extractor_info", "inception_hub_path", "load_classifier", "predict_digits",
     "real_stats_key", "register", "resolve_weights", "uint8_to_input", "verify_weights",
 ]

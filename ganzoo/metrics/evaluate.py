@@ -28,20 +28,24 @@ from torch_fidelity.metric_kid import kid_featuresdict_to_metric
 from torch_fidelity.metric_prc import prc_featuresdict_to_metric
 
 from ..errors import UsageError
+from ..metric_keys import (  # noqa: F401  (CLASS_AGREEMENT: re-exported by ganzoo.metrics)
+    CLASS_AGREEMENT,
+    CLASS_KL,
+    CLASSES_COVERED,
+    EVALUATE_KEYS,
+    FID,
+    IS_MEAN,
+    IS_STD,
+    KID_MEAN,
+    KID_STD,
+    PRECISION,
+    RECALL,
+)
 from .classifier import NUM_CLASSES, load_classifier, sha256_file, uint8_to_input
 from .extractor import GANZOO_MNIST, INCEPTION, create_extractor, preprocessing_of, resolve_weights
 from .features import extract_features, real_features
 
-FID = "fid"
-KID_MEAN = "kid_mean"
-KID_STD = "kid_std"
-IS_MEAN = "is_mean"
-IS_STD = "is_std"
-PRECISION = "precision"
-RECALL = "recall"
-CLASSES_COVERED = "classes_covered"
-CLASS_KL = "class_kl"
-METRIC_KEYS = (FID, KID_MEAN, KID_STD, IS_MEAN, IS_STD, PRECISION, RECALL, CLASSES_COVERED, CLASS_KL)
+METRIC_KEYS = EVALUATE_KEYS
 
 #: A class counts as covered when at least this fraction of the fake samples is predicted as it.
 CLASS_COVERAGE_THRESHOLD = 0.01
@@ -154,6 +158,15 @@ def predict_digits(images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor
     """Digit classes (int64 ``(N,)``) the bundled MNIST classifier predicts for ``uint8`` images."""
     model = load_classifier()
     return torch.cat([model(uint8_to_input(chunk)).argmax(1) for chunk in images.split(batch_size)])
+
+
+def class_agreement(images: torch.Tensor, labels: torch.Tensor) -> float:
+    """The share of ``uint8`` images that the bundled MNIST classifier assigns to the class in ``labels``
+    (what a conditional generator was asked for): 1.0 when every image shows its class."""
+    if images.shape[0] != labels.shape[0] or images.shape[0] == 0:
+        raise ValueError(f"class_agreement needs one label per image ({images.shape[0]} images, "
+                         f"{labels.shape[0]} labels)")
+    return float((predict_digits(images).cpu() == labels.cpu()).double().mean())
 
 
 def evaluate(

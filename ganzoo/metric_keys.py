@@ -1,0 +1,52 @@
+"""The metrics a bench evaluation reports: each key defined once, with its title, direction and format.
+
+``ganzoo.metrics`` computes them, the bench picks the best of each, the leaderboard and the plots show them;
+all read this table, so a new metric is one entry here (and its computation), not a literal in five modules.
+Importing this module imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FID = "fid"
+KID_MEAN = "kid_mean"
+KID_STD = "kid_std"
+IS_MEAN = "is_mean"
+IS_STD = "is_std"
+PRECISION = "precision"
+RECALL = "recall"
+CLASSES_COVERED = "classes_covered"
+CLASS_KL = "class_kl"
+#: Conditional runs only: the share of samples the MNIST classifier assigns to the class they were drawn for.
+CLASS_AGREEMENT = "class_agreement"
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """How one metric is read and shown."""
+
+    key: str
+    title: str  # a column title and a plot title
+    lower_is_better: bool
+    decimals: int
+    column: bool = True  # a leaderboard column
+    plotted: bool = True  # a panel of the metrics-versus-step plot
+    log_scale: bool = False
+
+
+METRICS: tuple[MetricInfo, ...] = (
+    MetricInfo(FID, "FID", True, 2, log_scale=True),
+    MetricInfo(KID_MEAN, "KID", True, 4),
+    MetricInfo(KID_STD, "KID std", True, 4, column=False, plotted=False),
+    MetricInfo(IS_MEAN, "IS", False, 2),
+    MetricInfo(IS_STD, "IS std", False, 2, column=False, plotted=False),
+    MetricInfo(PRECISION, "Precision", False, 3),
+    MetricInfo(RECALL, "Recall", False, 3),
+    MetricInfo(CLASSES_COVERED, "Classes", False, 1),
+    MetricInfo(CLASS_KL, "Class KL", True, 3, plotted=False),
+    MetricInfo(CLASS_AGREEMENT, "Class agreement", False, 3),
+)
+BY_KEY: dict[str, MetricInfo] = {m.key: m for m in METRICS}
+#: What :func:`ganzoo.metrics.evaluate` returns for every image set (class agreement needs the asked labels).
+EVALUATE_KEYS = (FID, KID_MEAN, KID_STD, IS_MEAN, IS_STD, PRECISION, RECALL, CLASSES_COVERED, CLASS_KL)
