@@ -66,10 +66,10 @@ def list_variants(pm: pluggy.PluginManager | None = None) -> list[dict[str, Any]
 
 
 def list_components(pm: pluggy.PluginManager | None = None) -> dict[str, list[dict[str, Any]]]:
-    """Generators, discriminators, losses and datasets, each with its plugin and description."""
+    """Generators, discriminators, losses, extensions and datasets, each with its plugin and description."""
     registry = get_registry(pm)
     out: dict[str, list[dict[str, Any]]] = {}
-    for kind in ("generators", "discriminators", "losses", "datasets"):
+    for kind in ("generators", "discriminators", "losses", "extensions", "datasets"):
         table = getattr(registry, kind)
         out[kind] = [{"name": n, "plugin": table.entries[n].plugin, "description": table.entries[n].item.description}
                      for n in table.names()]

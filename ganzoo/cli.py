@@ -69,8 +69,12 @@ def list_cmd(as_json: bool) -> None:
     click.echo("Variants:")
     for v in variants:
         aliases = f" (alias: {', '.join(v['aliases'])})" if v["aliases"] else ""
+        extensions = v["defaults"].get("extensions") or {}
+        with_ext = f" +{' +'.join(extensions)}" if extensions else ""
         click.echo(f"  {v['name']}{aliases}  [{v['plugin']}]  G={v['generator']} D={v['discriminator']} "
-                   f"loss={v['loss']}  {v['description']}")
+                   f"loss={v['loss']}{with_ext}  {v['description']}")
+        if v["paper"]:
+            click.echo(f"      {v['paper']}")
     for kind, rows in components.items():
         click.echo(f"{kind.capitalize()}:")
         for row in rows:
@@ -146,11 +150,19 @@ def train_cmd(variant: str, config_file: Path | None, overrides: tuple[str, ...]
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("samples.png"),
               show_default=True, help="PNG grid to write.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the latent batch.")
+@click.option("--class", "label", type=click.IntRange(min=0), default=None,
+              help="Conditional generators: draw every image of this class (default: a grid row per class).")
+@click.option("--raw", is_flag=True, help="Sample the trained generator, not an extension's (the EMA).")
 @library_errors
-def sample_cmd(checkpoint: Path, count: int, out: Path, seed: int) -> None:
+def sample_cmd(checkpoint: Path, count: int, out: Path, seed: int, label: int | None, raw: bool) -> None:
     """Write a grid of COUNT samples from CHECKPOINT (a .pt file, a run directory or an exported
-    generator.safetensors)."""
-    api.sample(checkpoint, n=count, out=out, seed=seed)
+    generator.safetensors).
+
+    \b
+    ganzoo sample runs/dcgan -n 64 -o grid.png
+    ganzoo sample runs/cgan-pd --class 3 -n 16 -o threes.png
+    """
+    api.sample(checkpoint, n=count, out=out, seed=seed, labels=label, raw=raw)
     click.echo(f"wrote {count} samples to {out}")
 
 
