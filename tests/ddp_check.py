@@ -1,6 +1,7 @@
 """Run under torchrun by test_distributed.py: trains a few steps with DDP on gloo and records, after every
-step, whether all ranks hold identical weights (and that they trained on different data). The optional
-fourth argument is the data_loading mode (memory or stream)."""
+step, whether all ranks hold identical weights, the sampling generator of an extension (EMA) included, and
+that they trained on different data. The optional fourth argument is the data_loading mode (memory or
+stream), the fifth a comma-separated list of extensions."""
 
 import json
 import sys
@@ -15,31 +16,37 @@ from ganzoo.trainer import Trainer, seed_everything
 
 variant, steps, report = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 loading = sys.argv[4] if len(sys.argv) > 4 else "memory"
+extensions = sys.argv[5] if len(sys.argv) > 5 else ""
 torch.set_num_threads(1)
 cfg = ganzoo.build_config(variant, steps=steps, overrides={"batch_size": 8, "data_loading": loading,
-                                                           "data_workers": 1})
+                                                           "data_workers": 1, "extensions": extensions})
 info, device = distributed.setup(torch.device("cpu"))
-images = ganzoo.load_dataset().images
+data = ganzoo.load_dataset()
 seed_everything(cfg.seed)
-trainer = Trainer(assemble(get_registry(), cfg, tuple(images.shape[1:])), images, device, {}, dist_info=info)
-batches: list[torch.Tensor] = []  # what this rank trained on during the current step
+assembly = assemble(get_registry(), cfg, data.image_shape, num_classes=data.num_classes)
+trainer = Trainer(assembly, data, device, {}, dist_info=info)
+batches: list[tuple[torch.Tensor, torch.Tensor | None]] = []  # what this rank trained on during the current step
 next_batch = trainer.batches.next
 trainer.batches.next = lambda: batches.append(next_batch()) or batches[-1]
 unequal_after, same_batches = [], []
 for _ in range(steps):
     batches.clear()
     trainer.train_step()
-    weights = torch.cat([p.detach().flatten() for m in (trainer.G, trainer.D) for p in m.parameters()])
+    networks = (trainer.G, trainer.D, trainer.sampling_generator)
+    weights = torch.cat([p.detach().flatten() for m in networks for p in [*m.parameters(), *m.buffers()]
+                         if p.is_floating_point()])
     everyone = distributed.gather_objects(info, weights)
     if not all(torch.equal(everyone[0], w) for w in everyone[1:]):
         unequal_after.append(trainer.step)
-    shards = distributed.gather_objects(info, torch.cat(batches))
+    shards = distributed.gather_objects(info, torch.cat([images for images, _ in batches]))
     if torch.equal(shards[0], shards[1]):
         same_batches.append(trainer.step)
 trainer.batches.close()
 if info.is_main:
     with open(report, "w") as f:
         json.dump({"world_size": info.world_size, "steps": trainer.step, "loader": type(trainer.batches).__name__,
+                   "labelled": all(labels is not None for _, labels in batches),
+                   "sampler": trainer.sampler_name,
                    "unequal_after": unequal_after,
                    "same_batches": same_batches}, f)
 distributed.teardown()

@@ -24,19 +24,26 @@ def torchrun(args: list[str], timeout: int = 300) -> subprocess.CompletedProcess
     return result
 
 
-@pytest.mark.parametrize(("variant", "loading", "loader"), [("dcgan", "memory", "TensorBatches"),
-                                                           ("wgan-gp", "stream", "LoaderBatches")])
+@pytest.mark.parametrize(("variant", "loading", "loader", "extensions"), [
+    ("dcgan", "memory", "TensorBatches", ""),
+    ("wgan-gp", "stream", "LoaderBatches", ""),
+    ("cgan-pd", "stream", "LoaderBatches", "ema"),  # labels streamed with their images; the EMA on every rank
+])
 def test_ranks_hold_identical_weights_after_every_step(tmp_path: Path, variant: str, loading: str,
-                                                       loader: str) -> None:
+                                                       loader: str, extensions: str) -> None:
     report = tmp_path / "report.json"
-    torchrun([str(HERE / "ddp_check.py"), variant, "3", str(report), loading])
+    torchrun([str(HERE / "ddp_check.py"), variant, "3", str(report), loading, extensions])
     data = json.loads(report.read_text())
-    assert data == {"world_size": 2, "steps": 3, "loader": loader, "unequal_after": [], "same_batches": []}
+    assert data == {"world_size": 2, "steps": 3, "loader": loader, "labelled": variant == "cgan-pd",
+                    "sampler": extensions or None, "unequal_after": [], "same_batches": []}
 
 
-def test_torchrun_train_finishes_writes_once_and_resumes_exactly(tmp_path: Path) -> None:
-    common = ["-m", "ganzoo", "train", "dcgan", "--seed", "3", "--no-progress", "--set", "batch_size=8",
-              "--set", "log_every=1", "--set", "sample_every=0"]
+@pytest.mark.parametrize(("variant", "extra"), [("dcgan", []),
+                                              ("cgan-pd", ["--set", "extensions=ema", "--set", "sample_count=10"])])
+def test_torchrun_train_finishes_writes_once_and_resumes_exactly(tmp_path: Path, variant: str,
+                                                                 extra: list[str]) -> None:
+    common = ["-m", "ganzoo", "train", variant, "--seed", "3", "--no-progress", "--set", "batch_size=8",
+              "--set", "log_every=1", "--set", "sample_every=0", *extra]
     torchrun([*common, "--steps", "4", "--out", str(tmp_path / "straight")])
     log = (tmp_path / "straight" / "log.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in log] == [1, 2, 3, 4]  # rank 0 alone writes
@@ -45,6 +52,6 @@ def test_torchrun_train_finishes_writes_once_and_resumes_exactly(tmp_path: Path)
     torchrun([*common, "--steps", "4", "--out", str(tmp_path / "resumed"), "--resume"])
     a, b = load_checkpoint(tmp_path / "straight"), load_checkpoint(tmp_path / "resumed")
     assert a["world_size"] == b["world_size"] == 2 and len(a["rng"]) == 2
-    for net in ("generator", "discriminator"):
-        for key, value in a[net].items():
+    for net in ("generator", "discriminator", "sample_generator"):
+        for key, value in (a[net] or {}).items():
             assert torch.equal(value, b[net][key]), f"{net}.{key}"
