@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.metadata
 import os
@@ -13,7 +14,7 @@ import torch
 import yaml
 
 from . import checkpoint as ckpt
-from . import distributed
+from . import distributed, rundir
 from .assembly import assemble, resolve_config, user_settings
 from .config import TrainConfig, validate_config
 from .data import ImageData, load_images
@@ -88,9 +89,17 @@ def build_config(
     return resolve_config(get_registry(pm), variant, config=config, overrides=overrides, **explicit)
 
 
-def _resume_config(saved: dict[str, Any], requested: TrainConfig, asked: set[str]) -> TrainConfig:
-    """The checkpoint's config. Of the keys the user ``asked`` for, only ``steps`` may differ from it."""
+def _resume_config(saved: dict[str, Any], requested: TrainConfig, asked: set[str], step: int,
+                   where: Path) -> TrainConfig:
+    """The checkpoint's config. Of the keys the user ``asked`` for, only ``steps`` may differ from it, and only
+    upwards; the variant must be the checkpoint's."""
     config = validate_config(saved, "config stored in the checkpoint")
+    if requested.variant != config.variant:
+        raise ConfigError(f"--resume: {str(where)!r} holds a {config.variant} run, not {requested.variant}; "
+                          f"resume it with `ganzoo train {config.variant} --resume --out {where}`")
+    if "steps" in asked and requested.steps <= step:
+        raise ConfigError(f"--resume: the checkpoint in {str(where)!r} is at step {step}, so --steps "
+                          f"{requested.steps} leaves nothing to train; pass --steps above {step}")
     changed = sorted(k for k in asked - {"steps", "out", "variant"} if getattr(requested, k) != getattr(config, k))
     if changed:
         raise ConfigError("--resume continues the run as it was configured (only steps may change); these "
@@ -113,6 +122,7 @@ def train(
     device: str | None = None,
     deterministic: bool | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
     pm: pluggy.PluginManager | None = None,
 ) -> TrainResult:
@@ -120,7 +130,9 @@ def train(
 
     ``config`` is a YAML file or a dict; ``overrides`` are ``key=value`` strings (``["lr_g=1e-4"]``) or a
     dict of dotted keys; the keyword arguments win over both. With ``resume=True`` the run continues
-    exactly from the latest checkpoint in ``out`` (only ``steps`` may change).
+    exactly from the latest checkpoint in ``out`` (only ``steps`` may change, upwards). A fresh run refuses a
+    directory that holds another run unless ``overwrite=True``, which deletes that run's files first; a
+    directory another process is training in is refused either way.
 
     Example::
 
@@ -135,15 +147,22 @@ def train(
     cfg = resolve_config(registry, variant, config=user, source=source)
     state = None
     out_dir = Path(cfg.out)
-    ckpt.clean_stale_temporaries(out_dir / ckpt.CHECKPOINT_DIR)
-    if resume:
-        latest = ckpt.latest_checkpoint(out_dir)
-        if latest is None:
-            raise CheckpointError(f"--resume: no checkpoint in {str(out_dir / ckpt.CHECKPOINT_DIR)!r}; "
-                                  "run without --resume to start afresh")
-        state = ckpt.load_checkpoint(latest)
-        cfg = _resume_config(state["config"], cfg, set(user))
-    return run_config(registry, cfg, state, progress, pm)
+    if resume and overwrite:
+        raise ConfigError("--resume continues the run in --out and --overwrite deletes it: give one of them")
+    main = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 alone looks after the directory
+    with rundir.run_lock(out_dir) if main else contextlib.nullcontext():
+        if main:
+            ckpt.clean_stale_temporaries(out_dir / ckpt.CHECKPOINT_DIR)
+        if resume:
+            latest = ckpt.latest_checkpoint(out_dir)
+            if latest is None:
+                raise CheckpointError(f"--resume: no checkpoint in {str(out_dir / ckpt.CHECKPOINT_DIR)!r}; "
+                                      "run without --resume to start afresh")
+            state = ckpt.load_checkpoint(latest)
+            cfg = _resume_config(state["config"], cfg, set(user), int(state["step"]), out_dir)
+        elif main:
+            rundir.claim_fresh(out_dir, overwrite)
+        return run_config(registry, cfg, state, progress, pm)
 
 
 def run_config(registry: Registry, cfg: TrainConfig, state: dict[str, Any] | None = None, progress: bool = True,
@@ -207,33 +226,52 @@ def load_generator(checkpoint: str | Path, pm: pluggy.PluginManager | None = Non
     attribute ``num_classes`` and is called as ``G(z, y)``.
     """
     path = Path(checkpoint)
+    elements = None  # how many tensor elements an export holds: a bound on the generator it may describe
     if path.suffix == ".safetensors":
-        if not path.is_file():
-            raise CheckpointError(f"generator file {str(path)!r} does not exist")
         if raw:
             raise CheckpointError(f"{str(path)!r} is an export, which holds only the sampling generator; "
                                   "pass a checkpoint or run directory for the raw generator")
         weights, meta = ckpt.load_exported_generator(path)
         saved_config, name, shape = meta["config"], meta["generator"], meta["image_shape"]
-        num_classes = meta["num_classes"]
+        num_classes, elements = meta["num_classes"], meta["elements"]
     else:
         state = ckpt.load_checkpoint(path, map_location=device)
+        missing = [key for key in ("generator", "config", "components", "image_shape") if key not in state]
+        names = state.get("components", {}).get("names", {}) if isinstance(state.get("components"), dict) else {}
+        if missing or not isinstance(names, dict) or not isinstance(names.get("generator"), str):
+            raise CheckpointError(f"checkpoint {str(path)!r} lacks {', '.join(missing) or 'components.names'}; "
+                                  "it was not written by ganzoo or is damaged")
         sampled = state.get("sample_generator")
         weights = state["generator"] if raw or sampled is None else sampled
-        saved_config = state["config"]
-        name, shape = state["components"]["names"]["generator"], state["image_shape"]
+        saved_config, name, shape = state["config"], names["generator"], state["image_shape"]
         num_classes = state.get("num_classes") if state["components"].get("conditional_generator") else None
+    if not isinstance(saved_config, dict):
+        raise CheckpointError(f"the config stored in {str(path)!r} is not a mapping")
     cfg = validate_config(saved_config, f"config stored in {str(path)!r}")
     entry = get_registry(pm).generators.get(name)
     if entry.item.conditional and num_classes is None:
         raise CheckpointError(f"generator {name!r} is conditional, but {str(path)!r} records no number of classes")
     classes = {"num_classes": num_classes} if entry.item.conditional else {}
-    G = entry.item.build(cfg.latent_dim, tuple(shape), **classes, **cfg.generator_options)
+
+    def build() -> torch.nn.Module:
+        try:
+            return entry.item.build(cfg.latent_dim, tuple(shape), **classes, **cfg.generator_options)
+        except Exception as exc:
+            raise CheckpointError(f"generator {name!r} (plugin {entry.plugin!r}) cannot be built from what "
+                                  f"{str(path)!r} records: {type(exc).__name__}: {exc}") from None
+
+    if elements is not None:  # size the network without allocating it before trusting the file's metadata
+        with torch.device("meta"):
+            needed = sum(t.numel() for t in build().state_dict().values())
+        if needed > elements:
+            raise CheckpointError(f"{str(path)!r} describes generator {name!r} with {needed} weights but holds "
+                                  f"{elements}; its metadata does not match its weights")
+    G = build()
     try:
         G.load_state_dict(weights)
     except RuntimeError as exc:
         raise CheckpointError(f"the weights in {str(path)!r} do not fit generator {name!r} "
-                              f"(plugin {entry.plugin!r}): {exc}") from None
+                              f"(plugin {entry.plugin!r}): {str(exc)[:500]}") from None
     G.num_classes = num_classes if entry.item.conditional else None  # type: ignore[assignment]
     return G.to(device).eval(), cfg
 

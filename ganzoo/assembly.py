@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .components import Extension, Loss
-from .config import TrainConfig, load_yaml, merge, parse_override, set_path, validate_config
+from .config import TrainConfig, load_yaml, merge, parse_override, set_path, shown, validate_config
 from .errors import ConfigError, PluginError, UsageError
 from .registry import Registry
 
@@ -97,7 +97,7 @@ def resolve_config(
     data["variant"] = entry.item.name
     data.setdefault("out", f"runs/{entry.item.name}")
     if not isinstance(data.get("betas", ()), (list, tuple)):
-        raise ConfigError(f"invalid {source}:\n  betas: must be a list of two numbers (got {data['betas']!r})")
+        raise ConfigError(f"invalid {source}:\n  betas: must be a list of two numbers (got {shown(data['betas'])})")
     return validate_config(data, source)
 
 

@@ -29,7 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tqdm.auto import tqdm
 
-from . import api
+from . import api, rundir
 from .assembly import resolve_config
 from .checkpoint import atomic_write_bytes
 from .config import load_yaml, merge
@@ -311,66 +311,67 @@ def bench(
         raise UsageError(f"jobs must be at least 1, not {jobs}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    cache = Path(cache_dir).expanduser() if cache_dir is not None else None
-    registry = get_registry(pm)
-    from . import metrics
+    with rundir.run_lock(out):  # one bench at a time writes into out
+        cache = Path(cache_dir).expanduser() if cache_dir is not None else None
+        registry = get_registry(pm)
+        from . import metrics
 
-    metrics.extractor_info(prof.feature_extractor, prof.feature_extractor_weights)  # fail early, clearly
-    # Resolve every trial's config first: a typo in a variant name fails before anything trains.
-    plan = []
-    rows: dict[str, tuple[str, str, list[str]]] = {}  # row name -> (canonical variant, as requested, extensions)
-    for requested in prof.variants:
-        base, extensions = split_row(requested, registry)
-        canonical = registry.variants.get(base).item.name
-        row = EXTENSION_JOINER.join([canonical, *extensions])
-        rows.setdefault(row, (canonical, base, extensions))  # aliases run once
-    for row, (canonical, variant, extensions) in rows.items():
-        per_variant = prof.variant_overrides.get(canonical, prof.variant_overrides.get(variant, {}))
-        overrides = merge(prof.overrides, per_variant)
-        if extensions:  # an extension row: the variant's recipe with these extensions added
-            overrides = merge(overrides, prof.variant_overrides.get(row, {}))
-            overrides = merge({"extensions": {name: {} for name in extensions}}, overrides)
-        for seed in range(prof.seeds):
-            cfg = resolve_config(registry, canonical, overrides=overrides,
-                                 steps=prof.steps, dataset=prof.dataset, seed=seed, device=prof.device,
-                                 out=str(out / row / f"seed-{seed}"))
-            # No intermediate grids or checkpoints unless the profile asks for them: a bench directory holds
-            # the final grid and checkpoint of every trial, and writing is not counted as training time anyway.
-            cfg = cfg.model_copy(update={key: getattr(cfg, key) if key in overrides else 0
-                                         for key in ("sample_every", "checkpoint_every")})
-            plan.append((row, seed, cfg, _config_hash(cfg.model_dump(mode="json", exclude={"out"}), prof)))
-    first = plan[0][2]  # every trial trains on the same dataset, root and image size
-    real = load_images(registry, prof.dataset, split=prof.real_split, root=first.data_root, download=first.download,
-                       image_size=first.image_size).tensor(workers=first.data_workers, progress=progress)
-    previous = load_results(out)["trials"] if (out / RESULTS_FILE).is_file() else []
-    records = {(t["variant"], t["seed"], t["config_hash"]): t for t in previous if t["status"] != "running"}
-    order = [(row, seed, config_hash) for row, seed, _, config_hash in plan]
-    todo = [(row, seed, cfg, h) for row, seed, cfg, h in plan if (row, seed, h) not in records]
-    bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc="bench", unit="trial", disable=not progress,
-               dynamic_ncols=True)
-    if jobs <= 1:
-        for variant, seed, cfg, config_hash in todo:
-            bar.set_description(f"bench {variant} seed {seed}")
-            records[(variant, seed, config_hash)] = run_trial(
-                prof, variant, seed, out, real, config_hash=config_hash, cfg=cfg, progress=progress,
-                cache_dir=cache, pm=pm)
-            _write_results(out, prof, [records[k] for k in order if k in records])
-            bar.update(1)
-    else:
-        # Independent trials in separate processes, sharing the cores between them. Each worker builds its
-        # own plugin manager from the entry points (plugins registered in-process here are not seen there).
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(jobs, mp_context=context, initializer=torch.set_num_threads,
-                                 initargs=(threads,)) as pool:
-            futures = {pool.submit(run_trial, prof, variant, seed, out, real, config_hash=config_hash,
-                                   cfg=cfg, progress=False, cache_dir=cache, pm=None): (variant, seed, config_hash)
-                       for variant, seed, cfg, config_hash in todo}
-            for future in as_completed(futures):
-                records[futures[future]] = future.result()
+        metrics.extractor_info(prof.feature_extractor, prof.feature_extractor_weights)  # fail early, clearly
+        # Resolve every trial's config first: a typo in a variant name fails before anything trains.
+        plan = []
+        rows: dict[str, tuple[str, str, list[str]]] = {}  # row name -> (canonical variant, as requested, extensions)
+        for requested in prof.variants:
+            base, extensions = split_row(requested, registry)
+            canonical = registry.variants.get(base).item.name
+            row = EXTENSION_JOINER.join([canonical, *extensions])
+            rows.setdefault(row, (canonical, base, extensions))  # aliases run once
+        for row, (canonical, variant, extensions) in rows.items():
+            per_variant = prof.variant_overrides.get(canonical, prof.variant_overrides.get(variant, {}))
+            overrides = merge(prof.overrides, per_variant)
+            if extensions:  # an extension row: the variant's recipe with these extensions added
+                overrides = merge(overrides, prof.variant_overrides.get(row, {}))
+                overrides = merge({"extensions": {name: {} for name in extensions}}, overrides)
+            for seed in range(prof.seeds):
+                cfg = resolve_config(registry, canonical, overrides=overrides,
+                                     steps=prof.steps, dataset=prof.dataset, seed=seed, device=prof.device,
+                                     out=str(out / row / f"seed-{seed}"))
+                # No intermediate grids or checkpoints unless the profile asks for them: a bench directory holds
+                # the final grid and checkpoint of every trial, and writing is not counted as training time anyway.
+                cfg = cfg.model_copy(update={key: getattr(cfg, key) if key in overrides else 0
+                                             for key in ("sample_every", "checkpoint_every")})
+                plan.append((row, seed, cfg, _config_hash(cfg.model_dump(mode="json", exclude={"out"}), prof)))
+        first = plan[0][2]  # every trial trains on the same dataset, root and image size
+        real = load_images(registry, prof.dataset, split=prof.real_split, root=first.data_root, download=first.download,
+                           image_size=first.image_size).tensor(workers=first.data_workers, progress=progress)
+        previous = load_results(out)["trials"] if (out / RESULTS_FILE).is_file() else []
+        records = {(t["variant"], t["seed"], t["config_hash"]): t for t in previous if t["status"] != "running"}
+        order = [(row, seed, config_hash) for row, seed, _, config_hash in plan]
+        todo = [(row, seed, cfg, h) for row, seed, cfg, h in plan if (row, seed, h) not in records]
+        bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc="bench", unit="trial", disable=not progress,
+                   dynamic_ncols=True)
+        if jobs <= 1:
+            for variant, seed, cfg, config_hash in todo:
+                bar.set_description(f"bench {variant} seed {seed}")
+                records[(variant, seed, config_hash)] = run_trial(
+                    prof, variant, seed, out, real, config_hash=config_hash, cfg=cfg, progress=progress,
+                    cache_dir=cache, pm=pm)
                 _write_results(out, prof, [records[k] for k in order if k in records])
                 bar.update(1)
-    bar.close()
-    _write_results(out, prof, [records[k] for k in order])
-    (out / "profile.yaml").write_text(yaml.safe_dump(prof.model_dump(mode="json"), sort_keys=False))
+        else:
+            # Independent trials in separate processes, sharing the cores between them. Each worker builds its
+            # own plugin manager from the entry points (plugins registered in-process here are not seen there).
+            threads = max(1, (os.cpu_count() or 1) // jobs)
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(jobs, mp_context=context, initializer=torch.set_num_threads,
+                                     initargs=(threads,)) as pool:
+                futures = {pool.submit(run_trial, prof, variant, seed, out, real, config_hash=config_hash,
+                                       cfg=cfg, progress=False, cache_dir=cache, pm=None): (variant, seed, config_hash)
+                           for variant, seed, cfg, config_hash in todo}
+                for future in as_completed(futures):
+                    records[futures[future]] = future.result()
+                    _write_results(out, prof, [records[k] for k in order if k in records])
+                    bar.update(1)
+        bar.close()
+        _write_results(out, prof, [records[k] for k in order])
+        (out / "profile.yaml").write_text(yaml.safe_dump(prof.model_dump(mode="json"), sort_keys=False))
     return load_results(out)

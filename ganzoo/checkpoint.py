@@ -6,6 +6,7 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so `
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -64,10 +65,38 @@ def checkpoint_name(step: int) -> str:
     return f"step-{step:08d}.pt"
 
 
+#: Key of the sha256 over every tensor of a checkpoint (see :func:`tensors_sha256`), checked on load.
+TENSORS_SHA256 = "tensors_sha256"
+
+
+def tensors_sha256(state: Any) -> str:
+    """sha256 over every tensor in a nested state (its path, dtype, shape and bytes, in a fixed order)."""
+    digest = hashlib.sha256()
+
+    def visit(node: Any, path: str) -> None:
+        if isinstance(node, torch.Tensor):
+            t = node.detach().cpu().contiguous()
+            digest.update(f"{path}:{t.dtype}:{list(t.shape)};".encode())
+            if t.numel():
+                digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(node, dict):
+            for key in sorted(node, key=str):
+                if path or key != TENSORS_SHA256:
+                    visit(node[key], f"{path}/{key}")
+        elif isinstance(node, (list, tuple)):
+            for i, item in enumerate(node):
+                visit(item, f"{path}/{i}")
+
+    visit(state, "")
+    return digest.hexdigest()
+
+
 def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], keep_last: int = 2) -> Path:
-    """Save ``state`` as ``run_dir/checkpoints/step-NNNNNNNN.pt``, point ``latest`` at it, prune old ones."""
+    """Save ``state`` as ``run_dir/checkpoints/step-NNNNNNNN.pt`` with the sha256 of its tensors, point
+    ``latest`` at it, prune old ones."""
     directory = Path(run_dir) / CHECKPOINT_DIR
     path = directory / checkpoint_name(step)
+    state = {**state, TENSORS_SHA256: tensors_sha256(state)}
     atomic_write_bytes(path, lambda f: torch.save(state, f))
     atomic_write_bytes(directory / LATEST, lambda f: f.write(path.name.encode() + b"\n"))
     for old in list_checkpoints(run_dir)[:-keep_last]:
@@ -80,16 +109,20 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     directory = Path(run_dir) / CHECKPOINT_DIR
     if not directory.is_dir():
         return []
-    return sorted(p for p in directory.iterdir() if _NAME.match(p.name))
+    return sorted(p for p in directory.iterdir() if _NAME.match(p.name) and p.is_file())
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The checkpoint ``latest`` points at, or the newest one present; ``None`` if there is none."""
+    """The checkpoint ``latest`` points at, or the newest one present; ``None`` if there is none.
+
+    ``latest`` may only name a ``step-NNNNNNNN.pt`` file in the same directory; anything else (a path, a
+    name of another shape, unreadable bytes) is ignored."""
     directory = Path(run_dir) / CHECKPOINT_DIR
     pointer = directory / LATEST
-    if pointer.is_file():
-        target = directory / pointer.read_text().strip()
-        if _NAME.match(target.name) and target.is_file():
+    if pointer.is_file() and pointer.stat().st_size <= 64:
+        name = pointer.read_bytes().decode("utf-8", errors="replace").strip()
+        target = directory / name
+        if _NAME.match(name) and target.is_file():
             return target
     found = list_checkpoints(run_dir)
     return found[-1] if found else None
@@ -98,19 +131,24 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 def resolve_checkpoint(path: str | Path) -> Path:
     """A checkpoint file, or the latest checkpoint of a run directory."""
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir() and not _NAME.match(path.name):
         found = latest_checkpoint(path)
         if found is None:
             raise CheckpointError(f"no checkpoint in {str(path)!r} (looked for {CHECKPOINT_DIR}/step-*.pt)")
         return found
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {str(path)!r} is a directory, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
     return path
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True``. Files holding code or corrupt files raise CheckpointError."""
+    """Load a checkpoint with ``weights_only=True``. Files holding code, corrupt files and files whose tensors
+    do not match their recorded sha256 raise CheckpointError."""
     path = resolve_checkpoint(path)
+    if not path.is_file() or path.is_symlink() and not path.resolve().is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} is not a regular file")
     if not zipfile.is_zipfile(path):  # torch.save writes zip archives; anything else is not ours
         raise CheckpointError(f"checkpoint {str(path)!r} is corrupt or unreadable: not a PyTorch zip archive")
     try:
@@ -124,6 +162,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"checkpoint {str(path)!r} is corrupt or unreadable: {exc}") from None
     if not isinstance(state, dict) or "format" not in state:
         raise CheckpointError(f"{str(path)!r} is not a ganzoo checkpoint")
+    recorded = state.pop(TENSORS_SHA256, None)
+    if recorded is not None and recorded != tensors_sha256(state):
+        raise CheckpointError(f"checkpoint {str(path)!r} is corrupt: its tensors do not match the sha256 recorded "
+                              "when it was written (bit rot or an edit); resume from an older checkpoint in the "
+                              "same directory or start afresh")
+    if recorded is None and state["format"] != 1:
+        raise CheckpointError(f"checkpoint {str(path)!r} has no {TENSORS_SHA256}, which every checkpoint since "
+                              "format 2 records; it is damaged or was not written by ganzoo")
     return state
 
 
@@ -147,19 +193,84 @@ def export_generator(path: Path, weights: dict[str, torch.Tensor], config: dict[
     return Path(path)
 
 
+#: What an exported generator's metadata may describe (checked before anything is allocated).
+MAX_HEADER_BYTES = 16 << 20
+MAX_CHANNELS, MAX_SIDE, MAX_CLASSES = 16, 4096, 100_000
+FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}
+
+
+def _export_error(path: Path, what: str) -> CheckpointError:
+    return CheckpointError(f"{str(path)!r} is not a usable ganzoo generator export: {what}")
+
+
+def read_export_header(path: Path, data: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Validate a ``.safetensors`` export's header before any tensor is read: ``(tensor entries, metadata)``
+    with the metadata decoded (``config``, ``generator``, ``image_shape``, ``num_classes``, ``weights``)."""
+    if len(data) < 8:
+        raise _export_error(path, "the file is shorter than a safetensors header")
+    header_len = int.from_bytes(data[:8], "little")
+    if header_len > min(MAX_HEADER_BYTES, len(data) - 8):
+        raise _export_error(path, f"its header claims {header_len} bytes, more than the file holds")
+    try:
+        header = json.loads(data[8 : 8 + header_len])
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _export_error(path, f"its header is not JSON ({exc})") from None
+    if not isinstance(header, dict):
+        raise _export_error(path, "its header is not a JSON object")
+    meta = header.pop("__metadata__", None)
+    if not isinstance(meta, dict) or meta.get("format") not in EXPORT_FORMATS:
+        raise CheckpointError(f"{str(path)!r} is not a generator exported by ganzoo (no ganzoo metadata)")
+    decoded: dict[str, Any] = {"weights": meta.get("weights", "generator")}
+    for key in ("config", "image_shape", "num_classes"):
+        raw = meta.get(key, "null" if key == "num_classes" else None)
+        if not isinstance(raw, str) or len(raw) > 1 << 20:
+            raise _export_error(path, f"metadata {key!r} is missing or not a JSON string")
+        try:
+            decoded[key] = json.loads(raw)
+        except ValueError:
+            raise _export_error(path, f"metadata {key!r} is not valid JSON") from None
+    decoded["generator"] = meta.get("generator")
+    if not isinstance(decoded["generator"], str) or not decoded["generator"]:
+        raise _export_error(path, "metadata 'generator' must name the generator")
+    if not isinstance(decoded["config"], dict):
+        raise _export_error(path, "metadata 'config' must be a JSON object")
+    shape = decoded["image_shape"]
+    if not (isinstance(shape, list) and len(shape) == 3 and all(type(v) is int for v in shape)
+            and 1 <= shape[0] <= MAX_CHANNELS and all(1 <= v <= MAX_SIDE for v in shape[1:])):
+        raise _export_error(path, f"metadata 'image_shape' must be [C, H, W] with C <= {MAX_CHANNELS} and "
+                            f"H, W <= {MAX_SIDE}")
+    classes = decoded["num_classes"]
+    if classes is not None and not (type(classes) is int and 1 <= classes <= MAX_CLASSES):
+        raise _export_error(path, f"metadata 'num_classes' must be null or an integer in 1..{MAX_CLASSES}")
+    for name, entry in header.items():
+        if not (isinstance(entry, dict) and entry.get("dtype") in FLOAT_DTYPES):
+            dtype = entry.get("dtype") if isinstance(entry, dict) else "?"
+            raise _export_error(path, f"tensor {str(name)[:60]!r} has dtype {str(dtype)[:10]}; generator weights "
+                                "are floating point")
+    return header, decoded
+
+
+def stored_elements(header: dict[str, Any]) -> int:
+    """How many tensor elements a validated header describes."""
+    total = 0
+    for entry in header.values():
+        count = 1
+        for v in entry.get("shape", []):
+            count *= int(v)
+        total += count
+    return total
+
+
 def load_exported_generator(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read what :func:`export_generator` wrote: ``(weights, {"config", "generator", "image_shape",
-    "num_classes", "weights"})``."""
-    data = Path(path).read_bytes()
+    """Read what :func:`export_generator` wrote, after :func:`read_export_header` checked it: ``(weights,
+    metadata)``; the metadata also holds ``"elements"``, the number of stored tensor elements."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"generator file {str(path)!r} does not exist or is not a regular file")
+    data = path.read_bytes()
+    header, meta = read_export_header(path, data)
     try:
         weights = safetensors_load(data)
-        header_len = int.from_bytes(data[:8], "little")
-        metadata = json.loads(data[8 : 8 + header_len]).get("__metadata__", {})
-    except (SafetensorError, ValueError, json.JSONDecodeError) as exc:
+    except (SafetensorError, ValueError) as exc:
         raise CheckpointError(f"{str(path)!r} is not a valid safetensors file: {exc}") from None
-    if metadata.get("format") not in EXPORT_FORMATS:
-        raise CheckpointError(f"{str(path)!r} is not a generator exported by ganzoo (no ganzoo metadata)")
-    return weights, {"config": json.loads(metadata["config"]), "generator": metadata["generator"],
-                     "image_shape": json.loads(metadata["image_shape"]),
-                     "num_classes": json.loads(metadata.get("num_classes", "null")),
-                     "weights": metadata.get("weights", "generator")}
+    return weights, {**meta, "elements": stored_elements(header)}

@@ -119,13 +119,14 @@ def plugins_cmd(as_json: bool) -> None:
 @click.option("--seed", type=int, help="Random seed (same seed, same CPU run).")
 @click.option("--device", help="cpu, cuda, cuda:N or auto.")
 @click.option("--resume", is_flag=True, help="Continue exactly from the latest checkpoint in --out.")
+@click.option("--overwrite", is_flag=True, help="Delete the run that --out holds, then train afresh.")
 @click.option("--deterministic", is_flag=True, default=None,
               help="Use only deterministic algorithms (torch.use_deterministic_algorithms).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @library_errors
 def train_cmd(variant: str, config_file: Path | None, overrides: tuple[str, ...], steps: int | None,
               dataset: str | None, out: Path | None, seed: int | None, device: str | None, resume: bool,
-              deterministic: bool | None, no_progress: bool) -> None:
+              overwrite: bool, deterministic: bool | None, no_progress: bool) -> None:
     """Train VARIANT (a name or alias from `ganzoo list`).
 
     \b
@@ -137,7 +138,7 @@ def train_cmd(variant: str, config_file: Path | None, overrides: tuple[str, ...]
     warn_load_failures()
     result = api.train(variant, config=config_file, overrides=list(overrides), steps=steps, dataset=dataset,
                        out=out, seed=seed, device=device, deterministic=deterministic, resume=resume,
-                       progress=not no_progress)
+                       overwrite=overwrite, progress=not no_progress)
     click.echo(f"trained {result.variant} for {result.steps} steps ({result.images_seen} real images, "
                f"{result.train_seconds:.1f} s, {result.images_per_second:.0f} img/s)")
     click.echo(f"samples: {result.samples}")

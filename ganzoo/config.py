@@ -11,11 +11,12 @@ import copy
 import hashlib
 import json
 import re
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 
@@ -81,6 +82,21 @@ class TrainConfig(BaseModel):
     checkpoint_every: int = Field(0, ge=0, description="Save a checkpoint every N steps (0: only at the end).")
     keep_last: int = Field(2, gt=0, description="Checkpoints to keep.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _strict_numbers(cls, data: Any) -> Any:
+        """A bool is not a number and a string is not a number (pydantic's lax mode would take both)."""
+        if isinstance(data, dict):
+            for key, value in data.items():
+                field = cls.model_fields.get(key)
+                if field is None or value is None:
+                    continue
+                kinds = set(typing.get_args(field.annotation)) or {field.annotation}
+                numeric = kinds & {int, float} and bool not in kinds
+                if numeric and isinstance(value, (bool, str)):
+                    raise ValueError(f"{key}: must be a number, not {type(value).__name__} {shown(value)}")
+        return data
+
     @field_validator("extensions", mode="before")
     @classmethod
     def _extensions_mapping(cls, value: Any) -> Any:
@@ -113,7 +129,25 @@ class TrainConfig(BaseModel):
 
 
 class _SafeLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, reading floats as YAML 1.2 does: ``1e-4`` is a number, not a string."""
+    """PyYAML's safe loader, reading floats as YAML 1.2 does (``1e-4`` is a number, not a string), refusing
+    aliases (``*name``: a few hundred bytes of nested aliases expand to gigabytes) and duplicate keys."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in ganzoo config "
+                                              "files; write the value out", event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {str(key)[:40]!r}",
+                                                        key_node.start_mark)
+            seen.add(key) if isinstance(key, (str, int, float, bool)) else None
+        return super().construct_mapping(node, deep=deep)
 
 
 _SafeLoader.add_implicit_resolver(
@@ -127,11 +161,45 @@ _SafeLoader.add_implicit_resolver(
 )
 
 
+#: Deepest nesting a config may have (a few thousand levels would exhaust Python's stack).
+MAX_DEPTH = 50
+#: Longest text of a value shown in an error message.
+MAX_SHOWN = 80
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    if level > MAX_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max([_depth(v, level + 1) for v in value.values()], default=level + 1)
+    if isinstance(value, list):
+        return max([_depth(v, level + 1) for v in value], default=level + 1)
+    return level
+
+
+def shown(value: Any) -> str:
+    """``repr(value)``, cut to :data:`MAX_SHOWN` characters: error messages never echo an unbounded value."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long for repr
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 5] + "...)"
+
+
 def safe_load(text: str) -> Any:
-    """Parse YAML with safe loading only: tags such as ``!!python/object`` raise, nothing is constructed."""
+    """Parse YAML with safe loading only: tags such as ``!!python/object`` raise, nothing is constructed;
+    aliases and duplicate keys raise; nesting deeper than :data:`MAX_DEPTH` raises."""
     loader = _SafeLoader(text)
     try:
-        return loader.get_single_data()
+        try:
+            data = loader.get_single_data()
+        except RecursionError:
+            raise yaml.YAMLError(f"nested more than {MAX_DEPTH} levels deep") from None
+        except ValueError as exc:  # e.g. an integer of thousands of digits
+            raise yaml.YAMLError(str(exc)[:200]) from None
+        if _depth(data) > MAX_DEPTH:
+            raise yaml.YAMLError(f"nested more than {MAX_DEPTH} levels deep")
+        return data
     finally:
         loader.dispose()
 
@@ -148,11 +216,13 @@ def validate_config(data: dict[str, Any], source: str = "config") -> TrainConfig
         lines = []
         for err in exc.errors():
             key = _format_loc(err["loc"])
-            if err["type"] == "extra_forbidden":
+            if not err["loc"]:  # a check of the whole config, whose message names the key
+                lines.append(str(err["msg"]).removeprefix("Value error, "))
+            elif err["type"] == "extra_forbidden":
                 known = ", ".join(sorted(TrainConfig.model_fields))
                 lines.append(f"{key}: unknown key (known keys: {known})")
             else:
-                lines.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
+                lines.append(f"{key}: {err['msg']} (got {shown(err.get('input'))})")
         raise ConfigError(f"invalid {source}:\n  " + "\n  ".join(lines)) from None
 
 
@@ -160,7 +230,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     """Load a YAML mapping with safe loading (no Python object tags are ever constructed)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
     try:

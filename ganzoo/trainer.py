@@ -284,12 +284,16 @@ class Trainer:
             raise CheckpointError(f"checkpoint was written with extensions {saved_extensions or 'none'}, this run "
                                   f"has {[name for name, _, _ in self.extensions] or 'none'}; resume with the "
                                   "checkpoint's config")
-        self.G.load_state_dict(state["generator"])
-        self.D.load_state_dict(state["discriminator"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        self.scaler_d.load_state_dict(state["scaler_d"])
-        self.scaler_g.load_state_dict(state["scaler_g"])
+        try:
+            self.G.load_state_dict(state["generator"])
+            self.D.load_state_dict(state["discriminator"])
+            self.opt_g.load_state_dict(state["opt_g"])
+            self.opt_d.load_state_dict(state["opt_d"])
+            self.scaler_d.load_state_dict(state["scaler_d"])
+            self.scaler_g.load_state_dict(state["scaler_g"])
+        except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+            raise CheckpointError(f"the checkpoint's networks or optimisers do not fit this run (were the "
+                                  f"components or their options changed?): {str(exc)[:500]}") from None
         if state["world_size"] != self.dist.world_size:
             raise CheckpointError(f"checkpoint was written by {state['world_size']} process(es); resume it with "
                                   f"the same number (now {self.dist.world_size})")

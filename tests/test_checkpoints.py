@@ -16,12 +16,14 @@ from conftest import assert_same_weights
 import ganzoo
 from ganzoo.checkpoint import (
     GENERATOR_FILE,
+    TENSORS_SHA256,
     atomic_write_bytes,
     clean_stale_temporaries,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
     save_checkpoint,
+    tensors_sha256,
 )
 from ganzoo.cli import cli
 from ganzoo.trainer import STATE_KEYS
@@ -145,6 +147,6 @@ def test_checkpoint_without_rng_state_is_not_resumed(tmp_path: Path, runner, qui
     state = load_checkpoint(latest)
     assert tuple(state) == STATE_KEYS  # what resume requires is exactly what a checkpoint holds
     del state["rng"]
-    torch.save(state, latest)
+    torch.save({**state, TENSORS_SHA256: tensors_sha256(state)}, latest)  # a well-formed file, lacking rng
     result = runner.invoke(cli, ["train", "vanilla", "--out", str(tmp_path / "run"), "--resume", "--steps", "4"])
     assert result.exit_code == 1 and "checkpoint lacks rng" in result.output

@@ -1,0 +1,121 @@
+"""A run directory belongs to one run: a lock while it trains, and no fresh run over another run's files.
+
+:func:`run_lock` takes ``RUN/.lock`` (created exclusively, holding the owner's pid, host and start time) for
+as long as a run trains, resumes or a bench writes there; a second process is refused with the owner named.
+A lock left by a process that no longer exists on this host is stale and taken over. :func:`claim_fresh`
+refuses to start a new run in a directory that already holds one (its checkpoints, log or exports), unless
+asked to clear it first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from .checkpoint import CHECKPOINT_DIR, GENERATOR_FILE, list_checkpoints
+from .errors import GanzooError, UsageError
+
+LOCK_FILE = ".lock"
+#: Files a run writes at the top of its directory; any of them means the directory holds a run.
+RUN_FILES = ("config.yaml", "log.jsonl", "result.json", "samples.png", GENERATOR_FILE)
+
+
+class RunLockedError(GanzooError):
+    """Another live process is training in (or benchmarking into) this directory."""
+
+
+class RunExistsError(UsageError):
+    """A fresh run was asked for in a directory that holds another run."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by someone else
+        return True
+    return True
+
+
+def _read_owner(path: Path) -> dict:
+    try:
+        owner = json.loads(path.read_text(errors="replace")[:4096])
+        return owner if isinstance(owner, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | Path) -> Iterator[Path]:
+    """Hold ``run_dir/.lock`` for the duration of the block (see the module docstring)."""
+    run_dir = Path(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UsageError(f"--out {str(run_dir)!r} is a file, not a directory; choose another --out") from None
+    except OSError as exc:
+        raise GanzooError(f"cannot create run directory {str(run_dir)!r}: {exc.strerror}") from None
+    path = run_dir / LOCK_FILE
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            owner = _read_owner(path)
+            pid, host = owner.get("pid"), owner.get("host")
+            stale = host == me["host"] and isinstance(pid, int) and not _pid_alive(pid)
+            if not stale:
+                raise RunLockedError(
+                    f"run directory {str(run_dir)!r} is in use by process {pid} on host {host!r} (since "
+                    f"{owner.get('started', '?')}, lock file {str(path)!r}); wait for it to finish or choose "
+                    "another --out. If that process is gone (another host, a crash), delete the lock file."
+                ) from None
+            path.unlink(missing_ok=True)  # its owner died: take the lock over
+            continue
+        except OSError as exc:
+            raise GanzooError(f"cannot write to run directory {str(run_dir)!r}: {exc.strerror}; "
+                              "choose a writable --out") from None
+        with os.fdopen(fd, "w") as f:
+            json.dump(me, f)
+        break
+    try:
+        yield path
+    finally:
+        if _read_owner(path).get("pid") == me["pid"]:
+            path.unlink(missing_ok=True)
+
+
+def held_run(run_dir: Path) -> str | None:
+    """A description of the run ``run_dir`` holds (its latest checkpoint, else its files), or ``None``."""
+    found = list_checkpoints(run_dir)
+    if found:
+        return f"checkpoints up to {found[-1].name}"
+    present = [name for name in RUN_FILES if (run_dir / name).exists()]
+    return ", ".join(present) if present else None
+
+
+def claim_fresh(run_dir: Path, overwrite: bool = False) -> None:
+    """Make sure a fresh run may write into ``run_dir``: refuse if it holds another run, unless ``overwrite``,
+    which deletes what that run wrote (checkpoints, samples, logs, exports) first."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UsageError(f"--out {str(run_dir)!r} is a file, not a directory; choose another --out")
+    held = held_run(run_dir) if run_dir.is_dir() else None
+    if held is None:
+        return
+    if not overwrite:
+        raise RunExistsError(
+            f"run directory {str(run_dir)!r} already holds a run ({held}); continue it with --resume, train "
+            "into a new --out, or pass --overwrite to delete that run first")
+    for name in (CHECKPOINT_DIR, "samples", *RUN_FILES):
+        target = run_dir / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)

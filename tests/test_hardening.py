@@ -1,0 +1,190 @@
+"""Hostile and careless input (issue: hardening): run directories owned by one run, resume checks, bit rot,
+YAML bombs and strict types, crafted exports. Every hostile file is built here, none is committed."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from conftest import QUICK
+from safetensors.torch import save as safetensors_save
+
+import ganzoo
+from ganzoo import CheckpointError, ConfigError, UsageError
+from ganzoo.checkpoint import CHECKPOINT_DIR, LATEST, load_checkpoint, resolve_checkpoint
+from ganzoo.cli import cli
+from ganzoo.rundir import LOCK_FILE, RunExistsError, RunLockedError, run_lock
+
+TINY = {**QUICK, "generator_options": {"hidden": [8]}, "discriminator_options": {"hidden": [8]}}
+
+
+def _train(out: Path, steps: int = 2, **kwargs):
+    return ganzoo.train("vanilla", steps=steps, out=out, config=dict(TINY), progress=False, **kwargs)
+
+
+def test_fresh_run_refuses_a_directory_holding_another_run(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    _train(run, steps=4)
+    with pytest.raises(RunExistsError, match="--resume") as info:
+        _train(run, steps=2, seed=7)
+    assert "step-00000004.pt" in str(info.value) and "--overwrite" in str(info.value)
+    assert load_checkpoint(run)["step"] == 4  # untouched
+    result = _train(run, steps=2, seed=7, overwrite=True)
+    assert result.steps == 2 and [p.name for p in (run / CHECKPOINT_DIR).glob("step-*")] == ["step-00000002.pt"]
+    assert load_checkpoint(run)["config"]["seed"] == 7
+    out = CliRunner().invoke(cli, ["train", "vanilla", "--steps", "2", "--out", str(run)])
+    assert out.exit_code == 2 and "already holds a run" in out.output and "Traceback" not in out.output
+
+
+def test_a_live_lock_refuses_a_second_run_and_a_dead_one_is_taken_over(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    with run_lock(run):
+        with pytest.raises(RunLockedError, match=f"process {os.getpid()}"):
+            _train(run)
+        with pytest.raises(RunLockedError):
+            ganzoo.bench(["vanilla"], out=run, steps=1, progress=False)
+    assert not (run / LOCK_FILE).exists()  # released
+    (run / LOCK_FILE).write_text(json.dumps({"pid": 2**22 + 12345, "host": socket.gethostname()}))
+    assert _train(run).steps == 2  # a lock whose process is gone is stale
+    assert not (run / LOCK_FILE).exists()
+    (run / LOCK_FILE).write_text(json.dumps({"pid": 1, "host": "another-host"}))
+    with pytest.raises(RunLockedError, match="another-host"):
+        _train(run, steps=4, resume=True)
+
+
+def test_resume_checks_the_variant_and_the_step_count(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    _train(run, steps=3)
+    with pytest.raises(ConfigError, match="holds a vanilla run, not dcgan"):
+        ganzoo.train("dcgan", steps=6, out=run, resume=True, progress=False)
+    for steps in (2, 3):
+        with pytest.raises(ConfigError, match="at step 3"):
+            _train(run, steps=steps, resume=True)
+    assert _train(run, steps=5, resume=True).steps == 5
+
+
+def test_flipped_bytes_in_a_checkpoint_are_detected(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    result = _train(run, steps=2)
+    path = Path(result.checkpoint)
+    data = bytearray(path.read_bytes())
+    weights = load_checkpoint(path)["generator"]["net.0.weight"]
+    raw = weights.numpy().tobytes()
+    at = bytes(data).find(raw[:64])
+    assert at > 0
+    for i in range(at, at + 64):
+        data[i] ^= 0x5A
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="do not match the sha256"):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="sha256"):
+        _train(run, steps=4, resume=True)
+
+
+def test_latest_may_only_name_a_checkpoint_in_its_own_directory(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    _train(outside / "run", steps=3)
+    run = tmp_path / "run"
+    _train(run, steps=2)
+    (run / CHECKPOINT_DIR / LATEST).write_text("../../outside/run/checkpoints/step-00000003.pt\n")
+    assert resolve_checkpoint(run).parent == run / CHECKPOINT_DIR
+    assert load_checkpoint(run)["step"] == 2
+    (run / CHECKPOINT_DIR / LATEST).write_bytes(b"\xff\xfe\x00garbage")
+    assert load_checkpoint(run)["step"] == 2
+    fake = run / CHECKPOINT_DIR / "step-00000009.pt"
+    fake.mkdir()  # a directory named like a checkpoint
+    assert load_checkpoint(run)["step"] == 2
+    with pytest.raises(CheckpointError, match="is a directory"):
+        load_checkpoint(fake)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nloss_options: {k: [*c, *c, *c, *c, *c, *c, *c, *c, *c]}\n",
+     "aliases"),
+    ("batch_size: 16\nbatch_size: 32\n", "duplicate key"),
+    ("loss_options: " + "{a: " * 5000 + "1" + "}" * 5000 + "\n", "nested"),
+    ("seed: " + "7" * 5000 + "\n", "digits"),
+])
+def test_hostile_yaml_is_refused_quickly(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bomb.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as info:
+        ganzoo.build_config("vanilla", config=path)
+    assert len(str(info.value)) < 1000
+    out = CliRunner().invoke(cli, ["train", "vanilla", "--config", str(path), "--out", str(tmp_path / "r")])
+    assert out.exit_code == 2 and "Traceback" not in out.output
+
+
+def test_strict_types_and_bounded_messages(tmp_path: Path) -> None:
+    for config, message in (({"batch_size": True}, "batch_size: must be a number, not bool"),
+                            ({"lr_g": "0.001"}, "lr_g: must be a number, not str"),
+                            ({"betas": "x" * 100_000}, "betas: must be a list")):
+        with pytest.raises(ConfigError, match=message) as info:
+            ganzoo.build_config("vanilla", config=config)
+        assert len(str(info.value)) < 400
+    (tmp_path / "latin1.yaml").write_bytes("seed: 1 # caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        ganzoo.build_config("vanilla", config=tmp_path / "latin1.yaml")
+
+
+def _export(path: Path, tensors: dict[str, torch.Tensor], **meta: str) -> Path:
+    base = {"format": "ganzoo-generator-2", "config": json.dumps({"variant": "vanilla", **TINY, "latent_dim": 4}),
+            "generator": "mlp", "image_shape": "[1, 28, 28]", "num_classes": "null", "weights": "generator"}
+    base.update(meta)
+    path.write_bytes(safetensors_save(tensors, metadata={k: v for k, v in base.items() if v is not None}))
+    return path
+
+
+@pytest.mark.parametrize(("meta", "message"), [
+    ({"config": None}, "'config' is missing"),
+    ({"config": "{not json"}, "'config' is not valid JSON"),
+    ({"generator": None}, "'generator' must name"),
+    ({"image_shape": "[1, 28]"}, "'image_shape' must be"),
+    ({"image_shape": "not json"}, "'image_shape' is not valid JSON"),
+    ({"image_shape": "[1, 2048, 2048]"}, "holds"),
+    ({"num_classes": "-3"}, "'num_classes'"),
+])
+def test_crafted_export_metadata_is_refused_before_allocating(tmp_path: Path, meta: dict, message: str) -> None:
+    path = _export(tmp_path / "g.safetensors", {"net.0.weight": torch.zeros(8, 4)}, **meta)
+    with pytest.raises(CheckpointError, match=message):
+        ganzoo.load_generator(path)
+    out = CliRunner().invoke(cli, ["sample", str(path), "-o", str(tmp_path / "x.png")])
+    assert out.exit_code == 1 and "Traceback" not in out.output
+
+
+def test_integer_and_bool_weights_are_refused(tmp_path: Path) -> None:
+    for dtype in (torch.int8, torch.bool):
+        path = _export(tmp_path / f"{dtype}.safetensors", {"net.0.weight": torch.zeros(8, 4, dtype=dtype)})
+        with pytest.raises(CheckpointError, match="floating point"):
+            ganzoo.load_generator(path)
+
+
+def test_a_genuine_export_still_loads(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    _train(run)
+    G, _ = ganzoo.load_generator(run / "generator.safetensors")
+    assert ganzoo.sample(run / "generator.safetensors", n=2).shape == (2, 1, 28, 28)
+    assert sum(p.numel() for p in G.parameters()) > 0
+
+
+def test_checkpoint_missing_parts_is_a_message_not_a_traceback(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    result = _train(run)
+    from ganzoo.checkpoint import TENSORS_SHA256, tensors_sha256
+
+    state = load_checkpoint(result.checkpoint)
+    for key in ("config", "components"):
+        broken = {k: v for k, v in state.items() if k != key}
+        torch.save({**broken, TENSORS_SHA256: tensors_sha256(broken)}, result.checkpoint)
+        out = CliRunner().invoke(cli, ["sample", str(run), "-o", str(tmp_path / "x.png")])
+        assert out.exit_code == 1 and key in out.output and "Traceback" not in out.output
+    torch.save({**state, TENSORS_SHA256: tensors_sha256(state)}, result.checkpoint)
+    with pytest.raises(UsageError):  # other networks than the checkpoint's: refused, not a traceback
+        ganzoo.train("vanilla", steps=4, out=run, resume=True, progress=False,
+                     config={**TINY, "generator_options": {"hidden": [16]}})
