@@ -24,6 +24,9 @@ from .plugins import list_plugins
 from .registry import Registry, get_registry
 from .trainer import Trainer, TrainResult, seed_everything
 
+#: What a sample grid may be written as (Pillow infers the format from the suffix).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
 
 def version() -> str:
     """The installed ganzoo version."""
@@ -159,6 +162,8 @@ def train(
                 raise CheckpointError(f"--resume: no checkpoint in {str(out_dir / ckpt.CHECKPOINT_DIR)!r}; "
                                       "run without --resume to start afresh")
             state = ckpt.load_checkpoint(latest)
+            if not isinstance(state.get("config"), dict) or not isinstance(state.get("step"), int):
+                raise CheckpointError(f"checkpoint {str(latest)!r} lacks its config or step; it cannot be resumed")
             cfg = _resume_config(state["config"], cfg, set(user), int(state["step"]), out_dir)
         elif main:
             rundir.claim_fresh(out_dir, overwrite)
@@ -289,6 +294,8 @@ def sample(checkpoint: str | Path, n: int = 64, *, out: str | Path | None = None
     """
     if n <= 0:
         raise ConfigError(f"n must be positive, not {n}")
+    if out is not None and Path(out).suffix.lower() not in IMAGE_SUFFIXES:
+        raise ConfigError(f"-o {str(out)!r}: name an image file ending in {', '.join(IMAGE_SUFFIXES)}")
     G, cfg = load_generator(checkpoint, pm, raw=raw)
     num_classes = getattr(G, "num_classes", None)
     nrow = None

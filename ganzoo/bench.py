@@ -187,7 +187,7 @@ def load_results(path: Path) -> dict[str, Any]:
         raise UsageError(f"results file {str(path)!r} does not exist") from None
     except json.JSONDecodeError as exc:
         raise GanzooError(f"results file {str(path)!r} is not valid JSON: {exc}") from None
-    if data.get("format") != RESULTS_FORMAT or not isinstance(data.get("trials"), list):
+    if not isinstance(data, dict) or data.get("format") != RESULTS_FORMAT or not isinstance(data.get("trials"), list):
         raise GanzooError(f"{str(path)!r} is not a ganzoo results file (format {RESULTS_FORMAT})")
     return data
 

@@ -97,8 +97,12 @@ def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], keep_last: 
     directory = Path(run_dir) / CHECKPOINT_DIR
     path = directory / checkpoint_name(step)
     state = {**state, TENSORS_SHA256: tensors_sha256(state)}
-    atomic_write_bytes(path, lambda f: torch.save(state, f))
-    atomic_write_bytes(directory / LATEST, lambda f: f.write(path.name.encode() + b"\n"))
+    try:
+        atomic_write_bytes(path, lambda f: torch.save(state, f))
+        atomic_write_bytes(directory / LATEST, lambda f: f.write(path.name.encode() + b"\n"))
+    except OSError as exc:  # disk full, read-only: the previous checkpoint and `latest` are left as they were
+        raise CheckpointError(f"cannot write checkpoint {str(path)!r}: {exc.strerror or exc}; free space or "
+                              "choose another --out, then --resume from the last checkpoint") from None
     for old in list_checkpoints(run_dir)[:-keep_last]:
         old.unlink(missing_ok=True)
     return path

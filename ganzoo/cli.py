@@ -211,7 +211,10 @@ def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path
     if profile_name and profile_file:
         raise click.UsageError("give --profile or --config, not both")
     warn_load_failures()
-    names = [v.strip() for v in variants.split(",") if v.strip()] if variants else None
+    names = [v.strip() for v in variants.split(",") if v.strip()] if variants is not None else None
+    if names == []:
+        raise click.BadParameter("names no variant; give at least one (e.g. --variants dcgan)",
+                                 param_hint="--variants")
     results = bench(names, profile=profile_file or profile_name, out=out, seeds=seeds, steps=steps,
                     seconds=seconds, feature_extractor=feature_extractor,
                     feature_extractor_weights=feature_extractor_weights, jobs=jobs, progress=not no_progress)

@@ -72,7 +72,7 @@ class TrainConfig(BaseModel):
     fused_optimizer: bool = Field(False, description="Fused Adam kernels (torch.optim.Adam(fused=True)).")
     sync_batchnorm: bool = Field(False, description="Under torchrun on CUDA: BatchNorm statistics over all ranks.")
 
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**62, description="Random seed (0 .. 2**62).")
     deterministic: bool = Field(False, description="torch.use_deterministic_algorithms (and what CUDA needs).")
     device: str = Field("cpu", description="'cpu', 'cuda', 'cuda:N' or 'auto'.")
     out: Path = Field(Path("runs/run"), description="Run directory (ganzoo train: runs/VARIANT unless set).")
@@ -114,6 +114,11 @@ class TrainConfig(BaseModel):
                 out[name] = {} if options is True else options
             return out
         return value
+
+    @field_validator("out", "data_root")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()  # `out: ~/runs/x` is in the home directory, not a folder named "~"
 
     @field_validator("betas")
     @classmethod

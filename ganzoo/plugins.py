@@ -80,10 +80,13 @@ def _load_entry_points(pm: pluggy.PluginManager, failures: list[LoadFailure],
                 # name on sys.path, which lets a third party shadow a built-in).
                 pm.register(ep.load(), name=ep.name)
                 distinfo[ep.name] = (dist_name, dist.version)
-            except Exception as exc:  # an import error or a pluggy validation error: report, keep going
+            except (Exception, SystemExit) as exc:  # an import error, sys.exit at import, a pluggy validation error
                 failures.append(LoadFailure(ep.name, dist_name, f"{type(exc).__name__}: {exc}"))
                 if pm.get_plugin(ep.name) is not None:
                     pm.unregister(name=ep.name)
+    for name in sorted((allowed or set()) - set(seen)):
+        failures.append(LoadFailure(name, "-", f"{LOAD_ENV} names {name!r}, but no installed distribution has a "
+                                    f"{GROUP!r} entry point of that name; check the spelling"))
 
 
 def _check_pending(pm: pluggy.PluginManager, failures: list[LoadFailure]) -> None:

@@ -7,6 +7,7 @@ returns a matrix) can name the plugin at fault.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -128,6 +129,18 @@ def build_registry(pm: pluggy.PluginManager | None = None) -> Registry:
     return registry
 
 
+_built: weakref.WeakKeyDictionary[pluggy.PluginManager, tuple[frozenset[int], Registry]] = (
+    weakref.WeakKeyDictionary())
+
+
 def get_registry(pm: pluggy.PluginManager | None = None) -> Registry:
-    """The registries of the current plugins (rebuilt on each call; cheap, and never stale)."""
-    return build_registry(pm)
+    """The registries of the current plugins: built once per set of registered plugins, rebuilt as soon as a
+    plugin is registered or unregistered (so it is never stale)."""
+    pm = pm or get_plugin_manager()
+    plugins = frozenset(id(plugin) for plugin in pm.get_plugins())
+    cached = _built.get(pm)
+    if cached is not None and cached[0] == plugins:
+        return cached[1]
+    registry = build_registry(pm)
+    _built[pm] = (plugins, registry)
+    return registry

@@ -36,6 +36,8 @@ from .errors import CheckpointError, ConfigError, DivergenceError, PluginError
 from .images import save_grid
 
 CHECKPOINT_FORMAT = 2
+#: A loss this large means the run has blown up (no GAN loss is meaningful there): it stops as diverged.
+DIVERGED_LOSS = 1e12
 # What a format-1 checkpoint (ganzoo 0.1: no labels, no extensions) holds.
 STATE_KEYS_FORMAT_1 = ("format", "step", "critic_position", "generator", "discriminator", "opt_g", "opt_d",
                        "scaler_d", "scaler_g", "data", "world_size", "noise", "rng", "config", "components",
@@ -331,12 +333,16 @@ class Trainer:
         return G(z, labels) if self.assembly.conditional_generator else G(z)
 
     def _checked(self, value: Any, method: str, plugin: str | None = None, what: str | None = None) -> torch.Tensor:
+        """``value`` if it is a scalar tensor (and, for the loss, one with a gradient); else a PluginError."""
+        hook = "register_extensions" if plugin else "register_losses"
+        plugin = plugin or self.assembly.plugins["loss"]
+        what = what or f"loss {self.assembly.names['loss']!r}"
         if not isinstance(value, torch.Tensor) or value.ndim != 0:
             got = f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
-            plugin = plugin or self.assembly.plugins["loss"]
-            what = what or f"loss {self.assembly.names['loss']!r}"
-            raise PluginError(plugin, f"{what}.{method} must return a scalar tensor, got {got}",
-                              "register_extensions" if what.startswith("extension") else "register_losses")
+            raise PluginError(plugin, f"{what}.{method} must return a scalar tensor, got {got}", hook)
+        if hook == "register_losses" and not value.requires_grad:
+            raise PluginError(plugin, f"{what}.{method} returned a tensor without a gradient; compute it from the "
+                              "discriminator's outputs (not under torch.no_grad, not detached)", hook)
         return value
 
     def _loss_keywords(self, method: str, **offered: Any) -> dict[str, Any]:
@@ -483,41 +489,52 @@ class Trainer:
 
         if self.step == 0:
             run_evaluation()  # the untrained generator: the baseline every later score is compared with
-        with open(out / "log.jsonl", "a") if main else contextlib.nullcontext() as log:
-            while self.step < cfg.steps:
-                t0 = time.perf_counter()
-                d_loss, g_loss = self.train_step()
-                d_val, g_val = float(d_loss), float(g_loss)  # synchronises, so the timing below is honest
-                train_seconds += time.perf_counter() - t0
-                out_of_time = max_seconds is not None and train_seconds >= max_seconds
-                if self.dist.enabled:  # every rank logs, stops and diverges on the same agreed values
-                    agreed = mean_across_ranks(self.dist, torch.tensor([d_val, g_val, float(out_of_time)],
-                                                                       device=self.device))
-                    d_val, g_val, out_of_time = float(agreed[0]), float(agreed[1]), bool(agreed[2] > 0)
-                if not (math.isfinite(d_val) and math.isfinite(g_val)):
-                    raise DivergenceError(self.step, f"non-finite loss (d_loss={d_val}, g_loss={g_val})")
-                bar.update(min(train_seconds, max_seconds) - bar.n if by_time else 1)
-                if self.step % cfg.log_every == 0 or self.step == cfg.steps or out_of_time:
-                    seen = (self.step - start_step) * images_per_step
-                    record = {"step": self.step, "d_loss": d_val, "g_loss": g_val,
-                              "images_seen": self.step * images_per_step, "train_s": round(train_seconds, 4),
-                              "img_per_s": round(seen / train_seconds, 2) if train_seconds > 0 else None}
-                    if log is not None:
-                        log.write(json.dumps(record) + "\n")
-                        log.flush()
-                    bar.set_postfix(step=self.step, d=f"{d_val:.3f}", g=f"{g_val:.3f}")
-                if out_of_time:
-                    stopped_by = "seconds"
-                    break
-                if cfg.sample_every and self.step % cfg.sample_every == 0 and main:
-                    save_grid(self.sample(), out / "samples" / f"step-{self.step:08d}.png", self.grid_columns)
-                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
-                    self.save_checkpoint(out)
-                due = (eval_every and self.step % eval_every == 0) or train_seconds >= next_eval_at
-                if due and self.step < cfg.steps:
-                    run_evaluation()
-                    while next_eval_at <= train_seconds:
-                        next_eval_at += eval_every_seconds
+        try:
+            with open(out / "log.jsonl", "a") if main else contextlib.nullcontext() as log:
+                while self.step < cfg.steps:
+                    t0 = time.perf_counter()
+                    d_loss, g_loss = self.train_step()
+                    d_val, g_val = float(d_loss), float(g_loss)  # synchronises, so the timing below is honest
+                    train_seconds += time.perf_counter() - t0
+                    out_of_time = max_seconds is not None and train_seconds >= max_seconds
+                    if self.dist.enabled:  # every rank logs, stops and diverges on the same agreed values
+                        agreed = mean_across_ranks(self.dist, torch.tensor([d_val, g_val, float(out_of_time)],
+                                                                           device=self.device))
+                        d_val, g_val, out_of_time = float(agreed[0]), float(agreed[1]), bool(agreed[2] > 0)
+                    if not (math.isfinite(d_val) and math.isfinite(g_val)):
+                        raise DivergenceError(self.step, f"non-finite loss (d_loss={d_val}, g_loss={g_val})")
+                    if max(abs(d_val), abs(g_val)) > DIVERGED_LOSS:
+                        raise DivergenceError(self.step, f"loss beyond {DIVERGED_LOSS:g} (d_loss={d_val:.3g}, "
+                                              f"g_loss={g_val:.3g}); lower the learning rates")
+                    bar.update(min(train_seconds, max_seconds) - bar.n if by_time else 1)
+                    if self.step % cfg.log_every == 0 or self.step == cfg.steps or out_of_time:
+                        seen = (self.step - start_step) * images_per_step
+                        record = {"step": self.step, "d_loss": d_val, "g_loss": g_val,
+                                  "images_seen": self.step * images_per_step, "train_s": round(train_seconds, 4),
+                                  "img_per_s": round(seen / train_seconds, 2) if train_seconds > 0 else None}
+                        if log is not None:
+                            log.write(json.dumps(record) + "\n")
+                            log.flush()
+                        bar.set_postfix(step=self.step, d=f"{d_val:.3f}", g=f"{g_val:.3f}")
+                    if out_of_time:
+                        stopped_by = "seconds"
+                        break
+                    if cfg.sample_every and self.step % cfg.sample_every == 0 and main:
+                        save_grid(self.sample(), out / "samples" / f"step-{self.step:08d}.png", self.grid_columns)
+                    if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
+                        self.save_checkpoint(out)
+                    due = (eval_every and self.step % eval_every == 0) or train_seconds >= next_eval_at
+                    if due and self.step < cfg.steps:
+                        run_evaluation()
+                        while next_eval_at <= train_seconds:
+                            next_eval_at += eval_every_seconds
+        except DivergenceError as exc:  # the run directory says so too, not only the exit code
+            bar.close()
+            if main:
+                (out / "result.json").write_text(json.dumps({
+                    "variant": cfg.variant, "steps": self.step, "stopped_by": "diverged", "diverged_at": exc.step,
+                    "reason": str(exc), "train_seconds": round(train_seconds, 3)}, indent=2) + "\n")
+            raise
         bar.close()
         self.batches.close()
         run_evaluation()

@@ -90,15 +90,28 @@ class ImageFolderDataset(Dataset):
     def __getitem__(self, index: int) -> torch.Tensor:
         from PIL import Image
 
-        size = self.size
-        with Image.open(self.files[index]) as img:
-            img = img.convert("RGB")
-            scale = size / min(img.size)
-            img = img.resize((max(size, round(img.width * scale)), max(size, round(img.height * scale))),
-                             Image.BICUBIC)
-            left, top = (img.width - size) // 2, (img.height - size) // 2
-            img = img.crop((left, top, left + size, top + size))
-            return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
+        size = self.size  # what PIL cannot read is the user's file, named with the fix
+        try:
+            with Image.open(self.files[index]) as img:
+                return self._square(img, size)
+        except (OSError, ValueError, SyntaxError) as exc:  # what PIL raises for truncated or corrupt files
+            raise DatasetError(f"image-folder: cannot read image {str(self.files[index])!r}: {exc}; remove or "
+                               "replace the file") from None
+
+    @staticmethod
+    def _square(img, size: int) -> torch.Tensor:
+        from PIL import Image
+
+        if img.mode.startswith("I"):  # 16-bit (or 32-bit integer) gray: scale to 8 bits, do not clip at 255
+            wide = np.asarray(img, dtype=np.float64)
+            top = 255.0 if img.mode == "I" and wide.max() <= 255 else 65535.0
+            img = Image.fromarray(np.round(wide / top * 255.0).clip(0, 255).astype(np.uint8), "L")
+        img = img.convert("RGB")
+        scale = size / min(img.size)
+        img = img.resize((max(size, round(img.width * scale)), max(size, round(img.height * scale))), Image.BICUBIC)
+        left, top = (img.width - size) // 2, (img.height - size) // 2
+        img = img.crop((left, top, left + size, top + size))
+        return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
 
 
 def load_image_folder(root: Path, split: str, download: bool, image_size: int | None):

@@ -188,3 +188,81 @@ def test_checkpoint_missing_parts_is_a_message_not_a_traceback(tmp_path: Path) -
     with pytest.raises(UsageError):  # other networks than the checkpoint's: refused, not a traceback
         ganzoo.train("vanilla", steps=4, out=run, resume=True, progress=False,
                      config={**TINY, "generator_options": {"hidden": [16]}})
+
+
+def test_smaller_points(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runner = CliRunner()
+    run = tmp_path / "run"
+    _train(run)
+    # sample without an image suffix, and a large -n generated in batches
+    out = runner.invoke(cli, ["sample", str(run), "-o", str(tmp_path / "x")])
+    assert out.exit_code == 2 and "image file" in out.output and "Traceback" not in out.output
+    assert ganzoo.sample(run, n=1200, batch_size=500).shape[0] == 1200
+    # an empty --variants is a usage error, not the whole default profile
+    out = runner.invoke(cli, ["bench", "--variants", "", "--out", str(tmp_path / "b")])
+    assert out.exit_code == 2 and "--variants" in out.output and not (tmp_path / "b").exists()
+    # a leaderboard of a JSON list
+    (tmp_path / "list.json").write_text("[1, 2]")
+    out = runner.invoke(cli, ["leaderboard", str(tmp_path / "list.json"), "-o", str(tmp_path / "lb.md")])
+    assert out.exit_code == 1 and "not a ganzoo results file" in out.output and "Traceback" not in out.output
+    # ~ in out is the home directory, a huge seed is a config error
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert ganzoo.build_config("vanilla", out="~/runs/x").out == tmp_path / "home" / "runs" / "x"
+    with pytest.raises(ConfigError, match="seed"):
+        ganzoo.build_config("vanilla", seed=10**30)
+
+
+def test_blown_up_loss_stops_as_diverged_and_leaves_a_result(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    with pytest.raises(ganzoo.DivergenceError):
+        ganzoo.train("vanilla", steps=300, out=run, progress=False,
+                     config={**TINY, "lr_g": 1e6, "lr_d": 1e6, "batch_size": 16})
+    result = json.loads((run / "result.json").read_text())
+    assert result["stopped_by"] == "diverged" and result["diverged_at"] <= 300
+
+
+def test_plugin_exiting_at_import_and_unknown_load_names_are_reported(tmp_path: Path, monkeypatch) -> None:
+    from ganzoo import plugins
+
+    monkeypatch.setenv(plugins.LOAD_ENV, "no-such-plugin")
+    failures = plugins.load_failures(plugins.make_plugin_manager())
+    assert any(f.name == "no-such-plugin" and "no installed distribution" in f.error for f in failures)
+
+
+def test_a_loss_without_gradient_names_its_plugin(tmp_path: Path) -> None:
+    from conftest import registered
+
+    from ganzoo import Loss, LossSpec, PluginError, hookimpl
+
+    class Detached(Loss):
+        def discriminator_loss(self, D, real, fake):
+            return D(real).mean().detach()
+
+        def generator_loss(self, D, fake):
+            return D(fake).mean()
+
+    class Plugin:
+        @hookimpl
+        def register_losses(self, register):
+            register(LossSpec("detached", Detached))
+
+    with registered(Plugin(), "detached-plugin"), pytest.raises(PluginError, match="without a gradient") as info:
+        ganzoo.train("vanilla", steps=1, out=tmp_path / "r", progress=False, config={**TINY, "loss": "detached"})
+    assert info.value.plugin == "detached-plugin"
+
+
+def test_unreadable_image_in_a_folder_is_named(tmp_path: Path) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(4):
+        Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(folder / f"{i}.png")
+    (folder / "9-broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    with pytest.raises(ganzoo.DatasetError, match="9-broken.png"):
+        ganzoo.load_dataset("image-folder", root=folder, image_size=8)
+    (folder / "9-broken.png").unlink()
+    wide = Image.fromarray(__import__("numpy").full((8, 8), 32768, dtype="uint16"))  # 16-bit mid gray
+    wide.save(folder / "5-wide.png")
+    images = ganzoo.load_dataset("image-folder", root=folder, image_size=8).images
+    assert int(images[-1].float().mean().round()) == 128  # scaled, not clipped to white
