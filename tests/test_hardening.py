@@ -266,3 +266,87 @@ def test_unreadable_image_in_a_folder_is_named(tmp_path: Path) -> None:
     wide.save(folder / "5-wide.png")
     images = ganzoo.load_dataset("image-folder", root=folder, image_size=8).images
     assert int(images[-1].float().mean().round()) == 128  # scaled, not clipped to white
+
+
+def test_out_that_is_a_file_and_a_full_disk_are_messages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "file").write_text("x")
+    out = CliRunner().invoke(cli, ["train", "vanilla", "--steps", "1", "--out", str(tmp_path / "file")])
+    assert out.exit_code == 2 and "is a file" in out.output and "Traceback" not in out.output
+
+    import errno
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(CheckpointError, match="No space left"):
+        _train(tmp_path / "run", steps=1)
+
+
+def test_checkpoint_that_does_not_fit_the_networks_is_refused_on_resume(tmp_path: Path) -> None:
+    from ganzoo.checkpoint import TENSORS_SHA256, tensors_sha256
+
+    run = tmp_path / "run"
+    result = _train(run, steps=2)
+    state = load_checkpoint(result.checkpoint)
+    state["generator"]["net.0.weight"] = torch.zeros(3, 3)
+    torch.save({**state, TENSORS_SHA256: tensors_sha256(state)}, result.checkpoint)
+    with pytest.raises(CheckpointError, match="do not fit this run"):
+        _train(run, steps=4, resume=True)
+
+
+def test_a_checkpoint_symlink_to_a_device_is_not_read(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    _train(run, steps=2)
+    (run / CHECKPOINT_DIR / "step-00000099.pt").symlink_to("/dev/zero")
+    assert load_checkpoint(run)["step"] == 2  # the device is not a checkpoint, the real one is used
+    with pytest.raises(CheckpointError):
+        load_checkpoint(run / CHECKPOINT_DIR / "step-00000099.pt")
+
+
+def test_plugin_calling_sys_exit_at_import_is_a_load_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata
+
+    from ganzoo import plugins
+
+    class ExitingEntryPoint:
+        name, group, value = "exits", plugins.GROUP, "exits"
+
+        def load(self):
+            raise SystemExit(3)
+
+    class Dist:
+        metadata = {"Name": "ganzoo-exits"}
+        version = "1.0"
+        entry_points = [ExitingEntryPoint()]
+
+    real = importlib.metadata.distributions
+    monkeypatch.setattr(importlib.metadata, "distributions", lambda: [*real(), Dist()])
+    monkeypatch.delenv(plugins.LOAD_ENV, raising=False)
+    pm = plugins.make_plugin_manager()
+    failures = {f.name: f for f in plugins.load_failures(pm)}
+    assert "SystemExit: 3" in failures["exits"].error
+    assert pm.get_plugin("dcgan") is not None  # the others still load
+
+
+def test_registry_is_built_once_per_plugin_set() -> None:
+    from conftest import registered
+
+    from ganzoo import Generator, hookimpl
+    from ganzoo.registry import get_registry
+
+    calls = []
+
+    class Counting:
+        @hookimpl
+        def register_generators(self, register):
+            calls.append(1)
+            register(Generator("counted", lambda latent_dim, image_shape: torch.nn.Identity()))
+
+    with registered(Counting(), "counting"):
+        get_registry()
+        get_registry()
+        ganzoo.list_variants()
+        ganzoo.list_components()
+        assert len(calls) == 1
+    assert "counted" not in get_registry().generators  # unregistering is seen at once
