@@ -265,12 +265,18 @@ def load_generator(checkpoint: str | Path, pm: pluggy.PluginManager | None = Non
             raise CheckpointError(f"generator {name!r} (plugin {entry.plugin!r}) cannot be built from what "
                                   f"{str(path)!r} records: {type(exc).__name__}: {exc}") from None
 
-    if elements is not None:  # size the network without allocating it before trusting the file's metadata
-        with torch.device("meta"):
-            needed = sum(t.numel() for t in build().state_dict().values())
-        if needed > elements:
-            raise CheckpointError(f"{str(path)!r} describes generator {name!r} with {needed} weights but holds "
-                                  f"{elements}; its metadata does not match its weights")
+    with torch.device("meta"):  # the network's layout, nothing allocated, before trusting the file's metadata
+        expected = build().state_dict()
+    needed = sum(t.numel() for t in expected.values())
+    if elements is not None and needed > elements:
+        raise CheckpointError(f"{str(path)!r} describes generator {name!r} with {needed} weights but holds "
+                              f"{elements}; its metadata does not match its weights")
+    wrong = [key for key, value in weights.items()
+             if key in expected and isinstance(value, torch.Tensor) and value.dtype != expected[key].dtype]
+    if wrong:
+        key = wrong[0]
+        raise CheckpointError(f"{str(path)!r}: tensor {key!r} is {weights[key].dtype}, but generator {name!r} "
+                              f"holds {expected[key].dtype} there; refusing to cast weights")
     G = build()
     try:
         G.load_state_dict(weights)

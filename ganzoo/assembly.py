@@ -159,12 +159,19 @@ def init_weights(module: nn.Module, std: float) -> None:
 
 
 def _build(plugin: str, hook: str, what: str, fn: Any, *args: Any, **options: Any) -> Any:
+    """Call a plugin's ``build``: options it does not accept are the user's config error; anything ``build``
+    itself raises is the plugin's (or, for a ``ValueError``, a value the user chose: also named)."""
+    try:
+        inspect.signature(fn).bind(*args, **options)
+    except TypeError as exc:
+        raise ConfigError(f"{what} (plugin {plugin!r}) rejected its options {options}: {exc}") from None
+    except ValueError:  # no signature to check (a builtin): let the call decide
+        pass
     try:
         return fn(*args, **options)
-    except TypeError as exc:
-        if options:
-            raise ConfigError(f"{what} (plugin {plugin!r}) rejected its options {options}: {exc}") from exc
-        raise PluginError(plugin, f"building {what} failed: TypeError: {exc}", hook) from exc
+    except ValueError as exc:  # the plugin's own check of its options or of the data's shape
+        raise ConfigError(f"{what} (plugin {plugin!r}) cannot be built with options {options} for this run: "
+                          f"{exc}") from exc
     except Exception as exc:
         raise PluginError(plugin, f"building {what} failed: {type(exc).__name__}: {exc}", hook) from exc
 

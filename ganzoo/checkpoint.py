@@ -200,7 +200,9 @@ def export_generator(path: Path, weights: dict[str, torch.Tensor], config: dict[
 #: What an exported generator's metadata may describe (checked before anything is allocated).
 MAX_HEADER_BYTES = 16 << 20
 MAX_CHANNELS, MAX_SIDE, MAX_CLASSES = 16, 4096, 100_000
-FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}
+#: Tensor dtypes an export may hold: floating-point weights, and int64 counters (BatchNorm's num_batches_tracked).
+#: Which tensor must have which dtype is checked against the generator itself when it is rebuilt.
+EXPORT_DTYPES = {"F16", "BF16", "F32", "F64", "I64"}
 
 
 def _export_error(path: Path, what: str) -> CheckpointError:
@@ -210,17 +212,20 @@ def _export_error(path: Path, what: str) -> CheckpointError:
 def read_export_header(path: Path, data: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
     """Validate a ``.safetensors`` export's header before any tensor is read: ``(tensor entries, metadata)``
     with the metadata decoded (``config``, ``generator``, ``image_shape``, ``num_classes``, ``weights``)."""
+    def invalid(what: str) -> CheckpointError:
+        return CheckpointError(f"{str(path)!r} is not a valid safetensors file: {what}")
+
     if len(data) < 8:
-        raise _export_error(path, "the file is shorter than a safetensors header")
+        raise invalid("it is shorter than a safetensors header")
     header_len = int.from_bytes(data[:8], "little")
     if header_len > min(MAX_HEADER_BYTES, len(data) - 8):
-        raise _export_error(path, f"its header claims {header_len} bytes, more than the file holds")
+        raise invalid(f"its header claims {header_len} bytes, more than the file holds")
     try:
         header = json.loads(data[8 : 8 + header_len])
     except (ValueError, UnicodeDecodeError) as exc:
-        raise _export_error(path, f"its header is not JSON ({exc})") from None
+        raise invalid(f"its header is not JSON ({exc})") from None
     if not isinstance(header, dict):
-        raise _export_error(path, "its header is not a JSON object")
+        raise invalid("its header is not a JSON object")
     meta = header.pop("__metadata__", None)
     if not isinstance(meta, dict) or meta.get("format") not in EXPORT_FORMATS:
         raise CheckpointError(f"{str(path)!r} is not a generator exported by ganzoo (no ganzoo metadata)")
@@ -247,7 +252,7 @@ def read_export_header(path: Path, data: bytes) -> tuple[dict[str, Any], dict[st
     if classes is not None and not (type(classes) is int and 1 <= classes <= MAX_CLASSES):
         raise _export_error(path, f"metadata 'num_classes' must be null or an integer in 1..{MAX_CLASSES}")
     for name, entry in header.items():
-        if not (isinstance(entry, dict) and entry.get("dtype") in FLOAT_DTYPES):
+        if not (isinstance(entry, dict) and entry.get("dtype") in EXPORT_DTYPES):
             dtype = entry.get("dtype") if isinstance(entry, dict) else "?"
             raise _export_error(path, f"tensor {str(name)[:60]!r} has dtype {str(dtype)[:10]}; generator weights "
                                 "are floating point")

@@ -7,13 +7,13 @@ import math
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from matplotlib import ticker
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib import ticker  # noqa: E402
+from .metric_keys import METRICS, MetricInfo
 
-from .metric_keys import METRICS, MetricInfo  # noqa: E402
+# Figures are made with matplotlib's object-oriented API (Figure, not pyplot): no backend is chosen, so
+# importing ganzoo leaves the process's matplotlib backend as the user set it.
 
 #: The metrics shown, one panel each (only those an evaluation history holds are drawn).
 PLOTTED_METRICS: tuple[MetricInfo, ...] = tuple(m for m in METRICS if m.plotted)
@@ -22,7 +22,8 @@ PLOTTED_METRICS: tuple[MetricInfo, ...] = tuple(m for m in METRICS if m.plotted)
 def plot_losses(log_path: Path, out: Path, title: str = "") -> Path:
     """Plot discriminator and generator losses from a run's ``log.jsonl``."""
     rows = [json.loads(line) for line in Path(log_path).read_text().splitlines() if line.strip()]
-    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
+    fig = Figure(figsize=(6, 3.2), dpi=100)
+    ax = fig.subplots()
     steps = [r["step"] for r in rows]
     ax.plot(steps, [r["d_loss"] for r in rows], label="D loss", linewidth=1)
     ax.plot(steps, [r["g_loss"] for r in rows], label="G loss", linewidth=1)
@@ -32,7 +33,6 @@ def plot_losses(log_path: Path, out: Path, title: str = "") -> Path:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out)
-    plt.close(fig)
     return out
 
 
@@ -41,7 +41,8 @@ def plot_metrics(history: list[dict[str, Any]], out: Path, title: str = "") -> P
     panels a row."""
     shown = [m for m in PLOTTED_METRICS if any(m.key in h for h in history)]
     rows = max(1, math.ceil(len(shown) / 3))
-    fig, axes = plt.subplots(rows, 3, figsize=(9, 2.5 * rows), dpi=100, squeeze=False)
+    fig = Figure(figsize=(9, 2.5 * rows), dpi=100)
+    axes = fig.subplots(rows, 3, squeeze=False)
     steps = [h["step"] for h in history]
     for ax in axes.flat[len(shown):]:
         ax.set_visible(False)
@@ -63,5 +64,4 @@ def plot_metrics(history: list[dict[str, Any]], out: Path, title: str = "") -> P
         fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(out)
-    plt.close(fig)
     return out
