@@ -2,14 +2,17 @@
 
 Spectral normalisation divides every weight matrix of the discriminator by its largest singular value,
 W_SN = W / sigma(W), with sigma estimated by one step of power iteration per forward pass in training mode. Each
-layer is then 1-Lipschitz (LeakyReLU too), which bounds the Lipschitz constant of the whole discriminator
-without a penalty and without the capacity loss of weight clipping.
+layer is then 1-Lipschitz (about, for a convolution's reshaped kernel), as is LeakyReLU, which bounds the
+Lipschitz constant of the whole discriminator without a penalty and without the capacity loss of weight
+clipping.
 
 Discriminator ``sngan``: the paper's "standard CNN" (its Table 3), sized from the image shape like
 ``ganzoo_plugins.dcgan``: for every halving of the spatial size a 3x3 stride-1 conv and a 4x4 stride-2 conv
 (``width * 2**i`` channels), then a 3x3 conv doubling the channels at the base size, and a dense layer to one
 logit; LeakyReLU(0.1) between, no BatchNorm, ``spectral_norm`` on every conv and linear layer. At 32x32 and
 width 64 that is the paper's 64-64-128-128-256-256-512 network; at 28x28 the base is 7x7 (two halvings).
+Options: ``width`` (64) and ``layout`` (``standard``, or ``dcgan`` for one 4x4 stride-2 conv per halving, about
+half the cost).
 
 Loss ``hinge`` (the paper's hinge version of the adversarial loss, Lim & Ye 2017; Tran et al. 2017):
 
@@ -18,10 +21,13 @@ Loss ``hinge`` (the paper's hinge version of the adversarial loss, Lim & Ye 2017
 It takes labels, so it also trains conditional (projection) discriminators.
 
 Variant ``sngan``: the DCGAN generator, the ``sngan`` discriminator, the hinge loss and the paper's setting C
-(Adam lr 2e-4 for both networks, beta1 0.5, beta2 0.999, n_dis 1), batch size 64. ``init: default``: the
-discriminator needs no special initialisation (spectral normalisation rescales its weights anyway; ganzoo's
-``init: normal`` could not even reach them, as a spectral-normed layer's ``weight`` is computed from the
-parametrisation's ``original``), and PyTorch's default initialisation trains the DCGAN generator here.
+(Adam lr 2e-4 for both networks, beta1 0.5, beta2 0.999, n_dis 1), batch size 64, ``init: normal``. That
+initialisation reaches only the generator (DCGAN's N(0, 0.02)) and the discriminator's biases (zeroed): a
+spectrally normalised layer's ``weight`` is computed from its parametrisation's ``original``, which ganzoo's
+initialiser does not touch, and needs no special start as it is divided by its singular value anyway. The
+generator's initialisation matters: on mnist-5k under setting C (generator width 16, discriminator width 32)
+PyTorch's default one let the generator collapse to a single dotted pattern within 300 steps, while from
+N(0, 0.02) it drew digit-like strokes after 300 steps and varied digit-like shapes after 600.
 """
 
 from __future__ import annotations
@@ -30,11 +36,11 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from ganzoo_plugins.dcgan import num_upsamplings
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ganzoo import Discriminator, Loss, LossSpec, Variant, hookimpl
-from ganzoo_plugins.dcgan import num_upsamplings
 
 
 def check_square(image_shape: tuple[int, int, int], what: str) -> tuple[int, int]:
@@ -48,15 +54,22 @@ def check_square(image_shape: tuple[int, int, int], what: str) -> tuple[int, int
 
 
 class SNConvTrunk(nn.Module):
-    """The convolutional part of the standard-CNN discriminator, every layer spectrally normalised.
+    """A convolutional feature extractor with every layer spectrally normalised, sized from the image shape.
 
-    image (B, C, H, W) -> pre-activation features (B, out_channels, base, base); ``out_channels`` is
-    ``2 * width * 2**(k-1)`` for ``k`` halvings (28 -> 2, 32 -> 3, 64 -> 4).
+    image (B, C, H, W) -> pre-activation features (B, out_channels, base, base), ``k`` halvings of the size
+    (28 -> 2, 32 -> 3, 64 -> 4) and ``out_channels = 2 * width * 2**(k-1)``. ``layout``:
+
+    - ``"standard"``: the paper's standard CNN: per halving a 3x3 stride-1 conv and a 4x4 stride-2 conv with
+      ``width * 2**i`` channels, then a 3x3 conv doubling the channels at the base size.
+    - ``"dcgan"``: DCGAN's layout, one 4x4 stride-2 conv per halving (``width * 2**i`` channels), then the same
+      3x3 conv doubling the channels at the base size: about half the cost of ``standard``.
     """
 
     def __init__(self, image_shape: tuple[int, int, int], width: int = 64, slope: float = 0.1,
-                 what: str = "the SN-GAN discriminator"):
+                 layout: str = "standard", what: str = "the SN-GAN discriminator"):
         super().__init__()
+        if layout not in ("standard", "dcgan"):
+            raise ValueError(f"layout must be 'standard' or 'dcgan', not {layout!r}")
         if width < 1:
             raise ValueError(f"width must be positive, not {width}")
         channels, size = check_square(image_shape, what)
@@ -66,8 +79,11 @@ class SNConvTrunk(nn.Module):
         ch_in = channels
         for i in range(k):
             ch = width * 2**i
-            layers += [spectral_norm(nn.Conv2d(ch_in, ch, 3, 1, 1)), nn.LeakyReLU(slope),
-                       spectral_norm(nn.Conv2d(ch, ch, 4, 2, 1)), nn.LeakyReLU(slope)]
+            if layout == "standard":
+                layers += [spectral_norm(nn.Conv2d(ch_in, ch, 3, 1, 1)), nn.LeakyReLU(slope),
+                           spectral_norm(nn.Conv2d(ch, ch, 4, 2, 1)), nn.LeakyReLU(slope)]
+            else:
+                layers += [spectral_norm(nn.Conv2d(ch_in, ch, 4, 2, 1)), nn.LeakyReLU(slope)]
             ch_in = ch
         self.out_channels = 2 * ch_in
         layers.append(spectral_norm(nn.Conv2d(ch_in, self.out_channels, 3, 1, 1)))
@@ -78,11 +94,13 @@ class SNConvTrunk(nn.Module):
 
 
 class SNGANDiscriminator(nn.Module):
-    """The standard CNN of Miyato et al.: image (B, C, H, W) -> one logit per sample (B,)."""
+    """The standard CNN of Miyato et al.: image (B, C, H, W) -> one logit per sample (B,).
 
-    def __init__(self, image_shape: tuple[int, int, int], width: int = 64):
+    ``layout="dcgan"`` swaps in the cheaper DCGAN-shaped trunk (see :class:`SNConvTrunk`)."""
+
+    def __init__(self, image_shape: tuple[int, int, int], width: int = 64, layout: str = "standard"):
         super().__init__()
-        self.trunk = SNConvTrunk(image_shape, width)
+        self.trunk = SNConvTrunk(image_shape, width, layout=layout)
         self.act = nn.LeakyReLU(0.1)
         self.linear = spectral_norm(nn.Linear(self.trunk.out_channels * self.trunk.base**2, 1))
 
@@ -108,7 +126,7 @@ class HingeLoss(Loss):
 @hookimpl
 def register_discriminators(register):
     register(Discriminator("sngan", SNGANDiscriminator,
-                           "Standard CNN with spectral norm on every layer, LeakyReLU(0.1), no BatchNorm (Miyato 2018)"))
+                           "Standard CNN, spectral norm on every layer, LeakyReLU(0.1), no BatchNorm (Miyato 2018)"))
 
 
 @hookimpl
@@ -132,7 +150,8 @@ def register_variants(register):
                 "n_critic": 1,
                 "batch_size": 64,
                 "latent_dim": 100,
-                "init": "default",
+                "init": "normal",
+                "init_std": 0.02,
             },
             description="DCGAN generator, spectrally normalised standard-CNN discriminator, hinge loss",
             paper="Miyato et al. 2018, Spectral Normalization for Generative Adversarial Networks",

@@ -32,9 +32,9 @@ unequal_after, same_batches = [], []
 for _ in range(steps):
     batches.clear()
     trainer.train_step()
+    # parameters (BatchNorm running statistics are per rank without sync_batchnorm, as in any DDP run)
     networks = (trainer.G, trainer.D, trainer.sampling_generator)
-    weights = torch.cat([p.detach().flatten() for m in networks for p in [*m.parameters(), *m.buffers()]
-                         if p.is_floating_point()])
+    weights = torch.cat([p.detach().flatten() for m in networks for p in m.parameters()])
     everyone = distributed.gather_objects(info, weights)
     if not all(torch.equal(everyone[0], w) for w in everyone[1:]):
         unequal_after.append(trainer.step)
