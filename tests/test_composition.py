@@ -120,4 +120,4 @@ def test_contract_breach_exits_1_from_the_cli(tmp_path: Path, runner) -> None:
 def test_unknown_component_names_the_config_key(tmp_path: Path, runner) -> None:
     result = runner.invoke(cli, ["train", "dcgan", "--set", "loss=no-such-loss", "--out", str(tmp_path / "r")])
     assert result.exit_code == 2
-    assert "config key loss names loss 'hinge'" in result.output and "wgan-gp" in result.output
+    assert "config key loss names loss 'no-such-loss'" in result.output and "wgan-gp" in result.output
