@@ -113,6 +113,16 @@ def hardware() -> dict[str, Any]:
     return {"cpu": cpu, "threads": torch.get_num_threads(), "gpu": gpu, "platform": platform.platform()}
 
 
+def portable_extractor_info(info: dict[str, Any]) -> dict[str, Any]:
+    """``info`` with its weights path made machine-independent: the bundled file as ``bundled:NAME``, any
+    other as its file name (the sha256 beside it identifies the file wherever it lives)."""
+    from .metrics import WEIGHTS_PATH
+
+    path = Path(info["weights_path"])
+    shown = f"bundled:{WEIGHTS_PATH.name}" if path.resolve() == WEIGHTS_PATH.resolve() else path.name
+    return {**info, "weights_path": shown}
+
+
 def split_row(name: str, registry: Any) -> tuple[str, list[str]]:
     """``"dcgan+ema+diffaugment"`` -> ``("dcgan", ["ema", "diffaugment"])``, each extension checked to exist."""
     base, *extensions = [part.strip() for part in name.split(EXTENSION_JOINER)]
@@ -214,8 +224,8 @@ def run_trial(profile: BenchProfile, variant: str, seed: int, out: Path, real: t
         "protocol": {
             "profile": profile.name, "dataset": profile.dataset, "train_split": "train",
             "real_split": profile.real_split, "num_real": int(real.shape[0]), "num_fake": profile.num_fake,
-            "feature_extractor": metrics.extractor_info(profile.feature_extractor,
-                                                        profile.feature_extractor_weights),
+            "feature_extractor": portable_extractor_info(metrics.extractor_info(
+                profile.feature_extractor, profile.feature_extractor_weights)),
             "budget": {"steps": profile.steps, "seconds": profile.seconds},
             "eval_every": profile.eval_every, "eval_every_seconds": profile.eval_every_seconds,
             "seed": seed, "config_hash": config_hash, "config": cfg.model_dump(mode="json"),

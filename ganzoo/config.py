@@ -115,7 +115,7 @@ class TrainConfig(BaseModel):
             return out
         return value
 
-    @field_validator("out", "data_root")
+    @field_validator("out")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()  # `out: ~/runs/x` is in the home directory, not a folder named "~"
