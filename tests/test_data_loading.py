@@ -41,8 +41,13 @@ class LazyPlugin:
             LazyDigits(IMAGES, self.dtype), None), (1, 28, 28), "test data read lazily", offline=True))
 
 
-def lazy_data() -> ImageData:
-    return ImageData("lazy", "train", LazyDigits(IMAGES), None, "test")
+def lazy_data(labels: bool = False) -> ImageData:
+    return ImageData("lazy", "train", LazyDigits(IMAGES), torch.arange(len(IMAGES)) % 10 if labels else None, "test")
+
+
+def same_batch(a: tuple, b: tuple) -> bool:
+    """Two ``(images, labels)`` batches are equal, labels included (or both unlabelled)."""
+    return torch.equal(a[0], b[0]) and (a[1] is None and b[1] is None or torch.equal(a[1], b[1]))
 
 
 def test_batch_order_covers_each_epoch_once_and_splits_ranks() -> None:
@@ -60,17 +65,18 @@ def test_batch_order_covers_each_epoch_once_and_splits_ranks() -> None:
 @pytest.mark.parametrize("workers", [0, 2])
 def test_streamed_batches_equal_in_memory_batches_across_epochs(workers: int) -> None:
     device = torch.device("cpu")
-    memory = make_batches(lazy_data(), 16, seed=5, device=device, mode="memory")
-    stream = make_batches(lazy_data(), 16, seed=5, device=device, mode="stream", workers=workers)
+    memory = make_batches(lazy_data(labels=True), 16, seed=5, device=device, mode="memory")
+    stream = make_batches(lazy_data(labels=True), 16, seed=5, device=device, mode="stream", workers=workers)
     assert isinstance(memory, TensorBatches) and isinstance(stream, LoaderBatches)
     for _ in range(7):  # 2 batches per epoch: crosses three epoch boundaries
-        assert torch.equal(memory.next(), stream.next())
+        m, s = memory.next(), stream.next()
+        assert m[1] is not None and same_batch(m, s)  # labels come with their images in both modes
     state = stream.state_dict()  # the consumed position, although the workers have read ahead
     assert state["epoch"] == 3 and state["position"] == 16
-    resumed = make_batches(lazy_data(), 16, seed=999, device=device, mode="stream", workers=workers)
+    resumed = make_batches(lazy_data(labels=True), 16, seed=999, device=device, mode="stream", workers=workers)
     resumed.load_state_dict(state)
     memory_next = memory.next()
-    assert torch.equal(resumed.next(), memory_next)
+    assert same_batch(resumed.next(), memory_next)
     stream.close()
     resumed.close()
 
