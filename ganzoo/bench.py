@@ -35,7 +35,7 @@ from .checkpoint import atomic_write_bytes
 from .config import load_yaml, merge
 from .data import load_images, to_uint8
 from .errors import ConfigError, DivergenceError, GanzooError, UsageError
-from .metric_keys import CLASS_AGREEMENT, METRICS
+from .metric_keys import CLASS_AGREEMENT, CLASS_AGREEMENT_MIN, METRICS
 from .plots import plot_losses, plot_metrics
 from .registry import get_registry
 
@@ -161,7 +161,9 @@ def make_evaluator(real: torch.Tensor, profile: BenchProfile, seed: int,
         scores = metrics.evaluate(images, real, feature_extractor=profile.feature_extractor,
                                   feature_extractor_weights=profile.feature_extractor_weights, cache_dir=cache_dir)
         if asked:
-            scores[CLASS_AGREEMENT] = metrics.class_agreement(images, torch.cat(asked))
+            labels = torch.cat(asked)
+            scores[CLASS_AGREEMENT] = metrics.class_agreement(images, labels)
+            scores[CLASS_AGREEMENT_MIN] = min(metrics.class_agreement_by_class(images, labels).values())
         return scores
 
     return evaluate

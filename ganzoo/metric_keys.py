@@ -20,6 +20,9 @@ CLASSES_COVERED = "classes_covered"
 CLASS_KL = "class_kl"
 #: Conditional runs only: the share of samples the MNIST classifier assigns to the class they were drawn for.
 CLASS_AGREEMENT = "class_agreement"
+#: Conditional runs only: the lowest class agreement of any one class (every class is drawn as asked at least
+#: this often).
+CLASS_AGREEMENT_MIN = "class_agreement_min"
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ METRICS: tuple[MetricInfo, ...] = (
     MetricInfo(CLASSES_COVERED, "Classes", False, 1),
     MetricInfo(CLASS_KL, "Class KL", True, 3, plotted=False),
     MetricInfo(CLASS_AGREEMENT, "Class agreement", False, 3),
+    MetricInfo(CLASS_AGREEMENT_MIN, "Worst class agreement", False, 3, column=False, plotted=False),
 )
 BY_KEY: dict[str, MetricInfo] = {m.key: m for m in METRICS}
 #: What :func:`ganzoo.metrics.evaluate` returns for every image set (class agreement needs the asked labels).
