@@ -38,6 +38,7 @@ from .errors import ConfigError, DivergenceError, GanzooError, UsageError
 from .metric_keys import CLASS_AGREEMENT, CLASS_AGREEMENT_MIN, METRICS
 from .plots import plot_losses, plot_metrics
 from .registry import get_registry
+from .trainer import Evaluator, Trainer
 
 RESULTS_FORMAT = 1
 RESULTS_FILE = "results.json"
@@ -134,7 +135,7 @@ def split_row(name: str, registry: Any) -> tuple[str, list[str]]:
 
 
 def make_evaluator(real: torch.Tensor, profile: BenchProfile, seed: int,
-                   cache_dir: Path | None) -> Callable[[Any], dict[str, float]]:
+                   cache_dir: Path | None) -> Evaluator:
     """An ``evaluate(trainer)`` for :meth:`Trainer.run` that scores ``profile.num_fake`` generated images.
 
     The latents (and, for a conditional generator, labels drawn from the dataset's class frequencies) come
@@ -144,7 +145,7 @@ def make_evaluator(real: torch.Tensor, profile: BenchProfile, seed: int,
     """
     from . import metrics
 
-    def evaluate(trainer: Any) -> dict[str, float]:
+    def evaluate(trainer: Trainer) -> dict[str, float]:
         rng = torch.Generator().manual_seed(10_000 + seed)
         fake, asked = [], []
         conditional = trainer.assembly.conditional_generator
@@ -239,7 +240,7 @@ def run_trial(profile: BenchProfile, variant: str, seed: int, out: Path, real: t
     started = time.perf_counter()
     history: list[dict[str, Any]] = []
 
-    def evaluate(trainer: Any) -> dict[str, float]:
+    def evaluate(trainer: Trainer) -> dict[str, float]:
         scores = evaluator(trainer)
         history.append({"step": trainer.step, **scores})
         return scores

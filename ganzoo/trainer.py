@@ -84,6 +84,10 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+#: What :meth:`Trainer.run` calls to score the generator: ``evaluate(trainer) -> {metric: value}``.
+Evaluator = Callable[["Trainer"], dict[str, float]]
+
+
 class DiscriminatorView:
     """The discriminator as losses and extensions call it: ``D(x)``, or ``D(x, labels)`` when it is conditional
     (an unconditional one ignores labels), with every extension's :meth:`~ganzoo.Extension.augment` applied to
@@ -453,7 +457,7 @@ class Trainer:
         progress: bool = True,
         *,
         max_seconds: float | None = None,
-        evaluate: Callable[[Trainer], dict[str, float]] | None = None,
+        evaluate: Evaluator | None = None,
         eval_every: int = 0,
         eval_every_seconds: float = 0.0,
     ) -> TrainResult:

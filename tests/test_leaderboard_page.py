@@ -9,9 +9,12 @@ from ganzoo.leaderboard import render
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "quick" / "results.json"
-# the default bench, then DCGAN after 300 steps at the default width and at the previous (half) width, then
-# DCGAN at the default width scored every 150 steps up to 1200
-PAGE_SOURCES = ["quick", "early", "early-half-width", "early-curve"]
+# the whole zoo under one step budget (with the dcgan extension rows), the conditional variants trained long
+# enough to learn their classes, the default bench, then DCGAN after 300 steps at the default width and at the
+# previous (half) width, then DCGAN at the default width scored every 150 steps up to 1200
+PAGE_SOURCES = ["zoo", "conditional", "quick", "early", "early-half-width", "early-curve"]
+ZOO_ROWS = {"vanilla", "dcgan", "wgan-gp", "wgan-clip", "sngan", "ragan", "cgan-pd", "acgan", "dcgan+ema",
+            "dcgan+ema+diffaugment"}
 PAGE = ROOT / "docs" / "leaderboard.md"
 
 
@@ -68,3 +71,31 @@ def test_performance_table_matches_committed_throughput_figures() -> None:
             f"docs/performance.md is out of date for {path.name}; rerun benchmarks/throughput.py with --update-doc "
             f"and the options recorded in that file"
         )
+
+
+def test_zoo_results_hold_every_variant_and_the_extension_rows() -> None:
+    trials = load_results(ROOT / "benchmarks" / "results" / "zoo" / "results.json")["trials"]
+    assert {t["variant"] for t in trials} == ZOO_ROWS
+    for row in ZOO_ROWS:
+        mine = [t for t in trials if t["variant"] == row]
+        assert sorted(t["seed"] for t in mine) == [0, 1, 2], row
+        assert all(t["status"] == "ok" and t["steps"] == 600 for t in mine), row
+    ema = [t for t in trials if t["variant"] == "dcgan+ema"]
+    assert all(t["extensions"] == ["ema"] for t in ema)
+
+
+def test_committed_cgan_pd_draws_every_class_as_asked() -> None:
+    import json
+
+    agreement = json.loads((ROOT / "benchmarks" / "results" / "conditional" / "class_agreement.json").read_text())
+    rows = [r for r in agreement["trials"] if r["variant"] == "cgan-pd"]
+    assert len(rows) == 3 and agreement["per_class_samples"] >= 100
+    for row in rows:
+        assert len(row["per_class"]) == 10
+        assert row["min"] >= 0.9, (row["seed"], row["per_class"])
+
+
+def test_committed_results_hold_no_machine_paths() -> None:
+    for name in ("zoo", "conditional"):
+        text = (ROOT / "benchmarks" / "results" / name / "results.json").read_text()
+        assert '"/' not in text and "/root" not in text and "/work/" not in text, name
