@@ -17,7 +17,6 @@ import os
 import platform
 import shutil
 import time
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from importlib import resources
 from pathlib import Path
