@@ -311,7 +311,8 @@ def test_diffaugment_changes_what_the_discriminator_sees(tmp_path: Path) -> None
 
 
 # -- resume and config errors ------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("variant", "nets"), [("vanilla", MLP), ("dcgan", CONV)])
+@pytest.mark.parametrize(("variant", "nets"), [("vanilla", MLP), ("dcgan", CONV), ("cgan-pd", CONV),
+                                              ("acgan", CONV)])
 def test_resume_with_every_extension_is_bit_exact(tmp_path: Path, variant: str, nets: dict[str, Any]) -> None:
     config = tiny_config(ALL, nets)
     run = tmp_path / "run"  # both runs write to the same path, so that their exported metadata match too
