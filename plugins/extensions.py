@@ -53,15 +53,21 @@ def _integer(name: str, value: Any) -> int:
 class EMA(Extension):
     """An exponential moving average of the generator (``decay`` per generator update), which samples use.
 
-    Up to generator step ``start`` the average is a copy of the generator."""
+    Up to generator step ``start`` the average is a copy of the generator. With ``warmup`` (the default) the
+    decay of the t-th averaging update is ``min(decay, (1 + t) / (10 + t))``, as
+    ``tf.train.ExponentialMovingAverage`` does with ``num_updates``: early on the average follows the
+    generator closely instead of holding on to its random initialisation for thousands of steps (with decay
+    0.999 the initial weights still make up 55% of a plain average after 600 updates)."""
 
-    def __init__(self, decay: float = 0.999, start: int = 0) -> None:
+    def __init__(self, decay: float = 0.999, start: int = 0, warmup: bool = True) -> None:
         decay, start = _real("decay", decay), _integer("start", start)
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"decay must lie in [0, 1) (0.999 is usual), not {decay}")
         if start < 0:
             raise ValueError(f"start must be a generator step >= 0, not {start}")
-        self.decay, self.start = decay, start
+        if not isinstance(warmup, bool):
+            raise ValueError(f"warmup must be true or false, not {warmup!r}")
+        self.decay, self.start, self.warmup = decay, start, warmup
         self.ema: nn.Module | None = None
 
     def setup(self, context: ExtensionContext) -> None:
@@ -75,11 +81,17 @@ class EMA(Extension):
             for name, p_ema in ema.named_parameters():
                 p_ema.copy_(params[name])
         else:
+            decay = self.decay_at(step)
             for name, p_ema in ema.named_parameters():
-                p_ema.lerp_(params[name].detach(), 1.0 - self.decay)
+                p_ema.lerp_(params[name].detach(), 1.0 - decay)
         buffers = dict(G.named_buffers())  # BatchNorm running statistics are copied, as StyleGAN2-ADA does
         for name, b_ema in ema.named_buffers():
             b_ema.copy_(buffers[name])
+
+    def decay_at(self, step: int) -> float:
+        """The decay applied after generator step ``step`` (> ``start``): ``decay``, capped during warm-up."""
+        t = step - self.start
+        return min(self.decay, (1 + t) / (10 + t)) if self.warmup else self.decay
 
     def sampling_generator(self) -> nn.Module:
         return self._network()

@@ -51,7 +51,7 @@ def test_ema_is_a_hand_computable_moving_average() -> None:
     G = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
     with torch.no_grad():
         G[0].weight.fill_(1.0)
-    ema = EMA(decay=0.75)
+    ema = EMA(decay=0.75, warmup=False)
     ema.setup(context(G))
     average = ema.sampling_generator()
     assert average is not G and not average.training
@@ -72,9 +72,26 @@ def test_ema_is_a_hand_computable_moving_average() -> None:
     torch.testing.assert_close(average[0].weight, 0.75 * old + 0.25 * G[0].weight, rtol=0, atol=1e-6)
 
 
+def test_ema_warmup_caps_the_decay_early() -> None:
+    ema = EMA(decay=0.999)
+    assert ema.decay_at(1) == pytest.approx(2 / 11)  # (1 + t) / (10 + t)
+    assert ema.decay_at(600) == pytest.approx(601 / 610)
+    assert ema.decay_at(10_000) == 0.999  # capped by decay from t = 8990 on
+    assert EMA(decay=0.9, start=100).decay_at(101) == pytest.approx(2 / 11)  # t counts from start
+    G = nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        G.weight.fill_(0.0)
+    ema = EMA(decay=0.999)
+    ema.setup(context(G))
+    with torch.no_grad():
+        G.weight.fill_(11.0)
+    ema.after_generator_step(G, 1)
+    assert ema.sampling_generator().weight.item() == pytest.approx(9.0)  # 2/11 * 0 + 9/11 * 11
+
+
 def test_ema_copies_the_generator_until_start() -> None:
     G = nn.Linear(2, 2)
-    ema = EMA(decay=0.5, start=2)
+    ema = EMA(decay=0.5, start=2, warmup=False)
     ema.setup(context(G))
     for step, value, expected in ((1, 4.0, 4.0), (2, 8.0, 8.0), (3, 0.0, 4.0)):
         with torch.no_grad():
