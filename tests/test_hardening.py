@@ -179,7 +179,7 @@ def test_checkpoint_missing_parts_is_a_message_not_a_traceback(tmp_path: Path) -
     from ganzoo.checkpoint import TENSORS_SHA256, tensors_sha256
 
     state = load_checkpoint(result.checkpoint)
-    for key in ("config", "components"):
+    for key in ("config", "components", "generator"):
         broken = {k: v for k, v in state.items() if k != key}
         torch.save({**broken, TENSORS_SHA256: tensors_sha256(broken)}, result.checkpoint)
         out = CliRunner().invoke(cli, ["sample", str(run), "-o", str(tmp_path / "x.png")])
