@@ -78,7 +78,7 @@ def test_zoo_results_hold_every_variant_and_the_extension_rows() -> None:
     assert {t["variant"] for t in trials} == ZOO_ROWS
     for row in ZOO_ROWS:
         mine = [t for t in trials if t["variant"] == row]
-        assert sorted(t["seed"] for t in mine) == [0, 1, 2], row
+        assert sorted(t["seed"] for t in mine) == [0], row
         assert all(t["status"] == "ok" and t["steps"] == 600 for t in mine), row
     ema = [t for t in trials if t["variant"] == "dcgan+ema"]
     assert all(t["extensions"] == ["ema"] for t in ema)
