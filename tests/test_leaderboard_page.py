@@ -9,10 +9,11 @@ from ganzoo.leaderboard import render
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "quick" / "results.json"
-# the whole zoo under one step budget (with the dcgan extension rows), the conditional variants trained long
-# enough to learn their classes, the default bench, then DCGAN after 300 steps at the default width and at the
-# previous (half) width, then DCGAN at the default width scored every 150 steps up to 1200
-PAGE_SOURCES = ["zoo", "conditional", "quick", "early", "early-half-width", "early-curve"]
+# the whole zoo under one step budget (with the dcgan extension rows), the conditional variants after 1200
+# steps and cgan-pd after 2400 (profile conditional with --variants cgan-pd --steps 2400), the default
+# bench, then DCGAN after 300 steps at the default width and at the previous (half) width, then DCGAN at
+# the default width scored every 150 steps up to 1200
+PAGE_SOURCES = ["zoo", "conditional", "conditional-long", "quick", "early", "early-half-width", "early-curve"]
 ZOO_ROWS = {"vanilla", "dcgan", "wgan-gp", "wgan-clip", "sngan", "ragan", "cgan-pd", "acgan", "dcgan+ema",
             "dcgan+ema+diffaugment"}
 PAGE = ROOT / "docs" / "leaderboard.md"
@@ -87,15 +88,17 @@ def test_zoo_results_hold_every_variant_and_the_extension_rows() -> None:
 def test_committed_cgan_pd_draws_every_class_as_asked() -> None:
     import json
 
-    agreement = json.loads((ROOT / "benchmarks" / "results" / "conditional" / "class_agreement.json").read_text())
+    long = ROOT / "benchmarks" / "results" / "conditional-long"
+    agreement = json.loads((long / "class_agreement.json").read_text())
     rows = [r for r in agreement["trials"] if r["variant"] == "cgan-pd"]
-    assert len(rows) == 3 and agreement["per_class_samples"] >= 100
+    assert len(rows) == 3 and agreement["per_class_samples"] >= 100 and {r["steps"] for r in rows} == {2400}
+    assert load_results(long)["profile"]["steps"] == 2400
     for row in rows:
         assert len(row["per_class"]) == 10
         assert row["min"] >= 0.9, (row["seed"], row["per_class"])
 
 
 def test_committed_results_hold_no_machine_paths() -> None:
-    for name in ("zoo", "conditional"):
+    for name in ("zoo", "conditional", "conditional-long"):
         text = (ROOT / "benchmarks" / "results" / name / "results.json").read_text()
         assert '"/' not in text and "/root" not in text and "/work/" not in text, name
