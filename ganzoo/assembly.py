@@ -17,8 +17,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from .components import Extension, Loss
-from .config import TrainConfig, load_yaml, merge, parse_override, set_path, shown, validate_config
+from .components import Extension, Loss, implements
+from .config import (
+    TrainConfig,
+    extension_names_as_mapping,
+    load_yaml,
+    merge,
+    parse_override,
+    set_path,
+    shown,
+    validate_config,
+)
 from .errors import ConfigError, PluginError, UsageError
 from .registry import Registry
 
@@ -54,16 +63,6 @@ def user_settings(
     return user, source
 
 
-def _extensions_as_mapping(value: Any) -> Any:
-    """A list of extension names (or a comma-separated string) as ``{name: {}}``, so that it adds to a
-    variant's extensions instead of replacing them; anything else unchanged (validation reports it)."""
-    if isinstance(value, str):
-        value = [part.strip() for part in value.split(",") if part.strip()]
-    if isinstance(value, (list, tuple)) and all(isinstance(name, str) for name in value):
-        return {name: {} for name in value}
-    return value
-
-
 def resolve_config(
     registry: Registry,
     variant: str,
@@ -90,9 +89,9 @@ def resolve_config(
     for role in ("generator", "discriminator", "loss"):
         if user.get(role) not in (None, getattr(entry.item, role)):
             defaults.pop(f"{role}_options", None)
-    for layer in (defaults, user):
+    for layer in (defaults, user):  # a list adds to the variant's extensions instead of replacing them
         if "extensions" in layer:
-            layer["extensions"] = _extensions_as_mapping(layer["extensions"])
+            layer["extensions"] = extension_names_as_mapping(layer["extensions"])
     data = merge(defaults, user)
     data["variant"] = entry.item.name
     data.setdefault("out", f"runs/{entry.item.name}")
@@ -333,7 +332,7 @@ def assemble(
         init_weights(G, config.init_std)
         init_weights(D, config.init_std)
     extensions = build_extensions(registry, config)
-    samplers = [name for name, _, ext in extensions if type(ext).sampling_generator is not Extension.sampling_generator]
+    samplers = [name for name, _, ext in extensions if implements(ext, "sampling_generator")]
     if len(samplers) > 1:
         raise CompositionError(f"extensions {', '.join(map(repr, samplers))} each replace the sampling generator; "
                                "enable at most one of them")

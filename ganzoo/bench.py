@@ -162,8 +162,8 @@ def make_evaluator(real: torch.Tensor, profile: BenchProfile, seed: int,
                                   feature_extractor_weights=profile.feature_extractor_weights, cache_dir=cache_dir)
         if asked:
             labels = torch.cat(asked)
-            scores[CLASS_AGREEMENT] = metrics.class_agreement(images, labels)
-            scores[CLASS_AGREEMENT_MIN] = min(metrics.class_agreement_by_class(images, labels).values())
+            overall, by_class = metrics.class_agreement(images, labels)
+            scores[CLASS_AGREEMENT], scores[CLASS_AGREEMENT_MIN] = overall, min(by_class.values())
         return scores
 
     return evaluate

@@ -150,9 +150,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint with ``weights_only=True``. Files holding code, corrupt files and files whose tensors
     do not match their recorded sha256 raise CheckpointError."""
-    path = resolve_checkpoint(path)
-    if not path.is_file() or path.is_symlink() and not path.resolve().is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} is not a regular file")
+    path = resolve_checkpoint(path)  # a regular file (is_file follows links: a link to a device is not)
     if not zipfile.is_zipfile(path):  # torch.save writes zip archives; anything else is not ours
         raise CheckpointError(f"checkpoint {str(path)!r} is corrupt or unreadable: not a PyTorch zip archive")
     try:

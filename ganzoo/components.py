@@ -157,6 +157,13 @@ class Extension:
         """Restore what :meth:`state_dict` returned."""
 
 
+def implements(ext: Any, method: str) -> bool:
+    """Whether an extension implements ``method`` itself, rather than inheriting :class:`Extension`'s
+    do-nothing default (the trainer calls an extension only at the points it implements)."""
+    own = getattr(type(ext), method, None)
+    return own is not None and own is not getattr(Extension, method, None)
+
+
 @dataclass(frozen=True)
 class ExtensionSpec:
     """A training extension: ``build(**options) -> Extension``; a run enables it with ``extensions: {name:

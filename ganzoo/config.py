@@ -23,6 +23,16 @@ from .errors import ConfigError
 DEFAULT_DATA_ROOT = Path("~/.cache/ganzoo/data")
 
 
+def extension_names_as_mapping(value: Any) -> Any:
+    """A list of extension names (or a comma-separated string) as ``{name: {}}``; anything else unchanged (a
+    mapping of options, or something validation will report)."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, (list, tuple)) and all(isinstance(name, str) for name in value):
+        return {name: {} for name in value}
+    return value
+
+
 class TrainConfig(BaseModel):
     """Everything a training run needs. The trainer reads it; it never parses anything itself."""
 
@@ -100,12 +110,9 @@ class TrainConfig(BaseModel):
     @field_validator("extensions", mode="before")
     @classmethod
     def _extensions_mapping(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
+        value = extension_names_as_mapping(value)
         if isinstance(value, (list, tuple)):
-            if not all(isinstance(name, str) for name in value):
-                raise ValueError("a list of extensions must hold names (strings)")
-            return {name: {} for name in value}
+            raise ValueError("a list of extensions must hold names (strings)")
         if isinstance(value, dict):  # `NAME: false` (or null) turns an extension off; `NAME: true` or {}: on
             out = {}
             for name, options in value.items():

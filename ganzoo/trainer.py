@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
 from .assembly import Assembly
-from .components import Extension, ExtensionContext
+from .components import Extension, ExtensionContext, implements
 from .config import TrainConfig
 from .data import ImageData, make_batches
 from .distributed import DistInfo, barrier, gather_objects, mean_across_ranks
@@ -107,12 +107,6 @@ class DiscriminatorView:
         return self.D(x, labels)
 
 
-def _overrides(ext: Extension, method: str) -> bool:
-    """Whether an extension implements ``method`` itself (the base class's do-nothing default is skipped)."""
-    own = getattr(type(ext), method, None)
-    return own is not None and own is not getattr(Extension, method, None)
-
-
 @dataclass
 class TrainResult:
     """What a finished run reports (also written to ``out/result.json``)."""
@@ -186,15 +180,22 @@ class Trainer:
         self.D_gen: nn.Module = self.D if self.dist.enabled else self.D_fwd
         # -- extensions: set up once, in config order; they act at the points named in train_step ------------
         self.extensions = assembly.extensions
+        # who acts at each point: every extension is set up; elsewhere the base class's do-nothing defaults are
+        # skipped, once here rather than on every step
+        self.acting = {"setup": list(self.extensions), **{
+            point: [entry for entry in self.extensions if implements(entry[2], point)]
+            for point in ("augment", "discriminator_penalty", "after_discriminator_step", "after_generator_step",
+                          "sampling_generator")}}
         context = ExtensionContext(self.G, self.D, cfg, self.num_classes, tuple(assembly.image_shape), device,
                                    self.dist.rank)
         self._at_extensions("setup", context)
-        augments = [ext.augment for _, _, ext in self.extensions if _overrides(ext, "augment")]
+        augments = [ext.augment for _, _, ext in self.acting["augment"]]
         dname = assembly.names["discriminator"]
         self.D_view = DiscriminatorView(self.D_fwd, assembly.conditional_discriminator, augments, dname)
         self.D_gen_view = DiscriminatorView(self.D_gen, assembly.conditional_discriminator, augments, dname)
-        samplers = [(name, ext) for name, _, ext in self.extensions if _overrides(ext, "sampling_generator")]
-        self.sampler_name = samplers[0][0] if samplers else None
+        sampler = self.acting["sampling_generator"][:1]  # assembly allows at most one
+        self.sampler_name = sampler[0][0] if sampler else None
+        self.sampler: Extension | None = sampler[0][2] if sampler else None
         # With compile, each loss computation (networks and loss together) becomes one compiled graph. A loss
         # that differentiates D twice (a gradient penalty) keeps its discriminator step eager: compiled graphs
         # do not support double backward. Its generator step, which differentiates D once, still compiles.
@@ -223,21 +224,17 @@ class Trainer:
 
     def _at_extensions(self, point: str, *args: Any) -> None:
         """Call every extension that implements ``point``, in config order; a failure names its plugin."""
-        for name, plugin, ext in self.extensions:
-            if point == "setup" or _overrides(ext, point):
-                try:
-                    getattr(ext, point)(*args)
-                except Exception as exc:
-                    raise PluginError(plugin, f"extension {name!r}.{point} raised {type(exc).__name__}: {exc}",
-                                      "register_extensions") from exc
+        for name, plugin, ext in self.acting[point]:
+            try:
+                getattr(ext, point)(*args)
+            except Exception as exc:
+                raise PluginError(plugin, f"extension {name!r}.{point} raised {type(exc).__name__}: {exc}",
+                                  "register_extensions") from exc
 
     @property
     def sampling_generator(self) -> nn.Module:
         """The network that draws grids, evaluations and exports: an extension's (an EMA), else :attr:`G`."""
-        for name, _, ext in self.extensions:
-            if name == self.sampler_name:
-                return ext.sampling_generator()
-        return self.G
+        return self.sampler.sampling_generator() if self.sampler is not None else self.G
 
     # -- state that survives a restart ----------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -373,9 +370,7 @@ class Trainer:
                                  step: int) -> torch.Tensor | None:
         """The sum of the extensions' terms for discriminator update ``step`` (``None`` if none applies)."""
         total = None
-        for name, plugin, ext in self.extensions:
-            if not _overrides(ext, "discriminator_penalty"):
-                continue
+        for name, plugin, ext in self.acting["discriminator_penalty"]:
             term = ext.discriminator_penalty(self.D_view, real, real_labels, step)
             if term is not None:
                 term = self._checked(term, "discriminator_penalty", plugin, f"extension {name!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,29 @@ def quick() -> dict[str, Any]:
     return dict(QUICK)
 
 
+def build_loss(name: str, **options: Any) -> Any:
+    """The loss registered as ``name``, built with ``options``."""
+    from ganzoo.registry import get_registry
+
+    return get_registry().losses.get(name).item.build(**options)
+
+
+def softplus(t: float) -> float:
+    """log(1 + e^t), the closed form the GAN losses reduce to for constant logits."""
+    return math.log1p(math.exp(t))
+
+
+class ConstantLogit(torch.nn.Module):
+    """D(x) = t for every sample (t a learnable scalar), so losses reduce to closed forms."""
+
+    def __init__(self, t: float):
+        super().__init__()
+        self.t = torch.nn.Parameter(torch.tensor(float(t)))
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.t.expand(x.shape[0])
+
+
 def assert_same_weights(a: Path, b: Path) -> None:
     """Two checkpoints (files or run directories) hold equal G, D and optimiser states at the same step."""
     sa, sb = load_checkpoint(a), load_checkpoint(b)
@@ -67,4 +91,4 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, torch.Tensor]:
     return out
 
 
-__all__ = ["assert_same_weights", "registered", "ganzoo"]
+__all__ = ["ConstantLogit", "assert_same_weights", "build_loss", "registered", "ganzoo", "softplus"]

@@ -6,24 +6,8 @@ import math
 
 import pytest
 import torch
+from conftest import ConstantLogit, build_loss, softplus
 from torch import nn
-
-from ganzoo.registry import get_registry
-
-
-def build_loss(name: str, **options):
-    return get_registry().losses.get(name).item.build(**options)
-
-
-class ConstantLogit(nn.Module):
-    """D(x) = t for every sample (t a learnable scalar), so losses reduce to closed forms."""
-
-    def __init__(self, t: float):
-        super().__init__()
-        self.t = nn.Parameter(torch.tensor(float(t)))
-
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.t.expand(x.shape[0])
 
 
 class Linear(nn.Module):
@@ -35,10 +19,6 @@ class Linear(nn.Module):
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return x.flatten(1) @ self.w
-
-
-def softplus(t: float) -> float:
-    return math.log1p(math.exp(t))
 
 
 X = torch.zeros(4, 1, 2, 2)

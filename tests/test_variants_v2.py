@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import assert_same_weights, registered
+from conftest import ConstantLogit, assert_same_weights, build_loss, registered, softplus
 from ganzoo_plugins.acgan import ACGANDiscriminator, ACGANGenerator
 from ganzoo_plugins.cgan_pd import CGANPDGenerator, ConditionalBatchNorm2d, ProjectionDiscriminator
 from ganzoo_plugins.dcgan import DCGANDiscriminator
@@ -26,25 +26,6 @@ from ganzoo.registry import get_registry
 
 NEW_VARIANTS = ("wgan-clip", "sngan", "ragan", "cgan-pd", "acgan")
 CONDITIONAL = ("cgan-pd", "acgan")
-
-
-def build_loss(name: str, **options: Any) -> Any:
-    return get_registry().losses.get(name).item.build(**options)
-
-
-def softplus(t: float) -> float:
-    return math.log1p(math.exp(t))
-
-
-class ConstantLogit(nn.Module):
-    """D(x) = t for every sample."""
-
-    def __init__(self, t: float):
-        super().__init__()
-        self.t = nn.Parameter(torch.tensor(float(t)))
-
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.t.expand(x.shape[0])
 
 
 class FirstPixel(nn.Module):

@@ -160,22 +160,17 @@ def predict_digits(images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor
     return torch.cat([model(uint8_to_input(chunk)).argmax(1) for chunk in images.split(batch_size)])
 
 
-def class_agreement_by_class(images: torch.Tensor, labels: torch.Tensor) -> dict[int, float]:
-    """For each class in ``labels``, the share of its ``uint8`` images that the bundled MNIST classifier
-    assigns to it (what a conditional generator was asked for); 1.0 when every image shows its class."""
+def class_agreement(images: torch.Tensor, labels: torch.Tensor) -> tuple[float, dict[int, float]]:
+    """How often the bundled MNIST classifier assigns ``uint8`` images to the class in ``labels`` (what a
+    conditional generator was asked for): ``(share over all images, {class: share over its images})``, from one
+    pass of the classifier; 1.0 when every image shows its class."""
     if images.shape[0] != labels.shape[0] or images.shape[0] == 0:
         raise ValueError(f"class agreement needs one label per image ({images.shape[0]} images, "
                          f"{labels.shape[0]} labels)")
-    hits = predict_digits(images).cpu() == labels.cpu()
-    return {int(k): float(hits[labels.cpu() == k].double().mean()) for k in labels.unique().tolist()}
-
-
-def class_agreement(images: torch.Tensor, labels: torch.Tensor) -> float:
-    """The share of ``uint8`` images that the bundled MNIST classifier assigns to the class in ``labels``."""
-    if images.shape[0] != labels.shape[0] or images.shape[0] == 0:
-        raise ValueError(f"class agreement needs one label per image ({images.shape[0]} images, "
-                         f"{labels.shape[0]} labels)")
-    return float((predict_digits(images).cpu() == labels.cpu()).double().mean())
+    labels = labels.cpu()
+    hits = predict_digits(images).cpu() == labels
+    by_class = {int(k): float(hits[labels == k].double().mean()) for k in labels.unique().tolist()}
+    return float(hits.double().mean()), by_class
 
 
 def evaluate(

@@ -9,19 +9,18 @@ layers or content hash does not check out is recomputed and rewritten, never tru
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 from torch.utils.data import Dataset
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.utils import get_featuresdict_from_dataset
 
-from ..checkpoint import atomic_write_bytes
+from ..checkpoint import atomic_write_bytes, tensors_sha256
 
 log = logging.getLogger(__name__)
 
@@ -52,21 +51,9 @@ def extract_features(extractor: FeatureExtractorBase, images: torch.Tensor, rgb:
                                          save_cpu_ram=True, verbose=verbose)
 
 
-def features_sha256(features: dict[str, torch.Tensor]) -> str:
-    """sha256 over the layer names, shapes, dtypes and bytes of ``features`` (in name order)."""
-    digest = hashlib.sha256()
-    for name in sorted(features):
-        tensor = features[name].detach().cpu().contiguous()
-        digest.update(f"{name}:{list(tensor.shape)}:{tensor.dtype};".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
-    return digest.hexdigest()
-
-
 def _read_entry(path: Path, key: str, layers: list[str]) -> dict[str, torch.Tensor] | None:
     """A cache entry that checks out (its key, its layers, the sha256 of its tensors), or ``None``."""
     try:
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as handle:
             meta = handle.metadata() or {}
         features = load_file(str(path))
@@ -76,7 +63,7 @@ def _read_entry(path: Path, key: str, layers: list[str]) -> dict[str, torch.Tens
     if meta.get("format") != CACHE_FORMAT or meta.get("key") != key or sorted(features) != sorted(layers):
         log.warning("ignoring metric cache entry %s: it is not the entry for this key; recomputing it", path)
         return None
-    if meta.get("sha256") != features_sha256(features):
+    if meta.get("sha256") != tensors_sha256(features):
         log.warning("ignoring metric cache entry %s: its content does not match its sha256; recomputing it", path)
         return None
     return features
@@ -91,6 +78,6 @@ def real_features(key: str, layers: list[str], compute: Callable[[], dict[str, t
         if cached is not None:
             return cached
     features = {name: tensor.contiguous() for name, tensor in compute().items()}
-    meta = {"format": CACHE_FORMAT, "key": key, "sha256": features_sha256(features)}
+    meta = {"format": CACHE_FORMAT, "key": key, "sha256": tensors_sha256(features)}
     atomic_write_bytes(path, lambda f: f.write(save(features, metadata=meta)))
     return features
