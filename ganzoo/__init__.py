@@ -48,6 +48,7 @@ from .errors import (
 from .hookspecs import hookimpl
 from .plugins import get_plugin_manager as plugin_manager  # the process-wide manager, by its public name
 from .plugins import list_plugins, load_failures
+from .reproduce import reproduce
 from .trainer import TrainResult
 
 __version__ = version()
@@ -57,5 +58,6 @@ __all__ = [
     "Extension", "ExtensionContext", "ExtensionSpec",
     "GanzooError", "Generator", "Loss", "LossSpec", "PluginError", "TrainConfig", "TrainResult",
     "UnknownNameError", "UsageError", "Variant", "bench", "build_config", "hookimpl", "list_components", "list_plugins",
-    "list_variants", "load_dataset", "load_failures", "load_generator", "plugin_manager", "sample", "train", "version",
+    "list_variants", "load_dataset", "load_failures", "load_generator", "plugin_manager", "reproduce", "sample",
+    "train", "version",
 ]

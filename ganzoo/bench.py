@@ -47,6 +47,16 @@ METRIC_DIRECTIONS = {m.key: m.lower_is_better for m in METRICS}
 EXTENSION_JOINER = "+"
 
 
+class Budget(BaseModel):
+    """One row's budget in a profile's ``budgets``: generator steps and, optionally, its evaluation interval."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: int = Field(gt=0, description="Generator steps per trial of this row.")
+    eval_every: int | None = Field(None, ge=0, description="Evaluate every N generator steps (default: the "
+                                                           "profile's eval_every).")
+
+
 class BenchProfile(BaseModel):
     """A benchmark protocol, loaded from a YAML profile (``benchmarks/profiles/*.yaml``) or built in code."""
 
@@ -66,9 +76,23 @@ class BenchProfile(BaseModel):
     feature_extractor: str = "ganzoo-mnist"
     feature_extractor_weights: Path | None = None
     device: str = "cpu"
+    threads: int | None = Field(None, gt=0, description="CPU threads per trial (default: the cores, shared out by "
+                                                        "--jobs); fixed, figures do not depend on --jobs.")
     overrides: dict[str, Any] = Field(default_factory=dict, description="Training config keys for every variant.")
     variant_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict,
                                                           description="Training config keys per variant.")
+    budgets: dict[str, Budget] = Field(default_factory=dict,
+                                       description="Steps (and eval_every) per row or variant, overriding steps.")
+
+    def budget(self, row: str, *fallbacks: str) -> Budget:
+        """The budget of ``row`` (``dcgan+ema``), else of the first of ``fallbacks`` (its variant, as canonical
+        name or alias) that has one, else the profile's ``steps`` and ``eval_every``."""
+        for name in (row, *fallbacks):
+            if name in self.budgets:
+                found = self.budgets[name]
+                return Budget(steps=found.steps,
+                              eval_every=self.eval_every if found.eval_every is None else found.eval_every)
+        return Budget(steps=self.steps, eval_every=self.eval_every)
 
 
 def profiles_dir() -> Path:
@@ -110,7 +134,8 @@ def hardware() -> dict[str, Any]:
     except OSError:
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"cpu": cpu, "threads": torch.get_num_threads(), "gpu": gpu, "platform": platform.platform()}
+    return {"cpu": cpu, "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
+            "gpu": gpu, "platform": platform.platform()}
 
 
 def portable_extractor_info(info: dict[str, Any]) -> dict[str, Any]:
@@ -182,8 +207,14 @@ def best_scores(history: list[dict[str, Any]]) -> dict[str, Any]:
     return best
 
 
-def _config_hash(cfg_json: dict[str, Any], profile: BenchProfile) -> str:
-    protocol = profile.model_dump(mode="json", exclude={"name", "description", "variants", "seeds"})
+def _config_hash(cfg_json: dict[str, Any], profile: BenchProfile, budget: Budget) -> str:
+    """What makes two trials the same trial: the training config and the protocol, with the trial's own
+    budget in place of the profile's other rows' (so a row added to ``budgets`` leaves the others' hashes)."""
+    protocol = profile.model_dump(mode="json", exclude={"name", "description", "variants", "seeds", "budgets"})
+    if profile.budgets:
+        protocol.update(steps=budget.steps, eval_every=budget.eval_every)
+    if profile.threads is None:  # profiles from before the key hash as they did
+        del protocol["threads"]
     blob = json.dumps({"config": cfg_json, "protocol": protocol}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -211,10 +242,11 @@ def _write_results(out: Path, profile: BenchProfile, trials: list[dict[str, Any]
 
 
 def run_trial(profile: BenchProfile, variant: str, seed: int, out: Path, real: torch.Tensor, *,
-              config_hash: str, cfg: Any, progress: bool, cache_dir: Path | None,
+              config_hash: str, cfg: Any, eval_every: int, progress: bool, cache_dir: Path | None,
               pm: pluggy.PluginManager | None) -> dict[str, Any]:
-    """Train and score one (row, seed); never raises for a failing or diverging variant. ``variant`` is the
-    leaderboard row: a variant's name, or it joined with extensions (``dcgan+ema``)."""
+    """Train and score one (row, seed) for ``cfg.steps`` steps, evaluating every ``eval_every``; never raises
+    for a failing or diverging variant. ``variant`` is the leaderboard row: a variant's name, or it joined with
+    extensions (``dcgan+ema``)."""
     from . import metrics
 
     trial_dir = Path(cfg.out)
@@ -228,14 +260,14 @@ def run_trial(profile: BenchProfile, variant: str, seed: int, out: Path, real: t
             "real_split": profile.real_split, "num_real": int(real.shape[0]), "num_fake": profile.num_fake,
             "feature_extractor": portable_extractor_info(metrics.extractor_info(
                 profile.feature_extractor, profile.feature_extractor_weights)),
-            "budget": {"steps": profile.steps, "seconds": profile.seconds},
-            "eval_every": profile.eval_every, "eval_every_seconds": profile.eval_every_seconds,
+            "budget": {"steps": cfg.steps, "seconds": profile.seconds},
+            "eval_every": eval_every, "eval_every_seconds": profile.eval_every_seconds,
             "seed": seed, "config_hash": config_hash, "config": cfg.model_dump(mode="json"),
             "versions": {**api.versions(pm), "torch_fidelity": _torch_fidelity_version()},
         },
-        "hardware": hardware(),
     }
     shutil.rmtree(trial_dir, ignore_errors=True)  # what an interrupted attempt left must not mix in
+    record["hardware"] = hardware()  # the thread count too: figures depend on it
     started = time.perf_counter()
     history: list[dict[str, Any]] = []
 
@@ -248,7 +280,7 @@ def run_trial(profile: BenchProfile, variant: str, seed: int, out: Path, real: t
     registry = get_registry(pm)
     try:
         result = api.run_config(registry, cfg, None, progress, pm, max_seconds=profile.seconds, evaluate=evaluate,
-                                eval_every=profile.eval_every, eval_every_seconds=profile.eval_every_seconds)
+                                eval_every=eval_every, eval_every_seconds=profile.eval_every_seconds)
     except DivergenceError as exc:
         record.update(status="diverged", reason=str(exc), diverged_at=exc.step)
     except GanzooError as exc:
@@ -319,6 +351,8 @@ def bench(
                "feature_extractor_weights": str(feature_extractor_weights) if feature_extractor_weights else None}
     prof = (profile.model_copy(update={k: v for k, v in changes.items() if v is not None})
             if isinstance(profile, BenchProfile) else load_profile(profile, **changes))
+    if steps is not None:  # an explicit step budget is every row's
+        prof = prof.model_copy(update={"budgets": {}})
     if jobs < 1:
         raise UsageError(f"jobs must be at least 1, not {jobs}")
     out = Path(out)
@@ -337,48 +371,61 @@ def bench(
             canonical = registry.variants.get(base).item.name
             row = EXTENSION_JOINER.join([canonical, *extensions])
             rows.setdefault(row, (canonical, base, extensions))  # aliases run once
+        for name in prof.budgets:  # a typo in a budget's name must not silently leave a row at the default budget
+            try:
+                registry.variants.get(split_row(name, registry)[0])
+            except GanzooError as exc:
+                raise ConfigError(f"profile {prof.name!r}, budgets: {exc}") from None
         for row, (canonical, variant, extensions) in rows.items():
             per_variant = prof.variant_overrides.get(canonical, prof.variant_overrides.get(variant, {}))
             overrides = merge(prof.overrides, per_variant)
             if extensions:  # an extension row: the variant's recipe with these extensions added
                 overrides = merge(overrides, prof.variant_overrides.get(row, {}))
                 overrides = merge({"extensions": {name: {} for name in extensions}}, overrides)
+            budget = prof.budget(row, canonical, variant)
             for seed in range(prof.seeds):
                 cfg = resolve_config(registry, canonical, overrides=overrides,
-                                     steps=prof.steps, dataset=prof.dataset, seed=seed, device=prof.device,
+                                     steps=budget.steps, dataset=prof.dataset, seed=seed, device=prof.device,
                                      out=str(out / row / f"seed-{seed}"))
                 # No intermediate grids or checkpoints unless the profile asks for them: a bench directory holds
                 # the final grid and checkpoint of every trial, and writing is not counted as training time anyway.
                 cfg = cfg.model_copy(update={key: getattr(cfg, key) if key in overrides else 0
                                              for key in ("sample_every", "checkpoint_every")})
-                plan.append((row, seed, cfg, _config_hash(cfg.model_dump(mode="json", exclude={"out"}), prof)))
+                plan.append((row, seed, cfg, budget.eval_every or 0,
+                             _config_hash(cfg.model_dump(mode="json", exclude={"out"}), prof, budget)))
         first = plan[0][2]  # every trial trains on the same dataset, root and image size
         real = load_images(registry, prof.dataset, split=prof.real_split, root=first.data_root, download=first.download,
                            image_size=first.image_size).tensor(workers=first.data_workers, progress=progress)
         previous = load_results(out)["trials"] if (out / RESULTS_FILE).is_file() else []
         records = {(t["variant"], t["seed"], t["config_hash"]): t for t in previous if t["status"] != "running"}
-        order = [(row, seed, config_hash) for row, seed, _, config_hash in plan]
-        todo = [(row, seed, cfg, h) for row, seed, cfg, h in plan if (row, seed, h) not in records]
+        order = [(row, seed, config_hash) for row, seed, _, _, config_hash in plan]
+        todo = [entry for entry in plan if (entry[0], entry[1], entry[4]) not in records]
         bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc="bench", unit="trial", disable=not progress,
                    dynamic_ncols=True)
         if jobs <= 1:
-            for variant, seed, cfg, config_hash in todo:
-                bar.set_description(f"bench {variant} seed {seed}")
-                records[(variant, seed, config_hash)] = run_trial(
-                    prof, variant, seed, out, real, config_hash=config_hash, cfg=cfg, progress=progress,
-                    cache_dir=cache, pm=pm)
-                _write_results(out, prof, [records[k] for k in order if k in records])
-                bar.update(1)
+            threads_before = torch.get_num_threads()
+            torch.set_num_threads(prof.threads or threads_before)
+            try:
+                for variant, seed, cfg, eval_every, config_hash in todo:
+                    bar.set_description(f"bench {variant} seed {seed}")
+                    records[(variant, seed, config_hash)] = run_trial(
+                        prof, variant, seed, out, real, config_hash=config_hash, cfg=cfg, eval_every=eval_every,
+                        progress=progress, cache_dir=cache, pm=pm)
+                    _write_results(out, prof, [records[k] for k in order if k in records])
+                    bar.update(1)
+            finally:
+                torch.set_num_threads(threads_before)
         else:
             # Independent trials in separate processes, sharing the cores between them. Each worker builds its
             # own plugin manager from the entry points (plugins registered in-process here are not seen there).
-            threads = max(1, (os.cpu_count() or 1) // jobs)
+            threads = prof.threads or max(1, (os.cpu_count() or 1) // jobs)
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(jobs, mp_context=context, initializer=torch.set_num_threads,
                                      initargs=(threads,)) as pool:
                 futures = {pool.submit(run_trial, prof, variant, seed, out, real, config_hash=config_hash,
-                                       cfg=cfg, progress=False, cache_dir=cache, pm=None): (variant, seed, config_hash)
-                           for variant, seed, cfg, config_hash in todo}
+                                       cfg=cfg, eval_every=eval_every, progress=False, cache_dir=cache,
+                                       pm=None): (variant, seed, config_hash)
+                           for variant, seed, cfg, eval_every, config_hash in todo}
                 for future in as_completed(futures):
                     records[futures[future]] = future.result()
                     _write_results(out, prof, [records[k] for k in order if k in records])

@@ -184,8 +184,12 @@ def _num(scores: dict, key: str, fmt: str) -> str:
 @click.option("--seeds", type=click.IntRange(min=1), help="Trials per variant (mean and std over seeds).")
 @click.option("--steps", type=click.IntRange(min=1), help="Generator steps per trial.")
 @click.option("--seconds", type=click.FloatRange(min=0, min_open=True), help="Seconds of training per trial.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/bench"),
-              show_default=True, help="Bench directory (results.json, plots, grids, checkpoints).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Bench directory (results.json, plots, grids, checkpoints). Default: runs/bench, or "
+                   "runs/reproduce/PROFILE with --reproduce.")
+@click.option("--reproduce", type=click.Path(exists=True, path_type=Path), metavar="RESULTS",
+              help="Re-run the profile stored in a results file (or its directory) and compare with its figures; "
+                   "--seeds and --variants pick a subset. Exit 1 if a row's FID is outside the committed spread.")
 @click.option("--feature-extractor", help="ganzoo-mnist (offline) or inception-v3-compat.")
 @click.option("--feature-extractor-weights", type=click.Path(dir_okay=False, path_type=Path),
               help="Weights file of the feature extractor (Inception: weights-inception-2015-12-05-6726825d.pth).")
@@ -194,8 +198,9 @@ def _num(scores: dict, key: str, fmt: str) -> str:
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @library_errors
 def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path | None, seeds: int | None,
-              steps: int | None, seconds: float | None, out: Path, feature_extractor: str | None,
-              feature_extractor_weights: Path | None, jobs: int, no_progress: bool) -> None:
+              steps: int | None, seconds: float | None, out: Path | None, reproduce: Path | None,
+              feature_extractor: str | None, feature_extractor_weights: Path | None, jobs: int,
+              no_progress: bool) -> None:
     """Train variants under one budget, score them with torch-fidelity, write OUT/results.json.
 
     \b
@@ -203,6 +208,7 @@ def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path
       ganzoo bench --variants vanilla,dcgan,wgan
       ganzoo bench --profile quick --seeds 3 --out runs/bench3
       ganzoo bench --profile cifar10 --feature-extractor-weights ~/weights/weights-inception-2015-12-05-6726825d.pth
+      ganzoo bench --reproduce benchmarks/results/default --seeds 1
 
     An interrupted bench re-run with the same --out re-runs only the trials that did not finish.
     """
@@ -215,6 +221,15 @@ def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path
     if names == []:
         raise click.BadParameter("names no variant; give at least one (e.g. --variants dcgan)",
                                  param_hint="--variants")
+    if reproduce is not None:
+        given = {"--profile": profile_name, "--config": profile_file, "--steps": steps, "--seconds": seconds,
+                 "--feature-extractor": feature_extractor, "--feature-extractor-weights": feature_extractor_weights}
+        clash = [flag for flag, value in given.items() if value is not None]
+        if clash:
+            raise click.UsageError(f"--reproduce re-runs the stored protocol as it was; drop {', '.join(clash)}")
+        _reproduce(reproduce, out, seeds, names, jobs, not no_progress)
+        return
+    out = out or Path("runs/bench")
     results = bench(names, profile=profile_file or profile_name, out=out, seeds=seeds, steps=steps,
                     seconds=seconds, feature_extractor=feature_extractor,
                     feature_extractor_weights=feature_extractor_weights, jobs=jobs, progress=not no_progress)
@@ -231,6 +246,39 @@ def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path
         if t["status"] != "ok":
             click.echo(f"    {t['reason']}")
     click.echo(f"results: {out / 'results.json'}")
+
+
+def _reproduce(results: Path, out: Path | None, seeds: int | None, variants: list[str] | None, jobs: int,
+               progress: bool) -> None:
+    """``bench --reproduce``: re-run, then a table of committed against new values per row and metric."""
+    from .metric_keys import BY_KEY
+    from .reproduce import reproduce
+
+    report = reproduce(results, out=out, seeds=seeds, variants=variants, jobs=jobs, progress=progress)
+    width = max([10, *(len(c.variant) for c in report.comparisons)])
+    seeds_text = ", ".join(map(str, report.seeds))
+    click.echo(f"re-ran seeds {seeds_text} of {report.results} into {report.out}")
+    click.echo(f"committed on: {'; '.join(report.committed_machine)}")
+    click.echo(f"re-run on:    {'; '.join(report.machine)}")
+    click.echo("expected: " + ("identical figures (same machine type)" if report.same_machine_type else
+                               "figures within the committed seed spread (another machine type)"))
+    click.echo(f"{'variant':<{width}} {'metric':<16} {'committed':>10} {'new':>10} {'committed mean ± std':>26} "
+               f"{'95% interval':>21}  verdict")
+    for c in report.comparisons:
+        dec = BY_KEY[c.metric].decimals + 1
+        same_seeds = [c.committed[s] for s in c.new if s in c.committed]
+        old = f"{sum(same_seeds) / len(same_seeds):.{dec}f}" if same_seeds else "-"
+        spread = f"{c.committed_mean:.{dec}f} ± {c.committed_std:.{dec}f} (n={len(c.committed)})"
+        interval = f"[{c.low:.{dec}f}, {c.high:.{dec}f}]"
+        click.echo(f"{c.variant:<{width}} {BY_KEY[c.metric].title:<16} {old:>10} {c.new_mean:>10.{dec}f} "
+                   f"{spread:>26} {interval:>21}  {c.verdict}")
+    for line in report.failed_trials:
+        click.echo(f"failed: {line}")
+    verdicts = report.rows
+    summary = ", ".join(f"{row}: {verdict}" for row, verdict in verdicts.items())
+    if not report.reproduced:
+        raise click.ClickException(f"not reproduced (FID per row: {summary})")
+    click.echo(f"reproduced (FID per row: {summary})")
 
 
 @cli.command("leaderboard")

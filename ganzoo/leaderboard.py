@@ -76,7 +76,8 @@ def render(results: list[str | Path], out: str | Path) -> str:
         "*Class agreement* (class-conditional variants only) is the share of samples the same classifier assigns",
         "to the class they were generated for. A row such as `dcgan+ema` is the variant trained with those",
         "extensions added.",
-        "*Untrained FID* scores the same generator before its first step. See",
+        "*Untrained FID* scores the same generator before its first step. *Train time* is the seconds of",
+        "training, *Wall time* the whole trial with its evaluations, on the hardware named in the row. See",
         "[benchmark methodology](benchmarks.md) for the protocol.",
         "",
     ]
@@ -89,8 +90,14 @@ def render(results: list[str | Path], out: str | Path) -> str:
             proto = first["protocol"]
             fx = proto["feature_extractor"]
             budget = proto["budget"]
-            budget_text = (f"{budget['seconds']:g} s of training per trial" if budget.get("seconds")
-                           else f"{budget['steps']} generator steps per trial")
+            steps = {t["protocol"]["budget"]["steps"] for _, trials in rows for t in trials}
+            if budget.get("seconds"):
+                budget_text = (f"{budget['seconds']:g} s of training per trial (a time budget: other hardware "
+                               "trains a different number of steps)")
+            elif len(steps) == 1:
+                budget_text = f"{budget['steps']} generator steps per trial"
+            else:
+                budget_text = "generator steps per row (the Steps column)"
             conditional = any(CLASS_AGREEMENT in t.get("final", {}) for _, trials in rows for t in trials)
             columns = [c for c in COLUMNS if c[0] != CLASS_AGREEMENT or conditional]
             lines += [
@@ -103,8 +110,8 @@ def render(results: list[str | Path], out: str | Path) -> str:
                 f"{proto['versions']['ganzoo']}.",
                 "",
                 "| Variant | Seeds | " + " | ".join(c[1] for c in columns)
-                + " | Untrained FID | Steps | Train time | img/s | Hardware | Status |",
-                "|" + "---|" * (len(columns) + 8),
+                + " | Untrained FID | Steps | Train time | Wall time | img/s | Hardware | Status |",
+                "|" + "---|" * (len(columns) + 9),
             ]
             rows.sort(key=_rank)
             for variant, trials in rows:
@@ -114,6 +121,7 @@ def render(results: list[str | Path], out: str | Path) -> str:
                 untrained = _mean_std([t["untrained"][FID] for t in trials if t.get("untrained")], 2)
                 steps = _mean_std([t["steps"] for t in ok], 0)
                 train = _mean_std([t["train_seconds"] for t in ok], 0)
+                wall = _mean_std([t["wall_seconds"] for t in ok], 0)
                 ips = _mean_std([t["images_per_second"] for t in ok], 0)
                 statuses = []
                 for t in trials:
@@ -123,7 +131,8 @@ def render(results: list[str | Path], out: str | Path) -> str:
                         statuses.append(f"{t['status']} (seed {t['seed']}): {str(t['reason']).splitlines()[0]}")
                 status = "; ".join(statuses) or "ok"
                 lines.append(f"| {variant} | {len(trials)} | " + " | ".join(cells)
-                             + f" | {untrained} | {steps} | {train} s | {ips} | {_hardware(trials[0])} | {status} |")
+                             + f" | {untrained} | {steps} | {train} s | {wall} s | {ips} | {_hardware(trials[0])} "
+                             f"| {status} |")
             lines.append("")
             for variant, trials in rows:
                 # every seed's sample grid (seed variance shows), then the first trial's plots

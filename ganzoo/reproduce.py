@@ -1,0 +1,196 @@
+"""Re-run a committed benchmark and say, per row and metric, whether the new figures match the committed ones.
+
+``reproduce("benchmarks/results/default")`` reads the results file's stored profile, runs it again (all of its
+seeds, or the first ``seeds``) into a fresh bench directory and compares the final scores:
+
+- **identical**: every re-run seed gave the committed value bit for bit. Expected on the CPU instruction set,
+  torch version and thread count the results were made with (training is deterministic on the CPU).
+- **within spread**: the re-run mean lies in the 95% prediction interval of the committed seeds,
+  ``mean ± t(0.975, n-1) · std · sqrt(1/m + 1/n)`` for n committed and m re-run seeds. This is what another
+  machine should give: a different CPU changes floating-point rounding, and a GAN turns that into the
+  difference between two seeds.
+- **outside spread**: neither; the re-run disagrees with the committed figures more than seed noise explains.
+
+A row reproduces when its FID (the leaderboard's ranking metric) is identical or within spread and every
+trial finished; the other metrics are compared the same way and reported beside it.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from .bench import BenchProfile, bench, load_results
+from .errors import UsageError
+from .metric_keys import FID, METRICS
+
+#: The prediction interval's coverage: a re-run from another machine falls outside it 5% of the time by chance.
+CONFIDENCE = 0.95
+IDENTICAL = "identical"
+WITHIN = "within spread"
+OUTSIDE = "outside spread"
+MISSING = "missing"
+#: Metrics compared: every leaderboard column.
+COMPARED = tuple(m.key for m in METRICS if m.column)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One row's one metric: committed and re-run values by seed, the committed spread and the verdict."""
+
+    variant: str
+    metric: str
+    committed: dict[int, float]  # seed -> value, every committed seed
+    new: dict[int, float]  # seed -> value, the re-run seeds
+    low: float  # the prediction interval for the re-run mean
+    high: float
+    verdict: str
+
+    @property
+    def committed_mean(self) -> float:
+        return statistics.fmean(self.committed.values())
+
+    @property
+    def committed_std(self) -> float:
+        return statistics.stdev(self.committed.values()) if len(self.committed) > 1 else 0.0
+
+    @property
+    def new_mean(self) -> float:
+        return statistics.fmean(self.new.values()) if self.new else math.nan
+
+
+@dataclass
+class Reproduction:
+    """What :func:`reproduce` found: a comparison per row and metric, and the rows that did not reproduce."""
+
+    results: Path  # the committed results file
+    out: Path  # the re-run's bench directory
+    seeds: list[int]
+    comparisons: list[Comparison] = field(default_factory=list)
+    failed_trials: list[str] = field(default_factory=list)  # "row seed N: reason"
+    committed_machine: list[str] = field(default_factory=list)  # machine types the committed trials ran on
+    machine: list[str] = field(default_factory=list)  # and the re-run's
+
+    @property
+    def same_machine_type(self) -> bool:
+        """The re-run used the CPU, instruction set, thread count and torch version of the committed trials:
+        its figures should then be identical, not only within spread."""
+        return bool(self.machine) and set(self.machine) == set(self.committed_machine)
+
+    @property
+    def rows(self) -> dict[str, str]:
+        """Row -> its FID verdict (``missing`` when a re-run trial did not finish)."""
+        verdicts = {c.variant: c.verdict for c in self.comparisons if c.metric == FID}
+        for line in self.failed_trials:
+            verdicts[line.split(" seed ")[0]] = MISSING
+        return verdicts
+
+    @property
+    def reproduced(self) -> bool:
+        """Every row's FID identical or within the committed spread, and no re-run trial failed."""
+        return all(v in (IDENTICAL, WITHIN) for v in self.rows.values())
+
+
+def machine_type(trial: dict[str, Any]) -> str:
+    """What a trial's figures depend on besides its config and seed: processor, CPU instruction set used by
+    torch, threads, GPU and torch version, as one line."""
+    hw = trial.get("hardware", {})
+    torch_version = trial.get("protocol", {}).get("versions", {}).get("torch")
+    return (f"{hw.get('gpu') or hw.get('cpu')}, {hw.get('cpu_capability', 'instruction set not recorded')}, "
+            f"{hw.get('threads')} threads, torch {torch_version}")
+
+
+def prediction_interval(values: list[float], m: int) -> tuple[float, float]:
+    """The ``CONFIDENCE`` prediction interval for the mean of ``m`` new draws, from the committed ``values``.
+
+    With one committed value there is no spread to go by and the interval is that value alone.
+    """
+    from scipy.stats import t
+
+    mean = statistics.fmean(values)
+    n = len(values)
+    if n < 2:
+        return mean, mean
+    half = float(t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * statistics.stdev(values) * math.sqrt(1 / m + 1 / n)
+    return mean - half, mean + half
+
+
+def compare(committed: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[Comparison]:
+    """Compare two lists of trial records (``results.json`` trials) row by row and metric by metric."""
+    comparisons = []
+    rows = list(dict.fromkeys(t["variant"] for t in committed))
+    for row in rows:
+        old = [t for t in committed if t["variant"] == row and t["status"] == "ok"]
+        rerun = [t for t in new if t["variant"] == row and t["status"] == "ok"]
+        for metric in COMPARED:
+            before = {t["seed"]: t["final"][metric] for t in old if metric in t["final"]}
+            after = {t["seed"]: t["final"][metric] for t in rerun if metric in t["final"]}
+            if not before:
+                continue
+            if not after:
+                comparisons.append(Comparison(row, metric, before, after, math.nan, math.nan, MISSING))
+                continue
+            low, high = prediction_interval(list(before.values()), len(after))
+            if all(seed in before and before[seed] == value for seed, value in after.items()):
+                verdict = IDENTICAL
+            elif low <= statistics.fmean(after.values()) <= high:
+                verdict = WITHIN
+            else:
+                verdict = OUTSIDE
+            comparisons.append(Comparison(row, metric, before, after, low, high, verdict))
+    return comparisons
+
+
+def reproduce(
+    results: str | Path,
+    *,
+    out: str | Path | None = None,
+    seeds: int | None = None,
+    variants: list[str] | None = None,
+    jobs: int = 1,
+    progress: bool = True,
+    pm: pluggy.PluginManager | None = None,
+) -> Reproduction:
+    """Re-run the benchmark stored in ``results`` (a ``results.json`` or its directory) and compare.
+
+    ``seeds`` re-runs only the first N of the committed seeds, ``variants`` only those rows. The re-run goes
+    to ``out`` (default ``runs/reproduce/<profile>``); re-running into the same directory continues an
+    interrupted reproduction, as a bench does.
+
+    Example::
+
+        report = ganzoo.reproduce("benchmarks/results/default", seeds=1)
+        print(report.reproduced, report.rows)
+    """
+    path = Path(results)
+    path = path / "results.json" if path.is_dir() else path
+    data = load_results(path)
+    profile = BenchProfile.model_validate(data["profile"])
+    committed = data["trials"]
+    rows = list(dict.fromkeys(t["variant"] for t in committed))
+    if variants:
+        unknown = [v for v in variants if v not in rows]
+        if unknown:
+            raise UsageError(f"{str(path)!r} has no row {', '.join(map(repr, unknown))}; its rows: {', '.join(rows)}")
+        rows = [r for r in rows if r in variants]
+    if seeds is not None and not 1 <= seeds <= profile.seeds:
+        raise UsageError(f"{str(path)!r} has seeds 0..{profile.seeds - 1}; --seeds must be 1 to {profile.seeds}")
+    run_seeds = seeds or profile.seeds
+    out = Path(out) if out is not None else Path("runs/reproduce") / profile.name
+    if out.resolve() == path.parent.resolve():
+        raise UsageError(f"the re-run would overwrite the committed results in {str(out)!r}; give another --out")
+    rerun = bench(profile=profile.model_copy(update={"variants": rows, "seeds": run_seeds}), out=out, jobs=jobs,
+                  progress=progress, pm=pm)
+    mine = [t for t in committed if t["variant"] in rows]
+    report = Reproduction(results=path, out=out, seeds=list(range(run_seeds)),
+                          comparisons=compare(mine, rerun["trials"]))
+    report.committed_machine = sorted({machine_type(t) for t in mine})
+    report.machine = sorted({machine_type(t) for t in rerun["trials"] if t.get("hardware")})
+    report.failed_trials = [f"{t['variant']} seed {t['seed']}: {t['status']}, {t['reason']}"
+                            for t in rerun["trials"] if t["status"] != "ok"]
+    return report

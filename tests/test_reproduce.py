@@ -1,0 +1,122 @@
+"""Step budgets per row, fixed thread counts, and `bench --reproduce` against committed results."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+import ganzoo
+from ganzoo.bench import BenchProfile, bench, load_results
+from ganzoo.cli import cli
+from ganzoo.leaderboard import render
+from ganzoo.reproduce import IDENTICAL, MISSING, OUTSIDE, WITHIN, compare, prediction_interval
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "benchmarks" / "results" / "tiny"
+
+
+def small_profile(**changes) -> BenchProfile:
+    base = dict(name="small", variants=["vanilla"], steps=2, num_fake=100, device="cpu",
+                overrides={"batch_size": 8, "log_every": 1})
+    return BenchProfile(**{**base, **changes})
+
+
+def trial(variant: str, seed: int, fid: float, status: str = "ok") -> dict:
+    return {"variant": variant, "seed": seed, "status": status, "final": {"fid": fid, "classes_covered": 10.0}}
+
+
+def test_prediction_interval_by_hand() -> None:
+    # mean 12, sample std 2, t(0.975, 2 df) = 4.302653, sqrt(1/1 + 1/3) = 1.154701: half width 9.93655
+    low, high = prediction_interval([10.0, 12.0, 14.0], 1)
+    assert low == pytest.approx(12 - 9.93655, abs=1e-4) and high == pytest.approx(12 + 9.93655, abs=1e-4)
+    # the mean of three new seeds: sqrt(1/3 + 1/3) = 0.816497, half width 7.02623
+    low, high = prediction_interval([10.0, 12.0, 14.0], 3)
+    assert high - 12 == pytest.approx(7.02623, abs=1e-4)
+    assert prediction_interval([5.0], 1) == (5.0, 5.0)  # one committed seed: no spread to go by
+
+
+def test_compare_says_identical_within_outside_and_missing() -> None:
+    committed = [trial("dcgan", s, f) for s, f in enumerate([10.0, 12.0, 14.0])]
+    committed += [trial("wgan-gp", s, f) for s, f in enumerate([20.0, 21.0, 22.0])]
+    committed += [trial("vanilla", 0, 50.0)]
+
+    def verdicts(new: list[dict]) -> dict[tuple[str, str], str]:
+        return {(c.variant, c.metric): c.verdict for c in compare(committed, new)}
+
+    same = verdicts([trial("dcgan", 0, 10.0), trial("wgan-gp", 0, 20.0), trial("vanilla", 0, 50.0)])
+    assert set(same.values()) == {IDENTICAL}
+    moved = verdicts([trial("dcgan", 0, 19.0), trial("wgan-gp", 0, 40.0), trial("vanilla", 0, 1.0, "failed")])
+    assert moved[("dcgan", "fid")] == WITHIN  # 19 is inside 12 ± 9.94
+    assert moved[("wgan-gp", "fid")] == OUTSIDE  # 40 is outside 21 ± 4.97
+    assert moved[("dcgan", "classes_covered")] == IDENTICAL
+    assert moved[("vanilla", "fid")] == MISSING
+
+
+def test_rows_take_their_own_step_budget_and_eval_interval(tmp_path: Path) -> None:
+    profile = small_profile(variants=["vanilla", "wgan"], eval_every=0,
+                            budgets={"wgan-gp": {"steps": 3, "eval_every": 1}},
+                            variant_overrides={"wgan-gp": {"generator_options": {"width": 2},
+                                                           "discriminator_options": {"width": 2}}})
+    results = bench(profile=profile, out=tmp_path / "b", progress=False, cache_dir=tmp_path / "cache")
+    steps = {t["variant"]: (t["steps"], [h["step"] for h in t["history"]]) for t in results["trials"]}
+    assert steps == {"vanilla": (2, [0, 2]), "wgan-gp": (3, [0, 1, 2, 3])}
+    assert {t["variant"]: t["protocol"]["budget"]["steps"] for t in results["trials"]} == {"vanilla": 2, "wgan-gp": 3}
+    page = render([tmp_path / "b"], tmp_path / "board.md")
+    assert "Budget: generator steps per row (the Steps column)" in page
+    # an explicit step budget is every row's
+    again = bench(profile=profile, out=tmp_path / "c", steps=1, progress=False, cache_dir=tmp_path / "cache")
+    assert {t["steps"] for t in again["trials"]} == {1}
+    with pytest.raises(ganzoo.ConfigError, match="budgets: unknown variant 'dcgn'"):
+        bench(profile=small_profile(budgets={"dcgn": {"steps": 3}}), out=tmp_path / "d", progress=False)
+
+
+def test_a_profile_fixes_the_thread_count_of_its_trials(tmp_path: Path) -> None:
+    torch.set_num_threads(2)
+    results = bench(profile=small_profile(threads=1), out=tmp_path / "b", progress=False, cache_dir=tmp_path / "c")
+    assert results["trials"][0]["hardware"]["threads"] == 1
+    assert results["trials"][0]["hardware"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert torch.get_num_threads() == 2  # the caller's setting is left as it was
+
+
+def test_reproduce_cli_reports_identical_and_exits_1_when_figures_moved(tmp_path: Path, runner) -> None:
+    profile = small_profile(seeds=2)
+    bench(profile=profile, out=tmp_path / "committed", progress=False)
+    result = runner.invoke(cli, ["bench", "--reproduce", str(tmp_path / "committed"), "--out",
+                                 str(tmp_path / "again"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "expected: identical figures (same machine type)" in result.output
+    assert "reproduced (FID per row: vanilla: identical)" in result.output
+    # a committed figure nobody can get again: FID moved far outside the two seeds' spread
+    path = tmp_path / "committed" / "results.json"
+    data = json.loads(path.read_text())
+    for t in data["trials"]:
+        t["final"]["fid"] += 1000.0 + t["seed"]
+    path.write_text(json.dumps(data))
+    moved = runner.invoke(cli, ["bench", "--reproduce", str(path), "--out", str(tmp_path / "third"),
+                                "--seeds", "1", "--no-progress"])
+    assert moved.exit_code == 1 and "not reproduced (FID per row: vanilla: outside spread)" in moved.output
+    clash = runner.invoke(cli, ["bench", "--reproduce", str(path), "--steps", "5"])
+    assert clash.exit_code == 2 and "drop --steps" in clash.output
+    into_itself = runner.invoke(cli, ["bench", "--reproduce", str(path), "--out", str(tmp_path / "committed")])
+    assert into_itself.exit_code == 2 and "overwrite the committed results" in into_itself.output
+    too_many = runner.invoke(cli, ["bench", "--reproduce", str(path), "--seeds", "3"])
+    assert too_many.exit_code == 2 and "--seeds must be 1 to 2" in too_many.output
+
+
+def test_the_committed_tiny_profile_reproduces(tmp_path: Path) -> None:
+    """Re-runs benchmarks/results/tiny: identical figures on the machine type it was made on (CPU, instruction
+    set, threads, torch), figures within its seed spread anywhere else."""
+    report = ganzoo.reproduce(TINY, out=tmp_path / "tiny", progress=False)
+    assert report.reproduced, report.rows
+    committed = load_results(TINY)["trials"]
+    assert {t["status"] for t in committed} == {"ok"} and len({t["seed"] for t in committed}) >= 2
+    if report.same_machine_type:
+        assert {c.verdict for c in report.comparisons} == {IDENTICAL}, [
+            (c.variant, c.metric, c.committed, c.new) for c in report.comparisons if c.verdict != IDENTICAL]
+    else:
+        fid = [c for c in report.comparisons if c.metric == "fid"]
+        assert fid and all(math.isfinite(c.new_mean) for c in fid)
