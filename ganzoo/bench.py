@@ -1,8 +1,9 @@
 """The benchmark harness: train variants under one budget, score them with torch-fidelity, write results.
 
-``bench(["vanilla", "dcgan", "wgan"])`` trains every (variant, seed) trial on the same dataset with the same
-budget (generator steps and/or seconds of training), evaluates every ``eval_every`` steps (or
-``eval_every_seconds``), at step 0 (the untrained generator) and at the end, and writes ``results.json``
+``bench(["vanilla", "dcgan", "wgan"])`` trains every (variant, seed) trial on the same dataset with the
+profile's budget (generator steps, per row if the profile says so, and/or seconds of training), evaluates
+every ``eval_every`` steps (or ``eval_every_seconds``), at step 0 (the untrained generator) and at the end,
+and writes ``results.json``
 with one record per trial, each pinning its protocol. Trials already recorded in ``results.json`` with the
 same config are skipped, so an interrupted bench re-runs only what did not finish.
 """
@@ -106,9 +107,9 @@ def list_profiles() -> list[str]:
 
 
 def load_profile(profile: str | Path | None = None, **changes: Any) -> BenchProfile:
-    """Load a bundled profile by name (default ``quick``) or a YAML file, then apply non-``None`` ``changes``."""
+    """Load a bundled profile by name (default ``default``) or a YAML file, then apply non-``None`` ``changes``."""
     if profile is None:
-        profile = "quick"
+        profile = "default"
     path = Path(profile)
     if not path.suffix:
         path = profiles_dir() / f"{profile}.yaml"
@@ -336,8 +337,9 @@ def bench(
 ) -> dict[str, Any]:
     """Run a benchmark and return the contents of its ``results.json``.
 
-    ``profile`` is a bundled profile name (``quick``, the default, runs offline on mnist-5k in minutes on a
-    CPU), a YAML file or a :class:`BenchProfile`; the keyword arguments override it. Trials already in
+    ``profile`` is a bundled profile name (``default``, the default, runs offline on mnist-5k in minutes on a
+    CPU), a YAML file or a :class:`BenchProfile`; the keyword arguments override it (``steps`` replaces every
+    row's budget). Trials already in
     ``out/results.json`` with the same config are kept and not re-run. ``jobs > 1`` runs trials in that many
     processes at once (each with ``cpu_count // jobs`` threads); wall-clock budgets then share the machine.
 

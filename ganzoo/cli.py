@@ -178,7 +178,7 @@ def _num(scores: dict, key: str, fmt: str) -> str:
 
 @cli.command("bench")
 @click.option("--variants", help="Comma-separated variants (default: the profile's variants).")
-@click.option("--profile", "profile_name", help=f"Bundled profile: {', '.join(list_profiles())} (default: quick).")
+@click.option("--profile", "profile_name", help=f"Bundled profile: {', '.join(list_profiles())} (default: default).")
 @click.option("--config", "profile_file", type=click.Path(dir_okay=False, path_type=Path),
               help="A profile YAML file instead of a bundled profile.")
 @click.option("--seeds", type=click.IntRange(min=1), help="Trials per variant (mean and std over seeds).")
@@ -206,7 +206,7 @@ def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path
     \b
     Examples:
       ganzoo bench --variants vanilla,dcgan,wgan
-      ganzoo bench --profile quick --seeds 3 --out runs/bench3
+      ganzoo bench --profile long --jobs 2 --out runs/bench-long
       ganzoo bench --profile cifar10 --feature-extractor-weights ~/weights/weights-inception-2015-12-05-6726825d.pth
       ganzoo bench --reproduce benchmarks/results/default --seeds 1
 

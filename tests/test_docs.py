@@ -95,12 +95,19 @@ def test_bundled_profile_table_states_its_protocol(name: str) -> None:
     assert dataset.startswith(f"`{profile.dataset}` ({profile.real_split}")
     assert variants == ", ".join(profile.variants)
     assert seeds == str(profile.seeds)
-    seconds, steps = _count(profile.seconds or 0), _count(profile.steps)
-    assert budget == (f"{seconds} s of training" if profile.seconds else f"{steps} steps")
-    expected_eval = ("at the end" if not (profile.eval_every or profile.eval_every_seconds) else
-                     f"every {_count(profile.eval_every_seconds)} s of training" if profile.eval_every_seconds else
-                     f"every {_count(profile.eval_every)} steps")
-    assert evaluation == expected_eval
+    if profile.seconds:
+        assert budget == f"{_count(profile.seconds)} s of training"
+        assert evaluation == f"every {_count(profile.eval_every_seconds)} s of training"
+    else:  # a row of its own per budget entry: "vanilla: 20,000 steps; dcgan: 3,000 steps"
+        budgets = {row: profile.budget(row, row.split("+")[0]) for row in profile.variants}
+
+        def per_row(text) -> str:
+            texts = {row: text(b) for row, b in budgets.items()}
+            return texts[profile.variants[0]] if len(set(texts.values())) == 1 else "; ".join(
+                f"{row}: {t}" for row, t in texts.items())
+
+        assert budget == per_row(lambda b: f"{_count(b.steps)} steps")
+        assert evaluation == per_row(lambda b: f"every {_count(b.eval_every)} steps" if b.eval_every else "at the end")
     assert samples == _count(profile.num_fake)
     assert features == f"`{profile.feature_extractor}`"
 
