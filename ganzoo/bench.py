@@ -236,8 +236,17 @@ def load_results(path: Path) -> dict[str, Any]:
     return data
 
 
+def portable_profile(profile: BenchProfile) -> dict[str, Any]:
+    """``profile`` as stored beside results: a weights file by its name only (where it lives is the machine's
+    business; its sha256 in each trial's protocol says which file it was)."""
+    data = profile.model_dump(mode="json")
+    if data["feature_extractor_weights"]:
+        data["feature_extractor_weights"] = Path(data["feature_extractor_weights"]).name
+    return data
+
+
 def _write_results(out: Path, profile: BenchProfile, trials: list[dict[str, Any]]) -> None:
-    data = {"format": RESULTS_FORMAT, "profile": profile.model_dump(mode="json"), "trials": trials}
+    data = {"format": RESULTS_FORMAT, "profile": portable_profile(profile), "trials": trials}
     text = json.dumps(data, indent=2, sort_keys=False) + "\n"
     atomic_write_bytes(out / RESULTS_FILE, lambda f: f.write(text.encode()))
 
@@ -434,5 +443,5 @@ def bench(
                     bar.update(1)
         bar.close()
         _write_results(out, prof, [records[k] for k in order])
-        (out / "profile.yaml").write_text(yaml.safe_dump(prof.model_dump(mode="json"), sort_keys=False))
+        (out / "profile.yaml").write_text(yaml.safe_dump(portable_profile(prof), sort_keys=False))
     return load_results(out)

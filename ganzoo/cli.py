@@ -189,7 +189,8 @@ def _num(scores: dict, key: str, fmt: str) -> str:
                    "runs/reproduce/PROFILE with --reproduce.")
 @click.option("--reproduce", type=click.Path(exists=True, path_type=Path), metavar="RESULTS",
               help="Re-run the profile stored in a results file (or its directory) and compare with its figures; "
-                   "--seeds and --variants pick a subset. Exit 1 if a row's FID is outside the committed spread.")
+                   "--seeds and --variants pick a subset, --feature-extractor-weights says where the weights "
+                   "file is here. Exit 1 if a row's FID is outside the committed spread.")
 @click.option("--feature-extractor", help="ganzoo-mnist (offline) or inception-v3-compat.")
 @click.option("--feature-extractor-weights", type=click.Path(dir_okay=False, path_type=Path),
               help="Weights file of the feature extractor (Inception: weights-inception-2015-12-05-6726825d.pth).")
@@ -223,11 +224,11 @@ def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path
                                  param_hint="--variants")
     if reproduce is not None:
         given = {"--profile": profile_name, "--config": profile_file, "--steps": steps, "--seconds": seconds,
-                 "--feature-extractor": feature_extractor, "--feature-extractor-weights": feature_extractor_weights}
+                 "--feature-extractor": feature_extractor}
         clash = [flag for flag, value in given.items() if value is not None]
         if clash:
             raise click.UsageError(f"--reproduce re-runs the stored protocol as it was; drop {', '.join(clash)}")
-        _reproduce(reproduce, out, seeds, names, jobs, not no_progress)
+        _reproduce(reproduce, out, seeds, names, feature_extractor_weights, jobs, not no_progress)
         return
     out = out or Path("runs/bench")
     results = bench(names, profile=profile_file or profile_name, out=out, seeds=seeds, steps=steps,
@@ -248,13 +249,14 @@ def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path
     click.echo(f"results: {out / 'results.json'}")
 
 
-def _reproduce(results: Path, out: Path | None, seeds: int | None, variants: list[str] | None, jobs: int,
-               progress: bool) -> None:
+def _reproduce(results: Path, out: Path | None, seeds: int | None, variants: list[str] | None,
+               weights: Path | None, jobs: int, progress: bool) -> None:
     """``bench --reproduce``: re-run, then a table of committed against new values per row and metric."""
     from .metric_keys import BY_KEY
     from .reproduce import reproduce
 
-    report = reproduce(results, out=out, seeds=seeds, variants=variants, jobs=jobs, progress=progress)
+    report = reproduce(results, out=out, seeds=seeds, variants=variants, feature_extractor_weights=weights, jobs=jobs,
+                       progress=progress)
     width = max([10, *(len(c.variant) for c in report.comparisons)])
     seeds_text = ", ".join(map(str, report.seeds))
     click.echo(f"re-ran seeds {seeds_text} of {report.results} into {report.out}")

@@ -152,13 +152,16 @@ def reproduce(
     out: str | Path | None = None,
     seeds: int | None = None,
     variants: list[str] | None = None,
+    feature_extractor_weights: str | Path | None = None,
     jobs: int = 1,
     progress: bool = True,
     pm: pluggy.PluginManager | None = None,
 ) -> Reproduction:
     """Re-run the benchmark stored in ``results`` (a ``results.json`` or its directory) and compare.
 
-    ``seeds`` re-runs only the first N of the committed seeds, ``variants`` only those rows. The re-run goes
+    ``seeds`` re-runs only the first N of the committed seeds, ``variants`` only those rows.
+    ``feature_extractor_weights`` says where the feature extractor's weights file is on this machine (results
+    store only its name and sha256; the file must have that sha256). The re-run goes
     to ``out`` (default ``runs/reproduce/<profile>``); re-running into the same directory continues an
     interrupted reproduction, as a bench does.
 
@@ -184,8 +187,10 @@ def reproduce(
     out = Path(out) if out is not None else Path("runs/reproduce") / profile.name
     if out.resolve() == path.parent.resolve():
         raise UsageError(f"the re-run would overwrite the committed results in {str(out)!r}; give another --out")
-    rerun = bench(profile=profile.model_copy(update={"variants": rows, "seeds": run_seeds}), out=out, jobs=jobs,
-                  progress=progress, pm=pm)
+    update: dict[str, Any] = {"variants": rows, "seeds": run_seeds}
+    if feature_extractor_weights is not None:
+        update["feature_extractor_weights"] = Path(feature_extractor_weights).expanduser()
+    rerun = bench(profile=profile.model_copy(update=update), out=out, jobs=jobs, progress=progress, pm=pm)
     mine = [t for t in committed if t["variant"] in rows]
     report = Reproduction(results=path, out=out, seeds=list(range(run_seeds)),
                           comparisons=compare(mine, rerun["trials"]))
