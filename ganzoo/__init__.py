@@ -14,6 +14,7 @@ Plugin authors use :data:`hookimpl` and the component classes (:class:`Generator
 
 from .api import (
     build_config,
+    export_samples,
     list_components,
     list_variants,
     load_dataset,
@@ -45,6 +46,7 @@ from .errors import (
     UnknownNameError,
     UsageError,
 )
+from .evaluation import evaluate
 from .hookspecs import hookimpl
 from .plugins import get_plugin_manager as plugin_manager  # the process-wide manager, by its public name
 from .plugins import list_plugins, load_failures
@@ -54,10 +56,9 @@ from .trainer import TrainResult
 __version__ = version()
 
 __all__ = [
-    "CheckpointError", "ConfigError", "DatasetError", "DatasetSpec", "Discriminator", "DivergenceError",
-    "Extension", "ExtensionContext", "ExtensionSpec",
-    "GanzooError", "Generator", "Loss", "LossSpec", "PluginError", "TrainConfig", "TrainResult",
-    "UnknownNameError", "UsageError", "Variant", "bench", "build_config", "hookimpl", "list_components", "list_plugins",
-    "list_variants", "load_dataset", "load_failures", "load_generator", "plugin_manager", "reproduce", "sample",
-    "train", "version",
+    "CheckpointError", "ConfigError", "DatasetError", "DatasetSpec", "Discriminator", "DivergenceError", "Extension",
+    "ExtensionContext", "ExtensionSpec", "GanzooError", "Generator", "Loss", "LossSpec", "PluginError",
+    "TrainConfig", "TrainResult", "UnknownNameError", "UsageError", "Variant", "bench", "build_config", "evaluate",
+    "export_samples", "hookimpl", "list_components", "list_plugins", "list_variants", "load_dataset",
+    "load_failures", "load_generator", "plugin_manager", "reproduce", "sample", "train", "version",
 ]

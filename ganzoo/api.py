@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import importlib.metadata
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -287,6 +288,38 @@ def load_generator(checkpoint: str | Path, pm: pluggy.PluginManager | None = Non
     return G.to(device).eval(), cfg
 
 
+def _sample_labels(G: torch.nn.Module, checkpoint: str | Path, n: int,
+                   labels: int | list[int] | torch.Tensor | None) -> tuple[torch.Tensor | None, int | None]:
+    """The class of each of ``n`` images for a conditional ``G`` (and a grid row length), or ``None``."""
+    num_classes = getattr(G, "num_classes", None)
+    if num_classes is None:
+        if labels is not None:
+            raise ConfigError(f"labels were given, but the generator of {str(checkpoint)!r} is not conditional")
+        return None, None
+    if labels is None:  # cycle through the classes, a grid row per class
+        nrow = max(1, n // num_classes) if n >= num_classes else None
+        return (torch.arange(n) // nrow % num_classes if nrow else torch.arange(n) % num_classes), nrow
+    y = torch.as_tensor(labels, dtype=torch.int64).flatten()
+    if y.numel() == 1:
+        y = y.expand(n)
+    if y.numel() != n:
+        raise ConfigError(f"labels: give one class or one per image ({n}), not {y.numel()}")
+    if int(y.min()) < 0 or int(y.max()) >= num_classes:
+        raise ConfigError(f"labels must lie in 0..{num_classes - 1} (the generator's classes), got "
+                          f"{int(y.min())}..{int(y.max())}")
+    return y, None
+
+
+def _sample_batches(G: torch.nn.Module, latent_dim: int, n: int, seed: int, y: torch.Tensor | None,
+                    batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """``(images in [-1, 1], their labels)`` for ``n`` latents of ``seed``, ``batch_size`` at a time."""
+    z = torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            part = slice(start, start + batch_size)
+            yield (G(z[part], y[part]) if y is not None else G(z[part])), (y[part] if y is not None else None)
+
+
 def sample(checkpoint: str | Path, n: int = 64, *, out: str | Path | None = None, seed: int = 0,
            labels: int | list[int] | torch.Tensor | None = None, raw: bool = False, batch_size: int = 500,
            pm: pluggy.PluginManager | None = None) -> torch.Tensor:
@@ -296,38 +329,49 @@ def sample(checkpoint: str | Path, n: int = 64, *, out: str | Path | None = None
     For a conditional generator, ``labels`` is one class for every image (``labels=3``) or one per image;
     without it the images cycle through the classes, a grid row per class. ``raw=True`` samples the trained
     generator instead of an extension's sampling generator (the EMA). Images are generated ``batch_size``
-    at a time.
+    at a time. :func:`export_samples` writes many samples as single files instead.
     """
     if n <= 0:
         raise ConfigError(f"n must be positive, not {n}")
     if out is not None and Path(out).suffix.lower() not in IMAGE_SUFFIXES:
         raise ConfigError(f"-o {str(out)!r}: name an image file ending in {', '.join(IMAGE_SUFFIXES)}")
     G, cfg = load_generator(checkpoint, pm, raw=raw)
-    num_classes = getattr(G, "num_classes", None)
-    nrow = None
-    if num_classes is None:
-        if labels is not None:
-            raise ConfigError(f"labels were given, but the generator of {str(checkpoint)!r} is not conditional")
-        y = None
-    elif labels is None:
-        nrow = max(1, n // num_classes) if n >= num_classes else None
-        y = torch.arange(n) // nrow % num_classes if nrow else torch.arange(n) % num_classes
-    else:
-        y = torch.as_tensor(labels, dtype=torch.int64).flatten()
-        if y.numel() == 1:
-            y = y.expand(n)
-        if y.numel() != n:
-            raise ConfigError(f"labels: give one class or one per image ({n}), not {y.numel()}")
-        if int(y.min()) < 0 or int(y.max()) >= num_classes:
-            raise ConfigError(f"labels must lie in 0..{num_classes - 1} (the generator's classes), got "
-                              f"{int(y.min())}..{int(y.max())}")
-    z = torch.randn(n, cfg.latent_dim, generator=torch.Generator().manual_seed(seed))
-    chunks = []
-    with torch.no_grad():
-        for start in range(0, n, batch_size):
-            part = slice(start, start + batch_size)
-            chunks.append(G(z[part], y[part]) if y is not None else G(z[part]))
-    images = torch.cat(chunks)
+    y, nrow = _sample_labels(G, checkpoint, n, labels)
+    images = torch.cat([batch for batch, _ in _sample_batches(G, cfg.latent_dim, n, seed, y, batch_size)])
     if out is not None:
         save_grid(images, out, nrow)
     return images
+
+
+def export_samples(checkpoint: str | Path, n: int, out: str | Path, *, format: str = "png-dir", seed: int = 0,
+                   labels: int | list[int] | torch.Tensor | None = None, raw: bool = False, batch_size: int = 500,
+                   progress: bool = True, pm: pluggy.PluginManager | None = None) -> Path:
+    """Write ``n`` samples for external metric tools, ``batch_size`` at a time (memory does not grow with ``n``).
+
+    ``format="png-dir"``: ``out`` is a new or empty folder that receives ``000000.png``, ``000001.png``, ...
+    (and, for a conditional generator, ``labels.csv``: file name and class). ``format="npz"``: ``out`` is an
+    ``.npz`` with ``arr_0``, the images as ``uint8`` ``(N, H, W, C)`` (the layout torch-fidelity, clean-fid and
+    the ADM evaluation suite read), and ``labels`` (``int64``) for a conditional generator. The latents, seed
+    and labels are those of :func:`sample`. Returns ``out``.
+    """
+    from tqdm.auto import tqdm
+
+    from .data import to_uint8
+    from .sample_files import NpzImageWriter, PngDirWriter
+
+    writers = {"png-dir": PngDirWriter, "npz": NpzImageWriter}
+    if format not in writers:
+        raise ConfigError(f"format must be one of {', '.join(writers)}, not {format!r}")
+    if n <= 0:
+        raise ConfigError(f"n must be positive, not {n}")
+    G, cfg = load_generator(checkpoint, pm, raw=raw)
+    y, _ = _sample_labels(G, checkpoint, n, labels)
+    out = Path(out).expanduser()
+    bar = tqdm(total=n, desc="sample", unit="img", disable=not progress, dynamic_ncols=True)
+    with writers[format](out, n) as writer:
+        for images, batch_labels in _sample_batches(G, cfg.latent_dim, n, seed, y, batch_size):
+            writer.write(to_uint8(images).cpu(), batch_labels)
+            bar.update(images.shape[0])
+    bar.close()
+    return out
+

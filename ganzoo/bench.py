@@ -33,9 +33,10 @@ from . import api, rundir
 from .assembly import resolve_config
 from .checkpoint import atomic_write_bytes
 from .config import load_yaml, merge
-from .data import load_images, to_uint8
+from .data import load_images
 from .errors import ConfigError, DivergenceError, GanzooError, UsageError
-from .metric_keys import CLASS_AGREEMENT, CLASS_AGREEMENT_MIN, METRICS
+from .evaluation import evaluation_samples, score_images
+from .metric_keys import METRICS
 from .plots import plot_losses, plot_metrics
 from .registry import get_registry
 from .trainer import Evaluator, Trainer
@@ -164,33 +165,18 @@ def make_evaluator(real: torch.Tensor, profile: BenchProfile, seed: int,
     """An ``evaluate(trainer)`` for :meth:`Trainer.run` that scores ``profile.num_fake`` generated images.
 
     The latents (and, for a conditional generator, labels drawn from the dataset's class frequencies) come
-    from a generator seeded with ``seed`` on every call, so evaluations use the same inputs, and training
-    draws nothing less or more because of them. A conditional run is also scored by
+    from :func:`~ganzoo.evaluation.evaluation_samples` for ``seed``: the same inputs at every evaluation, and
+    training draws nothing less or more because of them. A conditional run is also scored by
     :data:`~ganzoo.metric_keys.CLASS_AGREEMENT`: how often the MNIST classifier sees the class asked for.
+    ``ganzoo evaluate`` scores a run directory the same way.
     """
-    from . import metrics
 
     def evaluate(trainer: Trainer) -> dict[str, float]:
-        rng = torch.Generator().manual_seed(10_000 + seed)
-        fake, asked = [], []
         conditional = trainer.assembly.conditional_generator
-        remaining = profile.num_fake
-        while remaining > 0:
-            n = min(500, remaining)
-            z = torch.randn(n, trainer.config.latent_dim, generator=rng).to(trainer.device)
-            labels = trainer.sample_labels(n, rng) if conditional else None
-            fake.append(to_uint8(trainer.sample(z, labels)).cpu())
-            if labels is not None:
-                asked.append(labels.cpu())
-            remaining -= n
-        images = torch.cat(fake)
-        scores = metrics.evaluate(images, real, feature_extractor=profile.feature_extractor,
-                                  feature_extractor_weights=profile.feature_extractor_weights, cache_dir=cache_dir)
-        if asked:
-            labels = torch.cat(asked)
-            overall, by_class = metrics.class_agreement(images, labels)
-            scores[CLASS_AGREEMENT], scores[CLASS_AGREEMENT_MIN] = overall, min(by_class.values())
-        return scores
+        images, labels = evaluation_samples(trainer.sample, trainer.config.latent_dim, profile.num_fake, seed,
+                                            trainer.device, trainer.class_probs if conditional else None)
+        return score_images(images, real, labels, feature_extractor=profile.feature_extractor,
+                            feature_extractor_weights=profile.feature_extractor_weights, cache_dir=cache_dir)
 
     return evaluate
 

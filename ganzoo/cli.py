@@ -148,23 +148,86 @@ def train_cmd(variant: str, config_file: Path | None, overrides: tuple[str, ...]
 @cli.command("sample")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("-n", "count", type=click.IntRange(min=1), default=64, show_default=True, help="Images.")
-@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("samples.png"),
-              show_default=True, help="PNG grid to write.")
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
+              help="Where to write: an image file for the grid (default samples.png), a new or empty folder for "
+                   "png-dir, an .npz file for npz.")
+@click.option("--format", "fmt", type=click.Choice(["grid", "png-dir", "npz"]), default="grid", show_default=True,
+              help="One grid image, or single images for metric tools: a folder of PNGs or an .npz array.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the latent batch.")
 @click.option("--class", "label", type=click.IntRange(min=0), default=None,
               help="Conditional generators: draw every image of this class (default: a grid row per class).")
 @click.option("--raw", is_flag=True, help="Sample the trained generator, not an extension's (the EMA).")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar (png-dir and npz).")
 @library_errors
-def sample_cmd(checkpoint: Path, count: int, out: Path, seed: int, label: int | None, raw: bool) -> None:
-    """Write a grid of COUNT samples from CHECKPOINT (a .pt file, a run directory or an exported
-    generator.safetensors).
+def sample_cmd(checkpoint: Path, count: int, out: Path | None, fmt: str, seed: int, label: int | None, raw: bool,
+               no_progress: bool) -> None:
+    """Write COUNT samples from CHECKPOINT (a .pt file, a run directory or an exported
+    generator.safetensors): a grid, or single images for external metric tools.
 
     \b
     ganzoo sample runs/dcgan -n 64 -o grid.png
     ganzoo sample runs/cgan-pd --class 3 -n 16 -o threes.png
+    ganzoo sample runs/dcgan -n 10000 --format png-dir -o runs/dcgan-samples
+    ganzoo sample runs/dcgan -n 10000 --format npz -o runs/dcgan-samples.npz
     """
-    api.sample(checkpoint, n=count, out=out, seed=seed, labels=label, raw=raw)
+    if fmt == "grid":
+        out = out or Path("samples.png")
+        api.sample(checkpoint, n=count, out=out, seed=seed, labels=label, raw=raw)
+    else:
+        if out is None:
+            raise click.UsageError(f"--format {fmt} needs -o: " + ("a new or empty folder" if fmt == "png-dir"
+                                                                   else "a file ending in .npz"))
+        api.export_samples(checkpoint, count, out, format=fmt, seed=seed, labels=label, raw=raw,
+                           progress=not no_progress)
     click.echo(f"wrote {count} samples to {out}")
+
+
+@cli.command("evaluate")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--dataset", help="Reference dataset (default: the generator's training dataset, else mnist-5k).")
+@click.option("--split", default="test", show_default=True, help="Reference split.")
+@click.option("--num", type=click.IntRange(min=2), help="Images to score (default: generators as many as the "
+                                                         "reference split holds; images and .npz all of them).")
+@click.option("--seed", type=int, help="Generators: seed of the evaluation latents (default: the run's seed, "
+                                       "as the bench uses).")
+@click.option("--feature-extractor", default="ganzoo-mnist", show_default=True,
+              help="ganzoo-mnist (offline) or inception-v3-compat.")
+@click.option("--feature-extractor-weights", type=click.Path(dir_okay=False, path_type=Path),
+              help="Weights file of the feature extractor.")
+@click.option("--resize", is_flag=True, help="Convert images of another size or channel count to the dataset's "
+                                             "(luma grayscale or repeated channels, bilinear antialiased resize).")
+@click.option("--raw", is_flag=True, help="Generators: score the trained generator, not an extension's (the EMA).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@library_errors
+def evaluate_cmd(source: Path, dataset: str | None, split: str, num: int | None, seed: int | None,
+                 feature_extractor: str, feature_extractor_weights: Path | None, resize: bool, raw: bool,
+                 as_json: bool, no_progress: bool) -> None:
+    """Score SOURCE against a dataset split with the bench's metrics (FID, KID, IS, precision/recall, digit
+    classes): a checkpoint, run directory or exported generator, a folder of images, or an .npz of images.
+
+    \b
+    ganzoo evaluate runs/dcgan --split test
+    ganzoo evaluate runs/bench/dcgan/seed-0 --split train --num 1000   # the bench's final figures
+    ganzoo evaluate my-samples/ --dataset mnist-5k --split test
+    ganzoo evaluate samples.npz --dataset mnist-5k --json
+    """
+    from .evaluation import evaluate
+    from .metric_keys import BY_KEY
+
+    result = evaluate(source, dataset=dataset, split=split, num=num, seed=seed, feature_extractor=feature_extractor,
+                      feature_extractor_weights=feature_extractor_weights, resize=resize, raw=raw,
+                      progress=not no_progress)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    seed_text = f", seed {result['seed']}" if result["seed"] is not None else ""
+    click.echo(f"{result['num_fake']} images from {result['source']} ({result['kind']}{seed_text}) against "
+               f"{result['num_real']} {result['dataset']} {result['split']} images, {result['feature_extractor']} "
+               "features")
+    for key, value in result["scores"].items():
+        info = BY_KEY[key]
+        click.echo(f"{info.title + (' ↓' if info.lower_is_better else ' ↑'):<26} {value:.{info.decimals + 2}f}")
 
 
 def main() -> None:  # pragma: no cover
