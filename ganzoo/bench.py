@@ -39,6 +39,7 @@ from .evaluation import evaluation_samples, score_images
 from .metric_keys import METRICS
 from .plots import plot_losses, plot_metrics
 from .registry import get_registry
+from .runlog import LOG_FILE
 from .trainer import Evaluator, Trainer
 
 RESULTS_FORMAT = 1
@@ -295,9 +296,9 @@ def run_trial(profile: BenchProfile, variant: str, seed: int, out: Path, real: t
         record["final"] = {k: v for k, v in history[-1].items() if k != "step"}
         record["best"] = best_scores(history)
     artifacts: dict[str, str] = {}
-    if (trial_dir / "log.jsonl").is_file() and (trial_dir / "log.jsonl").stat().st_size:
+    if (trial_dir / LOG_FILE).is_file() and (trial_dir / LOG_FILE).stat().st_size:
         artifacts["loss_plot"] = f"{rel}/loss.png"
-        plot_losses(trial_dir / "log.jsonl", trial_dir / "loss.png", f"{variant} seed {seed}")
+        plot_losses(trial_dir / LOG_FILE, trial_dir / "loss.png", f"{variant} seed {seed}")
     if len(history) > 1:
         artifacts["metrics_plot"] = f"{rel}/metrics.png"
         plot_metrics(history, trial_dir / "metrics.png", f"{variant} seed {seed}")

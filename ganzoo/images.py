@@ -19,3 +19,11 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -
     nrow = nrow or max(1, int(math.ceil(math.sqrt(images.shape[0]))))
     save_image(images.detach().float().cpu(), path, nrow=nrow, normalize=True, value_range=(-1, 1), padding=2)
     return path
+
+
+def grid_image(images: torch.Tensor, nrow: int | None = None) -> torch.Tensor:
+    """The grid :func:`save_grid` writes, as a ``(3, H, W)`` float tensor in [0, 1] (for TensorBoard)."""
+    from torchvision.utils import make_grid
+
+    nrow = nrow or max(1, int(math.ceil(math.sqrt(images.shape[0]))))
+    return make_grid(images.detach().float().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1), padding=2)

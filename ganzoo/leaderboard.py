@@ -121,7 +121,7 @@ def render(results: list[str | Path], out: str | Path) -> str:
                 untrained = _mean_std([t["untrained"][FID] for t in trials if t.get("untrained")], 2)
                 steps = _mean_std([t["steps"] for t in ok], 0)
                 train = _mean_std([t["train_seconds"] for t in ok], 0)
-                wall = _mean_std([t["wall_seconds"] for t in ok], 0)
+                wall = _mean_std([t["wall_seconds"] for t in ok if "wall_seconds" in t], 0)
                 ips = _mean_std([t["images_per_second"] for t in ok], 0)
                 statuses = []
                 for t in trials:

@@ -20,10 +20,11 @@ from pathlib import Path
 
 from .checkpoint import CHECKPOINT_DIR, GENERATOR_FILE, list_checkpoints
 from .errors import GanzooError, UsageError
+from .runlog import EVENTS_PREFIX, LOG_FILE
 
 LOCK_FILE = ".lock"
 #: Files a run writes at the top of its directory; any of them means the directory holds a run.
-RUN_FILES = ("config.yaml", "log.jsonl", "result.json", "samples.png", GENERATOR_FILE)
+RUN_FILES = ("config.yaml", LOG_FILE, "result.json", "samples.png", GENERATOR_FILE)
 
 
 class RunLockedError(GanzooError):
@@ -113,7 +114,8 @@ def claim_fresh(run_dir: Path, overwrite: bool = False) -> None:
         raise RunExistsError(
             f"run directory {str(run_dir)!r} already holds a run ({held}); continue it with --resume, train "
             "into a new --out, or pass --overwrite to delete that run first")
-    for name in (CHECKPOINT_DIR, "samples", *RUN_FILES):
+    events = [path.name for path in run_dir.glob(f"{EVENTS_PREFIX}*")]
+    for name in (CHECKPOINT_DIR, "samples", *RUN_FILES, *events):
         target = run_dir / name
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)

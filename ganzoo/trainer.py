@@ -9,7 +9,6 @@ sample grids, checkpoints and the progress bar around it.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
@@ -33,7 +32,8 @@ from .config import TrainConfig
 from .data import ImageData, make_batches
 from .distributed import DistInfo, barrier, gather_objects, mean_across_ranks
 from .errors import CheckpointError, ConfigError, DivergenceError, PluginError
-from .images import save_grid
+from .images import grid_image, save_grid
+from .runlog import RunLog
 
 CHECKPOINT_FORMAT = 2
 #: A loss this large means the run has blown up (no GAN loss is meaningful there): it stops as diverged.
@@ -481,58 +481,68 @@ class Trainer:
                    dynamic_ncols=True, leave=False,
                    bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
 
+        runlog = RunLog(out, start_step, enabled=main)  # log.jsonl, and TensorBoard events when installed
+
         def run_evaluation() -> None:
             if evaluate is not None and main:
                 metrics = evaluate(self)
                 evaluations.append({"step": self.step, "train_seconds": round(train_seconds, 3), **metrics})
+                runlog.evaluation(self.step, metrics)
+
+        def write_samples(path: Path) -> None:
+            images = self.sample()
+            save_grid(images, path, self.grid_columns)
+            runlog.samples(self.step, grid_image(images, self.grid_columns))
 
         if self.step == 0:
             run_evaluation()  # the untrained generator: the baseline every later score is compared with
         try:
-            with open(out / "log.jsonl", "a") if main else contextlib.nullcontext() as log:
-                while self.step < cfg.steps:
-                    t0 = time.perf_counter()
-                    d_loss, g_loss = self.train_step()
-                    d_val, g_val = float(d_loss), float(g_loss)  # synchronises, so the timing below is honest
-                    train_seconds += time.perf_counter() - t0
-                    out_of_time = max_seconds is not None and train_seconds >= max_seconds
-                    if self.dist.enabled:  # every rank logs, stops and diverges on the same agreed values
-                        agreed = mean_across_ranks(self.dist, torch.tensor([d_val, g_val, float(out_of_time)],
-                                                                           device=self.device))
-                        d_val, g_val, out_of_time = float(agreed[0]), float(agreed[1]), bool(agreed[2] > 0)
-                    if not (math.isfinite(d_val) and math.isfinite(g_val)):
-                        raise DivergenceError(self.step, f"non-finite loss (d_loss={d_val}, g_loss={g_val})")
-                    if max(abs(d_val), abs(g_val)) > DIVERGED_LOSS:
-                        raise DivergenceError(self.step, f"loss beyond {DIVERGED_LOSS:g} (d_loss={d_val:.3g}, "
-                                              f"g_loss={g_val:.3g}); lower the learning rates")
-                    bar.update(min(train_seconds, max_seconds) - bar.n if by_time else 1)
-                    if self.step % cfg.log_every == 0 or self.step == cfg.steps or out_of_time:
-                        seen = (self.step - start_step) * images_per_step
-                        record = {"step": self.step, "d_loss": d_val, "g_loss": g_val,
-                                  "images_seen": self.step * images_per_step, "train_s": round(train_seconds, 4),
-                                  "img_per_s": round(seen / train_seconds, 2) if train_seconds > 0 else None}
-                        if log is not None:
-                            log.write(json.dumps(record) + "\n")
-                            log.flush()
-                        bar.set_postfix(step=self.step, d=f"{d_val:.3f}", g=f"{g_val:.3f}")
-                    if out_of_time:
-                        stopped_by = "seconds"
-                        break
-                    if cfg.sample_every and self.step % cfg.sample_every == 0 and main:
-                        save_grid(self.sample(), out / "samples" / f"step-{self.step:08d}.png", self.grid_columns)
-                    if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
-                        self.save_checkpoint(out)
-                    due = (eval_every and self.step % eval_every == 0) or train_seconds >= next_eval_at
-                    if due and self.step < cfg.steps:
-                        run_evaluation()
-                        while next_eval_at <= train_seconds:
-                            next_eval_at += eval_every_seconds
+            while self.step < cfg.steps:
+                t0 = time.perf_counter()
+                d_loss, g_loss = self.train_step()
+                d_val, g_val = float(d_loss), float(g_loss)  # synchronises, so the timing below is honest
+                train_seconds += time.perf_counter() - t0
+                out_of_time = max_seconds is not None and train_seconds >= max_seconds
+                if self.dist.enabled:  # every rank logs, stops and diverges on the same agreed values
+                    agreed = mean_across_ranks(self.dist, torch.tensor([d_val, g_val, float(out_of_time)],
+                                                                       device=self.device))
+                    d_val, g_val, out_of_time = float(agreed[0]), float(agreed[1]), bool(agreed[2] > 0)
+                if not (math.isfinite(d_val) and math.isfinite(g_val)):
+                    raise DivergenceError(self.step, f"non-finite loss (d_loss={d_val}, g_loss={g_val})")
+                if max(abs(d_val), abs(g_val)) > DIVERGED_LOSS:
+                    raise DivergenceError(self.step, f"loss beyond {DIVERGED_LOSS:g} (d_loss={d_val:.3g}, "
+                                          f"g_loss={g_val:.3g}); lower the learning rates")
+                bar.update(min(train_seconds, max_seconds) - bar.n if by_time else 1)
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps or out_of_time:
+                    seen = (self.step - start_step) * images_per_step
+                    record = {"step": self.step, "d_loss": d_val, "g_loss": g_val,
+                              "images_seen": self.step * images_per_step, "train_s": round(train_seconds, 4),
+                              "img_per_s": round(seen / train_seconds, 2) if train_seconds > 0 else None}
+                    runlog.losses(record)
+                    bar.set_postfix(step=self.step, d=f"{d_val:.3f}", g=f"{g_val:.3f}")
+                if out_of_time:
+                    stopped_by = "seconds"
+                    break
+                if cfg.sample_every and self.step % cfg.sample_every == 0 and main:
+                    write_samples(out / "samples" / f"step-{self.step:08d}.png")
+                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
+                    self.save_checkpoint(out)
+                due = (eval_every and self.step % eval_every == 0) or train_seconds >= next_eval_at
+                if due and self.step < cfg.steps:
+                    run_evaluation()
+                    while next_eval_at <= train_seconds:
+                        next_eval_at += eval_every_seconds
         except DivergenceError as exc:  # the run directory says so too, not only the exit code
             bar.close()
+            runlog.close()
             if main:
                 (out / "result.json").write_text(json.dumps({
                     "variant": cfg.variant, "steps": self.step, "stopped_by": "diverged", "diverged_at": exc.step,
                     "reason": str(exc), "train_seconds": round(train_seconds, 3)}, indent=2) + "\n")
+            raise
+        except BaseException:  # interrupted or a plugin bug: what was logged so far stays readable
+            bar.close()
+            runlog.close()
             raise
         bar.close()
         self.batches.close()
@@ -540,7 +550,9 @@ class Trainer:
         samples = out / "samples.png"
         last_ckpt = self.save_checkpoint(out)
         if main:
-            save_grid(self.sample(), samples, self.grid_columns)
+            write_samples(samples)
+        runlog.close()
+        if main:
             ckpt.export_generator(out / ckpt.GENERATOR_FILE, self.sampling_generator.state_dict(),
                                   self.config.model_dump(mode="json"), self.assembly.names["generator"],
                                   list(self.assembly.image_shape),

@@ -138,9 +138,11 @@ def test_evaluation_leaves_the_training_trajectory_unchanged(tmp_path: Path) -> 
 
 
 def test_profiles_load_and_bad_profiles_are_refused(tmp_path: Path) -> None:
-    quick = load_profile("quick")
-    assert quick.dataset == "mnist-5k" and quick.seconds and quick.feature_extractor == "ganzoo-mnist"
-    assert {"quick", "mnist", "cifar10"} <= set(list_profiles())
+    default = load_profile()
+    assert default.name == "default" and default.dataset == "mnist-5k" and default.seconds is None
+    assert default.threads == 1 and default.budget("dcgan").steps < default.budget("vanilla").steps
+    assert load_profile("timed").seconds and load_profile("timed").feature_extractor == "ganzoo-mnist"
+    assert {"default", "long", "timed", "tiny", "mnist", "fashion-mnist", "cifar10"} <= set(list_profiles())
     bad = tmp_path / "bad.yaml"
     bad.write_text("variants: [vanilla]\nnum_fakes: 10\n")
     with pytest.raises(ganzoo.ConfigError, match="num_fakes"):
@@ -153,7 +155,7 @@ def test_bench_cli_usage_errors(runner) -> None:
     result = runner.invoke(cli, ["bench", "--variants", "vanilla,stylegan9"])
     assert result.exit_code == 2 and "unknown variant 'stylegan9'" in result.output
     result = runner.invoke(cli, ["bench", "--profile", "nope"])
-    assert result.exit_code == 2 and "quick" in result.output
+    assert result.exit_code == 2 and "default" in result.output
 
 
 def _fake_results(path: Path, fids: list[float]) -> Path:
@@ -162,7 +164,7 @@ def _fake_results(path: Path, fids: list[float]) -> Path:
              "feature_extractor": {"name": "ganzoo-mnist", "sha256": "ab" * 32},
              "versions": {"torch": "2.x", "torch_fidelity": "0.4.0", "ganzoo": "0.1.0"}}
     trials = [{"variant": "dcgan", "seed": i, "status": "ok", "steps": 10, "train_seconds": 4.0 + 2 * i,
-               "images_per_second": 100.0, "final": {"fid": fid, "precision": 0.5}, "untrained": {"fid": 400.0},
+               "images_per_second": 100.0, "wall_seconds": 10.0 + 4 * i, "final": {"fid": fid, "precision": 0.5}, "untrained": {"fid": 400.0},
                "protocol": proto, "hardware": {"cpu": "cpu", "threads": 2, "gpu": None}, "artifacts": {}}
               for i, fid in enumerate(fids)]
     path.write_text(json.dumps({"format": 1, "profile": {}, "trials": trials}))
@@ -175,7 +177,7 @@ def test_leaderboard_mean_and_std_over_seeds(tmp_path: Path, runner) -> None:
     # mean 12, sample std sqrt(((10-12)^2 + (14-12)^2) / 1) = 2.828...
     assert "| dcgan | 2 | 12.00 ± 2.83 |" in page
     assert "0.500 ± 0.000" in page and "400.00 ± 0.00" in page
-    assert "5 ± 1 s" in page  # train seconds 4 and 6: mean 5, std 1.41
+    assert "| 5 ± 1 s | 12 ± 3 s |" in page  # train seconds 4 and 6: mean 5, std 1.41; wall 10 and 14: 12, 2.83
     out = tmp_path / "board.md"
     assert runner.invoke(cli, ["leaderboard", str(results), "-o", str(out)]).exit_code == 0
     assert runner.invoke(cli, ["leaderboard", str(results), "-o", str(out), "--check"]).exit_code == 0
