@@ -10,32 +10,18 @@ The library API (the CLI is a thin layer over it)::
 Plugin authors use :data:`hookimpl` and the component classes (:class:`Generator`,
 :class:`Discriminator`, :class:`Loss`, :class:`LossSpec`, :class:`Extension`, :class:`ExtensionSpec`,
 :class:`Variant`, :class:`DatasetSpec`).
+
+``import ganzoo`` imports neither torch nor any plugin: each name below is imported from its module on first
+use, so ``ganzoo --help`` answers at once.
 """
 
-from .api import (
-    build_config,
-    export_samples,
-    list_components,
-    list_variants,
-    load_dataset,
-    load_generator,
-    sample,
-    train,
-    version,
-)
-from .bench import bench
-from .components import (
-    DatasetSpec,
-    Discriminator,
-    Extension,
-    ExtensionContext,
-    ExtensionSpec,
-    Generator,
-    Loss,
-    LossSpec,
-    Variant,
-)
-from .config import TrainConfig
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -46,12 +32,54 @@ from .errors import (
     UnknownNameError,
     UsageError,
 )
-from .evaluation import evaluate
 from .hookspecs import hookimpl
-from .plugins import get_plugin_manager as plugin_manager  # the process-wide manager, by its public name
-from .plugins import list_plugins, load_failures
-from .reproduce import reproduce
-from .trainer import TrainResult
+from .meta import version
+
+if TYPE_CHECKING:  # what the lazy names below are, for type checkers and IDEs
+    from .api import (
+        build_config,
+        export_samples,
+        list_components,
+        list_variants,
+        load_dataset,
+        load_generator,
+        sample,
+        train,
+    )
+    from .bench import bench
+    from .components import (
+        DatasetSpec,
+        Discriminator,
+        Extension,
+        ExtensionContext,
+        ExtensionSpec,
+        Generator,
+        Loss,
+        LossSpec,
+        Variant,
+    )
+    from .config import TrainConfig
+    from .evaluation import evaluate
+    from .plugins import get_plugin_manager as plugin_manager
+    from .plugins import list_plugins, load_failures
+    from .reproduction import reproduce
+    from .trainer import TrainResult
+
+#: Public name -> (module, attribute): imported on first access.
+_LAZY: dict[str, tuple[str, str]] = {
+    **{name: ("api", name) for name in ("build_config", "export_samples", "list_components", "list_variants",
+                                        "load_dataset", "load_generator", "sample", "train")},
+    "bench": ("bench", "bench"),
+    **{name: ("components", name) for name in ("DatasetSpec", "Discriminator", "Extension", "ExtensionContext",
+                                               "ExtensionSpec", "Generator", "Loss", "LossSpec", "Variant")},
+    "TrainConfig": ("config", "TrainConfig"),
+    "evaluate": ("evaluation", "evaluate"),
+    "plugin_manager": ("plugins", "get_plugin_manager"),  # the process-wide manager, by its public name
+    "list_plugins": ("plugins", "list_plugins"),
+    "load_failures": ("plugins", "load_failures"),
+    "reproduce": ("reproduction", "reproduce"),
+    "TrainResult": ("trainer", "TrainResult"),
+}
 
 __version__ = version()
 
@@ -62,3 +90,30 @@ __all__ = [
     "export_samples", "hookimpl", "list_components", "list_plugins", "list_variants", "load_dataset",
     "load_failures", "load_generator", "plugin_manager", "reproduce", "sample", "train", "version",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'ganzoo' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(f".{module}", __name__), attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+class _Package(types.ModuleType):
+    """``ganzoo.bench`` is the function even once the module ``ganzoo.bench`` is imported (the import system
+    sets a package attribute for every submodule it loads)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _LAZY.get(name) == (name, name):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

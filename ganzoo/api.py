@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib.metadata
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,20 +20,13 @@ from .config import TrainConfig, validate_config
 from .data import ImageData, load_images
 from .errors import CheckpointError, ConfigError
 from .images import save_grid
+from .meta import version
 from .plugins import list_plugins
 from .registry import Registry, get_registry
 from .trainer import Trainer, TrainResult, seed_everything
 
 #: What a sample grid may be written as (Pillow infers the format from the suffix).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
-
-
-def version() -> str:
-    """The installed ganzoo version."""
-    try:
-        return importlib.metadata.version("ganzoo")
-    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-        return "0+unknown"
 
 
 def versions(pm: pluggy.PluginManager | None = None) -> dict[str, Any]:

@@ -19,7 +19,6 @@ import platform
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,6 +35,7 @@ from .config import load_yaml, merge
 from .data import load_images
 from .errors import ConfigError, DivergenceError, GanzooError, UsageError
 from .evaluation import evaluation_samples, score_images
+from .meta import list_profiles, profiles_dir
 from .metric_keys import METRICS
 from .plots import plot_losses, plot_metrics
 from .registry import get_registry
@@ -96,16 +96,6 @@ class BenchProfile(BaseModel):
                 return Budget(steps=found.steps,
                               eval_every=self.eval_every if found.eval_every is None else found.eval_every)
         return Budget(steps=self.steps, eval_every=self.eval_every)
-
-
-def profiles_dir() -> Path:
-    """Where the bundled profiles live (``benchmarks/profiles`` in the source tree)."""
-    return Path(str(resources.files("ganzoo.profiles")))
-
-
-def list_profiles() -> list[str]:
-    """Names of the bundled benchmark profiles."""
-    return sorted(p.stem for p in profiles_dir().glob("*.yaml"))
 
 
 def load_profile(profile: str | Path | None = None, **changes: Any) -> BenchProfile:

@@ -14,9 +14,8 @@ from typing import Any
 
 import click
 
-from . import api
-from .bench import list_profiles
 from .errors import GanzooError, UsageError
+from .meta import list_profiles, version
 from .metric_keys import CLASS_AGREEMENT, CLASSES_COVERED, FID, IS_MEAN, KID_MEAN, PRECISION, RECALL
 from .plugins import list_plugins, load_failures
 
@@ -43,7 +42,7 @@ def warn_load_failures() -> None:
 
 
 @click.group()
-@click.version_option(api.version(), prog_name="ganzoo")
+@click.version_option(version(), prog_name="ganzoo")
 def cli() -> None:
     """ganzoo: train, sample and benchmark GAN variants supplied by plugins.
 
@@ -60,6 +59,8 @@ def cli() -> None:
 @library_errors
 def list_cmd(as_json: bool) -> None:
     """List variants, networks, losses and datasets, with the plugin that registered each."""
+    from . import api
+
     variants = api.list_variants()
     components = api.list_components()
     if as_json:
@@ -135,6 +136,8 @@ def train_cmd(variant: str, config_file: Path | None, overrides: tuple[str, ...]
       ganzoo train wgan --set batch_size=32 --set loss_options.gp_lambda=5
       ganzoo train dcgan --set loss=wgan-gp --set discriminator=dcgan-critic --set betas=[0.0,0.9]
     """
+    from . import api
+
     warn_load_failures()
     result = api.train(variant, config=config_file, overrides=list(overrides), steps=steps, dataset=dataset,
                        out=out, seed=seed, device=device, deterministic=deterministic, resume=resume,
@@ -170,6 +173,8 @@ def sample_cmd(checkpoint: Path, count: int, out: Path | None, fmt: str, seed: i
     ganzoo sample runs/dcgan -n 10000 --format png-dir -o runs/dcgan-samples
     ganzoo sample runs/dcgan -n 10000 --format npz -o runs/dcgan-samples.npz
     """
+    from . import api
+
     if fmt == "grid":
         out = out or Path("samples.png")
         api.sample(checkpoint, n=count, out=out, seed=seed, labels=label, raw=raw)
@@ -316,7 +321,7 @@ def _reproduce(results: Path, out: Path | None, seeds: int | None, variants: lis
                weights: Path | None, jobs: int, progress: bool) -> None:
     """``bench --reproduce``: re-run, then a table of committed against new values per row and metric."""
     from .metric_keys import BY_KEY
-    from .reproduce import reproduce
+    from .reproduction import reproduce
 
     report = reproduce(results, out=out, seeds=seeds, variants=variants, feature_extractor_weights=weights, jobs=jobs,
                        progress=progress)

@@ -164,7 +164,8 @@ def _fake_results(path: Path, fids: list[float]) -> Path:
              "feature_extractor": {"name": "ganzoo-mnist", "sha256": "ab" * 32},
              "versions": {"torch": "2.x", "torch_fidelity": "0.4.0", "ganzoo": "0.1.0"}}
     trials = [{"variant": "dcgan", "seed": i, "status": "ok", "steps": 10, "train_seconds": 4.0 + 2 * i,
-               "images_per_second": 100.0, "wall_seconds": 10.0 + 4 * i, "final": {"fid": fid, "precision": 0.5}, "untrained": {"fid": 400.0},
+               "images_per_second": 100.0, "final": {"fid": fid, "precision": 0.5}, "untrained": {"fid": 400.0},
+               "wall_seconds": 10.0 + 4 * i,
                "protocol": proto, "hardware": {"cpu": "cpu", "threads": 2, "gpu": None}, "artifacts": {}}
               for i, fid in enumerate(fids)]
     path.write_text(json.dumps({"format": 1, "profile": {}, "trials": trials}))

@@ -13,7 +13,7 @@ import ganzoo
 from ganzoo.bench import BenchProfile, bench, load_results
 from ganzoo.cli import cli
 from ganzoo.leaderboard import render
-from ganzoo.reproduce import IDENTICAL, MISSING, OUTSIDE, WITHIN, compare, prediction_interval
+from ganzoo.reproduction import IDENTICAL, MISSING, OUTSIDE, WITHIN, compare, prediction_interval
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "benchmarks" / "results" / "tiny"

@@ -1,0 +1,28 @@
+"""Facts about the installation that cost no heavy import: the version and the bundled profile files.
+
+The CLI reads these at start-up (``ganzoo --help``, ``ganzoo --version``), before anything imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from importlib import resources
+from pathlib import Path
+
+
+def version() -> str:
+    """The installed ganzoo version."""
+    try:
+        return importlib.metadata.version("ganzoo")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0+unknown"
+
+
+def profiles_dir() -> Path:
+    """Where the bundled benchmark profiles live (``benchmarks/profiles`` in the source tree)."""
+    return Path(str(resources.files("ganzoo.profiles")))
+
+
+def list_profiles() -> list[str]:
+    """Names of the bundled benchmark profiles."""
+    return sorted(p.stem for p in profiles_dir().glob("*.yaml"))
