@@ -133,8 +133,10 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file, or the latest checkpoint of a run directory."""
+    """A checkpoint file, or the latest checkpoint of a run directory (or of its ``checkpoints`` folder)."""
     path = Path(path)
+    if path.is_dir() and path.name == CHECKPOINT_DIR and not (path / CHECKPOINT_DIR).is_dir():
+        path = path.parent  # the checkpoints folder itself: its run directory's latest
     if path.is_dir() and not _NAME.match(path.name):
         found = latest_checkpoint(path)
         if found is None:

@@ -73,10 +73,13 @@ def score_images(images: torch.Tensor, real: torch.Tensor, labels: torch.Tensor 
 
 
 def is_generator_source(path: Path) -> bool:
-    """A checkpoint, an exported generator or a run directory (one with a ``checkpoints`` folder)."""
-    from .checkpoint import CHECKPOINT_DIR
+    """A checkpoint, an exported generator, a run directory (one with a ``checkpoints`` folder) or that folder."""
+    from .checkpoint import CHECKPOINT_DIR, list_checkpoints
 
-    return path.suffix in (".pt", ".safetensors") or (path.is_dir() and (path / CHECKPOINT_DIR).is_dir())
+    if path.suffix in (".pt", ".safetensors"):
+        return True
+    return path.is_dir() and ((path / CHECKPOINT_DIR).is_dir()
+                              or (path.name == CHECKPOINT_DIR and bool(list_checkpoints(path.parent))))
 
 
 def read_image_folder(folder: Path, num: int | None = None) -> torch.Tensor:

@@ -33,6 +33,9 @@ def test_a_run_directory_scores_exactly_as_the_bench_did(benched, row: str) -> N
     out, results = benched
     trial = next(t for t in results["trials"] if t["variant"] == row)
     result = ganzoo.evaluate(out / row / "seed-0", split="test", num=150, progress=False)
+    # the checkpoints folder names the same run
+    assert ganzoo.evaluate(out / row / "seed-0" / "checkpoints", split="test", num=150,
+                           progress=False)["scores"] == result["scores"]
     assert result["kind"] == "generator" and result["seed"] == 0 and result["dataset"] == "mnist-5k"
     assert result["scores"] == trial["final"]  # the same numbers, not merely close ones
     if row == "cgan-pd":

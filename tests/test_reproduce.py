@@ -107,6 +107,21 @@ def test_reproduce_cli_reports_identical_and_exits_1_when_figures_moved(tmp_path
     assert too_many.exit_code == 2 and "--seeds must be 1 to 2" in too_many.output
 
 
+def test_reproduce_into_a_finished_bench_compares_without_training_again(tmp_path: Path) -> None:
+    """The README's main job then `--reproduce ... --out runs/bench`: the trials are there, nothing retrains."""
+    import shutil
+
+    profile = small_profile(variants=["vanilla", "gan"], seeds=2, threads=1)  # an alias, as the README names wgan
+    bench(profile=profile, out=tmp_path / "committed", progress=False)
+    bench(profile=profile.model_copy(update={"seeds": 1}), out=tmp_path / "mine", progress=False)
+    shutil.rmtree(tmp_path / "committed" / "vanilla")  # only results.json is needed to compare
+    trial = tmp_path / "mine" / "vanilla" / "seed-0" / "samples.png"
+    before = trial.stat().st_mtime_ns
+    report = ganzoo.reproduce(tmp_path / "committed", seeds=1, out=tmp_path / "mine", progress=False)
+    assert trial.stat().st_mtime_ns == before  # not trained again
+    assert report.reproduced and report.rows == {"vanilla": IDENTICAL}
+
+
 def test_the_committed_tiny_profile_reproduces(tmp_path: Path) -> None:
     """Re-runs benchmarks/results/tiny: identical figures on the machine type it was made on (CPU, instruction
     set, threads, torch), figures within its seed spread anywhere else."""
