@@ -50,7 +50,7 @@ def test_committed_default_bench_beats_an_untrained_generator_on_every_metric() 
     data = load_results(RESULTS)
     trials = data["trials"]
     assert data["profile"]["name"] == "default" and data["profile"]["threads"] == 1
-    assert {t["variant"] for t in trials} == {"vanilla", "dcgan", "wgan-gp"}
+    assert {t["variant"] for t in trials} == {"vanilla+ema", "dcgan", "wgan-gp"}
     for t in trials:
         assert t["status"] == "ok", t["reason"]
         assert t["hardware"]["threads"] == 1 and t["hardware"]["cpu_capability"]
