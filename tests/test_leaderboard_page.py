@@ -129,3 +129,18 @@ def test_committed_results_hold_no_machine_paths() -> None:
         for text in strings(json.loads(path.read_text())):
             assert not Path(text).is_absolute() and not text.startswith("~/work"), (path, text)
             assert "/work/" not in text and "/root/" not in text and "/home/" not in text, (path, text)
+
+
+def test_one_trial_run_in_two_sessions_gave_identical_figures() -> None:
+    """wgan-gp seed 0 with the same config, budget and evaluations ran for profile zoo (2026-11-27) and again
+    for profile default (2026-11-28), each on a 2-core AMD EPYC with one thread and the same torch: every
+    evaluation came out bit for bit the same, which is what `--reproduce` promises on one machine type."""
+    def trial(name: str) -> dict:
+        trials = load_results(ROOT / "benchmarks" / "results" / name / "results.json")["trials"]
+        return next(t for t in trials if t["variant"] == "wgan-gp" and t["seed"] == 0)
+
+    zoo, default = trial("zoo"), trial("default")
+    config = {k: v for k, v in zoo["protocol"]["config"].items() if k != "out"}
+    assert config == {k: v for k, v in default["protocol"]["config"].items() if k != "out"}
+    assert zoo["protocol"]["eval_every"] == default["protocol"]["eval_every"]
+    assert zoo["history"] == default["history"] and len(zoo["history"]) == 3
