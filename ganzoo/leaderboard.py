@@ -77,7 +77,9 @@ def render(results: list[str | Path], out: str | Path) -> str:
         "to the class they were generated for. A row such as `dcgan+ema` is the variant trained with those",
         "extensions added.",
         "*Untrained FID* scores the same generator before its first step. *Train time* is the seconds of",
-        "training, *Wall time* the whole trial with its evaluations, on the hardware named in the row. See",
+        "training, *Wall time* the whole trial with its evaluations, on the hardware named in the row.",
+        "`ganzoo bench --reproduce RESULTS` re-runs a section's results file and says, per row and metric, whether",
+        "the new figures are identical (the same machine type) or within the seed spread shown here. See",
         "[benchmark methodology](benchmarks.md) for the protocol.",
         "",
     ]
