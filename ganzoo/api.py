@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -178,6 +179,7 @@ def run_config(registry: Registry, cfg: TrainConfig, state: dict[str, Any] | Non
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # what deterministic cuBLAS needs
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
+    trainer = None
     try:
         seed_everything(cfg.seed)
         assembly = assemble(registry, cfg, data.image_shape, device, num_classes=data.num_classes)
@@ -192,6 +194,10 @@ def run_config(registry: Registry, cfg: TrainConfig, state: dict[str, Any] | Non
     finally:
         torch.use_deterministic_algorithms(was_deterministic)  # a process-wide switch: leave it as found
         if info.enabled:
+            # DDP's reducers and gloo's pending work must go while the process group they use still exists:
+            # left to interpreter shutdown, a rank can abort ("terminate called without an active exception").
+            trainer = assembly = None
+            gc.collect()
             distributed.teardown()
 
 
