@@ -144,3 +144,24 @@ def test_one_trial_run_in_two_sessions_gave_identical_figures() -> None:
     assert config == {k: v for k, v in default["protocol"]["config"].items() if k != "out"}
     assert zoo["protocol"]["eval_every"] == default["protocol"]["eval_every"]
     assert zoo["history"] == default["history"] and len(zoo["history"]) == 3
+
+
+def test_long_section_holds_every_row_with_its_budget_and_curve() -> None:
+    """The quality profile: each row's 3 seeds trained to its step budget and scored along the way."""
+    from ganzoo.bench import load_profile
+
+    profile = load_profile("long")
+    trials = load_results(ROOT / "benchmarks" / "results" / "long" / "results.json")["trials"]
+    assert sorted({t["variant"] for t in trials}) == sorted(profile.variants)
+    for row in profile.variants:
+        budget = profile.budget(row, row.split("+")[0])
+        mine = [t for t in trials if t["variant"] == row]
+        assert sorted(t["seed"] for t in mine) == [0, 1, 2], row
+        for t in mine:
+            assert t["status"] == "ok" and t["steps"] == budget.steps, (row, t["seed"])
+            assert [h["step"] for h in t["history"]] == list(range(0, budget.steps + 1, budget.eval_every))
+            assert t["train_seconds"] < 30 * 60  # at most 30 minutes of training per trial on this CPU
+    # every dcgan and wgan-gp row draws all ten digit classes at the end of every seed
+    for t in trials:
+        if t["base_variant"] in ("dcgan", "wgan-gp"):
+            assert t["final"]["classes_covered"] == 10, (t["variant"], t["seed"])
