@@ -165,3 +165,16 @@ def test_long_section_holds_every_row_with_its_budget_and_curve() -> None:
     for t in trials:
         if t["base_variant"] in ("dcgan", "wgan-gp"):
             assert t["final"]["classes_covered"] == 10, (t["variant"], t["seed"])
+
+
+def test_startup_table_matches_the_committed_measurement() -> None:
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("startup", ROOT / "benchmarks" / "startup.py")
+    startup = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(startup)
+    report = json.loads((ROOT / "benchmarks" / "results" / "startup-cpu.json").read_text())
+    assert [row["args"] for row in report["commands"]] == [["--help"], ["--version"], ["list"]]
+    assert startup.render_table(report) in (ROOT / "docs" / "performance.md").read_text(), (
+        "docs/performance.md is out of date; rerun python benchmarks/startup.py --update-doc")
