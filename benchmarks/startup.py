@@ -26,16 +26,6 @@ MARKERS = ("<!-- startup:begin -->", "<!-- startup:end -->")
 COMMANDS = [["--help"], ["--version"], ["list"]]
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
-
-
 def measure(ganzoo: str, args: list[str], rounds: int) -> list[float]:
     subprocess.run([ganzoo, *args], check=True, capture_output=True)  # warm the file cache
     times = []
@@ -67,9 +57,10 @@ def main() -> None:
     parser.add_argument("--update-doc", action="store_true", help="Also rewrite the table in docs/performance.md.")
     args = parser.parse_args()
     ganzoo = shutil.which("ganzoo", path=str(Path(sys.executable).parent)) or "ganzoo"
+    from ganzoo.bench import hardware
     from ganzoo.meta import version
 
-    report = {"date": datetime.date.today().isoformat(), "cpu": cpu_model(), "cores": os.cpu_count(),
+    report = {"date": datetime.date.today().isoformat(), "cpu": hardware()["cpu"], "cores": os.cpu_count(),
               "load_average": os.getloadavg()[0], "python": sys.version.split()[0], "ganzoo": version(),
               "rounds": args.rounds, "commands": []}
     for command in COMMANDS:

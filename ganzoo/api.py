@@ -20,14 +20,11 @@ from .assembly import assemble, resolve_config, user_settings
 from .config import TrainConfig, validate_config
 from .data import ImageData, load_images
 from .errors import CheckpointError, ConfigError
-from .images import save_grid
+from .images import IMAGE_SUFFIXES, save_grid
 from .meta import version
 from .plugins import list_plugins
 from .registry import Registry, get_registry
 from .trainer import Trainer, TrainResult, seed_everything
-
-#: What a sample grid may be written as (Pillow infers the format from the suffix).
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 def versions(pm: pluggy.PluginManager | None = None) -> dict[str, Any]:

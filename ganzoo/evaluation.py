@@ -18,6 +18,7 @@ import pluggy
 import torch
 
 from .errors import ConfigError, UsageError
+from .images import IMAGE_SUFFIXES
 from .metric_keys import CLASS_AGREEMENT, CLASS_AGREEMENT_MIN
 from .sample_files import NPZ_IMAGES, NPZ_LABELS
 
@@ -26,8 +27,6 @@ from .sample_files import NPZ_IMAGES, NPZ_LABELS
 EVAL_SEED_OFFSET = 10_000
 #: Images generated (and scored) per batch.
 EVAL_BATCH = 500
-#: Image files a folder source may hold.
-IMAGE_FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def evaluation_samples(generate: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor], latent_dim: int,
@@ -87,9 +86,9 @@ def read_image_folder(folder: Path, num: int | None = None) -> torch.Tensor:
     grayscale images with one channel, colour images (and palettes) as RGB; all must have one shape."""
     from PIL import Image
 
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_FILE_SUFFIXES)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise UsageError(f"{str(folder)!r} holds no images ({', '.join(IMAGE_FILE_SUFFIXES)}) and no checkpoints")
+        raise UsageError(f"{str(folder)!r} holds no images ({', '.join(IMAGE_SUFFIXES)}) and no checkpoints")
     files = files[:num] if num else files
     arrays, first = [], None
     for path in files:

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import torch
 
+#: Image files ganzoo writes (a grid; Pillow infers the format from the suffix) and reads (a folder to evaluate).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
 
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
     """Save images in [-1, 1] (N, C, H, W) as one PNG grid, ``nrow`` per row (default: square-ish)."""
