@@ -25,7 +25,7 @@ from typing import Any
 
 import pluggy
 
-from .bench import BenchProfile, bench, load_results
+from .bench import RESULTS_FILE, BenchProfile, bench, load_results
 from .errors import UsageError
 from .metric_keys import FID, METRICS
 
@@ -171,7 +171,7 @@ def reproduce(
         print(report.reproduced, report.rows)
     """
     path = Path(results)
-    path = path / "results.json" if path.is_dir() else path
+    path = path / RESULTS_FILE if path.is_dir() else path
     data = load_results(path)
     profile = BenchProfile.model_validate(data["profile"])
     committed = data["trials"]
