@@ -4,15 +4,20 @@
 - docs/cli.md is what ``python -m ganzoo.cli_reference`` renders;
 - every ``ganzoo ...`` command line in README.md and docs/*.md code blocks names a real command and options;
 - every relative Markdown link points to an existing file;
-- files quoted between ``<!-- include: PATH -->`` markers are quoted verbatim.
+- files quoted between ``<!-- include: PATH -->`` markers are quoted verbatim;
+- the MkDocs site builds with ``--strict``: no broken link, image or anchor, no page left out of the navigation.
 """
 
 from __future__ import annotations
 
 import inspect
+import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
+from urllib.parse import unquote
 
 import click
 import pytest
@@ -237,3 +242,37 @@ def test_included_file_is_verbatim(page: str, path: str, body: str) -> None:
     source = (ROOT / page).parent / path
     assert source.is_file(), f"{page} includes missing file {path}"
     assert body == source.read_text(), f"{page}: the block included from {path} differs from the file; copy it again"
+
+
+# -- the documentation site ---------------------------------------------------------------------------------
+
+def _build_site(project: Path, site: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)]
+    return subprocess.run(command, cwd=project, capture_output=True, text=True,
+                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+
+
+def test_site_builds_strict(tmp_path: Path) -> None:
+    """``mkdocs build --strict`` fails on a missing page, image or anchor and on a page outside the nav."""
+    site = tmp_path / "site"
+    result = _build_site(ROOT, site)
+    assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stderr[-4000:]}"
+    leaderboard = (site / "leaderboard" / "index.html").read_text()
+    images = re.findall(r'<img[^>]+src="([^"]+)"', leaderboard)
+    assert images, "the leaderboard page shows no images"
+    for src in images:
+        assert (site / "leaderboard" / unquote(src)).resolve().is_file(), f"leaderboard image {src} is not in the site"
+
+
+def test_site_build_catches_a_missing_image(tmp_path: Path) -> None:
+    """The strict build is a real check: a page linking a missing figure fails it."""
+    docs = tmp_path / "docs"
+    subprocess.run(["cp", "-r", str(DOCS), str(docs)], check=True)
+    (tmp_path / "benchmarks").symlink_to(ROOT / "benchmarks")
+    config = (ROOT / "mkdocs.yml").read_text()
+    (tmp_path / "mkdocs.yml").write_text(config)
+    page = docs / "quickstart.md"
+    page.write_text(page.read_text() + "\n![gone](../benchmarks/results/default/no-such-run/samples.png)\n")
+    result = _build_site(tmp_path, tmp_path / "site")
+    assert result.returncode != 0
+    assert "no-such-run/samples.png" in result.stderr
