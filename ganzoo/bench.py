@@ -46,6 +46,11 @@ RESULTS_FORMAT = 1
 RESULTS_FILE = "results.json"
 # metric -> lower is better
 METRIC_DIRECTIONS = {m.key: m.lower_is_better for m in METRICS}
+#: Beside its scores, each evaluation in a trial's ``history`` records the seconds trained before it and the
+#: seconds the evaluation itself took.
+TRAIN_SECONDS = "train_seconds"
+EVAL_SECONDS = "eval_seconds"
+TIMING_KEYS = (TRAIN_SECONDS, EVAL_SECONDS)
 #: Joins a variant and the extensions of one leaderboard row: ``dcgan+ema+diffaugment``.
 EXTENSION_JOINER = "+"
 
@@ -86,6 +91,8 @@ class BenchProfile(BaseModel):
                                                           description="Training config keys per variant.")
     budgets: dict[str, Budget] = Field(default_factory=dict,
                                        description="Steps (and eval_every) per row or variant, overriding steps.")
+    fid_target: float | None = Field(None, gt=0, description="Time to quality: the leaderboard shows the seconds "
+                                                             "of training until a trial's FID first reached this.")
 
     def budget(self, row: str, *fallbacks: str) -> Budget:
         """The budget of ``row`` (``dcgan+ema``), else of the first of ``fallbacks`` (its variant, as canonical
@@ -188,7 +195,8 @@ def best_scores(history: list[dict[str, Any]]) -> dict[str, Any]:
 def _config_hash(cfg_json: dict[str, Any], profile: BenchProfile, budget: Budget) -> str:
     """What makes two trials the same trial: the training config and the protocol, with the trial's own
     budget in place of the profile's other rows' (so a row added to ``budgets`` leaves the others' hashes)."""
-    protocol = profile.model_dump(mode="json", exclude={"name", "description", "variants", "seeds", "budgets"})
+    protocol = profile.model_dump(mode="json", exclude={"name", "description", "variants", "seeds", "budgets",
+                                                         "fid_target"})  # fid_target: how results are read
     if profile.budgets:
         protocol.update(steps=budget.steps, eval_every=budget.eval_every)
     if profile.threads is None:  # profiles from before the key hash as they did
@@ -259,8 +267,10 @@ def run_trial(profile: BenchProfile, variant: str, seed: int, out: Path, real: t
     history: list[dict[str, Any]] = []
 
     def evaluate(trainer: Trainer) -> dict[str, float]:
+        t0 = time.perf_counter()
         scores = evaluator(trainer)
-        history.append({"step": trainer.step, **scores})
+        history.append({"step": trainer.step, **scores, TRAIN_SECONDS: round(trainer.train_seconds, 3),
+                        EVAL_SECONDS: round(time.perf_counter() - t0, 3)})
         return scores
 
     evaluator = make_evaluator(real, profile, seed, cache_dir)
@@ -281,9 +291,10 @@ def run_trial(profile: BenchProfile, variant: str, seed: int, out: Path, real: t
     record["wall_seconds"] = round(time.perf_counter() - started, 3)
     record["history"] = history
     untrained = [h for h in history if h["step"] == 0]
-    record["untrained"] = {k: v for k, v in untrained[0].items() if k != "step"} if untrained else None
+    record["untrained"] = ({k: v for k, v in untrained[0].items() if k not in ("step", *TIMING_KEYS)}
+                           if untrained else None)
     if record["status"] == "ok":
-        record["final"] = {k: v for k, v in history[-1].items() if k != "step"}
+        record["final"] = {k: v for k, v in history[-1].items() if k not in ("step", *TIMING_KEYS)}
         record["best"] = best_scores(history)
     artifacts: dict[str, str] = {}
     if (trial_dir / LOG_FILE).is_file() and (trial_dir / LOG_FILE).stat().st_size:

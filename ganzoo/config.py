@@ -69,14 +69,18 @@ class TrainConfig(BaseModel):
     lr_g: float = Field(2e-4, gt=0)
     lr_d: float = Field(2e-4, gt=0)
     betas: tuple[float, float] = (0.5, 0.999)
+    generator_batch: Literal["fresh", "reuse"] = Field(
+        "fresh", description="What the generator update scores: 'fresh': a new latent batch (Goodfellow 2014, "
+        "Algorithm 1); 'reuse': the fake batch of the step's discriminator update, generated once with its graph "
+        "(pytorch/examples' DCGAN loop; one generator forward per step, n_critic 1 only).")
     init: Literal["default", "normal"] = Field(
         "default", description="'normal': weights N(0, init_std), BatchNorm scales N(1, init_std)."
     )
     init_std: float = Field(0.02, gt=0)
 
     # Fast paths: each off by default, each a switch the trainer reads at the top of the run.
-    compile: bool = Field(False, description="torch.compile the loss steps (G, D and loss; a double-backward loss "
-                          "keeps its D step eager).")
+    compile: bool = Field(False, description="torch.compile the generator's forward and each loss step (D and "
+                          "loss; a double-backward loss keeps its D step eager).")
     channels_last: bool = Field(False, description="Channels-last memory format for networks and data.")
     amp: Literal["off", "bf16", "fp16"] = Field("off", description="Autocast dtype; fp16 (CUDA only) uses scalers.")
     fused_optimizer: bool = Field(False, description="Fused Adam kernels (torch.optim.Adam(fused=True)).")
@@ -106,6 +110,13 @@ class TrainConfig(BaseModel):
                 if numeric and isinstance(value, (bool, str)):
                     raise ValueError(f"{key}: must be a number, not {type(value).__name__} {shown(value)}")
         return data
+
+    @model_validator(mode="after")
+    def _reuse_needs_one_critic_step(self) -> TrainConfig:
+        if self.generator_batch == "reuse" and self.n_critic != 1:
+            raise ValueError(f"generator_batch: 'reuse' scores the fake batch of the one discriminator update of a "
+                             f"step, but n_critic is {self.n_critic}; set generator_batch=fresh (or n_critic=1)")
+        return self
 
     @field_validator("extensions", mode="before")
     @classmethod

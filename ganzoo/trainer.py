@@ -196,12 +196,14 @@ class Trainer:
         sampler = self.acting["sampling_generator"][:1]  # assembly allows at most one
         self.sampler_name = sampler[0][0] if sampler else None
         self.sampler: Extension | None = sampler[0][2] if sampler else None
-        # With compile, each loss computation (networks and loss together) becomes one compiled graph. A loss
-        # that differentiates D twice (a gradient penalty) keeps its discriminator step eager: compiled graphs
-        # do not support double backward. Its generator step, which differentiates D once, still compiles.
+        # With compile, the generator's forward is one compiled graph and each loss computation (D and the loss
+        # together) another. A loss that differentiates D twice (a gradient penalty) keeps its discriminator
+        # step eager: compiled graphs do not support double backward. Its generator step, which differentiates
+        # D once, still compiles.
         self.discriminator_loss: Callable[..., torch.Tensor] = self._discriminator_loss
         self.generator_loss: Callable[..., torch.Tensor] = self._generator_loss
         if cfg.compile:
+            self.G_fwd = torch.compile(self.G_fwd)
             if not getattr(self.loss, "double_backward", False):
                 self.discriminator_loss = torch.compile(self._discriminator_loss)
             self.generator_loss = torch.compile(self._generator_loss)
@@ -221,6 +223,9 @@ class Trainer:
             count = len(self.fixed_labels)
         self.fixed_z = torch.randn(count, cfg.latent_dim, generator=fixed).to(device)
         self.step = 0
+        #: Seconds of training (evaluation, grids and checkpoints excluded) of the current :meth:`run` call, as
+        #: of its last evaluation.
+        self.train_seconds = 0.0
 
     def _at_extensions(self, point: str, *args: Any) -> None:
         """Call every extension that implements ``point``, in config order; a failure names its plugin."""
@@ -353,16 +358,18 @@ class Trainer:
     def _autocast(self) -> Any:
         return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None)
 
-    def _discriminator_loss(self, real: torch.Tensor, real_labels: torch.Tensor | None, z: torch.Tensor,
+    def _fake_batch(self, z: torch.Tensor, fake_labels: torch.Tensor | None, graph: bool) -> torch.Tensor:
+        """The generator's batch for latents ``z``; with its autograd graph when the generator update uses it."""
+        with torch.set_grad_enabled(graph):
+            return self._generate(self.G_fwd, z, fake_labels)
+
+    def _discriminator_loss(self, real: torch.Tensor, real_labels: torch.Tensor | None, fake: torch.Tensor,
                             fake_labels: torch.Tensor | None) -> torch.Tensor:
-        with torch.no_grad():
-            fake = self._generate(self.G_fwd, z, fake_labels)
         return self.loss.discriminator_loss(self.D_view, real, fake, **self._loss_keywords(
             "discriminator_loss", real_labels=real_labels, fake_labels=fake_labels))
 
-    def _generator_loss(self, z: torch.Tensor, fake_labels: torch.Tensor | None, real: torch.Tensor,
+    def _generator_loss(self, fake: torch.Tensor, fake_labels: torch.Tensor | None, real: torch.Tensor,
                         real_labels: torch.Tensor | None) -> torch.Tensor:
-        fake = self._generate(self.G_fwd, z, fake_labels)
         return self.loss.generator_loss(self.D_gen_view, fake, **self._loss_keywords(
             "generator_loss", real=real, real_labels=real_labels, fake_labels=fake_labels))
 
@@ -380,17 +387,21 @@ class Trainer:
     def train_step(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One generator step: ``n_critic`` discriminator updates, then one generator update.
 
+        With ``generator_batch: reuse`` the generator update scores the fake batch of the (one) discriminator
+        update, generated once with its graph; with ``fresh`` it generates a new batch from new latents.
         Extensions act at the points marked ``[extensions]``: ``augment`` inside every call of ``D_view``,
         ``discriminator_penalty``, ``after_discriminator_step`` and ``after_generator_step``.
         """
         cfg = self.config
+        reuse = cfg.generator_batch == "reuse"
         self.D.requires_grad_(True)
         for i in range(cfg.n_critic):
             d_step = self.step * cfg.n_critic + i
             real, real_labels = self.batches.next()  # this rank's slice of the global batch, labels with it
             z, fake_labels = self._latents(), self._fake_labels()
             with self._autocast():
-                d_loss = self._checked(self.discriminator_loss(real, real_labels, z, fake_labels),
+                fake = self._fake_batch(z, fake_labels, graph=reuse)
+                d_loss = self._checked(self.discriminator_loss(real, real_labels, fake.detach(), fake_labels),
                                        "discriminator_loss")
                 penalty = self._discriminator_penalties(real, real_labels, d_step)  # [extensions] e.g. lazy R1
                 if penalty is not None:
@@ -401,9 +412,11 @@ class Trainer:
             self.scaler_d.update()
             self._at_extensions("after_discriminator_step", self.D, d_step)  # [extensions] e.g. weight clipping
         self.D.requires_grad_(False)  # the generator step needs gradients through D, not for D's weights
-        z, fake_labels = self._latents(), self._fake_labels()
         with self._autocast():
-            g_loss = self._checked(self.generator_loss(z, fake_labels, real, real_labels), "generator_loss")
+            if not reuse:
+                z, fake_labels = self._latents(), self._fake_labels()
+                fake = self._fake_batch(z, fake_labels, graph=True)
+            g_loss = self._checked(self.generator_loss(fake, fake_labels, real, real_labels), "generator_loss")
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler_g.scale(g_loss).backward()
         self.scaler_g.step(self.opt_g)
@@ -484,6 +497,7 @@ class Trainer:
         runlog = RunLog(out, start_step, enabled=main)  # log.jsonl, and TensorBoard events when installed
 
         def run_evaluation() -> None:
+            self.train_seconds = train_seconds  # what an evaluator may record beside its scores
             if evaluate is not None and main:
                 metrics = evaluate(self)
                 evaluations.append({"step": self.step, "train_seconds": round(train_seconds, 3), **metrics})
