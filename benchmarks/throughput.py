@@ -1,18 +1,26 @@
-"""Engine overhead: the ganzoo trainer against a plain PyTorch loop of the same algorithm.
+"""Engine overhead: the ganzoo trainer against plain PyTorch loops, and what each fast path buys.
 
-For each variant, both loops train the same generator and discriminator modules (built by the plugins
-through the public API) on the same in-memory data, with the same batch size, optimisers and n_critic.
-Runs alternate in counterbalanced pairs (ganzoo then plain, plain then ganzoo, ...) so that drifts of the
-machine hit both alike and neither loop always runs first, and the median images per second of each is
-reported with their ratio. The FLOPs of one training step are counted
-once with ``torch.utils.flop_counter``'s registry and compared with a large fp32 matmul measured in the same run.
+For each variant, the loops train the same generator and discriminator modules (built by the plugins
+through the public API) on the same in-memory data, with the same batch size, optimisers and n_critic:
 
-    python benchmarks/throughput.py                      # all variants, CPU, writes benchmarks/results/
+- the *plain* loop runs ganzoo's algorithm (its ``generator_batch``: fresh latents or the reused fake batch);
+- the *tutorial* loop runs pytorch/examples' DCGAN algorithm: one fake batch per step, detached for the
+  discriminator and scored again by the updated discriminator for the generator (n_critic 1 only).
+
+Runs rotate (ganzoo, plain, tutorial; then plain, tutorial, ganzoo; ...) so that drifts of the machine hit all
+alike and no loop always runs first; the median images per second of each is reported with the ratios
+ganzoo / plain and ganzoo / tutorial. The FLOPs of one training step are counted once with
+``torch.utils.flop_counter``'s registry and compared with a large fp32 matmul measured in the same run.
+
+    python benchmarks/throughput.py                      # vanilla, dcgan, wgan-gp; writes benchmarks/results/
     python benchmarks/throughput.py --variants vanilla --seconds 5 --rounds 3
     python benchmarks/throughput.py --variants vanilla --set compile=true --warmup 100 --table compile
+    python benchmarks/throughput.py --fast-paths --variants vanilla,dcgan    # each switch against ganzoo's default
 
-With ``--warmup N`` both loops first run N untimed steps (for ``compile=true``: compilation, whose seconds
+With ``--warmup N`` the loops first run N untimed steps (for ``compile=true``: compilation, whose seconds
 are reported separately); ``--table NAME`` names the report and the table in docs/performance.md it updates.
+``--fast-paths`` times ganzoo with its defaults against ganzoo with each fast-path switch flipped
+(``fused_optimizer``, ``channels_last``, ``compile``), alternating, for any variant (no plain loop needed).
 """
 
 from __future__ import annotations
@@ -42,17 +50,22 @@ from ganzoo.trainer import Trainer, make_optimizer, seed_everything
 RESULTS = Path(__file__).parent / "results"
 
 
-def build(variant: str, steps: int, device: torch.device, overrides: dict[str, Any]):
-    """The variant's config, its assembled modules and the training images, as the trainer would get them."""
+#: A fast-path switch and the value that turns it the other way than ganzoo's default for the variant.
+FAST_PATHS = ("fused_optimizer", "channels_last", "compile")
+
+
+def build(variant: str, steps: int, device: torch.device, overrides: list[str]):
+    """The variant's config, its assembled modules and the training images, as the trainer would get them.
+    ``overrides`` are ``KEY=VALUE`` strings, as ``--set`` takes them (``generator_options.width=32``)."""
     registry = get_registry()
-    cfg = ganzoo.build_config(variant, steps=steps, overrides={"sample_every": 0, "log_every": 1000, **overrides})
+    cfg = ganzoo.build_config(variant, steps=steps, overrides=["sample_every=0", "log_every=1000", *overrides])
     images = ganzoo.load_dataset(cfg.dataset).images
     seed_everything(0)
     assembly = assemble(registry, cfg, tuple(images.shape[1:]), device)
     return cfg, assembly, images
 
 
-def ganzoo_run(variant: str, steps: int, device: torch.device, overrides: dict[str, Any],
+def ganzoo_run(variant: str, steps: int, device: torch.device, overrides: list[str],
                warmup: int = 0) -> tuple[float, float, float]:
     """Images per second of ``Trainer.run`` over ``steps`` after ``warmup`` untimed steps; the seconds of the
     warm-up; and the seconds of the files ``run`` writes after its last step.
@@ -78,8 +91,13 @@ def ganzoo_run(variant: str, steps: int, device: torch.device, overrides: dict[s
     return steps * cfg.batch_size * cfg.n_critic / (wall - end_s), warmup_s, end_s
 
 
-def plain_step_fn(cfg, G, D, data: torch.Tensor, device: torch.device):
-    """A hand-written training step of the same algorithm: no plugins, no checks, no logging."""
+def plain_step_fn(cfg, G, D, data: torch.Tensor, device: torch.device, reuse: bool | None = None):
+    """A hand-written training step: no plugins, no checks, no logging. ``reuse`` (default: as the config's
+    ``generator_batch`` says): the generator update scores the discriminator update's fake batch, as
+    pytorch/examples' DCGAN does; else it generates a new one from fresh latents."""
+    reuse = cfg.generator_batch == "reuse" if reuse is None else reuse
+    if reuse and cfg.n_critic != 1:
+        raise ValueError("reusing the fake batch needs n_critic 1")
     opt_g = make_optimizer(cfg.optimizer, G.parameters(), cfg.lr_g, cfg.betas)
     opt_d = make_optimizer(cfg.optimizer, D.parameters(), cfg.lr_d, cfg.betas)
     wgan = cfg.loss == "wgan-gp" or (cfg.loss is None and cfg.variant == "wgan-gp")
@@ -97,8 +115,9 @@ def plain_step_fn(cfg, G, D, data: torch.Tensor, device: torch.device):
     def step() -> None:
         for _ in range(cfg.n_critic):
             real = batch()
-            with torch.no_grad():
-                fake = G(torch.randn(bs, cfg.latent_dim, device=device))
+            with torch.set_grad_enabled(reuse):
+                kept = G(torch.randn(bs, cfg.latent_dim, device=device))
+            fake = kept.detach()
             if wgan:
                 alpha = torch.rand(bs, 1, 1, 1, device=device)
                 x = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
@@ -110,7 +129,7 @@ def plain_step_fn(cfg, G, D, data: torch.Tensor, device: torch.device):
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             opt_d.step()
-        fake = G(torch.randn(bs, cfg.latent_dim, device=device))
+        fake = kept if reuse else G(torch.randn(bs, cfg.latent_dim, device=device))
         g_loss = -D(fake).mean() if wgan else F.softplus(-D(fake)).mean()
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
@@ -119,10 +138,13 @@ def plain_step_fn(cfg, G, D, data: torch.Tensor, device: torch.device):
     return step
 
 
-def plain_run(variant: str, steps: int, device: torch.device, overrides: dict[str, Any], warmup: int = 0) -> float:
-    """Images per second of the plain loop (eager, whatever the overrides' fast paths) after ``warmup`` steps."""
+def plain_run(variant: str, steps: int, device: torch.device, overrides: list[str], warmup: int = 0,
+              reuse: bool | None = None) -> float:
+    """Images per second of a plain loop (eager, whatever the overrides' fast paths) after ``warmup`` steps:
+    ganzoo's algorithm, or with ``reuse=True`` the tutorial's (see :func:`plain_step_fn`)."""
     cfg, assembly, images = build(variant, steps, device, overrides)
-    step = plain_step_fn(cfg, assembly.generator, assembly.discriminator, to_model_range(images).to(device), device)
+    step = plain_step_fn(cfg, assembly.generator, assembly.discriminator, to_model_range(images).to(device), device,
+                         reuse)
     for _ in range(warmup):
         step()
     t0 = time.perf_counter()
@@ -149,7 +171,7 @@ class _FlopCounter(TorchDispatchMode):
         return out
 
 
-def flops_per_image(variant: str, device: torch.device, overrides: dict[str, Any]) -> float:
+def flops_per_image(variant: str, device: torch.device, overrides: list[str]) -> float:
     """FLOPs of one training step (all n_critic D updates and the G update) per real image."""
     cfg, assembly, images = build(variant, 1, device, overrides)
     step = plain_step_fn(cfg, assembly.generator, assembly.discriminator, to_model_range(images).to(device), device)
@@ -169,9 +191,9 @@ def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 10) -> flo
     return 2 * n**3 * repeats / (time.perf_counter() - t0) / 1e9
 
 
-def calibrate(variant: str, seconds: float, device: torch.device, overrides: dict[str, Any]) -> int:
-    """Steps that take about ``seconds`` in the plain loop."""
-    rate = plain_run(variant, 5, device, overrides)
+def calibrate(variant: str, seconds: float, device: torch.device, overrides: list[str]) -> int:
+    """Steps that take about ``seconds`` in ganzoo's trainer."""
+    rate = ganzoo_run(variant, 5, device, [o for o in overrides if o.split("=", 1)[0] not in FAST_PATHS])[0]
     cfg = ganzoo.build_config(variant, overrides=overrides)
     return max(10, int(rate * seconds / (cfg.batch_size * cfg.n_critic)))
 
@@ -184,28 +206,60 @@ def markers(table: str) -> tuple[str, str]:
     return f"<!-- {table}:begin -->", f"<!-- {table}:end -->"
 
 
+def _header(report: dict[str, Any]) -> str:
+    hw = report["hardware"]
+    warmup = report.get("warmup_steps", 0)
+    overrides = report["overrides"]
+    return (f"Measured {report['date']} on {hw['gpu'] or hw['cpu']} ({hw['threads']} threads), torch "
+            f"{report['torch']}, ganzoo {report['ganzoo']}; fp32 matmul reference {report['matmul_gflops']} GFLOP/s"
+            + (f"; overrides {overrides}" if overrides else "")
+            + (f"; timed after {warmup} untimed warm-up steps" if warmup else "") + ".")
+
+
 def render_table(report: dict[str, Any]) -> str:
     """The Markdown table of a throughput report, as docs/performance.md shows it."""
-    hw = report["hardware"]
     begin, end = markers(report.get("table", "throughput"))
+    if report.get("kind") == "fast-paths":
+        return "\n".join([begin, _header(report), "", *_fast_path_rows(report), end])
     warmup = report.get("warmup_steps", 0)
     writes = all("ganzoo_end_of_run_s" in row for row in report["variants"])  # older reports lack it
-    lines = [begin,
-             f"Measured {report['date']} on {hw['gpu'] or hw['cpu']} ({hw['threads']} threads), torch "
-             f"{report['torch']}, ganzoo {report['ganzoo']}; fp32 matmul reference {report['matmul_gflops']} GFLOP/s"
-             + (f"; overrides {report['overrides']}" if report["overrides"] else "")
-             + (f"; timed after {warmup} untimed warm-up steps" if warmup else "") + ".",
-             "",
-             "| Variant | ganzoo img/s | plain loop img/s | ratio | GFLOP/s | of matmul |"
+    tutorial = any("tutorial_img_per_s" in row for row in report["variants"])
+    lines = [begin, _header(report), "",
+             "| Variant | ganzoo img/s | plain loop img/s | ratio |"
+             + (" tutorial loop img/s | ratio to tutorial |" if tutorial else "") + " GFLOP/s | of matmul |"
              + (" ganzoo end-of-run writes s |" if writes else "") + (" ganzoo warm-up s |" if warmup else ""),
-             "|---|---|---|---|---|---|" + ("---|" if writes else "") + ("---|" if warmup else "")]
+             "|---|---|---|---|" + ("---|---|" if tutorial else "") + "---|---|" + ("---|" if writes else "")
+             + ("---|" if warmup else "")]
     for row in report["variants"]:
-        lines.append(f"| {row['variant']} | {row['ganzoo_img_per_s']:.1f} | {row['plain_img_per_s']:.1f} | "
-                     f"{row['ratio']:.3f} | {row['achieved_gflops']:.2f} | {row['fraction_of_matmul']:.1%} |"
-                     + (f" {row['ganzoo_end_of_run_s']:.2f} |" if writes else "")
-                     + (f" {row['ganzoo_warmup_s']:.1f} |" if warmup else ""))
+        cells = [row["variant"], f"{row['ganzoo_img_per_s']:.1f}", f"{row['plain_img_per_s']:.1f}",
+                 f"{row['ratio']:.3f}"]
+        if tutorial:
+            has = row.get("tutorial_img_per_s") is not None
+            cells += [f"{row['tutorial_img_per_s']:.1f}" if has else "– (n_critic > 1)",
+                      f"{row['ratio_tutorial']:.3f}" if has else "–"]
+        cells += [f"{row['achieved_gflops']:.2f}", f"{row['fraction_of_matmul']:.1%}"]
+        if writes:
+            cells.append(f"{row['ganzoo_end_of_run_s']:.2f}")
+        if warmup:
+            cells.append(f"{row['ganzoo_warmup_s']:.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
     lines.append(end)
     return "\n".join(lines)
+
+
+def _fast_path_rows(report: dict[str, Any]) -> list[str]:
+    switches = report["switches"]
+    lines = ["| Variant | default img/s | " + " | ".join(f"`{s}` flipped img/s (ratio)" for s in switches)
+             + " | default settings |",
+             "|---|---|" + "---|" * len(switches) + "---|"]
+    for row in report["variants"]:
+        cells = [row["variant"], f"{row['default_img_per_s']:.1f}"]
+        for switch in switches:
+            got = row["switches"].get(switch)
+            cells.append(f"{got['img_per_s']:.1f} ({got['ratio']:.3f})" if got else "–")
+        cells.append(", ".join(f"{k}={v}" for k, v in row["defaults"].items()))
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def update_doc(report: dict[str, Any], doc: Path = DOC) -> None:
@@ -216,55 +270,108 @@ def update_doc(report: dict[str, Any], doc: Path = DOC) -> None:
     doc.write_text(text[:start] + render_table(report) + text[stop:])
 
 
+def measure_loops(variant: str, args: argparse.Namespace, device: torch.device, overrides: list[str],
+                  peak: float) -> dict[str, Any]:
+    """ganzoo against the plain loop of its algorithm and the tutorial loop, rotating the order each round."""
+    steps = calibrate(variant, args.seconds, device, overrides)
+    cfg = ganzoo.build_config(variant, overrides=overrides)
+    same_as_tutorial = cfg.generator_batch == "reuse"  # then the plain loop is the tutorial loop
+    loops = ["ganzoo", "plain"] + (["tutorial"] if cfg.n_critic == 1 and not same_as_tutorial else [])
+    rates: dict[str, list[float]] = {name: [] for name in loops}
+    warm, ends = [], []
+    for r in range(args.rounds):
+        for name in loops[r % len(loops):] + loops[: r % len(loops)]:
+            if name == "ganzoo":
+                rate, warmup_s, end_s = ganzoo_run(variant, steps, device, overrides, args.warmup)
+                warm.append(warmup_s)
+                ends.append(end_s)
+            else:
+                rate = plain_run(variant, steps, device, overrides, args.warmup, reuse=name == "tutorial" or None)
+            rates[name].append(rate)
+    if same_as_tutorial:
+        rates["tutorial"] = rates["plain"]
+    g, p = statistics.median(rates["ganzoo"]), statistics.median(rates["plain"])
+    t = statistics.median(rates["tutorial"]) if rates.get("tutorial") else None
+    achieved = g * flops_per_image(variant, device, overrides) / 1e9
+    return {"variant": variant, "steps": steps, "rounds": args.rounds, "generator_batch": cfg.generator_batch,
+            "ganzoo_img_per_s": round(g, 1), "plain_img_per_s": round(p, 1), "ratio": round(g / p, 4),
+            "tutorial_img_per_s": round(t, 1) if t else None, "ratio_tutorial": round(g / t, 4) if t else None,
+            "ganzoo_runs": [round(x, 1) for x in rates["ganzoo"]], "plain_runs": [round(x, 1) for x in rates["plain"]],
+            "tutorial_runs": [round(x, 1) for x in rates.get("tutorial", [])],
+            "flops_per_image": achieved * 1e9 / g, "ganzoo_warmup_s": round(statistics.median(warm), 2),
+            "ganzoo_end_of_run_s": round(statistics.median(ends), 3),
+            "achieved_gflops": round(achieved, 2), "fraction_of_matmul": round(achieved / peak, 4)}
+
+
+def measure_fast_paths(variant: str, args: argparse.Namespace, device: torch.device,
+                       overrides: list[str]) -> dict[str, Any]:
+    """ganzoo with its defaults against ganzoo with each fast-path switch flipped, alternating per round. A
+    flipped ``compile`` gets ``--warmup`` untimed steps (compilation) like every run of its pair."""
+    steps = calibrate(variant, args.seconds, device, overrides)
+    cfg = ganzoo.build_config(variant, overrides=overrides)
+    defaults = {switch: getattr(cfg, switch) for switch in FAST_PATHS}
+    row: dict[str, Any] = {"variant": variant, "steps": steps, "rounds": args.rounds, "defaults": defaults,
+                           "switches": {}}
+    default_runs: list[float] = []
+    for switch in FAST_PATHS:
+        flipped = [*overrides, f"{switch}={str(not defaults[switch]).lower()}"]
+        warmup = args.warmup if switch == "compile" else 0
+        base, other = [], []
+        for r in range(args.rounds):
+            pair = [(base, overrides), (other, flipped)]
+            for runs, sets in pair if r % 2 == 0 else pair[::-1]:
+                runs.append(ganzoo_run(variant, steps, device, sets, warmup)[0])
+        default_runs += base
+        b, o = statistics.median(base), statistics.median(other)
+        row["switches"][switch] = {"img_per_s": round(o, 1), "ratio": round(o / b, 4), "default_img_per_s": round(b, 1),
+                                   "runs": [round(x, 1) for x in other], "default_runs": [round(x, 1) for x in base],
+                                   "warmup_steps": warmup}
+        print(f"  {variant:<12} {switch}={not defaults[switch]}: {o:.1f} img/s against {b:.1f} ({o / b:.3f})")
+    row["default_img_per_s"] = round(statistics.median(default_runs), 1)
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", default="vanilla,dcgan,wgan-gp")
     parser.add_argument("--seconds", type=float, default=8.0, help="Target seconds per timed run.")
     parser.add_argument("--rounds", type=int, default=4,
-                        help="Pairs of runs per variant, the order alternating (even: balanced).")
+                        help="Rounds per variant, the order of the loops rotating between rounds.")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--set", dest="sets", action="append", default=[], help="Config override key=value.")
+    parser.add_argument("--set", dest="sets", action="append", default=[],
+                        help="Config override KEY=VALUE (dotted keys as in ganzoo train --set).")
     parser.add_argument("--warmup", type=int, default=0, help="Untimed steps before each timed run.")
-    parser.add_argument("--table", default="throughput", help="Report and docs/performance.md table name.")
+    parser.add_argument("--fast-paths", action="store_true",
+                        help="Time each fast-path switch flipped against ganzoo's defaults instead of the plain loops.")
+    parser.add_argument("--table", default=None, help="Report and docs/performance.md table name (default: "
+                                                       "throughput, or fast-paths with --fast-paths).")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON file (default benchmarks/results/TABLE-DEVICE.json).")
     parser.add_argument("--update-doc", action="store_true", help="Also rewrite the table in docs/performance.md.")
     args = parser.parse_args()
+    table = args.table or ("fast-paths" if args.fast_paths else "throughput")
     device = torch.device(args.device)
-    overrides = dict(s.split("=", 1) for s in args.sets)
+    overrides = list(args.sets)
     peak = matmul_gflops(device)
     print(f"device {device}, {torch.get_num_threads()} threads; fp32 matmul 2048^3: {peak:.1f} GFLOP/s")
-    print(f"{'variant':<9} {'steps':>6} {'ganzoo img/s':>13} {'plain img/s':>12} {'ratio':>6} {'GFLOP/s':>8} "
-          f"{'of matmul':>9}")
     rows = []
     for variant in args.variants.split(","):
-        steps = calibrate(variant, args.seconds, device, overrides)
-        ours, plain, warm, ends = [], [], [], []
-        for r in range(args.rounds):
-            if r % 2:  # odd rounds time the plain loop first: neither loop always runs first
-                plain.append(plain_run(variant, steps, device, overrides, args.warmup))
-            rate, warmup_s, end_s = ganzoo_run(variant, steps, device, overrides, args.warmup)
-            ours.append(rate)
-            warm.append(warmup_s)
-            ends.append(end_s)
-            if r % 2 == 0:
-                plain.append(plain_run(variant, steps, device, overrides, args.warmup))
-        g, p = statistics.median(ours), statistics.median(plain)
-        fpi = flops_per_image(variant, device, overrides)
-        achieved = g * fpi / 1e9
-        row = {"variant": variant, "steps": steps, "rounds": args.rounds, "ganzoo_img_per_s": round(g, 1),
-               "plain_img_per_s": round(p, 1), "ratio": round(g / p, 4), "ganzoo_runs": [round(x, 1) for x in ours],
-               "plain_runs": [round(x, 1) for x in plain], "flops_per_image": fpi,
-               "ganzoo_warmup_s": round(statistics.median(warm), 2),
-               "ganzoo_end_of_run_s": round(statistics.median(ends), 3),
-               "achieved_gflops": round(achieved, 2), "fraction_of_matmul": round(achieved / peak, 4)}
+        if args.fast_paths:
+            rows.append(measure_fast_paths(variant, args, device, overrides))
+            continue
+        row = measure_loops(variant, args, device, overrides, peak)
         rows.append(row)
-        print(f"{variant:<9} {steps:>6} {g:>13.1f} {p:>12.1f} {g / p:>6.3f} {achieved:>8.2f} {achieved / peak:>9.1%}")
-    report = {"table": args.table, "warmup_steps": args.warmup, "device": str(device), "hardware": hardware(),
-              "matmul_gflops": round(peak, 2),
+        tutorial = f"tutorial {row['tutorial_img_per_s']} img/s ({row['ratio_tutorial']})" \
+            if row["tutorial_img_per_s"] else "no tutorial loop (n_critic > 1)"
+        print(f"{variant:<9} {row['steps']:>6} steps: ganzoo {row['ganzoo_img_per_s']} img/s, plain "
+              f"{row['plain_img_per_s']} ({row['ratio']}), {tutorial}; {row['fraction_of_matmul']:.1%} of matmul")
+    report = {"table": table, "kind": "fast-paths" if args.fast_paths else "loops", "warmup_steps": args.warmup,
+              "device": str(device), "hardware": hardware(), "matmul_gflops": round(peak, 2),
               "overrides": overrides, "torch": str(torch.__version__), "ganzoo": ganzoo.version(),
               "platform": platform.platform(), "date": time.strftime("%Y-%m-%d"), "variants": rows}
-    out = args.out or RESULTS / f"{args.table}-{device.type}.json"
+    if args.fast_paths:
+        report["switches"] = list(FAST_PATHS)
+    out = args.out or RESULTS / f"{table}-{device.type}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}")

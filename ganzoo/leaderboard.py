@@ -12,7 +12,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from .bench import RESULTS_FILE, load_results
+from .bench import EVAL_SECONDS, RESULTS_FILE, TRAIN_SECONDS, load_results
 from .metric_keys import CLASS_AGREEMENT, FID, METRICS
 
 # (metric key, column title, lower is better, decimals); class agreement only in tables with conditional rows
@@ -43,6 +43,27 @@ def _rank(row: tuple[str, list[dict[str, Any]]]) -> tuple[float, str]:
     """Rows by mean final FID, best first; variants without a finished trial last."""
     fids = [t["final"][FID] for t in row[1] if t["status"] == "ok" and FID in t.get("final", {})]
     return (statistics.fmean(fids) if fids else float("inf"), row[0])
+
+
+def seconds_to_fid(trial: dict[str, Any], target: float) -> float | None:
+    """Seconds of training before the first evaluation of ``trial`` (after step 0) whose FID is at most
+    ``target``; ``None`` if none reached it or the trial's history predates per-evaluation timings."""
+    for h in trial.get("history", []):
+        if h["step"] > 0 and h.get(FID, float("inf")) <= target and TRAIN_SECONDS in h:
+            return h[TRAIN_SECONDS]
+    return None
+
+
+def evaluation_seconds(trial: dict[str, Any]) -> float | None:
+    """Seconds all evaluations of ``trial`` took (``None`` for a history without per-evaluation timings)."""
+    timed = [h[EVAL_SECONDS] for h in trial.get("history", []) if EVAL_SECONDS in h]
+    return sum(timed) if timed and len(timed) == len(trial["history"]) else None
+
+
+def _time_to_quality(trials: list[dict[str, Any]], target: float) -> str:
+    reached = [s for s in (seconds_to_fid(t, target) for t in trials) if s is not None]
+    cell = _mean_std(reached, 0) + " s" if reached else "not reached"
+    return cell if len(reached) in (0, len(trials)) else f"{cell} ({len(reached)} of {len(trials)} seeds)"
 
 
 def _hardware(trial: dict[str, Any]) -> str:
@@ -78,6 +99,9 @@ def render(results: list[str | Path], out: str | Path) -> str:
         "extensions added.",
         "*Untrained FID* scores the same generator before its first step. *Train time* is the seconds of",
         "training, *Wall time* the whole trial with its evaluations, on the hardware named in the row.",
+        "Where a profile names an FID target, *Train s to FID ≤ X* is the seconds of training before the first",
+        "evaluation at or below it (so it is as coarse as the evaluation interval), and *Eval time* the seconds",
+        "all of a trial's evaluations took, with their share of its training time.",
         "`ganzoo bench --reproduce RESULTS` re-runs a section's results file and says, per row and metric, whether",
         "the new figures are identical (the same machine type) or within the seed spread shown here. See",
         "[benchmark methodology](benchmarks.md) for the protocol.",
@@ -102,6 +126,10 @@ def render(results: list[str | Path], out: str | Path) -> str:
                 budget_text = "generator steps per row (the Steps column)"
             conditional = any(CLASS_AGREEMENT in t.get("final", {}) for _, trials in rows for t in trials)
             columns = [c for c in COLUMNS if c[0] != CLASS_AGREEMENT or conditional]
+            every = [t for _, trials in rows for t in trials if t["status"] == "ok"]
+            target = data.get("profile", {}).get("fid_target")
+            timed = [t for t in every if evaluation_seconds(t) is not None]
+            extra = ([f"Train s to FID ≤ {target:g}"] if target and timed else []) + (["Eval time"] if timed else [])
             lines += [
                 f"## {dataset} — profile `{profile}`",
                 "",
@@ -112,8 +140,9 @@ def render(results: list[str | Path], out: str | Path) -> str:
                 f"{proto['versions']['ganzoo']}.",
                 "",
                 "| Variant | Seeds | " + " | ".join(c[1] for c in columns)
-                + " | Untrained FID | Steps | Train time | Wall time | img/s | Hardware | Status |",
-                "|" + "---|" * (len(columns) + 9),
+                + " | Untrained FID | Steps | Train time | Wall time | " + "".join(f"{e} | " for e in extra)
+                + "img/s | Hardware | Status |",
+                "|" + "---|" * (len(columns) + 9 + len(extra)),
             ]
             rows.sort(key=_rank)
             for variant, trials in rows:
@@ -124,6 +153,15 @@ def render(results: list[str | Path], out: str | Path) -> str:
                 steps = _mean_std([t["steps"] for t in ok], 0)
                 train = _mean_std([t["train_seconds"] for t in ok], 0)
                 wall = _mean_std([t["wall_seconds"] for t in ok if "wall_seconds" in t], 0)
+                extra_cells = []
+                if target and timed:
+                    extra_cells.append(_time_to_quality(ok, target))
+                if timed:
+                    spent = [(evaluation_seconds(t), t["train_seconds"]) for t in ok]
+                    spent = [(e, train) for e, train in spent if e is not None]
+                    share = [e / train for e, train in spent if train]
+                    extra_cells.append(f"{_mean_std([e for e, _ in spent], 0)} s ({statistics.fmean(share):.1%} "
+                                       "of train)" if share else "–")
                 ips = _mean_std([t["images_per_second"] for t in ok], 0)
                 statuses = []
                 for t in trials:
@@ -133,7 +171,8 @@ def render(results: list[str | Path], out: str | Path) -> str:
                         statuses.append(f"{t['status']} (seed {t['seed']}): {str(t['reason']).splitlines()[0]}")
                 status = "; ".join(statuses) or "ok"
                 lines.append(f"| {variant} | {len(trials)} | " + " | ".join(cells)
-                             + f" | {untrained} | {steps} | {train} s | {wall} s | {ips} | {_hardware(trials[0])} "
+                             + f" | {untrained} | {steps} | {train} s | {wall} s | "
+                             + "".join(f"{c} | " for c in extra_cells) + f"{ips} | {_hardware(trials[0])} "
                              f"| {status} |")
             lines.append("")
             for variant, trials in rows:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import QUICK, assert_same_weights
 
 import ganzoo
-from conftest import QUICK, assert_same_weights
 from ganzoo.api import versions
 from ganzoo.assembly import assemble
 from ganzoo.cli import cli
