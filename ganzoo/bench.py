@@ -317,6 +317,41 @@ def _torch_fidelity_version() -> str:
     return str(torch_fidelity.__version__)
 
 
+def plan_trials(prof: BenchProfile, out: Path, registry: Any) -> list[tuple[str, int, Any, int, str]]:
+    """Every trial of ``prof`` as ``(row, seed, config, eval_every, config_hash)``, its run directory under
+    ``out``; resolving them all first makes a typo in a variant name fail before anything trains."""
+    plan = []
+    rows: dict[str, tuple[str, str, list[str]]] = {}  # row name -> (canonical variant, as requested, extensions)
+    for requested in prof.variants:
+        base, extensions = split_row(requested, registry)
+        canonical = registry.variants.get(base).item.name
+        row = EXTENSION_JOINER.join([canonical, *extensions])
+        rows.setdefault(row, (canonical, base, extensions))  # aliases run once
+    for name in prof.budgets:  # a typo in a budget's name must not silently leave a row at the default budget
+        try:
+            registry.variants.get(split_row(name, registry)[0])
+        except GanzooError as exc:
+            raise ConfigError(f"profile {prof.name!r}, budgets: {exc}") from None
+    for row, (canonical, variant, extensions) in rows.items():
+        per_variant = prof.variant_overrides.get(canonical, prof.variant_overrides.get(variant, {}))
+        overrides = merge(prof.overrides, per_variant)
+        if extensions:  # an extension row: the variant's recipe with these extensions added
+            overrides = merge(overrides, prof.variant_overrides.get(row, {}))
+            overrides = merge({"extensions": {name: {} for name in extensions}}, overrides)
+        budget = prof.budget(row, canonical, variant)
+        for seed in range(prof.seeds):
+            cfg = resolve_config(registry, canonical, overrides=overrides,
+                                 steps=budget.steps, dataset=prof.dataset, seed=seed, device=prof.device,
+                                 out=str(out / row / f"seed-{seed}"))
+            # No intermediate grids or checkpoints unless the profile asks for them: a bench directory holds
+            # the final grid and checkpoint of every trial, and writing is not counted as training time anyway.
+            cfg = cfg.model_copy(update={key: getattr(cfg, key) if key in overrides else 0
+                                         for key in ("sample_every", "checkpoint_every")})
+            plan.append((row, seed, cfg, budget.eval_every or 0,
+                         _config_hash(cfg.model_dump(mode="json", exclude={"out"}), prof, budget)))
+    return plan
+
+
 def bench(
     variants: list[str] | None = None,
     *,
@@ -363,35 +398,7 @@ def bench(
 
         metrics.extractor_info(prof.feature_extractor, prof.feature_extractor_weights)  # fail early, clearly
         # Resolve every trial's config first: a typo in a variant name fails before anything trains.
-        plan = []
-        rows: dict[str, tuple[str, str, list[str]]] = {}  # row name -> (canonical variant, as requested, extensions)
-        for requested in prof.variants:
-            base, extensions = split_row(requested, registry)
-            canonical = registry.variants.get(base).item.name
-            row = EXTENSION_JOINER.join([canonical, *extensions])
-            rows.setdefault(row, (canonical, base, extensions))  # aliases run once
-        for name in prof.budgets:  # a typo in a budget's name must not silently leave a row at the default budget
-            try:
-                registry.variants.get(split_row(name, registry)[0])
-            except GanzooError as exc:
-                raise ConfigError(f"profile {prof.name!r}, budgets: {exc}") from None
-        for row, (canonical, variant, extensions) in rows.items():
-            per_variant = prof.variant_overrides.get(canonical, prof.variant_overrides.get(variant, {}))
-            overrides = merge(prof.overrides, per_variant)
-            if extensions:  # an extension row: the variant's recipe with these extensions added
-                overrides = merge(overrides, prof.variant_overrides.get(row, {}))
-                overrides = merge({"extensions": {name: {} for name in extensions}}, overrides)
-            budget = prof.budget(row, canonical, variant)
-            for seed in range(prof.seeds):
-                cfg = resolve_config(registry, canonical, overrides=overrides,
-                                     steps=budget.steps, dataset=prof.dataset, seed=seed, device=prof.device,
-                                     out=str(out / row / f"seed-{seed}"))
-                # No intermediate grids or checkpoints unless the profile asks for them: a bench directory holds
-                # the final grid and checkpoint of every trial, and writing is not counted as training time anyway.
-                cfg = cfg.model_copy(update={key: getattr(cfg, key) if key in overrides else 0
-                                             for key in ("sample_every", "checkpoint_every")})
-                plan.append((row, seed, cfg, budget.eval_every or 0,
-                             _config_hash(cfg.model_dump(mode="json", exclude={"out"}), prof, budget)))
+        plan = plan_trials(prof, out, registry)
         first = plan[0][2]  # every trial trains on the same dataset, root and image size
         real = load_images(registry, prof.dataset, split=prof.real_split, root=first.data_root, download=first.download,
                            image_size=first.image_size).tensor(workers=first.data_workers, progress=progress)

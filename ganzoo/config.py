@@ -21,6 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import ConfigError
 
 DEFAULT_DATA_ROOT = Path("~/.cache/ganzoo/data")
+#: Defaults that changed after results were committed (for some variant or for all): key -> the value every
+#: earlier run had. ``ganzoo bench --reproduce`` pins each of these keys to what the committed trials recorded
+#: (this value for records from before the key existed), so a changed default never changes a re-run.
+FORMER_DEFAULTS: dict[str, Any] = {"generator_batch": "fresh"}
 
 
 def extension_names_as_mapping(value: Any) -> Any:

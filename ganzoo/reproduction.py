@@ -25,8 +25,9 @@ from typing import Any
 
 import pluggy
 
-from .bench import RESULTS_FILE, BenchProfile, bench, load_results
-from .errors import UsageError
+from .bench import EXTENSION_JOINER, RESULTS_FILE, BenchProfile, bench, load_results, plan_trials
+from .config import FORMER_DEFAULTS, merge
+from .errors import GanzooError, UsageError
 from .metric_keys import FID, METRICS
 
 #: The prediction interval's coverage: a re-run from another machine falls outside it 5% of the time by chance.
@@ -146,6 +147,39 @@ def compare(committed: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[
     return comparisons
 
 
+def pin_former_defaults(profile: BenchProfile, committed: list[dict[str, Any]],
+                        pm: pluggy.PluginManager | None = None) -> BenchProfile:
+    """``profile`` with every :data:`~ganzoo.config.FORMER_DEFAULTS` key that a row would now resolve to another
+    value than its ``committed`` trials ran with pinned, for that row, to their value (in ``variant_overrides``).
+    A results file records each trial's full config, so a default changed since is no reason for a re-run to
+    differ."""
+    from .registry import get_registry
+
+    registry = get_registry(pm)
+    pins: dict[str, dict[str, Any]] = {}
+    for row, _, cfg, _, _ in plan_trials(profile, Path("."), registry):
+        recorded = [t["protocol"]["config"] for t in committed if t["variant"] == row]
+        for key, former in FORMER_DEFAULTS.items():
+            values = [c.get(key, former) for c in recorded]
+            if values and all(v == values[0] for v in values) and getattr(cfg, key) != values[0]:
+                pins.setdefault(row, {})[key] = values[0]
+    if not pins:
+        return profile
+    overrides = {name: dict(options) for name, options in profile.variant_overrides.items()}
+    for row, keys in pins.items():
+        # a variant's options may sit under an alias (wgan for wgan-gp): the row's own entry takes them over
+        same = [name for name in overrides if EXTENSION_JOINER not in name and _canonical(registry, name) == row]
+        overrides[row] = merge(overrides.get(row, overrides[same[0]] if same else {}), keys)
+    return profile.model_copy(update={"variant_overrides": overrides})
+
+
+def _canonical(registry: Any, name: str) -> str | None:
+    try:
+        return registry.variants.get(name).item.name
+    except GanzooError:
+        return None
+
+
 def reproduce(
     results: str | Path,
     *,
@@ -190,8 +224,9 @@ def reproduce(
     update: dict[str, Any] = {"variants": rows, "seeds": run_seeds}
     if feature_extractor_weights is not None:
         update["feature_extractor_weights"] = Path(feature_extractor_weights).expanduser()
-    rerun = bench(profile=profile.model_copy(update=update), out=out, jobs=jobs, progress=progress, pm=pm)
     mine = [t for t in committed if t["variant"] in rows]
+    profile = pin_former_defaults(profile.model_copy(update=update), mine, pm)
+    rerun = bench(profile=profile, out=out, jobs=jobs, progress=progress, pm=pm)
     report = Reproduction(results=path, out=out, seeds=list(range(run_seeds)),
                           comparisons=compare(mine, rerun["trials"]))
     report.committed_machine = sorted({machine_type(t) for t in mine})

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import registered
 
 import ganzoo
 from ganzoo.bench import BenchProfile, bench, load_results
@@ -135,3 +136,30 @@ def test_the_committed_tiny_profile_reproduces(tmp_path: Path) -> None:
     else:
         fid = [c for c in report.comparisons if c.metric == "fid"]
         assert fid and all(math.isfinite(c.new_mean) for c in fid)
+
+
+class ReuseByDefault:
+    """A variant whose recipe reuses the fake batch: a default that older results did not have."""
+
+    @ganzoo.hookimpl
+    def register_variants(self, register):
+        register(ganzoo.Variant("reuse-gan", generator="mlp", discriminator="mlp", loss="gan",
+                                defaults={"generator_batch": "reuse"}, aliases=("rgan",)))
+
+
+def test_reproduce_pins_what_committed_trials_ran_with() -> None:
+    """A default changed since the results were made: the re-run pins the recorded value (or, for records from
+    before the key existed, the former default) for that row, and leaves rows that resolve as recorded alone."""
+    from ganzoo.reproduction import pin_former_defaults
+
+    profile = small_profile(variants=["rgan", "rgan+ema", "vanilla"], variant_overrides={"rgan": {"latent_dim": 8}})
+    before_the_key = [{"variant": row, "protocol": {"config": {}}} for row in ("reuse-gan", "reuse-gan+ema", "vanilla")]
+    with registered(ReuseByDefault(), "reuse-by-default"):
+        pinned = pin_former_defaults(profile, before_the_key)
+        assert pinned.variant_overrides == {"rgan": {"latent_dim": 8},
+                                            "reuse-gan": {"latent_dim": 8, "generator_batch": "fresh"},
+                                            "reuse-gan+ema": {"generator_batch": "fresh"}}
+        recorded = [{"variant": t["variant"], "protocol": {"config": {"generator_batch": "reuse" if "reuse" in
+                                                                      t["variant"] else "fresh"}}}
+                    for t in before_the_key]
+        assert pin_former_defaults(profile, recorded) == profile
