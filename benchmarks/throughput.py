@@ -40,6 +40,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 import ganzoo
+from ganzoo import fast_paths
 from ganzoo.api import versions
 from ganzoo.assembly import assemble
 from ganzoo.bench import hardware
@@ -50,8 +51,7 @@ from ganzoo.trainer import Trainer, make_optimizer, seed_everything
 RESULTS = Path(__file__).parent / "results"
 
 
-#: A fast-path switch and the value that turns it the other way than ganzoo's default for the variant.
-FAST_PATHS = ("fused_optimizer", "channels_last", "compile")
+FAST_PATHS = fast_paths.SWITCHES
 
 
 def build(variant: str, steps: int, device: torch.device, overrides: list[str]):
@@ -309,7 +309,7 @@ def measure_fast_paths(variant: str, args: argparse.Namespace, device: torch.dev
     flipped ``compile`` gets ``--warmup`` untimed steps (compilation) like every run of its pair."""
     steps = calibrate(variant, args.seconds, device, overrides)
     cfg = ganzoo.build_config(variant, overrides=overrides)
-    defaults = {switch: getattr(cfg, switch) for switch in FAST_PATHS}
+    defaults = {switch: fast_paths.enabled(cfg, switch, device.type) for switch in FAST_PATHS}
     row: dict[str, Any] = {"variant": variant, "steps": steps, "rounds": args.rounds, "defaults": defaults,
                            "switches": {}}
     default_runs: list[float] = []

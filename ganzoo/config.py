@@ -24,7 +24,8 @@ DEFAULT_DATA_ROOT = Path("~/.cache/ganzoo/data")
 #: Defaults that changed after results were committed (for some variant or for all): key -> the value every
 #: earlier run had. ``ganzoo bench --reproduce`` pins each of these keys to what the committed trials recorded
 #: (this value for records from before the key existed), so a changed default never changes a re-run.
-FORMER_DEFAULTS: dict[str, Any] = {"generator_batch": "fresh"}
+FORMER_DEFAULTS: dict[str, Any] = {"generator_batch": "fresh", "compile": False, "channels_last": False,
+                                   "fused_optimizer": False}
 
 
 def extension_names_as_mapping(value: Any) -> Any:
@@ -82,12 +83,16 @@ class TrainConfig(BaseModel):
     )
     init_std: float = Field(0.02, gt=0)
 
-    # Fast paths: each off by default, each a switch the trainer reads at the top of the run.
-    compile: bool = Field(False, description="torch.compile the generator's forward and each loss step (D and "
-                          "loss; a double-backward loss keeps its D step eager).")
-    channels_last: bool = Field(False, description="Channels-last memory format for networks and data.")
+    # Fast paths: each a switch the trainer reads at the top of the run; 'auto': on for the device types where it
+    # was measured faster (ganzoo.fast_paths.AUTO).
+    compile: bool | Literal["auto"] = Field(
+        "auto", description="torch.compile the generator's forward and each loss step (D and loss; a double-backward "
+        "loss keeps its D step eager); 'auto': where measured faster.")
+    channels_last: bool | Literal["auto"] = Field(
+        "auto", description="Channels-last memory format for networks and data; 'auto': where measured faster.")
     amp: Literal["off", "bf16", "fp16"] = Field("off", description="Autocast dtype; fp16 (CUDA only) uses scalers.")
-    fused_optimizer: bool = Field(False, description="Fused Adam kernels (torch.optim.Adam(fused=True)).")
+    fused_optimizer: bool | Literal["auto"] = Field(
+        "auto", description="Fused Adam kernels (torch.optim.Adam(fused=True)); 'auto': where measured faster.")
     sync_batchnorm: bool = Field(False, description="Under torchrun on CUDA: BatchNorm statistics over all ranks.")
 
     seed: int = Field(0, ge=0, le=2**62, description="Random seed (0 .. 2**62).")

@@ -26,6 +26,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
+from . import fast_paths
 from .assembly import Assembly
 from .components import Extension, ExtensionContext, implements
 from .config import TrainConfig
@@ -153,13 +154,16 @@ class Trainer:
         self.class_probs = frequencies.float().to(device) if frequencies is not None else None
         if not assembly.uses_labels:  # an unconditional run: batches carry no labels, the loss is given None
             images = dataclasses.replace(images, labels=None)
+        # Fast paths: true, false, or 'auto' (on for this device type where measured faster)
+        self.fast = {switch: fast_paths.enabled(cfg, switch, device.type) for switch in fast_paths.SWITCHES}
         # One global batch per step, the same permutation on every rank; each rank trains on its own slice.
         self.batches = make_batches(images, cfg.batch_size, cfg.seed + 1, device, mode=cfg.data_loading,
                                     workers=cfg.data_workers, memory_limit_gb=cfg.memory_limit_gb,
                                     world_size=self.dist.world_size, rank=self.dist.rank,
-                                    channels_last=cfg.channels_last, progress=progress and self.dist.is_main)
+                                    channels_last=self.fast["channels_last"],
+                                    progress=progress and self.dist.is_main)
         # -- fast paths, each a config switch ------------------------------------------------------------
-        if cfg.channels_last:
+        if self.fast["channels_last"]:
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
         if cfg.amp == "fp16" and device.type != "cuda":
@@ -202,13 +206,14 @@ class Trainer:
         # D once, still compiles.
         self.discriminator_loss: Callable[..., torch.Tensor] = self._discriminator_loss
         self.generator_loss: Callable[..., torch.Tensor] = self._generator_loss
-        if cfg.compile:
+        if self.fast["compile"]:
             self.G_fwd = torch.compile(self.G_fwd)
             if not getattr(self.loss, "double_backward", False):
                 self.discriminator_loss = torch.compile(self._discriminator_loss)
             self.generator_loss = torch.compile(self._generator_loss)
-        self.opt_g = make_optimizer(cfg.optimizer, self.G.parameters(), cfg.lr_g, cfg.betas, cfg.fused_optimizer)
-        self.opt_d = make_optimizer(cfg.optimizer, self.D.parameters(), cfg.lr_d, cfg.betas, cfg.fused_optimizer)
+        fused = self.fast["fused_optimizer"]
+        self.opt_g = make_optimizer(cfg.optimizer, self.G.parameters(), cfg.lr_g, cfg.betas, fused)
+        self.opt_d = make_optimizer(cfg.optimizer, self.D.parameters(), cfg.lr_d, cfg.betas, fused)
         # Latents come from a dedicated generator (one stream per rank), so nothing else that draws random
         # numbers shifts them.
         self.noise = torch.Generator(device=device).manual_seed(cfg.seed + 2 + 7919 * self.dist.rank)

@@ -80,3 +80,32 @@ def test_cuda_amp_trains(tmp_path: Path, amp: str) -> None:
     assert torch.isfinite(torch.tensor([result.final_d_loss, result.final_g_loss])).all()
     state = load_checkpoint(tmp_path / amp)
     assert ("_scale" in state["scaler_d"]) == (amp == "fp16")
+
+
+def test_auto_switches_follow_the_measured_table(monkeypatch) -> None:
+    """'auto' is on exactly for the device types ganzoo.fast_paths.AUTO lists; true and false force it."""
+    from ganzoo import fast_paths
+
+    cfg = ganzoo.build_config("vanilla")
+    assert {switch: getattr(cfg, switch) for switch in fast_paths.SWITCHES} == dict.fromkeys(fast_paths.SWITCHES,
+                                                                                               "auto")
+    monkeypatch.setattr(fast_paths, "AUTO", {"cpu": frozenset({"fused_optimizer"})})
+    assert fast_paths.enabled(cfg, "fused_optimizer", "cpu")
+    assert not fast_paths.enabled(cfg, "fused_optimizer", "cuda")
+    assert not fast_paths.enabled(cfg, "compile", "cpu")
+    forced = ganzoo.build_config("vanilla", overrides=["fused_optimizer=false", "compile=true"])
+    assert not fast_paths.enabled(forced, "fused_optimizer", "cpu") and fast_paths.enabled(forced, "compile", "cuda")
+
+
+def test_auto_reaches_the_optimiser(tmp_path: Path, monkeypatch) -> None:
+    from ganzoo import fast_paths
+    from ganzoo.trainer import Trainer
+
+    seen = []
+    monkeypatch.setattr(Trainer, "run", lambda self, *a, **k: seen.append(self.opt_g.defaults["fused"]) or
+                        (_ for _ in ()).throw(SystemExit))
+    for table, expected in (({"cpu": frozenset({"fused_optimizer"})}, True), ({}, None)):
+        monkeypatch.setattr(fast_paths, "AUTO", table)
+        with pytest.raises(SystemExit):
+            run(tmp_path, f"auto-{expected}", "vanilla", steps=1)
+    assert seen == [True, None]
