@@ -478,8 +478,9 @@ class Trainer:
         and checkpoints under ``out``.
 
         ``evaluate(trainer)`` is called every ``eval_every`` steps and/or every ``eval_every_seconds`` of
-        training time, and once at the end; its time is not counted as training time. It must draw its random
-        numbers from its own generator, so that evaluating never changes the training trajectory.
+        training time, and once at the end; its time is not counted as training time. The global random
+        generators (python, numpy, torch) are restored after each call, so evaluating never changes the training
+        trajectory; an evaluator that wants reproducible scores draws from its own generator.
         """
         cfg = self.config
         main = self.dist.is_main  # under torchrun only rank 0 writes files, logs and shows progress
@@ -504,7 +505,11 @@ class Trainer:
         def run_evaluation() -> None:
             self.train_seconds = train_seconds  # what an evaluator may record beside its scores
             if evaluate is not None and main:
-                metrics = evaluate(self)
+                saved = rng_state()  # whatever the evaluator draws, training's global random streams go on as if
+                try:                 # it had not run (a gradient penalty draws from torch's global generator)
+                    metrics = evaluate(self)
+                finally:
+                    set_rng_state(saved)
                 evaluations.append({"step": self.step, "train_seconds": round(train_seconds, 3), **metrics})
                 runlog.evaluation(self.step, metrics)
 

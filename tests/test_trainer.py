@@ -11,8 +11,10 @@ from conftest import assert_same_weights
 from PIL import Image
 
 import ganzoo
+from ganzoo.api import run_config
 from ganzoo.checkpoint import latest_checkpoint, load_checkpoint
 from ganzoo.cli import cli
+from ganzoo.registry import get_registry
 
 
 def test_run_writes_log_grids_checkpoint_and_result(tmp_path: Path, quick) -> None:
@@ -97,3 +99,18 @@ def test_minimax_generator_loss_is_selectable(tmp_path: Path, quick) -> None:
     b = ganzoo.train("vanilla", steps=3, out=tmp_path / "mm", progress=False,
                      overrides={**quick, "loss_options.generator_loss": "minimax"})
     assert a.final_g_loss > 0 > b.final_g_loss  # -log D(G(z)) > 0; log(1 - D(G(z))) < 0
+
+
+def test_evaluating_does_not_change_the_training_trajectory(tmp_path: Path) -> None:
+    """wgan-gp's gradient penalty draws from torch's global generator; an evaluator that draws from it too (as
+    creating a feature extractor did) must not shift the penalty's draws."""
+    def greedy(trainer) -> dict[str, float]:
+        torch.rand(1000)
+        return {}
+
+    cfg = {"batch_size": 8, "log_every": 1, "sample_every": 0, "generator_options": {"width": 4},
+           "discriminator_options": {"width": 4}}
+    ganzoo.train("wgan-gp", steps=3, out=tmp_path / "plain", progress=False, overrides=cfg)
+    config = ganzoo.build_config("wgan-gp", steps=3, overrides={**cfg, "out": str(tmp_path / "evaluated")})
+    run_config(get_registry(), config, None, False, None, evaluate=greedy, eval_every=1)
+    assert_same_weights(tmp_path / "plain", tmp_path / "evaluated")
