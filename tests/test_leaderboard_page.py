@@ -11,9 +11,11 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "default" / "results.json"
 # the default bench (the README's main job, 3 seeds), the quality profile `long`, the conditional variants
 # after 1200 steps and cgan-pd after 2400 (profile conditional with --variants cgan-pd --steps 2400), then
-# DCGAN after 300 steps at the default width and at the previous (half) width. Every section is
+# DCGAN after 300 steps at the default width and at the previous (half) width, and the default rows with
+# each generator_batch (docs/performance.md#generator-batch). Every section is
 # step-budgeted and has at least 3 seeds.
-PAGE_SOURCES = ["default", "long", "conditional", "conditional-long", "early", "early-half-width"]
+PAGE_SOURCES = ["default", "long", "generator-batch-fresh", "generator-batch-reuse", "conditional", "conditional-long",
+                "early", "early-half-width"]
 ZOO_ROWS = {"vanilla", "dcgan", "wgan-gp", "wgan-clip", "sngan", "ragan", "cgan-pd", "acgan", "dcgan+ema",
             "dcgan+ema+diffaugment"}
 PAGE = ROOT / "docs" / "leaderboard.md"
@@ -75,14 +77,46 @@ def test_performance_table_matches_committed_throughput_figures() -> None:
     throughput = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(throughput)
     doc = (ROOT / "docs" / "performance.md").read_text()
-    reports = sorted((ROOT / "benchmarks" / "results").glob("throughput*-cpu.json"))
-    assert "throughput-cpu.json" in [r.name for r in reports]
+    reports = sorted([*(ROOT / "benchmarks" / "results").glob("throughput*-cpu.json"),
+                      *(ROOT / "benchmarks" / "results").glob("fast-paths-cpu.json")])
+    assert {"throughput-cpu.json", "fast-paths-cpu.json"} <= {r.name for r in reports}
     for path in reports:
         report = json.loads(path.read_text())
         assert throughput.render_table(report) in doc, (
             f"docs/performance.md is out of date for {path.name}; rerun benchmarks/throughput.py with --update-doc "
             f"and the options recorded in that file"
         )
+
+
+def _script(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_time_to_quality_table_matches_the_committed_generator_batch_runs() -> None:
+    ttq = _script("time_to_quality")
+    sections = [ROOT / "benchmarks" / "results" / f"generator-batch-{mode}" for mode in ("fresh", "reuse")]
+    assert ttq.render(sections, [25, 20, 15, 12]) in (ROOT / "docs" / "performance.md").read_text(), (
+        "docs/performance.md is out of date; rerun benchmarks/time_to_quality.py (command in that page)")
+
+
+def test_generator_batch_runs_differ_only_in_that_key() -> None:
+    """The two sections are one experiment: the same rows, seeds, budgets and config but generator_batch, with
+    the seconds of training and of evaluation recorded at every evaluation."""
+    fresh, reuse = (load_results(ROOT / "benchmarks" / "results" / f"generator-batch-{m}")["trials"]
+                    for m in ("fresh", "reuse"))
+    assert [(t["variant"], t["seed"]) for t in fresh] == [(t["variant"], t["seed"]) for t in reuse]
+    for a, b in zip(fresh, reuse, strict=True):
+        ca, cb = ({k: v for k, v in t["protocol"]["config"].items() if k not in ("out", "generator_batch")}
+                  for t in (a, b))
+        assert ca == cb and a["protocol"]["eval_every"] == b["protocol"]["eval_every"]
+        assert (a["protocol"]["config"]["generator_batch"], b["protocol"]["config"]["generator_batch"]) == (
+            "fresh", "reuse")
+        assert all("eval_seconds" in h and "train_seconds" in h for h in a["history"] + b["history"])
 
 
 def test_zoo_results_hold_every_variant_and_the_extension_rows() -> None:
