@@ -59,10 +59,10 @@ def build(variant: str, steps: int, device: torch.device, overrides: list[str]):
     ``overrides`` are ``KEY=VALUE`` strings, as ``--set`` takes them (``generator_options.width=32``)."""
     registry = get_registry()
     cfg = ganzoo.build_config(variant, steps=steps, overrides=["sample_every=0", "log_every=1000", *overrides])
-    images = ganzoo.load_dataset(cfg.dataset).images
+    data = ganzoo.load_dataset(cfg.dataset)
     seed_everything(0)
-    assembly = assemble(registry, cfg, tuple(images.shape[1:]), device)
-    return cfg, assembly, images
+    assembly = assemble(registry, cfg, data.image_shape, device, num_classes=data.num_classes)
+    return cfg, assembly, data  # the images with their labels, for conditional variants
 
 
 def ganzoo_run(variant: str, steps: int, device: torch.device, overrides: list[str],
@@ -143,8 +143,8 @@ def plain_run(variant: str, steps: int, device: torch.device, overrides: list[st
     """Images per second of a plain loop (eager, whatever the overrides' fast paths) after ``warmup`` steps:
     ganzoo's algorithm, or with ``reuse=True`` the tutorial's (see :func:`plain_step_fn`)."""
     cfg, assembly, images = build(variant, steps, device, overrides)
-    step = plain_step_fn(cfg, assembly.generator, assembly.discriminator, to_model_range(images).to(device), device,
-                         reuse)
+    step = plain_step_fn(cfg, assembly.generator, assembly.discriminator, to_model_range(images.images).to(device),
+                         device, reuse)
     for _ in range(warmup):
         step()
     t0 = time.perf_counter()
@@ -174,7 +174,8 @@ class _FlopCounter(TorchDispatchMode):
 def flops_per_image(variant: str, device: torch.device, overrides: list[str]) -> float:
     """FLOPs of one training step (all n_critic D updates and the G update) per real image."""
     cfg, assembly, images = build(variant, 1, device, overrides)
-    step = plain_step_fn(cfg, assembly.generator, assembly.discriminator, to_model_range(images).to(device), device)
+    step = plain_step_fn(cfg, assembly.generator, assembly.discriminator, to_model_range(images.images).to(device),
+                         device)
     with _FlopCounter() as counter:
         step()
     return counter.total / (cfg.batch_size * cfg.n_critic)
@@ -354,10 +355,23 @@ def main() -> None:
     overrides = list(args.sets)
     peak = matmul_gflops(device)
     print(f"device {device}, {torch.get_num_threads()} threads; fp32 matmul 2048^3: {peak:.1f} GFLOP/s")
-    rows = []
+    rows: list[dict[str, Any]] = []
+    out = args.out or RESULTS / f"{table}-{device.type}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def report() -> dict[str, Any]:
+        data = {"table": table, "kind": "fast-paths" if args.fast_paths else "loops", "warmup_steps": args.warmup,
+                "device": str(device), "hardware": hardware(), "matmul_gflops": round(peak, 2),
+                "overrides": overrides, "torch": str(torch.__version__), "ganzoo": ganzoo.version(),
+                "platform": platform.platform(), "date": time.strftime("%Y-%m-%d"), "variants": rows}
+        if args.fast_paths:
+            data["switches"] = list(FAST_PATHS)
+        return data
+
     for variant in args.variants.split(","):
         if args.fast_paths:
             rows.append(measure_fast_paths(variant, args, device, overrides))
+            out.write_text(json.dumps(report(), indent=2) + "\n")  # what is measured survives a later failure
             continue
         row = measure_loops(variant, args, device, overrides, peak)
         rows.append(row)
@@ -365,18 +379,10 @@ def main() -> None:
             if row["tutorial_img_per_s"] else "no tutorial loop (n_critic > 1)"
         print(f"{variant:<9} {row['steps']:>6} steps: ganzoo {row['ganzoo_img_per_s']} img/s, plain "
               f"{row['plain_img_per_s']} ({row['ratio']}), {tutorial}; {row['fraction_of_matmul']:.1%} of matmul")
-    report = {"table": table, "kind": "fast-paths" if args.fast_paths else "loops", "warmup_steps": args.warmup,
-              "device": str(device), "hardware": hardware(), "matmul_gflops": round(peak, 2),
-              "overrides": overrides, "torch": str(torch.__version__), "ganzoo": ganzoo.version(),
-              "platform": platform.platform(), "date": time.strftime("%Y-%m-%d"), "variants": rows}
-    if args.fast_paths:
-        report["switches"] = list(FAST_PATHS)
-    out = args.out or RESULTS / f"{table}-{device.type}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    out.write_text(json.dumps(report(), indent=2) + "\n")
     print(f"wrote {out}")
     if args.update_doc:
-        update_doc(report)
+        update_doc(report())
         print(f"updated {DOC}")
 
 
