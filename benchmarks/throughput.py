@@ -193,10 +193,19 @@ def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 10) -> flo
 
 
 def calibrate(variant: str, seconds: float, device: torch.device, overrides: list[str]) -> int:
-    """Steps that take about ``seconds`` in ganzoo's trainer."""
-    rate = ganzoo_run(variant, 5, device, [o for o in overrides if o.split("=", 1)[0] not in FAST_PATHS])[0]
-    cfg = ganzoo.build_config(variant, overrides=overrides)
-    return max(10, int(rate * seconds / (cfg.batch_size * cfg.n_critic)))
+    """Steps that take about ``seconds`` in ganzoo's trainer with its default fast paths: ``train_step`` timed
+    after 3 untimed steps (so neither set-up nor a first step's allocations count)."""
+    base = [o for o in overrides if o.split("=", 1)[0] not in FAST_PATHS]
+    cfg, assembly, data = build(variant, 100, device, base)
+    trainer = Trainer(assembly, data, device, versions())
+    for _ in range(3):
+        trainer.train_step()
+    t0, n = time.perf_counter(), 0
+    while time.perf_counter() - t0 < min(1.0, seconds / 4) or n < 2:
+        trainer.train_step()
+        n += 1
+    per_step = (time.perf_counter() - t0) / n
+    return max(10, int(seconds / per_step))
 
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
@@ -305,7 +314,7 @@ def measure_loops(variant: str, args: argparse.Namespace, device: torch.device, 
 
 
 def measure_fast_paths(variant: str, args: argparse.Namespace, device: torch.device,
-                       overrides: list[str]) -> dict[str, Any]:
+                       overrides: list[str], switches: tuple[str, ...] = FAST_PATHS) -> dict[str, Any]:
     """ganzoo with its defaults against ganzoo with each fast-path switch flipped, alternating per round. A
     flipped ``compile`` gets ``--warmup`` untimed steps (compilation) like every run of its pair."""
     steps = calibrate(variant, args.seconds, device, overrides)
@@ -314,7 +323,7 @@ def measure_fast_paths(variant: str, args: argparse.Namespace, device: torch.dev
     row: dict[str, Any] = {"variant": variant, "steps": steps, "rounds": args.rounds, "defaults": defaults,
                            "switches": {}}
     default_runs: list[float] = []
-    for switch in FAST_PATHS:
+    for switch in switches:
         flipped = [*overrides, f"{switch}={str(not defaults[switch]).lower()}"]
         warmup = args.warmup if switch == "compile" else 0
         base, other = [], []
@@ -344,6 +353,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=0, help="Untimed steps before each timed run.")
     parser.add_argument("--fast-paths", action="store_true",
                         help="Time each fast-path switch flipped against ganzoo's defaults instead of the plain loops.")
+    parser.add_argument("--switches", default=",".join(FAST_PATHS),
+                        help="With --fast-paths: the switches to time (comma-separated).")
     parser.add_argument("--table", default=None, help="Report and docs/performance.md table name (default: "
                                                        "throughput, or fast-paths with --fast-paths).")
     parser.add_argument("--out", type=Path, default=None,
@@ -353,6 +364,10 @@ def main() -> None:
     table = args.table or ("fast-paths" if args.fast_paths else "throughput")
     device = torch.device(args.device)
     overrides = list(args.sets)
+    switches = tuple(args.switches.split(","))
+    unknown = [s for s in switches if s not in FAST_PATHS]
+    if unknown:
+        parser.error(f"unknown switches {unknown}; choose from {', '.join(FAST_PATHS)}")
     peak = matmul_gflops(device)
     print(f"device {device}, {torch.get_num_threads()} threads; fp32 matmul 2048^3: {peak:.1f} GFLOP/s")
     rows: list[dict[str, Any]] = []
@@ -365,12 +380,12 @@ def main() -> None:
                 "overrides": overrides, "torch": str(torch.__version__), "ganzoo": ganzoo.version(),
                 "platform": platform.platform(), "date": time.strftime("%Y-%m-%d"), "variants": rows}
         if args.fast_paths:
-            data["switches"] = list(FAST_PATHS)
+            data["switches"] = list(switches)
         return data
 
     for variant in args.variants.split(","):
         if args.fast_paths:
-            rows.append(measure_fast_paths(variant, args, device, overrides))
+            rows.append(measure_fast_paths(variant, args, device, overrides, switches))
             out.write_text(json.dumps(report(), indent=2) + "\n")  # what is measured survives a later failure
             continue
         row = measure_loops(variant, args, device, overrides, peak)

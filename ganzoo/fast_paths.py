@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 SWITCHES = ("fused_optimizer", "channels_last", "compile")
-#: Device type -> the switches ``auto`` turns on there. A device type not listed gets none of them. On the CPU
-#: (benchmarks/results/fast-paths-cpu.json) fused Adam was faster for every variant that uses Adam and slower for
-#: none; channels-last and compile were slower for the MLP GAN and within noise for the convolutional ones
-#: (compile also costs its compilation). CUDA has not been measured yet: there ``auto`` turns nothing on.
+#: Device type -> the switches ``auto`` turns on there. A device type not listed gets none of them. On the CPU,
+#: fused Adam was timed against the unfused default for every built-in variant (benchmarks/results/
+#: fast-paths-cpu.json); channels-last and compile stay off until measured faster. CUDA has not been measured
+#: yet: there ``auto`` turns nothing on.
 AUTO: dict[str, frozenset[str]] = {
     "cpu": frozenset({"fused_optimizer"}),
 }
