@@ -9,8 +9,9 @@ through the public API) on the same in-memory data, with the same batch size, op
 
 Runs rotate (ganzoo, plain, tutorial; then plain, tutorial, ganzoo; ...) so that drifts of the machine hit all
 alike and no loop always runs first; the median images per second of each is reported with the ratios
-ganzoo / plain and ganzoo / tutorial. The FLOPs of one training step are counted once with
-``torch.utils.flop_counter``'s registry and compared with a large fp32 matmul measured in the same run.
+ganzoo / plain and ganzoo / tutorial, each the median over rounds of that round's ratio. The FLOPs of one
+training step are counted once with ``torch.utils.flop_counter``'s registry and compared with a large fp32
+matmul measured in the same run.
 
     python benchmarks/throughput.py                      # vanilla, dcgan, wgan-gp; writes benchmarks/results/
     python benchmarks/throughput.py --variants vanilla --seconds 5 --rounds 3
@@ -216,6 +217,26 @@ def markers(table: str) -> tuple[str, str]:
     return f"<!-- {table}:begin -->", f"<!-- {table}:end -->"
 
 
+def paired_ratio(ours: list[float], theirs: list[float]) -> float:
+    """The median over rounds of ``ours[i] / theirs[i]``: each round runs both back to back, so a machine that
+    is slower for a while (a shared host) slows both sides of a round, where a ratio of two medians taken
+    across rounds would compare runs from different moments."""
+    return statistics.median(a / b for a, b in zip(ours, theirs, strict=True))
+
+
+def rederive(report: dict[str, Any]) -> dict[str, Any]:
+    """``report`` with every ratio recomputed from its per-round runs by :func:`paired_ratio`."""
+    for row in report["variants"]:
+        if report.get("kind") == "fast-paths":
+            for got in row["switches"].values():
+                got["ratio"] = round(paired_ratio(got["runs"], got["default_runs"]), 4)
+        else:
+            row["ratio"] = round(paired_ratio(row["ganzoo_runs"], row["plain_runs"]), 4)
+            if row.get("tutorial_runs"):
+                row["ratio_tutorial"] = round(paired_ratio(row["ganzoo_runs"], row["tutorial_runs"]), 4)
+    return report
+
+
 def _header(report: dict[str, Any]) -> str:
     hw = report["hardware"]
     warmup = report.get("warmup_steps", 0)
@@ -303,9 +324,11 @@ def measure_loops(variant: str, args: argparse.Namespace, device: torch.device, 
     g, p = statistics.median(rates["ganzoo"]), statistics.median(rates["plain"])
     t = statistics.median(rates["tutorial"]) if rates.get("tutorial") else None
     achieved = g * flops_per_image(variant, device, overrides) / 1e9
+    ratio_tutorial = round(paired_ratio(rates["ganzoo"], rates["tutorial"]), 4) if t else None
     return {"variant": variant, "steps": steps, "rounds": args.rounds, "generator_batch": cfg.generator_batch,
-            "ganzoo_img_per_s": round(g, 1), "plain_img_per_s": round(p, 1), "ratio": round(g / p, 4),
-            "tutorial_img_per_s": round(t, 1) if t else None, "ratio_tutorial": round(g / t, 4) if t else None,
+            "ganzoo_img_per_s": round(g, 1), "plain_img_per_s": round(p, 1),
+            "ratio": round(paired_ratio(rates["ganzoo"], rates["plain"]), 4),
+            "tutorial_img_per_s": round(t, 1) if t else None, "ratio_tutorial": ratio_tutorial,
             "ganzoo_runs": [round(x, 1) for x in rates["ganzoo"]], "plain_runs": [round(x, 1) for x in rates["plain"]],
             "tutorial_runs": [round(x, 1) for x in rates.get("tutorial", [])],
             "flops_per_image": achieved * 1e9 / g, "ganzoo_warmup_s": round(statistics.median(warm), 2),
@@ -333,10 +356,12 @@ def measure_fast_paths(variant: str, args: argparse.Namespace, device: torch.dev
                 runs.append(ganzoo_run(variant, steps, device, sets, warmup)[0])
         default_runs += base
         b, o = statistics.median(base), statistics.median(other)
-        row["switches"][switch] = {"img_per_s": round(o, 1), "ratio": round(o / b, 4), "default_img_per_s": round(b, 1),
+        row["switches"][switch] = {"img_per_s": round(o, 1), "ratio": round(paired_ratio(other, base), 4),
+                                   "default_img_per_s": round(b, 1),
                                    "runs": [round(x, 1) for x in other], "default_runs": [round(x, 1) for x in base],
                                    "warmup_steps": warmup}
-        print(f"  {variant:<12} {switch}={not defaults[switch]}: {o:.1f} img/s against {b:.1f} ({o / b:.3f})")
+        print(f"  {variant:<12} {switch}={not defaults[switch]}: {o:.1f} img/s against {b:.1f} "
+              f"({row['switches'][switch]['ratio']:.3f})")
     row["default_img_per_s"] = round(statistics.median(default_runs), 1)
     return row
 
