@@ -93,6 +93,10 @@ def resolve_config(
         if "extensions" in layer:
             layer["extensions"] = extension_names_as_mapping(layer["extensions"])
     data = merge(defaults, user)
+    # A variant's `generator_batch: reuse` means "when the step allows it": a user who asks for several critic
+    # updates per step (and says nothing about generator_batch) gets fresh batches, not an error.
+    if "generator_batch" not in user and data.get("n_critic", 1) != 1 and data.get("generator_batch") == "reuse":
+        data["generator_batch"] = "fresh"
     data["variant"] = entry.item.name
     data.setdefault("out", f"runs/{entry.item.name}")
     if not isinstance(data.get("betas", ()), (list, tuple)):

@@ -92,3 +92,12 @@ def test_reuse_with_several_critic_steps_is_a_usage_error(tmp_path: Path, runner
     result = runner.invoke(cli, ["train", "wgan-gp", "--set", "generator_batch=reuse", "--out", str(tmp_path / "r")])
     assert result.exit_code == 2
     assert "generator_batch" in result.output and "n_critic is 5" in result.output
+
+
+def test_a_variants_reuse_gives_way_to_several_critic_steps() -> None:
+    """dcgan reuses by default; asking it for n_critic 2 gives fresh batches, not an error. Asking for reuse
+    explicitly with n_critic 2 is the error above."""
+    assert ganzoo.build_config("dcgan").generator_batch == "reuse"
+    assert ganzoo.build_config("dcgan", overrides=["n_critic=2"]).generator_batch == "fresh"
+    with pytest.raises(ganzoo.ConfigError, match="n_critic is 2"):
+        ganzoo.build_config("dcgan", overrides=["n_critic=2", "generator_batch=reuse"])
