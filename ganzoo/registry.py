@@ -129,7 +129,7 @@ def build_registry(pm: pluggy.PluginManager | None = None) -> Registry:
     return registry
 
 
-_built: weakref.WeakKeyDictionary[pluggy.PluginManager, tuple[frozenset[int], Registry]] = (
+_built: weakref.WeakKeyDictionary[pluggy.PluginManager, tuple[frozenset[tuple[str, int]], list[Any], Registry]] = (
     weakref.WeakKeyDictionary())
 
 
@@ -137,10 +137,13 @@ def get_registry(pm: pluggy.PluginManager | None = None) -> Registry:
     """The registries of the current plugins: built once per set of registered plugins, rebuilt as soon as a
     plugin is registered or unregistered (so it is never stale)."""
     pm = pm or get_plugin_manager()
-    plugins = frozenset(id(plugin) for plugin in pm.get_plugins())
+    plugins = pm.get_plugins()
+    key = frozenset((pm.get_name(plugin), id(plugin)) for plugin in plugins)
     cached = _built.get(pm)
-    if cached is not None and cached[0] == plugins:
-        return cached[1]
+    if cached is not None and cached[0] == key:
+        return cached[2]
     registry = build_registry(pm)
-    _built[pm] = (plugins, registry)
+    # the plugins themselves are kept with the key: while they live, no new plugin object can take one of
+    # their ids, so an unregistered plugin replaced by another never matches the cached key
+    _built[pm] = (key, list(plugins), registry)
     return registry

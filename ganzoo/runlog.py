@@ -20,6 +20,7 @@ events of steps after it (written by the run that was interrupted) are dropped, 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,23 @@ def summary_writer(out: Path, start_step: int) -> Any | None:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # tensorboard is optional (ganzoo[tensorboard])
         return None
+    if start_step:
+        # Readers take a run's event files in name order, which starts with the second a file was created (the
+        # rest is not zero-padded): a resume's file must come from a later second than the files it continues,
+        # or its purge of the interrupted run's later steps is read before them.
+        created = [_created(p) for p in out.glob(EVENTS_PREFIX + "*")]
+        latest = max((c for c in created if c is not None), default=0)
+        while int(time.time()) <= latest:
+            time.sleep(0.05)
     return SummaryWriter(str(out), purge_step=start_step + 1 if start_step else None)
+
+
+def _created(path: Path) -> int | None:
+    """The creation second in an event file's name (``events.out.tfevents.SECONDS.HOST...``)."""
+    try:
+        return int(path.name[len(EVENTS_PREFIX):].split(".", 1)[0])
+    except ValueError:
+        return None
 
 
 def drop_lines_after(path: Path, step: int) -> None:
