@@ -323,7 +323,8 @@ def measure_loops(variant: str, args: argparse.Namespace, device: torch.device, 
         rates["tutorial"] = rates["plain"]
     g, p = statistics.median(rates["ganzoo"]), statistics.median(rates["plain"])
     t = statistics.median(rates["tutorial"]) if rates.get("tutorial") else None
-    achieved = g * flops_per_image(variant, device, overrides) / 1e9
+    fpi = flops_per_image(variant, device, overrides)
+    achieved = g * fpi / 1e9
     ratio_tutorial = round(paired_ratio(rates["ganzoo"], rates["tutorial"]), 4) if t else None
     return {"variant": variant, "steps": steps, "rounds": args.rounds, "generator_batch": cfg.generator_batch,
             "ganzoo_img_per_s": round(g, 1), "plain_img_per_s": round(p, 1),
@@ -331,7 +332,7 @@ def measure_loops(variant: str, args: argparse.Namespace, device: torch.device, 
             "tutorial_img_per_s": round(t, 1) if t else None, "ratio_tutorial": ratio_tutorial,
             "ganzoo_runs": [round(x, 1) for x in rates["ganzoo"]], "plain_runs": [round(x, 1) for x in rates["plain"]],
             "tutorial_runs": [round(x, 1) for x in rates.get("tutorial", [])],
-            "flops_per_image": achieved * 1e9 / g, "ganzoo_warmup_s": round(statistics.median(warm), 2),
+            "flops_per_image": fpi, "ganzoo_warmup_s": round(statistics.median(warm), 2),
             "ganzoo_end_of_run_s": round(statistics.median(ends), 3),
             "achieved_gflops": round(achieved, 2), "fraction_of_matmul": round(achieved / peak, 4)}
 

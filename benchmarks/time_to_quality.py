@@ -16,17 +16,11 @@ import statistics
 from pathlib import Path
 
 from ganzoo.bench import load_results
-from ganzoo.leaderboard import seconds_to_fid
+from ganzoo.leaderboard import mean_std, seconds_to_fid
 from ganzoo.metric_keys import FID
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
 BEGIN, END = "<!-- time-to-quality:begin -->", "<!-- time-to-quality:end -->"
-
-
-def _mean_std(values: list[float], decimals: int) -> str:
-    if len(values) < 2:
-        return f"{values[0]:.{decimals}f}" if values else "–"
-    return f"{statistics.fmean(values):.{decimals}f} ± {statistics.stdev(values):.{decimals}f}"
 
 
 def render(sections: list[Path], targets: list[float]) -> str:
@@ -42,8 +36,8 @@ def render(sections: list[Path], targets: list[float]) -> str:
         for row in dict.fromkeys(t["variant"] for t in trials):
             mine = [t for t in trials if t["variant"] == row]
             cells = [f"`{data['profile']['name']}`", row, str(len(mine)),
-                     _mean_std([t["images_per_second"] for t in mine], 0),
-                     _mean_std([t["final"][FID] for t in mine], 2)]
+                     mean_std([t["images_per_second"] for t in mine], 0),
+                     mean_std([t["final"][FID] for t in mine], 2)]
             for x in targets:
                 reached = [s for s in (seconds_to_fid(t, x) for t in mine) if s is not None]
                 cells.append(f"{statistics.fmean(reached):.0f} ({len(reached)} of {len(mine)})" if reached

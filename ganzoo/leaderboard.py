@@ -22,7 +22,8 @@ COLUMNS: list[tuple[str, str, bool, int]] = [
 ]
 
 
-def _mean_std(values: list[float], decimals: int) -> str:
+def mean_std(values: list[float], decimals: int) -> str:
+    """``mean ± std`` of ``values`` at ``decimals`` places: the one value alone, or ``–`` for none."""
     if not values:
         return "–"
     mean = statistics.fmean(values)
@@ -62,7 +63,7 @@ def evaluation_seconds(trial: dict[str, Any]) -> float | None:
 
 def _time_to_quality(trials: list[dict[str, Any]], target: float) -> str:
     reached = [s for s in (seconds_to_fid(t, target) for t in trials) if s is not None]
-    cell = _mean_std(reached, 0) + " s" if reached else "not reached"
+    cell = mean_std(reached, 0) + " s" if reached else "not reached"
     return cell if len(reached) in (0, len(trials)) else f"{cell} ({len(reached)} of {len(trials)} seeds)"
 
 
@@ -147,12 +148,12 @@ def render(results: list[str | Path], out: str | Path) -> str:
             rows.sort(key=_rank)
             for variant, trials in rows:
                 ok = [t for t in trials if t["status"] == "ok"]
-                cells = [_mean_std([t["final"][key] for t in ok if key in t["final"]], dec)
+                cells = [mean_std([t["final"][key] for t in ok if key in t["final"]], dec)
                          for key, _, _, dec in columns]
-                untrained = _mean_std([t["untrained"][FID] for t in trials if t.get("untrained")], 2)
-                steps = _mean_std([t["steps"] for t in ok], 0)
-                train = _mean_std([t["train_seconds"] for t in ok], 0)
-                wall = _mean_std([t["wall_seconds"] for t in ok if "wall_seconds" in t], 0)
+                untrained = mean_std([t["untrained"][FID] for t in trials if t.get("untrained")], 2)
+                steps = mean_std([t["steps"] for t in ok], 0)
+                train = mean_std([t["train_seconds"] for t in ok], 0)
+                wall = mean_std([t["wall_seconds"] for t in ok if "wall_seconds" in t], 0)
                 extra_cells = []
                 if target and timed:
                     extra_cells.append(_time_to_quality(ok, target))
@@ -160,9 +161,9 @@ def render(results: list[str | Path], out: str | Path) -> str:
                     spent = [(evaluation_seconds(t), t["train_seconds"]) for t in ok]
                     spent = [(e, train) for e, train in spent if e is not None]
                     share = [e / train for e, train in spent if train]
-                    extra_cells.append(f"{_mean_std([e for e, _ in spent], 0)} s ({statistics.fmean(share):.1%} "
+                    extra_cells.append(f"{mean_std([e for e, _ in spent], 0)} s ({statistics.fmean(share):.1%} "
                                        "of train)" if share else "–")
-                ips = _mean_std([t["images_per_second"] for t in ok], 0)
+                ips = mean_std([t["images_per_second"] for t in ok], 0)
                 statuses = []
                 for t in trials:
                     if t["status"] == "diverged":
