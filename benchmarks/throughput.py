@@ -21,7 +21,8 @@ matmul measured in the same run.
 With ``--warmup N`` the loops first run N untimed steps (for ``compile=true``: compilation, whose seconds
 are reported separately); ``--table NAME`` names the report and the table in docs/performance.md it updates.
 ``--fast-paths`` times ganzoo with its defaults against ganzoo with each fast-path switch flipped
-(``fused_optimizer``, ``channels_last``, ``compile``), alternating, for any variant (no plain loop needed).
+(``fused_optimizer``, ``channels_last``, ``compile``, and ``discriminator_pass``: joint against separate),
+alternating, for any variant (no plain loop needed).
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ RESULTS = Path(__file__).parent / "results"
 
 
 FAST_PATHS = fast_paths.SWITCHES
+#: What ``--fast-paths`` can flip: the device switches and the discriminator pass (joint or separate).
+SWITCHES = (*FAST_PATHS, "discriminator_pass")
 
 
 def build(variant: str, steps: int, device: torch.device, overrides: list[str]):
@@ -337,18 +340,32 @@ def measure_loops(variant: str, args: argparse.Namespace, device: torch.device, 
             "achieved_gflops": round(achieved, 2), "fraction_of_matmul": round(achieved / peak, 4)}
 
 
+def default_switches(variant: str, device: torch.device, overrides: list[str]) -> dict[str, Any]:
+    """What the trainer turns on for ``variant`` with ``overrides``: each fast path (bool) and the discriminator
+    pass ('joint' or 'separate')."""
+    _, assembly, data = build(variant, 10, device, overrides)
+    trainer = Trainer(assembly, data, device, versions())
+    return {**trainer.fast, "discriminator_pass": "joint" if trainer.joint_pass else "separate"}
+
+
+def flip(switch: str, default: Any) -> str:
+    """The ``--set`` value that turns ``switch`` the other way from ``default``."""
+    if switch == "discriminator_pass":
+        return "separate" if default == "joint" else "joint"
+    return str(not default).lower()
+
+
 def measure_fast_paths(variant: str, args: argparse.Namespace, device: torch.device,
-                       overrides: list[str], switches: tuple[str, ...] = FAST_PATHS) -> dict[str, Any]:
+                       overrides: list[str], switches: tuple[str, ...] = SWITCHES) -> dict[str, Any]:
     """ganzoo with its defaults against ganzoo with each fast-path switch flipped, alternating per round. A
     flipped ``compile`` gets ``--warmup`` untimed steps (compilation) like every run of its pair."""
     steps = calibrate(variant, args.seconds, device, overrides)
-    cfg = ganzoo.build_config(variant, overrides=overrides)
-    defaults = {switch: fast_paths.enabled(cfg, switch, device.type) for switch in FAST_PATHS}
+    defaults = default_switches(variant, device, overrides)
     row: dict[str, Any] = {"variant": variant, "steps": steps, "rounds": args.rounds, "defaults": defaults,
                            "switches": {}}
     default_runs: list[float] = []
     for switch in switches:
-        flipped = [*overrides, f"{switch}={str(not defaults[switch]).lower()}"]
+        flipped = [*overrides, f"{switch}={flip(switch, defaults[switch])}"]
         warmup = args.warmup if switch == "compile" else 0
         base, other = [], []
         for r in range(args.rounds):
@@ -361,7 +378,7 @@ def measure_fast_paths(variant: str, args: argparse.Namespace, device: torch.dev
                                    "default_img_per_s": round(b, 1),
                                    "runs": [round(x, 1) for x in other], "default_runs": [round(x, 1) for x in base],
                                    "warmup_steps": warmup}
-        print(f"  {variant:<12} {switch}={not defaults[switch]}: {o:.1f} img/s against {b:.1f} "
+        print(f"  {variant:<12} {switch}={flip(switch, defaults[switch])}: {o:.1f} img/s against {b:.1f} "
               f"({row['switches'][switch]['ratio']:.3f})")
     row["default_img_per_s"] = round(statistics.median(default_runs), 1)
     return row
@@ -379,7 +396,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=0, help="Untimed steps before each timed run.")
     parser.add_argument("--fast-paths", action="store_true",
                         help="Time each fast-path switch flipped against ganzoo's defaults instead of the plain loops.")
-    parser.add_argument("--switches", default=",".join(FAST_PATHS),
+    parser.add_argument("--switches", default=",".join(SWITCHES),
                         help="With --fast-paths: the switches to time (comma-separated).")
     parser.add_argument("--table", default=None, help="Report and docs/performance.md table name (default: "
                                                        "throughput, or fast-paths with --fast-paths).")
@@ -391,9 +408,9 @@ def main() -> None:
     device = torch.device(args.device)
     overrides = list(args.sets)
     switches = tuple(args.switches.split(","))
-    unknown = [s for s in switches if s not in FAST_PATHS]
+    unknown = [s for s in switches if s not in SWITCHES]
     if unknown:
-        parser.error(f"unknown switches {unknown}; choose from {', '.join(FAST_PATHS)}")
+        parser.error(f"unknown switches {unknown}; choose from {', '.join(SWITCHES)}")
     peak = matmul_gflops(device)
     print(f"device {device}, {torch.get_num_threads()} threads; fp32 matmul 2048^3: {peak:.1f} GFLOP/s")
     rows: list[dict[str, Any]] = []

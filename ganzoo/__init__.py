@@ -57,6 +57,7 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers and IDEs
         Loss,
         LossSpec,
         Variant,
+        score_pair,
     )
     from .config import TrainConfig
     from .evaluation import evaluate
@@ -71,7 +72,8 @@ _LAZY: dict[str, tuple[str, str]] = {
                                         "load_dataset", "load_generator", "sample", "train")},
     "bench": ("bench", "bench"),
     **{name: ("components", name) for name in ("DatasetSpec", "Discriminator", "Extension", "ExtensionContext",
-                                               "ExtensionSpec", "Generator", "Loss", "LossSpec", "Variant")},
+                                               "ExtensionSpec", "Generator", "Loss", "LossSpec", "Variant",
+                                               "score_pair")},
     "TrainConfig": ("config", "TrainConfig"),
     "evaluate": ("evaluation", "evaluate"),
     "plugin_manager": ("plugins", "get_plugin_manager"),  # the process-wide manager, by its public name
@@ -88,7 +90,7 @@ __all__ = [
     "ExtensionContext", "ExtensionSpec", "GanzooError", "Generator", "Loss", "LossSpec", "PluginError",
     "TrainConfig", "TrainResult", "UnknownNameError", "UsageError", "Variant", "bench", "build_config", "evaluate",
     "export_samples", "hookimpl", "list_components", "list_plugins", "list_variants", "load_dataset",
-    "load_failures", "load_generator", "plugin_manager", "reproduce", "sample", "train", "version",
+    "load_failures", "load_generator", "plugin_manager", "reproduce", "sample", "score_pair", "train", "version",
 ]
 
 

@@ -52,7 +52,8 @@ class Loss:
     Subclass it (or provide the same methods). Both losses are minimised; each returns a scalar tensor.
 
     ``D`` is what the discriminator sees through the run: call it as ``D(x)``, or ``D(x, labels)`` when the
-    discriminator is conditional (extensions may augment ``x`` on the way in). The methods may declare any of
+    discriminator is conditional (extensions may augment ``x`` on the way in). To score a real and a fake batch,
+    call :func:`score_pair` (one pass where the run allows it) rather than ``D`` twice. The methods may declare any of
     the optional keyword arguments below; the trainer passes only those a method declares (as pluggy does for
     hook implementations), so a loss written for unconditional GANs keeps working unchanged:
 
@@ -73,6 +74,27 @@ class Loss:
 
     def check_discriminator(self, D: nn.Module) -> None:
         """Raise ``ValueError`` if this loss cannot train ``D``. The default accepts every network."""
+
+
+def score_pair(D: Callable[..., Any], real: torch.Tensor, fake: torch.Tensor, real_labels: torch.Tensor | None = None,
+               fake_labels: torch.Tensor | None = None) -> tuple[Any, Any]:
+    """The discriminator's scores of ``real`` and of ``fake``: ``(D(real, real_labels), D(fake, fake_labels))``.
+
+    A loss that scores both batches should call this rather than ``D`` twice: the trainer's ``D`` then scores
+    them in one pass on the two batches concatenated where that gives the same scores (the
+    ``discriminator_pass`` config key; fewer, larger matrix products, measured faster in docs/performance.md).
+    Any other callable ``D`` (a plain module in a test) is called twice. A discriminator that returns a tuple
+    (AC-GAN's ``(scores, class_logits)``) gives a tuple for each batch.
+
+    Example::
+
+        d_real, d_fake = score_pair(D, real, fake, real_labels, fake_labels)
+        return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+    """
+    pair = getattr(D, "pair", None)
+    if callable(pair):
+        return pair(real, fake, real_labels, fake_labels)
+    return D(real, real_labels), D(fake, fake_labels)
 
 
 @dataclass(frozen=True)

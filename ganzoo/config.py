@@ -25,7 +25,7 @@ DEFAULT_DATA_ROOT = Path("~/.cache/ganzoo/data")
 #: earlier run had. ``ganzoo bench --reproduce`` pins each of these keys to what the committed trials recorded
 #: (this value for records from before the key existed), so a changed default never changes a re-run.
 FORMER_DEFAULTS: dict[str, Any] = {"generator_batch": "fresh", "compile": False, "channels_last": False,
-                                   "fused_optimizer": False}
+                                   "fused_optimizer": False, "discriminator_pass": "separate"}
 
 
 def extension_names_as_mapping(value: Any) -> Any:
@@ -78,6 +78,11 @@ class TrainConfig(BaseModel):
         "fresh", description="What the generator update scores: 'fresh': a new latent batch (Goodfellow 2014, "
         "Algorithm 1); 'reuse': the fake batch of the step's discriminator update, generated once with its graph "
         "(pytorch/examples' DCGAN loop; one generator forward per step, n_critic 1 only).")
+    discriminator_pass: Literal["auto", "joint", "separate"] = Field(
+        "auto", description="How a loss that scores a real and a fake batch (ganzoo.score_pair) calls the "
+        "discriminator: 'joint': once, on the two batches concatenated; 'separate': once per batch; 'auto': joint "
+        "when that gives the same scores (no buffers or parametrizations in D, such as BatchNorm statistics or "
+        "spectral norm's power iteration, and no extension augmenting what D sees), else separate.")
     init: Literal["default", "normal"] = Field(
         "default", description="'normal': weights N(0, init_std), BatchNorm scales N(1, init_std)."
     )

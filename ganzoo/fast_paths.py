@@ -1,4 +1,5 @@
 """Which fast paths a run takes: each switch is ``true``, ``false`` or ``auto``, on where it was measured faster.
+The ``discriminator_pass`` key (:func:`joint_discriminator_pass`) decides by the network instead of the device.
 
 ``auto`` (every switch's default) turns a switch on for the device types listed in :data:`AUTO`: those where
 ``benchmarks/throughput.py --fast-paths`` measured it faster for the built-in variants and the bench found
@@ -8,7 +9,10 @@ equal-step quality unchanged (docs/performance.md has the tables and the runs be
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from torch import nn
 
 SWITCHES = ("fused_optimizer", "channels_last", "compile")
 #: Device type -> the switches ``auto`` turns on there. A device type not listed gets none of them. On the CPU,
@@ -26,3 +30,23 @@ def enabled(config: Any, switch: str, device_type: str) -> bool:
     if value == "auto":
         return switch in AUTO.get(device_type, frozenset())
     return bool(value)
+
+
+def joint_discriminator_pass(config: Any, discriminator: nn.Module, augmented: bool) -> bool:
+    """Whether :func:`ganzoo.score_pair` scores the real and the fake batch in one call of the discriminator, as
+    the ``discriminator_pass`` config key says. ``auto``: when ``discriminator`` is batch-independent (see
+    :func:`batch_independent`) and no extension augments what it sees (an augmentation may act across a batch,
+    mixing the real samples with the fake ones)."""
+    if config.discriminator_pass != "auto":
+        return config.discriminator_pass == "joint"
+    return not augmented and batch_independent(discriminator)
+
+
+def batch_independent(module: nn.Module) -> bool:
+    """True when ``module`` holds no buffers and no parametrizations, so that one forward pass on two batches
+    concatenated gives the scores of two passes, one per batch: no BatchNorm statistics shared by the samples of
+    a batch, no state that every pass updates (spectral norm's power iteration, whose count per step would
+    halve)."""
+    from torch.nn.utils import parametrize
+
+    return next(module.buffers(), None) is None and not any(parametrize.is_parametrized(m) for m in module.modules())

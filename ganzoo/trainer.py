@@ -95,8 +95,8 @@ class DiscriminatorView:
     ``x`` first, so that whatever the loss feeds D (real, fake, interpolates) is seen the same way."""
 
     def __init__(self, D: nn.Module, conditional: bool, augments: list[Callable[[torch.Tensor], torch.Tensor]],
-                 name: str) -> None:
-        self.D, self.conditional, self.augments, self.name = D, conditional, augments, name
+                 name: str, joint: bool = False) -> None:
+        self.D, self.conditional, self.augments, self.name, self.joint = D, conditional, augments, name, joint
 
     def __call__(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> Any:
         for augment in self.augments:
@@ -106,6 +106,19 @@ class DiscriminatorView:
         if labels is None:
             raise TypeError(f"discriminator {self.name!r} is conditional: the loss must call D(x, labels)")
         return self.D(x, labels)
+
+    def pair(self, real: torch.Tensor, fake: torch.Tensor, real_labels: torch.Tensor | None = None,
+             fake_labels: torch.Tensor | None = None) -> tuple[Any, Any]:
+        """The scores of ``real`` and of ``fake`` (what :func:`ganzoo.score_pair` calls): with ``joint``, one call
+        on the two batches concatenated, its output split back; else one call per batch."""
+        if not self.joint or (self.conditional and (real_labels is None or fake_labels is None)):
+            return self(real, real_labels), self(fake, fake_labels)
+        n = real.shape[0]
+        labels = torch.cat([real_labels, fake_labels]) if self.conditional else None  # type: ignore[list-item]
+        scores = self(torch.cat([real, fake]), labels)
+        if isinstance(scores, (tuple, list)):  # e.g. AC-GAN's (scores, class_logits)
+            return tuple(s[:n] for s in scores), tuple(s[n:] for s in scores)
+        return scores[:n], scores[n:]
 
 
 @dataclass
@@ -195,8 +208,12 @@ class Trainer:
         self._at_extensions("setup", context)
         augments = [ext.augment for _, _, ext in self.acting["augment"]]
         dname = assembly.names["discriminator"]
-        self.D_view = DiscriminatorView(self.D_fwd, assembly.conditional_discriminator, augments, dname)
-        self.D_gen_view = DiscriminatorView(self.D_gen, assembly.conditional_discriminator, augments, dname)
+        #: whether a loss's score_pair scores real and fake in one pass (the discriminator_pass key)
+        self.joint_pass = fast_paths.joint_discriminator_pass(cfg, self.D, bool(augments))
+        self.D_view = DiscriminatorView(self.D_fwd, assembly.conditional_discriminator, augments, dname,
+                                        self.joint_pass)
+        self.D_gen_view = DiscriminatorView(self.D_gen, assembly.conditional_discriminator, augments, dname,
+                                            self.joint_pass)
         sampler = self.acting["sampling_generator"][:1]  # assembly allows at most one
         self.sampler_name = sampler[0][0] if sampler else None
         self.sampler: Extension | None = sampler[0][2] if sampler else None

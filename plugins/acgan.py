@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from ganzoo_plugins.dcgan import DCGANGenerator, num_upsamplings
 from torch import nn
 
-from ganzoo import Discriminator, Generator, Loss, LossSpec, Variant, hookimpl
+from ganzoo import Discriminator, Generator, Loss, LossSpec, Variant, hookimpl, score_pair
 
 
 def _square(image_shape: tuple[int, int, int], what: str) -> tuple[int, int]:
@@ -112,8 +112,7 @@ class ACGANLoss(Loss):
                            fake: torch.Tensor, real_labels: torch.Tensor | None = None,
                            fake_labels: torch.Tensor | None = None) -> torch.Tensor:
         self._labels(real_labels, fake_labels)
-        s_real, c_real = D(real, real_labels)
-        s_fake, c_fake = D(fake, fake_labels)
+        (s_real, c_real), (s_fake, c_fake) = score_pair(D, real, fake, real_labels, fake_labels)
         source = (F.binary_cross_entropy_with_logits(s_real, torch.ones_like(s_real))
                   + F.binary_cross_entropy_with_logits(s_fake, torch.zeros_like(s_fake)))
         classes = F.cross_entropy(c_real, real_labels) + F.cross_entropy(c_fake, fake_labels)

@@ -24,7 +24,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from ganzoo import Loss, LossSpec, Variant, hookimpl
+from ganzoo import Loss, LossSpec, Variant, hookimpl, score_pair
 
 
 class RelativisticAverageLoss(Loss):
@@ -33,7 +33,7 @@ class RelativisticAverageLoss(Loss):
     def discriminator_loss(self, D: Callable[..., torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
                            real_labels: torch.Tensor | None = None,
                            fake_labels: torch.Tensor | None = None) -> torch.Tensor:
-        c_real, c_fake = D(real, real_labels), D(fake, fake_labels)
+        c_real, c_fake = score_pair(D, real, fake, real_labels, fake_labels)
         return (F.softplus(-(c_real - c_fake.mean())).mean()
                 + F.softplus(c_fake - c_real.mean()).mean())
 
@@ -43,7 +43,7 @@ class RelativisticAverageLoss(Loss):
         if real is None:
             raise ValueError("the relativistic generator loss compares fakes with real samples: call "
                              "generator_loss(D, fake, real=real_batch)")
-        c_real, c_fake = D(real, real_labels), D(fake, fake_labels)
+        c_real, c_fake = score_pair(D, real, fake, real_labels, fake_labels)
         return (F.softplus(-(c_fake - c_real.mean())).mean()
                 + F.softplus(c_real - c_fake.mean()).mean())
 

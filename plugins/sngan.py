@@ -40,7 +40,7 @@ from ganzoo_plugins.dcgan import num_upsamplings
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from ganzoo import Discriminator, Loss, LossSpec, Variant, hookimpl
+from ganzoo import Discriminator, Loss, LossSpec, Variant, hookimpl, score_pair
 
 
 def check_square(image_shape: tuple[int, int, int], what: str) -> tuple[int, int]:
@@ -115,7 +115,8 @@ class HingeLoss(Loss):
                            real_labels: torch.Tensor | None = None,
                            fake_labels: torch.Tensor | None = None) -> torch.Tensor:
         # E[relu(1 - D(x))] + E[relu(1 + D(G(z)))]
-        return F.relu(1.0 - D(real, real_labels)).mean() + F.relu(1.0 + D(fake, fake_labels)).mean()
+        d_real, d_fake = score_pair(D, real, fake, real_labels, fake_labels)
+        return F.relu(1.0 - d_real).mean() + F.relu(1.0 + d_fake).mean()
 
     def generator_loss(self, D: Callable[..., torch.Tensor], fake: torch.Tensor,
                        fake_labels: torch.Tensor | None = None) -> torch.Tensor:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganzoo import Discriminator, Generator, Loss, LossSpec, Variant, hookimpl
+from ganzoo import Discriminator, Generator, Loss, LossSpec, Variant, hookimpl, score_pair
 
 
 class MLPGenerator(nn.Module):
@@ -67,7 +67,8 @@ class GANLoss(Loss):
     def discriminator_loss(self, D, real: torch.Tensor, fake: torch.Tensor, real_labels: torch.Tensor | None = None,
                            fake_labels: torch.Tensor | None = None) -> torch.Tensor:
         # -E[log D(x)] - E[log(1 - D(G(z)))]
-        return F.softplus(-D(real, real_labels)).mean() + F.softplus(D(fake, fake_labels)).mean()
+        d_real, d_fake = score_pair(D, real, fake, real_labels, fake_labels)
+        return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
 
     def generator_loss(self, D, fake: torch.Tensor, fake_labels: torch.Tensor | None = None) -> torch.Tensor:
         logits = D(fake, fake_labels)

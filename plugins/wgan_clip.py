@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import torch
 
-from ganzoo import Loss, LossSpec, Variant, hookimpl
+from ganzoo import Loss, LossSpec, Variant, hookimpl, score_pair
 
 
 class WassersteinLoss(Loss):
@@ -32,7 +32,8 @@ class WassersteinLoss(Loss):
                            real_labels: torch.Tensor | None = None,
                            fake_labels: torch.Tensor | None = None) -> torch.Tensor:
         # E[D(G(z))] - E[D(x)]: the critic maximises the estimated Wasserstein distance
-        return D(fake, fake_labels).mean() - D(real, real_labels).mean()
+        d_real, d_fake = score_pair(D, real, fake, real_labels, fake_labels)
+        return d_fake.mean() - d_real.mean()
 
     def generator_loss(self, D: Callable[..., torch.Tensor], fake: torch.Tensor,
                        fake_labels: torch.Tensor | None = None) -> torch.Tensor:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ganzoo import Loss, LossSpec, Variant, hookimpl
+from ganzoo import Loss, LossSpec, Variant, hookimpl, score_pair
 
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
@@ -39,7 +39,8 @@ class WGANGPLoss(Loss):
 
     def discriminator_loss(self, D, real: torch.Tensor, fake: torch.Tensor, real_labels: torch.Tensor | None = None,
                            fake_labels: torch.Tensor | None = None) -> torch.Tensor:
-        loss = D(fake, fake_labels).mean() - D(real, real_labels).mean()
+        d_real, d_fake = score_pair(D, real, fake, real_labels, fake_labels)
+        loss = d_fake.mean() - d_real.mean()
         if self.gp_lambda:
             loss = loss + self.gp_lambda * gradient_penalty(D, real, fake, real_labels)
         return loss

@@ -156,12 +156,13 @@ def test_reproduce_pins_what_committed_trials_ran_with() -> None:
     before_the_key = [{"variant": row, "protocol": {"config": {}}} for row in ("reuse-gan", "reuse-gan+ema", "vanilla")]
     with registered(ReuseByDefault(), "reuse-by-default"):
         pinned = pin_former_defaults(profile, before_the_key)
-        former = {"compile": False, "channels_last": False, "fused_optimizer": False}  # now `auto`, for every row
+        former = {"compile": False, "channels_last": False, "fused_optimizer": False,  # now `auto`, for every row
+                  "discriminator_pass": "separate"}
         assert pinned.variant_overrides == {"rgan": {"latent_dim": 8},
                                             "reuse-gan": {"latent_dim": 8, "generator_batch": "fresh", **former},
                                             "reuse-gan+ema": {"generator_batch": "fresh", **former},
                                             "vanilla": {"generator_batch": "fresh", **former}}  # reuses now
         recorded = [{"variant": t["variant"], "protocol": {"config": {
-            "generator_batch": "reuse", "compile": "auto",
-            "channels_last": "auto", "fused_optimizer": "auto"}}} for t in before_the_key]
+            "generator_batch": "reuse", "compile": "auto", "channels_last": "auto", "fused_optimizer": "auto",
+            "discriminator_pass": "auto"}}} for t in before_the_key]
         assert pin_former_defaults(profile, recorded) == profile

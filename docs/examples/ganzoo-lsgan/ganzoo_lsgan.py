@@ -9,14 +9,15 @@ another plugin registered: variants compose components by name.
 import torch
 from torch import nn
 
-from ganzoo import Loss, LossSpec, Variant, hookimpl
+from ganzoo import Loss, LossSpec, Variant, hookimpl, score_pair
 
 
 class LeastSquaresLoss(Loss):
     """Least-squares losses with targets a=0 (fake), b=1 (real), c=1 (what G wants D to say)."""
 
     def discriminator_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        return 0.5 * (D(real) - 1).pow(2).mean() + 0.5 * D(fake).pow(2).mean()
+        d_real, d_fake = score_pair(D, real, fake)  # one pass of D where the run allows it
+        return 0.5 * (d_real - 1).pow(2).mean() + 0.5 * d_fake.pow(2).mean()
 
     def generator_loss(self, D: nn.Module, fake: torch.Tensor) -> torch.Tensor:
         return 0.5 * (D(fake) - 1).pow(2).mean()
