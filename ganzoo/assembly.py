@@ -131,7 +131,7 @@ class Assembly:
     loss: Loss
     plugins: dict[str, str]  # role -> plugin name
     names: dict[str, str]  # role -> component name
-    image_shape: tuple[int, int, int]
+    image_shape: tuple[int, ...]  # (C, H, W) for images; e.g. (2,) for 2-D points
     num_classes: int | None = None  # the dataset's, when any component uses labels; else None
     conditional_generator: bool = False  # G(z, y)
     conditional_discriminator: bool = False  # D(x, y)
@@ -210,7 +210,8 @@ def check_fit(assembly: Assembly, device: torch.device | str = "cpu") -> None:
             if not fake.is_floating_point():
                 raise PluginError(gp, f"generator {gname!r} returned {fake.dtype} images; return floats in [-1, 1]",
                                   "register_generators")
-            if not torch.isfinite(fake).all() or fake.min() < -1.001 or fake.max() > 1.001:
+            images = len(shape) == 3  # non-image samples are in the dataset's coordinates, not [-1, 1]
+            if not torch.isfinite(fake).all() or (images and (fake.min() < -1.001 or fake.max() > 1.001)):
                 raise PluginError(gp, f"generator {gname!r} returned values outside [-1, 1] "
                                   f"(min {fake.min().item():.3g}, max {fake.max().item():.3g}); end it with tanh",
                                   "register_generators")
@@ -287,7 +288,7 @@ def build_extensions(registry: Registry, config: TrainConfig) -> list[tuple[str,
 
 
 def assemble(
-    registry: Registry, config: TrainConfig, image_shape: tuple[int, int, int], device: torch.device | str = "cpu",
+    registry: Registry, config: TrainConfig, image_shape: tuple[int, ...], device: torch.device | str = "cpu",
     num_classes: int | None = None,
 ) -> Assembly:
     """Build and check the generator, discriminator, loss and extensions a config names, for a dataset with
@@ -314,6 +315,13 @@ def assemble(
             raise CompositionError(
                 f"{role} {names[role]!r} (plugin {entries[role].plugin!r}) is conditional and needs class labels, "
                 f"but dataset {config.dataset!r} has none; choose a labelled dataset or an unconditional {role}")
+    if len(image_shape) != 3:  # non-image samples (2-D points): only components that say they take them
+        for role, spec in (("generator", g_spec), ("discriminator", d_spec)):
+            if not getattr(spec, "vectors", False):
+                raise CompositionError(
+                    f"dataset {config.dataset!r} holds samples of shape {tuple(image_shape)}, not images (C, H, W), "
+                    f"and {role} {names[role]!r} (plugin {entries[role].plugin!r}) is built for images only; "
+                    f"choose one registered with vectors=True (the mlp {role}: --set {role}=mlp, or variant vanilla)")
     g_classes = {"num_classes": num_classes} if g_spec.conditional else {}
     d_classes = {"num_classes": num_classes} if (d_spec.conditional or d_spec.classifier) else {}
     G = _build(entries["generator"].plugin, "register_generators", f"generator {names['generator']!r}",

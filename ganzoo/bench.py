@@ -18,6 +18,7 @@ import os
 import platform
 import shutil
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Literal
@@ -34,7 +35,7 @@ from .checkpoint import atomic_write_bytes
 from .config import load_yaml, merge
 from .data import load_images
 from .errors import ConfigError, DivergenceError, GanzooError, UsageError
-from .evaluation import evaluation_samples, score_images
+from .evaluation import evaluation_samples, score_samples
 from .meta import list_profiles, profiles_dir
 from .metric_keys import METRICS
 from .plots import plot_losses, plot_metrics
@@ -158,23 +159,27 @@ def split_row(name: str, registry: Any) -> tuple[str, list[str]]:
     return base, extensions
 
 
-def make_evaluator(real: torch.Tensor, profile: BenchProfile, seed: int,
-                   cache_dir: Path | None) -> Evaluator:
+def make_evaluator(real: torch.Tensor, profile: BenchProfile, seed: int, cache_dir: Path | None,
+                   dataset_metrics: Callable[[torch.Tensor], dict[str, float]] | None = None) -> Evaluator:
     """An ``evaluate(trainer)`` for :meth:`Trainer.run` that scores ``profile.num_fake`` generated images.
 
     The latents (and, for a conditional generator, labels drawn from the dataset's class frequencies) come
     from :func:`~ganzoo.evaluation.evaluation_samples` for ``seed``: the same inputs at every evaluation, and
     training draws nothing less or more because of them. A conditional run is also scored by
     :data:`~ganzoo.metric_keys.CLASS_AGREEMENT`: how often the MNIST classifier sees the class asked for.
-    ``ganzoo evaluate`` scores a run directory the same way.
+    ``ganzoo evaluate`` scores a run directory the same way. The dataset's own ``dataset_metrics``
+    (:attr:`ganzoo.DatasetSpec.metrics`) are added; non-image data (``real`` a float tensor) is scored by them
+    alone.
     """
+    images = not real.is_floating_point()
 
     def evaluate(trainer: Trainer) -> dict[str, float]:
         conditional = trainer.assembly.conditional_generator
-        images, labels = evaluation_samples(trainer.sample, trainer.config.latent_dim, profile.num_fake, seed,
-                                            trainer.device, trainer.class_probs if conditional else None)
-        return score_images(images, real, labels, feature_extractor=profile.feature_extractor,
-                            feature_extractor_weights=profile.feature_extractor_weights, cache_dir=cache_dir)
+        samples, labels = evaluation_samples(trainer.sample, trainer.config.latent_dim, profile.num_fake, seed,
+                                             trainer.device, trainer.class_probs if conditional else None, images)
+        return score_samples(samples, real, labels, feature_extractor=profile.feature_extractor,
+                             feature_extractor_weights=profile.feature_extractor_weights, cache_dir=cache_dir,
+                             dataset_metrics=dataset_metrics)
 
     return evaluate
 
@@ -253,8 +258,9 @@ def run_trial(profile: BenchProfile, variant: str, seed: int, out: Path, real: t
         "protocol": {
             "profile": profile.name, "dataset": profile.dataset, "train_split": "train",
             "real_split": profile.real_split, "num_real": int(real.shape[0]), "num_fake": profile.num_fake,
-            "feature_extractor": portable_extractor_info(metrics.extractor_info(
-                profile.feature_extractor, profile.feature_extractor_weights)),
+            # non-image data is scored by its dataset's metrics alone: no feature extractor
+            "feature_extractor": None if real.is_floating_point() else portable_extractor_info(
+                metrics.extractor_info(profile.feature_extractor, profile.feature_extractor_weights)),
             "budget": {"steps": cfg.steps, "seconds": profile.seconds},
             "eval_every": eval_every, "eval_every_seconds": profile.eval_every_seconds,
             "seed": seed, "config_hash": config_hash, "config": cfg.model_dump(mode="json"),
@@ -273,8 +279,8 @@ def run_trial(profile: BenchProfile, variant: str, seed: int, out: Path, real: t
                         EVAL_SECONDS: round(time.perf_counter() - t0, 3)})
         return scores
 
-    evaluator = make_evaluator(real, profile, seed, cache_dir)
     registry = get_registry(pm)
+    evaluator = make_evaluator(real, profile, seed, cache_dir, registry.datasets.get(profile.dataset).item.metrics)
     try:
         result = api.run_config(registry, cfg, None, progress, pm, max_seconds=profile.seconds, evaluate=evaluate,
                                 eval_every=eval_every, eval_every_seconds=profile.eval_every_seconds)

@@ -200,6 +200,7 @@ def export_generator(path: Path, weights: dict[str, torch.Tensor], config: dict[
 #: What an exported generator's metadata may describe (checked before anything is allocated).
 MAX_HEADER_BYTES = 16 << 20
 MAX_CHANNELS, MAX_SIDE, MAX_CLASSES = 16, 4096, 100_000
+MAX_VECTOR = 1 << 20  # values per non-image sample
 #: Tensor dtypes an export may hold: floating-point weights, and int64 counters (BatchNorm's num_batches_tracked).
 #: Which tensor must have which dtype is checked against the generator itself when it is rebuilt.
 EXPORT_DTYPES = {"F16", "BF16", "F32", "F64", "I64"}
@@ -244,10 +245,13 @@ def read_export_header(path: Path, data: bytes) -> tuple[dict[str, Any], dict[st
     if not isinstance(decoded["config"], dict):
         raise _export_error(path, "metadata 'config' must be a JSON object")
     shape = decoded["image_shape"]
-    if not (isinstance(shape, list) and len(shape) == 3 and all(type(v) is int for v in shape)
-            and 1 <= shape[0] <= MAX_CHANNELS and all(1 <= v <= MAX_SIDE for v in shape[1:])):
+    image = (isinstance(shape, list) and len(shape) == 3 and all(type(v) is int for v in shape)
+             and 1 <= shape[0] <= MAX_CHANNELS and all(1 <= v <= MAX_SIDE for v in shape[1:]))
+    vector = (isinstance(shape, list) and len(shape) == 1 and type(shape[0]) is int  # non-image samples (2-D points)
+              and 1 <= shape[0] <= MAX_VECTOR)
+    if not (image or vector):
         raise _export_error(path, f"metadata 'image_shape' must be [C, H, W] with C <= {MAX_CHANNELS} and "
-                            f"H, W <= {MAX_SIDE}")
+                            f"H, W <= {MAX_SIDE}, or [D] with D <= {MAX_VECTOR} for non-image samples")
     classes = decoded["num_classes"]
     if classes is not None and not (type(classes) is int and 1 <= classes <= MAX_CLASSES):
         raise _export_error(path, f"metadata 'num_classes' must be null or an integer in 1..{MAX_CLASSES}")

@@ -227,12 +227,15 @@ def evaluate_cmd(source: Path, dataset: str | None, split: str, num: int | None,
         click.echo(json.dumps(result, indent=2))
         return
     seed_text = f", seed {result['seed']}" if result["seed"] is not None else ""
-    click.echo(f"{result['num_fake']} images from {result['source']} ({result['kind']}{seed_text}) against "
-               f"{result['num_real']} {result['dataset']} {result['split']} images, {result['feature_extractor']} "
-               "features")
+    extractor = result["feature_extractor"]
+    what = "images" if extractor else "samples"  # non-image data: scored by its dataset's metrics alone
+    click.echo(f"{result['num_fake']} {what} from {result['source']} ({result['kind']}{seed_text}) against "
+               f"{result['num_real']} {result['dataset']} {result['split']} {what}"
+               + (f", {extractor} features" if extractor else ", the dataset's own metrics"))
     for key, value in result["scores"].items():
-        info = BY_KEY[key]
-        click.echo(f"{info.title + (' ↓' if info.lower_is_better else ' ↑'):<26} {value:.{info.decimals + 2}f}")
+        info = BY_KEY.get(key)  # a dataset's own metric may have a key ganzoo does not know
+        title = info.title + (" ↓" if info.lower_is_better else " ↑") if info else key
+        click.echo(f"{title:<26} {value:.{info.decimals + 2 if info else 4}f}")
 
 
 def main() -> None:  # pragma: no cover

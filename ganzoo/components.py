@@ -27,6 +27,9 @@ class Generator:
     build: Callable[..., nn.Module]
     description: str = ""
     conditional: bool = False
+    #: Also builds for non-image samples (a sample shape other than ``(C, H, W)``, e.g. 2-D points), whose values
+    #: are in the dataset's own coordinates rather than [-1, 1]. Without it ganzoo refuses such data, naming it.
+    vectors: bool = False
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class Discriminator:
     description: str = ""
     conditional: bool = False
     classifier: bool = False
+    #: Also builds for non-image samples (see :attr:`Generator.vectors`).
+    vectors: bool = False
 
 
 class Loss:
@@ -52,10 +57,10 @@ class Loss:
     Subclass it (or provide the same methods). Both losses are minimised; each returns a scalar tensor.
 
     ``D`` is what the discriminator sees through the run: call it as ``D(x)``, or ``D(x, labels)`` when the
-    discriminator is conditional (extensions may augment ``x`` on the way in). To score a real and a fake batch,
-    call :func:`score_pair` (one pass where the run allows it) rather than ``D`` twice. The methods may declare any of
-    the optional keyword arguments below; the trainer passes only those a method declares (as pluggy does for
-    hook implementations), so a loss written for unconditional GANs keeps working unchanged:
+    discriminator is conditional (extensions may augment ``x`` on the way in). To score a real and a fake
+    batch, call :func:`score_pair` (one pass where the run allows it) rather than ``D`` twice. The methods may
+    declare any of the optional keyword arguments below; the trainer passes only those a method declares (as
+    pluggy does for hook implementations), so a loss written for unconditional GANs keeps working unchanged:
 
     - ``real_labels``, ``fake_labels``: ``int64`` class indices ``(B,)`` of the real batch and of the labels
       the fake batch was generated for (``None`` on unlabelled data). A conditional or classifier
@@ -215,16 +220,23 @@ class Variant:
 @dataclass(frozen=True)
 class DatasetSpec:
     """A dataset: ``load(root, split, download, image_size) -> (images, labels or None)``, the images a
-    ``uint8`` tensor NCHW or a ``torch.utils.data.Dataset`` of ``uint8`` CHW items (see the hookspec).
+    ``uint8`` tensor NCHW or a ``torch.utils.data.Dataset`` of ``uint8`` CHW items (see the hookspec); or, for
+    non-image data, a float tensor ``(N, *shape)`` of samples in the dataset's own coordinates (2-D points).
 
-    ``image_shape`` is the shape of one sample at the dataset's native size, ``(C, H, W)``; ``None`` when it
-    is only known after loading (an image folder). ``num_classes``: how many classes its labels index (default:
-    the largest label + 1).
+    ``image_shape`` is the shape of one sample at the dataset's native size, ``(C, H, W)`` (``(2,)`` for 2-D
+    points); ``None`` when it is only known after loading (an image folder). ``num_classes``: how many classes
+    its labels index (default: the largest label + 1).
     """
 
     name: str
     load: Callable[[Path, str, bool, int | None], tuple[torch.Tensor | Dataset, torch.Tensor | None]]
-    image_shape: tuple[int, int, int] | None = None
+    image_shape: tuple[int, ...] | None = None
     description: str = ""
     offline: bool = False
     num_classes: int | None = None
+    #: Scores only this dataset defines, ``metrics(samples) -> {key: value}``, computed by the bench on every
+    #: evaluation's generated samples (``uint8`` images, or for non-image data float samples in the dataset's
+    #: coordinates) beside FID and the other image metrics, or instead of them for non-image data. Keys of
+    #: :mod:`ganzoo.metric_keys` (``modes``, ``high_quality``, ``mode_kl``) get their titles and directions on
+    #: the leaderboard; other keys are shown as they are.
+    metrics: Callable[[torch.Tensor], dict[str, float]] | None = None

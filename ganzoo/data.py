@@ -27,14 +27,15 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 from tqdm.auto import tqdm
 
-from .errors import ConfigError, DatasetError, GanzooError, PluginError
+from .errors import ConfigError, DatasetError, GanzooError, PluginError, UsageError
 from .registry import Registry
 
 
 @dataclass
 class ImageData:
     """Images of one dataset split: ``uint8`` ``(N, C, H, W)`` (a tensor, or a Dataset of ``(C, H, W)`` items
-    when the plugin reads them lazily) and optional ``int64`` labels."""
+    when the plugin reads them lazily) and optional ``int64`` labels; or, for non-image data, a float32 tensor
+    ``(N, *shape)`` of samples in the dataset's coordinates (see :attr:`is_image`)."""
 
     name: str
     split: str
@@ -60,6 +61,11 @@ class ImageData:
         return counts / counts.sum()
 
     @property
+    def is_image(self) -> bool:
+        """Whether the samples are images (``uint8``); else float samples in the dataset's own coordinates."""
+        return not (self.in_memory and self.images.is_floating_point())  # type: ignore[union-attr]
+
+    @property
     def in_memory(self) -> bool:
         """Whether the images are one tensor (rather than a Dataset read item by item)."""
         return isinstance(self.images, torch.Tensor)
@@ -68,8 +74,9 @@ class ImageData:
         return len(self.images)  # type: ignore[arg-type]
 
     @functools.cached_property
-    def image_shape(self) -> tuple[int, int, int]:
-        """One sample's ``(C, H, W)`` (for a lazy dataset: item 0's, read once, at ``image_size``)."""
+    def image_shape(self) -> tuple[int, ...]:
+        """One sample's shape: ``(C, H, W)`` for images (for a lazy dataset: item 0's, read once, at
+        ``image_size``), e.g. ``(2,)`` for 2-D points."""
         if self.in_memory:
             return tuple(self.images.shape[1:])  # type: ignore[union-attr, return-value]
         shape = tuple(_item_image(self.images[0]).shape)  # type: ignore[index]
@@ -156,14 +163,24 @@ def load_images(
     if isinstance(images, Dataset) and not isinstance(images, torch.Tensor):
         data = _lazy_image_data(spec.name, split, images, labels, entry.plugin, image_size)
         return dataclasses.replace(data, classes=spec.num_classes)
-    if not (isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.ndim == 4):
+    vectors = isinstance(images, torch.Tensor) and images.is_floating_point() and images.ndim >= 2
+    if not (vectors or (isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.ndim == 4)):
         got = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images)
-        raise PluginError(entry.plugin, f"dataset {spec.name!r} must return uint8 images (N, C, H, W) or a "
-                          f"Dataset of uint8 (C, H, W) items, got {got}", "register_datasets")
+        raise PluginError(entry.plugin, f"dataset {spec.name!r} must return uint8 images (N, C, H, W), a "
+                          f"Dataset of uint8 (C, H, W) items, or float samples (N, *shape), got {got}",
+                          "register_datasets")
+    if vectors and not torch.isfinite(images).all():
+        raise PluginError(entry.plugin, f"dataset {spec.name!r} returned samples that are not all finite",
+                          "register_datasets")
     if images.shape[0] == 0:
         raise DatasetError(f"dataset {spec.name!r} split {split!r} is empty")
     _check_labels(entry.plugin, spec.name, labels, images.shape[0], spec.num_classes)
-    if image_size is not None:
+    if vectors:
+        if image_size is not None:
+            raise UsageError(f"dataset {spec.name!r} holds samples of shape {tuple(images.shape[1:])}, not images: "
+                             "image_size does not apply; leave it unset")
+        images = images.float()
+    elif image_size is not None:
         images = resize_uint8(images, image_size)
     return ImageData(spec.name, split, images.contiguous(), labels, entry.plugin, classes=spec.num_classes)
 
@@ -392,6 +409,12 @@ def make_batches(data: ImageData, batch_size: int, seed: int, device: torch.devi
     (``'stream'``); ``'auto'`` holds the data in memory when its float32 copy is at most ``memory_limit_gb``."""
     if mode not in ("auto", "memory", "stream"):
         raise ConfigError(f"data_loading must be 'auto', 'memory' or 'stream', not {mode!r}")
+    if not data.is_image:  # float samples are small and already in the model's coordinates
+        if mode == "stream":
+            raise ConfigError(f"data_loading: 'stream' reads image files in worker processes; dataset "
+                              f"{data.name!r} holds float samples, which train from memory: use 'auto' or 'memory'")
+        return TensorBatches(data.images.to(device), batch_size, seed, world_size, rank,  # type: ignore[union-attr]
+                             labels=data.labels)
     if mode == "auto":
         mode = "memory" if data.float32_bytes() <= memory_limit_gb * 1e9 else "stream"
     if mode == "stream":

@@ -3,7 +3,7 @@
 :func:`evaluate` is ``ganzoo evaluate``. Its source is a checkpoint, a run directory or an exported
 ``generator.safetensors`` (sampled with the bench's evaluation latents), a folder of images or an ``.npz``
 array of images (from another codebase, or from ``ganzoo sample --format``). The bench's evaluator and this
-function share :func:`evaluation_samples` and :func:`score_images`, so a run directory evaluated with the
+function share :func:`evaluation_samples` and :func:`score_samples`, so a run directory evaluated with the
 bench's seed, split and sample count gives the bench's figures exactly.
 """
 
@@ -31,8 +31,10 @@ EVAL_BATCH = 500
 
 def evaluation_samples(generate: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor], latent_dim: int,
                        n: int, seed: int, device: torch.device | str = "cpu",
-                       class_probs: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``n`` generated ``uint8`` images (and, with ``class_probs``, the labels they were drawn for).
+                       class_probs: torch.Tensor | None = None,
+                       images: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``n`` generated ``uint8`` images (and, with ``class_probs``, the labels they were drawn for); with
+    ``images=False`` (non-image data) the generator's float samples as they are.
 
     ``generate(z, labels)`` returns images in [-1, 1]; it is called on batches of :data:`EVAL_BATCH` latents
     drawn from a generator seeded ``EVAL_SEED_OFFSET + seed``, each followed by its labels drawn from
@@ -50,24 +52,36 @@ def evaluation_samples(generate: Callable[[torch.Tensor, torch.Tensor | None], t
         if class_probs is not None:
             labels = torch.multinomial(class_probs.cpu(), size, replacement=True, generator=rng).to(device)
             asked.append(labels.cpu())
-        fake.append(to_uint8(generate(z, labels)).cpu())
+        out = generate(z, labels)
+        fake.append((to_uint8(out) if images else out.detach().float()).cpu())
         remaining -= size
     return torch.cat(fake), torch.cat(asked) if asked else None
 
 
-def score_images(images: torch.Tensor, real: torch.Tensor, labels: torch.Tensor | None = None, *,
-                 feature_extractor: str = "ganzoo-mnist", feature_extractor_weights: str | Path | None = None,
-                 cache_dir: str | Path | None = None) -> dict[str, float]:
-    """The bench's scores of ``uint8`` ``images`` against ``real``: FID, KID, IS, precision/recall and digit
-    classes (:func:`ganzoo.metrics.evaluate`), plus class agreement when ``labels`` says which class each
-    image was generated for."""
+def score_samples(samples: torch.Tensor, real: torch.Tensor, labels: torch.Tensor | None = None, *,
+                  feature_extractor: str = "ganzoo-mnist", feature_extractor_weights: str | Path | None = None,
+                  cache_dir: str | Path | None = None,
+                  dataset_metrics: Callable[[torch.Tensor], dict[str, float]] | None = None) -> dict[str, float]:
+    """The bench's scores of generated ``samples`` against ``real``.
+
+    ``uint8`` images: FID, KID, IS, precision/recall and digit classes (:func:`ganzoo.metrics.evaluate`), plus
+    class agreement when ``labels`` says which class each image was generated for. Float samples (non-image
+    data): none of those. Either way, then the dataset's own ``dataset_metrics(samples)``
+    (:attr:`ganzoo.DatasetSpec.metrics`), which non-image data needs to be scored at all."""
     from . import metrics
 
-    scores = metrics.evaluate(images, real, feature_extractor=feature_extractor,
-                              feature_extractor_weights=feature_extractor_weights, cache_dir=cache_dir)
-    if labels is not None:
-        overall, by_class = metrics.class_agreement(images, labels)
-        scores[CLASS_AGREEMENT], scores[CLASS_AGREEMENT_MIN] = overall, min(by_class.values())
+    scores: dict[str, float] = {}
+    if not samples.is_floating_point():
+        scores = metrics.evaluate(samples, real, feature_extractor=feature_extractor,
+                                  feature_extractor_weights=feature_extractor_weights, cache_dir=cache_dir)
+        if labels is not None:
+            overall, by_class = metrics.class_agreement(samples, labels)
+            scores[CLASS_AGREEMENT], scores[CLASS_AGREEMENT_MIN] = overall, min(by_class.values())
+    elif dataset_metrics is None:
+        raise UsageError("these samples are not images, and their dataset defines no metrics (DatasetSpec.metrics) "
+                         "to score them with")
+    if dataset_metrics is not None:
+        scores.update({key: float(value) for key, value in dataset_metrics(samples).items()})
     return scores
 
 
@@ -220,7 +234,12 @@ def evaluate(
             raise UsageError(f"source {str(path)!r}: give a checkpoint (.pt), an exported generator (.safetensors), "
                              "a run directory, a folder of images or an .npz")
         dataset = dataset or "mnist-5k"
-    real = load_images(registry, dataset, split=split).tensor(progress=progress)
+    real_data = load_images(registry, dataset, split=split)
+    real = real_data.tensor(progress=progress)
+    dataset_metrics = registry.datasets.get(dataset).item.metrics
+    if not real_data.is_image and kind != "generator":
+        raise UsageError(f"dataset {dataset!r} holds samples of shape {tuple(real.shape[1:])}, not images: score a "
+                         "checkpoint, a run directory or an exported generator against it, not image files")
     if kind == "generator":
         n = num or int(real.shape[0])
         class_probs = None
@@ -233,17 +252,22 @@ def evaluate(
         def generate(z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
             return G(z, y) if y is not None else G(z)
 
-        images, labels = evaluation_samples(generate, cfg.latent_dim, n, seed, "cpu", class_probs)
+        images, labels = evaluation_samples(generate, cfg.latent_dim, n, seed, "cpu", class_probs,
+                                            images=real_data.is_image)
     elif kind == "npz":
         images, labels = read_npz(path, num)
     else:
         images = read_image_folder(path, num)
-    images = match_shape(images, tuple(real.shape[1:]), str(path), dataset, resize)
+    if real_data.is_image:
+        images = match_shape(images, tuple(real.shape[1:]), str(path), dataset, resize)
+    elif tuple(images.shape[1:]) != tuple(real.shape[1:]):
+        raise UsageError(f"{str(path)!r} draws samples of shape {tuple(images.shape[1:])}, but dataset {dataset!r} "
+                         f"holds samples of shape {tuple(real.shape[1:])}")
     if images.shape[0] < 2:
         raise UsageError(f"{str(path)!r}: at least 2 images are needed to score, found {images.shape[0]}")
-    scores = score_images(images, real, labels,
-                          feature_extractor=feature_extractor, feature_extractor_weights=feature_extractor_weights,
-                          cache_dir=cache_dir)
+    scores = score_samples(images, real, labels,
+                           feature_extractor=feature_extractor, feature_extractor_weights=feature_extractor_weights,
+                           cache_dir=cache_dir, dataset_metrics=dataset_metrics)
     return {"source": str(path), "kind": kind, "dataset": dataset, "split": split, "num_fake": int(images.shape[0]),
             "num_real": int(real.shape[0]), "seed": seed if kind == "generator" else None,
-            "feature_extractor": feature_extractor, "scores": scores}
+            "feature_extractor": feature_extractor if real_data.is_image else None, "scores": scores}

@@ -30,7 +30,9 @@ def register_generators(register: Callable) -> None:
     ``build`` is called as ``build(latent_dim: int, image_shape: tuple[int, int, int], **options)`` and must
     return an ``nn.Module`` mapping a latent batch of shape ``(B, latent_dim)`` to images of shape
     ``(B, *image_shape)`` with values in ``[-1, 1]`` (ganzoo checks the shape before training starts).
-    ``options`` come from the run's ``generator_options`` config key.
+    ``options`` come from the run's ``generator_options`` config key. ``vectors=True``: it also builds for
+    non-image data (``image_shape`` then the shape of one sample, such as ``(2,)``, with values in the
+    dataset's coordinates: end such a network without tanh).
 
     A generator registered with ``conditional=True`` is built with ``num_classes=`` as well and called as
     ``G(z, y)``, ``y`` an ``int64`` tensor of class indices ``(B,)`` drawn from the dataset's class
@@ -54,7 +56,7 @@ def register_discriminators(register: Callable) -> None:
     classifier=False))``. ``build`` is called as ``build(image_shape: tuple[int, int, int], **options)`` and
     must return an ``nn.Module`` that maps an image batch ``(B, *image_shape)`` to one raw score (a logit,
     not a probability) per sample: shape ``(B,)`` or ``(B, 1)``. ``options`` come from the run's
-    ``discriminator_options`` config key.
+    ``discriminator_options`` config key. ``vectors=True``: it also builds for non-image data.
 
     ``conditional=True``: built with ``num_classes=`` and called as ``D(x, y)`` (for example a projection
     discriminator). ``classifier=True``: built with ``num_classes=`` and returns ``(scores, class_logits)``,
@@ -146,4 +148,11 @@ def register_datasets(register: Callable) -> None:
     images (the same permutation, in memory, streamed and under torchrun) to conditional components and to
     losses that take them; register ``num_classes=`` when the labels need not cover every class. Raise
     ``ganzoo.DatasetError`` with an actionable message when the data cannot be had (for example offline).
+
+    Non-image data (points of a 2-D mixture, feature vectors): return a floating-point tensor ``(N, *shape)``
+    of samples in the dataset's own coordinates. It is held in memory, trains only components registered
+    with ``vectors=True`` (the others are refused with a message naming them), is evaluated by the dataset's
+    own ``metrics=`` (image metrics need images) and drawn as a scatter plot of real and generated points
+    instead of a sample grid. ``metrics(samples) -> {key: value}`` adds scores to every bench evaluation of
+    the dataset, for images as well.
     """

@@ -30,3 +30,13 @@ def grid_image(images: torch.Tensor, nrow: int | None = None) -> torch.Tensor:
 
     nrow = nrow or max(1, int(math.ceil(math.sqrt(images.shape[0]))))
     return make_grid(images.detach().float().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1), padding=2)
+
+
+def read_png(path: str | Path) -> torch.Tensor:
+    """A PNG file as a ``(3, H, W)`` float tensor in [0, 1] (a plot, for TensorBoard)."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as img:
+        pixels = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(pixels).permute(2, 0, 1).contiguous()

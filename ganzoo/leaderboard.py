@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .bench import EVAL_SECONDS, RESULTS_FILE, TRAIN_SECONDS, load_results
-from .metric_keys import CLASS_AGREEMENT, FID, METRICS
+from .metric_keys import EVALUATE_KEYS, FID, METRICS
 
 # (metric key, column title, lower is better, decimals); class agreement only in tables with conditional rows
 COLUMNS: list[tuple[str, str, bool, int]] = [
@@ -40,10 +40,30 @@ def _group(trials: list[dict[str, Any]]) -> dict[tuple[str, str, str], list[dict
     return groups
 
 
-def _rank(row: tuple[str, list[dict[str, Any]]]) -> tuple[float, str]:
-    """Rows by mean final FID, best first; variants without a finished trial last."""
-    fids = [t["final"][FID] for t in row[1] if t["status"] == "ok" and FID in t.get("final", {})]
-    return (statistics.fmean(fids) if fids else float("inf"), row[0])
+def section_columns(trials: list[dict[str, Any]]) -> list[tuple[str, str, bool, int]]:
+    """The metric columns of a section: those of :data:`COLUMNS` that its trials scored (FID and the image
+    metrics for images; a dataset's own metrics, such as modes, where it defines them), then any other key a
+    dataset's metrics returned, as it is."""
+    scored = {key for t in trials for key in t.get("final", {})}
+    if not scored:  # nothing finished: the image metrics' columns, empty
+        return [c for c in COLUMNS if c[0] in EVALUATE_KEYS]
+    known = {m.key for m in METRICS}
+    return [c for c in COLUMNS if c[0] in scored] + [(k, k, False, 3) for k in sorted(scored - known)]
+
+
+def _ranker(primary: tuple[str, str, bool, int]) -> Any:
+    key, _, lower, _ = primary
+
+    def rank(row: tuple[str, list[dict[str, Any]]]) -> tuple[float, str]:
+        """Rows by the mean final value of the section's first metric (FID for images), best first; variants
+        without a finished trial last."""
+        values = [t["final"][key] for t in row[1] if t["status"] == "ok" and key in t.get("final", {})]
+        if not values:
+            return (float("inf"), row[0])
+        mean = statistics.fmean(values)
+        return (mean if lower else -mean, row[0])
+
+    return rank
 
 
 def seconds_to_fid(trial: dict[str, Any], target: float) -> float | None:
@@ -125,8 +145,8 @@ def render(results: list[str | Path], out: str | Path) -> str:
                 budget_text = f"{budget['steps']} generator steps per trial"
             else:
                 budget_text = "generator steps per row (the Steps column)"
-            conditional = any(CLASS_AGREEMENT in t.get("final", {}) for _, trials in rows for t in trials)
-            columns = [c for c in COLUMNS if c[0] != CLASS_AGREEMENT or conditional]
+            columns = section_columns([t for _, trials in rows for t in trials])
+            primary = columns[0]  # FID for images; else the dataset's first metric
             every = [t for _, trials in rows for t in trials if t["status"] == "ok"]
             target = data.get("profile", {}).get("fid_target")
             timed = [t for t in every if evaluation_seconds(t) is not None]
@@ -135,22 +155,25 @@ def render(results: list[str | Path], out: str | Path) -> str:
                 f"## {dataset} — profile `{profile}`",
                 "",
                 f"Results: [`{link}`]({link}). Budget: {budget_text}. Reference: {proto['num_real']} real images "
-                f"({proto['real_split']} split); {proto['num_fake']} generated images per evaluation. Feature "
-                f"extractor: `{fx['name']}` (weights sha256 `{fx['sha256'][:16]}…`). torch "
-                f"{proto['versions']['torch']}, torch-fidelity {proto['versions']['torch_fidelity']}, ganzoo "
-                f"{proto['versions']['ganzoo']}.",
+                f"({proto['real_split']} split); {proto['num_fake']} generated images per evaluation. "
+                + (f"Feature extractor: `{fx['name']}` (weights sha256 `{fx['sha256'][:16]}…`). " if fx else
+                   "Scored by the dataset's own metrics (the samples are not images: no feature extractor). ")
+                + f"torch {proto['versions']['torch']}, torch-fidelity {proto['versions']['torch_fidelity']}, "
+                f"ganzoo {proto['versions']['ganzoo']}.",
                 "",
                 "| Variant | Seeds | " + " | ".join(c[1] for c in columns)
-                + " | Untrained FID | Steps | Train time | Wall time | " + "".join(f"{e} | " for e in extra)
+                + f" | Untrained {primary[1].rstrip(' ↓↑')} | Steps | Train time | Wall time | "
+                + "".join(f"{e} | " for e in extra)
                 + "img/s | Hardware | Status |",
                 "|" + "---|" * (len(columns) + 9 + len(extra)),
             ]
-            rows.sort(key=_rank)
+            rows.sort(key=_ranker(primary))
             for variant, trials in rows:
                 ok = [t for t in trials if t["status"] == "ok"]
                 cells = [mean_std([t["final"][key] for t in ok if key in t["final"]], dec)
                          for key, _, _, dec in columns]
-                untrained = mean_std([t["untrained"][FID] for t in trials if t.get("untrained")], 2)
+                untrained = mean_std([t["untrained"][primary[0]] for t in trials
+                                      if primary[0] in (t.get("untrained") or {})], primary[3])
                 steps = mean_std([t["steps"] for t in ok], 0)
                 train = mean_std([t["train_seconds"] for t in ok], 0)
                 wall = mean_std([t["wall_seconds"] for t in ok if "wall_seconds" in t], 0)

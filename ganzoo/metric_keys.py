@@ -23,6 +23,13 @@ CLASS_AGREEMENT = "class_agreement"
 #: Conditional runs only: the lowest class agreement of any one class (every class is drawn as asked at least
 #: this often).
 CLASS_AGREEMENT_MIN = "class_agreement_min"
+#: Mode collapse (datasets with known modes, through :attr:`ganzoo.DatasetSpec.metrics`): how many of the modes
+#: the generated samples cover.
+MODES = "modes"
+#: The share of generated samples close to some mode (a 2-D mixture: within 3 standard deviations of a centre).
+HIGH_QUALITY = "high_quality"
+#: KL divergence (natural log) of the generated samples' mode histogram from uniform: 0 when balanced.
+MODE_KL = "mode_kl"
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,9 @@ METRICS: tuple[MetricInfo, ...] = (
     MetricInfo(CLASS_KL, "Class KL", True, 3, plotted=False),
     MetricInfo(CLASS_AGREEMENT, "Class agreement", False, 3),
     MetricInfo(CLASS_AGREEMENT_MIN, "Worst class agreement", False, 3, column=False, plotted=False),
+    MetricInfo(MODES, "Modes", False, 1),
+    MetricInfo(HIGH_QUALITY, "High-quality share", False, 3),
+    MetricInfo(MODE_KL, "Mode KL", True, 3),
 )
 BY_KEY: dict[str, MetricInfo] = {m.key: m for m in METRICS}
 #: What :func:`ganzoo.metrics.evaluate` returns for every image set (class agreement needs the asked labels).

@@ -1,4 +1,4 @@
-"""Loss curves and metric-versus-step plots (matplotlib, no display needed)."""
+"""Loss curves, metric-versus-step plots and scatter plots of 2-D samples (matplotlib, no display needed)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import torch
 from matplotlib import ticker
 from matplotlib.figure import Figure
 
@@ -65,3 +66,23 @@ def plot_metrics(history: list[dict[str, Any]], out: Path, title: str = "") -> P
     fig.tight_layout()
     fig.savefig(out)
     return out
+
+
+def plot_points(real: torch.Tensor, fake: torch.Tensor, out: Path, title: str = "") -> Path:
+    """A scatter plot of generated points over real ones (the first two coordinates of each sample): what
+    replaces the sample grid for non-image data such as 2-D Gaussian mixtures."""
+    real, fake = real.flatten(1).float(), fake.flatten(1).float()
+    fig = Figure(figsize=(4.2, 4.2), dpi=100)
+    ax = fig.subplots()
+    ax.scatter(real[:, 0], real[:, 1] if real.shape[1] > 1 else real[:, 0] * 0, s=4, alpha=0.35,
+               color="tab:blue", label="real", linewidths=0)
+    ax.scatter(fake[:, 0], fake[:, 1] if fake.shape[1] > 1 else fake[:, 0] * 0, s=4, alpha=0.5,
+               color="tab:orange", label="generated", linewidths=0)
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_title(title or "samples")
+    ax.legend(loc="upper right", markerscale=3, fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    return Path(out)

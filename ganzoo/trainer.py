@@ -33,12 +33,14 @@ from .config import TrainConfig
 from .data import ImageData, make_batches
 from .distributed import DistInfo, barrier, gather_objects, mean_across_ranks
 from .errors import CheckpointError, ConfigError, DivergenceError, PluginError
-from .images import grid_image, save_grid
+from .images import grid_image, read_png, save_grid
 from .runlog import RunLog
 
 CHECKPOINT_FORMAT = 2
 #: A loss this large means the run has blown up (no GAN loss is meaningful there): it stops as diverged.
 DIVERGED_LOSS = 1e12
+#: Points drawn (real and generated) in the scatter plot that replaces the sample grid for non-image data.
+SCATTER_POINTS = 2500
 # What a format-1 checkpoint (ganzoo 0.1: no labels, no extensions) holds.
 STATE_KEYS_FORMAT_1 = ("format", "step", "critic_position", "generator", "discriminator", "opt_g", "opt_d",
                        "scaler_d", "scaler_g", "data", "world_size", "noise", "rng", "config", "components",
@@ -239,6 +241,11 @@ class Trainer:
         self.grid_columns: int | None = None
         self.fixed_labels: torch.Tensor | None = None
         count = cfg.sample_count
+        #: Non-image data is drawn as a scatter plot of generated points over real ones, not as a grid.
+        self.reference_points: torch.Tensor | None = None
+        if not images.is_image:
+            self.reference_points = images.images[:SCATTER_POINTS].cpu()  # type: ignore[index,union-attr]
+            count = max(count, SCATTER_POINTS)
         if assembly.conditional_generator and self.num_classes:
             self.grid_columns = max(1, cfg.sample_count // self.num_classes)
             self.fixed_labels = torch.arange(self.num_classes).repeat_interleave(self.grid_columns).to(device)
@@ -532,6 +539,12 @@ class Trainer:
 
         def write_samples(path: Path) -> None:
             images = self.sample()
+            if self.reference_points is not None:  # 2-D points and other non-image samples
+                from .plots import plot_points  # matplotlib: only runs that draw points pay for its import
+
+                plot_points(self.reference_points, images.cpu(), path, f"{cfg.variant}, step {self.step}")
+                runlog.samples(self.step, read_png(path))
+                return
             save_grid(images, path, self.grid_columns)
             runlog.samples(self.step, grid_image(images, self.grid_columns))
 

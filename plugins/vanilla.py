@@ -1,7 +1,8 @@
 """Vanilla GAN (Goodfellow et al., 2014), as in the original MNIST example.
 
-Generator: MLP z(100) -> 128 -> 256 -> prod(image_shape), LeakyReLU(0.2), tanh output.
-Discriminator: MLP prod(image_shape) -> 256 -> 128 -> 1, LeakyReLU(0.2), one logit per sample.
+Generator: MLP z(100) -> 128 -> 256 -> prod(image_shape), LeakyReLU(0.2), tanh output (linear for non-image
+samples such as 2-D points). Discriminator: MLP prod(image_shape) -> 256 -> 128 -> 1, LeakyReLU(0.2), one logit
+per sample. Both also build for non-image data (``vectors=True``).
 Loss ``gan``: L_D = -E[log D(x)] - E[log(1 - D(G(z)))]; the generator minimises the non-saturating
 L_G = -E[log D(G(z))] by default, or the original minimax L_G = E[log(1 - D(G(z)))] with
 ``loss_options: {generator_loss: minimax}``. Everything is computed from logits with softplus:
@@ -20,9 +21,10 @@ from ganzoo import Discriminator, Generator, Loss, LossSpec, Variant, hookimpl, 
 
 
 class MLPGenerator(nn.Module):
-    """z -> 128 -> 256 -> C*H*W, LeakyReLU(0.2) between layers, tanh output."""
+    """z -> 128 -> 256 -> prod(sample shape), LeakyReLU(0.2) between layers; a tanh output for images (pixels
+    in [-1, 1]), a linear one for other samples (2-D points, in their dataset's coordinates)."""
 
-    def __init__(self, latent_dim: int, image_shape: tuple[int, int, int], hidden: tuple[int, ...] = (128, 256)):
+    def __init__(self, latent_dim: int, image_shape: tuple[int, ...], hidden: tuple[int, ...] = (128, 256)):
         super().__init__()
         self.image_shape = tuple(image_shape)
         layers: list[nn.Module] = []
@@ -30,7 +32,7 @@ class MLPGenerator(nn.Module):
         for h in hidden:
             layers += [nn.Linear(width, h), nn.LeakyReLU(0.2)]
             width = h
-        layers += [nn.Linear(width, math.prod(image_shape)), nn.Tanh()]
+        layers += [nn.Linear(width, math.prod(image_shape)), nn.Tanh() if len(image_shape) == 3 else nn.Identity()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -38,9 +40,9 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-    """C*H*W -> 256 -> 128 -> 1, LeakyReLU(0.2), one logit per sample."""
+    """prod(sample shape) -> 256 -> 128 -> 1, LeakyReLU(0.2), one logit per sample."""
 
-    def __init__(self, image_shape: tuple[int, int, int], hidden: tuple[int, ...] = (256, 128)):
+    def __init__(self, image_shape: tuple[int, ...], hidden: tuple[int, ...] = (256, 128)):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
         width = math.prod(image_shape)
@@ -79,12 +81,14 @@ class GANLoss(Loss):
 
 @hookimpl
 def register_generators(register):
-    register(Generator("mlp", MLPGenerator, "MLP z -> 128 -> 256 -> image, LeakyReLU, tanh (Goodfellow 2014)"))
+    register(Generator("mlp", MLPGenerator, "MLP z -> 128 -> 256 -> image, LeakyReLU, tanh (Goodfellow 2014); "
+                       "also 2-D points and other vectors (linear output)", vectors=True))
 
 
 @hookimpl
 def register_discriminators(register):
-    register(Discriminator("mlp", MLPDiscriminator, "MLP image -> 256 -> 128 -> 1, LeakyReLU (Goodfellow 2014)"))
+    register(Discriminator("mlp", MLPDiscriminator, "MLP image -> 256 -> 128 -> 1, LeakyReLU (Goodfellow 2014); "
+                           "also 2-D points and other vectors", vectors=True))
 
 
 @hookimpl
