@@ -140,6 +140,13 @@ class Assembly:
     loss_keywords: dict[str, tuple[str, ...]] = field(default_factory=dict)
     #: (name, plugin, extension) in the order they act
     extensions: list[tuple[str, str, Extension]] = field(default_factory=list)
+    #: one sample as the discriminator takes it, after the extensions' discriminator_input (PacGAN packing)
+    discriminator_shape: tuple[int, ...] | None = None
+
+    def discriminator_inputs(self) -> list[tuple[str, str, Any]]:
+        """``(name, plugin, discriminator_input)`` of the extensions that reshape what D takes, in order."""
+        return [(name, plugin, ext.discriminator_input) for name, plugin, ext in self.extensions
+                if implements(ext, "discriminator_input")]
 
     @property
     def uses_labels(self) -> bool:
@@ -186,9 +193,11 @@ def check_fit(assembly: Assembly, device: torch.device | str = "cpu") -> None:
     gp, dp = assembly.plugins["generator"], assembly.plugins["discriminator"]
     gname, dname = assembly.names["generator"], assembly.names["discriminator"]
     shape = assembly.image_shape
+    inputs = assembly.discriminator_inputs()
+    n = cfg.batch_size if inputs else 2  # a packing extension needs a batch it can divide
     g_rng = torch.Generator().manual_seed(0)
-    z = torch.randn(2, cfg.latent_dim, generator=g_rng).to(device)
-    y = torch.zeros(2, dtype=torch.int64, device=device)
+    z = torch.randn(n, cfg.latent_dim, generator=g_rng).to(device)
+    y = torch.zeros(n, dtype=torch.int64, device=device)
     was_training = (G.training, D.training)
     G.eval()
     D.eval()
@@ -200,7 +209,7 @@ def check_fit(assembly: Assembly, device: torch.device | str = "cpu") -> None:
             except Exception as exc:
                 raise PluginError(gp, f"generator {gname!r} failed on {call} with a latent batch of shape "
                                   f"{tuple(z.shape)}: {type(exc).__name__}: {exc}", "register_generators") from exc
-            if not isinstance(fake, torch.Tensor) or tuple(fake.shape) != (2, *shape):
+            if not isinstance(fake, torch.Tensor) or tuple(fake.shape) != (n, *shape):
                 got = tuple(fake.shape)[1:] if isinstance(fake, torch.Tensor) else type(fake).__name__
                 raise CompositionError(
                     f"generator {gname!r} (plugin {gp!r}) makes images of shape {got}"
@@ -215,25 +224,28 @@ def check_fit(assembly: Assembly, device: torch.device | str = "cpu") -> None:
                 raise PluginError(gp, f"generator {gname!r} returned values outside [-1, 1] "
                                   f"(min {fake.min().item():.3g}, max {fake.max().item():.3g}); end it with tanh",
                                   "register_generators")
+            seen = fake
+            for _, _, reshape in inputs:
+                seen = reshape(seen)
             try:
-                out = D(fake, y) if assembly.conditional_discriminator else D(fake)
+                out = D(seen, y) if assembly.conditional_discriminator else D(seen)
             except Exception as exc:
                 raise CompositionError(
-                    f"discriminator {dname!r} (plugin {dp!r}) cannot take images of shape {shape}: "
-                    f"{type(exc).__name__}: {exc}"
+                    f"discriminator {dname!r} (plugin {dp!r}) cannot take images of shape "
+                    f"{tuple(seen.shape[1:])}: {type(exc).__name__}: {exc}"
                 ) from exc
             score = out
             if assembly.classifier_discriminator:
                 if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], torch.Tensor)
-                        and tuple(out[1].shape) == (2, assembly.num_classes)):
+                        and tuple(out[1].shape) == (seen.shape[0], assembly.num_classes)):
                     raise PluginError(dp, f"discriminator {dname!r} is registered with classifier=True and must "
                                       f"return (scores, class_logits of shape (B, {assembly.num_classes}))",
                                       "register_discriminators")
                 score = out[0]
-            if not isinstance(score, torch.Tensor) or score.numel() != 2 or score.ndim > 2:
+            if not isinstance(score, torch.Tensor) or score.numel() != seen.shape[0] or score.ndim > 2:
                 got = tuple(score.shape) if isinstance(score, torch.Tensor) else type(score).__name__
                 raise PluginError(dp, f"discriminator {dname!r} must return one score per sample, shape (B,) or "
-                                  f"(B, 1); for B=2 it returned {got}", "register_discriminators")
+                                  f"(B, 1); for B={seen.shape[0]} it returned {got}", "register_discriminators")
     finally:
         G.train(was_training[0])
         D.train(was_training[1])
@@ -287,6 +299,30 @@ def build_extensions(registry: Registry, config: TrainConfig) -> list[tuple[str,
     return built
 
 
+def discriminator_shape(extensions: list[tuple[str, str, Extension]], config: TrainConfig,
+                        image_shape: tuple[int, ...], d_spec: Any, d_name: str) -> tuple[int, ...]:
+    """The shape of one sample as the discriminator takes it: ``image_shape`` after every extension's
+    :meth:`~ganzoo.Extension.discriminator_input`, found by passing it a batch of ``batch_size`` zeros."""
+    x = torch.zeros(config.batch_size, *image_shape)
+    for name, plugin, ext in extensions:
+        if not implements(ext, "discriminator_input"):
+            continue
+        try:
+            y = ext.discriminator_input(x)
+        except Exception as exc:
+            raise CompositionError(f"extension {name!r} (plugin {plugin!r}) cannot reshape a batch of shape "
+                                   f"{tuple(x.shape)} for the discriminator: {type(exc).__name__}: {exc}") from exc
+        if not isinstance(y, torch.Tensor) or y.ndim < 2:
+            raise PluginError(plugin, f"extension {name!r} discriminator_input must return a batch tensor",
+                              "register_extensions")
+        if y.shape[0] != x.shape[0] and (d_spec.conditional or d_spec.classifier):
+            raise CompositionError(f"extension {name!r} (plugin {plugin!r}) puts several samples in one "
+                                   f"discriminator input, but discriminator {d_name!r} is conditional or a "
+                                   "classifier and needs one label per sample; use an unconditional one")
+        x = y
+    return tuple(x.shape[1:])
+
+
 def assemble(
     registry: Registry, config: TrainConfig, image_shape: tuple[int, ...], device: torch.device | str = "cpu",
     num_classes: int | None = None,
@@ -324,10 +360,12 @@ def assemble(
                     f"choose one registered with vectors=True (the mlp {role}: --set {role}=mlp, or variant vanilla)")
     g_classes = {"num_classes": num_classes} if g_spec.conditional else {}
     d_classes = {"num_classes": num_classes} if (d_spec.conditional or d_spec.classifier) else {}
+    extensions = build_extensions(registry, config)
+    d_shape = discriminator_shape(extensions, config, image_shape, d_spec, names["discriminator"])
     G = _build(entries["generator"].plugin, "register_generators", f"generator {names['generator']!r}",
                g_spec.build, config.latent_dim, image_shape, **g_classes, **config.generator_options)
     D = _build(entries["discriminator"].plugin, "register_discriminators",
-               f"discriminator {names['discriminator']!r}", d_spec.build, image_shape, **d_classes,
+               f"discriminator {names['discriminator']!r}", d_spec.build, d_shape, **d_classes,
                **config.discriminator_options)
     loss = _build(entries["loss"].plugin, "register_losses", f"loss {names['loss']!r}", entries["loss"].item.build,
                   **config.loss_options)
@@ -343,7 +381,6 @@ def assemble(
     if config.init == "normal":
         init_weights(G, config.init_std)
         init_weights(D, config.init_std)
-    extensions = build_extensions(registry, config)
     samplers = [name for name, _, ext in extensions if implements(ext, "sampling_generator")]
     if len(samplers) > 1:
         raise CompositionError(f"extensions {', '.join(map(repr, samplers))} each replace the sampling generator; "
@@ -362,6 +399,7 @@ def assemble(
         classifier_discriminator=d_spec.classifier,
         loss_keywords=keywords,
         extensions=extensions,
+        discriminator_shape=d_shape,
     )
     check_fit(assembly, device)
     return assembly

@@ -140,7 +140,9 @@ class Extension:
     step runs them (see ``Trainer.train_step``):
 
     1. :meth:`augment`: transforms every image batch the discriminator sees (real and fake, in the
-       discriminator and the generator updates), for example differentiable augmentation.
+       discriminator and the generator updates), for example differentiable augmentation;
+       :meth:`discriminator_input` then reshapes it (PacGAN packs m samples into one input), and the
+       discriminator is built for the shape that gives.
     2. :meth:`discriminator_penalty`: a term added to the discriminator's loss (a regulariser such as R1;
        return ``None`` on updates where it does not apply, e.g. lazy regularisation every N updates).
     3. :meth:`after_discriminator_step`: after each discriminator optimiser step (weight clipping).
@@ -159,6 +161,14 @@ class Extension:
     def augment(self, images: torch.Tensor) -> torch.Tensor:
         """Return the images the discriminator sees in place of ``images`` (differentiable)."""
         return images
+
+    def discriminator_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Return what the discriminator takes in place of the (augmented) batch ``x`` ``(B, *shape)``: a batch
+        of another shape, e.g. PacGAN's ``(B / m, m * C, H, W)``, one score per row. ganzoo builds the
+        discriminator for the shape this gives a batch of ``batch_size`` zeros, so it is called before
+        :meth:`setup` and must not depend on it; it must be differentiable and deterministic. An extension that
+        changes the batch size cannot train a conditional or classifier discriminator (one label per sample)."""
+        return x
 
     def discriminator_penalty(self, D: Callable[..., Any], real: torch.Tensor, real_labels: torch.Tensor | None,
                               step: int) -> torch.Tensor | None:

@@ -93,8 +93,9 @@ Evaluator = Callable[["Trainer"], dict[str, float]]
 
 class DiscriminatorView:
     """The discriminator as losses and extensions call it: ``D(x)``, or ``D(x, labels)`` when it is conditional
-    (an unconditional one ignores labels), with every extension's :meth:`~ganzoo.Extension.augment` applied to
-    ``x`` first, so that whatever the loss feeds D (real, fake, interpolates) is seen the same way."""
+    (an unconditional one ignores labels), with every extension's :meth:`~ganzoo.Extension.augment` and then
+    :meth:`~ganzoo.Extension.discriminator_input` applied to ``x`` first (``augments``, in that order), so that
+    whatever the loss feeds D (real, fake, interpolates) is seen the same way."""
 
     def __init__(self, D: nn.Module, conditional: bool, augments: list[Callable[[torch.Tensor], torch.Tensor]],
                  name: str, joint: bool = False) -> None:
@@ -208,7 +209,9 @@ class Trainer:
         context = ExtensionContext(self.G, self.D, cfg, self.num_classes, tuple(assembly.image_shape), device,
                                    self.dist.rank)
         self._at_extensions("setup", context)
+        # what D sees: each extension's augment, then each discriminator_input (PacGAN packing), in config order
         augments = [ext.augment for _, _, ext in self.acting["augment"]]
+        augments += [reshape for _, _, reshape in assembly.discriminator_inputs()]
         dname = assembly.names["discriminator"]
         #: whether a loss's score_pair scores real and fake in one pass (the discriminator_pass key)
         self.joint_pass = fast_paths.joint_discriminator_pass(cfg, self.D, bool(augments))
