@@ -244,10 +244,36 @@ def _header(report: dict[str, Any]) -> str:
     hw = report["hardware"]
     warmup = report.get("warmup_steps", 0)
     overrides = report["overrides"]
+    parts = report.get("merged_from", [])
     return (f"Measured {report['date']} on {hw['gpu'] or hw['cpu']} ({hw['threads']} threads), torch "
             f"{report['torch']}, ganzoo {report['ganzoo']}; fp32 matmul reference {report['matmul_gflops']} GFLOP/s"
             + (f"; overrides {overrides}" if overrides else "")
-            + (f"; timed after {warmup} untimed warm-up steps" if warmup else "") + ".")
+            + (f"; timed after {warmup} untimed warm-up steps" if warmup else "")
+            + (f"; rows from {len(parts)} runs of the same command on this host ("
+               + "; ".join(f"{', '.join(p['variants'])}: matmul {p['matmul_gflops']} GFLOP/s" for p in parts) + ")"
+               if parts else "") + ".")
+
+
+def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """One report from runs of the same table (re-runs of some variants): a later run's row replaces an earlier
+    one's, rows keep the order in which variants first appear, and ``merged_from`` records which run measured
+    which rows. The header (date, hardware, versions) is the last run's."""
+    if len({r["table"] for r in reports}) != 1 or len({r["kind"] for r in reports}) != 1:
+        raise ValueError("merge runs of one table only")
+    rows: dict[str, dict[str, Any]] = {}
+    source: dict[str, int] = {}
+    for i, report in enumerate(reports):
+        for row in report["variants"]:
+            rows[row["variant"]] = row
+            source[row["variant"]] = i
+    merged = {**reports[-1], "variants": list(rows.values())}
+    if merged.get("switches") is not None:
+        merged["switches"] = list(dict.fromkeys(s for r in reports for s in r.get("switches", [])))
+    parts = [{"variants": [v for v in rows if source[v] == i], "date": r["date"], "matmul_gflops": r["matmul_gflops"]}
+             for i, r in enumerate(reports) if any(source[v] == i for v in rows)]
+    if len(parts) > 1:  # one report (re-rendering its table) is not a merge
+        merged["merged_from"] = parts
+    return merged
 
 
 def render_table(report: dict[str, Any]) -> str:
@@ -403,7 +429,22 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON file (default benchmarks/results/TABLE-DEVICE.json).")
     parser.add_argument("--update-doc", action="store_true", help="Also rewrite the table in docs/performance.md.")
+    parser.add_argument("--merge", nargs="+", type=Path, metavar="REPORT",
+                        help="Measure nothing: merge these reports of one table (later rows replace earlier rows of "
+                             "the same variant, rows in --variants order) into --out, and with --update-doc its "
+                             "table.")
     args = parser.parse_args()
+    if args.merge:
+        merged = merge_reports([json.loads(p.read_text()) for p in args.merge])
+        order = args.variants.split(",")  # rows in this order, any others after them
+        merged["variants"].sort(key=lambda row: order.index(row["variant"]) if row["variant"] in order else len(order))
+        target = args.out or RESULTS / f"{merged['table']}-{merged['device'].split(':')[0]}.json"
+        target.write_text(json.dumps(merged, indent=2) + "\n")
+        print(f"wrote {target}")
+        if args.update_doc:
+            update_doc(merged)
+            print(f"updated {DOC}")
+        return
     table = args.table or ("fast-paths" if args.fast_paths else "throughput")
     device = torch.device(args.device)
     overrides = list(args.sets)

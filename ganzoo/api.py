@@ -19,7 +19,7 @@ from . import distributed, rundir
 from .assembly import assemble, resolve_config, user_settings
 from .config import TrainConfig, validate_config
 from .data import ImageData, load_images
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, UsageError
 from .images import IMAGE_SUFFIXES, save_grid
 from .meta import version
 from .plugins import list_plugins
@@ -319,7 +319,8 @@ def sample(checkpoint: str | Path, n: int = 64, *, out: str | Path | None = None
            labels: int | list[int] | torch.Tensor | None = None, raw: bool = False, batch_size: int = 500,
            pm: pluggy.PluginManager | None = None) -> torch.Tensor:
     """Generate ``n`` images in [-1, 1] from a checkpoint, run directory or exported ``.safetensors``
-    generator; with ``out``, also save them as a PNG grid.
+    generator; with ``out``, also save them as a PNG grid (for non-image data such as 2-D points: the samples
+    in their dataset's coordinates, and a scatter plot).
 
     For a conditional generator, ``labels`` is one class for every image (``labels=3``) or one per image;
     without it the images cycle through the classes, a grid row per class. ``raw=True`` samples the trained
@@ -333,7 +334,11 @@ def sample(checkpoint: str | Path, n: int = 64, *, out: str | Path | None = None
     G, cfg = load_generator(checkpoint, pm, raw=raw)
     y, nrow = _sample_labels(G, checkpoint, n, labels)
     images = torch.cat([batch for batch, _ in _sample_batches(G, cfg.latent_dim, n, seed, y, batch_size)])
-    if out is not None:
+    if out is not None and images.ndim != 4:  # non-image samples (2-D points): a scatter plot, not a grid
+        from .plots import plot_points
+
+        plot_points(None, images, Path(out), f"{cfg.variant}, {n} samples")
+    elif out is not None:
         save_grid(images, out, nrow)
     return images
 
@@ -365,6 +370,10 @@ def export_samples(checkpoint: str | Path, n: int, out: str | Path, *, format: s
     bar = tqdm(total=n, desc="sample", unit="img", disable=not progress, dynamic_ncols=True)
     with writers[format](out, n) as writer:
         for images, batch_labels in _sample_batches(G, cfg.latent_dim, n, seed, y, batch_size):
+            if images.ndim != 4:
+                raise UsageError(f"{str(checkpoint)!r} generates samples of shape {tuple(images.shape[1:])}, not "
+                                 "images: export writes image files; get the samples as a tensor with "
+                                 "ganzoo.sample(...) instead")
             writer.write(to_uint8(images).cpu(), batch_labels)
             bar.update(images.shape[0])
     bar.close()

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 SWITCHES = ("fused_optimizer", "channels_last", "compile")
 #: Device type -> the switches ``auto`` turns on there. A device type not listed gets none of them. On the CPU,
 #: fused Adam was timed against the unfused default for every built-in variant (benchmarks/results/
-#: fast-paths-cpu.json); channels-last and compile stay off until measured faster. CUDA has not been measured
-#: yet: there ``auto`` turns nothing on.
+#: fast-paths-cpu.json); channels-last and compile were timed the same way (fast-paths-layout-cpu.json):
+#: compile was slower or equal, channels-last within the host's noise, so both stay off. CUDA has not been
+#: measured yet: there ``auto`` turns nothing on.
 AUTO: dict[str, frozenset[str]] = {
     "cpu": frozenset({"fused_optimizer"}),
 }

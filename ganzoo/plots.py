@@ -68,14 +68,16 @@ def plot_metrics(history: list[dict[str, Any]], out: Path, title: str = "") -> P
     return out
 
 
-def plot_points(real: torch.Tensor, fake: torch.Tensor, out: Path, title: str = "") -> Path:
+def plot_points(real: torch.Tensor | None, fake: torch.Tensor, out: Path, title: str = "") -> Path:
     """A scatter plot of generated points over real ones (the first two coordinates of each sample): what
-    replaces the sample grid for non-image data such as 2-D Gaussian mixtures."""
-    real, fake = real.flatten(1).float(), fake.flatten(1).float()
+    replaces the sample grid for non-image data such as 2-D Gaussian mixtures. ``real`` may be ``None``."""
+    fake = fake.detach().flatten(1).float().cpu()
     fig = Figure(figsize=(4.2, 4.2), dpi=100)
     ax = fig.subplots()
-    ax.scatter(real[:, 0], real[:, 1] if real.shape[1] > 1 else real[:, 0] * 0, s=4, alpha=0.35,
-               color="tab:blue", label="real", linewidths=0)
+    if real is not None:
+        real = real.flatten(1).float().cpu()
+        ax.scatter(real[:, 0], real[:, 1] if real.shape[1] > 1 else real[:, 0] * 0, s=4, alpha=0.35,
+                   color="tab:blue", label="real", linewidths=0)
     ax.scatter(fake[:, 0], fake[:, 1] if fake.shape[1] > 1 else fake[:, 0] * 0, s=4, alpha=0.5,
                color="tab:orange", label="generated", linewidths=0)
     ax.set_aspect("equal", adjustable="datalim")

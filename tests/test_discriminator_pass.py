@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import QUICK
+from conftest import QUICK, make_trainer
 
 import ganzoo
-from ganzoo.api import versions
-from ganzoo.assembly import assemble
-from ganzoo.registry import get_registry
-from ganzoo.trainer import DiscriminatorView, Trainer, seed_everything
+from ganzoo.trainer import DiscriminatorView, Trainer
 
 
 class Recording(torch.nn.Module):
@@ -55,11 +52,7 @@ def test_joint_pass_splits_tuple_outputs() -> None:
 
 
 def trainer(variant: str, **overrides) -> Trainer:
-    cfg = ganzoo.build_config(variant, steps=2, overrides={**QUICK, **overrides})
-    images = ganzoo.load_dataset(cfg.dataset).images[:256]
-    seed_everything(cfg.seed)
-    assembly = assemble(get_registry(), cfg, tuple(images.shape[1:]), torch.device("cpu"))
-    return Trainer(assembly, images, torch.device("cpu"), versions())
+    return make_trainer(variant, steps=2, **overrides)
 
 
 SMALL_DCGAN = {"generator_options": {"width": 4}, "discriminator_options": {"width": 4}}

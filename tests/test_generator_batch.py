@@ -7,22 +7,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import QUICK, assert_same_weights
+from conftest import QUICK, assert_same_weights, make_trainer
 
 import ganzoo
-from ganzoo.api import versions
-from ganzoo.assembly import assemble
 from ganzoo.cli import cli
-from ganzoo.registry import get_registry
-from ganzoo.trainer import Trainer, make_optimizer, seed_everything
+from ganzoo.trainer import Trainer, make_optimizer
 
 
 def trainer(variant: str, **overrides) -> Trainer:
-    cfg = ganzoo.build_config(variant, steps=3, overrides={**QUICK, **overrides})
-    images = ganzoo.load_dataset(cfg.dataset).images[:256]
-    seed_everything(cfg.seed)
-    assembly = assemble(get_registry(), cfg, tuple(images.shape[1:]), torch.device("cpu"))
-    return Trainer(assembly, images, torch.device("cpu"), versions())
+    return make_trainer(variant, **overrides)
 
 
 @pytest.mark.parametrize(("mode", "forwards"), [("fresh", 2), ("reuse", 1)])

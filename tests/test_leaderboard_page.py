@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from ganzoo.bench import load_results
 from ganzoo.leaderboard import render
 
@@ -12,10 +14,10 @@ RESULTS = ROOT / "benchmarks" / "results" / "default" / "results.json"
 # the default bench (the README's main job, 3 seeds), the quality profile `long`, the conditional variants
 # after 1200 steps and cgan-pd after 2400 (profile conditional with --variants cgan-pd --steps 2400), then
 # DCGAN after 300 steps at the default width and at the previous (half) width, and the default rows with
-# each generator_batch (docs/performance.md#generator-batch). Every section is
-# step-budgeted and has at least 3 seeds.
-PAGE_SOURCES = ["default", "long", "generator-batch-fresh", "generator-batch-reuse", "conditional", "conditional-long",
-                "early", "early-half-width"]
+# each generator_batch (docs/performance.md#generator-batch), also for the other variants with n_critic 1.
+# Every section is step-budgeted and has at least 3 seeds.
+PAGE_SOURCES = ["default", "long", "generator-batch-fresh", "generator-batch-reuse", "generator-batch-zoo-fresh",
+                "generator-batch-zoo-reuse", "conditional", "conditional-long", "early", "early-half-width"]
 ZOO_ROWS = {"vanilla", "dcgan", "wgan-gp", "wgan-clip", "sngan", "ragan", "cgan-pd", "acgan", "dcgan+ema",
             "dcgan+ema+diffaugment"}
 PAGE = ROOT / "docs" / "leaderboard.md"
@@ -78,8 +80,8 @@ def test_performance_table_matches_committed_throughput_figures() -> None:
     spec.loader.exec_module(throughput)
     doc = (ROOT / "docs" / "performance.md").read_text()
     reports = sorted([*(ROOT / "benchmarks" / "results").glob("throughput*-cpu.json"),
-                      *(ROOT / "benchmarks" / "results").glob("fast-paths-cpu.json")])
-    assert {"throughput-cpu.json", "fast-paths-cpu.json"} <= {r.name for r in reports}
+                      *(ROOT / "benchmarks" / "results").glob("fast-paths*-cpu.json")])
+    assert {"throughput-cpu.json", "fast-paths-cpu.json", "fast-paths-layout-cpu.json"} <= {r.name for r in reports}
     for path in reports:
         report = json.loads(path.read_text())
         assert throughput.render_table(report) in doc, (
@@ -97,18 +99,35 @@ def _script(name: str):
     return module
 
 
+def test_merged_throughput_reports_take_later_rows() -> None:
+    throughput = _script("throughput")
+    head = {"table": "t", "kind": "fast-paths", "device": "cpu", "switches": ["compile"]}
+    first = {**head, "date": "d1", "matmul_gflops": 1.0,
+             "variants": [{"variant": "a", "x": 1}, {"variant": "b", "x": 1}]}
+    second = {**head, "date": "d2", "matmul_gflops": 2.0, "switches": ["compile", "channels_last"],
+              "variants": [{"variant": "b", "x": 2}, {"variant": "c", "x": 2}]}
+    merged = throughput.merge_reports([first, second])
+    assert merged["variants"] == [{"variant": "a", "x": 1}, {"variant": "b", "x": 2}, {"variant": "c", "x": 2}]
+    assert merged["date"] == "d2" and merged["switches"] == ["compile", "channels_last"]
+    assert merged["merged_from"] == [{"variants": ["a"], "date": "d1", "matmul_gflops": 1.0},
+                                     {"variants": ["b", "c"], "date": "d2", "matmul_gflops": 2.0}]
+
+
 def test_time_to_quality_table_matches_the_committed_generator_batch_runs() -> None:
     ttq = _script("time_to_quality")
-    sections = [ROOT / "benchmarks" / "results" / f"generator-batch-{mode}" for mode in ("fresh", "reuse")]
+    sections = [ROOT / "benchmarks" / "results" / f"generator-batch-{part}{mode}" for part in ("", "zoo-")
+                for mode in ("fresh", "reuse")]
     assert ttq.render(sections, [25, 20, 15, 12]) in (ROOT / "docs" / "performance.md").read_text(), (
         "docs/performance.md is out of date; rerun benchmarks/time_to_quality.py (command in that page)")
 
 
-def test_generator_batch_runs_differ_only_in_that_key() -> None:
-    """The two sections are one experiment: the same rows, seeds, budgets and config but generator_batch, with
-    the seconds of training and of evaluation recorded at every evaluation."""
-    fresh, reuse = (load_results(ROOT / "benchmarks" / "results" / f"generator-batch-{m}")["trials"]
+@pytest.mark.parametrize("part", ["", "zoo-"])
+def test_generator_batch_runs_differ_only_in_that_key(part: str) -> None:
+    """Each pair of sections is one experiment: the same rows, seeds, budgets and config but generator_batch,
+    with the seconds of training and of evaluation recorded at every evaluation."""
+    fresh, reuse = (load_results(ROOT / "benchmarks" / "results" / f"generator-batch-{part}{m}")["trials"]
                     for m in ("fresh", "reuse"))
+    assert len(fresh) >= 6 and {t["seed"] for t in fresh} == {0, 1, 2}
     assert [(t["variant"], t["seed"]) for t in fresh] == [(t["variant"], t["seed"]) for t in reuse]
     for a, b in zip(fresh, reuse, strict=True):
         ca, cb = ({k: v for k, v in t["protocol"]["config"].items() if k not in ("out", "generator_batch")}

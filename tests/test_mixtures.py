@@ -88,6 +88,10 @@ def test_vanilla_trains_on_ring_8_and_the_bench_scores_modes(tmp_path: Path) -> 
 
 def test_evaluate_scores_a_run_on_points_with_the_dataset_metrics(tmp_path: Path, runner) -> None:
     ganzoo.train("vanilla", out=tmp_path / "run", steps=2, overrides={"dataset": "ring-8"}, progress=False)
+    points = ganzoo.sample(tmp_path / "run", n=300, out=tmp_path / "points.png")
+    assert points.shape == (300, 2) and (tmp_path / "points.png").stat().st_size > 1000  # a scatter plot
+    with pytest.raises(ganzoo.UsageError, match="not images"):
+        ganzoo.export_samples(tmp_path / "run", 10, tmp_path / "out.npz", format="npz", progress=False)
     result = ganzoo.evaluate(tmp_path / "run", split="test", num=500, progress=False)
     assert result["feature_extractor"] is None and set(result["scores"]) == {MODES, HIGH_QUALITY, MODE_KL}
     shown = runner.invoke(cli, ["evaluate", str(tmp_path / "run"), "--num", "500", "--no-progress"])

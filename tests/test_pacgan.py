@@ -6,23 +6,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import QUICK
+from conftest import QUICK, make_trainer
 
 import ganzoo
-from ganzoo.api import versions
-from ganzoo.assembly import CompositionError, assemble
-from ganzoo.registry import get_registry
-from ganzoo.trainer import Trainer, seed_everything
+from ganzoo.assembly import CompositionError
+from ganzoo.trainer import Trainer
 
 SMALL = {"generator_options": {"width": 4}, "discriminator_options": {"width": 4}}
 
 
 def trainer(variant: str, dataset: str = "mnist-5k", **overrides) -> Trainer:
-    cfg = ganzoo.build_config(variant, steps=2, overrides={**QUICK, "dataset": dataset, **overrides})
-    data = ganzoo.load_dataset(dataset)
-    seed_everything(cfg.seed)
-    assembly = assemble(get_registry(), cfg, data.image_shape, torch.device("cpu"), num_classes=data.num_classes)
-    return Trainer(assembly, data, torch.device("cpu"), versions())
+    return make_trainer(variant, dataset=dataset, steps=2, **overrides)
 
 
 def test_packing_by_hand() -> None:
