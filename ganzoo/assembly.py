@@ -219,8 +219,11 @@ def check_fit(assembly: Assembly, device: torch.device | str = "cpu") -> None:
             if not fake.is_floating_point():
                 raise PluginError(gp, f"generator {gname!r} returned {fake.dtype} images; return floats in [-1, 1]",
                                   "register_generators")
+            if not torch.isfinite(fake).all():
+                raise PluginError(gp, f"generator {gname!r} returned values that are not finite",
+                                  "register_generators")
             images = len(shape) == 3  # non-image samples are in the dataset's coordinates, not [-1, 1]
-            if not torch.isfinite(fake).all() or (images and (fake.min() < -1.001 or fake.max() > 1.001)):
+            if images and (fake.min() < -1.001 or fake.max() > 1.001):
                 raise PluginError(gp, f"generator {gname!r} returned values outside [-1, 1] "
                                   f"(min {fake.min().item():.3g}, max {fake.max().item():.3g}); end it with tanh",
                                   "register_generators")
@@ -303,10 +306,11 @@ def discriminator_shape(extensions: list[tuple[str, str, Extension]], config: Tr
                         image_shape: tuple[int, ...], d_spec: Any, d_name: str) -> tuple[int, ...]:
     """The shape of one sample as the discriminator takes it: ``image_shape`` after every extension's
     :meth:`~ganzoo.Extension.discriminator_input`, found by passing it a batch of ``batch_size`` zeros."""
+    reshaping = [(name, plugin, ext) for name, plugin, ext in extensions if implements(ext, "discriminator_input")]
+    if not reshaping:
+        return tuple(image_shape)
     x = torch.zeros(config.batch_size, *image_shape)
-    for name, plugin, ext in extensions:
-        if not implements(ext, "discriminator_input"):
-            continue
+    for name, plugin, ext in reshaping:
         try:
             y = ext.discriminator_input(x)
         except Exception as exc:
