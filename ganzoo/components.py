@@ -99,7 +99,9 @@ def score_pair(D: Callable[..., Any], real: torch.Tensor, fake: torch.Tensor, re
     pair = getattr(D, "pair", None)
     if callable(pair):
         return pair(real, fake, real_labels, fake_labels)
-    return D(real, real_labels), D(fake, fake_labels)
+    # any other callable: labels only where there are some, so a plain D(x) works for unlabelled batches
+    return (D(real) if real_labels is None else D(real, real_labels),
+            D(fake) if fake_labels is None else D(fake, fake_labels))
 
 
 @dataclass(frozen=True)

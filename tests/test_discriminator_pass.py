@@ -33,6 +33,8 @@ def test_score_pair_on_a_plain_callable_calls_it_twice() -> None:
     d_real, d_fake = ganzoo.score_pair(D, REAL, FAKE)
     assert D.calls == [3, 2]
     assert d_real.tolist() == [8.0, 8.0, 8.0] and d_fake.tolist() == [4.0, 4.0]
+    d_real, _ = ganzoo.score_pair(lambda x: x.flatten(1).sum(1), REAL, FAKE)  # a D(x) without labels
+    assert d_real.tolist() == [4.0, 4.0, 4.0]
 
 
 @pytest.mark.parametrize(("joint", "calls"), [(True, [5]), (False, [3, 2])])
