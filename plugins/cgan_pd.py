@@ -150,6 +150,9 @@ def register_variants(register):
                 "lr_d": 4e-4,
                 "betas": [0.0, 0.9],
                 "n_critic": 1,
+                # one generator forward per step: as good at equal steps, sooner in seconds (bench profiles
+                # generator-batch-zoo-fresh/-reuse; docs/performance.md#generator-batch)
+                "generator_batch": "reuse",
                 "batch_size": 64,
                 "latent_dim": 100,
                 "init": "normal",
