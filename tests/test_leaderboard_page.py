@@ -14,10 +14,11 @@ RESULTS = ROOT / "benchmarks" / "results" / "default" / "results.json"
 # the default bench (the README's main job, 3 seeds), the quality profile `long`, the conditional variants
 # after 1200 steps and cgan-pd after 2400 (profile conditional with --variants cgan-pd --steps 2400), then
 # DCGAN after 300 steps at the default width and at the previous (half) width, and the default rows with
-# each generator_batch (docs/performance.md#generator-batch), also for the other variants with n_critic 1.
-# Every section is step-budgeted and has at least 3 seeds.
+# each generator_batch (docs/performance.md#generator-batch), also for the other variants with n_critic 1, and
+# dcgan against dcgan+pac2 on Stacked MNIST. Every section is step-budgeted and has at least 3 seeds.
 PAGE_SOURCES = ["default", "long", "generator-batch-fresh", "generator-batch-reuse", "generator-batch-zoo-fresh",
-                "generator-batch-zoo-reuse", "conditional", "conditional-long", "early", "early-half-width"]
+                "generator-batch-zoo-reuse", "conditional", "conditional-long", "early", "early-half-width",
+                "pacgan-stacked-mnist"]
 ZOO_ROWS = {"vanilla", "dcgan", "wgan-gp", "wgan-clip", "sngan", "ragan", "cgan-pd", "acgan", "dcgan+ema",
             "dcgan+ema+diffaugment"}
 PAGE = ROOT / "docs" / "leaderboard.md"
