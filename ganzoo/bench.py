@@ -21,12 +21,12 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import pluggy
 import torch
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from tqdm.auto import tqdm
 
 from . import api, rundir
@@ -94,6 +94,34 @@ class BenchProfile(BaseModel):
                                        description="Steps (and eval_every) per row or variant, overriding steps.")
     fid_target: float | None = Field(None, gt=0, description="Time to quality: the leaderboard shows the seconds "
                                                              "of training until a trial's FID first reached this.")
+    datasets: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Run the profile on each of these datasets instead of `dataset`: dataset "
+                                          "name -> changes to the profile's keys for it (its variants, budget, "
+                                          "overrides...). One results file holds every dataset's trials.")
+
+    @field_validator("datasets")
+    @classmethod
+    def _dataset_changes(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, changes in value.items():
+            fixed = sorted(set(changes) & {"name", "description", "dataset", "datasets", "threads"})
+            if fixed:
+                raise ValueError(f"dataset {name!r} may not change {', '.join(fixed)} (the key names the dataset; "
+                                 "threads are the whole bench's)")
+        return value
+
+    def parts(self) -> list[BenchProfile]:
+        """The profile once per dataset of ``datasets`` (each with its changes applied), or itself alone."""
+        if not self.datasets:
+            return [self]
+        base = self.model_dump(mode="json", exclude={"datasets"})
+        parts = []
+        for name, changes in self.datasets.items():
+            try:
+                parts.append(BenchProfile.model_validate(merge(base, {**changes, "dataset": name})))
+            except ValidationError as exc:
+                lines = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+                raise ConfigError(f"profile {self.name!r}, datasets.{name}:\n  " + "\n  ".join(lines)) from None
+        return parts
 
     def budget(self, row: str, *fallbacks: str) -> Budget:
         """The budget of ``row`` (``dcgan+ema``), else of the first of ``fallbacks`` (its variant, as canonical
@@ -201,7 +229,8 @@ def _config_hash(cfg_json: dict[str, Any], profile: BenchProfile, budget: Budget
     """What makes two trials the same trial: the training config and the protocol, with the trial's own
     budget in place of the profile's other rows' (so a row added to ``budgets`` leaves the others' hashes)."""
     protocol = profile.model_dump(mode="json", exclude={"name", "description", "variants", "seeds", "budgets",
-                                                         "fid_target"})  # fid_target: how results are read
+                                                         "fid_target",  # how results are read
+                                                         "datasets"})  # a trial's part has its own dataset
     if profile.budgets:
         protocol.update(steps=budget.steps, eval_every=budget.eval_every)
     if profile.threads is None:  # profiles from before the key hash as they did
@@ -323,9 +352,32 @@ def _torch_fidelity_version() -> str:
     return str(torch_fidelity.__version__)
 
 
-def plan_trials(prof: BenchProfile, out: Path, registry: Any) -> list[tuple[str, int, Any, int, str]]:
-    """Every trial of ``prof`` as ``(row, seed, config, eval_every, config_hash)``, its run directory under
-    ``out``; resolving them all first makes a typo in a variant name fail before anything trains."""
+class PlannedTrial(NamedTuple):
+    """One trial of a bench: its part of the profile (the whole profile, or its part for one of ``datasets``), row,
+    seed, resolved training config, evaluation interval and the hash that identifies it in ``results.json``."""
+
+    profile: BenchProfile
+    row: str
+    seed: int
+    config: Any
+    eval_every: int
+    config_hash: str
+
+    @property
+    def key(self) -> tuple[str, int, str]:
+        return self.row, self.seed, self.config_hash
+
+
+def plan_trials(prof: BenchProfile, out: Path, registry: Any) -> list[PlannedTrial]:
+    """Every trial of ``prof``, its run directory under ``out`` (``out/DATASET`` for a profile with
+    ``datasets``); resolving them all first makes a typo in a variant name fail before anything trains."""
+    plan = []
+    for part in prof.parts():
+        plan += _plan_part(part, out / part.dataset if prof.datasets else out, registry)
+    return plan
+
+
+def _plan_part(prof: BenchProfile, out: Path, registry: Any) -> list[PlannedTrial]:
     plan = []
     rows: dict[str, tuple[str, str, list[str]]] = {}  # row name -> (canonical variant, as requested, extensions)
     for requested in prof.variants:
@@ -353,8 +405,8 @@ def plan_trials(prof: BenchProfile, out: Path, registry: Any) -> list[tuple[str,
             # the final grid and checkpoint of every trial, and writing is not counted as training time anyway.
             cfg = cfg.model_copy(update={key: getattr(cfg, key) if key in overrides else 0
                                          for key in ("sample_every", "checkpoint_every")})
-            plan.append((row, seed, cfg, budget.eval_every or 0,
-                         _config_hash(cfg.model_dump(mode="json", exclude={"out"}), prof, budget)))
+            plan.append(PlannedTrial(prof, row, seed, cfg, budget.eval_every or 0,
+                                     _config_hash(cfg.model_dump(mode="json", exclude={"out"}), prof, budget)))
     return plan
 
 
@@ -393,6 +445,11 @@ def bench(
             if isinstance(profile, BenchProfile) else load_profile(profile, **changes))
     if steps is not None:  # an explicit step budget is every row's
         prof = prof.model_copy(update={"budgets": {}})
+    if prof.datasets:  # what is asked for explicitly holds for every dataset, whatever its own changes say
+        explicit = {k: v for k, v in prof.model_dump(mode="json").items()
+                    if changes.get(k) is not None or (k == "budgets" and steps is not None)}
+        prof = prof.model_copy(update={"datasets": {name: {**part, **explicit}
+                                                    for name, part in prof.datasets.items()}})
     if jobs < 1:
         raise UsageError(f"jobs must be at least 1, not {jobs}")
     out = Path(out)
@@ -405,23 +462,28 @@ def bench(
         metrics.extractor_info(prof.feature_extractor, prof.feature_extractor_weights)  # fail early, clearly
         # Resolve every trial's config first: a typo in a variant name fails before anything trains.
         plan = plan_trials(prof, out, registry)
-        first = plan[0][2]  # every trial trains on the same dataset, root and image size
-        real = load_images(registry, prof.dataset, split=prof.real_split, root=first.data_root, download=first.download,
-                           image_size=first.image_size).tensor(workers=first.data_workers, progress=progress)
+        reals: dict[int, torch.Tensor] = {}  # id(part) -> its reference data, loaded once per part
+        for entry in plan:
+            part, first = entry.profile, entry.config
+            if id(part) not in reals:
+                reals[id(part)] = load_images(
+                    registry, part.dataset, split=part.real_split, root=first.data_root, download=first.download,
+                    image_size=first.image_size).tensor(workers=first.data_workers, progress=progress)
         previous = load_results(out)["trials"] if (out / RESULTS_FILE).is_file() else []
         records = {(t["variant"], t["seed"], t["config_hash"]): t for t in previous if t["status"] != "running"}
-        order = [(row, seed, config_hash) for row, seed, _, _, config_hash in plan]
-        todo = [entry for entry in plan if (entry[0], entry[1], entry[4]) not in records]
+        order = [entry.key for entry in plan]
+        todo = [entry for entry in plan if entry.key not in records]
         bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc="bench", unit="trial", disable=not progress,
                    dynamic_ncols=True)
         if jobs <= 1:
             threads_before = torch.get_num_threads()
             torch.set_num_threads(prof.threads or threads_before)
             try:
-                for variant, seed, cfg, eval_every, config_hash in todo:
-                    bar.set_description(f"bench {variant} seed {seed}")
-                    records[(variant, seed, config_hash)] = run_trial(
-                        prof, variant, seed, out, real, config_hash=config_hash, cfg=cfg, eval_every=eval_every,
+                for entry in todo:
+                    bar.set_description(f"bench {entry.row} seed {entry.seed}")
+                    records[entry.key] = run_trial(
+                        entry.profile, entry.row, entry.seed, out, reals[id(entry.profile)],
+                        config_hash=entry.config_hash, cfg=entry.config, eval_every=entry.eval_every,
                         progress=progress, cache_dir=cache, pm=pm)
                     _write_results(out, prof, [records[k] for k in order if k in records])
                     bar.update(1)
@@ -434,10 +496,10 @@ def bench(
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(jobs, mp_context=context, initializer=torch.set_num_threads,
                                      initargs=(threads,)) as pool:
-                futures = {pool.submit(run_trial, prof, variant, seed, out, real, config_hash=config_hash,
-                                       cfg=cfg, eval_every=eval_every, progress=False, cache_dir=cache,
-                                       pm=None): (variant, seed, config_hash)
-                           for variant, seed, cfg, eval_every, config_hash in todo}
+                futures = {pool.submit(run_trial, entry.profile, entry.row, entry.seed, out, reals[id(entry.profile)],
+                                       config_hash=entry.config_hash, cfg=entry.config, eval_every=entry.eval_every,
+                                       progress=False, cache_dir=cache, pm=None): entry.key
+                           for entry in todo}
                 for future in as_completed(futures):
                     records[futures[future]] = future.result()
                     _write_results(out, prof, [records[k] for k in order if k in records])

@@ -16,7 +16,19 @@ import click
 
 from .errors import GanzooError, UsageError
 from .meta import list_profiles, version
-from .metric_keys import CLASS_AGREEMENT, CLASSES_COVERED, FID, IS_MEAN, KID_MEAN, PRECISION, RECALL
+from .metric_keys import (
+    BY_KEY,
+    CLASS_AGREEMENT,
+    CLASSES_COVERED,
+    FID,
+    HIGH_QUALITY,
+    IS_MEAN,
+    KID_MEAN,
+    MODE_KL,
+    MODES,
+    PRECISION,
+    RECALL,
+)
 from .plugins import list_plugins, load_failures
 
 
@@ -218,7 +230,6 @@ def evaluate_cmd(source: Path, dataset: str | None, split: str, num: int | None,
     ganzoo evaluate samples.npz --dataset mnist-5k --json
     """
     from .evaluation import evaluate
-    from .metric_keys import BY_KEY
 
     result = evaluate(source, dataset=dataset, split=split, num=num, seed=seed, feature_extractor=feature_extractor,
                       feature_extractor_weights=feature_extractor_weights, resize=resize, raw=raw,
@@ -285,6 +296,7 @@ def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path
     An interrupted bench re-run with the same --out re-runs only the trials that did not finish.
     """
     from .bench import bench
+    from .reproduction import row_label
 
     if profile_name and profile_file:
         raise click.UsageError("give --profile or --config, not both")
@@ -305,16 +317,24 @@ def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path
     results = bench(names, profile=profile_file or profile_name, out=out, seeds=seeds, steps=steps,
                     seconds=seconds, feature_extractor=feature_extractor,
                     feature_extractor_weights=feature_extractor_weights, jobs=jobs, progress=not no_progress)
-    width = max([10, *(len(t["variant"]) for t in results["trials"])])
+    trials = results["trials"]
+    datasets = len({t["protocol"]["dataset"] for t in trials})
+    labels = [row_label(t, datasets) for t in trials]
+    width = max([10, *map(len, labels)])
+    # a dataset's own metrics (modes of Stacked MNIST, the mixtures' high-quality share) where trials scored them
+    own = [m for m in (BY_KEY[MODES], BY_KEY[HIGH_QUALITY], BY_KEY[MODE_KL])
+           if any(m.key in (t.get("final") or {}) for t in trials)]
     click.echo(f"{'variant':<{width}} {'seed':>4} {'status':<9} {'steps':>7} {'FID':>8} {'KID':>8} {'IS':>6} "
-               f"{'prec':>6} {'recall':>6} {'classes':>7} {'agree':>6} {'untrained FID':>13}")
-    for t in results["trials"]:
+               f"{'prec':>6} {'recall':>6} {'classes':>7} {'agree':>6} {'untrained FID':>13}"
+               + "".join(f" {m.title:>{len(m.title)}}" for m in own))
+    for label, t in zip(labels, trials, strict=True):
         f = t.get("final") or {}
         u = t.get("untrained") or {}
-        click.echo(f"{t['variant']:<{width}} {t['seed']:>4} {t['status']:<9} {t.get('steps', '-')!s:>7} "
+        click.echo(f"{label:<{width}} {t['seed']:>4} {t['status']:<9} {t.get('steps', '-')!s:>7} "
                    f"{_num(f, FID, '8.2f')} {_num(f, KID_MEAN, '8.4f')} {_num(f, IS_MEAN, '6.2f')} "
                    f"{_num(f, PRECISION, '6.3f')} {_num(f, RECALL, '6.3f')} {_num(f, CLASSES_COVERED, '7.0f')} "
-                   f"{_num(f, CLASS_AGREEMENT, '6.3f')} {_num(u, FID, '13.2f')}")
+                   f"{_num(f, CLASS_AGREEMENT, '6.3f')} {_num(u, FID, '13.2f')}"
+                   + "".join(f" {_num(f, m.key, f'{len(m.title)}.{m.decimals}f')}" for m in own))
         if t["status"] != "ok":
             click.echo(f"    {t['reason']}")
     click.echo(f"results: {out / 'results.json'}")
@@ -323,7 +343,6 @@ def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path
 def _reproduce(results: Path, out: Path | None, seeds: int | None, variants: list[str] | None,
                weights: Path | None, jobs: int, progress: bool) -> None:
     """``bench --reproduce``: re-run, then a table of committed against new values per row and metric."""
-    from .metric_keys import BY_KEY
     from .reproduction import reproduce
 
     report = reproduce(results, out=out, seeds=seeds, variants=variants, feature_extractor_weights=weights, jobs=jobs,

@@ -121,13 +121,21 @@ def prediction_interval(values: list[float], m: int) -> tuple[float, float]:
     return mean - half, mean + half
 
 
+def row_label(trial: dict[str, Any], datasets: int = 1) -> str:
+    """A trial's row as reports name it: its variant row, prefixed by its dataset where a results file spans
+    ``datasets`` > 1 (``ring-8/vanilla``)."""
+    return f"{trial['protocol']['dataset']}/{trial['variant']}" if datasets > 1 else trial["variant"]
+
+
 def compare(committed: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[Comparison]:
-    """Compare two lists of trial records (``results.json`` trials) row by row and metric by metric."""
+    """Compare two lists of trial records (``results.json`` trials) row by row and metric by metric (a row per
+    dataset and variant row)."""
     comparisons = []
-    rows = list(dict.fromkeys(t["variant"] for t in committed))
+    datasets = len({t["protocol"]["dataset"] for t in committed})
+    rows = list(dict.fromkeys(row_label(t, datasets) for t in committed))
     for row in rows:
-        old = [t for t in committed if t["variant"] == row and t["status"] == "ok"]
-        rerun = [t for t in new if t["variant"] == row and t["status"] == "ok"]
+        old = [t for t in committed if row_label(t, datasets) == row and t["status"] == "ok"]
+        rerun = [t for t in new if row_label(t, datasets) == row and t["status"] == "ok"]
         for metric in COMPARED:
             before = {t["seed"]: t["final"][metric] for t in old if metric in t["final"]}
             after = {t["seed"]: t["final"][metric] for t in rerun if metric in t["final"]}
@@ -156,21 +164,36 @@ def pin_former_defaults(profile: BenchProfile, committed: list[dict[str, Any]],
     from .registry import get_registry
 
     registry = get_registry(pm)
-    pins: dict[str, dict[str, Any]] = {}
-    for row, _, cfg, _, _ in plan_trials(profile, Path("."), registry):
-        recorded = [t["protocol"]["config"] for t in committed if t["variant"] == row]
+    pins: dict[tuple[str, str], dict[str, Any]] = {}  # (dataset, row) -> keys
+    for entry in plan_trials(profile, Path("."), registry):
+        dataset = entry.profile.dataset
+        recorded = [t["protocol"]["config"] for t in committed
+                    if t["variant"] == entry.row and t["protocol"]["dataset"] == dataset]
         for key, former in FORMER_DEFAULTS.items():
             values = [c.get(key, former) for c in recorded]
-            if values and all(v == values[0] for v in values) and getattr(cfg, key) != values[0]:
-                pins.setdefault(row, {})[key] = values[0]
+            if values and all(v == values[0] for v in values) and getattr(entry.config, key) != values[0]:
+                pins.setdefault((dataset, entry.row), {})[key] = values[0]
     if not pins:
         return profile
-    overrides = {name: dict(options) for name, options in profile.variant_overrides.items()}
-    for row, keys in pins.items():
-        # a variant's options may sit under an alias (wgan for wgan-gp): the row's own entry takes them over
-        same = [name for name in overrides if EXTENSION_JOINER not in name and _canonical(registry, name) == row]
-        overrides[row] = merge(overrides.get(row, overrides[same[0]] if same else {}), keys)
-    return profile.model_copy(update={"variant_overrides": overrides})
+
+    def pinned(variant_overrides: dict[str, Any], rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        overrides = {name: dict(options) for name, options in variant_overrides.items()}
+        for row, keys in rows.items():
+            # a variant's options may sit under an alias (wgan for wgan-gp): the row's own entry takes them over
+            same = [name for name in overrides if EXTENSION_JOINER not in name and _canonical(registry, name) == row]
+            overrides[row] = merge(overrides.get(row, overrides[same[0]] if same else {}), keys)
+        return overrides
+
+    if not profile.datasets:
+        return profile.model_copy(update={"variant_overrides": pinned(
+            profile.variant_overrides, {row: keys for (_, row), keys in pins.items()})})
+    datasets = {}
+    for part in profile.parts():
+        rows = {row: keys for (dataset, row), keys in pins.items() if dataset == part.dataset}
+        changes = profile.datasets[part.dataset]
+        datasets[part.dataset] = ({**changes, "variant_overrides": pinned(part.variant_overrides, rows)} if rows
+                                  else changes)
+    return profile.model_copy(update={"datasets": datasets})
 
 
 def _canonical(registry: Any, name: str) -> str | None:
@@ -224,6 +247,13 @@ def reproduce(
     update: dict[str, Any] = {"variants": rows, "seeds": run_seeds}
     if feature_extractor_weights is not None:
         update["feature_extractor_weights"] = Path(feature_extractor_weights).expanduser()
+    if profile.datasets:  # each dataset re-runs the rows it has of those asked for
+        update["datasets"] = {
+            name: {**changes, "seeds": run_seeds,
+                   "variants": [r for r in rows if any(t["variant"] == r and t["protocol"]["dataset"] == name
+                                                       for t in committed)]}
+            for name, changes in profile.datasets.items()}
+        update["datasets"] = {name: changes for name, changes in update["datasets"].items() if changes["variants"]}
     mine = [t for t in committed if t["variant"] in rows]
     profile = pin_former_defaults(profile.model_copy(update=update), mine, pm)
     rerun = bench(profile=profile, out=out, jobs=jobs, progress=progress, pm=pm)
@@ -231,6 +261,7 @@ def reproduce(
                           comparisons=compare(mine, rerun["trials"]))
     report.committed_machine = sorted({machine_type(t) for t in mine})
     report.machine = sorted({machine_type(t) for t in rerun["trials"] if t.get("hardware")})
-    report.failed_trials = [f"{t['variant']} seed {t['seed']}: {t['status']}, {t['reason']}"
+    datasets = len({t["protocol"]["dataset"] for t in mine})
+    report.failed_trials = [f"{row_label(t, datasets)} seed {t['seed']}: {t['status']}, {t['reason']}"
                             for t in rerun["trials"] if t["status"] != "ok"]
     return report

@@ -32,6 +32,7 @@ N(0, 0.02) it drew digit-like strokes after 300 steps and varied digit-like shap
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -108,6 +109,24 @@ class SNGANDiscriminator(nn.Module):
         return self.linear(self.act(self.trunk(x)).flatten(1)).squeeze(1)
 
 
+class SNMLPDiscriminator(nn.Module):
+    """The mlp discriminator's layers (prod(sample shape) -> 256 -> 128 -> 1) with spectral norm on each and
+    LeakyReLU(0.1): SN-GAN for non-image data (2-D points) and small images."""
+
+    def __init__(self, image_shape: tuple[int, ...], hidden: tuple[int, ...] = (256, 128)):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = math.prod(image_shape)
+        for h in hidden:
+            layers += [spectral_norm(nn.Linear(width, h)), nn.LeakyReLU(0.1)]
+            width = h
+        layers.append(spectral_norm(nn.Linear(width, 1)))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(1)
+
+
 class HingeLoss(Loss):
     """The hinge adversarial loss; takes labels, so it trains conditional discriminators as well."""
 
@@ -128,6 +147,9 @@ class HingeLoss(Loss):
 def register_discriminators(register):
     register(Discriminator("sngan", SNGANDiscriminator,
                            "Standard CNN, spectral norm on every layer, LeakyReLU(0.1), no BatchNorm (Miyato 2018)"))
+    register(Discriminator("sngan-mlp", SNMLPDiscriminator,
+                           "MLP 256-128, spectral norm on every layer, LeakyReLU(0.1); also 2-D points and other "
+                           "vectors", vectors=True))
 
 
 @hookimpl

@@ -154,7 +154,7 @@ def class_balance(predictions: torch.Tensor, threshold: float = CLASS_COVERAGE_T
 
 
 @torch.no_grad()
-def predict_digits(images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+def predict_digits(images: torch.Tensor, batch_size: int = 100) -> torch.Tensor:
     """Digit classes (int64 ``(N,)``) the bundled MNIST classifier predicts for ``uint8`` images."""
     model = load_classifier()
     return torch.cat([model(uint8_to_input(chunk)).argmax(1) for chunk in images.split(batch_size)])
