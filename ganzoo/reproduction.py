@@ -85,15 +85,20 @@ class Reproduction:
 
     @property
     def rows(self) -> dict[str, str]:
-        """Row -> its FID verdict (``missing`` when a re-run trial did not finish)."""
-        verdicts = {c.variant: c.verdict for c in self.comparisons if c.metric == FID}
+        """Row -> the verdict on its FID (non-image data: on the first metric of its dataset, such as modes),
+        ``missing`` when a re-run trial did not finish."""
+        verdicts: dict[str, str] = {}
+        for c in self.comparisons:  # FID where a row has it, else its first compared metric
+            if c.metric == FID or c.variant not in verdicts:
+                verdicts[c.variant] = c.verdict
         for line in self.failed_trials:
             verdicts[line.split(" seed ")[0]] = MISSING
         return verdicts
 
     @property
     def reproduced(self) -> bool:
-        """Every row's FID identical or within the committed spread, and no re-run trial failed."""
+        """Every row's FID (or first dataset metric) identical or within the committed spread, and no re-run
+        trial failed."""
         return all(v in (IDENTICAL, WITHIN) for v in self.rows.values())
 
 
@@ -124,14 +129,20 @@ def prediction_interval(values: list[float], m: int) -> tuple[float, float]:
 def row_label(trial: dict[str, Any], datasets: int = 1) -> str:
     """A trial's row as reports name it: its variant row, prefixed by its dataset where a results file spans
     ``datasets`` > 1 (``ring-8/vanilla``)."""
-    return f"{trial['protocol']['dataset']}/{trial['variant']}" if datasets > 1 else trial["variant"]
+    return f"{_dataset(trial)}/{trial['variant']}" if datasets > 1 else trial["variant"]
 
 
-def compare(committed: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[Comparison]:
+def _dataset(trial: dict[str, Any]) -> str | None:
+    return trial.get("protocol", {}).get("dataset")
+
+
+def compare(committed: list[dict[str, Any]], new: list[dict[str, Any]],
+            datasets: int | None = None) -> list[Comparison]:
     """Compare two lists of trial records (``results.json`` trials) row by row and metric by metric (a row per
-    dataset and variant row)."""
+    dataset and variant row; rows are named with their dataset where the results span ``datasets`` > 1,
+    by default those of ``committed``)."""
     comparisons = []
-    datasets = len({t["protocol"]["dataset"] for t in committed})
+    datasets = datasets or len({_dataset(t) for t in committed})
     rows = list(dict.fromkeys(row_label(t, datasets) for t in committed))
     for row in rows:
         old = [t for t in committed if row_label(t, datasets) == row and t["status"] == "ok"]
@@ -168,7 +179,7 @@ def pin_former_defaults(profile: BenchProfile, committed: list[dict[str, Any]],
     for entry in plan_trials(profile, Path("."), registry):
         dataset = entry.profile.dataset
         recorded = [t["protocol"]["config"] for t in committed
-                    if t["variant"] == entry.row and t["protocol"]["dataset"] == dataset]
+                    if t["variant"] == entry.row and _dataset(t) in (dataset, None)]
         for key, former in FORMER_DEFAULTS.items():
             values = [c.get(key, former) for c in recorded]
             if values and all(v == values[0] for v in values) and getattr(entry.config, key) != values[0]:
@@ -255,13 +266,13 @@ def reproduce(
             for name, changes in profile.datasets.items()}
         update["datasets"] = {name: changes for name, changes in update["datasets"].items() if changes["variants"]}
     mine = [t for t in committed if t["variant"] in rows]
+    datasets = len({_dataset(t) for t in committed})
     profile = pin_former_defaults(profile.model_copy(update=update), mine, pm)
     rerun = bench(profile=profile, out=out, jobs=jobs, progress=progress, pm=pm)
     report = Reproduction(results=path, out=out, seeds=list(range(run_seeds)),
-                          comparisons=compare(mine, rerun["trials"]))
+                          comparisons=compare(mine, rerun["trials"], datasets))
     report.committed_machine = sorted({machine_type(t) for t in mine})
     report.machine = sorted({machine_type(t) for t in rerun["trials"] if t.get("hardware")})
-    datasets = len({t["protocol"]["dataset"] for t in mine})
     report.failed_trials = [f"{row_label(t, datasets)} seed {t['seed']}: {t['status']}, {t['reason']}"
                             for t in rerun["trials"] if t["status"] != "ok"]
     return report

@@ -82,10 +82,11 @@ def test_every_profile_key_is_documented() -> None:
     assert not missing, f"docs/benchmarks.md does not describe profile keys {missing}"
 
 
-def _profile_row(page: str, name: str) -> list[str]:
+def _profile_rows(page: str, name: str, count: int) -> list[list[str]]:
     rows = [line for line in page.splitlines() if line.startswith(f"| `{name}` |")]
-    assert len(rows) == 1, f"docs/benchmarks.md needs one row for the bundled profile {name!r}"
-    return [cell.strip() for cell in rows[0].strip("|").split("|")]
+    assert len(rows) == count, (f"docs/benchmarks.md needs {count} row(s) for the bundled profile {name!r} (one per "
+                                "dataset of its datasets)")
+    return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
 
 
 def _count(n: float) -> str:
@@ -94,9 +95,14 @@ def _count(n: float) -> str:
 
 @pytest.mark.parametrize("name", list_profiles())
 def test_bundled_profile_table_states_its_protocol(name: str) -> None:
-    profile = load_profile(name)
-    _, dataset, variants, seeds, budget, evaluation, samples, features = _profile_row(
-        (DOCS / "benchmarks.md").read_text(), name)
+    parts = load_profile(name).parts()  # a profile that spans datasets has a row per dataset
+    for profile, row in zip(parts, _profile_rows((DOCS / "benchmarks.md").read_text(), name, len(parts)),
+                            strict=True):
+        _check_profile_row(profile, row)
+
+
+def _check_profile_row(profile, row: list[str]) -> None:
+    _, dataset, variants, seeds, budget, evaluation, samples, features = row
     assert dataset.startswith(f"`{profile.dataset}` ({profile.real_split}")
     assert variants == ", ".join(profile.variants)
     assert seeds == str(profile.seeds)
