@@ -41,6 +41,7 @@ from .metric_keys import METRICS
 from .plots import plot_losses, plot_metrics
 from .registry import get_registry
 from .runlog import LOG_FILE
+from .sweep import SweepSpec
 from .trainer import Evaluator, Trainer
 
 RESULTS_FORMAT = 1
@@ -52,6 +53,8 @@ METRIC_DIRECTIONS = {m.key: m.lower_is_better for m in METRICS}
 TRAIN_SECONDS = "train_seconds"
 EVAL_SECONDS = "eval_seconds"
 TIMING_KEYS = (TRAIN_SECONDS, EVAL_SECONDS)
+#: Where a bench runs its trials: in this process or local worker processes (``jobs``), or as Ray tasks.
+EXECUTORS = ("local", "ray")
 #: Joins a variant and the extensions of one leaderboard row: ``dcgan+ema+diffaugment``.
 EXTENSION_JOINER = "+"
 
@@ -94,6 +97,10 @@ class BenchProfile(BaseModel):
                                        description="Steps (and eval_every) per row or variant, overriding steps.")
     fid_target: float | None = Field(None, gt=0, description="Time to quality: the leaderboard shows the seconds "
                                                              "of training until a trial's FID first reached this.")
+    cpus_per_trial: float | None = Field(None, gt=0, description="CPUs a trial reserves on a Ray cluster "
+                                                                 "(default: threads, else 1).")
+    gpus_per_trial: float = Field(0, ge=0, description="GPUs a trial reserves on a Ray cluster (with device: cuda).")
+    sweep: SweepSpec | None = Field(None, description="A hyperparameter search for `ganzoo sweep` (ganzoo.sweep).")
     datasets: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Run the profile on each of these datasets instead of `dataset`: dataset "
                                           "name -> changes to the profile's keys for it (its variants, budget, "
@@ -230,7 +237,9 @@ def _config_hash(cfg_json: dict[str, Any], profile: BenchProfile, budget: Budget
     budget in place of the profile's other rows' (so a row added to ``budgets`` leaves the others' hashes)."""
     protocol = profile.model_dump(mode="json", exclude={"name", "description", "variants", "seeds", "budgets",
                                                          "fid_target",  # how results are read
-                                                         "datasets"})  # a trial's part has its own dataset
+                                                         "datasets",  # a trial's part has its own dataset
+                                                         "cpus_per_trial", "gpus_per_trial",  # where it runs
+                                                         "sweep"})  # what a sweep searches
     if profile.budgets:
         protocol.update(steps=budget.steps, eval_every=budget.eval_every)
     if profile.threads is None:  # profiles from before the key hash as they did
@@ -270,19 +279,16 @@ def _write_results(out: Path, profile: BenchProfile, trials: list[dict[str, Any]
     atomic_write_bytes(out / RESULTS_FILE, lambda f: f.write(text.encode()))
 
 
-def run_trial(profile: BenchProfile, variant: str, seed: int, out: Path, real: torch.Tensor, *,
-              config_hash: str, cfg: Any, eval_every: int, progress: bool, cache_dir: Path | None,
-              pm: pluggy.PluginManager | None) -> dict[str, Any]:
-    """Train and score one (row, seed) for ``cfg.steps`` steps, evaluating every ``eval_every``; never raises
-    for a failing or diverging variant. ``variant`` is the leaderboard row: a variant's name, or it joined with
-    extensions (``dcgan+ema``)."""
+def trial_record(profile: BenchProfile, variant: str, seed: int, real: torch.Tensor, *, config_hash: str, cfg: Any,
+                 eval_every: int, pm: pluggy.PluginManager | None, status: str = "running",
+                 reason: str | None = None) -> dict[str, Any]:
+    """A trial's record in ``results.json`` before it has run: what it is and its protocol (``status`` and
+    ``reason`` say why, for a trial that could not run at all)."""
     from . import metrics
 
-    trial_dir = Path(cfg.out)
-    rel = trial_dir.relative_to(out).as_posix()
-    record: dict[str, Any] = {
+    return {
         "variant": variant, "base_variant": cfg.variant, "extensions": list(cfg.extensions), "seed": seed,
-        "status": "running", "reason": None,
+        "status": status, "reason": reason,
         "diverged_at": None, "config_hash": config_hash,
         "protocol": {
             "profile": profile.name, "dataset": profile.dataset, "train_split": "train",
@@ -296,6 +302,18 @@ def run_trial(profile: BenchProfile, variant: str, seed: int, out: Path, real: t
             "versions": {**api.versions(pm), "torch_fidelity": _torch_fidelity_version()},
         },
     }
+
+
+def run_trial(profile: BenchProfile, variant: str, seed: int, out: Path, real: torch.Tensor, *,
+              config_hash: str, cfg: Any, eval_every: int, progress: bool, cache_dir: Path | None,
+              pm: pluggy.PluginManager | None) -> dict[str, Any]:
+    """Train and score one (row, seed) for ``cfg.steps`` steps, evaluating every ``eval_every``; never raises
+    for a failing or diverging variant. ``variant`` is the leaderboard row: a variant's name, or it joined with
+    extensions (``dcgan+ema``)."""
+    trial_dir = Path(cfg.out)
+    rel = trial_dir.relative_to(out).as_posix()
+    record = trial_record(profile, variant, seed, real, config_hash=config_hash, cfg=cfg, eval_every=eval_every,
+                          pm=pm)
     shutil.rmtree(trial_dir, ignore_errors=True)  # what an interrupted attempt left must not mix in
     record["hardware"] = hardware()  # the thread count too: figures depend on it
     started = time.perf_counter()
@@ -422,6 +440,8 @@ def bench(
     feature_extractor_weights: str | Path | None = None,
     cache_dir: str | Path | None = None,
     jobs: int = 1,
+    executor: Literal["local", "ray"] = "local",
+    address: str | None = None,
     progress: bool = True,
     pm: pluggy.PluginManager | None = None,
 ) -> dict[str, Any]:
@@ -432,6 +452,10 @@ def bench(
     row's budget). Trials already in
     ``out/results.json`` with the same config are kept and not re-run. ``jobs > 1`` runs trials in that many
     processes at once (each with ``cpu_count // jobs`` threads); wall-clock budgets then share the machine.
+    ``executor="ray"`` runs each trial as a Ray task instead, on the cluster at ``address`` (default: the one
+    ``RAY_ADDRESS`` names, else a Ray instance started on this machine), with the profile's
+    ``cpus_per_trial`` and ``gpus_per_trial``; ``out`` must then be on storage every node shares
+    (docs/distributed.md). Ray is the optional extra ``ganzoo[ray]``.
 
     Example::
 
@@ -452,6 +476,10 @@ def bench(
                                                     for name, part in prof.datasets.items()}})
     if jobs < 1:
         raise UsageError(f"jobs must be at least 1, not {jobs}")
+    if executor not in EXECUTORS:
+        raise UsageError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
+    if address is not None and executor != "ray":
+        raise UsageError("an address names a Ray cluster: give it with executor='ray' (--executor ray)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with rundir.run_lock(out):  # one bench at a time writes into out
@@ -475,18 +503,32 @@ def bench(
         todo = [entry for entry in plan if entry.key not in records]
         bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc="bench", unit="trial", disable=not progress,
                    dynamic_ncols=True)
-        if jobs <= 1:
+        def finished(entry: PlannedTrial, record: dict[str, Any]) -> None:
+            records[entry.key] = record
+            _write_results(out, prof, [records[k] for k in order if k in records])
+            bar.update(1)
+
+        def lost(entry: PlannedTrial, reason: str) -> dict[str, Any]:
+            """The record of a trial whose worker died (out of memory, a lost node) before it could report."""
+            return trial_record(entry.profile, entry.row, entry.seed, reals[id(entry.profile)],
+                                config_hash=entry.config_hash, cfg=entry.config, eval_every=entry.eval_every, pm=pm,
+                                status="failed", reason=f"the trial's worker failed: {reason}")
+
+        if executor == "ray":
+            from .ray_cluster import run_trials_on_ray
+
+            run_trials_on_ray(todo, reals, out=out, address=address, threads=prof.threads, cache_dir=cache,
+                              finished=finished, lost=lost)
+        elif jobs <= 1:
             threads_before = torch.get_num_threads()
             torch.set_num_threads(prof.threads or threads_before)
             try:
                 for entry in todo:
                     bar.set_description(f"bench {entry.row} seed {entry.seed}")
-                    records[entry.key] = run_trial(
+                    finished(entry, run_trial(
                         entry.profile, entry.row, entry.seed, out, reals[id(entry.profile)],
                         config_hash=entry.config_hash, cfg=entry.config, eval_every=entry.eval_every,
-                        progress=progress, cache_dir=cache, pm=pm)
-                    _write_results(out, prof, [records[k] for k in order if k in records])
-                    bar.update(1)
+                        progress=progress, cache_dir=cache, pm=pm))
             finally:
                 torch.set_num_threads(threads_before)
         else:
@@ -498,12 +540,14 @@ def bench(
                                      initargs=(threads,)) as pool:
                 futures = {pool.submit(run_trial, entry.profile, entry.row, entry.seed, out, reals[id(entry.profile)],
                                        config_hash=entry.config_hash, cfg=entry.config, eval_every=entry.eval_every,
-                                       progress=False, cache_dir=cache, pm=None): entry.key
+                                       progress=False, cache_dir=cache, pm=None): entry
                            for entry in todo}
                 for future in as_completed(futures):
-                    records[futures[future]] = future.result()
-                    _write_results(out, prof, [records[k] for k in order if k in records])
-                    bar.update(1)
+                    try:
+                        record = future.result()
+                    except Exception as exc:  # run_trial never raises: its process died
+                        record = lost(futures[future], f"{type(exc).__name__}: {exc}")
+                    finished(futures[future], record)
         bar.close()
         _write_results(out, prof, [records[k] for k in order])
         (out / "profile.yaml").write_text(yaml.safe_dump(portable_profile(prof), sort_keys=False))

@@ -278,12 +278,17 @@ def _num(scores: dict, key: str, fmt: str) -> str:
               help="Weights file of the feature extractor (Inception: weights-inception-2015-12-05-6726825d.pth).")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Trials run in parallel processes (cores are shared between them).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: this machine (--jobs); ray: each trial a Ray task with the profile's cpus_per_trial and "
+                   "gpus_per_trial (needs ganzoo[ray]; --out on storage every node shares).")
+@click.option("--address", help="The Ray cluster to run on (HOST:6379, auto); default: RAY_ADDRESS, else a Ray "
+                                "instance started here. With --executor ray.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @library_errors
 def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path | None, seeds: int | None,
               steps: int | None, seconds: float | None, out: Path | None, reproduce: Path | None,
-              feature_extractor: str | None, feature_extractor_weights: Path | None, jobs: int,
-              no_progress: bool) -> None:
+              feature_extractor: str | None, feature_extractor_weights: Path | None, jobs: int, executor: str,
+              address: str | None, no_progress: bool) -> None:
     """Train variants under one budget, score them with torch-fidelity, write OUT/results.json.
 
     \b
@@ -292,6 +297,7 @@ def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path
       ganzoo bench --profile long --jobs 2 --out runs/bench-long
       ganzoo bench --profile cifar10 --feature-extractor-weights ~/weights/weights-inception-2015-12-05-6726825d.pth
       ganzoo bench --reproduce benchmarks/results/default --seeds 1
+      ganzoo bench --profile zoo --seeds 3 --executor ray --address head-node:6379 --out /shared/zoo
 
     An interrupted bench re-run with the same --out re-runs only the trials that did not finish.
     """
@@ -300,6 +306,11 @@ def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path
 
     if profile_name and profile_file:
         raise click.UsageError("give --profile or --config, not both")
+    if address is not None and executor != "ray":
+        raise click.UsageError("--address names a Ray cluster; give it with --executor ray")
+    if jobs > 1 and executor == "ray":
+        raise click.UsageError("--jobs is for the local executor; on Ray the cluster's CPUs and cpus_per_trial "
+                               "decide how many trials run at once")
     warn_load_failures()
     names = [v.strip() for v in variants.split(",") if v.strip()] if variants is not None else None
     if names == []:
@@ -311,12 +322,15 @@ def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path
         clash = [flag for flag, value in given.items() if value is not None]
         if clash:
             raise click.UsageError(f"--reproduce re-runs the stored protocol as it was; drop {', '.join(clash)}")
+        if executor != "local":
+            raise click.UsageError("--reproduce runs on this machine; drop --executor")
         _reproduce(reproduce, out, seeds, names, feature_extractor_weights, jobs, not no_progress)
         return
     out = out or Path("runs/bench")
     results = bench(names, profile=profile_file or profile_name, out=out, seeds=seeds, steps=steps,
                     seconds=seconds, feature_extractor=feature_extractor,
-                    feature_extractor_weights=feature_extractor_weights, jobs=jobs, progress=not no_progress)
+                    feature_extractor_weights=feature_extractor_weights, jobs=jobs, executor=executor,
+                    address=address, progress=not no_progress)
     trials = results["trials"]
     datasets = len({t["protocol"]["dataset"] for t in trials})
     labels = [row_label(t, datasets) for t in trials]
@@ -371,6 +385,62 @@ def _reproduce(results: Path, out: Path | None, seeds: int | None, variants: lis
     if not report.reproduced:
         raise click.ClickException(f"not reproduced (FID per row: {summary})")
     click.echo(f"reproduced (FID per row: {summary})")
+
+
+@cli.command("sweep")
+@click.option("--profile", "profile_name", help="Bundled profile with a sweep section (e.g. dcgan-sweep).")
+@click.option("--config", "profile_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="A profile YAML file with a sweep section instead of a bundled profile.")
+@click.option("--variants", help="Comma-separated rows to tune (default: the profile's variants).")
+@click.option("--samples", type=click.IntRange(min=1), help="Configurations tried per row (sweep.samples).")
+@click.option("--seeds", type=click.IntRange(min=1), help="Seeds of the tuned and paper-default benches.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/sweep"),
+              show_default=True, help="Sweep directory (sweep.json, tuned.yaml, tune/, tuned/, paper-defaults/).")
+@click.option("--address", help="The Ray cluster (HOST:6379, auto); default: RAY_ADDRESS, else a Ray instance "
+                                "started here.")
+@click.option("--no-compare", is_flag=True, help="Stop after the search (no tuned and paper-default benches).")
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@library_errors
+def sweep_cmd(profile_name: str | None, profile_file: Path | None, variants: str | None, samples: int | None,
+              seeds: int | None, out: Path, address: str | None, no_compare: bool, no_progress: bool) -> None:
+    """Tune each row's hyperparameters on Ray Tune under the profile's step budget, then bench the tuned rows
+    beside the paper defaults. Needs ganzoo[ray].
+
+    \b
+    Examples:
+      ganzoo sweep --profile dcgan-sweep --out runs/sweep
+      ganzoo sweep --profile dcgan-sweep --address head-node:6379 --out /shared/sweep
+      ganzoo leaderboard runs/sweep/paper-defaults runs/sweep/tuned -o leaderboard.md
+
+    An interrupted sweep re-run with the same --out continues where it stopped.
+    """
+    from .bench import METRIC_DIRECTIONS
+    from .sweep import DEFAULTS_DIR, SWEEP_FILE, TUNED_DIR, TUNED_PROFILE, sweep
+
+    if profile_name and profile_file:
+        raise click.UsageError("give --profile or --config, not both")
+    if not (profile_name or profile_file):
+        raise click.UsageError("name the profile to sweep with --profile or --config (its sweep section says "
+                               "what to search)")
+    warn_load_failures()
+    names = [v.strip() for v in variants.split(",") if v.strip()] if variants is not None else None
+    data = sweep(profile_file or profile_name, out=out, variants=names, samples=samples, seeds=seeds,
+                 address=address, compare=not no_compare, progress=not no_progress)
+    click.echo(f"{'row':<24} {'trials':>6} {'completed':>9} {'best':>10}  best configuration")
+    for row, found in data["rows"].items():
+        metric = found["metric"]
+        completed = sum(t["status"] == "completed" for t in found["trials"])
+        best = found["best"]
+        lower = METRIC_DIRECTIONS[metric]
+        shown = f"{best['final']:.4g}" if best else "-"
+        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in (best or {}).get("params", {}).items()) or "no trial trained the whole budget"
+        click.echo(f"{row:<24} {len(found['trials']):>6} {completed:>9} {shown:>10}  {params}")
+    click.echo(f"{metric} ({'lower' if lower else 'higher'} is better) after each row's full budget")
+    click.echo(f"trials: {out / SWEEP_FILE}; tuned profile: {out / TUNED_PROFILE}")
+    if not no_compare:
+        click.echo(f"benches: {out / DEFAULTS_DIR}, {out / TUNED_DIR} "
+                   f"(ganzoo leaderboard {out / DEFAULTS_DIR} {out / TUNED_DIR} -o leaderboard.md)")
 
 
 @cli.command("leaderboard")

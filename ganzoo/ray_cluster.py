@@ -1,0 +1,115 @@
+"""Trials as Ray tasks: ``bench(..., executor="ray")`` and ``ganzoo sweep`` run on a Ray cluster through here.
+
+Ray is an optional extra (``pip install 'ganzoo[ray]'``) and is imported only when a run asks for it. A task
+runs :func:`ganzoo.bench.run_trial` in a Ray worker, which finds its plugins through the entry points as any
+ganzoo process does, so every node needs ganzoo and the same plugins installed; its run directory is written
+where the driver named it, so the bench directory must be on storage every node shares.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .bench import PlannedTrial
+
+#: What a missing Ray installation is told.
+INSTALL_HINT = "pip install 'ganzoo[ray]'"
+
+
+def import_ray() -> Any:
+    """The ``ray`` module, or a usage error saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise UsageError(f"the Ray executor needs Ray, which is not installed: {INSTALL_HINT}") from None
+    return ray
+
+
+def connect(address: str | None = None) -> Any:
+    """Join the Ray cluster at ``address`` (``auto``, ``HOST:6379``, ``ray://HOST:10001``), else the one the
+    environment variable ``RAY_ADDRESS`` names, else start one on this machine. A Ray session already open
+    in this process is used as it is. Returns the ``ray`` module."""
+    ray = import_ray()
+    if not ray.is_initialized():
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="warning",
+                     configure_logging=False)
+        except ConnectionError as exc:
+            raise UsageError(f"cannot reach the Ray cluster at {address or os.environ.get('RAY_ADDRESS')!r}: {exc} "
+                             "(start it with `ray start --head`, see docs/distributed.md)") from None
+    return ray
+
+
+def check_resources(ray: Any, cpus: float, gpus: float) -> None:
+    """Refuse a request no node of the cluster could ever grant (Ray would wait for it forever)."""
+    total = ray.cluster_resources()
+    for name, wanted in (("CPU", cpus), ("GPU", gpus)):
+        if wanted > total.get(name, 0):
+            key = "cpus_per_trial" if name == "CPU" else "gpus_per_trial"
+            raise UsageError(f"each trial asks for {wanted:g} {name}(s) ({key} in the profile), but the Ray cluster "
+                             f"has {total.get(name, 0):g} in all; lower {key} or add nodes with {name}s")
+
+
+def trial_resources(profile: Any) -> tuple[float, float]:
+    """``(cpus, gpus)`` one trial of ``profile`` reserves: ``cpus_per_trial`` (default its ``threads``, else 1)
+    and ``gpus_per_trial``."""
+    return float(profile.cpus_per_trial or profile.threads or 1), float(profile.gpus_per_trial)
+
+
+def _run_remote_trial(threads: int, real: torch.Tensor, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """What a Ray worker runs: one bench trial with ``threads`` CPU threads (``real`` is an argument of its
+    own so that Ray hands the worker the tensor, not its object reference)."""
+    from .bench import run_trial
+
+    torch.set_num_threads(threads)
+    profile, row, seed, out = args
+    return run_trial(profile, row, seed, out, real, **kwargs)
+
+
+def run_trials_on_ray(todo: list[PlannedTrial], reals: dict[int, torch.Tensor], *, out: Path, address: str | None,
+                      threads: int | None, cache_dir: Path | None,
+                      finished: Callable[[PlannedTrial, dict[str, Any]], None],
+                      lost: Callable[[PlannedTrial, str], dict[str, Any]]) -> None:
+    """Run ``todo`` as Ray tasks, each with its profile's resources, calling ``finished(entry, record)`` as each
+    one ends (in the order they end). A task whose worker died is recorded by ``lost(entry, reason)``; trials
+    that raise are already failed records (:func:`~ganzoo.bench.run_trial` does not raise)."""
+    if not todo:
+        return
+    ray = connect(address)
+    for entry in todo:
+        check_resources(ray, *trial_resources(entry.profile))
+    remote = ray.remote(max_retries=0)(_run_remote_trial)
+    shared = {key: ray.put(real) for key, real in reals.items()}  # once per dataset, not once per trial
+    pending: dict[Any, PlannedTrial] = {}
+    for entry in todo:
+        cpus, gpus = trial_resources(entry.profile)
+        ref = remote.options(num_cpus=cpus, num_gpus=gpus, name=f"ganzoo {entry.row} seed {entry.seed}").remote(
+            threads or max(1, int(cpus)), shared[id(entry.profile)], (entry.profile, entry.row, entry.seed, out),
+            {"config_hash": entry.config_hash, "cfg": entry.config, "eval_every": entry.eval_every,
+             "progress": False, "cache_dir": cache_dir, "pm": None})
+        pending[ref] = entry
+    warned = False
+    while pending:
+        (ref,), _ = ray.wait(list(pending), num_returns=1)
+        entry = pending.pop(ref)
+        try:
+            record = ray.get(ref)
+        except Exception as exc:  # a dead worker or node, an unpicklable result: the bench goes on
+            cause = getattr(exc, "cause", None) or exc  # a task's own exception, unwrapped
+            record = lost(entry, f"{type(cause).__name__}: {cause}")
+        if not warned and record.get("status") == "ok" and not Path(entry.config.out).is_dir():
+            warnings.warn(f"trial {entry.row} seed {entry.seed} ran on a node whose run directory "
+                          f"{entry.config.out!r} this machine does not see: put the bench directory on storage "
+                          "every node shares to keep grids, plots and checkpoints (results.json is complete)",
+                          stacklevel=2)
+            warned = True
+        finished(entry, record)
