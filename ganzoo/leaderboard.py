@@ -7,13 +7,15 @@ bytes, which lets a test check that the committed page matches the committed res
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 from pathlib import Path
 from typing import Any
 
 from .bench import EVAL_SECONDS, RESULTS_FILE, TRAIN_SECONDS, load_results
-from .metric_keys import EVALUATE_KEYS, FID, METRICS
+from .metric_keys import BY_KEY, EVALUATE_KEYS, FID, METRICS
+from .sweep import DEFAULTS_DIR, SWEEP_FILE, TUNED_DIR
 
 # (metric key, column title, lower is better, decimals); class agreement only in tables with conditional rows
 COLUMNS: list[tuple[str, str, bool, int]] = [
@@ -99,9 +101,14 @@ def _link(target: Path, out_dir: Path) -> str:
 def render(results: list[str | Path], out: str | Path) -> str:
     """The Markdown page for ``results`` (files or bench directories), with links relative to ``out``."""
     out_dir = Path(out).resolve().parent
-    sources = []
+    sources: list[tuple[Path, dict[str, Any]]] = []  # results files, and sweep files before their two benches
     for item in results:
         path = Path(item)
+        if path.is_dir() and (path / SWEEP_FILE).is_file():  # a sweep: its trial table, then its benches
+            sources.append((path / SWEEP_FILE, json.loads((path / SWEEP_FILE).read_text())))
+            sources += [(path / sub / RESULTS_FILE, load_results(path / sub)) for sub in (DEFAULTS_DIR, TUNED_DIR)
+                        if (path / sub / RESULTS_FILE).is_file()]
+            continue
         path = path / RESULTS_FILE if path.is_dir() else path
         sources.append((path, load_results(path)))
 
@@ -132,6 +139,9 @@ def render(results: list[str | Path], out: str | Path) -> str:
     ]
     for path, data in sources:
         link = _link(path, out_dir)
+        if path.name == SWEEP_FILE:
+            lines += sweep_table(data, link)
+            continue
         groups = _group(data["trials"])
         for profile, dataset in sorted({(k[0], k[1]) for k in groups}):
             rows = [(k[2], v) for k, v in groups.items() if (k[0], k[1]) == (profile, dataset)]
@@ -214,6 +224,42 @@ def render(results: list[str | Path], out: str | Path) -> str:
                 if pictures:
                     lines += [f"### {variant} ({seeds})", "", " ".join(pictures), ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def sweep_table(data: dict[str, Any], link: str) -> list[str]:
+    """The Markdown of a sweep (``sweep.json``): per row, every trial's configuration, how it ended and its
+    score, the best one marked; the two benches that follow it are ordinary sections."""
+    profile = data["profile"]
+    spec = profile["sweep"]
+    metric = BY_KEY[spec["metric"]]
+    lines = [f"## {profile['dataset']} — sweep `{profile['name']}`", "",
+             f"Results: [`{link}`]({link}). Ray Tune, scheduler `{spec['scheduler']}` (grace period "
+             f"{spec['grace_period']} evaluation, reduction factor {spec['reduction_factor']:g}), "
+             f"{spec['samples']} configurations per row drawn with seed {spec['search_seed']}, each trained with "
+             f"seed {spec['trial_seed']} and ranked by {metric.title} "
+             f"({'lower' if metric.lower_is_better else 'higher'} is better) on {profile['num_fake']} generated "
+             "images at each evaluation. The best configuration (★) is the best of those that trained the whole "
+             "budget; the sections `(paper defaults)` and `(tuned)` below bench both with the profile's seeds.", ""]
+    for row, found in data["rows"].items():
+        keys = list(dict.fromkeys(k for t in found["trials"] for k in t["params"]))
+        best = (found.get("best") or {}).get("trial_id")
+        lines += [f"**{row}**: {found['steps']} generator steps, evaluated every {found['eval_every']} steps.", "",
+                  "| Trial | " + " | ".join(f"`{k}`" for k in keys) + f" | Status | Steps | {metric.title} |",
+                  "|" + "---|" * (len(keys) + 4)]
+        for t in found["trials"]:
+            params = [_param(t["params"].get(k)) for k in keys]
+            steps = t["evaluations"][-1]["step"] if t["evaluations"] else 0
+            score = f"{t['final']:.{metric.decimals}f}" if t["final"] is not None else "–"
+            lines.append(f"| {t['trial_id']}{' ★' if t['trial_id'] == best else ''} | " + " | ".join(params)
+                         + f" | {t['status']} | {steps} | {score} |")
+        lines.append("")
+    return lines
+
+
+def _param(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return "–" if value is None else str(value)
 
 
 def write_leaderboard(results: list[str | Path], out: str | Path) -> Path:

@@ -161,7 +161,7 @@ def _tune_trial(params: dict[str, Any], *, setup: dict[str, Any]) -> None:
 def _trial_table(result_grid: Any, metric: str, lower: bool, max_evaluations: int) -> tuple[list[dict], Any]:
     """Every trial as a row of the table, and the best one of those that trained the whole budget."""
     trials, best = [], None
-    for result in result_grid:
+    for result in sorted(result_grid, key=lambda r: Path(r.path).name):  # Tune's order changes on restore
         frame = result.metrics_dataframe
         history = []
         if frame is not None and len(frame):

@@ -12,6 +12,7 @@ import yaml
 from ganzoo.bench import BenchProfile, bench, load_profile, load_results
 from ganzoo.cli import cli
 from ganzoo.errors import ConfigError, UsageError
+from ganzoo.leaderboard import render
 from ganzoo.sweep import DEFAULTS_DIR, SWEEP_FILE, TUNED_DIR, TUNED_PROFILE, SweepSpec, sweep
 
 ray = pytest.importorskip("ray")  # the ray extra; CI installs it with the test extra
@@ -119,9 +120,23 @@ def test_a_tiny_sweep_finishes_writes_its_table_and_benches_the_tuned_rows(tmp_p
     assert defaults["trials"][0]["protocol"]["config"]["lr_g"] == 2e-4  # the paper's
     assert after["trials"][0]["protocol"]["config"]["lr_g"] == best["params"]["lr_g"]
     assert after["trials"][0]["steps"] == defaults["trials"][0]["steps"] == 8  # one budget
+    assert after["trials"][0]["final"]["fid"] == best["final"]  # seed 0 and the best configuration: that trial
+
+    page = render([tmp_path / "s"], tmp_path / "leaderboard.md")  # the trial table, then both benches
+    assert "## mnist-5k — sweep `tiny-sweep`" in page and f"| {best['trial_id']} ★ |" in page
+    assert page.index("sweep `tiny-sweep`") < page.index("`tiny-sweep (paper defaults)`") < page.index(
+        "`tiny-sweep (tuned)`")
 
     again = sweep(path, out=tmp_path / "s", progress=False)  # finished: nothing is searched or trained again
     assert again["rows"]["vanilla"]["trials"] == row["trials"]
+
+    # without its table the row's Tune experiment is restored (Tuner.restore), its finished trials not re-run
+    logs = sorted((tmp_path / "s" / "runs" / "vanilla").glob("*/log.jsonl"))
+    stamps = [log.stat().st_mtime_ns for log in logs]
+    (tmp_path / "s" / SWEEP_FILE).unlink()
+    restored = sweep(path, out=tmp_path / "s", compare=False, progress=False)
+    assert restored["rows"]["vanilla"]["trials"] == row["trials"]
+    assert len(logs) == 4 and [log.stat().st_mtime_ns for log in logs] == stamps
 
 
 def load_json(path: Path) -> dict:
