@@ -243,15 +243,19 @@ def sweep_table(data: dict[str, Any], link: str) -> list[str]:
     for row, found in data["rows"].items():
         keys = list(dict.fromkeys(k for t in found["trials"] for k in t["params"]))
         best = (found.get("best") or {}).get("trial_id")
-        lines += [f"**{row}**: {found['steps']} generator steps, evaluated every {found['eval_every']} steps.", "",
-                  "| Trial | " + " | ".join(f"`{k}`" for k in keys) + f" | Status | Steps | {metric.title} |",
-                  "|" + "---|" * (len(keys) + 4)]
+        took = (f" The search took {found['wall_seconds']:.0f} s of wall time on {found['cluster']['cpus']:g} CPUs "
+                f"({found['cluster']['cpus_per_trial']:g} per trial; driver: {found['cluster']['driver']['cpu']})."
+                if "wall_seconds" in found else "")
+        lines += [f"**{row}**: {found['steps']} generator steps, evaluated every {found['eval_every']} steps.{took}",
+                  "", "| Trial | " + " | ".join(f"`{k}`" for k in keys)
+                  + f" | Status | Steps | Train time | {metric.title} |", "|" + "---|" * (len(keys) + 5)]
         for t in found["trials"]:
             params = [_param(t["params"].get(k)) for k in keys]
-            steps = t["evaluations"][-1]["step"] if t["evaluations"] else 0
+            last = t["evaluations"][-1] if t["evaluations"] else {}
             score = f"{t['final']:.{metric.decimals}f}" if t["final"] is not None else "–"
+            trained = f"{last['train_seconds']:.0f} s" if "train_seconds" in last else "–"
             lines.append(f"| {t['trial_id']}{' ★' if t['trial_id'] == best else ''} | " + " | ".join(params)
-                         + f" | {t['status']} | {steps} | {score} |")
+                         + f" | {t['status']} | {last.get('step', 0)} | {trained} | {score} |")
         lines.append("")
     return lines
 

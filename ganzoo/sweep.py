@@ -26,6 +26,7 @@ import json
 import math
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -218,7 +219,7 @@ def sweep(
         table = ganzoo.sweep("dcgan-sweep", out="runs/sweep", samples=8)
         print(table["rows"]["dcgan"]["best"])
     """
-    from .bench import METRIC_DIRECTIONS, BenchProfile, bench, load_profile, plan_trials, portable_profile
+    from .bench import METRIC_DIRECTIONS, BenchProfile, bench, hardware, load_profile, plan_trials, portable_profile
     from .config import TrainConfig, merge
     from .data import load_images
     from .ray_cluster import check_resources, connect, trial_resources
@@ -310,9 +311,15 @@ def sweep(
                                             search_alg=BasicVariantGenerator(random_state=spec.search_seed)),
                 run_config=tune.RunConfig(name=row, storage_path=str(out / "tune"), verbose=0,
                                           checkpoint_config=tune.CheckpointConfig(num_to_keep=2)))
+        started = time.perf_counter()
         trials, best = _trial_table(tuner.fit(), spec.metric, lower, max_evaluations)
         results[row] = {"spec_hash": spec_hash, "variant": entry["variant"], "steps": entry["steps"],
                         "eval_every": entry["eval_every"], "metric": spec.metric,
+                        # of this attempt (a restored search counts from its restart)
+                        "wall_seconds": round(time.perf_counter() - started, 1),
+                        "cluster": {"cpus": ray.cluster_resources().get("CPU", 0),
+                                    "gpus": ray.cluster_resources().get("GPU", 0), "cpus_per_trial": cpus,
+                                    "gpus_per_trial": gpus, "driver": hardware()},
                         "best": None if best is None else {"params": best["params"], "final": best["final"],
                                                            "trial_id": best["trial_id"]},
                         "trials": trials}
