@@ -71,15 +71,13 @@ class GaussianMixture:
         """Modes covered, high-quality share and mode KL of generated ``points`` ``(n, 2)`` (see the module)."""
         if points.ndim != 2 or points.shape[1] != 2:
             raise ValueError(f"{self.name} metrics need points of shape (n, 2), got {tuple(points.shape)}")
+        from ganzoo.metrics import histogram_kl
+
         index, stds = self.nearest(points)
         good = stds <= HIGH_QUALITY_STDS
-        counts = torch.bincount(index[good], minlength=self.modes).double()
-        if counts.sum() == 0:
-            kl = math.log(self.modes)
-        else:
-            p = counts[counts > 0] / counts.sum()
-            kl = float((p * (p * self.modes).log()).sum())
-        return {MODES: float((counts > 0).sum()), HIGH_QUALITY: float(good.double().mean()), MODE_KL: kl}
+        counts = torch.bincount(index[good], minlength=self.modes)
+        return {MODES: float((counts > 0).sum()), HIGH_QUALITY: float(good.double().mean()),
+                MODE_KL: histogram_kl(counts)}
 
 
 def ring(modes: int = 8, radius: float = 1.0, std: float = 0.01) -> GaussianMixture:

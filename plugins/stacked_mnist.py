@@ -64,9 +64,10 @@ def triples(images: torch.Tensor) -> torch.Tensor:
 
 def mode_metrics(images: torch.Tensor) -> dict[str, float]:
     """Modes covered (distinct triples, of 1,000) and KL(histogram || uniform) of generated ``images``."""
-    counts = torch.bincount(triples(images), minlength=MODES_TOTAL).double()
-    p = counts[counts > 0] / counts.sum()
-    return {MODES: float((counts > 0).sum()), MODE_KL: float((p * (p * MODES_TOTAL).log()).sum())}
+    from ganzoo.metrics import histogram_kl
+
+    counts = torch.bincount(triples(images), minlength=MODES_TOTAL)
+    return {MODES: float((counts > 0).sum()), MODE_KL: histogram_kl(counts)}
 
 
 @hookimpl

@@ -138,6 +138,21 @@ def test_class_balance_hand_computed(predictions: torch.Tensor, covered: int, kl
     assert got_kl == pytest.approx(kl, abs=1e-12)
 
 
+@pytest.mark.parametrize(
+    ("counts", "kl"),
+    [
+        ([5, 5], 0.0),
+        ([2, 0], math.log(2)),
+        ([3, 1], 0.75 * math.log(1.5) + 0.25 * math.log(0.5)),  # 0.130812
+        ([0, 0, 0], math.log(3)),  # an empty histogram scores as a single mode
+    ],
+)
+def test_histogram_kl_hand_computed(counts: list[int], kl: float) -> None:
+    from ganzoo.metrics import histogram_kl
+
+    assert histogram_kl(torch.tensor(counts)) == pytest.approx(kl, abs=1e-12)
+
+
 class _ExtractionCounter:
     """Records the sizes of the image sets whose features were extracted."""
 

@@ -35,6 +35,7 @@ from .evaluate import (
     class_balance,
     evaluate,
     extractor_info,
+    histogram_kl,
     predict_digits,
     real_stats_key,
 )
@@ -57,7 +58,7 @@ __all__ = [
     "INCEPTION", "IS_MEAN", "IS_STD", "KID_MEAN", "KID_STD", "METRIC_KEYS", "PRECISION", "PREPROCESSING",
     "RECALL", "SUPPORTED_EXTRACTORS", "WEIGHTS_PATH", "WEIGHTS_SHA256", "FeatureExtractorGanzooMnist",
     "FeatureExtractorUnavailable", "MnistCNN", "WeightsIntegrityError", "class_agreement",
-    "class_balance", "evaluate",
+    "class_balance", "evaluate", "histogram_kl",
     "extractor_info", "inception_hub_path", "load_classifier", "predict_digits",
     "real_stats_key", "register", "resolve_weights", "uint8_to_input", "verify_weights",
 ]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -146,11 +147,20 @@ def class_balance(predictions: torch.Tensor, threshold: float = CLASS_COVERAGE_T
     """
     if predictions.numel() == 0:
         raise ValueError("class_balance needs at least one prediction")
-    freq = torch.bincount(predictions.flatten().long(), minlength=num_classes).double() / predictions.numel()
-    covered = int((freq >= threshold).sum())
-    nonzero = freq[freq > 0]
-    kl = float((nonzero * (nonzero * num_classes).log()).sum())
-    return covered, max(kl, 0.0)
+    counts = torch.bincount(predictions.flatten().long(), minlength=num_classes)
+    covered = int((counts.double() / predictions.numel() >= threshold).sum())
+    return covered, histogram_kl(counts)
+
+
+def histogram_kl(counts: torch.Tensor) -> float:
+    """KL(p || uniform), natural log, of the histogram ``counts`` over its ``len(counts)`` bins (classes,
+    modes): 0 when balanced, ``log(len(counts))`` when everything falls in one bin, and that too for an empty
+    histogram (nothing in any bin is no better than a single one)."""
+    counts = counts.double()
+    if counts.sum() == 0:
+        return math.log(counts.numel())
+    p = counts[counts > 0] / counts.sum()
+    return max(float((p * (p * counts.numel()).log()).sum()), 0.0)
 
 
 @torch.no_grad()
