@@ -64,6 +64,7 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers and IDEs
     from .plugins import get_plugin_manager as plugin_manager
     from .plugins import list_plugins, load_failures
     from .reproduction import reproduce
+    from .sweep import sweep
     from .trainer import TrainResult
 
 #: Public name -> (module, attribute): imported on first access.
@@ -80,6 +81,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "list_plugins": ("plugins", "list_plugins"),
     "load_failures": ("plugins", "load_failures"),
     "reproduce": ("reproduction", "reproduce"),
+    "sweep": ("sweep", "sweep"),
     "TrainResult": ("trainer", "TrainResult"),
 }
 
@@ -90,7 +92,8 @@ __all__ = [
     "ExtensionContext", "ExtensionSpec", "GanzooError", "Generator", "Loss", "LossSpec", "PluginError",
     "TrainConfig", "TrainResult", "UnknownNameError", "UsageError", "Variant", "bench", "build_config", "evaluate",
     "export_samples", "hookimpl", "list_components", "list_plugins", "list_variants", "load_dataset",
-    "load_failures", "load_generator", "plugin_manager", "reproduce", "sample", "score_pair", "train", "version",
+    "load_failures", "load_generator", "plugin_manager", "reproduce", "sample", "score_pair", "sweep", "train",
+    "version",
 ]
 
 
