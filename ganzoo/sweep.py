@@ -124,20 +124,18 @@ def _tune_trial(params: dict[str, Any], *, setup: dict[str, Any]) -> None:
     from ray import tune
 
     from . import api
-    from .assembly import resolve_config
     from .bench import make_evaluator
     from .checkpoint import latest_checkpoint, load_checkpoint
-    from .config import merge
+    from .config import merge, validate_config
     from .registry import get_registry
 
     torch.set_num_threads(setup["threads"])
     profile, entry = setup["profile"], setup["entry"]
     registry = get_registry()
     trial_dir = Path(setup["runs"]) / tune.get_context().get_trial_id()
-    cfg = resolve_config(registry, entry["variant"], overrides=merge(entry["overrides"], nest(params)),
-                         steps=entry["steps"], dataset=profile.dataset, seed=setup["seed"], device=profile.device,
-                         out=str(trial_dir))
-    cfg = cfg.model_copy(update={"sample_every": 0, "checkpoint_every": 0})
+    # the row's config as the bench resolves it, with this trial's values of the searched keys
+    cfg = validate_config(merge(entry["config"], nest(params)), f"sweep trial of row {setup['row']!r}")
+    cfg = cfg.model_copy(update={"out": str(trial_dir), "seed": setup["seed"]})
     state = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -220,7 +218,7 @@ def sweep(
         print(table["rows"]["dcgan"]["best"])
     """
     from .bench import METRIC_DIRECTIONS, BenchProfile, bench, hardware, load_profile, plan_trials, portable_profile
-    from .config import TrainConfig, merge
+    from .config import TrainConfig
     from .data import load_images
     from .ray_cluster import check_resources, connect, trial_resources
     from .registry import get_registry
@@ -247,23 +245,18 @@ def sweep(
     registry = get_registry(pm)
     one_seed = prof.model_copy(update={"seeds": 1})
     rows = {}
-    for entry in plan_trials(one_seed, out / "runs", registry):
+    for entry in plan_trials(one_seed, out / "runs", registry):  # each row's config as a bench resolves it
         budget = prof.budget(entry.row, entry.config.variant)
         if not budget.eval_every or budget.steps // budget.eval_every < 1:
             raise ConfigError(f"profile {prof.name!r}: row {entry.row!r} needs eval_every (at most its {budget.steps} "
                               "steps) for a sweep: trials are ranked and stopped at evaluations")
-        base = merge(prof.overrides, prof.variant_overrides.get(entry.config.variant, {}))
-        if entry.row != entry.config.variant:
-            base = merge(base, prof.variant_overrides.get(entry.row, {}))
-            base = merge({"extensions": {name: {} for name in entry.config.extensions}}, base)
-        rows[entry.row] = {"variant": entry.config.variant, "overrides": base, "steps": budget.steps,
-                           "eval_every": budget.eval_every}
-    for row, entry in rows.items():
-        for key in spec.row_space(row, entry["variant"]):
+        for key in spec.row_space(entry.row, entry.config.variant):
             if key.split(".")[0] not in TrainConfig.model_fields:
-                raise ConfigError(f"profile {prof.name!r}, sweep space of row {row!r}: {key!r} is not a training "
-                                  "config key (docs/configuration.md); nested keys are dotted, e.g. "
+                raise ConfigError(f"profile {prof.name!r}, sweep space of row {entry.row!r}: {key!r} is not a "
+                                  "training config key (docs/configuration.md); nested keys are dotted, e.g. "
                                   "extensions.ema.decay")
+        rows[entry.row] = {"variant": entry.config.variant, "config": entry.config.model_dump(mode="json"),
+                           "steps": budget.steps, "eval_every": budget.eval_every}
 
     table = json.loads((out / SWEEP_FILE).read_text()) if (out / SWEEP_FILE).is_file() else {}
     done = table.get("rows", {}) if table.get("format") == SWEEP_FORMAT else {}
@@ -293,7 +286,7 @@ def sweep(
                 workers=first.data_workers, progress=progress)
         bar.set_description(f"sweep {row}")
         max_evaluations = entry["steps"] // entry["eval_every"] + (1 if entry["steps"] % entry["eval_every"] else 0)
-        setup = {"profile": prof, "entry": entry, "real": real, "seed": spec.trial_seed,
+        setup = {"profile": prof, "row": row, "entry": entry, "real": real, "seed": spec.trial_seed,
                  "threads": prof.threads or max(1, int(cpus)), "cache_dir": None, "runs": str(out / "runs" / row)}
         trainable = tune.with_resources(tune.with_parameters(_tune_trial, setup=setup), {"cpu": cpus, "gpu": gpus})
         experiment = out / "tune" / row
