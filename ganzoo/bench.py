@@ -36,7 +36,7 @@ from .config import load_yaml, merge
 from .data import load_images
 from .errors import ConfigError, DivergenceError, GanzooError, UsageError
 from .evaluation import evaluation_samples, score_samples
-from .meta import list_profiles, profiles_dir
+from .meta import EXECUTORS, list_profiles, profiles_dir
 from .metric_keys import METRICS
 from .plots import plot_losses, plot_metrics
 from .registry import get_registry
@@ -53,8 +53,10 @@ METRIC_DIRECTIONS = {m.key: m.lower_is_better for m in METRICS}
 TRAIN_SECONDS = "train_seconds"
 EVAL_SECONDS = "eval_seconds"
 TIMING_KEYS = (TRAIN_SECONDS, EVAL_SECONDS)
-#: Where a bench runs its trials: in this process or local worker processes (``jobs``), or as Ray tasks.
-EXECUTORS = ("local", "ray")
+#: The status of a trial whose process or Ray worker died before it could report (out of memory, a lost node):
+#: like an interrupted trial (``running``), it is trained again when the bench is re-run.
+LOST = "lost"
+RERUN_STATUSES = ("running", LOST)
 #: Joins a variant and the extensions of one leaderboard row: ``dcgan+ema+diffaugment``.
 EXTENSION_JOINER = "+"
 
@@ -268,8 +270,9 @@ def portable_profile(profile: BenchProfile) -> dict[str, Any]:
     """``profile`` as stored beside results: a weights file by its name only (where it lives is the machine's
     business; its sha256 in each trial's protocol says which file it was)."""
     data = profile.model_dump(mode="json")
-    if data["feature_extractor_weights"]:
-        data["feature_extractor_weights"] = Path(data["feature_extractor_weights"]).name
+    for part in [data, *data["datasets"].values()]:
+        if part.get("feature_extractor_weights"):
+            part["feature_extractor_weights"] = Path(part["feature_extractor_weights"]).name
     return data
 
 
@@ -472,7 +475,7 @@ def bench(
     if prof.datasets:  # what is asked for explicitly holds for every dataset, whatever its own changes say
         explicit = {k: v for k, v in prof.model_dump(mode="json").items()
                     if changes.get(k) is not None or (k == "budgets" and steps is not None)}
-        prof = prof.model_copy(update={"datasets": {name: {**part, **explicit}
+        prof = prof.model_copy(update={"datasets": {name: {**part, **{k: v for k, v in explicit.items() if k in part}}
                                                     for name, part in prof.datasets.items()}})
     if jobs < 1:
         raise UsageError(f"jobs must be at least 1, not {jobs}")
@@ -480,14 +483,19 @@ def bench(
         raise UsageError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
     if address is not None and executor != "ray":
         raise UsageError("an address names a Ray cluster: give it with executor='ray' (--executor ray)")
-    out = Path(out)
+    if jobs > 1 and executor == "ray":
+        raise UsageError("jobs is for the local executor; on Ray the cluster's CPUs and cpus_per_trial decide how "
+                         "many trials run at once")
+    # a Ray worker resolves a relative path against its own working directory, not the shared storage
+    out = Path(out).resolve() if executor == "ray" else Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with rundir.run_lock(out):  # one bench at a time writes into out
         cache = Path(cache_dir).expanduser() if cache_dir is not None else None
         registry = get_registry(pm)
         from . import metrics
 
-        metrics.extractor_info(prof.feature_extractor, prof.feature_extractor_weights)  # fail early, clearly
+        for part in prof.parts():  # fail early, clearly
+            metrics.extractor_info(part.feature_extractor, part.feature_extractor_weights)
         # Resolve every trial's config first: a typo in a variant name fails before anything trains.
         plan = plan_trials(prof, out, registry)
         reals: dict[int, torch.Tensor] = {}  # id(part) -> its reference data, loaded once per part
@@ -498,7 +506,8 @@ def bench(
                     registry, part.dataset, split=part.real_split, root=first.data_root, download=first.download,
                     image_size=first.image_size).tensor(workers=first.data_workers, progress=progress)
         previous = load_results(out)["trials"] if (out / RESULTS_FILE).is_file() else []
-        records = {(t["variant"], t["seed"], t["config_hash"]): t for t in previous if t["status"] != "running"}
+        records = {(t["variant"], t["seed"], t["config_hash"]): t for t in previous
+                   if t["status"] not in RERUN_STATUSES}
         order = [entry.key for entry in plan]
         todo = [entry for entry in plan if entry.key not in records]
         bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc="bench", unit="trial", disable=not progress,
@@ -509,10 +518,12 @@ def bench(
             bar.update(1)
 
         def lost(entry: PlannedTrial, reason: str) -> dict[str, Any]:
-            """The record of a trial whose worker died (out of memory, a lost node) before it could report."""
+            """The record of a trial whose worker died (out of memory, a lost node) before it could report; a
+            re-run of the bench trains it again."""
             return trial_record(entry.profile, entry.row, entry.seed, reals[id(entry.profile)],
                                 config_hash=entry.config_hash, cfg=entry.config, eval_every=entry.eval_every, pm=pm,
-                                status="failed", reason=f"the trial's worker failed: {reason}")
+                                status=LOST, reason=f"the trial's worker died ({reason}); re-run the bench to train "
+                                                    "it again")
 
         if executor == "ray":
             from .ray_cluster import run_trials_on_ray

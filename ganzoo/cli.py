@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from .errors import GanzooError, UsageError
-from .meta import list_profiles, version
+from .meta import EXECUTORS, list_profiles, version
 from .metric_keys import (
     BY_KEY,
     CLASS_AGREEMENT,
@@ -278,7 +278,7 @@ def _num(scores: dict, key: str, fmt: str) -> str:
               help="Weights file of the feature extractor (Inception: weights-inception-2015-12-05-6726825d.pth).")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Trials run in parallel processes (cores are shared between them).")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+@click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True,
               help="local: this machine (--jobs); ray: each trial a Ray task with the profile's cpus_per_trial and "
                    "gpus_per_trial (needs ganzoo[ray]; --out on storage every node shares).")
 @click.option("--address", help="The Ray cluster to run on (HOST:6379, auto); default: RAY_ADDRESS, else a Ray "
@@ -415,7 +415,7 @@ def sweep_cmd(profile_name: str | None, profile_file: Path | None, variants: str
     An interrupted sweep re-run with the same --out continues where it stopped.
     """
     from .bench import METRIC_DIRECTIONS
-    from .sweep import DEFAULTS_DIR, SWEEP_FILE, TUNED_DIR, TUNED_PROFILE, sweep
+    from .sweep import COMPLETED, DEFAULTS_DIR, SWEEP_FILE, TUNED_DIR, TUNED_PROFILE, sweep
 
     if profile_name and profile_file:
         raise click.UsageError("give --profile or --config, not both")
@@ -424,12 +424,15 @@ def sweep_cmd(profile_name: str | None, profile_file: Path | None, variants: str
                                "what to search)")
     warn_load_failures()
     names = [v.strip() for v in variants.split(",") if v.strip()] if variants is not None else None
+    if names == []:
+        raise click.BadParameter("names no variant; give at least one (e.g. --variants dcgan)",
+                                 param_hint="--variants")
     data = sweep(profile_file or profile_name, out=out, variants=names, samples=samples, seeds=seeds,
                  address=address, compare=not no_compare, progress=not no_progress)
     click.echo(f"{'row':<24} {'trials':>6} {'completed':>9} {'best':>10}  best configuration")
     for row, found in data["rows"].items():
         metric = found["metric"]
-        completed = sum(t["status"] == "completed" for t in found["trials"])
+        completed = sum(t["status"] == COMPLETED for t in found["trials"])
         best = found["best"]
         lower = METRIC_DIRECTIONS[metric]
         shown = f"{best['final']:.4g}" if best else "-"

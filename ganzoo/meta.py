@@ -23,6 +23,10 @@ def profiles_dir() -> Path:
     return Path(str(resources.files("ganzoo.profiles")))
 
 
+#: Where a bench runs its trials: in this process or local worker processes (``jobs``), or as Ray tasks.
+EXECUTORS = ("local", "ray")
+
+
 def list_profiles() -> list[str]:
     """Names of the bundled benchmark profiles."""
     return sorted(p.stem for p in profiles_dir().glob("*.yaml"))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .errors import UsageError
+from .errors import GanzooError, UsageError
 
 if TYPE_CHECKING:
     from .bench import PlannedTrial
@@ -44,19 +44,24 @@ def connect(address: str | None = None) -> Any:
             ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="warning",
                      configure_logging=False)
         except ConnectionError as exc:
-            raise UsageError(f"cannot reach the Ray cluster at {address or os.environ.get('RAY_ADDRESS')!r}: {exc} "
-                             "(start it with `ray start --head`, see docs/distributed.md)") from None
+            raise GanzooError(f"cannot reach the Ray cluster at {address or os.environ.get('RAY_ADDRESS')!r}: {exc} "
+                              "(start it with `ray start --head`, see docs/distributed.md)") from None
     return ray
 
 
-def check_resources(ray: Any, cpus: float, gpus: float) -> None:
-    """Refuse a request no node of the cluster could ever grant (Ray would wait for it forever)."""
-    total = ray.cluster_resources()
+def check_resources(ray: Any, cpus: float, gpus: float, device: str = "cpu") -> None:
+    """Refuse a request no node of the cluster could ever grant (Ray would wait for it forever), and a CUDA
+    trial that reserves no GPU (Ray would put several on one GPU, and on nodes without one)."""
+    if device.startswith("cuda") and gpus == 0:
+        raise UsageError(f"the profile trains on {device!r} but reserves no GPU per trial: set gpus_per_trial "
+                         "(1, or a fraction to share a GPU between trials)")
+    nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive", True)]
     for name, wanted in (("CPU", cpus), ("GPU", gpus)):
-        if wanted > total.get(name, 0):
+        largest = max((node.get(name, 0) for node in nodes), default=0)
+        if wanted > largest:
             key = "cpus_per_trial" if name == "CPU" else "gpus_per_trial"
-            raise UsageError(f"each trial asks for {wanted:g} {name}(s) ({key} in the profile), but the Ray cluster "
-                             f"has {total.get(name, 0):g} in all; lower {key} or add nodes with {name}s")
+            raise UsageError(f"each trial asks for {wanted:g} {name}(s) ({key} in the profile), but no node of the "
+                             f"Ray cluster has more than {largest:g}; lower {key} or add nodes with more {name}s")
 
 
 def trial_resources(profile: Any) -> tuple[float, float]:
@@ -86,7 +91,7 @@ def run_trials_on_ray(todo: list[PlannedTrial], reals: dict[int, torch.Tensor], 
         return
     ray = connect(address)
     for entry in todo:
-        check_resources(ray, *trial_resources(entry.profile))
+        check_resources(ray, *trial_resources(entry.profile), entry.profile.device)
     remote = ray.remote(max_retries=0)(_run_remote_trial)
     shared = {key: ray.put(real) for key, real in reals.items()}  # once per dataset, not once per trial
     pending: dict[Any, PlannedTrial] = {}

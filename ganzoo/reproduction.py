@@ -249,21 +249,27 @@ def reproduce(
         if unknown:
             raise UsageError(f"{str(path)!r} has no row {', '.join(map(repr, unknown))}; its rows: {', '.join(rows)}")
         rows = [r for r in rows if r in variants]
-    if seeds is not None and not 1 <= seeds <= profile.seeds:
-        raise UsageError(f"{str(path)!r} has seeds 0..{profile.seeds - 1}; --seeds must be 1 to {profile.seeds}")
-    run_seeds = seeds or profile.seeds
+    most = max(part.seeds for part in profile.parts())
+    if seeds is not None and not 1 <= seeds <= most:
+        raise UsageError(f"{str(path)!r} has seeds 0..{most - 1}; --seeds must be 1 to {most}")
+    run_seeds = seeds or most
     out = Path(out) if out is not None else Path("runs/reproduce") / profile.name
     if out.resolve() == path.parent.resolve():
         raise UsageError(f"the re-run would overwrite the committed results in {str(out)!r}; give another --out")
     update: dict[str, Any] = {"variants": rows, "seeds": run_seeds}
     if feature_extractor_weights is not None:
         update["feature_extractor_weights"] = Path(feature_extractor_weights).expanduser()
-    if profile.datasets:  # each dataset re-runs the rows it has of those asked for
+    if profile.datasets:  # each dataset re-runs the rows it has of those asked for, with its own seeds
+        part_seeds = {part.dataset: part.seeds for part in profile.parts()}
         update["datasets"] = {
-            name: {**changes, "seeds": run_seeds,
+            name: {**changes, "seeds": min(run_seeds, part_seeds[name]) if seeds is not None else part_seeds[name],
                    "variants": [r for r in rows if any(t["variant"] == r and t["protocol"]["dataset"] == name
                                                        for t in committed)]}
             for name, changes in profile.datasets.items()}
+        if feature_extractor_weights is not None:  # where the file is here, for a dataset naming its own too
+            for changes in update["datasets"].values():
+                if "feature_extractor_weights" in changes:
+                    changes["feature_extractor_weights"] = str(Path(feature_extractor_weights).expanduser())
         update["datasets"] = {name: changes for name, changes in update["datasets"].items() if changes["variants"]}
     mine = [t for t in committed if t["variant"] in rows]
     datasets = len({_dataset(t) for t in committed})

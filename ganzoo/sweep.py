@@ -35,6 +35,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tqdm.auto import tqdm
 
+from . import rundir
 from .errors import ConfigError, UsageError
 
 SWEEP_FILE = "sweep.json"
@@ -42,6 +43,8 @@ TUNED_PROFILE = "tuned.yaml"
 TUNED_DIR = "tuned"
 DEFAULTS_DIR = "paper-defaults"
 SWEEP_FORMAT = 1
+#: How a sweep trial ended: trained the whole budget, stopped early by the scheduler, or raised.
+COMPLETED, STOPPED, FAILED = "completed", "stopped", "failed"
 #: The sampling distributions of a search-space entry: ``{loguniform: [low, high]}`` and so on.
 DISTRIBUTIONS = ("loguniform", "uniform", "choice", "randint")
 
@@ -112,8 +115,10 @@ def _tune_space(space: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def _spec_hash(profile: Any, row: str) -> str:
-    """What makes a row's search the same search: the protocol and the sweep, not the seeds of the benches."""
-    data = profile.model_dump(mode="json", exclude={"name", "description", "seeds", "variants"})
+    """What makes a row's search the same search: the protocol and the sweep, not the seeds of the benches nor
+    where trials run."""
+    data = profile.model_dump(mode="json", exclude={"name", "description", "seeds", "variants", "fid_target",
+                                                    "cpus_per_trial", "gpus_per_trial"})
     return hashlib.sha256(json.dumps({"row": row, "profile": data}, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -124,7 +129,7 @@ def _tune_trial(params: dict[str, Any], *, setup: dict[str, Any]) -> None:
     from ray import tune
 
     from . import api
-    from .bench import make_evaluator
+    from .bench import TRAIN_SECONDS, make_evaluator
     from .checkpoint import latest_checkpoint, load_checkpoint
     from .config import merge, validate_config
     from .registry import get_registry
@@ -150,7 +155,7 @@ def _tune_trial(params: dict[str, Any], *, setup: dict[str, Any]) -> None:
         scores = evaluator(trainer)
         with tempfile.TemporaryDirectory() as folder:
             trainer.save_checkpoint(Path(folder))
-            tune.report({**scores, "step": trainer.step, "train_seconds": round(trainer.train_seconds, 3)},
+            tune.report({**scores, "step": trainer.step, TRAIN_SECONDS: round(trainer.train_seconds, 3)},
                         checkpoint=tune.Checkpoint.from_directory(folder))
         return scores
 
@@ -159,28 +164,30 @@ def _tune_trial(params: dict[str, Any], *, setup: dict[str, Any]) -> None:
 
 def _trial_table(result_grid: Any, metric: str, lower: bool, max_evaluations: int) -> tuple[list[dict], Any]:
     """Every trial as a row of the table, and the best one of those that trained the whole budget."""
+    from .bench import TRAIN_SECONDS
+
     trials, best = [], None
     for result in sorted(result_grid, key=lambda r: Path(r.path).name):  # Tune's order changes on restore
         frame = result.metrics_dataframe
         history = []
         if frame is not None and len(frame):
-            keep = [c for c in frame.columns if c == "step" or c == "train_seconds" or c in _metric_keys()]
+            keep = [c for c in frame.columns if c in ("step", TRAIN_SECONDS) or c in _metric_keys()]
             history = [{k: (int(v) if k == "step" else float(v)) for k, v in row.items()
                         if not (isinstance(v, float) and math.isnan(v))}
                        for row in frame[keep].to_dict("records")]
         evaluations = len(history)
         if result.error is not None:
-            status, reason = "failed", f"{type(result.error).__name__}: {str(result.error).strip().splitlines()[-1]}"
+            status, reason = FAILED, f"{type(result.error).__name__}: {str(result.error).strip().splitlines()[-1]}"
         elif evaluations >= max_evaluations:
-            status, reason = "completed", None
+            status, reason = COMPLETED, None
         else:
-            status, reason = "stopped", f"stopped by the scheduler after {evaluations} of {max_evaluations} evaluations"
+            status, reason = STOPPED, f"stopped by the scheduler after {evaluations} of {max_evaluations} evaluations"
         final = history[-1].get(metric) if history else None
         trial = {"trial_id": result.metrics.get("trial_id") if result.metrics else Path(result.path).name,
                  "params": result.config, "status": status, "reason": reason, "evaluations": history,
                  "final": final}
         trials.append(trial)
-        if status == "completed" and final is not None and math.isfinite(final):
+        if status == COMPLETED and final is not None and math.isfinite(final):
             if best is None or (final < best["final"] if lower else final > best["final"]):
                 best = trial
     return trials, best
@@ -217,11 +224,7 @@ def sweep(
         table = ganzoo.sweep("dcgan-sweep", out="runs/sweep", samples=8)
         print(table["rows"]["dcgan"]["best"])
     """
-    from .bench import METRIC_DIRECTIONS, BenchProfile, bench, hardware, load_profile, plan_trials, portable_profile
-    from .config import TrainConfig
-    from .data import load_images
-    from .ray_cluster import check_resources, connect, trial_resources
-    from .registry import get_registry
+    from .bench import METRIC_DIRECTIONS, BenchProfile, load_profile
 
     prof = profile if isinstance(profile, BenchProfile) else load_profile(profile)
     if variants is not None:
@@ -236,19 +239,36 @@ def sweep(
         prof = prof.model_copy(update={"sweep": spec})
     if prof.datasets:
         raise UsageError(f"profile {prof.name!r} spans datasets; sweep one dataset at a time")
+    if not prof.variants:
+        raise UsageError("no row to sweep: give at least one variant")
+    if prof.seconds is not None or prof.eval_every_seconds:
+        raise ConfigError(f"profile {prof.name!r}: a sweep compares configurations at equal steps; replace seconds "
+                          "and eval_every_seconds with steps and eval_every")
     if spec.metric not in METRIC_DIRECTIONS:
         raise ConfigError(f"profile {prof.name!r}, sweep.metric: unknown metric {spec.metric!r}; known: "
                           f"{', '.join(METRIC_DIRECTIONS)}")
     lower = METRIC_DIRECTIONS[spec.metric]
     out = Path(out).resolve()  # Tune wants an absolute storage path
     out.mkdir(parents=True, exist_ok=True)
+    with rundir.run_lock(out):  # one sweep at a time writes into out
+        return _sweep(prof, spec, lower, out, address, compare, progress, pm)
+
+
+def _sweep(prof: Any, spec: SweepSpec, lower: bool, out: Path, address: str | None, compare: bool, progress: bool,
+           pm: pluggy.PluginManager | None) -> dict[str, Any]:
+    from .bench import bench, hardware, plan_trials, portable_profile
+    from .config import TrainConfig
+    from .data import load_images
+    from .ray_cluster import check_resources, connect, trial_resources
+    from .registry import get_registry
+
     registry = get_registry(pm)
     one_seed = prof.model_copy(update={"seeds": 1})
     rows = {}
-    for entry in plan_trials(one_seed, out / "runs", registry):  # each row's config as a bench resolves it
-        budget = prof.budget(entry.row, entry.config.variant)
-        if not budget.eval_every or budget.steps // budget.eval_every < 1:
-            raise ConfigError(f"profile {prof.name!r}: row {entry.row!r} needs eval_every (at most its {budget.steps} "
+    for entry in plan_trials(one_seed, out / "runs", registry):  # each row's config and budget as a bench's
+        steps, eval_every = entry.config.steps, entry.eval_every
+        if not eval_every or steps // eval_every < 1:
+            raise ConfigError(f"profile {prof.name!r}: row {entry.row!r} needs eval_every (at most its {steps} "
                               "steps) for a sweep: trials are ranked and stopped at evaluations")
         for key in spec.row_space(entry.row, entry.config.variant):
             if key.split(".")[0] not in TrainConfig.model_fields:
@@ -256,7 +276,7 @@ def sweep(
                                   "training config key (docs/configuration.md); nested keys are dotted, e.g. "
                                   "extensions.ema.decay")
         rows[entry.row] = {"variant": entry.config.variant, "config": entry.config.model_dump(mode="json"),
-                           "steps": budget.steps, "eval_every": budget.eval_every}
+                           "steps": steps, "eval_every": eval_every}
 
     table = json.loads((out / SWEEP_FILE).read_text()) if (out / SWEEP_FILE).is_file() else {}
     done = table.get("rows", {}) if table.get("format") == SWEEP_FORMAT else {}
@@ -266,7 +286,7 @@ def sweep(
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     ray = connect(address)
     cpus, gpus = trial_resources(prof)
-    check_resources(ray, cpus, gpus)
+    check_resources(ray, cpus, gpus, prof.device)
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.basic_variant import BasicVariantGenerator
@@ -289,7 +309,7 @@ def sweep(
         setup = {"profile": prof, "row": row, "entry": entry, "real": real, "seed": spec.trial_seed,
                  "threads": prof.threads or max(1, int(cpus)), "cache_dir": None, "runs": str(out / "runs" / row)}
         trainable = tune.with_resources(tune.with_parameters(_tune_trial, setup=setup), {"cpu": cpus, "gpu": gpus})
-        experiment = out / "tune" / row
+        experiment = out / "tune" / f"{row}-{spec_hash}"  # a changed search starts afresh
         if tune.Tuner.can_restore(str(experiment)):
             tuner = tune.Tuner.restore(str(experiment), trainable=trainable, resume_errored=True)
         else:
@@ -302,7 +322,7 @@ def sweep(
                 tune_config=tune.TuneConfig(metric=spec.metric, mode="min" if lower else "max", scheduler=scheduler,
                                             num_samples=spec.samples,
                                             search_alg=BasicVariantGenerator(random_state=spec.search_seed)),
-                run_config=tune.RunConfig(name=row, storage_path=str(out / "tune"), verbose=0,
+                run_config=tune.RunConfig(name=experiment.name, storage_path=str(out / "tune"), verbose=0,
                                           checkpoint_config=tune.CheckpointConfig(num_to_keep=2)))
         started = time.perf_counter()
         trials, best = _trial_table(tuner.fit(), spec.metric, lower, max_evaluations)

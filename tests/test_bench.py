@@ -202,6 +202,21 @@ def test_parallel_jobs_record_every_trial_in_plan_order(tmp_path: Path) -> None:
     assert "![dcgan losses](dcgan/seed-0/loss.png)" in page and "seed-1/loss.png" not in page
 
 
+def test_a_trial_whose_worker_died_is_trained_again(tmp_path: Path) -> None:
+    from ganzoo.bench import LOST
+
+    profile = tiny_profile(variants=["vanilla"], steps=2, seeds=2, overrides={"batch_size": 8, "log_every": 1})
+    first = bench(profile=profile, out=tmp_path, progress=False, cache_dir=tmp_path / "cache")["trials"]
+    data = json.loads((tmp_path / "results.json").read_text())
+    data["trials"][1].update(status=LOST, reason="the trial's worker died (WorkerCrashedError)")
+    (tmp_path / "results.json").write_text(json.dumps(data))
+    again = bench(profile=profile, out=tmp_path, progress=False, cache_dir=tmp_path / "cache")["trials"]
+    assert [t["status"] for t in again] == ["ok", "ok"]
+    assert again[0]["wall_seconds"] == first[0]["wall_seconds"]  # kept
+    assert again[1]["wall_seconds"] != first[1]["wall_seconds"]  # trained again
+    assert again[1]["final"] == first[1]["final"]  # the same seed: the same figures
+
+
 def test_same_seed_same_metrics(tmp_path: Path) -> None:
     profile = tiny_profile(variants=["vanilla"], steps=3, overrides={"batch_size": 8, "log_every": 1})
     a = bench(profile=profile, out=tmp_path / "a", progress=False, cache_dir=tmp_path / "cache")

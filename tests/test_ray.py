@@ -56,8 +56,10 @@ def test_a_bench_on_ray_gives_the_local_scores_and_resumes(tmp_path: Path, local
 
 
 def test_resources_the_cluster_cannot_grant_are_refused(tmp_path: Path, local_ray, runner) -> None:
-    with pytest.raises(UsageError, match=r"1 GPU\(s\) \(gpus_per_trial.*has 0"):
+    with pytest.raises(UsageError, match=r"1 GPU\(s\) \(gpus_per_trial.*more than 0"):
         bench(profile=two_variants(gpus_per_trial=1), out=tmp_path / "g", executor="ray", progress=False)
+    with pytest.raises(UsageError, match="reserves no GPU per trial"):
+        bench(profile=two_variants(device="cuda"), out=tmp_path / "g", executor="ray", progress=False)
     profile = tmp_path / "p.yaml"
     profile.write_text(yaml.safe_dump(two_variants(cpus_per_trial=64).model_dump(mode="json")))
     result = runner.invoke(cli, ["bench", "--config", str(profile), "--executor", "ray", "--out", str(tmp_path / "c")])
@@ -89,6 +91,8 @@ def test_sweep_specs_are_checked(tmp_path: Path) -> None:
         sweep(two_variants(eval_every=1, sweep=SweepSpec(space={"lr_gen": {"uniform": [0, 1]}})), out=tmp_path / "s")
     with pytest.raises(ConfigError, match="needs eval_every"):
         sweep(two_variants(sweep=SweepSpec(space=SPACE)), out=tmp_path / "s")
+    with pytest.raises(ConfigError, match="equal steps"):
+        sweep(two_variants(seconds=5, eval_every=1, sweep=SweepSpec(space=SPACE)), out=tmp_path / "s")
     assert SweepSpec(space=SPACE, variant_space={"dcgan": {"n_critic": {"choice": [1, 2]}}}).row_space(
         "dcgan+ema", "dcgan") == {**SPACE, "n_critic": {"choice": [1, 2]}}
 
