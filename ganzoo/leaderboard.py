@@ -132,6 +132,8 @@ def render(results: list[str | Path], out: str | Path) -> str:
         "*Eval time* (results that record it) is the seconds all of a trial's evaluations took, with their share",
         "of its training time. Where a profile names an FID target, *Train s to FID ≤ X* is the seconds of",
         "training before the first evaluation at or below it (so it is as coarse as the evaluation interval).",
+        "A sweep (`ganzoo sweep`) shows every configuration it tried, the best one marked ★, and then the",
+        "benches of its paper defaults and of its tuned configuration under the same budget and seeds.",
         "`ganzoo bench --reproduce RESULTS` re-runs a section's results file and says, per row and metric, whether",
         "the new figures are identical (the same machine type) or within the seed spread shown here. See",
         "[benchmark methodology](benchmarks.md) for the protocol.",
@@ -158,6 +160,7 @@ def render(results: list[str | Path], out: str | Path) -> str:
             else:
                 budget_text = "generator steps per row (the Steps column)"
             columns = section_columns([t for _, trials in rows for t in trials])
+            unit = "images" if fx else "samples"  # non-image data: points, vectors
             primary = columns[0]  # FID for images; else the dataset's first metric
             every = [t for _, trials in rows for t in trials if t["status"] == "ok"]
             target = data.get("profile", {}).get("fid_target")
@@ -166,8 +169,8 @@ def render(results: list[str | Path], out: str | Path) -> str:
             lines += [
                 f"## {dataset} — profile `{profile}`",
                 "",
-                f"Results: [`{link}`]({link}). Budget: {budget_text}. Reference: {proto['num_real']} real images "
-                f"({proto['real_split']} split); {proto['num_fake']} generated images per evaluation. "
+                f"Results: [`{link}`]({link}). Budget: {budget_text}. Reference: {proto['num_real']} real {unit} "
+                f"({proto['real_split']} split); {proto['num_fake']} generated {unit} per evaluation. "
                 + (f"Feature extractor: `{fx['name']}` (weights sha256 `{fx['sha256'][:16]}…`). " if fx else
                    "Scored by the dataset's own metrics (the samples are not images: no feature extractor). ")
                 + f"torch {proto['versions']['torch']}, torch-fidelity {proto['versions']['torch_fidelity']}, "

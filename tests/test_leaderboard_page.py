@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ganzoo.bench import load_results
+from ganzoo.bench import RESULTS_FILE, load_results
 from ganzoo.leaderboard import render
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -15,30 +15,43 @@ RESULTS = ROOT / "benchmarks" / "results" / "default" / "results.json"
 # after 1200 steps and cgan-pd after 2400 (profile conditional with --variants cgan-pd --steps 2400), then
 # DCGAN after 300 steps at the default width and at the previous (half) width, and the default rows with
 # each generator_batch (docs/performance.md#generator-batch), also for the other variants with n_critic 1, and
-# dcgan against dcgan+pac2 on Stacked MNIST. Every section is step-budgeted and has at least 3 seeds.
+# dcgan against dcgan+pac2 on Stacked MNIST, the collapse profile (three datasets in one results file) and the
+# dcgan sweep (its trial table, then its paper-default and tuned benches). Every section is step-budgeted and
+# has at least 3 seeds.
 PAGE_SOURCES = ["default", "long", "generator-batch-fresh", "generator-batch-reuse", "generator-batch-zoo-fresh",
                 "generator-batch-zoo-reuse", "conditional", "conditional-long", "early", "early-half-width",
-                "pacgan-stacked-mnist"]
+                "pacgan-stacked-mnist", "collapse", "dcgan-sweep"]
 ZOO_ROWS = {"vanilla", "dcgan", "wgan-gp", "wgan-clip", "sngan", "ragan", "cgan-pd", "acgan", "dcgan+ema",
             "dcgan+ema+diffaugment"}
 PAGE = ROOT / "docs" / "leaderboard.md"
 
 
 def test_leaderboard_page_matches_committed_results() -> None:
-    sources = [ROOT / "benchmarks" / "results" / name / "results.json" for name in PAGE_SOURCES]
+    sources = [ROOT / "benchmarks" / "results" / name for name in PAGE_SOURCES]
     assert PAGE.read_text() == render(sources, PAGE), (
         "docs/leaderboard.md is out of date; regenerate it with: ganzoo leaderboard "
         + " ".join(f"benchmarks/results/{name}" for name in PAGE_SOURCES) + " -o docs/leaderboard.md"
     )
 
 
-def test_every_leaderboard_section_is_step_budgeted_with_at_least_3_seeds() -> None:
+def section_results() -> list[Path]:
+    """The results files behind the page's sections (a sweep's two benches for a sweep directory)."""
+    found = []
     for name in PAGE_SOURCES:
-        trials = load_results(ROOT / "benchmarks" / "results" / name / "results.json")["trials"]
-        for row in {t["variant"] for t in trials}:
-            mine = [t for t in trials if t["variant"] == row]
-            assert len({t["seed"] for t in mine}) >= 3, (name, row)
-            assert all(t["protocol"]["budget"]["seconds"] is None for t in mine), (name, row)
+        folder = ROOT / "benchmarks" / "results" / name
+        own = folder / RESULTS_FILE
+        found += [own] if own.is_file() else sorted(folder.glob(f"*/{RESULTS_FILE}"))
+    return found
+
+
+def test_every_leaderboard_section_is_step_budgeted_with_at_least_3_seeds() -> None:
+    assert len(section_results()) == len(PAGE_SOURCES) + 1  # the sweep's paper-defaults and tuned benches
+    for path in section_results():
+        trials = load_results(path)["trials"]
+        for row in {(t["protocol"]["dataset"], t["variant"]) for t in trials}:
+            mine = [t for t in trials if (t["protocol"]["dataset"], t["variant"]) == row]
+            assert len({t["seed"] for t in mine}) >= 3, (path, row)
+            assert all(t["protocol"]["budget"]["seconds"] is None for t in mine), (path, row)
 
 
 def test_committed_early_results_support_the_default_dcgan_width() -> None:
