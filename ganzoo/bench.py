@@ -528,7 +528,7 @@ def bench(
         if executor == "ray":
             from .ray_cluster import run_trials_on_ray
 
-            run_trials_on_ray(todo, reals, out=out, address=address, threads=prof.threads, cache_dir=cache,
+            run_trials_on_ray(todo, reals, out=out, address=address, cache_dir=cache,
                               finished=finished, lost=lost)
         elif jobs <= 1:
             threads_before = torch.get_num_threads()

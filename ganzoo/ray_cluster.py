@@ -70,6 +70,11 @@ def trial_resources(profile: Any) -> tuple[float, float]:
     return float(profile.cpus_per_trial or profile.threads or 1), float(profile.gpus_per_trial)
 
 
+def trial_threads(profile: Any) -> int:
+    """CPU threads a trial of ``profile`` trains with on Ray: its ``threads``, else its whole CPUs."""
+    return profile.threads or max(1, int(trial_resources(profile)[0]))
+
+
 def _run_remote_trial(threads: int, real: torch.Tensor, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
     """What a Ray worker runs: one bench trial with ``threads`` CPU threads (``real`` is an argument of its
     own so that Ray hands the worker the tensor, not its object reference)."""
@@ -81,7 +86,7 @@ def _run_remote_trial(threads: int, real: torch.Tensor, args: tuple, kwargs: dic
 
 
 def run_trials_on_ray(todo: list[PlannedTrial], reals: dict[int, torch.Tensor], *, out: Path, address: str | None,
-                      threads: int | None, cache_dir: Path | None,
+                      cache_dir: Path | None,
                       finished: Callable[[PlannedTrial, dict[str, Any]], None],
                       lost: Callable[[PlannedTrial, str], dict[str, Any]]) -> None:
     """Run ``todo`` as Ray tasks, each with its profile's resources, calling ``finished(entry, record)`` as each
@@ -98,7 +103,7 @@ def run_trials_on_ray(todo: list[PlannedTrial], reals: dict[int, torch.Tensor], 
     for entry in todo:
         cpus, gpus = trial_resources(entry.profile)
         ref = remote.options(num_cpus=cpus, num_gpus=gpus, name=f"ganzoo {entry.row} seed {entry.seed}").remote(
-            threads or max(1, int(cpus)), shared[id(entry.profile)], (entry.profile, entry.row, entry.seed, out),
+            trial_threads(entry.profile), shared[id(entry.profile)], (entry.profile, entry.row, entry.seed, out),
             {"config_hash": entry.config_hash, "cfg": entry.config, "eval_every": entry.eval_every,
              "progress": False, "cache_dir": cache_dir, "pm": None})
         pending[ref] = entry

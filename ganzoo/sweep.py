@@ -164,14 +164,14 @@ def _tune_trial(params: dict[str, Any], *, setup: dict[str, Any]) -> None:
 
 def _trial_table(result_grid: Any, metric: str, lower: bool, max_evaluations: int) -> tuple[list[dict], Any]:
     """Every trial as a row of the table, and the best one of those that trained the whole budget."""
-    from .bench import TRAIN_SECONDS
+    from .bench import METRIC_DIRECTIONS, TRAIN_SECONDS
 
     trials, best = [], None
     for result in sorted(result_grid, key=lambda r: Path(r.path).name):  # Tune's order changes on restore
         frame = result.metrics_dataframe
         history = []
         if frame is not None and len(frame):
-            keep = [c for c in frame.columns if c in ("step", TRAIN_SECONDS) or c in _metric_keys()]
+            keep = [c for c in frame.columns if c in ("step", TRAIN_SECONDS) or c in METRIC_DIRECTIONS]
             history = [{k: (int(v) if k == "step" else float(v)) for k, v in row.items()
                         if not (isinstance(v, float) and math.isnan(v))}
                        for row in frame[keep].to_dict("records")]
@@ -191,12 +191,6 @@ def _trial_table(result_grid: Any, metric: str, lower: bool, max_evaluations: in
             if best is None or (final < best["final"] if lower else final > best["final"]):
                 best = trial
     return trials, best
-
-
-def _metric_keys() -> set[str]:
-    from .metric_keys import METRICS
-
-    return {m.key for m in METRICS}
 
 
 def sweep(
@@ -259,13 +253,14 @@ def _sweep(prof: Any, spec: SweepSpec, lower: bool, out: Path, address: str | No
     from .bench import bench, hardware, plan_trials, portable_profile
     from .config import TrainConfig
     from .data import load_images
-    from .ray_cluster import check_resources, connect, trial_resources
+    from .ray_cluster import check_resources, connect, trial_resources, trial_threads
     from .registry import get_registry
 
     registry = get_registry(pm)
     one_seed = prof.model_copy(update={"seeds": 1})
     rows = {}
-    for entry in plan_trials(one_seed, out / "runs", registry):  # each row's config and budget as a bench's
+    plan = plan_trials(one_seed, out / "runs", registry)
+    for entry in plan:  # each row's config and budget as a bench's
         steps, eval_every = entry.config.steps, entry.eval_every
         if not eval_every or steps // eval_every < 1:
             raise ConfigError(f"profile {prof.name!r}: row {entry.row!r} needs eval_every (at most its {steps} "
@@ -300,14 +295,14 @@ def _sweep(prof: Any, spec: SweepSpec, lower: bool, out: Path, address: str | No
             bar.update(1)
             continue
         if real is None:
-            first = plan_trials(one_seed, out / "runs", registry)[0].config
+            first = plan[0].config
             real = load_images(registry, prof.dataset, split=prof.real_split, root=first.data_root,
                                download=first.download, image_size=first.image_size).tensor(
                 workers=first.data_workers, progress=progress)
         bar.set_description(f"sweep {row}")
         max_evaluations = entry["steps"] // entry["eval_every"] + (1 if entry["steps"] % entry["eval_every"] else 0)
         setup = {"profile": prof, "row": row, "entry": entry, "real": real, "seed": spec.trial_seed,
-                 "threads": prof.threads or max(1, int(cpus)), "cache_dir": None, "runs": str(out / "runs" / row)}
+                 "threads": trial_threads(prof), "cache_dir": None, "runs": str(out / "runs" / row)}
         trainable = tune.with_resources(tune.with_parameters(_tune_trial, setup=setup), {"cpu": cpus, "gpu": gpus})
         experiment = out / "tune" / f"{row}-{spec_hash}"  # a changed search starts afresh
         if tune.Tuner.can_restore(str(experiment)):
