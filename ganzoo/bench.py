@@ -431,6 +431,14 @@ def _plan_part(prof: BenchProfile, out: Path, registry: Any) -> list[PlannedTria
     return plan
 
 
+def load_reference(registry: Any, trial: PlannedTrial, *, progress: bool = True) -> torch.Tensor:
+    """The real samples that ``trial``'s scores compare against: its profile's ``dataset`` at ``real_split``,
+    loaded the way the trial's config loads its training data (root, download, image size, workers)."""
+    cfg, prof = trial.config, trial.profile
+    return load_images(registry, prof.dataset, split=prof.real_split, root=cfg.data_root, download=cfg.download,
+                       image_size=cfg.image_size).tensor(workers=cfg.data_workers, progress=progress)
+
+
 def bench(
     variants: list[str] | None = None,
     *,
@@ -500,11 +508,8 @@ def bench(
         plan = plan_trials(prof, out, registry)
         reals: dict[int, torch.Tensor] = {}  # id(part) -> its reference data, loaded once per part
         for entry in plan:
-            part, first = entry.profile, entry.config
-            if id(part) not in reals:
-                reals[id(part)] = load_images(
-                    registry, part.dataset, split=part.real_split, root=first.data_root, download=first.download,
-                    image_size=first.image_size).tensor(workers=first.data_workers, progress=progress)
+            if id(entry.profile) not in reals:
+                reals[id(entry.profile)] = load_reference(registry, entry, progress=progress)
         previous = load_results(out)["trials"] if (out / RESULTS_FILE).is_file() else []
         records = {(t["variant"], t["seed"], t["config_hash"]): t for t in previous
                    if t["status"] not in RERUN_STATUSES}

@@ -21,12 +21,14 @@ two benches skip the trials they already hold. Ray is imported only when a sweep
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -244,15 +246,31 @@ def sweep(
     lower = METRIC_DIRECTIONS[spec.metric]
     out = Path(out).resolve()  # Tune wants an absolute storage path
     out.mkdir(parents=True, exist_ok=True)
-    with rundir.run_lock(out):  # one sweep at a time writes into out
+    with rundir.run_lock(out), _quiet_tune():  # one sweep at a time writes into out
         return _sweep(prof, spec, lower, out, address, compare, progress, pm)
+
+
+# Tune's own console reporting and its checkpoint-frequency advice would bury the progress bar and the table;
+# a value the user set stays.
+_TUNE_QUIET = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
+
+
+@contextlib.contextmanager
+def _quiet_tune() -> Iterator[None]:
+    """Set :data:`_TUNE_QUIET` in the environment for the length of a sweep, then put it back as it was."""
+    added = [name for name in _TUNE_QUIET if name not in os.environ]
+    os.environ.update({name: _TUNE_QUIET[name] for name in added})
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
 
 def _sweep(prof: Any, spec: SweepSpec, lower: bool, out: Path, address: str | None, compare: bool, progress: bool,
            pm: pluggy.PluginManager | None) -> dict[str, Any]:
-    from .bench import bench, hardware, plan_trials, portable_profile
+    from .bench import bench, hardware, load_reference, plan_trials, portable_profile
     from .config import TrainConfig
-    from .data import load_images
     from .ray_cluster import check_resources, connect, trial_resources, trial_threads
     from .registry import get_registry
 
@@ -276,9 +294,6 @@ def _sweep(prof: Any, spec: SweepSpec, lower: bool, out: Path, address: str | No
     table = json.loads((out / SWEEP_FILE).read_text()) if (out / SWEEP_FILE).is_file() else {}
     done = table.get("rows", {}) if table.get("format") == SWEEP_FORMAT else {}
     real = None
-    # Tune's own console reporting and checkpoint-frequency advice would bury the progress bar and the table
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     ray = connect(address)
     cpus, gpus = trial_resources(prof)
     check_resources(ray, cpus, gpus, prof.device)
@@ -295,10 +310,7 @@ def _sweep(prof: Any, spec: SweepSpec, lower: bool, out: Path, address: str | No
             bar.update(1)
             continue
         if real is None:
-            first = plan[0].config
-            real = load_images(registry, prof.dataset, split=prof.real_split, root=first.data_root,
-                               download=first.download, image_size=first.image_size).tensor(
-                workers=first.data_workers, progress=progress)
+            real = load_reference(registry, plan[0], progress=progress)
         bar.set_description(f"sweep {row}")
         max_evaluations = entry["steps"] // entry["eval_every"] + (1 if entry["steps"] % entry["eval_every"] else 0)
         setup = {"profile": prof, "row": row, "entry": entry, "real": real, "seed": spec.trial_seed,

@@ -3,6 +3,7 @@ with 2 CPUs."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -97,8 +98,8 @@ def test_sweep_specs_are_checked(tmp_path: Path) -> None:
         "dcgan+ema", "dcgan") == {**SPACE, "n_critic": {"choice": [1, 2]}}
 
 
-def test_a_tiny_sweep_finishes_writes_its_table_and_benches_the_tuned_rows(tmp_path: Path, local_ray,
-                                                                           runner) -> None:
+def test_a_tiny_sweep_finishes_writes_its_table_and_benches_the_tuned_rows(tmp_path: Path, local_ray, runner,
+                                                                           monkeypatch) -> None:
     profile = BenchProfile(name="tiny-sweep", variants=["vanilla"], steps=8, eval_every=4, num_fake=100,
                            real_split="test", threads=1, device="cpu", overrides={"batch_size": 8, "log_every": 4},
                            sweep=SweepSpec(space=SPACE, samples=4, scheduler="asha"))
@@ -131,8 +132,10 @@ def test_a_tiny_sweep_finishes_writes_its_table_and_benches_the_tuned_rows(tmp_p
     assert page.index("sweep `tiny-sweep`") < page.index("`tiny-sweep (paper defaults)`") < page.index(
         "`tiny-sweep (tuned)`")
 
+    monkeypatch.delenv("RAY_AIR_NEW_OUTPUT", raising=False)
     again = sweep(path, out=tmp_path / "s", progress=False)  # finished: nothing is searched or trained again
     assert again["rows"]["vanilla"]["trials"] == row["trials"]
+    assert "RAY_AIR_NEW_OUTPUT" not in os.environ  # Tune's quiet settings last as long as the sweep
 
     # without its table the row's Tune experiment is restored (Tuner.restore), its finished trials not re-run
     logs = sorted((tmp_path / "s" / "runs" / "vanilla").glob("*/log.jsonl"))
