@@ -11,15 +11,16 @@ from ganzoo.leaderboard import render
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "default" / "results.json"
-# the default bench (the README's main job, 3 seeds), the quality profile `long`, the conditional variants
+# the default bench (the README's main job, 3 seeds), the quality profile `long`, the whole zoo under one
+# 600-step budget, the conditional variants
 # after 1200 steps and cgan-pd after 2400 (profile conditional with --variants cgan-pd --steps 2400), then
 # DCGAN after 300 steps at the default width and at the previous (half) width, and the default rows with
 # each generator_batch (docs/performance.md#generator-batch), also for the other variants with n_critic 1, and
 # dcgan against dcgan+pac2 on Stacked MNIST, the collapse profile (three datasets in one results file) and the
 # dcgan sweep (its trial table, then its paper-default and tuned benches). Every section is step-budgeted and
 # has at least 3 seeds.
-PAGE_SOURCES = ["default", "long", "generator-batch-fresh", "generator-batch-reuse", "generator-batch-zoo-fresh",
-                "generator-batch-zoo-reuse", "conditional", "conditional-long", "early", "early-half-width",
+PAGE_SOURCES = ["default", "long", "zoo", "generator-batch-fresh", "generator-batch-reuse",
+                "generator-batch-zoo-fresh", "generator-batch-zoo-reuse", "conditional", "conditional-long", "early", "early-half-width",
                 "pacgan-stacked-mnist", "pacgan-stacked-mnist-long", "collapse", "dcgan-sweep"]
 ZOO_ROWS = {"vanilla", "dcgan", "wgan-gp", "wgan-clip", "sngan", "ragan", "cgan-pd", "acgan", "dcgan+ema",
             "dcgan+ema+diffaugment"}
@@ -157,7 +158,7 @@ def test_zoo_results_hold_every_variant_and_the_extension_rows() -> None:
     assert {t["variant"] for t in trials} == ZOO_ROWS
     for row in ZOO_ROWS:
         mine = [t for t in trials if t["variant"] == row]
-        assert sorted(t["seed"] for t in mine) == [0], row
+        assert sorted(t["seed"] for t in mine) == [0, 1, 2], row
         assert all(t["status"] == "ok" and t["steps"] == 600 for t in mine), row
     ema = [t for t in trials if t["variant"] == "dcgan+ema"]
     assert all(t["extensions"] == ["ema"] for t in ema)
