@@ -227,7 +227,9 @@ def reproduce(
 ) -> Reproduction:
     """Re-run the benchmark stored in ``results`` (a ``results.json`` or its directory) and compare.
 
-    ``seeds`` re-runs only the first N of the committed seeds, ``variants`` only those rows.
+    ``seeds`` re-runs only the first N of the committed seeds, ``variants`` only those rows. Trials train with
+    the profile's ``threads``, or, where the profile leaves it open, the thread count its trials recorded (so
+    that the same machine type gives identical figures whatever ``jobs`` is).
     ``feature_extractor_weights`` says where the feature extractor's weights file is on this machine (results
     store only its name and sha256; the file must have that sha256). The re-run goes
     to ``out`` (default ``runs/reproduce/<profile>``); re-running into the same directory continues an
@@ -272,6 +274,10 @@ def reproduce(
                     changes["feature_extractor_weights"] = str(Path(feature_extractor_weights).expanduser())
         update["datasets"] = {name: changes for name, changes in update["datasets"].items() if changes["variants"]}
     mine = [t for t in committed if t["variant"] in rows]
+    if profile.threads is None:  # a profile without a thread count: train with the one its trials recorded
+        counts = {t.get("hardware", {}).get("threads") for t in mine}
+        if len(counts) == 1 and None not in counts:
+            update["threads"] = counts.pop()
     datasets = len({_dataset(t) for t in committed})
     profile = pin_former_defaults(profile.model_copy(update=update), mine, pm)
     rerun = bench(profile=profile, out=out, jobs=jobs, progress=progress, pm=pm)

@@ -20,8 +20,8 @@ RESULTS = ROOT / "benchmarks" / "results" / "default" / "results.json"
 # dcgan sweep (its trial table, then its paper-default and tuned benches). Every section is step-budgeted and
 # has at least 3 seeds.
 PAGE_SOURCES = ["default", "long", "zoo", "generator-batch-fresh", "generator-batch-reuse",
-                "generator-batch-zoo-fresh", "generator-batch-zoo-reuse", "conditional", "conditional-long", "early", "early-half-width",
-                "pacgan-stacked-mnist", "pacgan-stacked-mnist-long", "collapse", "dcgan-sweep"]
+                "generator-batch-zoo-fresh", "generator-batch-zoo-reuse", "conditional", "conditional-long", "early",
+                "early-half-width", "pacgan-stacked-mnist", "pacgan-stacked-mnist-long", "collapse", "dcgan-sweep"]
 ZOO_ROWS = {"vanilla", "dcgan", "wgan-gp", "wgan-clip", "sngan", "ragan", "cgan-pd", "acgan", "dcgan+ema",
             "dcgan+ema+diffaugment"}
 PAGE = ROOT / "docs" / "leaderboard.md"

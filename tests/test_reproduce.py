@@ -108,6 +108,19 @@ def test_reproduce_cli_reports_identical_and_exits_1_when_figures_moved(tmp_path
     assert too_many.exit_code == 2 and "--seeds must be 1 to 2" in too_many.output
 
 
+def test_reproduce_uses_the_recorded_thread_count_where_the_profile_sets_none(tmp_path: Path) -> None:
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        bench(profile=small_profile(), out=tmp_path / "committed", progress=False)  # threads: null
+        torch.set_num_threads(2)  # a bench of that profile would now train with 2 threads
+        report = ganzoo.reproduce(tmp_path / "committed", out=tmp_path / "again", progress=False)
+    finally:
+        torch.set_num_threads(before)
+    assert [t["hardware"]["threads"] for t in load_results(tmp_path / "again")["trials"]] == [1]
+    assert report.same_machine_type and report.rows == {"vanilla": IDENTICAL}
+
+
 def test_reproduce_into_a_finished_bench_compares_without_training_again(tmp_path: Path) -> None:
     """The README's main job then `--reproduce ... --out runs/bench`: the trials are there, nothing retrains."""
     import shutil
