@@ -451,6 +451,7 @@ def bench(
     feature_extractor_weights: str | Path | None = None,
     cache_dir: str | Path | None = None,
     jobs: int = 1,
+    threads: int | None = None,
     executor: Literal["local", "ray"] = "local",
     address: str | None = None,
     progress: bool = True,
@@ -463,6 +464,8 @@ def bench(
     row's budget). Trials already in
     ``out/results.json`` with the same config are kept and not re-run. ``jobs > 1`` runs trials in that many
     processes at once (each with ``cpu_count // jobs`` threads); wall-clock budgets then share the machine.
+    ``threads`` sets each trial's CPU threads on the local executor in place of the profile's ``threads`` and
+    that default, without entering any trial's config hash (the profile's ``threads`` does).
     ``executor="ray"`` runs each trial as a Ray task instead, on the cluster at ``address`` (default: the one
     ``RAY_ADDRESS`` names, else a Ray instance started on this machine), with the profile's
     ``cpus_per_trial`` and ``gpus_per_trial``; ``out`` must then be on storage every node shares
@@ -491,6 +494,11 @@ def bench(
         raise UsageError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
     if address is not None and executor != "ray":
         raise UsageError("an address names a Ray cluster: give it with executor='ray' (--executor ray)")
+    if threads is not None and threads < 1:
+        raise UsageError(f"threads must be at least 1, not {threads}")
+    if threads is not None and executor == "ray":
+        raise UsageError("threads is for the local executor; on Ray the profile's threads (else cpus_per_trial) "
+                         "sets a trial's threads")
     if jobs > 1 and executor == "ray":
         raise UsageError("jobs is for the local executor; on Ray the cluster's CPUs and cpus_per_trial decide how "
                          "many trials run at once")
@@ -537,7 +545,7 @@ def bench(
                               finished=finished, lost=lost)
         elif jobs <= 1:
             threads_before = torch.get_num_threads()
-            torch.set_num_threads(prof.threads or threads_before)
+            torch.set_num_threads(threads or prof.threads or threads_before)
             try:
                 for entry in todo:
                     bar.set_description(f"bench {entry.row} seed {entry.seed}")
@@ -550,7 +558,7 @@ def bench(
         else:
             # Independent trials in separate processes, sharing the cores between them. Each worker builds its
             # own plugin manager from the entry points (plugins registered in-process here are not seen there).
-            threads = prof.threads or max(1, (os.cpu_count() or 1) // jobs)
+            threads = threads or prof.threads or max(1, (os.cpu_count() or 1) // jobs)
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(jobs, mp_context=context, initializer=torch.set_num_threads,
                                      initargs=(threads,)) as pool:

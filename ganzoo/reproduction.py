@@ -18,6 +18,7 @@ trial finished; the other metrics are compared the same way and reported beside 
 from __future__ import annotations
 
 import math
+import os
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,8 +229,9 @@ def reproduce(
     """Re-run the benchmark stored in ``results`` (a ``results.json`` or its directory) and compare.
 
     ``seeds`` re-runs only the first N of the committed seeds, ``variants`` only those rows. Trials train with
-    the profile's ``threads``, or, where the profile leaves it open, the thread count its trials recorded (so
-    that the same machine type gives identical figures whatever ``jobs`` is).
+    the profile's ``threads``, or, where the profile leaves it open, the thread count its trials recorded if
+    this machine has that many cores per job (so that the same machine type gives identical figures whatever
+    ``jobs`` is).
     ``feature_extractor_weights`` says where the feature extractor's weights file is on this machine (results
     store only its name and sha256; the file must have that sha256). The re-run goes
     to ``out`` (default ``runs/reproduce/<profile>``); re-running into the same directory continues an
@@ -274,13 +276,15 @@ def reproduce(
                     changes["feature_extractor_weights"] = str(Path(feature_extractor_weights).expanduser())
         update["datasets"] = {name: changes for name, changes in update["datasets"].items() if changes["variants"]}
     mine = [t for t in committed if t["variant"] in rows]
+    threads = None
     if profile.threads is None:  # a profile without a thread count: train with the one its trials recorded
-        counts = {t.get("hardware", {}).get("threads") for t in mine}
-        if len(counts) == 1 and None not in counts:
-            update["threads"] = counts.pop()
+        counts = {(t.get("hardware") or {}).get("threads") for t in mine}
+        recorded = counts.pop() if len(counts) == 1 else None
+        if recorded is not None and recorded * jobs <= (os.cpu_count() or 1):  # where the cores are there for it
+            threads = recorded
     datasets = len({_dataset(t) for t in committed})
     profile = pin_former_defaults(profile.model_copy(update=update), mine, pm)
-    rerun = bench(profile=profile, out=out, jobs=jobs, progress=progress, pm=pm)
+    rerun = bench(profile=profile, out=out, jobs=jobs, threads=threads, progress=progress, pm=pm)
     report = Reproduction(results=path, out=out, seeds=list(range(run_seeds)),
                           comparisons=compare(mine, rerun["trials"], datasets))
     report.committed_machine = sorted({machine_type(t) for t in mine})

@@ -13,6 +13,7 @@ from conftest import registered
 import ganzoo
 from ganzoo.bench import BenchProfile, bench, load_results
 from ganzoo.cli import cli
+from ganzoo.errors import UsageError
 from ganzoo.leaderboard import render
 from ganzoo.reproduction import IDENTICAL, MISSING, OUTSIDE, WITHIN, compare, prediction_interval
 
@@ -117,8 +118,19 @@ def test_reproduce_uses_the_recorded_thread_count_where_the_profile_sets_none(tm
         report = ganzoo.reproduce(tmp_path / "committed", out=tmp_path / "again", progress=False)
     finally:
         torch.set_num_threads(before)
-    assert [t["hardware"]["threads"] for t in load_results(tmp_path / "again")["trials"]] == [1]
+    again, committed = load_results(tmp_path / "again"), load_results(tmp_path / "committed")
+    assert [t["hardware"]["threads"] for t in again["trials"]] == [1]
     assert report.same_machine_type and report.rows == {"vanilla": IDENTICAL}
+    # the same trials as committed: a re-run into a finished bench of that profile would train nothing again
+    assert [t["config_hash"] for t in again["trials"]] == [t["config_hash"] for t in committed["trials"]]
+    assert again["profile"]["threads"] is None
+
+
+def test_the_threads_argument_of_bench_is_checked(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="at least 1"):
+        bench(profile=small_profile(), out=tmp_path / "b", threads=0)
+    with pytest.raises(UsageError, match="local executor"):
+        bench(profile=small_profile(), out=tmp_path / "b", threads=1, executor="ray")
 
 
 def test_reproduce_into_a_finished_bench_compares_without_training_again(tmp_path: Path) -> None:
