@@ -103,10 +103,12 @@ def test_interrupted_bench_reruns_only_what_did_not_finish(tmp_path: Path) -> No
     data = json.loads((tmp_path / "results.json").read_text())
     data["trials"] = data["trials"][:1]  # as if the bench was killed during the dcgan trial
     (tmp_path / "results.json").write_text(json.dumps(data))
+    log = tmp_path / "dcgan" / "seed-0" / "log.jsonl"
+    stamp = log.stat().st_mtime_ns
     second = bench(profile=profile, out=tmp_path, progress=False, cache_dir=tmp_path / "cache")
     assert second["trials"][0] == first["trials"][0]  # kept as recorded, not re-run
     assert second["trials"][1]["status"] == "ok"
-    assert second["trials"][1]["wall_seconds"] != first["trials"][1]["wall_seconds"]
+    assert log.stat().st_mtime_ns != stamp  # the dcgan trial trained again (its run directory written anew)
 
 
 def test_trials_write_intermediate_grids_and_checkpoints_only_when_the_profile_asks(tmp_path: Path) -> None:
@@ -210,10 +212,12 @@ def test_a_trial_whose_worker_died_is_trained_again(tmp_path: Path) -> None:
     data = json.loads((tmp_path / "results.json").read_text())
     data["trials"][1].update(status=LOST, reason="the trial's worker died (WorkerCrashedError)")
     (tmp_path / "results.json").write_text(json.dumps(data))
+    logs = [tmp_path / "vanilla" / f"seed-{seed}" / "log.jsonl" for seed in (0, 1)]
+    stamps = [log.stat().st_mtime_ns for log in logs]
     again = bench(profile=profile, out=tmp_path, progress=False, cache_dir=tmp_path / "cache")["trials"]
     assert [t["status"] for t in again] == ["ok", "ok"]
-    assert again[0]["wall_seconds"] == first[0]["wall_seconds"]  # kept
-    assert again[1]["wall_seconds"] != first[1]["wall_seconds"]  # trained again
+    assert again[0] == first[0] and logs[0].stat().st_mtime_ns == stamps[0]  # kept, not trained
+    assert logs[1].stat().st_mtime_ns != stamps[1]  # trained again (its run directory written anew)
     assert again[1]["final"] == first[1]["final"]  # the same seed: the same figures
 
 
