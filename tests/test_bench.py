@@ -232,3 +232,17 @@ def test_same_seed_same_metrics(tmp_path: Path) -> None:
 
     assert scores(a) == scores(b) and all(set(TIMING_KEYS) <= set(h) for h in a["trials"][0]["history"])
     assert a["trials"][0]["final"]["fid"] == b["trials"][0]["final"]["fid"]
+
+
+def test_evaluations_do_not_change_what_a_trial_trains(tmp_path: Path) -> None:
+    """wgan-gp draws random numbers for its penalty every step: scoring it midway must not move them, so its
+    scores at the end are bit for bit those of a trial evaluated only there."""
+    narrow = {"batch_size": 8, "log_every": 2, "generator_options": {"width": 4},
+              "discriminator_options": {"width": 4}}
+    finals = [bench(profile=tiny_profile(variants=["wgan-gp"], steps=4, eval_every=every, threads=1,
+                                         overrides=narrow),
+                    out=tmp_path / f"every-{every}", progress=False, cache_dir=tmp_path / "c")["trials"][0]
+              for every in (1, 4)]
+    assert [h["step"] for h in finals[0]["history"]] == [0, 1, 2, 3, 4]
+    assert finals[0]["final"] == finals[1]["final"]
+

@@ -11,10 +11,11 @@ import torch
 from conftest import registered
 
 import ganzoo
-from ganzoo.bench import BenchProfile, bench, load_results
+from ganzoo.bench import BenchProfile, bench, load_profile, load_results, plan_trials
 from ganzoo.cli import cli
 from ganzoo.errors import UsageError
 from ganzoo.leaderboard import render
+from ganzoo.registry import get_registry
 from ganzoo.reproduction import IDENTICAL, MISSING, OUTSIDE, WITHIN, compare, prediction_interval
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,6 +171,16 @@ class ReuseByDefault:
     def register_variants(self, register):
         register(ganzoo.Variant("reuse-gan", generator="mlp", discriminator="mlp", loss="gan",
                                 defaults={"generator_batch": "reuse"}, aliases=("rgan",)))
+
+
+def test_the_readme_main_job_finds_its_trials_in_the_committed_default_results(tmp_path: Path) -> None:
+    """The README's main job, `ganzoo bench --jobs 2` then `ganzoo bench --reproduce benchmarks/results/default
+    --seeds 1 --out runs/bench`, compares without training again only while the committed default results were
+    made with today's defaults: after a default changes, re-run them (`ganzoo bench --seeds 3 --jobs 2`)."""
+    committed = load_results(ROOT / "benchmarks" / "results" / "default")["trials"]
+    plan = plan_trials(load_profile("default", seeds=3), tmp_path, get_registry())
+    assert {(e.row, e.seed, e.config_hash) for e in plan} == {
+        (t["variant"], t["seed"], t["config_hash"]) for t in committed}
 
 
 def test_reproduce_pins_what_committed_trials_ran_with() -> None:
