@@ -538,6 +538,7 @@ def bench(
                                 status=LOST, reason=f"the trial's worker died ({reason}); re-run the bench to train "
                                                     "it again")
 
+        fixed_threads = threads or prof.threads  # else the machine's: all cores, shared out among the jobs
         if executor == "ray":
             from .ray_cluster import run_trials_on_ray
 
@@ -545,7 +546,7 @@ def bench(
                               finished=finished, lost=lost)
         elif jobs <= 1:
             threads_before = torch.get_num_threads()
-            torch.set_num_threads(threads or prof.threads or threads_before)
+            torch.set_num_threads(fixed_threads or threads_before)
             try:
                 for entry in todo:
                     bar.set_description(f"bench {entry.row} seed {entry.seed}")
@@ -558,10 +559,9 @@ def bench(
         else:
             # Independent trials in separate processes, sharing the cores between them. Each worker builds its
             # own plugin manager from the entry points (plugins registered in-process here are not seen there).
-            threads = threads or prof.threads or max(1, (os.cpu_count() or 1) // jobs)
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(jobs, mp_context=context, initializer=torch.set_num_threads,
-                                     initargs=(threads,)) as pool:
+                                     initargs=(fixed_threads or max(1, (os.cpu_count() or 1) // jobs),)) as pool:
                 futures = {pool.submit(run_trial, entry.profile, entry.row, entry.seed, out, reals[id(entry.profile)],
                                        config_hash=entry.config_hash, cfg=entry.config, eval_every=entry.eval_every,
                                        progress=False, cache_dir=cache, pm=None): entry

@@ -245,4 +245,3 @@ def test_evaluations_do_not_change_what_a_trial_trains(tmp_path: Path) -> None:
               for every in (1, 4)]
     assert [h["step"] for h in finals[0]["history"]] == [0, 1, 2, 3, 4]
     assert finals[0]["final"] == finals[1]["final"]
-
