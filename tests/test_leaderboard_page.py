@@ -95,7 +95,8 @@ def test_performance_table_matches_committed_throughput_figures() -> None:
     spec.loader.exec_module(throughput)
     doc = (ROOT / "docs" / "performance.md").read_text()
     reports = sorted([*(ROOT / "benchmarks" / "results").glob("throughput*-cpu.json"),
-                      *(ROOT / "benchmarks" / "results").glob("fast-paths*-cpu.json")])
+                      *(ROOT / "benchmarks" / "results").glob("fast-paths*-cpu.json"),
+                      *(ROOT / "benchmarks" / "results").glob("fast-paths*-cuda.json")])
     assert {"throughput-cpu.json", "fast-paths-cpu.json", "fast-paths-layout-cpu.json"} <= {r.name for r in reports}
     for path in reports:
         report = json.loads(path.read_text())

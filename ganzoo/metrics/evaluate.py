@@ -45,6 +45,7 @@ from ..metric_keys import (  # noqa: F401  (CLASS_AGREEMENT: re-exported by ganz
 from .classifier import NUM_CLASSES, load_classifier, sha256_file, uint8_to_input
 from .extractor import GANZOO_MNIST, INCEPTION, create_extractor, preprocessing_of, resolve_weights
 from .features import extract_features, real_features
+from .thread_pools import scoring_threads
 
 METRIC_KEYS = EVALUATE_KEYS
 
@@ -165,9 +166,11 @@ def histogram_kl(counts: torch.Tensor) -> float:
 
 @torch.no_grad()
 def predict_digits(images: torch.Tensor, batch_size: int = 100) -> torch.Tensor:
-    """Digit classes (int64 ``(N,)``) the bundled MNIST classifier predicts for ``uint8`` images."""
+    """Digit classes (int64 ``(N,)``) the bundled MNIST classifier predicts for ``uint8`` images (on fixed
+    thread pools: :func:`~ganzoo.metrics.thread_pools.scoring_threads`)."""
     model = load_classifier()
-    return torch.cat([model(uint8_to_input(chunk)).argmax(1) for chunk in images.split(batch_size)])
+    with scoring_threads():
+        return torch.cat([model(uint8_to_input(chunk)).argmax(1) for chunk in images.split(batch_size)])
 
 
 def class_agreement(images: torch.Tensor, labels: torch.Tensor) -> tuple[float, dict[int, float]]:
@@ -203,7 +206,17 @@ def evaluate(
     ``min(1000, len(fake), len(real))``; the Inception Score uses ``min(10, len(fake))`` splits. The real
     set's features are cached in ``cache_dir`` (default ``~/.cache/ganzoo/fidelity``) as ``KEY.safetensors``,
     ``KEY`` from :func:`real_stats_key`. Digit-class figures always come from the bundled MNIST classifier.
+    Every figure is computed on fixed thread pools (:func:`~ganzoo.metrics.thread_pools.scoring_threads`), so
+    it does not depend on the caller's torch or BLAS thread count.
     """
+    with scoring_threads():
+        return _evaluate(fake, real, feature_extractor, feature_extractor_weights, cache_dir, kid_subset_size,
+                         verbose)
+
+
+def _evaluate(fake: torch.Tensor, real: torch.Tensor, feature_extractor: str,
+              feature_extractor_weights: str | Path | None, cache_dir: str | Path | None,
+              kid_subset_size: int | None, verbose: bool) -> dict[str, float]:
     fake = _check_images(fake, "fake")
     real = _check_images(real, "real")
     info = extractor_info(feature_extractor, feature_extractor_weights)
