@@ -220,6 +220,9 @@ def check_fit(assembly: Assembly, device: torch.device | str = "cpu") -> None:
                 raise PluginError(gp, f"generator {gname!r} returned {fake.dtype} images; return floats in [-1, 1]",
                                   "register_generators")
             if not torch.isfinite(fake).all():
+                if cfg.init == "normal":  # the user's initialisation, not the plugin, is the likelier cause
+                    raise ConfigError(f"generator {gname!r} returns values that are not finite after init=normal "
+                                      f"with init_std={cfg.init_std}; choose a smaller init_std (DCGAN's is 0.02)")
                 raise PluginError(gp, f"generator {gname!r} returned values that are not finite",
                                   "register_generators")
             images = len(shape) == 3  # non-image samples are in the dataset's coordinates, not [-1, 1]
@@ -365,6 +368,14 @@ def assemble(
     g_classes = {"num_classes": num_classes} if g_spec.conditional else {}
     d_classes = {"num_classes": num_classes} if (d_spec.conditional or d_spec.classifier) else {}
     extensions = build_extensions(registry, config)
+    if len(image_shape) != 3:
+        for name, plugin, ext in extensions:
+            if implements(ext, "augment") and not registry.extensions.get(name).item.vectors:
+                raise CompositionError(
+                    f"extension {name!r} (plugin {plugin!r}) augments images, but dataset {config.dataset!r} holds "
+                    f"samples of shape {tuple(image_shape)}, not images (C, H, W); leave {name!r} out of "
+                    f"extensions for this dataset (an extension that also transforms such samples is registered "
+                    f"with vectors=True)")
     d_shape = discriminator_shape(extensions, config, image_shape, d_spec, names["discriminator"])
     G = _build(entries["generator"].plugin, "register_generators", f"generator {names['generator']!r}",
                g_spec.build, config.latent_dim, image_shape, **g_classes, **config.generator_options)

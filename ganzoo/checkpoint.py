@@ -7,6 +7,7 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so `
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import pickle
@@ -97,8 +98,12 @@ def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], keep_last: 
     directory = Path(run_dir) / CHECKPOINT_DIR
     path = directory / checkpoint_name(step)
     state = {**state, TENSORS_SHA256: tensors_sha256(state)}
+    # Serialised in memory first: torch's zip writer turns a failed write into a RuntimeError of its own, while a
+    # plain write of the bytes fails with the OSError that says why (a full disk, a read-only file system).
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     try:
-        atomic_write_bytes(path, lambda f: torch.save(state, f))
+        atomic_write_bytes(path, lambda f: f.write(buffer.getbuffer()))
         atomic_write_bytes(directory / LATEST, lambda f: f.write(path.name.encode() + b"\n"))
     except OSError as exc:  # disk full, read-only: the previous checkpoint and `latest` are left as they were
         raise CheckpointError(f"cannot write checkpoint {str(path)!r}: {exc.strerror or exc}; free space or "

@@ -212,6 +212,10 @@ class ExtensionSpec:
     build: Callable[..., Extension]
     description: str = ""
     paper: str = ""
+    #: An extension that implements :meth:`Extension.augment` also transforms non-image samples (a sample shape
+    #: other than ``(C, H, W)``, e.g. 2-D points). Without it ganzoo refuses such an extension on such data,
+    #: naming both; extensions that do not augment act on any data.
+    vectors: bool = False
 
 
 @dataclass(frozen=True)

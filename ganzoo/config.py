@@ -28,12 +28,27 @@ FORMER_DEFAULTS: dict[str, Any] = {"generator_batch": "fresh", "compile": False,
                                    "fused_optimizer": False, "discriminator_pass": "separate"}
 
 
+#: The largest seed ganzoo accepts (training, sampling, evaluation): torch's generators take 64-bit seeds.
+MAX_SEED = 2**62
+
+
+def check_seed(seed: int, what: str = "seed") -> int:
+    """``seed`` when it is an integer in ``0..MAX_SEED``; else a :class:`ConfigError` naming ``what``."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"{what} must be an integer from 0 to {MAX_SEED} (2**62), not {seed!r}")
+    return seed
+
+
 def extension_names_as_mapping(value: Any) -> Any:
     """A list of extension names (or a comma-separated string) as ``{name: {}}``; anything else unchanged (a
     mapping of options, or something validation will report)."""
     if isinstance(value, str):
         value = [part.strip() for part in value.split(",") if part.strip()]
     if isinstance(value, (list, tuple)) and all(isinstance(name, str) for name in value):
+        twice = sorted({name for name in value if value.count(name) > 1})
+        if twice:  # an extension acts once per point of a step: a second copy is a typo, not a stronger effect
+            raise ConfigError(f"extensions: {', '.join(map(repr, twice))} given more than once; list each extension "
+                              f"once (its options say how strongly it acts)")
         return {name: {} for name in value}
     return value
 
@@ -41,7 +56,7 @@ def extension_names_as_mapping(value: Any) -> Any:
 class TrainConfig(BaseModel):
     """Everything a training run needs. The trainer reads it; it never parses anything itself."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     variant: str = Field(description="Variant name or alias (see `ganzoo list`).")
     generator: str | None = Field(None, description="Generator name; default: the variant's.")
@@ -100,7 +115,7 @@ class TrainConfig(BaseModel):
         "auto", description="Fused Adam kernels (torch.optim.Adam(fused=True)); 'auto': where measured faster.")
     sync_batchnorm: bool = Field(False, description="Under torchrun on CUDA: BatchNorm statistics over all ranks.")
 
-    seed: int = Field(0, ge=0, le=2**62, description="Random seed (0 .. 2**62).")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Random seed (0 .. 2**62).")
     deterministic: bool = Field(False, description="torch.use_deterministic_algorithms (and what CUDA needs).")
     device: str = Field("cpu", description="'cpu', 'cuda', 'cuda:N' or 'auto'.")
     out: Path = Field(Path("runs/run"), description="Run directory (ganzoo train: runs/VARIANT unless set).")

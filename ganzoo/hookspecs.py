@@ -103,7 +103,8 @@ def register_extensions(register: Callable) -> None:
     ``augment`` (what the discriminator sees), ``discriminator_penalty`` (a term added to the
     discriminator's loss), ``after_discriminator_step``, ``after_generator_step``; ``sampling_generator``
     replaces the generator that draws samples (an EMA). ``state_dict()`` / ``load_state_dict()`` carry their
-    state through checkpoints, so a resumed run continues bit for bit.
+    state through checkpoints, so a resumed run continues bit for bit. An extension that implements
+    ``augment`` is refused on non-image data (2-D points) unless it is registered with ``vectors=True``.
 
     Example::
 

@@ -72,6 +72,11 @@ def run_lock(run_dir: str | Path) -> Iterator[Path]:
             owner = _read_owner(path)
             pid, host = owner.get("pid"), owner.get("host")
             stale = host == me["host"] and isinstance(pid, int) and not _pid_alive(pid)
+            if not stale and not (isinstance(pid, int) and isinstance(host, str)):
+                raise RunLockedError(
+                    f"run directory {str(run_dir)!r} holds a lock file {str(path)!r} that names no process (not "
+                    "one ganzoo wrote, or cut short); if no run is using this directory, delete the lock file, else "
+                    "choose another --out") from None
             if not stale:
                 raise RunLockedError(
                     f"run directory {str(run_dir)!r} is in use by process {pid} on host {host!r} (since "
@@ -83,8 +88,13 @@ def run_lock(run_dir: str | Path) -> Iterator[Path]:
         except OSError as exc:
             raise GanzooError(f"cannot write to run directory {str(run_dir)!r}: {exc.strerror}; "
                               "choose a writable --out") from None
-        with os.fdopen(fd, "w") as f:
-            json.dump(me, f)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(me, f)
+        except OSError as exc:  # a full disk: no half-written lock is left to block the next run
+            path.unlink(missing_ok=True)
+            raise GanzooError(f"cannot write lock file {str(path)!r}: {exc.strerror or exc}; free space or choose "
+                              "another --out") from None
         break
     try:
         yield path

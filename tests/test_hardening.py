@@ -275,12 +275,39 @@ def test_out_that_is_a_file_and_a_full_disk_are_messages(tmp_path: Path, monkeyp
 
     import errno
 
-    def full(*args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
+    import ganzoo.checkpoint
 
-    monkeypatch.setattr(torch, "save", full)
-    with pytest.raises(CheckpointError, match="No space left"):
+    real_fdopen = os.fdopen
+
+    class Full:  # a file on a full disk: every write fails as the kernel would fail it
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+    def fdopen(fd, *args, **kwargs):  # files under checkpoints/ are on a full disk
+        f = real_fdopen(fd, *args, **kwargs)
+        return Full(f) if f"/{CHECKPOINT_DIR}/" in os.readlink(f"/proc/self/fd/{fd}") else f
+
+    monkeypatch.setattr(ganzoo.checkpoint.os, "fdopen", fdopen)
+    with pytest.raises(CheckpointError, match="No space left") as info:
         _train(tmp_path / "run", steps=1)
+    assert "step-00000001.pt" in str(info.value)
+    assert not list((tmp_path / "run" / CHECKPOINT_DIR).glob("*.pt*"))  # no truncated checkpoint left behind
+    monkeypatch.undo()
+    out = CliRunner().invoke(cli, ["train", "vanilla", "--steps", "1", "--out", str(tmp_path / "run2")],
+                             catch_exceptions=False)
+    assert out.exit_code == 0
 
 
 def test_checkpoint_that_does_not_fit_the_networks_is_refused_on_resume(tmp_path: Path) -> None:

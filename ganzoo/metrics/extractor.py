@@ -144,10 +144,12 @@ def verify_inception_weights(path: str | Path, expected_sha256: str | None = Non
     """Check an Inception weights file against :data:`INCEPTION_SHA256` and return its sha256; raise
     :class:`~ganzoo.metrics.WeightsIntegrityError` on a mismatch, before anything in the file is read."""
     expected = expected_sha256 or INCEPTION_SHA256
+    if not Path(path).is_file():  # a device or a pipe would be read forever
+        raise WeightsIntegrityError(f"Inception weights {str(path)!r}: not a regular file")
     actual = sha256_file(path)
-    if actual != expected:
+    if actual != expected:  # the file's own digest is not shown: the path may name any file
         raise WeightsIntegrityError(
-            f"Inception weights {str(path)!r} have sha256 {actual}, expected {expected} (torch-fidelity's "
+            f"{str(path)!r} is not the Inception weights: its sha256 is not {expected} (torch-fidelity's "
             f"released {os.path.basename(URL_INCEPTION_V3)}): the file is corrupt, tampered with or other "
             f"weights; ganzoo loads no other file under the name {INCEPTION!r}. Download {URL_INCEPTION_V3}.")
     return actual
