@@ -149,7 +149,7 @@ def verify_inception_weights(path: str | Path, expected_sha256: str | None = Non
     actual = sha256_file(path)
     if actual != expected:  # the file's own digest is not shown: the path may name any file
         raise WeightsIntegrityError(
-            f"{str(path)!r} is not the Inception weights: its sha256 is not {expected} (torch-fidelity's "
+            f"{str(path)!r} is not the Inception weights: its sha256 is not the expected {expected} (torch-fidelity's "
             f"released {os.path.basename(URL_INCEPTION_V3)}): the file is corrupt, tampered with or other "
             f"weights; ganzoo loads no other file under the name {INCEPTION!r}. Download {URL_INCEPTION_V3}.")
     return actual
