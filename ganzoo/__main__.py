@@ -1,6 +1,6 @@
 """``python -m ganzoo`` (also what ``torchrun -m ganzoo`` runs)."""
 
-from .cli import cli
+from .cli import main
 
 if __name__ == "__main__":
-    cli(prog_name="ganzoo")
+    main()

@@ -17,11 +17,12 @@ import yaml
 from . import checkpoint as ckpt
 from . import distributed, rundir
 from .assembly import assemble, resolve_config, user_settings
-from .config import TrainConfig, validate_config
+from .config import TrainConfig, check_seed, validate_config
 from .data import ImageData, load_images
 from .errors import CheckpointError, ConfigError, UsageError
 from .images import IMAGE_SUFFIXES, save_grid
 from .meta import version
+from .outputs import atomic_file, check_output
 from .plugins import list_plugins
 from .registry import Registry, get_registry
 from .trainer import Trainer, TrainResult, seed_everything
@@ -191,8 +192,8 @@ def run_config(registry: Registry, cfg: TrainConfig, state: dict[str, Any] | Non
     finally:
         torch.use_deterministic_algorithms(was_deterministic)  # a process-wide switch: leave it as found
         if info.enabled:
-            # DDP's reducers and gloo's pending work must go while the process group they use still exists:
-            # left to interpreter shutdown, a rank can abort ("terminate called without an active exception").
+            # DDP's reducers and gloo's pending work go while the process group they use still exists. gloo's
+            # threads outlive this all the same: a rank ends through distributed.exit_rank (the CLI's main does).
             trainer = assembly = None
             gc.collect()
             distributed.teardown()
@@ -294,7 +295,10 @@ def _sample_labels(G: torch.nn.Module, checkpoint: str | Path, n: int,
     if labels is None:  # cycle through the classes, a grid row per class
         nrow = max(1, n // num_classes) if n >= num_classes else None
         return (torch.arange(n) // nrow % num_classes if nrow else torch.arange(n) % num_classes), nrow
-    y = torch.as_tensor(labels, dtype=torch.int64).flatten()
+    try:
+        y = torch.as_tensor(labels, dtype=torch.int64).flatten()
+    except (TypeError, ValueError, RuntimeError, OverflowError):
+        raise ConfigError(f"labels must be classes 0..{num_classes - 1} (the generator's), not {labels!r}") from None
     if y.numel() == 1:
         y = y.expand(n)
     if y.numel() != n:
@@ -308,7 +312,7 @@ def _sample_labels(G: torch.nn.Module, checkpoint: str | Path, n: int,
 def _sample_batches(G: torch.nn.Module, latent_dim: int, n: int, seed: int, y: torch.Tensor | None,
                     batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
     """``(images in [-1, 1], their labels)`` for ``n`` latents of ``seed``, ``batch_size`` at a time."""
-    z = torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(seed))
+    z = torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(check_seed(seed)))
     with torch.no_grad():
         for start in range(0, n, batch_size):
             part = slice(start, start + batch_size)
@@ -317,7 +321,7 @@ def _sample_batches(G: torch.nn.Module, latent_dim: int, n: int, seed: int, y: t
 
 def sample(checkpoint: str | Path, n: int = 64, *, out: str | Path | None = None, seed: int = 0,
            labels: int | list[int] | torch.Tensor | None = None, raw: bool = False, batch_size: int = 500,
-           pm: pluggy.PluginManager | None = None) -> torch.Tensor:
+           overwrite: bool = False, pm: pluggy.PluginManager | None = None) -> torch.Tensor:
     """Generate ``n`` images in [-1, 1] from a checkpoint, run directory or exported ``.safetensors``
     generator; with ``out``, also save them as a PNG grid (for non-image data such as 2-D points: the samples
     in their dataset's coordinates, and a scatter plot).
@@ -326,18 +330,25 @@ def sample(checkpoint: str | Path, n: int = 64, *, out: str | Path | None = None
     without it the images cycle through the classes, a grid row per class. ``raw=True`` samples the trained
     generator instead of an extension's sampling generator (the EMA). Images are generated ``batch_size``
     at a time. :func:`export_samples` writes many samples as single files instead.
+
+    ``out`` follows the rule of every output (:mod:`ganzoo.outputs`): an existing file is replaced only with
+    ``overwrite=True``, a symbolic link there is replaced itself (never written through), and the file
+    appears only once complete.
     """
     if n <= 0:
         raise ConfigError(f"n must be positive, not {n}")
     if out is not None and Path(out).suffix.lower() not in IMAGE_SUFFIXES:
         raise ConfigError(f"-o {str(out)!r}: name an image file ending in {', '.join(IMAGE_SUFFIXES)}")
     G, cfg = load_generator(checkpoint, pm, raw=raw)
+    if out is not None:
+        out = check_output(out, overwrite)  # before generating anything
     y, nrow = _sample_labels(G, checkpoint, n, labels)
     images = torch.cat([batch for batch, _ in _sample_batches(G, cfg.latent_dim, n, seed, y, batch_size)])
     if out is not None and images.ndim != 4:  # non-image samples (2-D points): a scatter plot, not a grid
         from .plots import plot_points
 
-        plot_points(None, images, Path(out), f"{cfg.variant}, {n} samples")
+        with atomic_file(out) as tmp:
+            plot_points(None, images, tmp, f"{cfg.variant}, {n} samples")
     elif out is not None:
         save_grid(images, out, nrow)
     return images
@@ -345,7 +356,7 @@ def sample(checkpoint: str | Path, n: int = 64, *, out: str | Path | None = None
 
 def export_samples(checkpoint: str | Path, n: int, out: str | Path, *, format: str = "png-dir", seed: int = 0,
                    labels: int | list[int] | torch.Tensor | None = None, raw: bool = False, batch_size: int = 500,
-                   progress: bool = True, pm: pluggy.PluginManager | None = None) -> Path:
+                   progress: bool = True, overwrite: bool = False, pm: pluggy.PluginManager | None = None) -> Path:
     """Write ``n`` samples for external metric tools, ``batch_size`` at a time (memory does not grow with ``n``).
 
     ``format="png-dir"``: ``out`` is a new or empty folder that receives ``000000.png``, ``000001.png``, ...
@@ -353,6 +364,11 @@ def export_samples(checkpoint: str | Path, n: int, out: str | Path, *, format: s
     ``.npz`` with ``arr_0``, the images as ``uint8`` ``(N, H, W, C)`` (the layout torch-fidelity, clean-fid and
     the ADM evaluation suite read), and ``labels`` (``int64``) for a conditional generator. The latents, seed
     and labels are those of :func:`sample`. Returns ``out``.
+
+    ``out`` follows the rule of every output (:mod:`ganzoo.outputs`): an existing ``.npz`` or non-empty folder
+    is replaced only with ``overwrite=True`` (and a folder only if it holds nothing but an earlier png-dir
+    export), a symbolic link there is replaced itself (never written through), and the output appears only
+    once complete: an error or a full disk leaves what was there before.
     """
     from tqdm.auto import tqdm
 
@@ -367,8 +383,9 @@ def export_samples(checkpoint: str | Path, n: int, out: str | Path, *, format: s
     G, cfg = load_generator(checkpoint, pm, raw=raw)
     y, _ = _sample_labels(G, checkpoint, n, labels)
     out = Path(out).expanduser()
+    writer = writers[format](out, n, overwrite)  # checks out before generating anything
     bar = tqdm(total=n, desc="sample", unit="img", disable=not progress, dynamic_ncols=True)
-    with writers[format](out, n) as writer:
+    with writer:
         for images, batch_labels in _sample_batches(G, cfg.latent_dim, n, seed, y, batch_size):
             if images.ndim != 4:
                 raise UsageError(f"{str(checkpoint)!r} generates samples of shape {tuple(images.shape[1:])}, not "

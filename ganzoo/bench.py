@@ -17,6 +17,9 @@ import multiprocessing
 import os
 import platform
 import shutil
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -59,6 +62,10 @@ LOST = "lost"
 RERUN_STATUSES = ("running", LOST)
 #: Joins a variant and the extensions of one leaderboard row: ``dcgan+ema+diffaugment``.
 EXTENSION_JOINER = "+"
+#: Seconds between a ``--jobs`` worker's checks that the bench process that started it still lives.
+PARENT_CHECK_SECONDS = 0.5
+#: Linux ``prctl`` option: the signal a process receives when its parent dies.
+_PR_SET_PDEATHSIG = 1
 
 
 class Budget(BaseModel):
@@ -189,6 +196,10 @@ def portable_extractor_info(info: dict[str, Any]) -> dict[str, Any]:
 def split_row(name: str, registry: Any) -> tuple[str, list[str]]:
     """``"dcgan+ema+diffaugment"`` -> ``("dcgan", ["ema", "diffaugment"])``, each extension checked to exist."""
     base, *extensions = [part.strip() for part in name.split(EXTENSION_JOINER)]
+    twice = sorted({ext for ext in extensions if extensions.count(ext) > 1})
+    if twice:
+        raise UsageError(f"variant row {name!r} names extension {', '.join(map(repr, twice))} more than once; "
+                         f"name each extension once")
     for ext in extensions:
         if ext not in registry.extensions:
             raise UsageError(f"variant row {name!r} names extension {ext!r}, which no loaded plugin registers; "
@@ -251,19 +262,10 @@ def _config_hash(cfg_json: dict[str, Any], profile: BenchProfile, budget: Budget
 
 
 def load_results(path: Path) -> dict[str, Any]:
-    """Read a ``results.json`` (or the one inside a bench directory)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / RESULTS_FILE
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UsageError(f"results file {str(path)!r} does not exist") from None
-    except json.JSONDecodeError as exc:
-        raise GanzooError(f"results file {str(path)!r} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict) or data.get("format") != RESULTS_FORMAT or not isinstance(data.get("trials"), list):
-        raise GanzooError(f"{str(path)!r} is not a ganzoo results file (format {RESULTS_FORMAT})")
-    return data
+    """Read a ``results.json`` (or the one inside a bench directory), checked by :mod:`ganzoo.results_file`."""
+    from .results_file import load_results as load_checked
+
+    return load_checked(path)
 
 
 def portable_profile(profile: BenchProfile) -> dict[str, Any]:
@@ -312,12 +314,45 @@ def run_trial(profile: BenchProfile, variant: str, seed: int, out: Path, real: t
               pm: pluggy.PluginManager | None) -> dict[str, Any]:
     """Train and score one (row, seed) for ``cfg.steps`` steps, evaluating every ``eval_every``; never raises
     for a failing or diverging variant. ``variant`` is the leaderboard row: a variant's name, or it joined with
-    extensions (``dcgan+ema``)."""
+    extensions (``dcgan+ema``).
+
+    The trial's run directory is locked (:func:`ganzoo.rundir.run_lock`) while it trains, and emptied first (what
+    an interrupted attempt left must not mix in); a directory another live process holds (a worker of a bench
+    that was killed) is not touched: the trial is recorded ``lost``, to be trained by a later run."""
+    trial_dir = Path(cfg.out)
+    try:
+        if trial_dir.is_symlink():
+            raise UsageError(f"trial directory {str(trial_dir)!r} is a symbolic link; a bench writes its trial "
+                             "directories itself: remove the link")
+        lock = rundir.run_lock(trial_dir)
+        lock.__enter__()
+    except GanzooError as exc:
+        return trial_record(profile, variant, seed, real, config_hash=config_hash, cfg=cfg, eval_every=eval_every,
+                            pm=pm, status=LOST if isinstance(exc, rundir.RunLockedError) else "failed",
+                            reason=f"{exc}" + ("; re-run the bench to train it once that process is gone"
+                                               if isinstance(exc, rundir.RunLockedError) else ""))
+    try:
+        for child in trial_dir.iterdir():  # what an interrupted attempt left must not mix in (the lock stays)
+            if child.name == rundir.LOCK_FILE:
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+        return _train_trial(profile, variant, seed, out, real, config_hash=config_hash, cfg=cfg,
+                            eval_every=eval_every, progress=progress, cache_dir=cache_dir, pm=pm)
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _train_trial(profile: BenchProfile, variant: str, seed: int, out: Path, real: torch.Tensor, *,
+                 config_hash: str, cfg: Any, eval_every: int, progress: bool, cache_dir: Path | None,
+                 pm: pluggy.PluginManager | None) -> dict[str, Any]:
+    """:func:`run_trial` in its locked, emptied run directory."""
     trial_dir = Path(cfg.out)
     rel = trial_dir.relative_to(out).as_posix()
     record = trial_record(profile, variant, seed, real, config_hash=config_hash, cfg=cfg, eval_every=eval_every,
                           pm=pm)
-    shutil.rmtree(trial_dir, ignore_errors=True)  # what an interrupted attempt left must not mix in
     record["hardware"] = hardware()  # the thread count too: figures depend on it
     started = time.perf_counter()
     history: list[dict[str, Any]] = []
@@ -365,6 +400,36 @@ def run_trial(profile: BenchProfile, variant: str, seed: int, out: Path, real: t
         artifacts["checkpoint"] = f"{rel}/checkpoints"
     record["artifacts"] = artifacts
     return record
+
+
+def _init_worker(threads: int, parent: int) -> None:
+    """Set up a ``--jobs`` worker process: ``threads`` CPU threads, and it dies with the bench process ``parent``
+    (pid) that started it, so that a killed bench leaves no worker training on into its directory. On Linux the
+    kernel sends it SIGTERM when ``parent`` dies; everywhere a watcher thread checks every
+    :data:`PARENT_CHECK_SECONDS` that ``parent`` is still its parent."""
+    torch.set_num_threads(threads)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+        except (OSError, AttributeError):
+            pass  # the watcher still stops it
+
+    def orphaned() -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5 * PARENT_CHECK_SECONDS)  # a handler someone installed for SIGTERM had its chance
+        os._exit(1)
+
+    if os.getppid() != parent:  # the bench died before this worker got here
+        orphaned()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        orphaned()
+
+    threading.Thread(target=watch, name="ganzoo-bench-parent-watch", daemon=True).start()
 
 
 def _torch_fidelity_version() -> str:
@@ -439,6 +504,25 @@ def load_reference(registry: Any, trial: PlannedTrial, *, progress: bool = True)
                        image_size=cfg.image_size).tensor(workers=cfg.data_workers, progress=progress)
 
 
+def _refuse_discarding(out: Path, previous: list[dict[str, Any]], plan: list[PlannedTrial]) -> None:
+    """Refuse to run ``plan`` into ``out`` when ``out/results.json`` holds finished ``previous`` trials that the
+    plan does not contain: writing its results would drop them, and training a row and seed anew over a trial of
+    other settings deletes that trial's checkpoints and grids."""
+    planned = {entry.key for entry in plan}
+    places = {(entry.row, entry.seed) for entry in plan}
+    dropped = [t for t in previous if t["status"] not in RERUN_STATUSES
+               and (t["variant"], t["seed"], t["config_hash"]) not in planned]
+    if not dropped:
+        return
+    shown = [f"{t['variant']} seed {t['seed']} ("
+             + ("other settings or budget" if (t["variant"], t["seed"]) in places else "not in this bench") + ")"
+             for t in dropped[:4]]
+    more = f" and {len(dropped) - len(shown)} more" if len(dropped) > len(shown) else ""
+    raise UsageError(f"--out {str(out)!r} holds another bench: {len(dropped)} finished trial(s) this bench would "
+                     f"discard, {', '.join(shown)}{more}; pass --overwrite (overwrite=True) to replace them, or "
+                     "choose another --out (re-running the same bench there keeps its finished trials)")
+
+
 def bench(
     variants: list[str] | None = None,
     *,
@@ -454,6 +538,7 @@ def bench(
     threads: int | None = None,
     executor: Literal["local", "ray"] = "local",
     address: str | None = None,
+    overwrite: bool = False,
     progress: bool = True,
     pm: pluggy.PluginManager | None = None,
 ) -> dict[str, Any]:
@@ -470,6 +555,9 @@ def bench(
     ``RAY_ADDRESS`` names, else a Ray instance started on this machine), with the profile's
     ``cpus_per_trial`` and ``gpus_per_trial``; ``out`` must then be on storage every node shares
     (docs/distributed.md). Ray is the optional extra ``ganzoo[ray]``.
+    An ``out`` holding another bench's finished trials (other rows or seeds, another budget or settings), which
+    this one would drop from ``results.json`` or train over, is refused unless ``overwrite=True``; re-running the
+    same bench into its ``out`` (trials already done are kept) needs no flag.
 
     Example::
 
@@ -494,6 +582,10 @@ def bench(
         raise UsageError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
     if address is not None and executor != "ray":
         raise UsageError("an address names a Ray cluster: give it with executor='ray' (--executor ray)")
+    if address is not None:  # a malformed address is refused before anything loads
+        from .ray_cluster import parse_address
+
+        parse_address(address)
     if threads is not None and threads < 1:
         raise UsageError(f"threads must be at least 1, not {threads}")
     if threads is not None and executor == "ray":
@@ -514,11 +606,13 @@ def bench(
             metrics.extractor_info(part.feature_extractor, part.feature_extractor_weights)
         # Resolve every trial's config first: a typo in a variant name fails before anything trains.
         plan = plan_trials(prof, out, registry)
+        previous = load_results(out)["trials"] if (out / RESULTS_FILE).is_file() else []
+        if not overwrite:
+            _refuse_discarding(out, previous, plan)
         reals: dict[int, torch.Tensor] = {}  # id(part) -> its reference data, loaded once per part
         for entry in plan:
             if id(entry.profile) not in reals:
                 reals[id(entry.profile)] = load_reference(registry, entry, progress=progress)
-        previous = load_results(out)["trials"] if (out / RESULTS_FILE).is_file() else []
         records = {(t["variant"], t["seed"], t["config_hash"]): t for t in previous
                    if t["status"] not in RERUN_STATUSES}
         order = [entry.key for entry in plan]
@@ -560,8 +654,9 @@ def bench(
             # Independent trials in separate processes, sharing the cores between them. Each worker builds its
             # own plugin manager from the entry points (plugins registered in-process here are not seen there).
             context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(jobs, mp_context=context, initializer=torch.set_num_threads,
-                                     initargs=(fixed_threads or max(1, (os.cpu_count() or 1) // jobs),)) as pool:
+            with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
+                                     initargs=(fixed_threads or max(1, (os.cpu_count() or 1) // jobs),
+                                               os.getpid())) as pool:
                 futures = {pool.submit(run_trial, entry.profile, entry.row, entry.seed, out, reals[id(entry.profile)],
                                        config_hash=entry.config_hash, cfg=entry.config, eval_every=entry.eval_every,
                                        progress=False, cache_dir=cache, pm=None): entry

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from .config import MAX_SEED
 from .errors import GanzooError, UsageError
 from .meta import EXECUTORS, list_profiles, version
 from .metric_keys import (
@@ -43,6 +45,12 @@ def library_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise click.UsageError(str(exc)) from None
         except GanzooError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:  # the machine's, not ganzoo's: a full disk, a read-only or missing folder
+            if exc.errno is None:
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(f"{where}{exc.strerror or exc}; free space or choose another output, "
+                                       "then run the command again") from None
 
     return wrapper
 
@@ -129,7 +137,7 @@ def plugins_cmd(as_json: bool) -> None:
 @click.option("--dataset", help="Dataset name (default mnist-5k, offline).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Run directory (default: the config's out, else runs/VARIANT).")
-@click.option("--seed", type=int, help="Random seed (same seed, same CPU run).")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), help="Random seed (same seed, same CPU run).")
 @click.option("--device", help="cpu, cuda, cuda:N or auto.")
 @click.option("--resume", is_flag=True, help="Continue exactly from the latest checkpoint in --out.")
 @click.option("--overwrite", is_flag=True, help="Delete the run that --out holds, then train afresh.")
@@ -168,16 +176,23 @@ def train_cmd(variant: str, config_file: Path | None, overrides: tuple[str, ...]
                    "png-dir, an .npz file for npz.")
 @click.option("--format", "fmt", type=click.Choice(["grid", "png-dir", "npz"]), default="grid", show_default=True,
               help="One grid image, or single images for metric tools: a folder of PNGs or an .npz array.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the latent batch.")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
+              help="Seed of the latent batch.")
 @click.option("--class", "label", type=click.IntRange(min=0), default=None,
               help="Conditional generators: draw every image of this class (default: a grid row per class).")
 @click.option("--raw", is_flag=True, help="Sample the trained generator, not an extension's (the EMA).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing -o (a file, a symbolic link itself, or a folder "
+                                                "of an earlier png-dir export).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar (png-dir and npz).")
 @library_errors
 def sample_cmd(checkpoint: Path, count: int, out: Path | None, fmt: str, seed: int, label: int | None, raw: bool,
-               no_progress: bool) -> None:
+               overwrite: bool, no_progress: bool) -> None:
     """Write COUNT samples from CHECKPOINT (a .pt file, a run directory or an exported
     generator.safetensors): a grid, or single images for external metric tools.
+
+    Outputs follow one rule, as train's --out does: an existing -o is not replaced without --overwrite (an
+    empty folder counts as new); a symbolic link at -o is never written through (--overwrite replaces the
+    link itself); an output appears only once complete, so an error or a full disk leaves what was there.
 
     \b
     ganzoo sample runs/dcgan -n 64 -o grid.png
@@ -189,13 +204,13 @@ def sample_cmd(checkpoint: Path, count: int, out: Path | None, fmt: str, seed: i
 
     if fmt == "grid":
         out = out or Path("samples.png")
-        api.sample(checkpoint, n=count, out=out, seed=seed, labels=label, raw=raw)
+        api.sample(checkpoint, n=count, out=out, seed=seed, labels=label, raw=raw, overwrite=overwrite)
     else:
         if out is None:
             raise click.UsageError(f"--format {fmt} needs -o: " + ("a new or empty folder" if fmt == "png-dir"
                                                                    else "a file ending in .npz"))
         api.export_samples(checkpoint, count, out, format=fmt, seed=seed, labels=label, raw=raw,
-                           progress=not no_progress)
+                           progress=not no_progress, overwrite=overwrite)
     click.echo(f"wrote {count} samples to {out}")
 
 
@@ -205,8 +220,8 @@ def sample_cmd(checkpoint: Path, count: int, out: Path | None, fmt: str, seed: i
 @click.option("--split", default="test", show_default=True, help="Reference split.")
 @click.option("--num", type=click.IntRange(min=2), help="Images to score (default: generators as many as the "
                                                          "reference split holds; images and .npz all of them).")
-@click.option("--seed", type=int, help="Generators: seed of the evaluation latents (default: the run's seed, "
-                                       "as the bench uses).")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED),
+              help="Generators: seed of the evaluation latents (default: the run's seed, as the bench uses).")
 @click.option("--feature-extractor", default="ganzoo-mnist", show_default=True,
               help="ganzoo-mnist (offline) or inception-v3-compat.")
 @click.option("--feature-extractor-weights", type=click.Path(dir_okay=False, path_type=Path),
@@ -222,6 +237,11 @@ def evaluate_cmd(source: Path, dataset: str | None, split: str, num: int | None,
                  as_json: bool, no_progress: bool) -> None:
     """Score SOURCE against a dataset split with the bench's metrics (FID, KID, IS, precision/recall, digit
     classes): a checkpoint, run directory or exported generator, a folder of images, or an .npz of images.
+
+    At most ganzoo.evaluation.MAX_EVAL_IMAGES images (and MAX_EVAL_BYTES bytes of them) are scored; a larger
+    --num, or an .npz whose header declares more, is refused before anything is read or generated, and of an
+    .npz only the first --num images are read. Folder images are the suffixes of ganzoo.images.IMAGE_SUFFIXES;
+    symbolic links that lead outside the folder are skipped. An .npz's labels must be integers, one per image.
 
     \b
     ganzoo evaluate runs/dcgan --split test
@@ -249,8 +269,19 @@ def evaluate_cmd(source: Path, dataset: str | None, split: str, num: int | None,
         click.echo(f"{title:<26} {value:.{info.decimals + 2 if info else 4}f}")
 
 
-def main() -> None:  # pragma: no cover
-    cli(prog_name="ganzoo")
+def main() -> None:
+    """The ``ganzoo`` command. Under ``torchrun`` each rank ends through
+    :func:`ganzoo.distributed.exit_rank`, which skips the interpreter shutdown that can abort a DDP rank."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        cli(prog_name="ganzoo")
+        return
+    from .distributed import exit_rank
+
+    try:
+        cli(prog_name="ganzoo")
+    except SystemExit as exc:  # click ends every command this way, with its exit status
+        exit_rank(exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1)
+    exit_rank(0)
 
 
 def _num(scores: dict, key: str, fmt: str) -> str:
@@ -283,12 +314,14 @@ def _num(scores: dict, key: str, fmt: str) -> str:
                    "gpus_per_trial (needs ganzoo[ray]; --out on storage every node shares).")
 @click.option("--address", help="The Ray cluster to run on (HOST:6379, auto); default: RAY_ADDRESS, else a Ray "
                                 "instance started here. With --executor ray.")
+@click.option("--overwrite", is_flag=True, help="Replace the finished trials of another bench that --out holds "
+                                                "(other rows or seeds, another budget or settings).")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @library_errors
 def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path | None, seeds: int | None,
               steps: int | None, seconds: float | None, out: Path | None, reproduce: Path | None,
               feature_extractor: str | None, feature_extractor_weights: Path | None, jobs: int, executor: str,
-              address: str | None, no_progress: bool) -> None:
+              address: str | None, overwrite: bool, no_progress: bool) -> None:
     """Train variants under one budget, score them with torch-fidelity, write OUT/results.json.
 
     \b
@@ -299,7 +332,9 @@ def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path
       ganzoo bench --reproduce benchmarks/results/default --seeds 1
       ganzoo bench --profile zoo --seeds 3 --executor ray --address head-node:6379 --out /shared/zoo
 
-    An interrupted bench re-run with the same --out re-runs only the trials that did not finish.
+    An interrupted bench re-run with the same --out re-runs only the trials that did not finish. A --out
+    holding another bench (other rows or seeds, another budget or settings) is refused unless --overwrite,
+    which replaces its trials.
     """
     from .bench import bench
     from .reproduction import row_label
@@ -324,13 +359,16 @@ def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path
             raise click.UsageError(f"--reproduce re-runs the stored protocol as it was; drop {', '.join(clash)}")
         if executor != "local":
             raise click.UsageError("--reproduce runs on this machine; drop --executor")
+        if overwrite:
+            raise click.UsageError("--reproduce re-runs into a new --out or one holding the same trials; drop "
+                                   "--overwrite and choose another --out")
         _reproduce(reproduce, out, seeds, names, feature_extractor_weights, jobs, not no_progress)
         return
     out = out or Path("runs/bench")
     results = bench(names, profile=profile_file or profile_name, out=out, seeds=seeds, steps=steps,
                     seconds=seconds, feature_extractor=feature_extractor,
                     feature_extractor_weights=feature_extractor_weights, jobs=jobs, executor=executor,
-                    address=address, progress=not no_progress)
+                    address=address, overwrite=overwrite, progress=not no_progress)
     trials = results["trials"]
     datasets = len({t["protocol"]["dataset"] for t in trials})
     labels = [row_label(t, datasets) for t in trials]

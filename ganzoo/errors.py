@@ -19,6 +19,11 @@ class ConfigError(UsageError):
     """A configuration value is missing, unknown, of the wrong type or out of range."""
 
 
+class ResultsFileError(UsageError):
+    """A ``results.json`` or ``sweep.json`` is not one ganzoo could have written: unreadable, of the wrong shape,
+    or naming an artifact outside its own directory."""
+
+
 class UnknownNameError(UsageError, KeyError):
     """A variant, generator, discriminator, loss or dataset name that no plugin registered."""
 

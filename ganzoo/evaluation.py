@@ -9,7 +9,9 @@ bench's seed, split and sample count gives the bench's figures exactly.
 
 from __future__ import annotations
 
+import math
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ import pluggy
 import torch
 
 from .errors import ConfigError, UsageError
-from .images import IMAGE_SUFFIXES
+from .images import IMAGE_SUFFIXES, list_image_files
 from .metric_keys import CLASS_AGREEMENT, CLASS_AGREEMENT_MIN
 from .sample_files import NPZ_IMAGES, NPZ_LABELS
 
@@ -27,6 +29,13 @@ from .sample_files import NPZ_IMAGES, NPZ_LABELS
 EVAL_SEED_OFFSET = 10_000
 #: Images generated (and scored) per batch.
 EVAL_BATCH = 500
+#: The most images :func:`evaluate` scores from any source (``num``, an ``.npz``'s array, a folder's files):
+#: four times the 50,000 that FID is usually reported on. Beyond it, evaluate refuses before reading or generating.
+MAX_EVAL_IMAGES = 200_000
+#: The most bytes of ``uint8`` images :func:`evaluate` holds (``num`` x channels x height x width), checked
+#: against what an ``.npz`` header declares, or a folder's first image implies, before anything is read: 4 GiB,
+#: 50,000 RGB images of 128 x 128 with room to spare. A crafted ``.npz`` cannot make it allocate more.
+MAX_EVAL_BYTES = 4 * 2**30
 
 
 def evaluation_samples(generate: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor], latent_dim: int,
@@ -40,9 +49,10 @@ def evaluation_samples(generate: Callable[[torch.Tensor, torch.Tensor | None], t
     drawn from a generator seeded ``EVAL_SEED_OFFSET + seed``, each followed by its labels drawn from
     ``class_probs`` (a conditional generator), so every evaluation of a seed sees the same inputs.
     """
+    from .config import check_seed
     from .data import to_uint8
 
-    rng = torch.Generator().manual_seed(EVAL_SEED_OFFSET + seed)
+    rng = torch.Generator().manual_seed(EVAL_SEED_OFFSET + check_seed(seed))
     fake, asked = [], []
     remaining = n
     while remaining > 0:
@@ -67,7 +77,18 @@ def score_samples(samples: torch.Tensor, real: torch.Tensor, labels: torch.Tenso
     ``uint8`` images: FID, KID, IS, precision/recall and digit classes (:func:`ganzoo.metrics.evaluate`), plus
     class agreement when ``labels`` says which class each image was generated for. Float samples (non-image
     data): none of those. Either way, then the dataset's own ``dataset_metrics(samples)``
-    (:attr:`ganzoo.DatasetSpec.metrics`), which non-image data needs to be scored at all."""
+    (:attr:`ganzoo.DatasetSpec.metrics`), which non-image data needs to be scored at all. All of it runs on fixed
+    thread pools (:func:`~ganzoo.metrics.thread_pools.scoring_threads`)."""
+    from .metrics.thread_pools import scoring_threads
+
+    with scoring_threads():  # every figure on fixed thread pools, whatever the caller's (a bench worker, Ray)
+        return _score_samples(samples, real, labels, feature_extractor, feature_extractor_weights, cache_dir,
+                              dataset_metrics)
+
+
+def _score_samples(samples: torch.Tensor, real: torch.Tensor, labels: torch.Tensor | None, feature_extractor: str,
+                   feature_extractor_weights: str | Path | None, cache_dir: str | Path | None,
+                   dataset_metrics: Callable[[torch.Tensor], dict[str, float]] | None) -> dict[str, float]:
     from . import metrics
 
     scores: dict[str, float] = {}
@@ -95,15 +116,29 @@ def is_generator_source(path: Path) -> bool:
                               or (path.name == CHECKPOINT_DIR and bool(list_checkpoints(path.parent))))
 
 
+def _check_size(source: str, count: int, image_bytes: int, what: str) -> None:
+    """Refuse ``count`` images of ``image_bytes`` bytes each, beyond :data:`MAX_EVAL_IMAGES` or
+    :data:`MAX_EVAL_BYTES`."""
+    if count > MAX_EVAL_IMAGES:
+        raise UsageError(f"{source}: {what} {count} images, more than the {MAX_EVAL_IMAGES} ganzoo evaluate scores "
+                         f"(MAX_EVAL_IMAGES); pass --num (num=) {MAX_EVAL_IMAGES} or fewer")
+    if count * image_bytes > MAX_EVAL_BYTES:
+        raise UsageError(f"{source}: {what} {count} images of {image_bytes} bytes, {count * image_bytes} bytes in "
+                         f"all, more than the {MAX_EVAL_BYTES} ganzoo evaluate holds (MAX_EVAL_BYTES); pass a "
+                         f"smaller --num (num=), at most {max(MAX_EVAL_BYTES // max(image_bytes, 1), 0)}")
+
+
 def read_image_folder(folder: Path, num: int | None = None) -> torch.Tensor:
-    """Every image file under ``folder`` (sorted by path, the first ``num``) as ``uint8`` ``(N, C, H, W)``:
-    grayscale images with one channel, colour images (and palettes) as RGB; all must have one shape."""
+    """Every image file under ``folder`` (:func:`~ganzoo.images.list_image_files`: sorted by path, links that
+    lead outside the folder skipped; the first ``num``) as ``uint8`` ``(N, C, H, W)``: grayscale images with one
+    channel, colour images (and palettes) as RGB; all must have one shape."""
     from PIL import Image
 
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = list_image_files(folder)
     if not files:
         raise UsageError(f"{str(folder)!r} holds no images ({', '.join(IMAGE_SUFFIXES)}) and no checkpoints")
     files = files[:num] if num else files
+    _check_size(repr(str(folder)), len(files), 0, "holds")
     arrays, first = [], None
     for path in files:
         try:
@@ -113,10 +148,14 @@ def read_image_folder(folder: Path, num: int | None = None) -> torch.Tensor:
                 img = img.convert("L" if img.mode in ("1", "L", "LA") else "RGB")
                 tensor = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
                 tensor = tensor.view(img.height, img.width, len(img.getbands())).permute(2, 0, 1)
-        except OSError as exc:
+        except Image.DecompressionBombError as exc:
+            raise UsageError(f"{str(path)!r} is too large an image to read ({exc}); ganzoo refuses images over "
+                             f"{2 * Image.MAX_IMAGE_PIXELS} pixels (possible decompression bombs)") from None
+        except (OSError, ValueError, SyntaxError) as exc:  # what Pillow raises for truncated or corrupt files
             raise UsageError(f"{str(path)!r} is not a readable image: {exc}") from None
         if first is None:
             first = (path, tuple(tensor.shape))
+            _check_size(repr(str(folder)), len(files), tensor.numel(), "holds")
         elif tuple(tensor.shape) != first[1]:
             raise UsageError(f"{str(path)!r} is {_shape(tensor.shape)}, but {str(first[0])!r} is "
                              f"{_shape(first[1])}; every image of a folder must have one size and channel count")
@@ -124,35 +163,158 @@ def read_image_folder(folder: Path, num: int | None = None) -> torch.Tensor:
     return torch.stack(arrays)
 
 
-def read_npz(path: Path, num: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+#: The ``.npy`` header versions :func:`read_npz` reads (numpy writes 1.0, and 2.0 for very long headers).
+_NPY_HEADERS = {(1, 0): "read_array_header_1_0", (2, 0): "read_array_header_2_0"}
+_READ_CHUNK = 1 << 24
+
+
+def _not_npz(path: Path) -> str:
+    """What the file at ``path`` is, when it is not a zip archive, and what an .npz should be."""
+    expected = ("an .npz is a zip archive of .npy arrays, as np.savez(path, images) and `ganzoo sample --format "
+                "npz` write")
+    try:
+        with open(path, "rb") as f:
+            start = f.read(8)
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror or exc})"
+    if not start:
+        return f"it is empty (0 bytes); {expected}"
+    if start.startswith(b"\x93NUMPY"):
+        return "it is a single .npy array (np.save), not an .npz (a zip archive of .npy arrays); save the images " \
+               "with np.savez(path, images)"
+    return f"it is not a zip archive; {expected}"
+
+
+class _NpzMember:
+    """One ``.npy`` member of an ``.npz``: its header read from the zip stream (never the data, never a pickle)."""
+
+    def __init__(self, path: Path, archive: zipfile.ZipFile, name: str) -> None:
+        import numpy as np
+
+        self.path, self.name, self.array = path, name, name[: -len(".npy")]
+        info = archive.getinfo(name)
+        self.stream = archive.open(info)
+        try:
+            version = np.lib.format.read_magic(self.stream)
+            if version not in _NPY_HEADERS:
+                raise ValueError(f"unsupported .npy format version {version}")
+            shape, fortran, dtype = getattr(np.lib.format, _NPY_HEADERS[version])(self.stream)
+            offset = self.stream.tell()
+        except BaseException:
+            self.stream.close()
+            raise
+        self.shape, self.dtype = tuple(shape), dtype
+        where = f"{str(path)!r}: array {self.array!r}"
+        if any(size < 0 for size in self.shape):
+            self.stream.close()
+            raise UsageError(f"{where}: its header declares shape {self.shape}; the file is damaged or crafted")
+        if dtype.hasobject:
+            self.stream.close()
+            raise UsageError(f"{str(path)!r} is not a readable .npz of images: array {self.array!r} holds Python "
+                             f"objects ({dtype}), which would have to be unpickled, and ganzoo never unpickles; store "
+                             "numbers (uint8 images, int64 labels)")
+        self.fortran = fortran and len(self.shape) > 1  # column-major: the first rows are not the first bytes
+        self.row_bytes = dtype.itemsize * math.prod(self.shape[1:])
+        self.count = self.shape[0] if self.shape else 1
+        declared = offset + self.count * self.row_bytes
+        if info.file_size != declared:
+            self.stream.close()
+            raise UsageError(f"{where}: its header declares shape {self.shape} ({declared} bytes with the header), "
+                             f"but the zip member holds {info.file_size} bytes; the file is damaged or crafted")
+
+    def read(self, count: int) -> Any:
+        """The first ``count`` rows, read from the stream and no more (the data may be compressed); a
+        Fortran-ordered array is read whole (see :attr:`needed`)."""
+        import numpy as np
+
+        buffer = bytearray(self.needed(count) * self.row_bytes)
+        view, done = memoryview(buffer), 0
+        while done < len(buffer):
+            got = self.stream.readinto(view[done : done + _READ_CHUNK])
+            if not got:
+                raise UsageError(f"{str(self.path)!r}: array {self.array!r} ends after {done} of the "
+                                 f"{len(buffer)} bytes its header declares; the file is truncated or damaged")
+            done += got
+        if self.fortran:
+            whole = np.frombuffer(buffer, dtype=self.dtype).reshape(self.shape[::-1]).transpose()
+            return np.ascontiguousarray(whole[:count])
+        return np.frombuffer(buffer, dtype=self.dtype).reshape((count, *self.shape[1:]))
+
+    def needed(self, count: int) -> int:
+        """Rows to read for the first ``count``: those, or all of a Fortran-ordered array."""
+        return self.count if self.fortran else count
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+def read_npz(path: Path, num: int | None = None, num_classes: int | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The ``uint8`` images of an ``.npz`` (``arr_0``, or its only array) as ``(N, C, H, W)``, and its
     ``labels`` if it has them. Images may be stored ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)`` with
-    1 or 3 channels. Nothing is unpickled."""
+    1 or 3 channels.
+
+    Nothing is unpickled, and nothing is allocated before it is checked: each array's ``.npy`` header is read
+    from the zip stream, its declared size checked against the zip member's and against
+    :data:`MAX_EVAL_IMAGES` / :data:`MAX_EVAL_BYTES` (for the first ``num`` images), and only those images'
+    bytes are then read. ``labels`` must be integers, one per image (``(N,)``), and with ``num_classes``
+    within ``0..num_classes-1``; every refusal is a :class:`~ganzoo.errors.UsageError` naming the file and
+    the array."""
     import numpy as np
 
+    members: list[_NpzMember] = []
     try:
-        with np.load(path, allow_pickle=False) as data:
-            keys = list(data.keys())
+        try:
+            archive = zipfile.ZipFile(path)
+        except zipfile.BadZipFile:
+            raise UsageError(f"{str(path)!r} is not a readable .npz of images: {_not_npz(path)}") from None
+        with archive:
+            arrays = {name[: -len(".npy")]: name for name in archive.namelist() if name.endswith(".npy")}
+            keys = list(arrays)
             key = NPZ_IMAGES if NPZ_IMAGES in keys else keys[0] if len(keys) == 1 else None
             if key is None:
                 raise UsageError(f"{str(path)!r} holds arrays {keys}; name the images {NPZ_IMAGES!r} (numpy's name "
                                  "for np.savez(path, images)) or store only them")
-            array = data[key][:num] if num else data[key]
-            labels = data[NPZ_LABELS][:len(array)] if NPZ_LABELS in keys and key != NPZ_LABELS else None
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            images = _NpzMember(path, archive, arrays[key])
+            members.append(images)
+            if images.dtype != np.uint8:
+                raise UsageError(f"{str(path)!r}: images (array {key!r}) must be uint8 in [0, 255], not "
+                                 f"{images.dtype}; convert them (for floats in [-1, 1]: ((x + 1) * 127.5).round()"
+                                 ".clip(0, 255).astype(np.uint8))")
+            if not (len(images.shape) == 3 or (len(images.shape) == 4 and (images.shape[-1] in (1, 3)
+                                                                           or images.shape[1] in (1, 3)))):
+                raise UsageError(f"{str(path)!r}: images (array {key!r}) of shape {images.shape} are neither "
+                                 "(N, H, W), (N, H, W, C) nor (N, C, H, W) with 1 or 3 channels")
+            count = min(num, images.count) if num else images.count
+            _check_size(f"{str(path)!r} (array {key!r})", images.needed(count), images.row_bytes,
+                        "asks to read" if num and not images.fortran else "declares")
+            labels = None
+            if NPZ_LABELS in arrays and key != NPZ_LABELS:
+                labels = _NpzMember(path, archive, arrays[NPZ_LABELS])
+                members.append(labels)
+                where = f"{str(path)!r}: array {NPZ_LABELS!r}"
+                if labels.dtype.kind not in "iu":
+                    raise UsageError(f"{where} must hold integer classes, not {labels.dtype}")
+                if labels.shape != (images.count,):
+                    raise UsageError(f"{where} has shape {labels.shape}, but the file holds {images.count} images: "
+                                     f"give one class per image, shape ({images.count},)")
+            array = images.read(count)
+            label_array = labels.read(count).astype(np.int64) if labels is not None else None
+    except (OSError, ValueError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error) as exc:
         raise UsageError(f"{str(path)!r} is not a readable .npz of images: {exc}") from None
-    if array.dtype != np.uint8:
-        raise UsageError(f"{str(path)!r}: images must be uint8 in [0, 255], not {array.dtype}; convert them "
-                         "(for floats in [-1, 1]: ((x + 1) * 127.5).round().clip(0, 255).astype(np.uint8))")
-    images = torch.from_numpy(np.ascontiguousarray(array))
-    if images.ndim == 3:
-        images = images.unsqueeze(1)
-    elif images.ndim == 4 and images.shape[-1] in (1, 3):
-        images = images.permute(0, 3, 1, 2)
-    elif not (images.ndim == 4 and images.shape[1] in (1, 3)):
-        raise UsageError(f"{str(path)!r}: images of shape {tuple(array.shape)} are neither (N, H, W), "
-                         "(N, H, W, C) nor (N, C, H, W) with 1 or 3 channels")
-    return images.contiguous(), torch.from_numpy(labels).long() if labels is not None else None
+    finally:
+        for member in members:
+            member.close()
+    if label_array is not None and num_classes is not None and count and (
+            label_array.min() < 0 or label_array.max() >= num_classes):
+        raise UsageError(f"{str(path)!r}: array {NPZ_LABELS!r} holds classes {label_array.min()}..{label_array.max()}, "
+                         f"outside 0..{num_classes - 1} (the classes class agreement scores)")
+    tensor = torch.from_numpy(array)  # (N, H, W), (N, H, W, C) or (N, C, H, W): checked above
+    if tensor.ndim == 3:
+        tensor = tensor.unsqueeze(1)
+    elif tensor.shape[-1] in (1, 3):
+        tensor = tensor.permute(0, 3, 1, 2)
+    return tensor.contiguous(), torch.from_numpy(label_array) if label_array is not None else None
 
 
 def _shape(shape: Any) -> str:
@@ -203,7 +365,9 @@ def evaluate(
     ``source`` is a checkpoint, a run directory or an exported ``generator.safetensors`` (``num`` images,
     default as many as the reference split has, drawn with the bench's evaluation latents for ``seed``,
     default the run's seed, and for a conditional generator labels from its training data's class
-    frequencies), a folder of images or an ``.npz`` (the first ``num`` images, default all). ``dataset``
+    frequencies), a folder of images or an ``.npz`` (the first ``num`` images, default all; only those are
+    read). At most :data:`MAX_EVAL_IMAGES` images and :data:`MAX_EVAL_BYTES` bytes of them are scored; a
+    larger ``num`` or source is refused before anything is generated or read. ``dataset``
     defaults to the generator's training dataset, else ``mnist-5k``. Images whose size or channel count
     differ from the dataset's are refused unless ``resize`` (see :func:`match_shape`).
 
@@ -221,6 +385,9 @@ def evaluate(
         raise UsageError(f"source {str(path)!r} does not exist")
     if num is not None and num < 2:
         raise ConfigError(f"num must be at least 2, not {num}")
+    if num is not None and num > MAX_EVAL_IMAGES:
+        raise ConfigError(f"num {num} is more than the {MAX_EVAL_IMAGES} images ganzoo evaluate scores "
+                          "(MAX_EVAL_IMAGES); pass a smaller --num (num=)")
     registry = get_registry(pm)
     labels = None
     if is_generator_source(path):
@@ -242,6 +409,7 @@ def evaluate(
                          "checkpoint, a run directory or an exported generator against it, not image files")
     if kind == "generator":
         n = num or int(real.shape[0])
+        _check_size(repr(str(path)), n, math.prod(real.shape[1:]) * (1 if real_data.is_image else 4), "would draw")
         class_probs = None
         if getattr(G, "num_classes", None) is not None:
             train = load_images(registry, cfg.dataset, split="train", root=cfg.data_root, download=cfg.download,
@@ -255,7 +423,9 @@ def evaluate(
         images, labels = evaluation_samples(generate, cfg.latent_dim, n, seed, "cpu", class_probs,
                                             images=real_data.is_image)
     elif kind == "npz":
-        images, labels = read_npz(path, num)
+        from .metrics.classifier import NUM_CLASSES  # the classes the digit classifier scores labels against
+
+        images, labels = read_npz(path, num, num_classes=NUM_CLASSES)
     else:
         images = read_image_folder(path, num)
     if real_data.is_image:

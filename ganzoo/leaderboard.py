@@ -3,18 +3,25 @@
 Every figure on the page comes from a results file; images are linked relative to the page, so the page
 and the results can be committed side by side. Rendering is deterministic: the same results give the same
 bytes, which lets a test check that the committed page matches the committed results.
+
+Results files travel (pull requests, ``--reproduce``), so nothing in one is trusted: each file is checked on load
+(:mod:`ganzoo.results_file`: types, and artifact paths that stay inside its directory), every string from it is
+written as inert text (:func:`text`, :func:`code`: no HTML, no Markdown links, headings, table cells or
+attributes) and every link is percent-encoded (:func:`url`).
 """
 
 from __future__ import annotations
 
-import json
+import html
 import os
 import statistics
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from .bench import EVAL_SECONDS, RESULTS_FILE, TRAIN_SECONDS, load_results
+from .bench import EVAL_SECONDS, RESULTS_FILE, TRAIN_SECONDS
 from .metric_keys import BY_KEY, EVALUATE_KEYS, FID, METRICS
+from .results_file import load_results, load_sweep
 from .sweep import DEFAULTS_DIR, SWEEP_FILE, TUNED_DIR
 
 # (metric key, column title, lower is better, decimals); class agreement only in tables with conditional rows
@@ -22,6 +29,38 @@ COLUMNS: list[tuple[str, str, bool, int]] = [
     (m.key, f"{m.title} {'↓' if m.lower_is_better else '↑'}", m.lower_is_better, m.decimals)
     for m in METRICS if m.column
 ]
+
+
+#: Characters that start Markdown structure mid-line (code spans, links and images, headings, table cells,
+#: attr_list's ``{: ...}``, ``*`` emphasis that could pair with the page's own bold), each written
+#: backslash-escaped by :func:`text`; the backslash itself, so that none escapes the page's own ``|`` or ``]``.
+#: (``_`` is left as it is: it emphasises only around whole words, and trial ids hold it.)
+MARKDOWN_SPECIALS = "\\`*{}[]#|"
+_ESCAPE = str.maketrans({c: "\\" + c for c in MARKDOWN_SPECIALS})
+
+
+def _one_line(value: object) -> str:
+    return "".join(c if c.isprintable() else " " for c in str(value))
+
+
+def text(value: object) -> str:
+    """``value`` as inert Markdown text on one line: control characters (newlines too) become spaces, ``&``,
+    ``<`` and ``>`` HTML entities, and each of :data:`MARKDOWN_SPECIALS` is backslash-escaped, so a string from a
+    results file can neither add HTML nor start a link, a heading, a table cell or an attribute list."""
+    return html.escape(_one_line(value), quote=False).translate(_ESCAPE)
+
+
+def code(value: object) -> str:
+    """``value`` as an inline code span (Markdown escapes HTML there), or as :func:`text` where a backtick or a
+    table pipe in it would end the span or the cell."""
+    line = _one_line(value)
+    return text(line) if "`" in line or "|" in line or not line.strip() else f"`{line}`"
+
+
+def url(link: str) -> str:
+    """A relative link percent-encoded for a Markdown link target: no scheme (``javascript:``), spaces,
+    parentheses or angle brackets survive as themselves."""
+    return urllib.parse.quote(link, safe="/+")
 
 
 def mean_std(values: list[float], decimals: int) -> str:
@@ -46,11 +85,11 @@ def section_columns(trials: list[dict[str, Any]]) -> list[tuple[str, str, bool, 
     """The metric columns of a section: those of :data:`COLUMNS` that its trials scored (FID and the image
     metrics for images; a dataset's own metrics, such as modes, where it defines them), then any other key a
     dataset's metrics returned, as it is."""
-    scored = {key for t in trials for key in t.get("final", {})}
+    scored = {key for t in trials for key in (t.get("final") or {})}
     if not scored:  # nothing finished: the image metrics' columns, empty
         return [c for c in COLUMNS if c[0] in EVALUATE_KEYS]
     known = {m.key for m in METRICS}
-    return [c for c in COLUMNS if c[0] in scored] + [(k, k, False, 3) for k in sorted(scored - known)]
+    return [c for c in COLUMNS if c[0] in scored] + [(k, text(k), False, 3) for k in sorted(scored - known)]
 
 
 def _ranker(primary: tuple[str, str, bool, int]) -> Any:
@@ -59,7 +98,7 @@ def _ranker(primary: tuple[str, str, bool, int]) -> Any:
     def rank(row: tuple[str, list[dict[str, Any]]]) -> tuple[float, str]:
         """Rows by the mean final value of the section's first metric (FID for images), best first; variants
         without a finished trial last."""
-        values = [t["final"][key] for t in row[1] if t["status"] == "ok" and key in t.get("final", {})]
+        values = [t["final"][key] for t in row[1] if t["status"] == "ok" and key in (t.get("final") or {})]
         if not values:
             return (float("inf"), row[0])
         mean = statistics.fmean(values)
@@ -90,8 +129,8 @@ def _time_to_quality(trials: list[dict[str, Any]], target: float) -> str:
 
 
 def _hardware(trial: dict[str, Any]) -> str:
-    hw = trial.get("hardware", {})
-    return hw.get("gpu") or f"{hw.get('cpu', '?')}, {hw.get('threads', '?')} threads"
+    hw = trial.get("hardware") or {}
+    return text(hw.get("gpu") or f"{hw.get('cpu') or '?'}, {hw.get('threads') or '?'} threads")
 
 
 def _link(target: Path, out_dir: Path) -> str:
@@ -105,7 +144,7 @@ def render(results: list[str | Path], out: str | Path) -> str:
     for item in results:
         path = Path(item)
         if path.is_dir() and (path / SWEEP_FILE).is_file():  # a sweep: its trial table, then its benches
-            sources.append((path / SWEEP_FILE, json.loads((path / SWEEP_FILE).read_text())))
+            sources.append((path / SWEEP_FILE, load_sweep(path / SWEEP_FILE)))
             sources += [(path / sub / RESULTS_FILE, load_results(path / sub)) for sub in (DEFAULTS_DIR, TUNED_DIR)
                         if (path / sub / RESULTS_FILE).is_file()]
             continue
@@ -140,7 +179,7 @@ def render(results: list[str | Path], out: str | Path) -> str:
         "",
     ]
     for path, data in sources:
-        link = _link(path, out_dir)
+        link = _link(path, out_dir)  # a path the user named, yet written as inert as a results file's strings
         if path.name == SWEEP_FILE:
             lines += sweep_table(data, link)
             continue
@@ -167,14 +206,14 @@ def render(results: list[str | Path], out: str | Path) -> str:
             timed = [t for t in every if evaluation_seconds(t) is not None]
             extra = ([f"Train s to FID ≤ {target:g}"] if target and timed else []) + (["Eval time"] if timed else [])
             lines += [
-                f"## {dataset} — profile `{profile}`",
+                f"## {text(dataset)} — profile {code(profile)}",
                 "",
-                f"Results: [`{link}`]({link}). Budget: {budget_text}. Reference: {proto['num_real']} real {unit} "
-                f"({proto['real_split']} split); {proto['num_fake']} generated {unit} per evaluation. "
-                + (f"Feature extractor: `{fx['name']}` (weights sha256 `{fx['sha256'][:16]}…`). " if fx else
-                   "Scored by the dataset's own metrics (the samples are not images: no feature extractor). ")
-                + f"torch {proto['versions']['torch']}, torch-fidelity {proto['versions']['torch_fidelity']}, "
-                f"ganzoo {proto['versions']['ganzoo']}.",
+                f"Results: [{code(link)}]({url(link)}). Budget: {budget_text}. Reference: {proto['num_real']} real "
+                f"{unit} ({text(proto['real_split'])} split); {proto['num_fake']} generated {unit} per evaluation. "
+                + (f"Feature extractor: {code(fx['name'])} (weights sha256 {code(fx['sha256'][:16] + '…')}). " if fx
+                   else "Scored by the dataset's own metrics (the samples are not images: no feature extractor). ")
+                + f"torch {text(proto['versions']['torch'])}, torch-fidelity "
+                f"{text(proto['versions']['torch_fidelity'])}, ganzoo {text(proto['versions']['ganzoo'])}.",
                 "",
                 "| Variant | Seeds | " + " | ".join(c[1] for c in columns)
                 + f" | Untrained {primary[1].rstrip(' ↓↑')} | Steps | Train time | Wall time | "
@@ -207,9 +246,10 @@ def render(results: list[str | Path], out: str | Path) -> str:
                     if t["status"] == "diverged":
                         statuses.append(f"diverged at step {t['diverged_at']} (seed {t['seed']})")
                     elif t["status"] != "ok":
-                        statuses.append(f"{t['status']} (seed {t['seed']}): {str(t['reason']).splitlines()[0]}")
+                        reason = (str(t["reason"]).strip().splitlines() or ["no reason recorded"])[0]
+                        statuses.append(f"{text(t['status'])} (seed {t['seed']}): {text(reason)}")
                 status = "; ".join(statuses) or "ok"
-                lines.append(f"| {variant} | {len(trials)} | " + " | ".join(cells)
+                lines.append(f"| {text(variant)} | {len(trials)} | " + " | ".join(cells)
                              + f" | {untrained} | {steps} | {train} s | {wall} s | "
                              + "".join(f"{c} | " for c in extra_cells) + f"{ips} | {_hardware(trials[0])} "
                              f"| {status} |")
@@ -220,12 +260,12 @@ def render(results: list[str | Path], out: str | Path) -> str:
                          for t in trials]
                 shown += [(trials[0], key, alt) for key, alt in (("metrics_plot", "metrics vs step"),
                                                                   ("loss_plot", "losses"))]
-                pictures = [f"![{variant} {alt}]({_link(path.parent / t['artifacts'][key], out_dir)})"
+                pictures = [f"![{text(variant)} {alt}]({url(_link(path.parent / t['artifacts'][key], out_dir))})"
                             for t, key, alt in shown if key in t.get("artifacts", {})]
                 seeds = "seeds " + ", ".join(str(t["seed"]) for t in trials) if len(trials) > 1 else \
                     f"seed {trials[0]['seed']}"
                 if pictures:
-                    lines += [f"### {variant} ({seeds})", "", " ".join(pictures), ""]
+                    lines += [f"### {text(variant)} ({seeds})", "", " ".join(pictures), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -235,8 +275,8 @@ def sweep_table(data: dict[str, Any], link: str) -> list[str]:
     profile = data["profile"]
     spec = profile["sweep"]
     metric = BY_KEY[spec["metric"]]
-    lines = [f"## {profile['dataset']} — sweep `{profile['name']}`", "",
-             f"Results: [`{link}`]({link}). Ray Tune, scheduler `{spec['scheduler']}` (grace period "
+    lines = [f"## {text(profile['dataset'])} — sweep {code(profile['name'])}", "",
+             f"Results: [{code(link)}]({url(link)}). Ray Tune, scheduler `{spec['scheduler']}` (grace period "
              f"{spec['grace_period']} evaluation, reduction factor {spec['reduction_factor']:g}), "
              f"{spec['samples']} configurations per row drawn with seed {spec['search_seed']}, each trained with "
              f"seed {spec['trial_seed']} and ranked by {metric.title} "
@@ -246,19 +286,20 @@ def sweep_table(data: dict[str, Any], link: str) -> list[str]:
     for row, found in data["rows"].items():
         keys = list(dict.fromkeys(k for t in found["trials"] for k in t["params"]))
         best = (found.get("best") or {}).get("trial_id")
-        took = (f" The search took {found['wall_seconds']:.0f} s of wall time on {found['cluster']['cpus']:g} CPUs "
-                f"({found['cluster']['cpus_per_trial']:g} per trial; driver: {found['cluster']['driver']['cpu']})."
-                if "wall_seconds" in found else "")
-        lines += [f"**{row}**: {found['steps']} generator steps, evaluated every {found['eval_every']} steps.{took}",
-                  "", "| Trial | " + " | ".join(f"`{k}`" for k in keys)
+        cluster = found.get("cluster")
+        took = (f" The search took {found['wall_seconds']:.0f} s of wall time on {cluster['cpus']:g} CPUs "
+                f"({cluster['cpus_per_trial']:g} per trial; driver: {text(cluster['driver'].get('cpu') or '?')})."
+                if found.get("wall_seconds") is not None and cluster else "")
+        lines += [f"**{text(row)}**: {found['steps']} generator steps, evaluated every {found['eval_every']} "
+                  f"steps.{took}", "", "| Trial | " + " | ".join(code(k) for k in keys)
                   + f" | Status | Steps | Train time | {metric.title} |", "|" + "---|" * (len(keys) + 5)]
         for t in found["trials"]:
             params = [_param(t["params"].get(k)) for k in keys]
             last = t["evaluations"][-1] if t["evaluations"] else {}
             score = f"{t['final']:.{metric.decimals}f}" if t["final"] is not None else "–"
             trained = f"{last['train_seconds']:.0f} s" if "train_seconds" in last else "–"
-            lines.append(f"| {t['trial_id']}{' ★' if t['trial_id'] == best else ''} | " + " | ".join(params)
-                         + f" | {t['status']} | {last.get('step', 0)} | {trained} | {score} |")
+            lines.append(f"| {text(t['trial_id'])}{' ★' if t['trial_id'] == best else ''} | " + " | ".join(params)
+                         + f" | {text(t['status'])} | {last.get('step', 0)} | {trained} | {score} |")
         lines.append("")
     return lines
 
@@ -266,7 +307,9 @@ def sweep_table(data: dict[str, Any], link: str) -> list[str]:
 def _param(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3g}"
-    return "–" if value is None else str(value)
+    if isinstance(value, list) and all(v is None or isinstance(v, int | float) for v in value):
+        return str(value)  # numbers, as Tune drew them (betas): nothing in it can start Markdown
+    return "–" if value is None else text(value)
 
 
 def write_leaderboard(results: list[str | Path], out: str | Path) -> Path:

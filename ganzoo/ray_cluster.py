@@ -8,7 +8,9 @@ where the driver named it, so the bench directory must be on storage every node 
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +25,91 @@ if TYPE_CHECKING:
 
 #: What a missing Ray installation is told.
 INSTALL_HINT = "pip install 'ganzoo[ray]'"
+#: Seconds :func:`connect` waits for a cluster's address to answer before it gives up (an unreachable host
+#: would otherwise keep Ray retrying for minutes).
+CONNECT_TIMEOUT_S = 30.0
+#: Addresses that name no host: Ray finds (``auto``) or starts (``local``) the cluster itself.
+KEYWORD_ADDRESSES = ("auto", "local")
+#: The scheme of a Ray Client address (``ray://HOST:10001``).
+CLIENT_SCHEME = "ray://"
+#: What a cluster address looks like, for messages.
+ADDRESS_FORMS = "auto, local, HOST:PORT (e.g. head-node:6379) or ray://HOST:PORT (Ray Client, e.g. ray://head-node:10001)"
+
+
+def parse_address(address: str, source: str = "--address") -> tuple[str, int] | None:
+    """The ``(host, port)`` a Ray cluster address names, ``None`` for ``auto`` and ``local``; a usage error
+    naming ``source`` (the option or environment variable it came from) for anything else.
+
+    Example: ``parse_address("ray://head:10001")`` -> ``("head", 10001)``; IPv6 hosts go in brackets
+    (``[::1]:6379``).
+    """
+    text = address.strip()
+    if text in KEYWORD_ADDRESSES:
+        return None
+    rest = text[len(CLIENT_SCHEME):] if text.startswith(CLIENT_SCHEME) else text
+    host, sep, port = rest.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):  # [IPv6]:PORT
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            host = ""
+    elif ":" in host or "/" in host or "[" in host or "]" in host:
+        host = ""
+    if not sep or not host or any(c.isspace() for c in host) or not port.isascii() or not port.isdigit() \
+            or not 1 <= int(port) <= 65535:
+        raise UsageError(f"{source} {address!r} is not a Ray cluster address; give {ADDRESS_FORMS}")
+    return host, int(port)
+
+
+def check_reachable(address: str, source: str = "--address", timeout: float | None = None) -> None:
+    """Refuse an address whose host and port do not accept a connection and answer as Ray does within ``timeout``
+    seconds (default :data:`CONNECT_TIMEOUT_S`), with a message saying what to check (a usage error if the address
+    is malformed)."""
+    timeout = CONNECT_TIMEOUT_S if timeout is None else timeout
+    where = parse_address(address, source)
+    if where is None:
+        return
+    host, port = where
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as conn:
+            speaks_grpc = _answers_http2(conn) if os.environ.get("RAY_USE_TLS", "0") in ("", "0") else True
+    except TimeoutError:
+        raise GanzooError(f"cannot reach the Ray cluster at {address!r} ({source}): no answer from {host} port "
+                          f"{port} within {timeout:g} s; check the address and that the head node runs "
+                          "(`ray start --head`) and is reachable through the network and firewalls "
+                          "(docs/distributed.md)") from None
+    except OSError as exc:
+        raise GanzooError(f"cannot reach the Ray cluster at {address!r} ({source}): {exc.strerror or exc}; check "
+                          "the address and port and that the head node runs (`ray start --head`, see "
+                          "docs/distributed.md)") from None
+    if not speaks_grpc:
+        raise GanzooError(f"cannot join the Ray cluster at {address!r} ({source}): {host} port {port} accepts "
+                          f"connections but does not answer as Ray does (gRPC) within {timeout:g} s; check the port "
+                          "(the head's GCS port, 6379 by default; 10001 for ray://) and that a Ray head node runs "
+                          "there (docs/distributed.md)")
+
+
+#: The start of every HTTP/2 connection (RFC 9113 3.4) and an empty SETTINGS frame: a gRPC server (Ray's GCS and
+#: its client server) answers them with a SETTINGS frame of its own.
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+_HTTP2_SETTINGS = 4
+
+
+def _answers_http2(conn: socket.socket) -> bool:
+    """Whether the server on ``conn`` answers an HTTP/2 preface with a SETTINGS frame before ``conn``'s timeout
+    (a silent or other kind of server would keep ``ray.init`` retrying for minutes)."""
+    try:
+        conn.sendall(_HTTP2_PREFACE)
+        head = b""
+        while len(head) < 9:
+            chunk = conn.recv(9 - len(head))
+            if not chunk:
+                return False
+            head += chunk
+    except OSError:  # a timeout too
+        return False
+    return head[3] == _HTTP2_SETTINGS
 
 
 def import_ray() -> Any:
@@ -37,15 +124,24 @@ def import_ray() -> Any:
 def connect(address: str | None = None) -> Any:
     """Join the Ray cluster at ``address`` (``auto``, ``HOST:6379``, ``ray://HOST:10001``), else the one the
     environment variable ``RAY_ADDRESS`` names, else start one on this machine. A Ray session already open
-    in this process is used as it is. Returns the ``ray`` module."""
+    in this process is used as it is. Returns the ``ray`` module.
+
+    A malformed address is a :class:`~ganzoo.errors.UsageError`; one that does not answer as a Ray head within
+    :data:`CONNECT_TIMEOUT_S` seconds, or that Ray cannot join, a :class:`~ganzoo.errors.GanzooError` saying what
+    to check."""
     ray = import_ray()
     if not ray.is_initialized():
+        source, given = ("--address", address) if address is not None else ("RAY_ADDRESS",
+                                                                          os.environ.get("RAY_ADDRESS") or None)
+        if given is not None:  # a malformed address is refused, an unreachable one within CONNECT_TIMEOUT_S
+            check_reachable(given, source)
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="warning",
                      configure_logging=False)
-        except ConnectionError as exc:
-            raise GanzooError(f"cannot reach the Ray cluster at {address or os.environ.get('RAY_ADDRESS')!r}: {exc} "
-                              "(start it with `ray start --head`, see docs/distributed.md)") from None
+        except (ConnectionError, ValueError, RuntimeError, TimeoutError) as exc:
+            where = f"the Ray cluster at {given!r} ({source})" if given is not None else "a local Ray instance"
+            raise GanzooError(f"cannot join {where}: {exc}; check that a Ray head node of a compatible Ray version "
+                              "runs there (`ray start --head`, see docs/distributed.md)") from None
     return ray
 
 

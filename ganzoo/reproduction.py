@@ -12,7 +12,9 @@ seeds, or the first ``seeds``) into a fresh bench directory and compares the fin
 - **outside spread**: neither; the re-run disagrees with the committed figures more than seed noise explains.
 
 A row reproduces when its FID (the leaderboard's ranking metric) is identical or within spread and every
-trial finished; the other metrics are compared the same way and reported beside it.
+trial finished; the other metrics are compared the same way and reported beside it. Nothing compared is no
+reproduction: a results file without a final score to compare is refused before anything trains, and a row
+of it without one is ``not compared``, which fails the reproduction.
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ from typing import Any
 
 import pluggy
 
-from .bench import EXTENSION_JOINER, RESULTS_FILE, BenchProfile, bench, load_results, plan_trials
+from .bench import EXTENSION_JOINER, BenchProfile, bench, plan_trials
 from .config import FORMER_DEFAULTS, merge
 from .errors import GanzooError, UsageError
 from .metric_keys import FID, METRICS
+from .results_file import read_results
 
 #: The prediction interval's coverage: a re-run from another machine falls outside it 5% of the time by chance.
 CONFIDENCE = 0.95
@@ -37,6 +40,8 @@ IDENTICAL = "identical"
 WITHIN = "within spread"
 OUTSIDE = "outside spread"
 MISSING = "missing"
+#: A committed row with no finished trial scoring a compared metric: there is nothing to reproduce it against.
+NOT_COMPARED = "not compared"
 #: Metrics compared: every leaderboard column.
 COMPARED = tuple(m.key for m in METRICS if m.column)
 
@@ -77,6 +82,7 @@ class Reproduction:
     failed_trials: list[str] = field(default_factory=list)  # "row seed N: reason"
     committed_machine: list[str] = field(default_factory=list)  # machine types the committed trials ran on
     machine: list[str] = field(default_factory=list)  # and the re-run's
+    expected_rows: list[str] = field(default_factory=list)  # the committed rows asked for, compared or not
 
     @property
     def same_machine_type(self) -> bool:
@@ -87,20 +93,24 @@ class Reproduction:
     @property
     def rows(self) -> dict[str, str]:
         """Row -> the verdict on its FID (non-image data: on the first metric of its dataset, such as modes),
-        ``missing`` when a re-run trial did not finish."""
-        verdicts: dict[str, str] = {}
+        ``missing`` when a re-run trial did not finish, ``not compared`` for a row asked for that has no
+        committed score to compare with."""
+        verdicts: dict[str, str] = dict.fromkeys(self.expected_rows, NOT_COMPARED)
+        compared: set[str] = set()
         for c in self.comparisons:  # FID where a row has it, else its first compared metric
-            if c.metric == FID or c.variant not in verdicts:
+            if c.metric == FID or c.variant not in compared:
                 verdicts[c.variant] = c.verdict
+                compared.add(c.variant)
         for line in self.failed_trials:
             verdicts[line.split(" seed ")[0]] = MISSING
         return verdicts
 
     @property
     def reproduced(self) -> bool:
-        """Every row's FID (or first dataset metric) identical or within the committed spread, and no re-run
-        trial failed."""
-        return all(v in (IDENTICAL, WITHIN) for v in self.rows.values())
+        """Something was compared, every row's FID (or first dataset metric) is identical or within the committed
+        spread, and no re-run trial failed."""
+        verdicts = self.rows
+        return bool(verdicts) and all(v in (IDENTICAL, WITHIN) for v in verdicts.values())
 
 
 def machine_type(trial: dict[str, Any]) -> str:
@@ -242,11 +252,8 @@ def reproduce(
         report = ganzoo.reproduce("benchmarks/results/default", seeds=1)
         print(report.reproduced, report.rows)
     """
-    path = Path(results)
-    path = path / RESULTS_FILE if path.is_dir() else path
-    data = load_results(path)
-    profile = BenchProfile.model_validate(data["profile"])
-    committed = data["trials"]
+    loaded = read_results(results)
+    path, profile, committed = loaded.path, loaded.profile, loaded.data["trials"]
     rows = list(dict.fromkeys(t["variant"] for t in committed))
     if variants:
         unknown = [v for v in variants if v not in rows]
@@ -276,6 +283,9 @@ def reproduce(
                     changes["feature_extractor_weights"] = str(Path(feature_extractor_weights).expanduser())
         update["datasets"] = {name: changes for name, changes in update["datasets"].items() if changes["variants"]}
     mine = [t for t in committed if t["variant"] in rows]
+    if not any(key in (t.get("final") or {}) for t in mine if t["status"] == "ok" for key in COMPARED):
+        raise UsageError(f"nothing to compare: no finished trial of {str(path)!r} (rows {', '.join(rows)}) recorded "
+                         f"a final score ({', '.join(COMPARED)}); a reproduction needs committed figures")
     threads = None
     if profile.threads is None:  # a profile without a thread count: train with the one its trials recorded
         counts = {(t.get("hardware") or {}).get("threads") for t in mine}
@@ -286,7 +296,8 @@ def reproduce(
     profile = pin_former_defaults(profile.model_copy(update=update), mine, pm)
     rerun = bench(profile=profile, out=out, jobs=jobs, threads=threads, progress=progress, pm=pm)
     report = Reproduction(results=path, out=out, seeds=list(range(run_seeds)),
-                          comparisons=compare(mine, rerun["trials"], datasets))
+                          comparisons=compare(mine, rerun["trials"], datasets),
+                          expected_rows=list(dict.fromkeys(row_label(t, datasets) for t in mine)))
     report.committed_machine = sorted({machine_type(t) for t in mine})
     report.machine = sorted({machine_type(t) for t in rerun["trials"] if t.get("hardware")})
     report.failed_trials = [f"{row_label(t, datasets)} seed {t['seed']}: {t['status']}, {t['reason']}"

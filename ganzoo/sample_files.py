@@ -2,7 +2,8 @@
 
 Both take ``uint8`` batches ``(B, C, H, W)`` one at a time and keep nothing but the file open, so writing
 50,000 samples needs the memory of one batch. ``NpzImageWriter`` streams the array into the zip member;
-numpy reads the result with ``np.load`` (no pickles).
+numpy reads the result with ``np.load`` (no pickles). Both follow the rule of :mod:`ganzoo.outputs`: an existing
+output is replaced only with ``overwrite``, never through a symbolic link, and only once the new one is complete.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 from .errors import ConfigError
+from .outputs import PendingOutput, check_output, write_error
 
 #: The images array of an ``.npz`` (numpy's name for ``np.savez(path, images)``) and its labels.
 NPZ_IMAGES = "arr_0"
@@ -25,47 +27,76 @@ NPZ_LABELS = "labels"
 LABELS_CSV = "labels.csv"
 
 
-class PngDirWriter:
-    """``out/000000.png``, ``out/000001.png``, ... (and ``labels.csv``); ``out`` must be new or empty."""
+def _png_dir_reason(folder: Path) -> str | None:
+    """Why ``folder`` is not a previous png-dir export that ``overwrite`` may replace (``None``: it is one)."""
+    for entry in folder.iterdir():
+        if not (entry.is_file() and not entry.is_symlink()
+                and (entry.name == LABELS_CSV or (entry.suffix == ".png" and entry.stem.isdigit()))):
+            return f"holds {entry.name!r}, which ganzoo sample --format png-dir does not write"
+    return None
 
-    def __init__(self, out: Path, total: int) -> None:
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise ConfigError(f"-o {str(out)!r}: give a new or empty folder for --format png-dir")
-        out.mkdir(parents=True, exist_ok=True)
-        self.out, self.digits, self.count = out, max(6, len(str(total - 1))), 0
+
+class PngDirWriter:
+    """``out/000000.png``, ``out/000001.png``, ... (and ``labels.csv``).
+
+    ``out`` follows :mod:`ganzoo.outputs`' rule: a new or empty folder, or with ``overwrite`` a symbolic link
+    (replaced itself) or a folder of an earlier png-dir export (replaced as a whole; any other folder is
+    refused). The images go into a temporary folder beside ``out``, which takes its place once complete."""
+
+    def __init__(self, out: Path, total: int, overwrite: bool = False) -> None:
+        self.out = check_output(out, overwrite, directory=True, replaceable=_png_dir_reason)
+        self.digits, self.count = max(6, len(str(total - 1))), 0
         self.labels: list[tuple[str, int]] = []
+        self.pending: PendingOutput | None = None
 
     def write(self, images: torch.Tensor, labels: torch.Tensor | None) -> None:
         from PIL import Image
 
+        assert self.pending is not None, "write inside `with writer:`"
         for i, image in enumerate(images):
             name = f"{self.count:0{self.digits}d}.png"
             array = image.permute(1, 2, 0).numpy()
-            Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(self.out / name)
+            Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(self.pending.tmp / name)
             if labels is not None:
                 self.labels.append((name, int(labels[i])))
             self.count += 1
 
     def __enter__(self) -> PngDirWriter:
+        self.pending = PendingOutput(self.out, directory=True)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if self.labels:
-            with open(self.out / LABELS_CSV, "w", newline="") as f:
-                csv.writer(f).writerows([("file", "label"), *self.labels])
+        assert self.pending is not None
+        if kind is None:
+            try:
+                if self.labels:
+                    with open(self.pending.tmp / LABELS_CSV, "w", newline="") as f:
+                        csv.writer(f).writerows([("file", "label"), *self.labels])
+            except OSError as error:
+                exc = error
+            else:
+                self.pending.commit()
+                return
+        self.pending.discard()  # a half-written folder must not pass for samples
+        if isinstance(exc, OSError):
+            raise write_error(self.out, exc) from None
 
 
 class NpzImageWriter:
-    """One ``.npz`` with ``arr_0`` (``uint8`` ``(N, H, W, C)``) and, for labelled samples, ``labels``."""
+    """One ``.npz`` with ``arr_0`` (``uint8`` ``(N, H, W, C)``) and, for labelled samples, ``labels``.
 
-    def __init__(self, out: Path, total: int) -> None:
-        if out.suffix != ".npz":
+    ``out`` follows :mod:`ganzoo.outputs`' rule (an existing file or symbolic link is replaced only with
+    ``overwrite``, a link itself, never its target); the archive is written under a temporary name beside it
+    and moved into place once complete."""
+
+    def __init__(self, out: Path, total: int, overwrite: bool = False) -> None:
+        if Path(out).suffix != ".npz":
             raise ConfigError(f"-o {str(out)!r}: name a file ending in .npz for --format npz")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        self.out, self.total, self.count = out, total, 0
-        self.zip = zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
-        self.member: IO[bytes] | None = None
+        self.out = check_output(out, overwrite)
+        self.total, self.count = total, 0
         self.labels: list[np.ndarray] = []
+        self.member: IO[bytes] | None = None
+        self.pending: PendingOutput | None = None
 
     def write(self, images: torch.Tensor, labels: torch.Tensor | None) -> None:
         array = np.ascontiguousarray(images.permute(0, 2, 3, 1).numpy())
@@ -80,14 +111,33 @@ class NpzImageWriter:
         self.count += array.shape[0]
 
     def __enter__(self) -> NpzImageWriter:
+        self.pending = PendingOutput(self.out)
+        try:
+            self.zip = zipfile.ZipFile(self.pending.tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
+        except OSError as exc:
+            self.pending.discard()
+            raise write_error(self.out, exc) from None
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if self.member is not None:
-            self.member.close()
-        if kind is None and self.labels:
-            with self.zip.open(f"{NPZ_LABELS}.npy", "w", force_zip64=True) as f:
-                np.lib.format.write_array(f, np.concatenate(self.labels), allow_pickle=False)
-        self.zip.close()
-        if kind is not None:
-            self.out.unlink(missing_ok=True)  # a half-written array must not pass for samples
+        assert self.pending is not None
+        try:
+            try:
+                if self.member is not None:
+                    self.member.close()
+                if kind is None and self.labels:
+                    with self.zip.open(f"{NPZ_LABELS}.npy", "w", force_zip64=True) as f:
+                        np.lib.format.write_array(f, np.concatenate(self.labels), allow_pickle=False)
+            finally:
+                self.zip.close()  # closes the file even when writing the zip's directory fails
+        except OSError as error:  # a full disk while finishing the archive
+            exc = exc or error
+        except BaseException:
+            self.pending.discard()
+            raise
+        if exc is None:
+            self.pending.commit()
+            return
+        self.pending.discard()  # a half-written array must not pass for samples
+        if isinstance(exc, OSError):
+            raise write_error(self.out, exc) from None

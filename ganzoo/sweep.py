@@ -291,8 +291,10 @@ def _sweep(prof: Any, spec: SweepSpec, lower: bool, out: Path, address: str | No
         rows[entry.row] = {"variant": entry.config.variant, "config": entry.config.model_dump(mode="json"),
                            "steps": steps, "eval_every": eval_every}
 
-    table = json.loads((out / SWEEP_FILE).read_text()) if (out / SWEEP_FILE).is_file() else {}
-    done = table.get("rows", {}) if table.get("format") == SWEEP_FORMAT else {}
+    from .results_file import load_sweep
+
+    table = load_sweep(out / SWEEP_FILE) if (out / SWEEP_FILE).is_file() else {}  # validated: a resumed sweep
+    done = table.get("rows", {})
     real = None
     ray = connect(address)
     cpus, gpus = trial_resources(prof)
@@ -352,8 +354,11 @@ def _sweep(prof: Any, spec: SweepSpec, lower: bool, out: Path, address: str | No
     (out / TUNED_PROFILE).write_text(yaml.safe_dump(portable_profile(tuned), sort_keys=False))
     if compare:
         defaults = prof.model_copy(update={"name": f"{prof.name} (paper defaults)", "sweep": None})
-        bench(profile=defaults, out=out / DEFAULTS_DIR, executor="ray", address=address, progress=progress, pm=pm)
-        bench(profile=tuned, out=out / TUNED_DIR, executor="ray", address=address, progress=progress, pm=pm)
+        # the sweep's own benches follow its current search: a changed one replaces what they held
+        bench(profile=defaults, out=out / DEFAULTS_DIR, executor="ray", address=address, overwrite=True,
+              progress=progress, pm=pm)
+        bench(profile=tuned, out=out / TUNED_DIR, executor="ray", address=address, overwrite=True, progress=progress,
+              pm=pm)
     return data
 
 

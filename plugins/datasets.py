@@ -5,7 +5,8 @@
   50 are ``test`` (4,500 / 500).
 - ``mnist``, ``fashion-mnist``, ``cifar10``: torchvision datasets, downloaded into ``data_root`` on first
   use (needs internet, or the files already in place).
-- ``image-folder``: every image under ``data_root`` (recursively), converted to RGB, resized and
+- ``image-folder``: every image under ``data_root`` (recursively; ``ganzoo.images.IMAGE_SUFFIXES``, symbolic links
+  that lead outside the folder skipped), converted to RGB, resized and
   centre-cropped to ``image_size`` (default 64). Read lazily: training holds it in memory when it fits
   (``data_loading: auto``, decoded by ``data_workers`` processes) and streams it through a DataLoader otherwise.
 """
@@ -20,9 +21,9 @@ import torch
 from torch.utils.data import Dataset
 
 from ganzoo import DatasetError, DatasetSpec, hookimpl
+from ganzoo.images import IMAGE_SUFFIXES, list_image_files
 
 MNIST5K_TRAIN_PER_CLASS = 450
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
 def _check_split(name: str, split: str) -> None:
@@ -94,7 +95,7 @@ class ImageFolderDataset(Dataset):
         try:
             with Image.open(self.files[index]) as img:
                 return self._square(img, size)
-        except (OSError, ValueError, SyntaxError) as exc:  # what PIL raises for truncated or corrupt files
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:  # corrupt, truncated, huge
             raise DatasetError(f"image-folder: cannot read image {str(self.files[index])!r}: {exc}; remove or "
                                "replace the file") from None
 
@@ -119,9 +120,9 @@ def load_image_folder(root: Path, split: str, download: bool, image_size: int | 
     if not root.is_dir():
         raise DatasetError(f"image-folder: data_root {str(root)!r} is not a directory; set data_root to a folder "
                            "of images")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = list_image_files(root)  # links that lead outside root are skipped
     if not files:
-        raise DatasetError(f"image-folder: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {str(root)!r}")
+        raise DatasetError(f"image-folder: no images ({', '.join(IMAGE_SUFFIXES)}) under {str(root)!r}")
     return ImageFolderDataset(files, image_size or 64), None
 
 

@@ -50,3 +50,4 @@ if info.is_main:
                    "unequal_after": unequal_after,
                    "same_batches": same_batches}, f)
 distributed.teardown()
+distributed.exit_rank(0)  # not the interpreter's shutdown, during which gloo's threads can abort the rank

@@ -164,8 +164,9 @@ def _fake_results(path: Path, fids: list[float]) -> Path:
     proto = {"profile": "p", "dataset": "mnist-5k", "real_split": "train", "num_real": 4500, "num_fake": 100,
              "budget": {"steps": 10, "seconds": None},
              "feature_extractor": {"name": "ganzoo-mnist", "sha256": "ab" * 32},
-             "versions": {"torch": "2.x", "torch_fidelity": "0.4.0", "ganzoo": "0.1.0"}}
-    trials = [{"variant": "dcgan", "seed": i, "status": "ok", "steps": 10, "train_seconds": 4.0 + 2 * i,
+             "versions": {"torch": "2.x", "torch_fidelity": "0.4.0", "ganzoo": "0.1.0"}, "config": {}}
+    trials = [{"variant": "dcgan", "seed": i, "config_hash": "0" * 16, "status": "ok", "steps": 10,
+               "train_seconds": 4.0 + 2 * i,
                "images_per_second": 100.0, "final": {"fid": fid, "precision": 0.5}, "untrained": {"fid": 400.0},
                "wall_seconds": 10.0 + 4 * i,
                "protocol": proto, "hardware": {"cpu": "cpu", "threads": 2, "gpu": None}, "artifacts": {}}

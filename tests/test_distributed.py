@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,12 +17,23 @@ from ganzoo.checkpoint import load_checkpoint
 HERE = Path(__file__).resolve().parent
 
 
-def torchrun(args: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
+def torchrun(args: list[str], timeout: int = 300, expect: int = 0) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("GANZOO_LOAD_PLUGINS",)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *args]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == expect, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "terminate called" not in result.stderr, result.stderr[-3000:]
+    assert expect != 0 or "Traceback" not in result.stderr, result.stderr[-3000:]
     return result
+
+
+def test_each_rank_ends_with_the_commands_exit_status(tmp_path: Path) -> None:
+    """Under torchrun the CLI ends every rank through exit_rank with the command's status: a usage error is 2
+    on every rank (torchrun reports the first failing rank's status), not an abort."""
+    result = torchrun(["-m", "ganzoo", "train", "vanilla", "--steps", "1", "--set", "no_such_key=1", "--out",
+                       str(tmp_path / "run")], expect=1)  # torchrun itself exits 1 when a rank fails
+    assert result.stderr.count("no_such_key") >= 2  # both ranks said what was wrong
+    assert re.search(r"exitcode\s*:\s*2\b", result.stderr), result.stderr[-3000:]
 
 
 @pytest.mark.parametrize(("variant", "loading", "loader", "extensions"), [

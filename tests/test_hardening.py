@@ -204,7 +204,7 @@ def test_smaller_points(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     # a leaderboard of a JSON list
     (tmp_path / "list.json").write_text("[1, 2]")
     out = runner.invoke(cli, ["leaderboard", str(tmp_path / "list.json"), "-o", str(tmp_path / "lb.md")])
-    assert out.exit_code == 1 and "not a ganzoo results file" in out.output and "Traceback" not in out.output
+    assert out.exit_code == 2 and "not a ganzoo results file" in out.output and "Traceback" not in out.output
     # ~ in out is the home directory, a huge seed is a config error
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert ganzoo.build_config("vanilla", out="~/runs/x").out == tmp_path / "home" / "runs" / "x"

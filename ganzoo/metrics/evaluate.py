@@ -227,8 +227,7 @@ def _evaluate(fake: torch.Tensor, real: torch.Tensor, feature_extractor: str,
         raise UsageError(f"kid_subset_size={kid_subset_size} must be between 2 and "
                          f"min(len(fake), len(real)) = {min(n, m)}; leave it unset to use "
                          f"min(1000, len(fake), len(real))")
-    cache_root = Path(cache_dir if cache_dir is not None else DEFAULT_CACHE_DIR).expanduser()
-    cache_root.mkdir(parents=True, exist_ok=True)
+    cache_root = Path(cache_dir if cache_dir is not None else DEFAULT_CACHE_DIR).expanduser()  # made on first write
     rgb = feature_extractor == INCEPTION
     cuda = torch.cuda.is_available()
     layers = {metric: extractor_layer(feature_extractor, metric) for metric in ("isc", "fid", "kid", "prc")}

@@ -4,7 +4,8 @@ torch-fidelity's own cache pickles its entries and unpickles them in full when r
 so a replaced cache file runs code. ganzoo does not use it: :func:`real_features` stores the real set's
 features in a ``.safetensors`` file (tensors and a JSON header, nothing executable) named by
 :func:`~ganzoo.metrics.real_stats_key`, with the sha256 of the tensors in the header; an entry whose name,
-layers or content hash does not check out is recomputed and rewritten, never trusted.
+layers or content hash does not check out is recomputed and rewritten, never trusted; one that cannot be
+written (a full disk) is skipped with a warning.
 """
 
 from __future__ import annotations
@@ -71,7 +72,10 @@ def _read_entry(path: Path, key: str, layers: list[str]) -> dict[str, torch.Tens
 
 def real_features(key: str, layers: list[str], compute: Callable[[], dict[str, torch.Tensor]],
                   cache_dir: Path) -> dict[str, torch.Tensor]:
-    """The real set's features from ``cache_dir/KEY.safetensors``, or ``compute()`` them and store them there."""
+    """The real set's features from ``cache_dir/KEY.safetensors``, or ``compute()`` them and store them there.
+
+    The cache only saves time: when the entry cannot be written (a full disk, a read-only or missing
+    ``cache_dir``), a warning says so and the features are returned all the same."""
     path = Path(cache_dir) / f"{key}{CACHE_SUFFIX}"
     if path.is_file():
         cached = _read_entry(path, key, layers)
@@ -79,5 +83,9 @@ def real_features(key: str, layers: list[str], compute: Callable[[], dict[str, t
             return cached
     features = {name: tensor.contiguous() for name, tensor in compute().items()}
     meta = {"format": CACHE_FORMAT, "key": key, "sha256": tensors_sha256(features)}
-    atomic_write_bytes(path, lambda f: f.write(save(features, metadata=meta)))
+    try:
+        atomic_write_bytes(path, lambda f: f.write(save(features, metadata=meta)))
+    except OSError as exc:
+        log.warning("cannot write the metric cache entry %s (%s); scoring without the cache", path,
+                    exc.strerror or exc)
     return features

@@ -1,0 +1,176 @@
+"""Output files and folders: one rule for everything a command writes to a path the user names.
+
+The rule, the one ``ganzoo train`` follows for its run directory:
+
+- An output that already exists is not replaced unless ``overwrite=True`` (``--overwrite``); an empty folder
+  counts as new.
+- A symbolic link at the output path is never written through: with ``overwrite`` the link itself is replaced
+  by the new file or folder, and whatever it pointed at is left alone.
+- An output is written under a temporary name beside it and moved into place (``os.replace``) only once
+  complete, so a full disk, an error or an interrupt leaves the old output or nothing, never a truncated file.
+  Such failures are :class:`~ganzoo.errors.GanzooError` naming the output (exit 1), not tracebacks.
+
+:func:`check_output` applies the first two points before any work is done; :class:`PendingOutput` (and
+:func:`atomic_file`, its context manager) writes. ``replaceable`` lets a folder writer say which folders
+``overwrite`` may delete (``ganzoo sample --format png-dir`` replaces only a folder of its own exports, never an
+arbitrary one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from .errors import GanzooError, UsageError
+
+#: Prefix of the temporary names outputs are written under before they are moved into place.
+TMP_PREFIX = ".ganzoo-tmp-"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _make_parent(path: Path, option: str) -> None:
+    """Create the folder ``path`` goes into; a file in the way is the user's mistake, named."""
+    for parent in (path.parent, *path.parent.parents):
+        if os.path.lexists(parent):
+            if not parent.is_dir():
+                what = "a symbolic link to no folder" if parent.is_symlink() else "a file"
+                raise UsageError(f"{option} {str(path)!r}: {str(parent)!r} is {what}, not a folder; choose another "
+                                 f"{option}")
+            break
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GanzooError(f"cannot create the folder of {option} {str(path)!r}: {exc.strerror or exc}") from None
+
+
+def check_output(path: str | Path, overwrite: bool = False, *, directory: bool = False, option: str = "-o",
+                 replaceable: Callable[[Path], str | None] | None = None) -> Path:
+    """Check that ``path`` may receive a new output (a file, or a folder with ``directory``) under the rule in
+    the module docstring, and create the folder it goes into; returns ``path``.
+
+    ``replaceable(folder)`` returns why an existing, non-empty folder may not be replaced even with
+    ``overwrite`` (``None``: it may). Raises :class:`~ganzoo.errors.UsageError` naming ``option`` and the path.
+    """
+    path = Path(path).expanduser()
+    what = "folder" if directory else "file"
+    _make_parent(path, option)
+    if not os.path.lexists(path):
+        return path
+    if path.is_symlink():
+        if not overwrite:
+            raise UsageError(f"{option} {str(path)!r} is a symbolic link; ganzoo never writes through one. Pass "
+                             f"--overwrite (overwrite=True) to replace the link itself with the new {what} (its "
+                             f"target is left alone), or choose another {option}")
+        return path
+    if not directory:
+        if path.is_dir():
+            raise UsageError(f"{option} {str(path)!r} is a folder; name a file")
+        if not overwrite:
+            raise UsageError(f"{option} {str(path)!r} already exists; pass --overwrite (overwrite=True) to replace "
+                             f"it, or choose another {option}")
+        return path
+    if not path.is_dir():
+        raise UsageError(f"{option} {str(path)!r} is a file; name a new or empty folder")
+    try:
+        if not any(path.iterdir()):
+            return path
+        if not overwrite:
+            raise UsageError(f"{option} {str(path)!r} is a folder that is not empty; pass --overwrite "
+                             f"(overwrite=True) to replace it, or give a new or empty folder")
+        reason = replaceable(path) if replaceable is not None else None
+    except OSError as exc:
+        raise GanzooError(f"cannot read the folder {option} {str(path)!r}: {exc.strerror or exc}") from None
+    if reason is not None:
+        raise UsageError(f"{option} {str(path)!r} is not empty and {reason}; --overwrite does not delete it: "
+                         "give a new or empty folder")
+    return path
+
+
+def write_error(path: Path, exc: OSError) -> GanzooError:
+    """The error for an output that could not be written (a full disk, no permission), naming it."""
+    return GanzooError(f"cannot write {str(path)!r}: {exc.strerror or exc}; nothing was written there (whatever "
+                       "was there before is unchanged): free some space or choose another place")
+
+
+class PendingOutput:
+    """A temporary file (or folder, with ``directory``) beside ``path`` that becomes ``path`` on :meth:`commit`
+    and disappears on :meth:`discard`. The file keeps ``path``'s suffix, so writers that infer the format
+    from it work. An ``OSError`` becomes :func:`write_error`."""
+
+    def __init__(self, path: str | Path, directory: bool = False) -> None:
+        self.path, self.directory = Path(path), directory
+        try:
+            if directory:
+                self.tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=self.path.parent))
+                os.chmod(self.tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 folders
+            else:
+                fd, name = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=self.path.suffix, dir=self.path.parent)
+                os.close(fd)
+                self.tmp = Path(name)
+                os.chmod(self.tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files
+        except OSError as exc:
+            raise write_error(self.path, exc) from None
+
+    def discard(self) -> None:
+        """Remove the temporary file or folder (quietly: this runs while another error is on its way)."""
+        if self.directory:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+    def commit(self) -> Path:
+        """Move the finished temporary onto ``path`` (a symbolic link there is replaced, never its target; a
+        folder there, allowed by :func:`check_output`, is replaced as a whole); returns ``path``."""
+        try:
+            if self.directory:
+                self._commit_dir()
+            else:
+                with open(self.tmp, "rb+") as f:
+                    os.fsync(f.fileno())
+                os.replace(self.tmp, self.path)
+        except OSError as exc:
+            self.discard()
+            raise write_error(self.path, exc) from None
+        return self.path
+
+    def _commit_dir(self) -> None:
+        path, old = self.path, None
+        if path.is_symlink():
+            path.unlink()
+        elif path.is_dir():  # out of the way first: a folder that is not empty cannot be replaced by a rename
+            old = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=path.parent))
+            os.replace(path, old / path.name)
+        try:
+            os.replace(self.tmp, path)
+        except OSError:
+            if old is not None:
+                os.replace(old / path.name, path)
+            raise
+        finally:
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | Path, directory: bool = False) -> Iterator[Path]:
+    """Yield the temporary path of a :class:`PendingOutput` for ``path``; commit it when the block ends
+    without error, discard it otherwise (an ``OSError`` from the block becomes :func:`write_error`)."""
+    pending = PendingOutput(path, directory)
+    try:
+        yield pending.tmp
+    except OSError as exc:
+        pending.discard()
+        raise write_error(pending.path, exc) from None
+    except BaseException:
+        pending.discard()
+        raise
+    pending.commit()
