@@ -31,7 +31,8 @@ from .errors import GanzooError, UsageError
 TMP_PREFIX = ".ganzoo-tmp-"
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process's file-creation mask (read by setting it and putting it back)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -111,12 +112,12 @@ class PendingOutput:
         try:
             if directory:
                 self.tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=self.path.parent))
-                os.chmod(self.tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 folders
+                os.chmod(self.tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700 folders
             else:
                 fd, name = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=self.path.suffix, dir=self.path.parent)
                 os.close(fd)
                 self.tmp = Path(name)
-                os.chmod(self.tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files
+                os.chmod(self.tmp, 0o666 & ~current_umask())  # mkstemp makes 0600 files
         except OSError as exc:
             raise write_error(self.path, exc) from None
 

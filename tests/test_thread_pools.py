@@ -3,29 +3,15 @@ on fixed torch and BLAS pools, so a bench worker, a Ray task and a notebook reco
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_info
 
 import ganzoo
 from ganzoo.evaluation import score_samples
 from ganzoo.metrics import evaluate
 from ganzoo.metrics.thread_pools import SCORING_THREADS, scoring_threads
-
-
-@contextmanager
-def caller_threads(n: int) -> Iterator[None]:
-    """What a caller with ``n`` threads runs under: torch's pool and every BLAS/OpenMP pool at ``n``."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        with threadpool_limits(limits=n):
-            yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _images(n: int, seed: int) -> torch.Tensor:
@@ -38,7 +24,7 @@ def test_kid_fid_and_precision_are_the_same_with_one_and_with_two_threads(tmp_pa
     fake, real = _images(600, 1), ganzoo.load_dataset("mnist-5k", "train").images[:600]
     scores = []
     for threads in (1, 2):
-        with caller_threads(threads):
+        with scoring_threads(threads):
             scores.append(evaluate(fake, real, cache_dir=tmp_path / f"cache-{threads}"))  # features computed anew
             assert torch.get_num_threads() == threads  # the caller's pools are put back
     assert scores[0] == scores[1]  # exactly: FID, KID, IS, precision, recall, classes
@@ -52,7 +38,7 @@ def test_every_figure_is_computed_on_the_fixed_pools(tmp_path: Path) -> None:
         return {"probe": 0.0}
 
     fake, real = _images(50, 2), _images(50, 3)
-    with caller_threads(2):
+    with scoring_threads(2):
         scores = score_samples(fake, real, cache_dir=tmp_path, dataset_metrics=dataset_metrics)
         assert torch.get_num_threads() == 2
     assert scores["probe"] == 0.0 and "kid_mean" in scores
@@ -60,7 +46,7 @@ def test_every_figure_is_computed_on_the_fixed_pools(tmp_path: Path) -> None:
 
 
 def test_scoring_threads_puts_the_pools_back_when_the_block_raises() -> None:
-    with caller_threads(2):
+    with scoring_threads(2):
         try:
             with scoring_threads():
                 assert torch.get_num_threads() == SCORING_THREADS
