@@ -79,7 +79,7 @@ def test_cuda_amp_trains(tmp_path: Path, amp: str) -> None:
     result = run(tmp_path, amp, "wgan-gp", steps=5, amp=amp, device="cuda", channels_last=True)
     assert torch.isfinite(torch.tensor([result.final_d_loss, result.final_g_loss])).all()
     state = load_checkpoint(tmp_path / amp)
-    assert ("_scale" in state["scaler_d"]) == (amp == "fp16")
+    assert ("scale" in state["scaler_d"]) == (amp == "fp16")  # GradScaler.state_dict(): {} when disabled
 
 
 def test_auto_switches_follow_the_measured_table(monkeypatch) -> None:
