@@ -25,6 +25,7 @@ from .meta import version
 from .outputs import atomic_file, check_output
 from .plugins import list_plugins
 from .registry import Registry, get_registry
+from .sampling import generate
 from .trainer import Trainer, TrainResult, seed_everything
 
 
@@ -316,7 +317,8 @@ def _sample_batches(G: torch.nn.Module, latent_dim: int, n: int, seed: int, y: t
     with torch.no_grad():
         for start in range(0, n, batch_size):
             part = slice(start, start + batch_size)
-            yield (G(z[part], y[part]) if y is not None else G(z[part])), (y[part] if y is not None else None)
+            labels = y[part] if y is not None else None
+            yield generate(G, z[part], labels), labels
 
 
 def sample(checkpoint: str | Path, n: int = 64, *, out: str | Path | None = None, seed: int = 0,

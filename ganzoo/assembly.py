@@ -30,6 +30,7 @@ from .config import (
 )
 from .errors import ConfigError, PluginError, UsageError
 from .registry import Registry
+from .sampling import generate
 
 
 class CompositionError(UsageError):
@@ -205,7 +206,7 @@ def check_fit(assembly: Assembly, device: torch.device | str = "cpu") -> None:
         with torch.no_grad():
             call = "G(z, y)" if assembly.conditional_generator else "G(z)"
             try:
-                fake = G(z, y) if assembly.conditional_generator else G(z)
+                fake = generate(G, z, y if assembly.conditional_generator else None)
             except Exception as exc:
                 raise PluginError(gp, f"generator {gname!r} failed on {call} with a latent batch of shape "
                                   f"{tuple(z.shape)}: {type(exc).__name__}: {exc}", "register_generators") from exc

@@ -13,6 +13,7 @@ import math
 import zipfile
 import zlib
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from .errors import ConfigError, UsageError
 from .images import IMAGE_SUFFIXES, list_image_files
 from .metric_keys import CLASS_AGREEMENT, CLASS_AGREEMENT_MIN
 from .sample_files import NPZ_IMAGES, NPZ_LABELS
+from .sampling import draw_labels, generate
 
 #: The evaluation latents of seed ``s`` come from a generator seeded ``EVAL_SEED_OFFSET + s``: never the
 #: training noise, so evaluating does not change a run.
@@ -60,7 +62,7 @@ def evaluation_samples(generate: Callable[[torch.Tensor, torch.Tensor | None], t
         z = torch.randn(size, latent_dim, generator=rng).to(device)
         labels = None
         if class_probs is not None:
-            labels = torch.multinomial(class_probs.cpu(), size, replacement=True, generator=rng).to(device)
+            labels = draw_labels(class_probs, size, rng).to(device)
             asked.append(labels.cpu())
         out = generate(z, labels)
         fake.append((to_uint8(out) if images else out.detach().float()).cpu())
@@ -416,12 +418,8 @@ def evaluate(
                                 image_size=cfg.image_size)
             class_probs = train.class_frequencies().float()
 
-        @torch.no_grad()
-        def generate(z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-            return G(z, y) if y is not None else G(z)
-
-        images, labels = evaluation_samples(generate, cfg.latent_dim, n, seed, "cpu", class_probs,
-                                            images=real_data.is_image)
+        images, labels = evaluation_samples(torch.no_grad()(partial(generate, G)), cfg.latent_dim, n, seed, "cpu",
+                                            class_probs, images=real_data.is_image)
     elif kind == "npz":
         from .metrics.classifier import NUM_CLASSES  # the classes the digit classifier scores labels against
 

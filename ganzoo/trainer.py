@@ -35,6 +35,7 @@ from .distributed import DistInfo, barrier, gather_objects, mean_across_ranks
 from .errors import CheckpointError, ConfigError, DivergenceError, PluginError
 from .images import grid_image, read_png, save_grid
 from .runlog import RunLog
+from .sampling import draw_labels, generate
 
 CHECKPOINT_FORMAT = 2
 #: A loss this large means the run has blown up (no GAN loss is meaningful there): it stops as diverged.
@@ -359,16 +360,10 @@ class Trainer:
         """Labels for a fake batch, drawn from the dataset's class frequencies (``None`` if the run has none)."""
         if self.class_probs is None:
             return None
-        return torch.multinomial(self.class_probs, self.config.batch_size, replacement=True, generator=self.noise)
-
-    def sample_labels(self, n: int, generator: torch.Generator) -> torch.Tensor | None:
-        """``n`` labels from the dataset's class frequencies, drawn from ``generator`` (CPU), for evaluation."""
-        if self.class_probs is None:
-            return None
-        return torch.multinomial(self.class_probs.cpu(), n, replacement=True, generator=generator).to(self.device)
+        return draw_labels(self.class_probs, self.config.batch_size, self.noise)
 
     def _generate(self, G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        return G(z, labels) if self.assembly.conditional_generator else G(z)
+        return generate(G, z, labels if self.assembly.conditional_generator else None)
 
     def _checked(self, value: Any, method: str, plugin: str | None = None, what: str | None = None) -> torch.Tensor:
         """``value`` if it is a scalar tensor (and, for the loss, one with a gradient); else a PluginError."""
