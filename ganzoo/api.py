@@ -1,4 +1,6 @@
-"""The library API. The CLI calls exactly these functions."""
+"""The library API: train, sample, export, evaluate and list. The CLI's commands are thin layers over these
+functions and over :func:`ganzoo.bench`, :func:`ganzoo.reproduce` and :func:`ganzoo.sweep`; what a command
+prints is formatted in the CLI, every check and every effect happens here."""
 
 from __future__ import annotations
 

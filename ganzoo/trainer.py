@@ -42,7 +42,7 @@ CHECKPOINT_FORMAT = 2
 DIVERGED_LOSS = 1e12
 #: Points drawn (real and generated) in the scatter plot that replaces the sample grid for non-image data.
 SCATTER_POINTS = 2500
-# What a format-1 checkpoint (ganzoo 0.1: no labels, no extensions) holds.
+# What a format-1 checkpoint (the first format, from before labels and extensions) holds.
 STATE_KEYS_FORMAT_1 = ("format", "step", "critic_position", "generator", "discriminator", "opt_g", "opt_d",
                        "scaler_d", "scaler_g", "data", "world_size", "noise", "rng", "config", "components",
                        "image_shape", "versions")
@@ -307,7 +307,7 @@ class Trainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore everything :meth:`state_dict` saved; a checkpoint missing any part is refused, never half-used.
 
-        A format-1 checkpoint (ganzoo 0.1) resumes a run without labels and extensions, exactly as before."""
+        A format-1 checkpoint (the first format) resumes a run without labels and extensions, exactly as before."""
         fmt = state.get("format")
         if fmt not in (1, CHECKPOINT_FORMAT):
             raise CheckpointError(f"checkpoint format {fmt!r} is not one this ganzoo version reads (1 or "
@@ -316,7 +316,7 @@ class Trainer:
         if missing:
             raise CheckpointError(f"checkpoint lacks {', '.join(missing)}; it cannot be resumed exactly")
         if fmt == 1 and (self.extensions or self.num_classes is not None):
-            raise CheckpointError("this is a format-1 checkpoint (ganzoo 0.1), written before labels and "
+            raise CheckpointError("this is a format-1 checkpoint (the first format), written before labels and "
                                   "extensions existed; it resumes only a run without extensions and without "
                                   "conditional networks. Resume it with the config it was written with, or "
                                   "start a new run with --out elsewhere")

@@ -1,5 +1,5 @@
 """Plugin contract v2: labels travel with images, conditional components, loss keywords, extension points,
-and format-1 checkpoints (ganzoo 0.1) that still resume."""
+and format-1 checkpoints (the first format) that still resume."""
 
 from __future__ import annotations
 
