@@ -32,8 +32,8 @@ def published_results(root: Path) -> list[Path]:
     :data:`LINKED_SUFFIXES` suffix, found without following a symbolic link under it (a linked file or folder is
     left out) and each checked to resolve inside the folder."""
     results = root / RESULTS
-    if not results.is_dir():
-        return []
+    if not results.is_dir() or results.is_symlink() or results.parent.is_symlink():
+        return []  # a linked results folder (or benchmarks/) could be any folder of the building machine
     inside = results.resolve()
     found = []
     for folder, dirs, names in os.walk(results, followlinks=False):

@@ -49,6 +49,8 @@ from .trainer import Evaluator, Trainer
 
 RESULTS_FORMAT = 1
 RESULTS_FILE = "results.json"
+#: The plots a trial draws into its run directory beside what the run itself writes.
+LOSS_PLOT, METRICS_PLOT = "loss.png", "metrics.png"
 # metric -> lower is better
 METRIC_DIRECTIONS = {m.key: m.lower_is_better for m in METRICS}
 #: Beside its scores, each evaluation in a trial's ``history`` records the seconds trained before it and the
@@ -332,6 +334,14 @@ def run_trial(profile: BenchProfile, variant: str, seed: int, out: Path, real: t
                             reason=f"{exc}" + ("; re-run the bench to train it once that process is gone"
                                                if isinstance(exc, rundir.RunLockedError) else ""))
     try:
+        foreign = sorted(child.name for child in trial_dir.iterdir() if not rundir.written_by_a_run(child.name)
+                         and child.name not in (LOSS_PLOT, METRICS_PLOT))
+        if foreign:  # not a trial's directory: nothing in it is deleted
+            return trial_record(profile, variant, seed, real, config_hash=config_hash, cfg=cfg,
+                                eval_every=eval_every, pm=pm, status=LOST,
+                                reason=f"trial directory {str(trial_dir)!r} holds files no ganzoo run wrote "
+                                       f"({', '.join(foreign[:5])}); move them away and re-run the bench, or "
+                                       "choose another --out")
         for child in trial_dir.iterdir():  # what an interrupted attempt left must not mix in (the lock stays)
             if child.name == rundir.LOCK_FILE:
                 continue
@@ -389,11 +399,11 @@ def _train_trial(profile: BenchProfile, variant: str, seed: int, out: Path, real
         record["best"] = best_scores(history)
     artifacts: dict[str, str] = {}
     if (trial_dir / LOG_FILE).is_file() and (trial_dir / LOG_FILE).stat().st_size:
-        artifacts["loss_plot"] = f"{rel}/loss.png"
-        plot_losses(trial_dir / LOG_FILE, trial_dir / "loss.png", f"{variant} seed {seed}")
+        artifacts["loss_plot"] = f"{rel}/{LOSS_PLOT}"
+        plot_losses(trial_dir / LOG_FILE, trial_dir / LOSS_PLOT, f"{variant} seed {seed}")
     if len(history) > 1:
-        artifacts["metrics_plot"] = f"{rel}/metrics.png"
-        plot_metrics(history, trial_dir / "metrics.png", f"{variant} seed {seed}")
+        artifacts["metrics_plot"] = f"{rel}/{METRICS_PLOT}"
+        plot_metrics(history, trial_dir / METRICS_PLOT, f"{variant} seed {seed}")
     if (trial_dir / "samples.png").is_file() and record["status"] == "ok":
         artifacts["samples"] = f"{rel}/samples.png"
     if record["status"] == "ok":
@@ -504,23 +514,21 @@ def load_reference(registry: Any, trial: PlannedTrial, *, progress: bool = True)
                        image_size=cfg.image_size).tensor(workers=cfg.data_workers, progress=progress)
 
 
-def _refuse_discarding(out: Path, previous: list[dict[str, Any]], plan: list[PlannedTrial]) -> None:
-    """Refuse to run ``plan`` into ``out`` when ``out/results.json`` holds finished ``previous`` trials that the
-    plan does not contain: writing its results would drop them, and training a row and seed anew over a trial of
-    other settings deletes that trial's checkpoints and grids."""
+def _refuse_training_over(out: Path, previous: list[dict[str, Any]], plan: list[PlannedTrial]) -> None:
+    """Refuse to run ``plan`` into ``out`` when a row and seed it plans holds a finished trial of other settings
+    or another budget in ``out/results.json``: training it anew would delete that trial's checkpoints and
+    grids. Finished trials at rows and seeds the plan does not touch are kept, whatever they are."""
     planned = {entry.key for entry in plan}
     places = {(entry.row, entry.seed) for entry in plan}
-    dropped = [t for t in previous if t["status"] not in RERUN_STATUSES
-               and (t["variant"], t["seed"], t["config_hash"]) not in planned]
-    if not dropped:
+    replaced = [t for t in previous if t["status"] not in RERUN_STATUSES
+                and (t["variant"], t["seed"]) in places and (t["variant"], t["seed"], t["config_hash"]) not in planned]
+    if not replaced:
         return
-    shown = [f"{t['variant']} seed {t['seed']} ("
-             + ("other settings or budget" if (t["variant"], t["seed"]) in places else "not in this bench") + ")"
-             for t in dropped[:4]]
-    more = f" and {len(dropped) - len(shown)} more" if len(dropped) > len(shown) else ""
-    raise UsageError(f"--out {str(out)!r} holds another bench: {len(dropped)} finished trial(s) this bench would "
-                     f"discard, {', '.join(shown)}{more}; pass --overwrite (overwrite=True) to replace them, or "
-                     "choose another --out (re-running the same bench there keeps its finished trials)")
+    shown = [f"{t['variant']} seed {t['seed']}" for t in replaced[:4]]
+    more = f" and {len(replaced) - len(shown)} more" if len(replaced) > len(shown) else ""
+    raise UsageError(f"--out {str(out)!r} holds {len(replaced)} finished trial(s) of the same rows and seeds with "
+                     f"other settings or another budget ({', '.join(shown)}{more}), which this bench would train "
+                     "over; pass --overwrite (overwrite=True) to replace them, or choose another --out")
 
 
 def bench(
@@ -555,9 +563,11 @@ def bench(
     ``RAY_ADDRESS`` names, else a Ray instance started on this machine), with the profile's
     ``cpus_per_trial`` and ``gpus_per_trial``; ``out`` must then be on storage every node shares
     (docs/distributed.md). Ray is the optional extra ``ganzoo[ray]``.
-    An ``out`` holding another bench's finished trials (other rows or seeds, another budget or settings), which
-    this one would drop from ``results.json`` or train over, is refused unless ``overwrite=True``; re-running the
-    same bench into its ``out`` (trials already done are kept) needs no flag.
+    The returned dictionary holds this bench's trials, in plan order; ``results.json`` also keeps the finished
+    trials of earlier benches into ``out`` at rows and seeds this one does not plan. A planned row and seed that
+    holds a finished trial of other settings or another budget is refused unless ``overwrite=True``, which trains
+    over it and leaves ``results.json`` with this bench's trials alone; re-running the same bench into its
+    ``out`` (trials already done are kept) needs no flag.
 
     Example::
 
@@ -608,7 +618,7 @@ def bench(
         plan = plan_trials(prof, out, registry)
         previous = load_results(out)["trials"] if (out / RESULTS_FILE).is_file() else []
         if not overwrite:
-            _refuse_discarding(out, previous, plan)
+            _refuse_training_over(out, previous, plan)
         reals: dict[int, torch.Tensor] = {}  # id(part) -> its reference data, loaded once per part
         for entry in plan:
             if id(entry.profile) not in reals:
@@ -616,12 +626,17 @@ def bench(
         records = {(t["variant"], t["seed"], t["config_hash"]): t for t in previous
                    if t["status"] not in RERUN_STATUSES}
         order = [entry.key for entry in plan]
+        places = {(entry.row, entry.seed) for entry in plan}
+        # Another bench's finished trials at rows and seeds this one does not plan stay in results.json (their
+        # run directories are not touched), unless overwrite asks for this bench's trials alone.
+        others = [] if overwrite else [t for t in previous if t["status"] not in RERUN_STATUSES
+                                       and (t["variant"], t["seed"]) not in places]
         todo = [entry for entry in plan if entry.key not in records]
         bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc="bench", unit="trial", disable=not progress,
                    dynamic_ncols=True)
         def finished(entry: PlannedTrial, record: dict[str, Any]) -> None:
             records[entry.key] = record
-            _write_results(out, prof, [records[k] for k in order if k in records])
+            _write_results(out, prof, [records[k] for k in order if k in records] + others)
             bar.update(1)
 
         def lost(entry: PlannedTrial, reason: str) -> dict[str, Any]:
@@ -668,6 +683,7 @@ def bench(
                         record = lost(futures[future], f"{type(exc).__name__}: {exc}")
                     finished(futures[future], record)
         bar.close()
-        _write_results(out, prof, [records[k] for k in order])
+        _write_results(out, prof, [records[k] for k in order] + others)
         (out / "profile.yaml").write_text(yaml.safe_dump(portable_profile(prof), sort_keys=False))
-    return load_results(out)
+    written = load_results(out)
+    return {**written, "trials": written["trials"][:len(order)]}  # this bench's trials, in plan order

@@ -28,7 +28,8 @@ from .outputs import current_umask
 CHECKPOINT_DIR = "checkpoints"
 LATEST = "latest"
 _NAME = re.compile(r"^step-(\d{8})\.pt$")
-_TMP_PREFIX = ".tmp-"
+#: Prefix of the temporary files an atomic write (checkpoints, the latest pointer) writes before its rename.
+ATOMIC_TMP_PREFIX = ".tmp-"
 
 
 
@@ -36,7 +37,7 @@ _TMP_PREFIX = ".tmp-"
 def atomic_write_bytes(path: Path, write: Any) -> None:
     """Write a file atomically: ``write(fileobj)`` into a temporary file beside it, fsync, ``os.replace``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=ATOMIC_TMP_PREFIX, dir=path.parent)
     try:
         os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600 files; give the usual permissions
         with os.fdopen(fd, "wb") as f:
@@ -53,7 +54,7 @@ def clean_stale_temporaries(directory: Path) -> list[Path]:
     """Remove temporary files left by a write that was killed; returns what was removed."""
     removed = []
     if directory.is_dir():
-        for p in directory.glob(_TMP_PREFIX + "*"):
+        for p in directory.glob(ATOMIC_TMP_PREFIX + "*"):
             p.unlink(missing_ok=True)
             removed.append(p)
     return removed

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -281,6 +282,9 @@ def main() -> None:
         cli(prog_name="ganzoo")
     except SystemExit as exc:  # click ends every command this way, with its exit status
         exit_rank(exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1)
+    except BaseException:  # a collective that failed because a peer died, an interrupt: say it, then end alike
+        traceback.print_exc()
+        exit_rank(1)
     exit_rank(0)
 
 
@@ -314,8 +318,8 @@ def _num(scores: dict, key: str, fmt: str) -> str:
                    "gpus_per_trial (needs ganzoo[ray]; --out on storage every node shares).")
 @click.option("--address", help="The Ray cluster to run on (HOST:6379, auto); default: RAY_ADDRESS, else a Ray "
                                 "instance started here. With --executor ray.")
-@click.option("--overwrite", is_flag=True, help="Replace the finished trials of another bench that --out holds "
-                                                "(other rows or seeds, another budget or settings).")
+@click.option("--overwrite", is_flag=True, help="Train over finished trials of the same rows and seeds with other "
+                                                "settings or another budget that --out holds.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @library_errors
 def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path | None, seeds: int | None,
@@ -332,9 +336,9 @@ def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path
       ganzoo bench --reproduce benchmarks/results/default --seeds 1
       ganzoo bench --profile zoo --seeds 3 --executor ray --address head-node:6379 --out /shared/zoo
 
-    An interrupted bench re-run with the same --out re-runs only the trials that did not finish. A --out
-    holding another bench (other rows or seeds, another budget or settings) is refused unless --overwrite,
-    which replaces its trials.
+    An interrupted bench re-run with the same --out re-runs only the trials that did not finish. Trials of
+    other rows or seeds already in --out are kept; a row and seed finished with other settings or another
+    budget is refused unless --overwrite, which trains over it.
     """
     from .bench import bench
     from .reproduction import row_label
@@ -360,8 +364,8 @@ def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path
         if executor != "local":
             raise click.UsageError("--reproduce runs on this machine; drop --executor")
         if overwrite:
-            raise click.UsageError("--reproduce re-runs into a new --out or one holding the same trials; drop "
-                                   "--overwrite and choose another --out")
+            raise click.UsageError("--reproduce never trains over finished trials; drop --overwrite and choose "
+                                   "another --out")
         _reproduce(reproduce, out, seeds, names, feature_extractor_weights, jobs, not no_progress)
         return
     out = out or Path("runs/bench")

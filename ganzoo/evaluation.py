@@ -202,6 +202,10 @@ class _NpzMember:
                 raise ValueError(f"unsupported .npy format version {version}")
             shape, fortran, dtype = getattr(np.lib.format, _NPY_HEADERS[version])(self.stream)
             offset = self.stream.tell()
+        except Exception as exc:  # numpy parses the header text: a cut or crafted one fails in many ways
+            self.stream.close()
+            raise UsageError(f"{str(path)!r}: the .npy header of array {self.array!r} cannot be read "
+                             f"({type(exc).__name__}: {exc}); the file is damaged or crafted") from None
         except BaseException:
             self.stream.close()
             raise
@@ -250,7 +254,18 @@ class _NpzMember:
         self.stream.close()
 
 
-def read_npz(path: Path, num: int | None = None, num_classes: int | None = None
+def _declared_chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """``(C, H, W)`` of one image of an images array of ``shape`` ``(N, H, W)``, ``(N, H, W, C)`` or
+    ``(N, C, H, W)``, as :func:`read_npz` lays it out."""
+    if len(shape) == 3:
+        return 1, shape[1], shape[2]
+    if shape[-1] in (1, 3):
+        return shape[3], shape[1], shape[2]
+    return shape[1], shape[2], shape[3]
+
+
+def read_npz(path: Path, num: int | None = None, num_classes: int | None = None,
+             image_shape: tuple[int, ...] | None = None, resize: bool = False
              ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The ``uint8`` images of an ``.npz`` (``arr_0``, or its only array) as ``(N, C, H, W)``, and its
     ``labels`` if it has them. Images may be stored ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)`` with
@@ -259,9 +274,11 @@ def read_npz(path: Path, num: int | None = None, num_classes: int | None = None
     Nothing is unpickled, and nothing is allocated before it is checked: each array's ``.npy`` header is read
     from the zip stream, its declared size checked against the zip member's and against
     :data:`MAX_EVAL_IMAGES` / :data:`MAX_EVAL_BYTES` (for the first ``num`` images), and only those images'
-    bytes are then read. ``labels`` must be integers, one per image (``(N,)``), and with ``num_classes``
-    within ``0..num_classes-1``; every refusal is a :class:`~ganzoo.errors.UsageError` naming the file and
-    the array."""
+    bytes are then read. With ``image_shape`` (the reference's ``(C, H, W)``) images of another shape are
+    refused from the header, before anything is read, unless ``resize``; then an image may hold at most
+    Pillow's ``MAX_IMAGE_PIXELS``. ``labels`` must be integers, one per image (``(N,)``), and with
+    ``num_classes`` within ``0..num_classes-1``; every refusal is a :class:`~ganzoo.errors.UsageError` naming
+    the file and the array."""
     import numpy as np
 
     members: list[_NpzMember] = []
@@ -287,6 +304,18 @@ def read_npz(path: Path, num: int | None = None, num_classes: int | None = None
                                                                            or images.shape[1] in (1, 3)))):
                 raise UsageError(f"{str(path)!r}: images (array {key!r}) of shape {images.shape} are neither "
                                  "(N, H, W), (N, H, W, C) nor (N, C, H, W) with 1 or 3 channels")
+            declared = _declared_chw(images.shape)
+            if image_shape is not None and declared != tuple(image_shape):
+                if not resize:
+                    raise UsageError(f"{str(path)!r}: images are {_shape((0, *declared))}, but the reference images "
+                                     f"are {_shape((0, *image_shape))}; pass --resize (resize=True) to convert them, "
+                                     "or evaluate against a dataset of their size")
+                from PIL import Image
+
+                if Image.MAX_IMAGE_PIXELS and declared[1] * declared[2] > Image.MAX_IMAGE_PIXELS:
+                    raise UsageError(f"{str(path)!r}: images of {declared[2]} x {declared[1]} pixels are larger than "
+                                     f"the {Image.MAX_IMAGE_PIXELS} pixels ganzoo resizes (Pillow's "
+                                     "MAX_IMAGE_PIXELS); the file is crafted or not images")
             count = min(num, images.count) if num else images.count
             _check_size(f"{str(path)!r} (array {key!r})", images.needed(count), images.row_bytes,
                         "asks to read" if num and not images.fortran else "declares")
@@ -423,7 +452,8 @@ def evaluate(
     elif kind == "npz":
         from .metrics.classifier import NUM_CLASSES  # the classes the digit classifier scores labels against
 
-        images, labels = read_npz(path, num, num_classes=NUM_CLASSES)
+        images, labels = read_npz(path, num, num_classes=NUM_CLASSES,
+                                  image_shape=tuple(real.shape[1:]) if real_data.is_image else None, resize=resize)
     else:
         images = read_image_folder(path, num)
     if real_data.is_image:

@@ -13,6 +13,7 @@ attributes) and every link is percent-encoded (:func:`url`).
 from __future__ import annotations
 
 import html
+import math
 import os
 import statistics
 import urllib.parse
@@ -64,7 +65,9 @@ def url(link: str) -> str:
 
 
 def mean_std(values: list[float], decimals: int) -> str:
-    """``mean ± std`` of ``values`` at ``decimals`` places: the one value alone, or ``–`` for none."""
+    """``mean ± std`` of ``values`` at ``decimals`` places: the one value alone, or ``–`` for none (values that
+    are not finite, such as a diverged run's, are left out)."""
+    values = [v for v in values if math.isfinite(v)]
     if not values:
         return "–"
     mean = statistics.fmean(values)

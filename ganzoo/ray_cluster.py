@@ -136,8 +136,8 @@ def connect(address: str | None = None) -> Any:
         if given is not None:  # a malformed address is refused, an unreachable one within CONNECT_TIMEOUT_S
             check_reachable(given, source)
         try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="warning",
-                     configure_logging=False)
+            ray.init(address=address.strip() if address is not None else None, include_dashboard=False,
+                     log_to_driver=False, logging_level="warning", configure_logging=False)
         except (ConnectionError, ValueError, RuntimeError, TimeoutError) as exc:
             where = f"the Ray cluster at {given!r} ({source})" if given is not None else "a local Ray instance"
             raise GanzooError(f"cannot join {where}: {exc}; check that a Ray head node of a compatible Ray version "

@@ -129,6 +129,9 @@ def prediction_interval(values: list[float], m: int) -> tuple[float, float]:
     """
     from scipy.stats import t
 
+    values = [v for v in values if math.isfinite(v)]
+    if not values:
+        return math.nan, math.nan
     mean = statistics.fmean(values)
     n = len(values)
     if n < 2:

@@ -31,6 +31,7 @@ TRIAL_STATUSES = ("ok", "failed", "diverged", LOST, "running")
 #: Errors listed in one message (a badly broken file has hundreds).
 SHOWN_ERRORS = 5
 _SEED_LIMIT = 2**63  # a seed torch accepts
+_COUNT_LIMIT = 2**53  # steps, image counts: beyond any run, and exact as a float (the leaderboard averages them)
 
 
 class _Record(BaseModel):
@@ -48,7 +49,7 @@ class Scores(_Record):
 class Evaluation(Scores):
     """One entry of a trial's ``history``: the generator step it was made at, and its scores and timings."""
 
-    step: int = Field(ge=0)
+    step: int = Field(ge=0, le=_COUNT_LIMIT)
 
 
 class FeatureExtractorInfo(_Record):
@@ -57,7 +58,7 @@ class FeatureExtractorInfo(_Record):
 
 
 class TrialBudget(_Record):
-    steps: int = Field(gt=0)
+    steps: int = Field(gt=0, le=_COUNT_LIMIT)
     seconds: float | None = Field(None, gt=0)
 
 
@@ -73,8 +74,8 @@ class Protocol(_Record):
     profile: str
     dataset: str
     real_split: str
-    num_real: int = Field(ge=0)
-    num_fake: int = Field(ge=0)
+    num_real: int = Field(ge=0, le=_COUNT_LIMIT)
+    num_fake: int = Field(ge=0, le=_COUNT_LIMIT)
     feature_extractor: FeatureExtractorInfo | None
     budget: TrialBudget
     config: dict[str, Any]
@@ -95,11 +96,11 @@ class Trial(_Record):
     seed: int = Field(ge=0, lt=_SEED_LIMIT)
     status: Literal[TRIAL_STATUSES]  # type: ignore[valid-type]
     reason: str | None = None
-    diverged_at: int | None = Field(None, ge=0)
+    diverged_at: int | None = Field(None, ge=0, le=_COUNT_LIMIT)
     config_hash: str
     protocol: Protocol
     hardware: Hardware | None = None  # absent for a trial that never ran; never null
-    steps: int | None = Field(None, ge=0)
+    steps: int | None = Field(None, ge=0, le=_COUNT_LIMIT)
     train_seconds: float | None = Field(None, ge=0)
     wall_seconds: float | None = Field(None, ge=0)
     images_per_second: float | None = Field(None, ge=0)
@@ -213,6 +214,7 @@ def read_results(path: str | Path) -> ResultsFile:
     for i, trial in enumerate(checked.trials):
         for key, rel in trial.artifacts.items():
             _check_artifact(path, f"trials[{i}].artifacts.{key}", rel)
+    data["profile"] = _normalised(data["profile"], checked.profile)
     return ResultsFile(path=path, data=data, profile=checked.profile)
 
 
@@ -229,8 +231,15 @@ def load_sweep(path: str | Path) -> dict[str, Any]:
     data = _read_json(path, "sweep file")
     if not isinstance(data, dict) or data.get("format") != SWEEP_FORMAT:
         raise ResultsFileError(f"{str(path)!r} is not a ganzoo sweep file (a JSON object with format {SWEEP_FORMAT})")
-    _validate(SweepSchema, data, path, "sweep file")
+    checked = _validate(SweepSchema, data, path, "sweep file")
+    data["profile"] = _normalised(data["profile"], checked.profile)
     return data
+
+
+def _normalised(raw: dict[str, Any], profile: BenchProfile) -> dict[str, Any]:
+    """``raw`` (a file's profile) with each key ganzoo knows in the type its validation gave it (``"5"`` a
+    number), so what reads the file formats what was checked; keys it does not know are kept as written."""
+    return {**raw, **profile.model_dump(mode="json", include=set(raw) & set(BenchProfile.model_fields))}
 
 
 def _read_json(path: Path, what: str) -> Any:

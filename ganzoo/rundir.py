@@ -18,13 +18,20 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .checkpoint import CHECKPOINT_DIR, GENERATOR_FILE, list_checkpoints
+from .checkpoint import ATOMIC_TMP_PREFIX, CHECKPOINT_DIR, GENERATOR_FILE, list_checkpoints
 from .errors import GanzooError, UsageError
 from .runlog import EVENTS_PREFIX, LOG_FILE
 
 LOCK_FILE = ".lock"
 #: Files a run writes at the top of its directory; any of them means the directory holds a run.
 RUN_FILES = ("config.yaml", LOG_FILE, "result.json", "samples.png", GENERATOR_FILE)
+
+
+def written_by_a_run(name: str) -> bool:
+    """Whether a run directory's entry ``name`` is one a run writes (its files, checkpoints, sample grids,
+    TensorBoard events, the lock and a lock being taken, a temporary of an atomic write)."""
+    return (name in (*RUN_FILES, CHECKPOINT_DIR, "samples", LOCK_FILE) or name.startswith(EVENTS_PREFIX)
+            or (name.startswith(f"{LOCK_FILE}.") and name.endswith(".tmp")) or name.startswith(ATOMIC_TMP_PREFIX))
 
 
 class RunLockedError(GanzooError):
@@ -58,6 +65,31 @@ def _read_owner(path: Path) -> dict:
         return {}
 
 
+def _create_with(path: Path, content: str) -> None:
+    """Create ``path`` holding ``content`` at once, or raise ``FileExistsError`` if it exists: the content is
+    written to a temporary file first and hard-linked to ``path``, so no process ever sees (or leaves, when
+    killed) an empty lock. Where the file system has no hard links, ``O_EXCL`` creation and a write."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+    try:
+        tmp.write_text(content)
+        try:
+            os.link(tmp, path)
+            return
+        except FileExistsError:
+            raise
+        except OSError:  # no hard links here (some network and FUSE file systems)
+            pass
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(content)
+        except OSError:
+            path.unlink(missing_ok=True)
+            raise
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def run_lock(run_dir: str | Path) -> Iterator[Path]:
     """Hold ``run_dir/.lock`` for the duration of the block (see the module docstring)."""
@@ -72,7 +104,7 @@ def run_lock(run_dir: str | Path) -> Iterator[Path]:
     me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     for _ in range(2):
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            _create_with(path, json.dumps(me))
         except FileExistsError:
             owner = _read_owner(path)
             pid, host = owner.get("pid"), owner.get("host")
@@ -80,8 +112,8 @@ def run_lock(run_dir: str | Path) -> Iterator[Path]:
             if not stale and not (isinstance(pid, int) and isinstance(host, str)):
                 raise RunLockedError(
                     f"run directory {str(run_dir)!r} holds a lock file {str(path)!r} that names no process (not "
-                    "one ganzoo wrote, or cut short); if no run is using this directory, delete the lock file, else "
-                    "choose another --out") from None
+                    "one ganzoo wrote); if no run is using this directory, delete the lock file, else choose "
+                    "another --out") from None
             if not stale:
                 raise RunLockedError(
                     f"run directory {str(run_dir)!r} is in use by process {pid} on host {host!r} (since "
@@ -90,16 +122,9 @@ def run_lock(run_dir: str | Path) -> Iterator[Path]:
                 ) from None
             path.unlink(missing_ok=True)  # its owner died: take the lock over
             continue
-        except OSError as exc:
-            raise GanzooError(f"cannot write to run directory {str(run_dir)!r}: {exc.strerror}; "
-                              "choose a writable --out") from None
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(me, f)
-        except OSError as exc:  # a full disk: no half-written lock is left to block the next run
-            path.unlink(missing_ok=True)
+        except OSError as exc:  # a read-only folder, a full disk: nothing is left behind to block the next run
             raise GanzooError(f"cannot write lock file {str(path)!r}: {exc.strerror or exc}; free space or choose "
-                              "another --out") from None
+                              "a writable --out") from None
         break
     try:
         yield path

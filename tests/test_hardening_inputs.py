@@ -110,6 +110,44 @@ def test_a_deflate_bomb_is_refused_by_the_byte_cap_without_being_inflated(tmp_pa
     assert images.shape == (1000, 1, 28, 28) and labels is None
 
 
+def test_images_of_another_size_are_refused_from_the_header(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A few MB declaring two 20000 x 20000 images fit the byte cap but not the reference: refused unread."""
+    path = tmp_path / "wide.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:  # a real deflate bomb, streamed in
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False,
+                                                      "shape": (2, 1, 20000, 20000)})
+        with archive.open("arr_0.npy", "w", force_zip64=True) as member:
+            member.write(header.getvalue())
+            zeros = bytes(2**24)
+            for _ in range(2 * 20000 * 20000 // len(zeros)):
+                member.write(zeros)
+            member.write(bytes(2 * 20000 * 20000 % len(zeros)))
+    assert path.stat().st_size < 10_000_000
+    reads = _count_zip_reads(monkeypatch)
+    with pytest.raises(UsageError, match=r"1x20000x20000.*1x28x28.*--resize"):
+        read_npz(path, image_shape=(1, 28, 28))
+    with pytest.raises(UsageError, match="MAX_IMAGE_PIXELS"):
+        read_npz(path, image_shape=(1, 28, 28), resize=True)
+    assert sum(reads) < 1000  # the header, not the data
+    out = CliRunner().invoke(cli, ["evaluate", str(path), "--no-progress"])
+    assert out.exit_code == 2 and "--resize" in out.output and "Traceback" not in out.output
+
+
+def test_a_cut_npy_header_is_named_not_a_traceback(tmp_path: Path) -> None:
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": (4, 28, 28)})
+    raw = header.getvalue()
+    cut = raw[: raw.index(b"(4, 28") + 4] + b" " * (len(raw) - raw.index(b"(4, 28") - 5) + b"\n"  # no closing )
+    path = tmp_path / "cut.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("arr_0.npy", cut)
+    with pytest.raises(UsageError, match="header of array 'arr_0' cannot be read"):
+        read_npz(path)
+    out = CliRunner().invoke(cli, ["evaluate", str(path), "--no-progress"])
+    assert out.exit_code == 2 and "cut.npz" in out.output and "Traceback" not in out.output
+
+
 def test_num_reads_only_the_images_it_asks_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "many.npz"
     pixels = np.random.default_rng(0).integers(0, 256, (3000, 28, 28), dtype=np.uint8)

@@ -94,16 +94,16 @@ def test_sigterm_to_a_parallel_bench_kills_its_workers_and_a_rerun_works(tmp_pat
 def test_a_trial_directory_a_live_process_holds_is_left_alone(tmp_path: Path) -> None:
     trial = tmp_path / "vanilla" / "seed-0"
     trial.mkdir(parents=True)
-    (trial / "mine.txt").write_text("a live worker's file")
+    (trial / "log.jsonl").write_text("a live worker's file")
     (trial / rundir.LOCK_FILE).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                                                       "started": "then"}))
     results = bench(profile=tiny_profile(), out=tmp_path, progress=False, cache_dir=tmp_path / "cache")
     record = results["trials"][0]
     assert record["status"] == LOST and "in use by process" in record["reason"]
-    assert (trial / "mine.txt").read_text() == "a live worker's file"  # not emptied, not trained over
+    assert (trial / "log.jsonl").read_text() == "a live worker's file"  # not emptied, not trained over
     (trial / rundir.LOCK_FILE).unlink()  # the worker is gone: the next run trains it
     again = bench(profile=tiny_profile(), out=tmp_path, progress=False, cache_dir=tmp_path / "cache")
-    assert again["trials"][0]["status"] == "ok" and not (trial / "mine.txt").exists()
+    assert again["trials"][0]["status"] == "ok" and "a live worker's file" not in (trial / "log.jsonl").read_text()
 
 
 def _ray_cli(runner, tmp_path: Path, address: str):
@@ -144,26 +144,71 @@ def test_an_unreachable_ray_address_fails_fast_and_says_what_to_check(tmp_path: 
     assert "does not answer as Ray does" in result.output and seconds < 45
 
 
-def test_a_bench_does_not_discard_another_benchs_trials_without_overwrite(tmp_path: Path, runner) -> None:
+def test_a_bench_does_not_train_over_another_benchs_trials_without_overwrite(tmp_path: Path, runner) -> None:
     out, cache = tmp_path / "bench", tmp_path / "cache"
     first = bench(profile=tiny_profile(), out=out, progress=False, cache_dir=cache)
     checkpoint = out / "vanilla" / "seed-0" / "checkpoints" / "step-00000002.pt"
     assert checkpoint.is_file()
     again = bench(profile=tiny_profile(), out=out, progress=False, cache_dir=cache)  # the same bench: kept
     assert again["trials"] == first["trials"]
-    for other in (tiny_profile(steps=3), tiny_profile(variants=["dcgan"]),
-                  tiny_profile(overrides={**TINY, "lr_g": 1e-3})):
-        with pytest.raises(UsageError, match=r"holds another bench.*--overwrite"):
+    for other in (tiny_profile(steps=3), tiny_profile(overrides={**TINY, "lr_g": 1e-3})):
+        with pytest.raises(UsageError, match=r"vanilla seed 0.*would train over.*--overwrite"):
             bench(profile=other, out=out, progress=False, cache_dir=cache)
     assert json.loads((out / "results.json").read_text())["trials"] == first["trials"] and checkpoint.is_file()
+
+    def stored() -> list[tuple[str, int]]:
+        return [(t["variant"], t["seed"]) for t in json.loads((out / "results.json").read_text())["trials"]]
+
+    dcgan = bench(profile=tiny_profile(variants=["dcgan"]), out=out, progress=False, cache_dir=cache)
+    assert [(t["variant"], t["seed"]) for t in dcgan["trials"]] == [("dcgan", 0)]  # what this bench planned
+    assert sorted(stored()) == [("dcgan", 0), ("vanilla", 0)] and checkpoint.is_file()  # the other rows are kept
     bench(profile=tiny_profile(seeds=2), out=out, progress=False, cache_dir=cache)  # adds seed 1, keeps seed 0
+    assert sorted(stored()) == [("dcgan", 0), ("vanilla", 0), ("vanilla", 1)]
+    one = bench(profile=tiny_profile(seeds=1), out=out, progress=False, cache_dir=cache)  # as --reproduce --seeds 1
+    assert one["trials"] == first["trials"] and sorted(stored()) == [("dcgan", 0), ("vanilla", 0), ("vanilla", 1)]
     config = tmp_path / "p.yaml"
     config.write_text(yaml.safe_dump(tiny_profile(steps=3).model_dump(mode="json")))
     args = ["bench", "--config", str(config), "--out", str(out), "--no-progress"]
     refused = runner.invoke(cli, args)
     assert refused.exit_code == 2 and str(out) in refused.output and "--overwrite" in refused.output
-    assert "vanilla seed 0 (other settings or budget)" in refused.output
+    assert "vanilla seed 0" in refused.output and "Traceback" not in refused.output
     replaced = runner.invoke(cli, [*args, "--overwrite"])
     assert replaced.exit_code == 0, replaced.output
     trials = json.loads((out / "results.json").read_text())["trials"]
     assert [(t["seed"], t["steps"]) for t in trials] == [(0, 3)]
+
+
+def test_a_lock_is_never_left_empty_by_a_process_stopped_while_taking_it(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lock's content is written before the lock exists (a hard link to a written file): stopping the
+    process mid-write leaves no lock behind that would block every later run as one that names no process."""
+    from ganzoo import rundir
+
+    real_write = Path.write_text
+
+    def stopped(self: Path, data: str, *args, **kwargs):  # the process dies halfway through the write
+        real_write(self, data[: len(data) // 2], *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_text", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        with rundir.run_lock(tmp_path / "run"):
+            pass
+    monkeypatch.undo()
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == []  # neither the lock nor its temporary
+    with rundir.run_lock(tmp_path / "run") as lock:
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
+
+
+def test_a_trial_directory_holding_foreign_files_is_not_emptied(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    foreign = out / "vanilla" / "seed-0"
+    foreign.mkdir(parents=True)
+    (foreign / "thesis.tex").write_text("months of work")
+    result = bench(profile=tiny_profile(), out=out, progress=False, cache_dir=tmp_path / "cache")
+    (trial,) = result["trials"]
+    assert trial["status"] == "lost" and "thesis.tex" in trial["reason"]  # trained by the next run
+    assert (foreign / "thesis.tex").read_text() == "months of work"
+    (foreign / "thesis.tex").unlink()
+    assert bench(profile=tiny_profile(), out=out, progress=False, cache_dir=tmp_path / "cache")["trials"][0][
+        "status"] == "ok"

@@ -229,6 +229,11 @@ def test_site_hooks_publish_no_symbolic_link(tmp_path: Path, monkeypatch: pytest
     added = hooks.on_files([], SimpleNamespace(config_file_path=str(project / "mkdocs.yml")))
     assert sorted(uri for uri, _ in added) == ["benchmarks/results/run/results.json",
                                                "benchmarks/results/run/samples.png"]
+    linked = tmp_path / "linked"  # benchmarks/results itself a link to a folder outside the project
+    (linked / "benchmarks").mkdir(parents=True)
+    (linked / "mkdocs.yml").write_text("site_name: x\n")
+    (linked / "benchmarks" / "results").symlink_to(outside, target_is_directory=True)
+    assert hooks.on_files([], SimpleNamespace(config_file_path=str(linked / "mkdocs.yml"))) == []
 
 
 # -- point 5: nothing compared is not a reproduction ----------------------------------------------------------
@@ -334,3 +339,15 @@ def test_malformed_sweep_file_is_a_usage_error(tmp_path: Path) -> None:
     hostile["rows"][HOSTILE]["trials"][0]["trial_id"] = HOSTILE
     (tmp_path / "s" / "sweep.json").write_text(json.dumps(hostile))
     assert_inert(to_html(render([tmp_path / "s"], tmp_path / "board.md")))
+
+
+def test_values_that_pass_the_schema_render_without_a_traceback(tmp_path: Path) -> None:
+    """A profile value of a laxer type, a non-finite score, a count too large for a float: the page renders
+    what was checked, leaves what is not finite out of a mean, and refuses the count."""
+    nan = trial(seed=1, final={"fid": float("nan")}, train_seconds=float("inf"))
+    path = write(tmp_path / "lax", results(trial(), nan, fid_target="5"))
+    page = render([path], tmp_path / "board.md")
+    assert "200.00" in page and "nan" not in page.lower()  # seed 0's FID alone
+    huge = write(tmp_path / "huge", results(trial(steps=10**400)))
+    out = CliRunner().invoke(cli, ["leaderboard", str(huge), "-o", str(tmp_path / "b.md")])
+    assert out.exit_code == 2 and "trials[0].steps" in out.output and "Traceback" not in out.output

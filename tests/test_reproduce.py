@@ -140,13 +140,15 @@ def test_reproduce_into_a_finished_bench_compares_without_training_again(tmp_pat
 
     profile = small_profile(variants=["vanilla", "gan"], seeds=2, threads=1)  # an alias, as the README names wgan
     bench(profile=profile, out=tmp_path / "committed", progress=False)
-    bench(profile=profile.model_copy(update={"seeds": 1}), out=tmp_path / "mine", progress=False)
+    bench(profile=profile, out=tmp_path / "mine", progress=False)  # all the seeds, as `ganzoo bench` does
     shutil.rmtree(tmp_path / "committed" / "vanilla")  # only results.json is needed to compare
     trial = tmp_path / "mine" / "vanilla" / "seed-0" / "samples.png"
     before = trial.stat().st_mtime_ns
     report = ganzoo.reproduce(tmp_path / "committed", seeds=1, out=tmp_path / "mine", progress=False)
     assert trial.stat().st_mtime_ns == before  # not trained again
     assert report.reproduced and report.rows == {"vanilla": IDENTICAL}
+    kept = load_results(tmp_path / "mine")["trials"]  # the seed the reproduction did not plan is still there
+    assert sorted((t["variant"], t["seed"]) for t in kept) == [("vanilla", 0), ("vanilla", 1)]
 
 
 def test_the_committed_tiny_profile_reproduces(tmp_path: Path) -> None:
