@@ -493,17 +493,20 @@ def sweep_cmd(profile_name: str | None, profile_file: Path | None, variants: str
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("docs/leaderboard.md"),
               show_default=True, help="Markdown page to write.")
 @click.option("--check", is_flag=True, help="Exit 1 if OUT differs from what RESULTS give (for CI).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing OUT (a symbolic link there is replaced itself, "
+                                                "never its target).")
 @library_errors
-def leaderboard_cmd(results: tuple[Path, ...], out: Path, check: bool) -> None:
-    """Render the leaderboard page from RESULTS (results.json files or bench directories) only."""
+def leaderboard_cmd(results: tuple[Path, ...], out: Path, check: bool, overwrite: bool) -> None:
+    """Render the leaderboard page from RESULTS (results.json files or bench directories) only. OUT follows the
+    rule of every output: an existing page is replaced only with --overwrite."""
     from .leaderboard import render, write_leaderboard
 
     if check:
         expected = render(list(results), out)
         if not out.is_file() or out.read_text() != expected:
             raise click.ClickException(f"{out} is out of date; regenerate it with: ganzoo leaderboard "
-                                       f"{' '.join(map(str, results))} -o {out}")
+                                       f"{' '.join(map(str, results))} -o {out} --overwrite")
         click.echo(f"{out} is up to date")
         return
-    write_leaderboard(list(results), out)
+    write_leaderboard(list(results), out, overwrite=overwrite)
     click.echo(f"wrote {out}")

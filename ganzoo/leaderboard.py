@@ -22,6 +22,7 @@ from typing import Any
 
 from .bench import EVAL_SECONDS, RESULTS_FILE, TRAIN_SECONDS
 from .metric_keys import BY_KEY, EVALUATE_KEYS, FID, METRICS
+from .outputs import atomic_file, check_output
 from .results_file import load_results, load_sweep
 from .sweep import DEFAULTS_DIR, SWEEP_FILE, TUNED_DIR
 
@@ -315,9 +316,12 @@ def _param(value: Any) -> str:
     return "–" if value is None else text(value)
 
 
-def write_leaderboard(results: list[str | Path], out: str | Path) -> Path:
-    """Render :func:`render` into ``out`` and return its path."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(results, out))
+def write_leaderboard(results: list[str | Path], out: str | Path, overwrite: bool = False) -> Path:
+    """Render :func:`render` into ``out`` and return its path. ``out`` follows the rule of every output
+    (:mod:`ganzoo.outputs`): an existing page is replaced only with ``overwrite``, a symbolic link there is
+    never written through, and the page is written whole or not at all."""
+    out = check_output(out, overwrite, option="-o")
+    page = render(results, out)
+    with atomic_file(out) as tmp:
+        tmp.write_text(page)
     return out

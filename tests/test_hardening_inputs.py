@@ -420,3 +420,22 @@ def test_overwrite_replaces_only_a_folder_of_an_earlier_png_export(run: Path, tm
     empty.mkdir()  # an empty folder counts as new
     assert len(list(ganzoo.export_samples(run, 4, empty, format="png-dir", progress=False).iterdir())) == 4
 
+
+
+def test_the_leaderboard_page_follows_the_output_rule(tmp_path: Path) -> None:
+    """The one rule holds for ``ganzoo leaderboard -o`` too: replaced only with --overwrite, never through a
+    symbolic link, written whole."""
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "tiny"
+    page = tmp_path / "board.md"
+    first = CliRunner().invoke(cli, ["leaderboard", str(results), "-o", str(page)])
+    assert first.exit_code == 0 and page.read_text().startswith("#")
+    again = CliRunner().invoke(cli, ["leaderboard", str(results), "-o", str(page)])
+    assert again.exit_code == 2 and "--overwrite" in again.output
+    target = tmp_path / "elsewhere.md"
+    target.write_text("not a leaderboard")
+    link = tmp_path / "link.md"
+    link.symlink_to(target)
+    refused = CliRunner().invoke(cli, ["leaderboard", str(results), "-o", str(link)])
+    assert refused.exit_code == 2 and "symbolic link" in refused.output
+    replaced = CliRunner().invoke(cli, ["leaderboard", str(results), "-o", str(link), "--overwrite"])
+    assert replaced.exit_code == 0 and not link.is_symlink() and target.read_text() == "not a leaderboard"
