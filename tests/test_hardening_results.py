@@ -138,6 +138,18 @@ def test_hostile_strings_render_as_inert_text(tmp_path: Path) -> None:
     assert images == ["javascript%3Aalert%281%29.png"]  # percent-encoded: a file name, not a scheme
 
 
+def _links_out(results_dir: Path, tmp_path: Path, file_link: str, folder_link: str) -> Path:
+    """A folder outside the project holding a secret .json and .png, linked from ``results_dir`` as a file
+    (``file_link``) and as a folder (``folder_link``); returns that folder."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.json").write_text('{"secret": "TOPSECRET"}')
+    (outside / "b.png").write_text("TOPSECRET")
+    (results_dir / file_link).symlink_to(outside / "secret.json")
+    (results_dir / folder_link).symlink_to(outside, target_is_directory=True)
+    return outside
+
+
 def test_hostile_page_builds_into_an_inert_site_without_linked_files(tmp_path: Path) -> None:
     """The one site build here: the hostile page through mkdocs (with site_hooks.py), beside a symbolic link to a
     file and one to a folder outside the project, neither of which may be published."""
@@ -146,12 +158,7 @@ def test_hostile_page_builds_into_an_inert_site_without_linked_files(tmp_path: P
     folder = results_dir / "evil"
     write(folder, hostile_results())
     (folder / "javascript:alert(1).png").write_bytes(b"\x89PNG\r\n\x1a\n")
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "secret.json").write_text('{"secret": "TOPSECRET"}')
-    (outside / "b.png").write_text("TOPSECRET")
-    (results_dir / "secret.json").symlink_to(outside / "secret.json")
-    (results_dir / "linked").symlink_to(outside, target_is_directory=True)
+    _links_out(results_dir, tmp_path, "secret.json", "linked")
     docs = project / "docs"
     docs.mkdir()
     (docs / "site_hooks.py").write_text((ROOT / "docs" / "site_hooks.py").read_text())
@@ -219,13 +226,8 @@ def test_site_hooks_publish_no_symbolic_link(tmp_path: Path, monkeypatch: pytest
     (project / "mkdocs.yml").write_text("site_name: x\n")
     (results_dir / "results.json").write_text("{}")
     (results_dir / "samples.png").write_bytes(b"png")
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "id_rsa.json").write_text("secret")
-    (outside / "plot.png").write_text("secret")
-    (results_dir / "leak.json").symlink_to(outside / "id_rsa.json")
+    outside = _links_out(results_dir, tmp_path, "leak.json", "folder")
     (results_dir / "inner.png").symlink_to(results_dir / "samples.png")  # a link, even to a file inside
-    (results_dir / "folder").symlink_to(outside, target_is_directory=True)
     added = hooks.on_files([], SimpleNamespace(config_file_path=str(project / "mkdocs.yml")))
     assert sorted(uri for uri, _ in added) == ["benchmarks/results/run/results.json",
                                                "benchmarks/results/run/samples.png"]

@@ -6,12 +6,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from threadpoolctl import threadpool_info
+from threadpoolctl import threadpool_info, threadpool_limits
 
 import ganzoo
 from ganzoo.evaluation import score_samples
 from ganzoo.metrics import evaluate
 from ganzoo.metrics.thread_pools import SCORING_THREADS, scoring_threads
+
+
+def caller_threads(n: int) -> threadpool_limits:
+    """What a caller with ``n`` threads runs under (set here directly, not through the code under test): torch's
+    pool at ``n`` from now on, every BLAS/OpenMP pool at ``n`` inside the returned context."""
+    torch.set_num_threads(n)
+    return threadpool_limits(limits=n)
 
 
 def _images(n: int, seed: int) -> torch.Tensor:
@@ -24,7 +31,7 @@ def test_kid_fid_and_precision_are_the_same_with_one_and_with_two_threads(tmp_pa
     fake, real = _images(600, 1), ganzoo.load_dataset("mnist-5k", "train").images[:600]
     scores = []
     for threads in (1, 2):
-        with scoring_threads(threads):
+        with caller_threads(threads):
             scores.append(evaluate(fake, real, cache_dir=tmp_path / f"cache-{threads}"))  # features computed anew
             assert torch.get_num_threads() == threads  # the caller's pools are put back
     assert scores[0] == scores[1]  # exactly: FID, KID, IS, precision, recall, classes
@@ -38,7 +45,7 @@ def test_every_figure_is_computed_on_the_fixed_pools(tmp_path: Path) -> None:
         return {"probe": 0.0}
 
     fake, real = _images(50, 2), _images(50, 3)
-    with scoring_threads(2):
+    with caller_threads(2):
         scores = score_samples(fake, real, cache_dir=tmp_path, dataset_metrics=dataset_metrics)
         assert torch.get_num_threads() == 2
     assert scores["probe"] == 0.0 and "kid_mean" in scores
@@ -46,7 +53,7 @@ def test_every_figure_is_computed_on_the_fixed_pools(tmp_path: Path) -> None:
 
 
 def test_scoring_threads_puts_the_pools_back_when_the_block_raises() -> None:
-    with scoring_threads(2):
+    with caller_threads(2):
         try:
             with scoring_threads():
                 assert torch.get_num_threads() == SCORING_THREADS
