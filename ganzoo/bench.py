@@ -286,7 +286,7 @@ def _write_results(out: Path, profile: BenchProfile, trials: list[dict[str, Any]
     atomic_write_bytes(out / RESULTS_FILE, lambda f: f.write(text.encode()))
 
 
-def trial_record(profile: BenchProfile, variant: str, seed: int, real: torch.Tensor, *, config_hash: str, cfg: Any,
+def trial_record(profile: BenchProfile, row: str, seed: int, real: torch.Tensor, *, config_hash: str, cfg: Any,
                  eval_every: int, pm: pluggy.PluginManager | None, status: str = "running",
                  reason: str | None = None) -> dict[str, Any]:
     """A trial's record in ``results.json`` before it has run: what it is and its protocol (``status`` and
@@ -294,7 +294,7 @@ def trial_record(profile: BenchProfile, variant: str, seed: int, real: torch.Ten
     from . import metrics
 
     return {
-        "variant": variant, "base_variant": cfg.variant, "extensions": list(cfg.extensions), "seed": seed,
+        "variant": row, "base_variant": cfg.variant, "extensions": list(cfg.extensions), "seed": seed,
         "status": status, "reason": reason,
         "diverged_at": None, "config_hash": config_hash,
         "protocol": {
@@ -311,11 +311,11 @@ def trial_record(profile: BenchProfile, variant: str, seed: int, real: torch.Ten
     }
 
 
-def run_trial(profile: BenchProfile, variant: str, seed: int, out: Path, real: torch.Tensor, *,
+def run_trial(profile: BenchProfile, row: str, seed: int, out: Path, real: torch.Tensor, *,
               config_hash: str, cfg: Any, eval_every: int, progress: bool, cache_dir: Path | None,
               pm: pluggy.PluginManager | None) -> dict[str, Any]:
     """Train and score one (row, seed) for ``cfg.steps`` steps, evaluating every ``eval_every``; never raises
-    for a failing or diverging variant. ``variant`` is the leaderboard row: a variant's name, or it joined with
+    for a failing or diverging variant. ``row`` is the leaderboard row: a variant's name, or it joined with
     extensions (``dcgan+ema``).
 
     The trial's run directory is locked (:func:`ganzoo.rundir.run_lock`) while it trains, and emptied first (what
@@ -329,7 +329,7 @@ def run_trial(profile: BenchProfile, variant: str, seed: int, out: Path, real: t
         lock = rundir.run_lock(trial_dir)
         lock.__enter__()
     except GanzooError as exc:
-        return trial_record(profile, variant, seed, real, config_hash=config_hash, cfg=cfg, eval_every=eval_every,
+        return trial_record(profile, row, seed, real, config_hash=config_hash, cfg=cfg, eval_every=eval_every,
                             pm=pm, status=LOST if isinstance(exc, rundir.RunLockedError) else "failed",
                             reason=f"{exc}" + ("; re-run the bench to train it once that process is gone"
                                                if isinstance(exc, rundir.RunLockedError) else ""))
@@ -337,7 +337,7 @@ def run_trial(profile: BenchProfile, variant: str, seed: int, out: Path, real: t
         foreign = sorted(child.name for child in trial_dir.iterdir() if not rundir.written_by_a_run(child.name)
                          and child.name not in (LOSS_PLOT, METRICS_PLOT))
         if foreign:  # not a trial's directory: nothing in it is deleted
-            return trial_record(profile, variant, seed, real, config_hash=config_hash, cfg=cfg,
+            return trial_record(profile, row, seed, real, config_hash=config_hash, cfg=cfg,
                                 eval_every=eval_every, pm=pm, status=LOST,
                                 reason=f"trial directory {str(trial_dir)!r} holds files no ganzoo run wrote "
                                        f"({', '.join(foreign[:5])}); move them away and re-run the bench, or "
@@ -349,19 +349,19 @@ def run_trial(profile: BenchProfile, variant: str, seed: int, out: Path, real: t
                 shutil.rmtree(child, ignore_errors=True)
             else:
                 child.unlink(missing_ok=True)
-        return _train_trial(profile, variant, seed, out, real, config_hash=config_hash, cfg=cfg,
+        return _train_trial(profile, row, seed, out, real, config_hash=config_hash, cfg=cfg,
                             eval_every=eval_every, progress=progress, cache_dir=cache_dir, pm=pm)
     finally:
         lock.__exit__(None, None, None)
 
 
-def _train_trial(profile: BenchProfile, variant: str, seed: int, out: Path, real: torch.Tensor, *,
+def _train_trial(profile: BenchProfile, row: str, seed: int, out: Path, real: torch.Tensor, *,
                  config_hash: str, cfg: Any, eval_every: int, progress: bool, cache_dir: Path | None,
                  pm: pluggy.PluginManager | None) -> dict[str, Any]:
     """:func:`run_trial` in its locked, emptied run directory."""
     trial_dir = Path(cfg.out)
     rel = trial_dir.relative_to(out).as_posix()
-    record = trial_record(profile, variant, seed, real, config_hash=config_hash, cfg=cfg, eval_every=eval_every,
+    record = trial_record(profile, row, seed, real, config_hash=config_hash, cfg=cfg, eval_every=eval_every,
                           pm=pm)
     record["hardware"] = hardware()  # the thread count too: figures depend on it
     started = time.perf_counter()
@@ -400,10 +400,10 @@ def _train_trial(profile: BenchProfile, variant: str, seed: int, out: Path, real
     artifacts: dict[str, str] = {}
     if (trial_dir / LOG_FILE).is_file() and (trial_dir / LOG_FILE).stat().st_size:
         artifacts["loss_plot"] = f"{rel}/{LOSS_PLOT}"
-        plot_losses(trial_dir / LOG_FILE, trial_dir / LOSS_PLOT, f"{variant} seed {seed}")
+        plot_losses(trial_dir / LOG_FILE, trial_dir / LOSS_PLOT, f"{row} seed {seed}")
     if len(history) > 1:
         artifacts["metrics_plot"] = f"{rel}/{METRICS_PLOT}"
-        plot_metrics(history, trial_dir / METRICS_PLOT, f"{variant} seed {seed}")
+        plot_metrics(history, trial_dir / METRICS_PLOT, f"{row} seed {seed}")
     if (trial_dir / "samples.png").is_file() and record["status"] == "ok":
         artifacts["samples"] = f"{rel}/samples.png"
     if record["status"] == "ok":

@@ -67,7 +67,14 @@ class Loss:
       discriminator can only be trained by a loss that declares them.
     - ``real`` (``generator_loss`` only): the real batch of the last discriminator update, for losses whose
       generator term compares with real scores (the relativistic GANs).
+
+    Set the class attribute ``double_backward = True`` when ``discriminator_loss`` differentiates through a
+    gradient of ``D`` (a gradient penalty, as WGAN-GP's): with ``compile`` on, the trainer then keeps the
+    discriminator step eager, since compiled graphs do not support double backward.
     """
+
+    #: The discriminator loss differentiates a gradient of ``D`` (see the class docstring).
+    double_backward: bool = False
 
     def discriminator_loss(self, D: Callable[..., Any], real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """Loss of the discriminator on a real batch and a (detached) fake batch."""

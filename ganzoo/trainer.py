@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from . import checkpoint as ckpt
 from . import fast_paths
 from .assembly import Assembly
-from .components import Extension, ExtensionContext, implements
+from .components import Extension, ExtensionContext, Loss, implements
 from .config import TrainConfig
 from .data import ImageData, make_batches
 from .distributed import DistInfo, barrier, gather_objects, mean_across_ranks
@@ -231,7 +231,7 @@ class Trainer:
         self.generator_loss: Callable[..., torch.Tensor] = self._generator_loss
         if self.fast["compile"]:
             self.G_fwd = torch.compile(self.G_fwd)
-            if not getattr(self.loss, "double_backward", False):
+            if not getattr(self.loss, "double_backward", Loss.double_backward):  # a loss need not subclass Loss
                 self.discriminator_loss = torch.compile(self._discriminator_loss)
             self.generator_loss = torch.compile(self._generator_loss)
         fused = self.fast["fused_optimizer"]
