@@ -19,19 +19,7 @@ import click
 from .config import MAX_SEED
 from .errors import GanzooError, UsageError
 from .meta import EXECUTORS, list_profiles, version
-from .metric_keys import (
-    BY_KEY,
-    CLASS_AGREEMENT,
-    CLASSES_COVERED,
-    FID,
-    HIGH_QUALITY,
-    IS_MEAN,
-    KID_MEAN,
-    MODE_KL,
-    MODES,
-    PRECISION,
-    RECALL,
-)
+from .metric_keys import BY_KEY, FID, METRICS
 from .plugins import list_plugins, load_failures
 
 
@@ -377,20 +365,19 @@ def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path
     datasets = len({t["protocol"]["dataset"] for t in trials})
     labels = [row_label(t, datasets) for t in trials]
     width = max([10, *map(len, labels)])
-    # a dataset's own metrics (modes of Stacked MNIST, the mixtures' high-quality share) where trials scored them
-    own = [m for m in (BY_KEY[MODES], BY_KEY[HIGH_QUALITY], BY_KEY[MODE_KL])
-           if any(m.key in (t.get("final") or {}) for t in trials)]
-    click.echo(f"{'variant':<{width}} {'seed':>4} {'status':<9} {'steps':>7} {'FID':>8} {'KID':>8} {'IS':>6} "
-               f"{'prec':>6} {'recall':>6} {'classes':>7} {'agree':>6} {'untrained FID':>13}"
-               + "".join(f" {m.title:>{len(m.title)}}" for m in own))
+    # every leaderboard metric that some trial scored (metric_keys owns the titles and formats), then the
+    # untrained generator's FID, the floor each row started from
+    shown = [m for m in METRICS if m.column and any(m.key in (t.get("final") or {}) for t in trials)]
+    widths = [max(8, len(m.title)) for m in shown]
+    untrained = f"untrained {BY_KEY[FID].title}"
+    click.echo(f"{'variant':<{width}} {'seed':>4} {'status':<9} {'steps':>7}"
+               + "".join(f" {m.title:>{w}}" for m, w in zip(shown, widths, strict=True)) + f" {untrained}")
     for label, t in zip(labels, trials, strict=True):
         f = t.get("final") or {}
         u = t.get("untrained") or {}
-        click.echo(f"{label:<{width}} {t['seed']:>4} {t['status']:<9} {t.get('steps', '-')!s:>7} "
-                   f"{_num(f, FID, '8.2f')} {_num(f, KID_MEAN, '8.4f')} {_num(f, IS_MEAN, '6.2f')} "
-                   f"{_num(f, PRECISION, '6.3f')} {_num(f, RECALL, '6.3f')} {_num(f, CLASSES_COVERED, '7.0f')} "
-                   f"{_num(f, CLASS_AGREEMENT, '6.3f')} {_num(u, FID, '13.2f')}"
-                   + "".join(f" {_num(f, m.key, f'{len(m.title)}.{m.decimals}f')}" for m in own))
+        click.echo(f"{label:<{width}} {t['seed']:>4} {t['status']:<9} {t.get('steps', '-')!s:>7}"
+                   + "".join(f" {_num(f, m.key, f'{w}.{m.decimals}f')}" for m, w in zip(shown, widths, strict=True))
+                   + f" {_num(u, FID, f'{len(untrained)}.{BY_KEY[FID].decimals}f')}")
         if t["status"] != "ok":
             click.echo(f"    {t['reason']}")
     click.echo(f"results: {out / 'results.json'}")
