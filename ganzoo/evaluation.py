@@ -191,40 +191,42 @@ class _NpzMember:
     """One ``.npy`` member of an ``.npz``: its header read from the zip stream (never the data, never a pickle)."""
 
     def __init__(self, path: Path, archive: zipfile.ZipFile, name: str) -> None:
-        import numpy as np
 
         self.path, self.name, self.array = path, name, name[: -len(".npy")]
         info = archive.getinfo(name)
         self.stream = archive.open(info)
         try:
+            self._check_header(info)
+        except BaseException:
+            self.stream.close()
+            raise
+
+    def _check_header(self, info: zipfile.ZipInfo) -> None:
+        """Read the header (shape, order, dtype) and refuse one that is unreadable, declares a negative
+        size or Python objects, or disagrees with the zip member's size."""
+        import numpy as np
+
+        where = f"{str(self.path)!r}: array {self.array!r}"
+        try:
             version = np.lib.format.read_magic(self.stream)
             if version not in _NPY_HEADERS:
                 raise ValueError(f"unsupported .npy format version {version}")
             shape, fortran, dtype = getattr(np.lib.format, _NPY_HEADERS[version])(self.stream)
-            offset = self.stream.tell()
         except Exception as exc:  # numpy parses the header text: a cut or crafted one fails in many ways
-            self.stream.close()
-            raise UsageError(f"{str(path)!r}: the .npy header of array {self.array!r} cannot be read "
+            raise UsageError(f"{str(self.path)!r}: the .npy header of array {self.array!r} cannot be read "
                              f"({type(exc).__name__}: {exc}); the file is damaged or crafted") from None
-        except BaseException:
-            self.stream.close()
-            raise
         self.shape, self.dtype = tuple(shape), dtype
-        where = f"{str(path)!r}: array {self.array!r}"
         if any(size < 0 for size in self.shape):
-            self.stream.close()
             raise UsageError(f"{where}: its header declares shape {self.shape}; the file is damaged or crafted")
         if dtype.hasobject:
-            self.stream.close()
-            raise UsageError(f"{str(path)!r} is not a readable .npz of images: array {self.array!r} holds Python "
-                             f"objects ({dtype}), which would have to be unpickled, and ganzoo never unpickles; store "
-                             "numbers (uint8 images, int64 labels)")
+            raise UsageError(f"{str(self.path)!r} is not a readable .npz of images: array {self.array!r} holds "
+                             f"Python objects ({dtype}), which would have to be unpickled, and ganzoo never "
+                             "unpickles; store numbers (uint8 images, int64 labels)")
         self.fortran = fortran and len(self.shape) > 1  # column-major: the first rows are not the first bytes
         self.row_bytes = dtype.itemsize * math.prod(self.shape[1:])
         self.count = self.shape[0] if self.shape else 1
-        declared = offset + self.count * self.row_bytes
+        declared = self.stream.tell() + self.count * self.row_bytes
         if info.file_size != declared:
-            self.stream.close()
             raise UsageError(f"{where}: its header declares shape {self.shape} ({declared} bytes with the header), "
                              f"but the zip member holds {info.file_size} bytes; the file is damaged or crafted")
 
