@@ -514,6 +514,36 @@ def load_reference(registry: Any, trial: PlannedTrial, *, progress: bool = True)
                        image_size=cfg.image_size).tensor(workers=cfg.data_workers, progress=progress)
 
 
+def refuse_in_process_plugins(plan: list[PlannedTrial], registry: Any, pm: pluggy.PluginManager | None,
+                              where: str) -> None:
+    """Refuse a plan whose trials would run in other processes (``where``: the ``--jobs`` pool, Ray, Tune) while
+    a component they use (variant, networks, loss, extensions, dataset) comes from a plugin registered in this
+    process only: a worker loads its plugins from the entry points, so it would not find that component, or find
+    another under its name."""
+    from .plugins import get_plugin_manager
+
+    from_entry_points = getattr(pm or get_plugin_manager(), "ganzoo_distinfo", {})
+    used: dict[str, str] = {}  # plugin -> the first component of it a trial uses
+    for entry in plan:
+        cfg = entry.config
+        variant = registry.variants.get(cfg.variant)
+        parts = [("variant", registry.variants, cfg.variant), ("dataset", registry.datasets, cfg.dataset),
+                 ("generator", registry.generators, cfg.generator or variant.item.generator),
+                 ("discriminator", registry.discriminators, cfg.discriminator or variant.item.discriminator),
+                 ("loss", registry.losses, cfg.loss or variant.item.loss),
+                 *(("extension", registry.extensions, name) for name in cfg.extensions)]
+        for kind, table, name in parts:
+            plugin = table.get(name).plugin
+            if plugin not in from_entry_points:
+                used.setdefault(plugin, f"{kind} {name!r} of row {entry.row!r}")
+    if used:
+        plugin, what = next(iter(used.items()))
+        raise UsageError(f"{what} comes from plugin {plugin!r}, which was registered in this process, not loaded "
+                         f"from an entry point; trials on {where} run in other processes, which load plugins from "
+                         "entry points only. Install the plugin as a package with a 'ganzoo' entry point, or run "
+                         "the trials here (jobs=1, the local executor)")
+
+
 def _refuse_training_over(out: Path, previous: list[dict[str, Any]], plan: list[PlannedTrial]) -> None:
     """Refuse to run ``plan`` into ``out`` when a row and seed it plans holds a finished trial of other settings
     or another budget in ``out/results.json``: training it anew would delete that trial's checkpoints and
@@ -616,6 +646,8 @@ def bench(
             metrics.extractor_info(part.feature_extractor, part.feature_extractor_weights)
         # Resolve every trial's config first: a typo in a variant name fails before anything trains.
         plan = plan_trials(prof, out, registry)
+        if executor == "ray" or jobs > 1:
+            refuse_in_process_plugins(plan, registry, pm, "Ray" if executor == "ray" else f"{jobs} worker processes")
         previous = load_results(out)["trials"] if (out / RESULTS_FILE).is_file() else []
         if not overwrite:
             _refuse_training_over(out, previous, plan)

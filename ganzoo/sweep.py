@@ -269,7 +269,7 @@ def _quiet_tune() -> Iterator[None]:
 
 def _sweep(prof: Any, spec: SweepSpec, lower: bool, out: Path, address: str | None, compare: bool, progress: bool,
            pm: pluggy.PluginManager | None) -> dict[str, Any]:
-    from .bench import bench, hardware, load_reference, plan_trials, portable_profile
+    from .bench import bench, hardware, load_reference, plan_trials, portable_profile, refuse_in_process_plugins
     from .config import TrainConfig
     from .ray_cluster import check_resources, connect, trial_resources, trial_threads
     from .registry import get_registry
@@ -278,6 +278,7 @@ def _sweep(prof: Any, spec: SweepSpec, lower: bool, out: Path, address: str | No
     one_seed = prof.model_copy(update={"seeds": 1})
     rows = {}
     plan = plan_trials(one_seed, out / "runs", registry)
+    refuse_in_process_plugins(plan, registry, pm, "Ray Tune")
     for entry in plan:  # each row's config and budget as a bench's
         steps, eval_every = entry.config.steps, entry.eval_every
         if not eval_every or steps // eval_every < 1:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import QUICK
+from conftest import QUICK, registered
 
-from ganzoo import rundir
+from ganzoo import Loss, LossSpec, Variant, hookimpl, rundir
 from ganzoo.bench import LOST, BenchProfile, bench
 from ganzoo.cli import cli
 from ganzoo.errors import UsageError
@@ -212,3 +212,35 @@ def test_a_trial_directory_holding_foreign_files_is_not_emptied(tmp_path: Path) 
     (foreign / "thesis.tex").unlink()
     assert bench(profile=tiny_profile(), out=out, progress=False, cache_dir=tmp_path / "cache")["trials"][0][
         "status"] == "ok"
+
+
+class InProcessVariant:
+    """A variant registered in this process only (a notebook's, a test's): no worker process can load it."""
+
+    @hookimpl
+    def register_losses(self, register):
+        register(LossSpec("in-process-loss", Loss))
+
+    @hookimpl
+    def register_variants(self, register):
+        register(Variant("in-process", generator="mlp", discriminator="mlp", loss="gan"))
+
+
+def test_plugins_registered_in_process_are_refused_where_trials_run_in_other_processes(tmp_path: Path) -> None:
+    """The --jobs pool, Ray and Tune load plugins from entry points; a component that only this process knows
+    is refused by name before anything trains, and the same bench runs here (jobs=1)."""
+    from ganzoo.sweep import sweep
+
+    profile = tiny_profile(variants=["in-process", "vanilla"])
+    with registered(InProcessVariant(), "in-process-plugin"):
+        for kwargs in ({"jobs": 2}, {"executor": "ray"}):
+            with pytest.raises(UsageError, match=r"variant 'in-process' of row 'in-process' comes from plugin "
+                                                 r"'in-process-plugin'.*entry point"):
+                bench(profile=profile, out=tmp_path / "refused", progress=False, **kwargs)
+        with pytest.raises(UsageError, match=r"loss 'in-process-loss' of row 'vanilla'.*Ray Tune"):
+            sweep(tiny_profile(overrides={**TINY, "loss": "in-process-loss"}, eval_every=1,
+                               sweep={"space": {"lr_g": {"loguniform": [1e-4, 2e-4]}}, "samples": 1}),
+                  out=tmp_path / "sweep", progress=False)
+        assert not (tmp_path / "refused" / "results.json").exists()
+        here = bench(profile=profile, out=tmp_path / "here", progress=False, cache_dir=tmp_path / "cache")
+    assert [t["status"] for t in here["trials"]] == ["ok", "ok"]
