@@ -43,12 +43,15 @@ from torch.utils.flop_counter import flop_registry
 
 import ganzoo
 from ganzoo import fast_paths
-from ganzoo.api import versions
-from ganzoo.assembly import assemble
 from ganzoo.bench import hardware
 from ganzoo.data import to_model_range
 from ganzoo.registry import get_registry
-from ganzoo.trainer import Trainer, make_optimizer, seed_everything
+from ganzoo.training.assembly import assemble
+from ganzoo.training.callbacks import standard_callbacks
+from ganzoo.training.loop import run_loop
+from ganzoo.training.randomness import seed_everything
+from ganzoo.training.run import versions
+from ganzoo.training.trainer import Trainer, make_optimizer
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -71,12 +74,13 @@ def build(variant: str, steps: int, device: torch.device, overrides: list[str]):
 
 def ganzoo_run(variant: str, steps: int, device: torch.device, overrides: list[str],
                warmup: int = 0) -> tuple[float, float, float]:
-    """Images per second of ``Trainer.run`` over ``steps`` after ``warmup`` untimed steps; the seconds of the
-    warm-up; and the seconds of the files ``run`` writes after its last step.
+    """Images per second of the training loop (``run_loop`` with the standard callbacks) over ``steps`` after
+    ``warmup`` untimed steps; the seconds of the warm-up; and the seconds of the files the loop writes after its
+    last step.
 
-    The rate is the wall clock of the whole ``run`` call (logging, checks and progress logic included) less
+    The rate is the wall clock of the whole ``run_loop`` call (logging, checks and progress logic included) less
     the end-of-run writes (final checkpoint, sample grid, generator export), which cost the same for any
-    length of run and would otherwise dominate a run of a few steps. They are timed by calling ``run`` once
+    length of run and would otherwise dominate a run of a few steps. They are timed by calling ``run_loop`` once
     more on the finished trainer, which then only writes those files.
     """
     cfg, assembly, images = build(variant, warmup + steps, device, overrides)
@@ -87,10 +91,10 @@ def ganzoo_run(variant: str, steps: int, device: torch.device, overrides: list[s
     warmup_s = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
-        trainer.run(Path(out), progress=False)
+        run_loop(trainer, Path(out), standard_callbacks(progress=False))
         wall = time.perf_counter() - t0
         t0 = time.perf_counter()
-        trainer.run(Path(out), progress=False)  # no steps left: the end-of-run writes alone
+        run_loop(trainer, Path(out), standard_callbacks(progress=False))  # no steps left: the end-of-run writes alone
         end_s = time.perf_counter() - t0
     return steps * cfg.batch_size * cfg.n_critic / (wall - end_s), warmup_s, end_s
 

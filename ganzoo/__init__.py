@@ -9,7 +9,8 @@ The library API (the CLI is a thin layer over it)::
 
 Plugin authors use :data:`hookimpl` and the component classes (:class:`Generator`,
 :class:`Discriminator`, :class:`Loss`, :class:`LossSpec`, :class:`Extension`, :class:`ExtensionSpec`,
-:class:`Variant`, :class:`DatasetSpec`).
+:class:`Variant`, :class:`DatasetSpec`); callers add behaviour around a run's steps with :class:`Callback`
+(``ganzoo.train(..., callbacks=[...])``).
 
 ``import ganzoo`` imports neither torch nor any plugin: each name below is imported from its module on first
 use, so ``ganzoo --help`` answers at once.
@@ -65,7 +66,8 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers and IDEs
     from .plugins import list_plugins, load_failures
     from .reproduction import reproduce
     from .sweep import sweep
-    from .trainer import TrainResult
+    from .training.callbacks import Evaluation
+    from .training.loop import Callback, RunState, TrainResult
 
 #: Public name -> (module, attribute): imported on first access.
 _LAZY: dict[str, tuple[str, str]] = {
@@ -82,18 +84,19 @@ _LAZY: dict[str, tuple[str, str]] = {
     "load_failures": ("plugins", "load_failures"),
     "reproduce": ("reproduction", "reproduce"),
     "sweep": ("sweep", "sweep"),
-    "TrainResult": ("trainer", "TrainResult"),
+    **{name: ("training.loop", name) for name in ("Callback", "RunState", "TrainResult")},
+    "Evaluation": ("training.callbacks", "Evaluation"),
 }
 
 __version__ = version()
 
 __all__ = [
-    "CheckpointError", "ConfigError", "DatasetError", "DatasetSpec", "Discriminator", "DivergenceError", "Extension",
-    "ExtensionContext", "ExtensionSpec", "GanzooError", "Generator", "Loss", "LossSpec", "PluginError",
-    "TrainConfig", "TrainResult", "UnknownNameError", "UsageError", "Variant", "bench", "build_config", "evaluate",
-    "export_samples", "hookimpl", "list_components", "list_plugins", "list_variants", "load_dataset",
-    "load_failures", "load_generator", "plugin_manager", "reproduce", "sample", "score_pair", "sweep", "train",
-    "version",
+    "Callback", "CheckpointError", "ConfigError", "DatasetError", "DatasetSpec", "Discriminator", "DivergenceError",
+    "Evaluation", "Extension", "ExtensionContext", "ExtensionSpec", "GanzooError", "Generator", "Loss", "LossSpec",
+    "PluginError", "RunState", "TrainConfig", "TrainResult", "UnknownNameError", "UsageError", "Variant", "bench",
+    "build_config", "evaluate", "export_samples", "hookimpl", "list_components", "list_plugins", "list_variants",
+    "load_dataset", "load_failures", "load_generator", "plugin_manager", "reproduce", "sample", "score_pair",
+    "sweep", "train", "version"
 ]
 
 

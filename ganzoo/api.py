@@ -1,61 +1,35 @@
-"""The library API: train, sample, export, evaluate and list. The CLI's commands are thin layers over these
-functions and over :func:`ganzoo.bench`, :func:`ganzoo.reproduce` and :func:`ganzoo.sweep`; what a command
-prints is formatted in the CLI, every check and every effect happens here."""
+"""The library API: train, sample, export and list. The CLI's commands are thin layers over these functions
+and over :func:`ganzoo.evaluate`, :func:`ganzoo.bench`, :func:`ganzoo.reproduce` and :func:`ganzoo.sweep`;
+what a command prints is formatted in the CLI, every check and every effect happens in the library."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import gc
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-import pluggy
 import torch
-import yaml
 
 from . import checkpoint as ckpt
-from . import distributed, rundir
-from .assembly import assemble, resolve_config, user_settings
+from . import rundir
 from .config import TrainConfig, check_seed, validate_config
 from .data import ImageData, load_images
 from .errors import CheckpointError, ConfigError, UsageError
 from .images import IMAGE_SUFFIXES, save_grid
-from .meta import version
 from .outputs import atomic_file, check_output
-from .plugins import list_plugins
-from .registry import Registry, get_registry
-from .sampling import generate
-from .trainer import Trainer, TrainResult, seed_everything
+from .registry import get_registry
+from .training.assembly import resolve_config, user_settings
+from .training.loop import Callback, TrainResult
+from .training.run import run_config
+from .training.sampling import generate
 
 
-def versions(pm: pluggy.PluginManager | None = None) -> dict[str, Any]:
-    """Versions that pin a run: ganzoo, torch, and each plugin's distribution."""
-    return {
-        "ganzoo": version(),
-        "torch": str(torch.__version__),
-        "plugins": {p.name: f"{p.distribution} {p.version}" for p in list_plugins(pm)},
-    }
-
-
-def resolve_device(name: str) -> torch.device:
-    """``'auto'`` picks CUDA when available; anything else is passed to ``torch.device``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise ConfigError(f"device: {exc}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device: {name!r} requested but CUDA is not available; use device=cpu")
-    return device
-
-
-def list_variants(pm: pluggy.PluginManager | None = None) -> list[dict[str, Any]]:
+def list_variants() -> list[dict[str, Any]]:
     """Every registered variant with its components, defaults and plugin."""
-    registry = get_registry(pm)
+    registry = get_registry()
     return [
         {"name": v.item.name, "aliases": list(v.item.aliases), "plugin": v.plugin, "generator": v.item.generator,
          "discriminator": v.item.discriminator, "loss": v.item.loss, "description": v.item.description,
@@ -64,9 +38,9 @@ def list_variants(pm: pluggy.PluginManager | None = None) -> list[dict[str, Any]
     ]
 
 
-def list_components(pm: pluggy.PluginManager | None = None) -> dict[str, list[dict[str, Any]]]:
+def list_components() -> dict[str, list[dict[str, Any]]]:
     """Generators, discriminators, losses, extensions and datasets, each with its plugin and description."""
-    registry = get_registry(pm)
+    registry = get_registry()
     out: dict[str, list[dict[str, Any]]] = {}
     for kind in ("generators", "discriminators", "losses", "extensions", "datasets"):
         table = getattr(registry, kind)
@@ -80,11 +54,10 @@ def build_config(
     *,
     config: str | Path | dict[str, Any] | None = None,
     overrides: list[str] | dict[str, Any] | None = None,
-    pm: pluggy.PluginManager | None = None,
     **explicit: Any,
 ) -> TrainConfig:
     """Resolve a run's :class:`TrainConfig` without training (variant defaults, file, overrides, keywords)."""
-    return resolve_config(get_registry(pm), variant, config=config, overrides=overrides, **explicit)
+    return resolve_config(get_registry(), variant, config=config, overrides=overrides, **explicit)
 
 
 def _resume_config(saved: dict[str, Any], requested: TrainConfig, asked: set[str], step: int,
@@ -122,7 +95,7 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
-    pm: pluggy.PluginManager | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> TrainResult:
     """Train a variant and return its :class:`TrainResult`.
 
@@ -130,7 +103,8 @@ def train(
     dict of dotted keys; the keyword arguments win over both. With ``resume=True`` the run continues
     exactly from the latest checkpoint in ``out`` (only ``steps`` may change, upwards). A fresh run refuses a
     directory that holds another run unless ``overwrite=True``, which deletes that run's files first; a
-    directory another process is training in is refused either way.
+    directory another process is training in is refused either way. ``callbacks`` (:class:`ganzoo.Callback`)
+    act around the steps after the standard ones (docs/plugins.md, "Callbacks").
 
     Example::
 
@@ -138,7 +112,7 @@ def train(
         result = ganzoo.train("dcgan", steps=300, out="runs/dcgan")
         print(result.samples)
     """
-    registry = get_registry(pm)
+    registry = get_registry()
     explicit = {"steps": steps, "dataset": dataset, "out": out, "seed": seed, "device": device,
                 "deterministic": deterministic}
     user, source = user_settings(config, overrides, **explicit)  # the config file and --set, parsed once
@@ -162,49 +136,12 @@ def train(
             cfg = _resume_config(state["config"], cfg, set(user), int(state["step"]), out_dir)
         elif main:
             rundir.claim_fresh(out_dir, overwrite)
-        return run_config(registry, cfg, state, progress, pm)
-
-
-def run_config(registry: Registry, cfg: TrainConfig, state: dict[str, Any] | None = None, progress: bool = True,
-               pm: pluggy.PluginManager | None = None, **run_options: Any) -> TrainResult:
-    """Train a resolved config: load the data, seed, assemble, (restore ``state``), run.
-
-    ``run_options`` go to :meth:`ganzoo.trainer.Trainer.run` (``max_seconds``, ``evaluate``, ...).
-    """
-    info, device = distributed.setup(resolve_device(cfg.device))
-    distributed.check_sync_batchnorm(cfg.sync_batchnorm, device)
-    data = load_images(registry, cfg.dataset, split="train", root=cfg.data_root, download=cfg.download,
-                       image_size=cfg.image_size)
-    was_deterministic = torch.are_deterministic_algorithms_enabled()
-    if cfg.deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # what deterministic cuBLAS needs
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
-    trainer = None
-    try:
-        seed_everything(cfg.seed)
-        assembly = assemble(registry, cfg, data.image_shape, device, num_classes=data.num_classes)
-        trainer = Trainer(assembly, data, device, versions(pm), dist_info=info, progress=progress)
-        if state is not None:
-            trainer.load_state_dict(state)
-        out = Path(cfg.out)
-        out.mkdir(parents=True, exist_ok=True)
-        if info.is_main:
-            (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-        return trainer.run(out, progress=progress, **run_options)
-    finally:
-        torch.use_deterministic_algorithms(was_deterministic)  # a process-wide switch: leave it as found
-        if info.enabled:
-            # DDP's reducers and gloo's pending work go while the process group they use still exists. gloo's
-            # threads outlive this all the same: a rank ends through distributed.exit_rank (the CLI's main does).
-            trainer = assembly = None
-            gc.collect()
-            distributed.teardown()
+        return run_config(cfg, state, progress=progress, callbacks=callbacks)
 
 
 def load_dataset(name: str = "mnist-5k", split: str = "train", *, root: str | Path = "~/.cache/ganzoo/data",
-                 download: bool = True, image_size: int | None = None, lazy: bool = False, workers: int = 0,
-                 pm: pluggy.PluginManager | None = None) -> ImageData:
+                 download: bool = True, image_size: int | None = None, lazy: bool = False,
+                 workers: int = 0) -> ImageData:
     """Load a registered dataset split as ``uint8`` images ``(N, C, H, W)`` (and labels where it has them).
 
     A dataset whose plugin reads images lazily (``image-folder``) is read into one tensor by ``workers``
@@ -215,13 +152,46 @@ def load_dataset(name: str = "mnist-5k", split: str = "train", *, root: str | Pa
         test = ganzoo.load_dataset("mnist-5k", "test")   # 500 images, 50 per digit
         print(test.images.shape, test.labels.bincount())
     """
-    data = load_images(get_registry(pm), name, split=split, root=root, download=download, image_size=image_size)
+    data = load_images(get_registry(), name, split=split, root=root, download=download, image_size=image_size)
     if not (lazy or data.in_memory):
         data = dataclasses.replace(data, images=data.tensor(workers=workers), image_size=None)
     return data
 
 
-def load_generator(checkpoint: str | Path, pm: pluggy.PluginManager | None = None, device: str = "cpu",
+class _SavedGenerator(NamedTuple):
+    """What a checkpoint or export records of its generator."""
+
+    weights: dict[str, Any]
+    config: Any
+    name: str
+    image_shape: list[int]
+    num_classes: int | None
+    elements: int | None  # an export's tensor elements: a bound on the generator it may describe
+
+
+def _saved_generator(path: Path, device: str, raw: bool) -> _SavedGenerator:
+    """The generator weights and what rebuilds them, from an export or a checkpoint (its sampling generator
+    unless ``raw``)."""
+    if path.suffix == ".safetensors":
+        if raw:
+            raise CheckpointError(f"{str(path)!r} is an export, which holds only the sampling generator; "
+                                  "pass a checkpoint or run directory for the raw generator")
+        weights, meta = ckpt.load_exported_generator(path)
+        return _SavedGenerator(weights, meta["config"], meta["generator"], meta["image_shape"], meta["num_classes"],
+                               meta["elements"])
+    state = ckpt.load_checkpoint(path, map_location=device)
+    missing = [key for key in ("generator", "config", "components", "image_shape") if key not in state]
+    names = state.get("components", {}).get("names", {}) if isinstance(state.get("components"), dict) else {}
+    if missing or not isinstance(names, dict) or not isinstance(names.get("generator"), str):
+        raise CheckpointError(f"checkpoint {str(path)!r} lacks {', '.join(missing) or 'components.names'}; "
+                              "it was not written by ganzoo or is damaged")
+    sampled = state.get("sample_generator")
+    num_classes = state.get("num_classes") if state["components"].get("conditional_generator") else None
+    return _SavedGenerator(state["generator"] if raw or sampled is None else sampled, state["config"],
+                           names["generator"], state["image_shape"], num_classes, None)
+
+
+def load_generator(checkpoint: str | Path, device: str = "cpu",
                    raw: bool = False) -> tuple[torch.nn.Module, TrainConfig]:
     """Rebuild the generator of a checkpoint (a ``.pt`` file or run directory) or of an exported
     ``generator.safetensors``, in eval mode.
@@ -231,29 +201,13 @@ def load_generator(checkpoint: str | Path, pm: pluggy.PluginManager | None = Non
     attribute ``num_classes`` and is called as ``G(z, y)``.
     """
     path = Path(checkpoint)
-    elements = None  # how many tensor elements an export holds: a bound on the generator it may describe
-    if path.suffix == ".safetensors":
-        if raw:
-            raise CheckpointError(f"{str(path)!r} is an export, which holds only the sampling generator; "
-                                  "pass a checkpoint or run directory for the raw generator")
-        weights, meta = ckpt.load_exported_generator(path)
-        saved_config, name, shape = meta["config"], meta["generator"], meta["image_shape"]
-        num_classes, elements = meta["num_classes"], meta["elements"]
-    else:
-        state = ckpt.load_checkpoint(path, map_location=device)
-        missing = [key for key in ("generator", "config", "components", "image_shape") if key not in state]
-        names = state.get("components", {}).get("names", {}) if isinstance(state.get("components"), dict) else {}
-        if missing or not isinstance(names, dict) or not isinstance(names.get("generator"), str):
-            raise CheckpointError(f"checkpoint {str(path)!r} lacks {', '.join(missing) or 'components.names'}; "
-                                  "it was not written by ganzoo or is damaged")
-        sampled = state.get("sample_generator")
-        weights = state["generator"] if raw or sampled is None else sampled
-        saved_config, name, shape = state["config"], names["generator"], state["image_shape"]
-        num_classes = state.get("num_classes") if state["components"].get("conditional_generator") else None
+    saved = _saved_generator(path, device, raw)
+    weights, saved_config, name, shape = saved.weights, saved.config, saved.name, saved.image_shape
+    num_classes, elements = saved.num_classes, saved.elements
     if not isinstance(saved_config, dict):
         raise CheckpointError(f"the config stored in {str(path)!r} is not a mapping")
     cfg = validate_config(saved_config, f"config stored in {str(path)!r}")
-    entry = get_registry(pm).generators.get(name)
+    entry = get_registry().generators.get(name)
     if entry.item.conditional and num_classes is None:
         raise CheckpointError(f"generator {name!r} is conditional, but {str(path)!r} records no number of classes")
     classes = {"num_classes": num_classes} if entry.item.conditional else {}
@@ -325,7 +279,7 @@ def _sample_batches(G: torch.nn.Module, latent_dim: int, n: int, seed: int, y: t
 
 def sample(checkpoint: str | Path, n: int = 64, *, out: str | Path | None = None, seed: int = 0,
            labels: int | list[int] | torch.Tensor | None = None, raw: bool = False, batch_size: int = 500,
-           overwrite: bool = False, pm: pluggy.PluginManager | None = None) -> torch.Tensor:
+           overwrite: bool = False) -> torch.Tensor:
     """Generate ``n`` images in [-1, 1] from a checkpoint, run directory or exported ``.safetensors``
     generator; with ``out``, also save them as a PNG grid (for non-image data such as 2-D points: the samples
     in their dataset's coordinates, and a scatter plot).
@@ -343,7 +297,7 @@ def sample(checkpoint: str | Path, n: int = 64, *, out: str | Path | None = None
         raise ConfigError(f"n must be positive, not {n}")
     if out is not None and Path(out).suffix.lower() not in IMAGE_SUFFIXES:
         raise ConfigError(f"-o {str(out)!r}: name an image file ending in {', '.join(IMAGE_SUFFIXES)}")
-    G, cfg = load_generator(checkpoint, pm, raw=raw)
+    G, cfg = load_generator(checkpoint, raw=raw)
     if out is not None:
         out = check_output(out, overwrite)  # before generating anything
     y, nrow = _sample_labels(G, checkpoint, n, labels)
@@ -360,7 +314,7 @@ def sample(checkpoint: str | Path, n: int = 64, *, out: str | Path | None = None
 
 def export_samples(checkpoint: str | Path, n: int, out: str | Path, *, format: str = "png-dir", seed: int = 0,
                    labels: int | list[int] | torch.Tensor | None = None, raw: bool = False, batch_size: int = 500,
-                   progress: bool = True, overwrite: bool = False, pm: pluggy.PluginManager | None = None) -> Path:
+                   progress: bool = True, overwrite: bool = False) -> Path:
     """Write ``n`` samples for external metric tools, ``batch_size`` at a time (memory does not grow with ``n``).
 
     ``format="png-dir"``: ``out`` is a new or empty folder that receives ``000000.png``, ``000001.png``, ...
@@ -384,7 +338,7 @@ def export_samples(checkpoint: str | Path, n: int, out: str | Path, *, format: s
         raise ConfigError(f"format must be one of {', '.join(writers)}, not {format!r}")
     if n <= 0:
         raise ConfigError(f"n must be positive, not {n}")
-    G, cfg = load_generator(checkpoint, pm, raw=raw)
+    G, cfg = load_generator(checkpoint, raw=raw)
     y, _ = _sample_labels(G, checkpoint, n, labels)
     out = Path(out).expanduser()
     writer = writers[format](out, n, overwrite)  # checks out before generating anything

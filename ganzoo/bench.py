@@ -32,8 +32,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from tqdm.auto import tqdm
 
-from . import api, rundir
-from .assembly import resolve_config
+from . import rundir
 from .checkpoint import atomic_write_bytes
 from .config import load_yaml, merge
 from .data import load_images
@@ -45,7 +44,12 @@ from .plots import plot_losses, plot_metrics
 from .registry import get_registry
 from .runlog import LOG_FILE
 from .sweep import SweepSpec
-from .trainer import Evaluator, Trainer
+from .training.assembly import resolve_config
+from .training.callbacks import Evaluation
+from .training.callbacks import Scorer as Evaluator
+from .training.loop import Callback, RunState
+from .training.run import run_config, versions
+from .training.trainer import Trainer
 
 RESULTS_FORMAT = 1
 RESULTS_FILE = "results.json"
@@ -306,7 +310,7 @@ def trial_record(profile: BenchProfile, row: str, seed: int, real: torch.Tensor,
             "budget": {"steps": cfg.steps, "seconds": profile.seconds},
             "eval_every": eval_every, "eval_every_seconds": profile.eval_every_seconds,
             "seed": seed, "config_hash": config_hash, "config": cfg.model_dump(mode="json"),
-            "versions": {**api.versions(pm), "torch_fidelity": _torch_fidelity_version()},
+            "versions": {**versions(), "torch_fidelity": _torch_fidelity_version()},
         },
     }
 
@@ -366,19 +370,11 @@ def _train_trial(profile: BenchProfile, row: str, seed: int, out: Path, real: to
     record["hardware"] = hardware()  # the thread count too: figures depend on it
     started = time.perf_counter()
     history: list[dict[str, Any]] = []
-
-    def evaluate(trainer: Trainer) -> dict[str, float]:
-        t0 = time.perf_counter()
-        scores = evaluator(trainer)
-        history.append({"step": trainer.step, **scores, TRAIN_SECONDS: round(trainer.train_seconds, 3),
-                        EVAL_SECONDS: round(time.perf_counter() - t0, 3)})
-        return scores
-
     registry = get_registry(pm)
     evaluator = make_evaluator(real, profile, seed, cache_dir, registry.datasets.get(profile.dataset).item.metrics)
     try:
-        result = api.run_config(registry, cfg, None, progress, pm, max_seconds=profile.seconds, evaluate=evaluate,
-                                eval_every=eval_every, eval_every_seconds=profile.eval_every_seconds)
+        result = run_config(cfg, progress=progress, max_seconds=profile.seconds, callbacks=[
+            Evaluation(evaluator, eval_every, profile.eval_every_seconds), TrialHistory(history)])
     except DivergenceError as exc:
         record.update(status="diverged", reason=str(exc), diverged_at=exc.step)
     except GanzooError as exc:
@@ -410,6 +406,19 @@ def _train_trial(profile: BenchProfile, row: str, seed: int, out: Path, real: to
         artifacts["checkpoint"] = f"{rel}/checkpoints"
     record["artifacts"] = artifacts
     return record
+
+
+class TrialHistory(Callback):
+    """Appends each evaluation of a trial to ``history`` as ``results.json`` records it: the step, the scores,
+    the seconds trained before it and the seconds it took."""
+
+    def __init__(self, history: list[dict[str, Any]]) -> None:
+        self.history = history
+
+    def on_evaluation(self, run: RunState, scores: dict[str, float]) -> None:
+        timing = run.evaluations[-1]
+        self.history.append({"step": run.step, **scores, TRAIN_SECONDS: timing["train_seconds"],
+                             EVAL_SECONDS: timing["eval_seconds"]})
 
 
 def _init_worker(threads: int, parent: int) -> None:

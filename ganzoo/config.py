@@ -8,8 +8,6 @@ out-of-range values raise :class:`ganzoo.errors.ConfigError` naming the key's pa
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import re
 import typing
 from pathlib import Path
@@ -173,11 +171,6 @@ class TrainConfig(BaseModel):
         if not all(0.0 <= b < 1.0 for b in value):
             raise ValueError("each beta must be in [0, 1)")
         return value
-
-    def config_hash(self) -> str:
-        """A short sha256 of the resolved config without the output directory: equal configs, equal hashes."""
-        data = self.model_dump(mode="json", exclude={"out"})
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
 class _SafeLoader(yaml.SafeLoader):

@@ -24,7 +24,7 @@ from .errors import ConfigError, UsageError
 from .images import IMAGE_SUFFIXES, list_image_files
 from .metric_keys import CLASS_AGREEMENT, CLASS_AGREEMENT_MIN
 from .sample_files import NPZ_IMAGES, NPZ_LABELS
-from .sampling import draw_labels, generate
+from .training.sampling import draw_labels, generate
 
 #: The evaluation latents of seed ``s`` come from a generator seeded ``EVAL_SEED_OFFSET + s``: never the
 #: training noise, so evaluating does not change a run.
@@ -424,7 +424,7 @@ def evaluate(
     registry = get_registry(pm)
     labels = None
     if is_generator_source(path):
-        G, cfg = load_generator(path, pm, raw=raw)
+        G, cfg = load_generator(path, raw=raw)
         kind = "generator"
         dataset = dataset or cfg.dataset
         seed = cfg.seed if seed is None else seed

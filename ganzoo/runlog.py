@@ -1,4 +1,6 @@
-"""What a run records as it trains: ``log.jsonl`` and, when tensorboard is installed, TensorBoard event files.
+"""The names and files of what a run records as it trains: ``log.jsonl`` and, when tensorboard is installed,
+TensorBoard event files (written by the :class:`~ganzoo.training.callbacks.LossLog` and
+:class:`~ganzoo.training.callbacks.TensorBoard` callbacks).
 
 Both live in the run directory, so ``tensorboard --logdir runs`` shows every run (and every bench trial) by
 its path. The tags, one scheme for every variant:
@@ -7,7 +9,7 @@ its path. The tags, one scheme for every variant:
 ``loss/discriminator``         the discriminator loss at every logged step (``log_every``)
 ``loss/generator``             the generator loss at the same steps
 ``throughput/images_per_second``  real images per second of training since the run (or resume) began
-``eval/<metric>``              every evaluation (the bench's, or ``evaluate=`` of ``Trainer.run``):
+``eval/<metric>``              every evaluation (the bench's, or an :class:`~ganzoo.training.callbacks.Evaluation`):
                                ``eval/fid``, ``eval/kid_mean``, ``eval/precision``, ... (the keys of
                                :mod:`ganzoo.metric_keys`)
 ``samples/fixed_latents``      the fixed-latent sample grid, at every ``sample_every`` and at the end
@@ -23,8 +25,6 @@ import json
 import time
 from pathlib import Path
 from typing import Any
-
-import torch
 
 #: The run directory's log of losses and throughput, one JSON object per logged step.
 LOG_FILE = "log.jsonl"
@@ -71,49 +71,3 @@ def drop_lines_after(path: Path, step: int) -> None:
     kept = [line for line in path.read_text().splitlines(keepends=True)
             if line.strip() and json.loads(line).get("step", 0) <= step]
     path.write_text("".join(kept))
-
-
-class RunLog:
-    """The run directory's logs: ``log.jsonl`` always, TensorBoard events when tensorboard is installed.
-
-    ``enabled=False`` (a rank other than 0 under torchrun) writes nothing."""
-
-    def __init__(self, out: Path, start_step: int = 0, enabled: bool = True) -> None:
-        self.enabled = enabled
-        self.file = None
-        self.writer = None
-        if enabled:
-            if start_step:
-                drop_lines_after(out / LOG_FILE, start_step)
-            self.file = open(out / LOG_FILE, "a")
-            self.writer = summary_writer(out, start_step)
-
-    def losses(self, record: dict[str, Any]) -> None:
-        """One ``log.jsonl`` line (``step``, ``d_loss``, ``g_loss``, ``img_per_s``, ...) and its scalars."""
-        if self.file is None:
-            return
-        self.file.write(json.dumps(record) + "\n")
-        self.file.flush()
-        if self.writer is not None:
-            step = record["step"]
-            self.writer.add_scalar(TAG_D_LOSS, record["d_loss"], step)
-            self.writer.add_scalar(TAG_G_LOSS, record["g_loss"], step)
-            if record.get("img_per_s") is not None:
-                self.writer.add_scalar(TAG_IMAGES_PER_SECOND, record["img_per_s"], step)
-
-    def evaluation(self, step: int, scores: dict[str, float]) -> None:
-        """An evaluation's scores, as ``eval/<metric>`` scalars."""
-        if self.writer is not None:
-            for key, value in scores.items():
-                self.writer.add_scalar(TAG_EVAL + key, value, step)
-
-    def samples(self, step: int, grid: torch.Tensor) -> None:
-        """A sample grid image, ``(3, H, W)`` floats in [0, 1]."""
-        if self.writer is not None:
-            self.writer.add_image(TAG_SAMPLES, grid, step)
-
-    def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
-        if self.writer is not None:
-            self.writer.close()

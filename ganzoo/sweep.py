@@ -39,6 +39,9 @@ from tqdm.auto import tqdm
 
 from . import rundir
 from .errors import ConfigError, UsageError
+from .training.callbacks import Evaluation
+from .training.loop import Callback, RunState
+from .training.run import run_config
 
 SWEEP_FILE = "sweep.json"
 TUNED_PROFILE = "tuned.yaml"
@@ -130,8 +133,7 @@ def _tune_trial(params: dict[str, Any], *, setup: dict[str, Any]) -> None:
     import torch
     from ray import tune
 
-    from . import api
-    from .bench import TRAIN_SECONDS, make_evaluator
+    from .bench import make_evaluator
     from .checkpoint import latest_checkpoint, load_checkpoint
     from .config import merge, validate_config
     from .registry import get_registry
@@ -150,18 +152,22 @@ def _tune_trial(params: dict[str, Any], *, setup: dict[str, Any]) -> None:
             state = load_checkpoint(latest_checkpoint(Path(folder)))
     evaluator = make_evaluator(setup["real"], profile, setup["seed"], setup["cache_dir"],
                                registry.datasets.get(profile.dataset).item.metrics)
+    run_config(cfg, state, progress=False, callbacks=[Evaluation(evaluator, entry["eval_every"], at_start=False),
+                                                      TuneReport()])
 
-    def evaluate(trainer: Any) -> dict[str, float]:
-        if trainer.step == 0:  # the untrained generator ranks nothing
-            return {}
-        scores = evaluator(trainer)
+
+class TuneReport(Callback):
+    """Reports each evaluation of a sweep trial to Tune, with a checkpoint to resume the trial from."""
+
+    def on_evaluation(self, run: RunState, scores: dict[str, float]) -> None:
+        from ray import tune
+
+        from .bench import TRAIN_SECONDS
+
         with tempfile.TemporaryDirectory() as folder:
-            trainer.save_checkpoint(Path(folder))
-            tune.report({**scores, "step": trainer.step, TRAIN_SECONDS: round(trainer.train_seconds, 3)},
+            run.trainer.save_checkpoint(Path(folder))
+            tune.report({**scores, "step": run.step, TRAIN_SECONDS: round(run.train_seconds, 3)},
                         checkpoint=tune.Checkpoint.from_directory(folder))
-        return scores
-
-    api.run_config(registry, cfg, state, False, None, evaluate=evaluate, eval_every=entry["eval_every"])
 
 
 def _trial_table(result_grid: Any, metric: str, lower: bool, max_evaluations: int) -> tuple[list[dict], Any]:

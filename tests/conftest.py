@@ -50,21 +50,16 @@ def quick() -> dict[str, Any]:
 
 def make_trainer(variant: str, *, dataset: str = "mnist-5k", steps: int = 3, limit: int | None = 256,
                  **overrides: Any) -> Any:
-    """A :class:`~ganzoo.trainer.Trainer` for ``variant`` on the first ``limit`` samples of ``dataset`` (all with
-    ``None``), with :data:`QUICK` and ``overrides``, seeded as ``ganzoo train`` seeds it."""
-    from ganzoo.api import versions
-    from ganzoo.assembly import assemble
-    from ganzoo.registry import get_registry
-    from ganzoo.trainer import Trainer, seed_everything
+    """A :class:`~ganzoo.training.trainer.Trainer` for ``variant`` on the first ``limit`` samples of ``dataset``
+    (all with ``None``), with :data:`QUICK` and ``overrides``, built as ``ganzoo train`` builds it."""
+    from ganzoo.training.run import build_trainer
 
     cfg = ganzoo.build_config(variant, steps=steps, overrides={**QUICK, "dataset": dataset, **overrides})
     data = ganzoo.load_dataset(dataset)
     if limit is not None:
         data = dataclasses.replace(data, images=data.images[:limit],
                                    labels=data.labels[:limit] if data.labels is not None else None)
-    seed_everything(cfg.seed)
-    assembly = assemble(get_registry(), cfg, data.image_shape, torch.device("cpu"), num_classes=data.num_classes)
-    return Trainer(assembly, data, torch.device("cpu"), versions())
+    return build_trainer(cfg, data)
 
 
 def build_loss(name: str, **options: Any) -> Any:

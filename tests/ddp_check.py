@@ -10,9 +10,7 @@ import torch
 
 import ganzoo
 from ganzoo import distributed
-from ganzoo.assembly import assemble
-from ganzoo.registry import get_registry
-from ganzoo.trainer import Trainer, seed_everything
+from ganzoo.training.run import build_trainer
 
 variant, steps, report = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 loading = sys.argv[4] if len(sys.argv) > 4 else "memory"
@@ -21,10 +19,7 @@ torch.set_num_threads(1)
 cfg = ganzoo.build_config(variant, steps=steps, overrides={"batch_size": 8, "data_loading": loading,
                                                            "data_workers": 1, "extensions": extensions})
 info, device = distributed.setup(torch.device("cpu"))
-data = ganzoo.load_dataset()
-seed_everything(cfg.seed)
-assembly = assemble(get_registry(), cfg, data.image_shape, num_classes=data.num_classes)
-trainer = Trainer(assembly, data, device, {}, dist_info=info)
+trainer = build_trainer(cfg, ganzoo.load_dataset(), device=device, dist_info=info)
 batches: list[tuple[torch.Tensor, torch.Tensor | None]] = []  # what this rank trained on during the current step
 next_batch = trainer.batches.next
 trainer.batches.next = lambda: batches.append(next_batch()) or batches[-1]

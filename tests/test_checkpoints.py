@@ -26,7 +26,7 @@ from ganzoo.checkpoint import (
     tensors_sha256,
 )
 from ganzoo.cli import cli
-from ganzoo.trainer import STATE_KEYS
+from ganzoo.training.trainer import STATE_KEYS
 
 
 def train_cli(args: list[str]) -> subprocess.Popen:

@@ -11,9 +11,9 @@ from torch import nn
 
 import ganzoo
 from ganzoo import Discriminator, Generator, Loss, LossSpec, hookimpl
-from ganzoo.assembly import CompositionError
 from ganzoo.cli import cli
 from ganzoo.errors import PluginError
+from ganzoo.training.assembly import CompositionError
 
 
 def test_dcgan_networks_with_wgan_gp_loss(tmp_path: Path) -> None:

@@ -86,13 +86,6 @@ def test_unknown_variant_exits_2_and_lists_available(runner) -> None:
         assert name in result.output
 
 
-def test_config_hash_ignores_output_dir() -> None:
-    a = ganzoo.build_config("dcgan", out="runs/a")
-    b = ganzoo.build_config("dcgan", out="runs/b")
-    c = ganzoo.build_config("dcgan", out="runs/a", seed=1)
-    assert a.config_hash() == b.config_hash() != c.config_hash()
-
-
 def test_yaml_floats_and_out_from_the_config_file(tmp_path: Path, runner) -> None:
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text(f"out: {tmp_path / 'from-file'}\nlr_g: 1e-4\nloss_options:\n  gp_lambda: 1e1\n")

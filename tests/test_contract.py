@@ -262,7 +262,7 @@ def test_format1_checkpoint_refuses_extensions_with_a_way_out(tmp_path: Path) ->
     run = tmp_path / "run"
     shutil.copytree(FIXTURES / "format1" / "run", run)
     state = load_checkpoint(run)
-    from ganzoo.trainer import STATE_KEYS_FORMAT_1
+    from ganzoo.training.trainer import STATE_KEYS_FORMAT_1
 
     assert set(STATE_KEYS_FORMAT_1) <= set(state)
     cfg = ganzoo.build_config("vanilla", config={**state["config"], "extensions": ["spy"]})
@@ -274,7 +274,6 @@ def test_format1_checkpoint_refuses_extensions_with_a_way_out(tmp_path: Path) ->
             register(ExtensionSpec("spy", Spy))
 
     with registered(Plugin(), "spy-plugin"), pytest.raises(CheckpointError, match="format-1 checkpoint"):
-        from ganzoo.api import run_config
-        from ganzoo.registry import get_registry
+        from ganzoo.training.run import run_config
 
-        run_config(get_registry(), cfg.model_copy(update={"out": run, "steps": 4}), state, progress=False)
+        run_config(cfg.model_copy(update={"out": run, "steps": 4}), state, progress=False)

@@ -8,7 +8,7 @@ import torch
 from conftest import QUICK, make_trainer
 
 import ganzoo
-from ganzoo.trainer import DiscriminatorView, Trainer
+from ganzoo.training.trainer import DiscriminatorView, Trainer
 
 
 class Recording(torch.nn.Module):

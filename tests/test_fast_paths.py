@@ -99,11 +99,11 @@ def test_auto_switches_follow_the_measured_table(monkeypatch) -> None:
 
 def test_auto_reaches_the_optimiser(tmp_path: Path, monkeypatch) -> None:
     from ganzoo import fast_paths
-    from ganzoo.trainer import Trainer
+    from ganzoo.training import run as training_run
 
     seen = []
-    monkeypatch.setattr(Trainer, "run", lambda self, *a, **k: seen.append(self.opt_g.defaults["fused"]) or
-                        (_ for _ in ()).throw(SystemExit))
+    monkeypatch.setattr(training_run, "run_loop", lambda trainer, *a, **k: seen.append(
+        trainer.opt_g.defaults["fused"]) or (_ for _ in ()).throw(SystemExit))
     for table, expected in (({"cpu": frozenset({"fused_optimizer"})}, True), ({}, None)):
         monkeypatch.setattr(fast_paths, "AUTO", table)
         with pytest.raises(SystemExit):

@@ -11,7 +11,7 @@ from conftest import QUICK, assert_same_weights, make_trainer
 
 import ganzoo
 from ganzoo.cli import cli
-from ganzoo.trainer import Trainer, make_optimizer
+from ganzoo.training.trainer import Trainer, make_optimizer
 
 
 def trainer(variant: str, **overrides) -> Trainer:

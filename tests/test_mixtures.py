@@ -11,12 +11,12 @@ import torch
 from ganzoo_plugins.mixtures import grid, ring
 
 import ganzoo
-from ganzoo.assembly import CompositionError
 from ganzoo.bench import BenchProfile
 from ganzoo.cli import cli
 from ganzoo.errors import ConfigError
 from ganzoo.leaderboard import render
 from ganzoo.metric_keys import FID, HIGH_QUALITY, MODE_KL, MODES
+from ganzoo.training.assembly import CompositionError
 
 RING = ring()
 

@@ -9,8 +9,8 @@ import torch
 from conftest import QUICK, make_trainer
 
 import ganzoo
-from ganzoo.assembly import CompositionError
-from ganzoo.trainer import Trainer
+from ganzoo.training.assembly import CompositionError
+from ganzoo.training.trainer import Trainer
 
 SMALL = {"generator_options": {"width": 4}, "discriminator_options": {"width": 4}}
 

@@ -11,10 +11,9 @@ from conftest import assert_same_weights
 from PIL import Image
 
 import ganzoo
-from ganzoo.api import run_config
 from ganzoo.checkpoint import latest_checkpoint, load_checkpoint
 from ganzoo.cli import cli
-from ganzoo.registry import get_registry
+from ganzoo.training.run import run_config
 
 
 def test_run_writes_log_grids_checkpoint_and_result(tmp_path: Path, quick) -> None:
@@ -112,5 +111,5 @@ def test_evaluating_does_not_change_the_training_trajectory(tmp_path: Path) -> N
            "discriminator_options": {"width": 4}}
     ganzoo.train("wgan-gp", steps=3, out=tmp_path / "plain", progress=False, overrides=cfg)
     config = ganzoo.build_config("wgan-gp", steps=3, overrides={**cfg, "out": str(tmp_path / "evaluated")})
-    run_config(get_registry(), config, None, False, None, evaluate=greedy, eval_every=1)
+    run_config(config, progress=False, callbacks=[ganzoo.Evaluation(greedy, every=1)])
     assert_same_weights(tmp_path / "plain", tmp_path / "evaluated")

@@ -20,9 +20,9 @@ from ganzoo_plugins.sngan import SNGANDiscriminator
 from torch import nn
 
 import ganzoo
-from ganzoo.assembly import LOSS_KEYWORDS, declared_keywords
 from ganzoo.checkpoint import load_checkpoint
 from ganzoo.registry import get_registry
+from ganzoo.training.assembly import LOSS_KEYWORDS, declared_keywords
 
 NEW_VARIANTS = ("wgan-clip", "sngan", "ragan", "cgan-pd", "acgan")
 CONDITIONAL = ("cgan-pd", "acgan")

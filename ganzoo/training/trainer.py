@@ -1,45 +1,36 @@
-"""The one training loop every variant runs.
+"""Where a step happens: :class:`Trainer` holds everything a run must carry across a restart and
+:meth:`Trainer.train_step` is the only place a step happens.
 
-Read it top to bottom: :class:`Trainer` owns everything that must survive a restart (networks, optimisers,
-data position, RNG states, extension states) behind ``state_dict()`` / ``load_state_dict()``;
-:meth:`Trainer.train_step` is the only place a step happens (``n_critic`` discriminator updates, then one
-generator update, with the points where extensions act named there); :meth:`Trainer.run` adds logging,
-sample grids, checkpoints and the progress bar around it.
+Read it top to bottom: the trainer owns the networks, optimisers, data position, random states and extension
+states behind ``state_dict()`` / ``load_state_dict()``; :meth:`Trainer.train_step` runs ``n_critic``
+discriminator updates, then one generator update, with the points where extensions act named there. What
+happens around the steps (logs, grids, checkpoints, evaluations) is added by the callbacks of
+:func:`ganzoo.training.loop.run_loop`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
-import random
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
-from tqdm.auto import tqdm
 
-from . import checkpoint as ckpt
-from . import fast_paths
-from .assembly import Assembly
-from .components import Extension, ExtensionContext, Loss, implements
-from .config import TrainConfig
-from .data import ImageData, make_batches
-from .distributed import DistInfo, barrier, gather_objects, mean_across_ranks
-from .errors import CheckpointError, ConfigError, DivergenceError, PluginError
-from .images import grid_image, read_png, save_grid
-from .runlog import RunLog
+from .. import checkpoint as ckpt
+from .. import fast_paths
+from ..components import Extension, ExtensionContext, Loss, implements
+from ..config import TrainConfig
+from ..data import ImageData, make_batches
+from ..distributed import DistInfo, barrier, gather_objects
+from ..errors import CheckpointError, ConfigError, DivergenceError, PluginError
+from .assembly import Assembly, BuiltExtension
+from .randomness import rng_state, set_rng_state
 from .sampling import draw_labels, generate
 
 CHECKPOINT_FORMAT = 2
-#: A loss this large means the run has blown up (no GAN loss is meaningful there): it stops as diverged.
-DIVERGED_LOSS = 1e12
 #: Points drawn (real and generated) in the scatter plot that replaces the sample grid for non-image data.
 SCATTER_POINTS = 2500
 # What a format-1 checkpoint (the first format, from before labels and extensions) holds.
@@ -48,16 +39,12 @@ STATE_KEYS_FORMAT_1 = ("format", "step", "critic_position", "generator", "discri
                        "image_shape", "versions")
 # What Trainer.state_dict() writes; a checkpoint missing any of these cannot be resumed exactly.
 STATE_KEYS = (*STATE_KEYS_FORMAT_1, "num_classes", "extensions", "sample_generator")
+#: The points of a step where extensions act, besides ``setup`` (see :class:`ganzoo.Extension`).
+EXTENSION_POINTS = ("augment", "discriminator_penalty", "after_discriminator_step", "after_generator_step",
+                    "sampling_generator")
 
 
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (CPU and every CUDA device)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def make_optimizer(name: str, params: Any, lr: float, betas: tuple[float, float],
+def make_optimizer(name: str, params: Iterable[nn.Parameter], lr: float, betas: tuple[float, float],
                    fused: bool = False) -> torch.optim.Optimizer:
     """Adam (with ``betas``, fused kernels if asked), RMSprop or SGD (momentum = ``betas[0]``)."""
     if name == "adam":
@@ -65,31 +52,6 @@ def make_optimizer(name: str, params: Any, lr: float, betas: tuple[float, float]
     if name == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr)
     return torch.optim.SGD(params, lr=lr, momentum=betas[0])
-
-
-def rng_state() -> dict[str, Any]:
-    """Every global RNG state: python, numpy, torch CPU and each CUDA device."""
-    np_state = np.random.get_state()
-    return {
-        "python": random.getstate(),
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` captured."""
-    random.setstate(state["python"])
-    name, keys, *rest = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-#: What :meth:`Trainer.run` calls to score the generator: ``evaluate(trainer) -> {metric: value}``.
-Evaluator = Callable[["Trainer"], dict[str, float]]
 
 
 class DiscriminatorView:
@@ -125,29 +87,6 @@ class DiscriminatorView:
         return scores[:n], scores[n:]
 
 
-@dataclass
-class TrainResult:
-    """What a finished run reports (also written to ``out/result.json``)."""
-
-    out: Path
-    variant: str
-    steps: int
-    images_seen: int
-    train_seconds: float
-    images_per_second: float
-    final_d_loss: float
-    final_g_loss: float
-    checkpoint: Path | None
-    samples: Path | None
-    components: dict[str, str] = field(default_factory=dict)
-    stopped_by: str = "steps"
-    evaluations: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        return {k: str(v) if isinstance(v, Path) else v for k, v in data.items()}
-
-
 class Trainer:
     """One GAN training run: build it from an :class:`Assembly` and the training images, then :meth:`run`."""
 
@@ -162,6 +101,7 @@ class Trainer:
         self.G: nn.Module = assembly.generator
         self.D: nn.Module = assembly.discriminator
         self.loss = assembly.loss
+        self.step = 0
         if isinstance(images, torch.Tensor):
             images = ImageData("tensor", "train", images, None, "ganzoo")
         # Labels reach G, D and the loss only when a network is conditional; fake labels are then drawn from the
@@ -179,7 +119,20 @@ class Trainer:
                                     world_size=self.dist.world_size, rank=self.dist.rank,
                                     channels_last=self.fast["channels_last"],
                                     progress=progress and self.dist.is_main)
-        # -- fast paths, each a config switch ------------------------------------------------------------
+        self._place_networks()
+        self._set_up_extensions()
+        self._choose_loss_graphs()
+        fused = self.fast["fused_optimizer"]
+        self.opt_g = make_optimizer(cfg.optimizer, self.G.parameters(), cfg.lr_g, cfg.betas, fused)
+        self.opt_d = make_optimizer(cfg.optimizer, self.D.parameters(), cfg.lr_d, cfg.betas, fused)
+        # Latents come from a dedicated generator (one stream per rank), so nothing else that draws random
+        # numbers shifts them.
+        self.noise = torch.Generator(device=device).manual_seed(cfg.seed + 2 + 7919 * self.dist.rank)
+        self._fix_sample_inputs(images)
+
+    def _place_networks(self) -> None:
+        """Memory format, mixed precision, SyncBatchNorm and DDP: each a config switch."""
+        cfg, device = self.config, self.device
         if self.fast["channels_last"]:
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
@@ -199,34 +152,38 @@ class Trainer:
             ddp_args = {"device_ids": [device.index]} if device.type == "cuda" else {}
             self.G_fwd, self.D_fwd = DDP(self.G, **ddp_args), DDP(self.D, **ddp_args)
         self.D_gen: nn.Module = self.D if self.dist.enabled else self.D_fwd
-        # -- extensions: set up once, in config order; they act at the points named in train_step ------------
-        self.extensions = assembly.extensions
+
+    def _set_up_extensions(self) -> None:
+        """Set every extension up, in config order, and the views of D that apply their augmentations."""
+        assembly = self.assembly
+        self.extensions: list[BuiltExtension] = assembly.extensions
         # who acts at each point: every extension is set up; elsewhere the base class's do-nothing defaults are
         # skipped, once here rather than on every step
         self.acting = {"setup": list(self.extensions), **{
-            point: [entry for entry in self.extensions if implements(entry[2], point)]
-            for point in ("augment", "discriminator_penalty", "after_discriminator_step", "after_generator_step",
-                          "sampling_generator")}}
-        context = ExtensionContext(self.G, self.D, cfg, self.num_classes, tuple(assembly.image_shape), device,
-                                   self.dist.rank)
+            point: [entry for entry in self.extensions if implements(entry.extension, point)]
+            for point in EXTENSION_POINTS}}
+        context = ExtensionContext(self.G, self.D, self.config, self.num_classes, tuple(assembly.image_shape),
+                                   self.device, self.dist.rank)
         self._at_extensions("setup", context)
         # what D sees: each extension's augment, then each discriminator_input (PacGAN packing), in config order
-        augments = [ext.augment for _, _, ext in self.acting["augment"]]
+        augments = [entry.extension.augment for entry in self.acting["augment"]]
         augments += [reshape for _, _, reshape in assembly.discriminator_inputs()]
         dname = assembly.names["discriminator"]
         #: whether a loss's score_pair scores real and fake in one pass (the discriminator_pass key)
-        self.joint_pass = fast_paths.joint_discriminator_pass(cfg, self.D, bool(augments))
+        self.joint_pass = fast_paths.joint_discriminator_pass(self.config, self.D, bool(augments))
         self.D_view = DiscriminatorView(self.D_fwd, assembly.conditional_discriminator, augments, dname,
                                         self.joint_pass)
         self.D_gen_view = DiscriminatorView(self.D_gen, assembly.conditional_discriminator, augments, dname,
                                             self.joint_pass)
         sampler = self.acting["sampling_generator"][:1]  # assembly allows at most one
-        self.sampler_name = sampler[0][0] if sampler else None
-        self.sampler: Extension | None = sampler[0][2] if sampler else None
-        # With compile, the generator's forward is one compiled graph and each loss computation (D and the loss
-        # together) another. A loss that differentiates D twice (a gradient penalty) keeps its discriminator
-        # step eager: compiled graphs do not support double backward. Its generator step, which differentiates
-        # D once, still compiles.
+        self.sampler_name = sampler[0].name if sampler else None
+        self.sampler: Extension | None = sampler[0].extension if sampler else None
+
+    def _choose_loss_graphs(self) -> None:
+        """With compile, the generator's forward is one compiled graph and each loss computation (D and the loss
+        together) another. A loss that differentiates D twice (a gradient penalty) keeps its discriminator step
+        eager: compiled graphs do not support double backward. Its generator step, which differentiates D once,
+        still compiles."""
         self.discriminator_loss: Callable[..., torch.Tensor] = self._discriminator_loss
         self.generator_loss: Callable[..., torch.Tensor] = self._generator_loss
         if self.fast["compile"]:
@@ -234,14 +191,12 @@ class Trainer:
             if not getattr(self.loss, "double_backward", Loss.double_backward):  # a loss need not subclass Loss
                 self.discriminator_loss = torch.compile(self._discriminator_loss)
             self.generator_loss = torch.compile(self._generator_loss)
-        fused = self.fast["fused_optimizer"]
-        self.opt_g = make_optimizer(cfg.optimizer, self.G.parameters(), cfg.lr_g, cfg.betas, fused)
-        self.opt_d = make_optimizer(cfg.optimizer, self.D.parameters(), cfg.lr_d, cfg.betas, fused)
-        # Latents come from a dedicated generator (one stream per rank), so nothing else that draws random
-        # numbers shifts them.
-        self.noise = torch.Generator(device=device).manual_seed(cfg.seed + 2 + 7919 * self.dist.rank)
+
+    def _fix_sample_inputs(self, images: ImageData) -> None:
+        """The fixed latents (and labels) of the sample grids: one row per class for a conditional generator
+        (``sample_count // num_classes`` images each); for non-image data, reference points for the scatter."""
+        cfg = self.config
         fixed = torch.Generator().manual_seed(cfg.seed + 3)
-        # A conditional run's grid has one row per class: sample_count // num_classes images of each.
         self.grid_columns: int | None = None
         self.fixed_labels: torch.Tensor | None = None
         count = cfg.sample_count
@@ -250,15 +205,11 @@ class Trainer:
         if not images.is_image:
             self.reference_points = images.images[:SCATTER_POINTS].cpu()  # type: ignore[index,union-attr]
             count = max(count, SCATTER_POINTS)
-        if assembly.conditional_generator and self.num_classes:
+        if self.assembly.conditional_generator and self.num_classes:
             self.grid_columns = max(1, cfg.sample_count // self.num_classes)
-            self.fixed_labels = torch.arange(self.num_classes).repeat_interleave(self.grid_columns).to(device)
+            self.fixed_labels = torch.arange(self.num_classes).repeat_interleave(self.grid_columns).to(self.device)
             count = len(self.fixed_labels)
-        self.fixed_z = torch.randn(count, cfg.latent_dim, generator=fixed).to(device)
-        self.step = 0
-        #: Seconds of training (evaluation, grids and checkpoints excluded) of the current :meth:`run` call, as
-        #: of its last evaluation.
-        self.train_seconds = 0.0
+        self.fixed_z = torch.randn(count, cfg.latent_dim, generator=fixed).to(self.device)
 
     def _at_extensions(self, point: str, *args: Any) -> None:
         """Call every extension that implements ``point``, in config order; a failure names its plugin."""
@@ -293,13 +244,13 @@ class Trainer:
             "rng": gather_objects(self.dist, rng_state()),
             "config": self.config.model_dump(mode="json"),
             "components": {"names": self.assembly.names, "plugins": self.assembly.plugins,
-                           "extensions": {name: plugin for name, plugin, _ in self.extensions},
+                           "extensions": {e.name: e.plugin for e in self.extensions},
                            "conditional_generator": self.assembly.conditional_generator,
                            "sampling_generator": self.sampler_name},
             "image_shape": list(self.assembly.image_shape),
             "versions": self.versions,
             "num_classes": self.num_classes,
-            "extensions": {name: ext.state_dict() for name, _, ext in self.extensions},
+            "extensions": {e.name: e.extension.state_dict() for e in self.extensions},
             # the weights of an extension's sampling generator (an EMA), checkpointed for it by ganzoo
             "sample_generator": self.sampling_generator.state_dict() if self.sampler_name else None,
         }
@@ -321,9 +272,9 @@ class Trainer:
                                   "conditional networks. Resume it with the config it was written with, or "
                                   "start a new run with --out elsewhere")
         saved_extensions = list(state.get("extensions", {}))
-        if fmt != 1 and saved_extensions != [name for name, _, _ in self.extensions]:
+        if fmt != 1 and saved_extensions != [e.name for e in self.extensions]:
             raise CheckpointError(f"checkpoint was written with extensions {saved_extensions or 'none'}, this run "
-                                  f"has {[name for name, _, _ in self.extensions] or 'none'}; resume with the "
+                                  f"has {[e.name for e in self.extensions] or 'none'}; resume with the "
                                   "checkpoint's config")
         try:
             self.G.load_state_dict(state["generator"])
@@ -485,141 +436,3 @@ class Trainer:
             path = ckpt.save_checkpoint(out, self.step, state, keep_last=self.config.keep_last)
         barrier(self.dist)
         return path
-
-    def run(
-        self,
-        out: Path,
-        progress: bool = True,
-        *,
-        max_seconds: float | None = None,
-        evaluate: Evaluator | None = None,
-        eval_every: int = 0,
-        eval_every_seconds: float = 0.0,
-    ) -> TrainResult:
-        """Train until ``config.steps`` generator steps (or ``max_seconds`` of training), writing logs, grids
-        and checkpoints under ``out``.
-
-        ``evaluate(trainer)`` is called every ``eval_every`` steps and/or every ``eval_every_seconds`` of
-        training time, and once at the end; its time is not counted as training time. The global random
-        generators (python, numpy, torch) are restored after each call, so evaluating never changes the training
-        trajectory; an evaluator that wants reproducible scores draws from its own generator.
-        """
-        cfg = self.config
-        main = self.dist.is_main  # under torchrun only rank 0 writes files, logs and shows progress
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "samples").mkdir(exist_ok=True)
-        images_per_step = cfg.batch_size * cfg.n_critic * self.dist.world_size
-        start_step = self.step
-        train_seconds = 0.0  # training only: evaluation, grids and checkpoints are not counted
-        next_eval_at = eval_every_seconds or math.inf
-        d_val = g_val = math.nan
-        evaluations: list[dict[str, Any]] = []
-        stopped_by = "steps"
-        # With a time budget the bar counts seconds of training (its ETA is then right); otherwise steps.
-        by_time = max_seconds is not None
-        bar = tqdm(total=round(max_seconds) if by_time else cfg.steps, initial=0 if by_time else self.step,
-                   desc=cfg.variant, unit="s" if by_time else "step", disable=not (progress and main),
-                   dynamic_ncols=True, leave=False,
-                   bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
-
-        runlog = RunLog(out, start_step, enabled=main)  # log.jsonl, and TensorBoard events when installed
-
-        def run_evaluation() -> None:
-            self.train_seconds = train_seconds  # what an evaluator may record beside its scores
-            if evaluate is not None and main:
-                saved = rng_state()  # whatever the evaluator draws, training's global random streams go on as if
-                try:                 # it had not run (a gradient penalty draws from torch's global generator)
-                    metrics = evaluate(self)
-                finally:
-                    set_rng_state(saved)
-                evaluations.append({"step": self.step, "train_seconds": round(train_seconds, 3), **metrics})
-                runlog.evaluation(self.step, metrics)
-
-        def write_samples(path: Path) -> None:
-            images = self.sample()
-            if self.reference_points is not None:  # 2-D points and other non-image samples
-                from .plots import plot_points  # matplotlib: only runs that draw points pay for its import
-
-                plot_points(self.reference_points, images.cpu(), path, f"{cfg.variant}, step {self.step}")
-                runlog.samples(self.step, read_png(path))
-                return
-            save_grid(images, path, self.grid_columns)
-            runlog.samples(self.step, grid_image(images, self.grid_columns))
-
-        if self.step == 0:
-            run_evaluation()  # the untrained generator: the baseline every later score is compared with
-        try:
-            while self.step < cfg.steps:
-                t0 = time.perf_counter()
-                d_loss, g_loss = self.train_step()
-                d_val, g_val = float(d_loss), float(g_loss)  # synchronises, so the timing below is honest
-                train_seconds += time.perf_counter() - t0
-                out_of_time = max_seconds is not None and train_seconds >= max_seconds
-                if self.dist.enabled:  # every rank logs, stops and diverges on the same agreed values
-                    agreed = mean_across_ranks(self.dist, torch.tensor([d_val, g_val, float(out_of_time)],
-                                                                       device=self.device))
-                    d_val, g_val, out_of_time = float(agreed[0]), float(agreed[1]), bool(agreed[2] > 0)
-                if not (math.isfinite(d_val) and math.isfinite(g_val)):
-                    raise DivergenceError(self.step, f"non-finite loss (d_loss={d_val}, g_loss={g_val})")
-                if max(abs(d_val), abs(g_val)) > DIVERGED_LOSS:
-                    raise DivergenceError(self.step, f"loss beyond {DIVERGED_LOSS:g} (d_loss={d_val:.3g}, "
-                                          f"g_loss={g_val:.3g}); lower the learning rates")
-                bar.update(min(train_seconds, max_seconds) - bar.n if by_time else 1)
-                if self.step % cfg.log_every == 0 or self.step == cfg.steps or out_of_time:
-                    seen = (self.step - start_step) * images_per_step
-                    record = {"step": self.step, "d_loss": d_val, "g_loss": g_val,
-                              "images_seen": self.step * images_per_step, "train_s": round(train_seconds, 4),
-                              "img_per_s": round(seen / train_seconds, 2) if train_seconds > 0 else None}
-                    runlog.losses(record)
-                    bar.set_postfix(step=self.step, d=f"{d_val:.3f}", g=f"{g_val:.3f}")
-                if out_of_time:
-                    stopped_by = "seconds"
-                    break
-                if cfg.sample_every and self.step % cfg.sample_every == 0 and main:
-                    write_samples(out / "samples" / f"step-{self.step:08d}.png")
-                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
-                    self.save_checkpoint(out)
-                due = (eval_every and self.step % eval_every == 0) or train_seconds >= next_eval_at
-                if due and self.step < cfg.steps:
-                    run_evaluation()
-                    while next_eval_at <= train_seconds:
-                        next_eval_at += eval_every_seconds
-        except DivergenceError as exc:  # the run directory says so too, not only the exit code
-            bar.close()
-            runlog.close()
-            if main:
-                (out / "result.json").write_text(json.dumps({
-                    "variant": cfg.variant, "steps": self.step, "stopped_by": "diverged", "diverged_at": exc.step,
-                    "reason": str(exc), "train_seconds": round(train_seconds, 3)}, indent=2) + "\n")
-            raise
-        except BaseException:  # interrupted or a plugin bug: what was logged so far stays readable
-            bar.close()
-            runlog.close()
-            raise
-        bar.close()
-        self.batches.close()
-        run_evaluation()
-        samples = out / "samples.png"
-        last_ckpt = self.save_checkpoint(out)
-        if main:
-            write_samples(samples)
-        runlog.close()
-        if main:
-            ckpt.export_generator(out / ckpt.GENERATOR_FILE, self.sampling_generator.state_dict(),
-                                  self.config.model_dump(mode="json"), self.assembly.names["generator"],
-                                  list(self.assembly.image_shape),
-                                  num_classes=self.num_classes if self.assembly.conditional_generator else None,
-                                  source=self.sampler_name or "generator")
-        seen = (self.step - start_step) * images_per_step
-        result = TrainResult(
-            out=out, variant=cfg.variant, steps=self.step, images_seen=self.step * images_per_step,
-            train_seconds=round(train_seconds, 3),
-            images_per_second=round(seen / train_seconds, 2) if train_seconds > 0 else 0.0,
-            final_d_loss=d_val, final_g_loss=g_val, checkpoint=last_ckpt, samples=samples,
-            components={role: f"{self.assembly.names[role]} ({self.assembly.plugins[role]})"
-                        for role in ("generator", "discriminator", "loss")},
-            stopped_by=stopped_by, evaluations=evaluations,
-        )
-        if main:
-            (out / "result.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
-        return result

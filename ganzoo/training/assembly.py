@@ -12,13 +12,13 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
-from .components import Extension, Loss, implements
-from .config import (
+from ..components import Extension, Loss, implements
+from ..config import (
     TrainConfig,
     extension_names_as_mapping,
     load_yaml,
@@ -28,8 +28,8 @@ from .config import (
     shown,
     validate_config,
 )
-from .errors import ConfigError, PluginError, UsageError
-from .registry import Registry
+from ..errors import ConfigError, PluginError, UsageError
+from ..registry import Entry, Registry
 from .sampling import generate
 
 
@@ -122,6 +122,14 @@ def declared_keywords(method: Callable[..., Any], offered: tuple[str, ...]) -> t
         inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY))
 
 
+class BuiltExtension(NamedTuple):
+    """An extension a run built: its registered name, the plugin that registered it, the built object."""
+
+    name: str
+    plugin: str
+    extension: Extension
+
+
 @dataclass
 class Assembly:
     """The built parts of a run and the plugins that supplied each."""
@@ -139,15 +147,15 @@ class Assembly:
     classifier_discriminator: bool = False  # D(x) -> (scores, class_logits)
     #: the keyword arguments each loss method declared, of :data:`LOSS_KEYWORDS`
     loss_keywords: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    #: (name, plugin, extension) in the order they act
-    extensions: list[tuple[str, str, Extension]] = field(default_factory=list)
+    #: the built extensions, in the order they act
+    extensions: list[BuiltExtension] = field(default_factory=list)
     #: one sample as the discriminator takes it, after the extensions' discriminator_input (PacGAN packing)
     discriminator_shape: tuple[int, ...] | None = None
 
     def discriminator_inputs(self) -> list[tuple[str, str, Any]]:
         """``(name, plugin, discriminator_input)`` of the extensions that reshape what D takes, in order."""
-        return [(name, plugin, ext.discriminator_input) for name, plugin, ext in self.extensions
-                if implements(ext, "discriminator_input")]
+        return [(e.name, e.plugin, e.extension.discriminator_input) for e in self.extensions
+                if implements(e.extension, "discriminator_input")]
 
     @property
     def uses_labels(self) -> bool:
@@ -190,72 +198,23 @@ def _build(plugin: str, hook: str, what: str, fn: Any, *args: Any, **options: An
 def check_fit(assembly: Assembly, device: torch.device | str = "cpu") -> None:
     """Check that G makes images of the dataset's shape in [-1, 1] and D gives one score per sample (and, for a
     classifier discriminator, class logits), calling each with labels where it is conditional."""
-    cfg, G, D = assembly.config, assembly.generator, assembly.discriminator
-    gp, dp = assembly.plugins["generator"], assembly.plugins["discriminator"]
-    gname, dname = assembly.names["generator"], assembly.names["discriminator"]
-    shape = assembly.image_shape
-    inputs = assembly.discriminator_inputs()
-    n = cfg.batch_size if inputs else 2  # a packing extension needs a batch it can divide
-    g_rng = torch.Generator().manual_seed(0)
-    z = torch.randn(n, cfg.latent_dim, generator=g_rng).to(device)
+    G, D = assembly.generator, assembly.discriminator
+    n = assembly.config.batch_size if assembly.discriminator_inputs() else 2  # packing needs a divisible batch
+    z = torch.randn(n, assembly.config.latent_dim, generator=torch.Generator().manual_seed(0)).to(device)
     y = torch.zeros(n, dtype=torch.int64, device=device)
     was_training = (G.training, D.training)
     G.eval()
     D.eval()
     try:
         with torch.no_grad():
-            call = "G(z, y)" if assembly.conditional_generator else "G(z)"
-            try:
-                fake = generate(G, z, y if assembly.conditional_generator else None)
-            except Exception as exc:
-                raise PluginError(gp, f"generator {gname!r} failed on {call} with a latent batch of shape "
-                                  f"{tuple(z.shape)}: {type(exc).__name__}: {exc}", "register_generators") from exc
-            if not isinstance(fake, torch.Tensor) or tuple(fake.shape) != (n, *shape):
-                got = tuple(fake.shape)[1:] if isinstance(fake, torch.Tensor) else type(fake).__name__
-                raise CompositionError(
-                    f"generator {gname!r} (plugin {gp!r}) makes images of shape {got}"
-                    f" but dataset {cfg.dataset!r} has images of shape {shape}; choose a generator sized for "
-                    f"this dataset or set image_size"
-                )
-            if not fake.is_floating_point():
-                raise PluginError(gp, f"generator {gname!r} returned {fake.dtype} images; return floats in [-1, 1]",
-                                  "register_generators")
-            if not torch.isfinite(fake).all():
-                if cfg.init == "normal":  # the user's initialisation, not the plugin, is the likelier cause
-                    raise ConfigError(f"generator {gname!r} returns values that are not finite after init=normal "
-                                      f"with init_std={cfg.init_std}; choose a smaller init_std (DCGAN's is 0.02)")
-                raise PluginError(gp, f"generator {gname!r} returned values that are not finite",
-                                  "register_generators")
-            images = len(shape) == 3  # non-image samples are in the dataset's coordinates, not [-1, 1]
-            if images and (fake.min() < -1.001 or fake.max() > 1.001):
-                raise PluginError(gp, f"generator {gname!r} returned values outside [-1, 1] "
-                                  f"(min {fake.min().item():.3g}, max {fake.max().item():.3g}); end it with tanh",
-                                  "register_generators")
-            seen = fake
-            for _, _, reshape in inputs:
-                seen = reshape(seen)
-            try:
-                out = D(seen, y) if assembly.conditional_discriminator else D(seen)
-            except Exception as exc:
-                raise CompositionError(
-                    f"discriminator {dname!r} (plugin {dp!r}) cannot take images of shape "
-                    f"{tuple(seen.shape[1:])}: {type(exc).__name__}: {exc}"
-                ) from exc
-            score = out
-            if assembly.classifier_discriminator:
-                if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], torch.Tensor)
-                        and tuple(out[1].shape) == (seen.shape[0], assembly.num_classes)):
-                    raise PluginError(dp, f"discriminator {dname!r} is registered with classifier=True and must "
-                                      f"return (scores, class_logits of shape (B, {assembly.num_classes}))",
-                                      "register_discriminators")
-                score = out[0]
-            if not isinstance(score, torch.Tensor) or score.numel() != seen.shape[0] or score.ndim > 2:
-                got = tuple(score.shape) if isinstance(score, torch.Tensor) else type(score).__name__
-                raise PluginError(dp, f"discriminator {dname!r} must return one score per sample, shape (B,) or "
-                                  f"(B, 1); for B={seen.shape[0]} it returned {got}", "register_discriminators")
+            fake = _checked_generator_output(assembly, z, y)
+            for _, _, reshape in assembly.discriminator_inputs():
+                fake = reshape(fake)
+            _check_discriminator_output(assembly, fake, y)
     finally:
         G.train(was_training[0])
         D.train(was_training[1])
+    dname, dp = assembly.names["discriminator"], assembly.plugins["discriminator"]
     try:
         assembly.loss.check_discriminator(D)
     except ValueError as exc:
@@ -263,6 +222,65 @@ def check_fit(assembly: Assembly, device: torch.device | str = "cpu") -> None:
             f"loss {assembly.names['loss']!r} (plugin {assembly.plugins['loss']!r}) cannot train discriminator "
             f"{dname!r} (plugin {dp!r}): {exc}"
         ) from exc
+
+
+def _checked_generator_output(assembly: Assembly, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """G's batch for ``z`` (and ``y``, if G is conditional), refused unless it is finite floats of the dataset's
+    shape (in [-1, 1] for images)."""
+    cfg, shape, n = assembly.config, assembly.image_shape, z.shape[0]
+    gp, gname = assembly.plugins["generator"], assembly.names["generator"]
+    call = "G(z, y)" if assembly.conditional_generator else "G(z)"
+    try:
+        fake = generate(assembly.generator, z, y if assembly.conditional_generator else None)
+    except Exception as exc:
+        raise PluginError(gp, f"generator {gname!r} failed on {call} with a latent batch of shape "
+                          f"{tuple(z.shape)}: {type(exc).__name__}: {exc}", "register_generators") from exc
+    if not isinstance(fake, torch.Tensor) or tuple(fake.shape) != (n, *shape):
+        got = tuple(fake.shape)[1:] if isinstance(fake, torch.Tensor) else type(fake).__name__
+        raise CompositionError(
+            f"generator {gname!r} (plugin {gp!r}) makes images of shape {got}"
+            f" but dataset {cfg.dataset!r} has images of shape {shape}; choose a generator sized for "
+            f"this dataset or set image_size"
+        )
+    if not fake.is_floating_point():
+        raise PluginError(gp, f"generator {gname!r} returned {fake.dtype} images; return floats in [-1, 1]",
+                          "register_generators")
+    if not torch.isfinite(fake).all():
+        if cfg.init == "normal":  # the user's initialisation, not the plugin, is the likelier cause
+            raise ConfigError(f"generator {gname!r} returns values that are not finite after init=normal "
+                              f"with init_std={cfg.init_std}; choose a smaller init_std (DCGAN's is 0.02)")
+        raise PluginError(gp, f"generator {gname!r} returned values that are not finite", "register_generators")
+    images = len(shape) == 3  # non-image samples are in the dataset's coordinates, not [-1, 1]
+    if images and (fake.min() < -1.001 or fake.max() > 1.001):
+        raise PluginError(gp, f"generator {gname!r} returned values outside [-1, 1] "
+                          f"(min {fake.min().item():.3g}, max {fake.max().item():.3g}); end it with tanh",
+                          "register_generators")
+    return fake
+
+
+def _check_discriminator_output(assembly: Assembly, seen: torch.Tensor, y: torch.Tensor) -> None:
+    """Refuse a D that cannot take ``seen`` or does not give one score per sample (and class logits, for a
+    classifier discriminator)."""
+    D, dp, dname = assembly.discriminator, assembly.plugins["discriminator"], assembly.names["discriminator"]
+    try:
+        out = D(seen, y) if assembly.conditional_discriminator else D(seen)
+    except Exception as exc:
+        raise CompositionError(
+            f"discriminator {dname!r} (plugin {dp!r}) cannot take images of shape "
+            f"{tuple(seen.shape[1:])}: {type(exc).__name__}: {exc}"
+        ) from exc
+    score = out
+    if assembly.classifier_discriminator:
+        if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], torch.Tensor)
+                and tuple(out[1].shape) == (seen.shape[0], assembly.num_classes)):
+            raise PluginError(dp, f"discriminator {dname!r} is registered with classifier=True and must "
+                              f"return (scores, class_logits of shape (B, {assembly.num_classes}))",
+                              "register_discriminators")
+        score = out[0]
+    if not isinstance(score, torch.Tensor) or score.numel() != seen.shape[0] or score.ndim > 2:
+        got = tuple(score.shape) if isinstance(score, torch.Tensor) else type(score).__name__
+        raise PluginError(dp, f"discriminator {dname!r} must return one score per sample, shape (B,) or "
+                          f"(B, 1); for B={seen.shape[0]} it returned {got}", "register_discriminators")
 
 
 def check_labels_fit(entries: dict[str, Any], names: dict[str, str], loss: Any) -> dict[str, tuple[str, ...]]:
@@ -285,7 +303,7 @@ def check_labels_fit(entries: dict[str, Any], names: dict[str, str], loss: Any) 
     return keywords
 
 
-def build_extensions(registry: Registry, config: TrainConfig) -> list[tuple[str, str, Extension]]:
+def build_extensions(registry: Registry, config: TrainConfig) -> list[BuiltExtension]:
     """Build the extensions the config enables, in its order; each must be an :class:`Extension`-like object."""
     built = []
     for name, options in config.extensions.items():
@@ -302,15 +320,15 @@ def build_extensions(registry: Registry, config: TrainConfig) -> list[tuple[str,
         if missing:
             raise PluginError(entry.plugin, f"extension {name!r} build() returned {type(ext).__name__}, which lacks "
                               f"{', '.join(missing)}; subclass ganzoo.Extension", "register_extensions")
-        built.append((entry.item.name, entry.plugin, ext))
+        built.append(BuiltExtension(entry.item.name, entry.plugin, ext))
     return built
 
 
-def discriminator_shape(extensions: list[tuple[str, str, Extension]], config: TrainConfig,
+def discriminator_shape(extensions: list[BuiltExtension], config: TrainConfig,
                         image_shape: tuple[int, ...], d_spec: Any, d_name: str) -> tuple[int, ...]:
     """The shape of one sample as the discriminator takes it: ``image_shape`` after every extension's
     :meth:`~ganzoo.Extension.discriminator_input`, found by passing it a batch of ``batch_size`` zeros."""
-    reshaping = [(name, plugin, ext) for name, plugin, ext in extensions if implements(ext, "discriminator_input")]
+    reshaping = [e for e in extensions if implements(e.extension, "discriminator_input")]
     if not reshaping:
         return tuple(image_shape)
     x = torch.zeros(config.batch_size, *image_shape)
@@ -337,6 +355,41 @@ def assemble(
 ) -> Assembly:
     """Build and check the generator, discriminator, loss and extensions a config names, for a dataset with
     ``num_classes`` classes (``None``: unlabelled). Seeds nothing itself."""
+    names, entries = _components(registry, config)
+    g_spec, d_spec = entries["generator"].item, entries["discriminator"].item
+    _check_data_fits(config, names, entries, image_shape, num_classes)
+    extensions = build_extensions(registry, config)
+    _check_extensions_fit(registry, config, extensions, image_shape)
+    d_shape = discriminator_shape(extensions, config, image_shape, d_spec, names["discriminator"])
+    g_classes = {"num_classes": num_classes} if g_spec.conditional else {}
+    d_classes = {"num_classes": num_classes} if (d_spec.conditional or d_spec.classifier) else {}
+    G = _build(entries["generator"].plugin, "register_generators", f"generator {names['generator']!r}",
+               g_spec.build, config.latent_dim, image_shape, **g_classes, **config.generator_options)
+    D = _build(entries["discriminator"].plugin, "register_discriminators",
+               f"discriminator {names['discriminator']!r}", d_spec.build, d_shape, **d_classes,
+               **config.discriminator_options)
+    loss = _build(entries["loss"].plugin, "register_losses", f"loss {names['loss']!r}", entries["loss"].item.build,
+                  **config.loss_options)
+    _check_built(names, entries, G, D, loss)
+    keywords = check_labels_fit(entries, names, loss)
+    labelled = g_spec.conditional or d_spec.conditional or d_spec.classifier  # else the loss gets labels None
+    if config.init == "normal":
+        init_weights(G, config.init_std)
+        init_weights(D, config.init_std)
+    assembly = Assembly(
+        config=config, generator=G.to(device), discriminator=D.to(device), loss=loss,
+        plugins={role: entry.plugin for role, entry in entries.items()}, names=names, image_shape=image_shape,
+        num_classes=num_classes if labelled else None, conditional_generator=g_spec.conditional,
+        conditional_discriminator=d_spec.conditional, classifier_discriminator=d_spec.classifier,
+        loss_keywords=keywords, extensions=extensions, discriminator_shape=d_shape,
+    )
+    check_fit(assembly, device)
+    return assembly
+
+
+def _components(registry: Registry, config: TrainConfig) -> tuple[dict[str, str], dict[str, Entry[Any]]]:
+    """The name of the generator, discriminator and loss the config (else its variant) names, and their
+    registry entries; a name no plugin registers is refused, saying where it came from."""
     variant_entry = registry.variants.get(config.variant)
     variant = variant_entry.item
     names = {
@@ -345,7 +398,7 @@ def assemble(
         "loss": config.loss or variant.loss,
     }
     tables = {"generator": registry.generators, "discriminator": registry.discriminators, "loss": registry.losses}
-    entries = {}
+    entries: dict[str, Entry[Any]] = {}
     for role, name in names.items():
         if name not in tables[role]:
             where = (f"variant {variant.name!r} (plugin {variant_entry.plugin!r}) names"
@@ -353,22 +406,29 @@ def assemble(
             raise ConfigError(f"{where} {role} {name!r}, which no loaded plugin registers; "
                               f"available: {', '.join(tables[role].names())}")
         entries[role] = tables[role].get(name)
-    g_spec, d_spec = entries["generator"].item, entries["discriminator"].item
-    for role, spec in (("generator", g_spec), ("discriminator", d_spec)):
+    return names, entries
+
+
+def _check_data_fits(config: TrainConfig, names: dict[str, str], entries: dict[str, Entry[Any]],
+                     image_shape: tuple[int, ...], num_classes: int | None) -> None:
+    """Refuse networks that need labels the dataset lacks, or images where it holds other samples."""
+    for role in ("generator", "discriminator"):
+        spec = entries[role].item
         if (getattr(spec, "conditional", False) or getattr(spec, "classifier", False)) and num_classes is None:
             raise CompositionError(
                 f"{role} {names[role]!r} (plugin {entries[role].plugin!r}) is conditional and needs class labels, "
                 f"but dataset {config.dataset!r} has none; choose a labelled dataset or an unconditional {role}")
-    if len(image_shape) != 3:  # non-image samples (2-D points): only components that say they take them
-        for role, spec in (("generator", g_spec), ("discriminator", d_spec)):
-            if not getattr(spec, "vectors", False):
-                raise CompositionError(
-                    f"dataset {config.dataset!r} holds samples of shape {tuple(image_shape)}, not images (C, H, W), "
-                    f"and {role} {names[role]!r} (plugin {entries[role].plugin!r}) is built for images only; "
-                    f"choose one registered with vectors=True (the mlp {role}: --set {role}=mlp, or variant vanilla)")
-    g_classes = {"num_classes": num_classes} if g_spec.conditional else {}
-    d_classes = {"num_classes": num_classes} if (d_spec.conditional or d_spec.classifier) else {}
-    extensions = build_extensions(registry, config)
+    for role in ("generator", "discriminator"):
+        if len(image_shape) != 3 and not getattr(entries[role].item, "vectors", False):  # e.g. 2-D points
+            raise CompositionError(
+                f"dataset {config.dataset!r} holds samples of shape {tuple(image_shape)}, not images (C, H, W), "
+                f"and {role} {names[role]!r} (plugin {entries[role].plugin!r}) is built for images only; "
+                f"choose one registered with vectors=True (the mlp {role}: --set {role}=mlp, or variant vanilla)")
+
+
+def _check_extensions_fit(registry: Registry, config: TrainConfig, extensions: list[BuiltExtension],
+                          image_shape: tuple[int, ...]) -> None:
+    """Refuse an image augmentation on non-image data, and more than one sampling generator."""
     if len(image_shape) != 3:
         for name, plugin, ext in extensions:
             if implements(ext, "augment") and not registry.extensions.get(name).item.vectors:
@@ -377,45 +437,18 @@ def assemble(
                     f"samples of shape {tuple(image_shape)}, not images (C, H, W); leave {name!r} out of "
                     f"extensions for this dataset (an extension that also transforms such samples is registered "
                     f"with vectors=True)")
-    d_shape = discriminator_shape(extensions, config, image_shape, d_spec, names["discriminator"])
-    G = _build(entries["generator"].plugin, "register_generators", f"generator {names['generator']!r}",
-               g_spec.build, config.latent_dim, image_shape, **g_classes, **config.generator_options)
-    D = _build(entries["discriminator"].plugin, "register_discriminators",
-               f"discriminator {names['discriminator']!r}", d_spec.build, d_shape, **d_classes,
-               **config.discriminator_options)
-    loss = _build(entries["loss"].plugin, "register_losses", f"loss {names['loss']!r}", entries["loss"].item.build,
-                  **config.loss_options)
-    for role, obj, kind in (("generator", G, nn.Module), ("discriminator", D, nn.Module)):
-        if not isinstance(obj, kind):
+    samplers = [e.name for e in extensions if implements(e.extension, "sampling_generator")]
+    if len(samplers) > 1:
+        raise CompositionError(f"extensions {', '.join(map(repr, samplers))} each replace the sampling generator; "
+                               "enable at most one of them")
+
+
+def _check_built(names: dict[str, str], entries: dict[str, Entry[Any]], G: object, D: object, loss: object) -> None:
+    """Refuse a build() that returned something other than a module (G, D) or a loss."""
+    for role, obj in (("generator", G), ("discriminator", D)):
+        if not isinstance(obj, nn.Module):
             raise PluginError(entries[role].plugin, f"{role} {names[role]!r} build() returned "
                               f"{type(obj).__name__}, not an nn.Module", f"register_{role}s")
     if not (callable(getattr(loss, "discriminator_loss", None)) and callable(getattr(loss, "generator_loss", None))):
         raise PluginError(entries["loss"].plugin, f"loss {names['loss']!r} build() returned {type(loss).__name__}, "
                           "which lacks discriminator_loss/generator_loss", "register_losses")
-    keywords = check_labels_fit(entries, names, loss)
-    labelled = g_spec.conditional or d_spec.conditional or d_spec.classifier  # else the loss gets labels None
-    if config.init == "normal":
-        init_weights(G, config.init_std)
-        init_weights(D, config.init_std)
-    samplers = [name for name, _, ext in extensions if implements(ext, "sampling_generator")]
-    if len(samplers) > 1:
-        raise CompositionError(f"extensions {', '.join(map(repr, samplers))} each replace the sampling generator; "
-                               "enable at most one of them")
-    assembly = Assembly(
-        config=config,
-        generator=G.to(device),
-        discriminator=D.to(device),
-        loss=loss,
-        plugins={role: entry.plugin for role, entry in entries.items()},
-        names=names,
-        image_shape=image_shape,
-        num_classes=num_classes if labelled else None,
-        conditional_generator=g_spec.conditional,
-        conditional_discriminator=d_spec.conditional,
-        classifier_discriminator=d_spec.classifier,
-        loss_keywords=keywords,
-        extensions=extensions,
-        discriminator_shape=d_shape,
-    )
-    check_fit(assembly, device)
-    return assembly

@@ -1,0 +1,269 @@
+"""The callbacks every run has (:func:`standard_callbacks`) and :class:`Evaluation`, which the bench and the
+sweep add. Each is one small class over :class:`~ganzoo.training.loop.Callback`; a third-party package writes
+its own the same way and passes it to :func:`ganzoo.train` (``callbacks=[...]``)."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+from tqdm.auto import tqdm
+
+from .. import checkpoint as ckpt
+from ..errors import DivergenceError
+from ..images import grid_image, read_png, save_grid
+from ..runlog import (
+    LOG_FILE,
+    TAG_D_LOSS,
+    TAG_EVAL,
+    TAG_G_LOSS,
+    TAG_IMAGES_PER_SECOND,
+    TAG_SAMPLES,
+    drop_lines_after,
+    summary_writer,
+)
+from .loop import Callback, RunState
+from .randomness import rng_state, set_rng_state
+from .trainer import Trainer
+
+#: A loss this large means the run has blown up (no GAN loss is meaningful there): it stops as diverged.
+DIVERGED_LOSS = 1e12
+#: The file a run's :class:`~ganzoo.training.loop.TrainResult` is written to.
+RESULT_FILE = "result.json"
+#: The folder of the grids drawn every ``sample_every`` steps, and the final grid.
+SAMPLES_DIR, FINAL_SAMPLES = "samples", "samples.png"
+#: What :class:`Evaluation` calls to score the sampling generator: ``score(trainer) -> {metric: value}``.
+Scorer = Callable[[Trainer], dict[str, float]]
+
+
+def is_log_step(run: RunState) -> bool:
+    """Whether this step is logged: every ``log_every`` steps, and the last one."""
+    cfg = run.trainer.config
+    return run.step % cfg.log_every == 0 or run.step == cfg.steps or run.out_of_time
+
+
+def loss_record(run: RunState) -> dict[str, Any]:
+    """One ``log.jsonl`` line: the step's losses, images seen, training seconds and throughput."""
+    return {"step": run.step, "d_loss": run.d_loss, "g_loss": run.g_loss,
+            "images_seen": run.step * run.images_per_step, "train_s": round(run.train_seconds, 4),
+            "img_per_s": run.images_per_second if run.train_seconds > 0 else None}
+
+
+class Divergence(Callback):
+    """Stop the run (:class:`~ganzoo.errors.DivergenceError`) at a non-finite loss or one beyond
+    :data:`DIVERGED_LOSS`. First in the list, so nothing logs a blown-up step."""
+
+    def on_step_end(self, run: RunState) -> None:
+        d, g = run.d_loss, run.g_loss
+        if not (math.isfinite(d) and math.isfinite(g)):
+            raise DivergenceError(run.step, f"non-finite loss (d_loss={d}, g_loss={g})")
+        if max(abs(d), abs(g)) > DIVERGED_LOSS:
+            raise DivergenceError(run.step, f"loss beyond {DIVERGED_LOSS:g} (d_loss={d:.3g}, g_loss={g:.3g}); "
+                                  "lower the learning rates")
+
+
+class ProgressBar(Callback):
+    """A tqdm bar on rank 0: seconds of training with a time budget (its ETA is then right), else steps."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.bar: Any = None
+
+    def on_run_start(self, run: RunState) -> None:
+        by_time = run.max_seconds is not None
+        self.bar = tqdm(total=round(run.max_seconds) if by_time else run.trainer.config.steps,  # type: ignore[arg-type]
+                        initial=0 if by_time else run.step, desc=run.trainer.config.variant,
+                        unit="s" if by_time else "step", disable=not (self.enabled and run.is_main),
+                        dynamic_ncols=True, leave=False,
+                        bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
+
+    def on_step_end(self, run: RunState) -> None:
+        by_time = run.max_seconds is not None
+        self.bar.update(min(run.train_seconds, run.max_seconds) - self.bar.n if by_time else 1)
+        if is_log_step(run):
+            self.bar.set_postfix(step=run.step, d=f"{run.d_loss:.3f}", g=f"{run.g_loss:.3f}")
+
+    def on_run_end(self, run: RunState) -> None:
+        self.bar.close()
+
+    def on_run_exit(self, run: RunState, error: BaseException | None) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class LossLog(Callback):
+    """``log.jsonl`` in the run directory: one line per logged step (:func:`loss_record`). A resumed run drops
+    the lines after its checkpoint's step first (written by the run that was interrupted)."""
+
+    def __init__(self) -> None:
+        self.file: IO[str] | None = None
+
+    def on_run_start(self, run: RunState) -> None:
+        if run.is_main:
+            if run.start_step:
+                drop_lines_after(run.out / LOG_FILE, run.start_step)
+            self.file = open(run.out / LOG_FILE, "a")
+
+    def on_step_end(self, run: RunState) -> None:
+        if self.file is not None and is_log_step(run):
+            self.file.write(json.dumps(loss_record(run)) + "\n")
+            self.file.flush()
+
+    def on_run_exit(self, run: RunState, error: BaseException | None) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+class TensorBoard(Callback):
+    """TensorBoard event files in the run directory (when tensorboard is installed), with the tags of
+    :mod:`ganzoo.runlog`: losses and throughput at logged steps, every evaluation, every sample grid."""
+
+    def __init__(self) -> None:
+        self.writer: Any = None
+
+    def on_run_start(self, run: RunState) -> None:
+        if run.is_main:
+            self.writer = summary_writer(run.out, run.start_step)
+
+    def on_step_end(self, run: RunState) -> None:
+        if self.writer is not None and is_log_step(run):
+            record = loss_record(run)
+            self.writer.add_scalar(TAG_D_LOSS, record["d_loss"], run.step)
+            self.writer.add_scalar(TAG_G_LOSS, record["g_loss"], run.step)
+            if record["img_per_s"] is not None:
+                self.writer.add_scalar(TAG_IMAGES_PER_SECOND, record["img_per_s"], run.step)
+
+    def on_evaluation(self, run: RunState, scores: dict[str, float]) -> None:
+        if self.writer is not None:
+            for key, value in scores.items():
+                self.writer.add_scalar(TAG_EVAL + key, value, run.step)
+
+    def on_samples(self, run: RunState, grid: torch.Tensor) -> None:
+        if self.writer is not None:
+            self.writer.add_image(TAG_SAMPLES, grid, run.step)
+
+    def on_run_exit(self, run: RunState, error: BaseException | None) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+class SampleGrids(Callback):
+    """The fixed-latent samples: ``samples/step-N.png`` every ``sample_every`` steps and ``samples.png`` at the
+    end, a scatter plot over real points for non-image data."""
+
+    def on_run_start(self, run: RunState) -> None:
+        (run.out / SAMPLES_DIR).mkdir(exist_ok=True)
+
+    def on_step_end(self, run: RunState) -> None:
+        every = run.trainer.config.sample_every
+        if every and run.step % every == 0 and run.is_main and not run.out_of_time:
+            self.draw(run, run.out / SAMPLES_DIR / f"step-{run.step:08d}.png")
+
+    def on_run_end(self, run: RunState) -> None:
+        if run.is_main:
+            run.samples = run.out / FINAL_SAMPLES
+            self.draw(run, run.samples)
+
+    @staticmethod
+    def draw(run: RunState, path: Path) -> None:
+        """Draw the fixed-latent samples into ``path`` and report the image to the other callbacks."""
+        trainer = run.trainer
+        images = trainer.sample()
+        if trainer.reference_points is not None:  # 2-D points and other non-image samples
+            from ..plots import plot_points  # matplotlib: only runs that draw points pay for its import
+
+            plot_points(trainer.reference_points, images.cpu(), path, f"{trainer.config.variant}, step {run.step}")
+            run.record_samples(read_png(path))
+            return
+        save_grid(images, path, trainer.grid_columns)
+        run.record_samples(grid_image(images, trainer.grid_columns))
+
+
+class Checkpoints(Callback):
+    """A checkpoint every ``checkpoint_every`` steps (the newest ``keep_last`` kept) and one at the end."""
+
+    def on_step_end(self, run: RunState) -> None:
+        cfg = run.trainer.config
+        if cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0 and run.step < cfg.steps \
+                and not run.out_of_time:
+            run.trainer.save_checkpoint(run.out)
+
+    def on_run_end(self, run: RunState) -> None:
+        run.checkpoint = run.trainer.save_checkpoint(run.out)
+
+
+class GeneratorExport(Callback):
+    """``generator.safetensors``: the final sampling generator with what rebuilds it, for ``ganzoo sample``."""
+
+    def on_run_end(self, run: RunState) -> None:
+        if not run.is_main:
+            return
+        trainer, assembly = run.trainer, run.trainer.assembly
+        ckpt.export_generator(run.out / ckpt.GENERATOR_FILE, trainer.sampling_generator.state_dict(),
+                              trainer.config.model_dump(mode="json"), assembly.names["generator"],
+                              list(assembly.image_shape),
+                              num_classes=trainer.num_classes if assembly.conditional_generator else None,
+                              source=trainer.sampler_name or "generator")
+
+
+class ResultFile(Callback):
+    """``result.json``: the run's :class:`~ganzoo.training.loop.TrainResult`, when it ended by its budget or
+    diverged (then ``stopped_by`` says ``diverged``, with the step and the reason)."""
+
+    def on_run_exit(self, run: RunState, error: BaseException | None) -> None:
+        if run.is_main and (error is None or isinstance(error, DivergenceError)):
+            (run.out / RESULT_FILE).write_text(json.dumps(run.result().to_json(), indent=2) + "\n")
+
+
+class Evaluation(Callback):
+    """Score the sampling generator with ``score(trainer)`` every ``every`` steps and/or every ``every_seconds``
+    of training, at step 0 (the untrained generator, unless ``at_start=False``) and at the end, on rank 0, and
+    report the scores (:meth:`~ganzoo.training.loop.RunState.record_evaluation`, with the seconds it took).
+
+    The global random generators (python, numpy, torch) are restored after each call, so scoring never changes
+    the training trajectory; a scorer that wants reproducible scores draws from its own generator."""
+
+    def __init__(self, score: Scorer, every: int = 0, every_seconds: float = 0.0, at_start: bool = True) -> None:
+        self.score, self.every, self.every_seconds, self.at_start = score, every, every_seconds, at_start
+        self.next_at = math.inf
+
+    def on_run_start(self, run: RunState) -> None:
+        self.next_at = self.every_seconds or math.inf
+        if self.at_start and run.step == 0:
+            self.evaluate(run)
+
+    def on_step_end(self, run: RunState) -> None:
+        if run.out_of_time:
+            return
+        due = (self.every and run.step % self.every == 0) or run.train_seconds >= self.next_at
+        if due and run.step < run.trainer.config.steps:
+            self.evaluate(run)
+            while self.next_at <= run.train_seconds:
+                self.next_at += self.every_seconds
+
+    def on_run_end(self, run: RunState) -> None:
+        self.evaluate(run)
+
+    def evaluate(self, run: RunState) -> None:
+        """Score now (rank 0 only), the global random streams put back afterwards."""
+        if not run.is_main:
+            return
+        saved = rng_state()  # whatever the scorer draws, training's global random streams go on as if it had not
+        started = time.perf_counter()
+        try:                 # run (a gradient penalty draws from torch's global generator)
+            scores = self.score(run.trainer)
+        finally:
+            set_rng_state(saved)
+        run.record_evaluation(scores, seconds=time.perf_counter() - started)
+
+
+def standard_callbacks(progress: bool = True) -> list[Callback]:
+    """What every run does around its steps, in this order: stop on divergence, the progress bar, ``log.jsonl``,
+    TensorBoard, checkpoints, sample grids, the exported generator and ``result.json``."""
+    return [Divergence(), ProgressBar(progress), LossLog(), TensorBoard(), Checkpoints(), SampleGrids(),
+            GeneratorExport(), ResultFile()]
