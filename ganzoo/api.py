@@ -162,7 +162,7 @@ class _SavedGenerator(NamedTuple):
     """What a checkpoint or export records of its generator."""
 
     weights: dict[str, Any]
-    config: Any
+    config: object  # as stored: validated by the caller
     name: str
     image_shape: list[int]
     num_classes: int | None

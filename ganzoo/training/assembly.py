@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from ..components import Extension, Loss, implements
+from ..components import Discriminator, Extension, Loss, implements
 from ..config import (
     TrainConfig,
     extension_names_as_mapping,
@@ -152,7 +152,7 @@ class Assembly:
     #: one sample as the discriminator takes it, after the extensions' discriminator_input (PacGAN packing)
     discriminator_shape: tuple[int, ...] | None = None
 
-    def discriminator_inputs(self) -> list[tuple[str, str, Any]]:
+    def discriminator_inputs(self) -> list[tuple[str, str, Callable[[torch.Tensor], torch.Tensor]]]:
         """``(name, plugin, discriminator_input)`` of the extensions that reshape what D takes, in order."""
         return [(e.name, e.plugin, e.extension.discriminator_input) for e in self.extensions
                 if implements(e.extension, "discriminator_input")]
@@ -177,7 +177,7 @@ def init_weights(module: nn.Module, std: float) -> None:
                 nn.init.zeros_(m.bias)
 
 
-def _build(plugin: str, hook: str, what: str, fn: Any, *args: Any, **options: Any) -> Any:
+def _build(plugin: str, hook: str, what: str, fn: Callable[..., Any], *args: Any, **options: Any) -> Any:
     """Call a plugin's ``build``: options it does not accept are the user's config error; anything ``build``
     itself raises is the plugin's (or, for a ``ValueError``, a value the user chose: also named)."""
     try:
@@ -325,7 +325,7 @@ def build_extensions(registry: Registry, config: TrainConfig) -> list[BuiltExten
 
 
 def discriminator_shape(extensions: list[BuiltExtension], config: TrainConfig,
-                        image_shape: tuple[int, ...], d_spec: Any, d_name: str) -> tuple[int, ...]:
+                        image_shape: tuple[int, ...], d_spec: Discriminator, d_name: str) -> tuple[int, ...]:
     """The shape of one sample as the discriminator takes it: ``image_shape`` after every extension's
     :meth:`~ganzoo.Extension.discriminator_input`, found by passing it a batch of ``batch_size`` zeros."""
     reshaping = [e for e in extensions if implements(e.extension, "discriminator_input")]

@@ -9,7 +9,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import torch
 from tqdm.auto import tqdm
@@ -30,6 +30,9 @@ from ..runlog import (
 from .loop import Callback, RunState
 from .randomness import rng_state, set_rng_state
 from .trainer import Trainer
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
 
 #: A loss this large means the run has blown up (no GAN loss is meaningful there): it stops as diverged.
 DIVERGED_LOSS = 1e12
@@ -72,7 +75,7 @@ class ProgressBar(Callback):
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
-        self.bar: Any = None
+        self.bar: tqdm | None = None
 
     def on_run_start(self, run: RunState) -> None:
         by_time = run.max_seconds is not None
@@ -124,7 +127,7 @@ class TensorBoard(Callback):
     :mod:`ganzoo.runlog`: losses and throughput at logged steps, every evaluation, every sample grid."""
 
     def __init__(self) -> None:
-        self.writer: Any = None
+        self.writer: SummaryWriter | None = None
 
     def on_run_start(self, run: RunState) -> None:
         if run.is_main:

@@ -1,16 +1,8 @@
 """The training loop: steps of a :class:`~ganzoo.training.trainer.Trainer`, and callbacks around them.
 
 :func:`run_loop` is all there is: it calls :meth:`Trainer.train_step` until the step budget (or the budget of
-training seconds) is spent and tells its callbacks what happened, in list order, at six points:
-
-=====================================  ==========================================================================
-``on_run_start(run)``                  before the first step of this call (also of a resumed run)
-``on_step_end(run)``                   after every step, with ``run.d_loss`` / ``run.g_loss`` agreed by all ranks
-``on_evaluation(run, scores)``         whenever a callback reports scores (:meth:`RunState.record_evaluation`)
-``on_samples(run, grid)``              whenever a callback draws the fixed-latent grid (:meth:`RunState.record_samples`)
-``on_run_end(run)``                    after the last step, when training ended by its budget
-``on_run_exit(run, error)``            always, last: ``error`` is the exception that ended the run, else ``None``
-=====================================  ==========================================================================
+training seconds) is spent and tells its callbacks what happened, in list order, at the six points of
+:class:`Callback`.
 
 Everything else a run does (the progress bar, stopping on divergence, ``log.jsonl``, TensorBoard, sample grids,
 checkpoints, evaluations, the exported generator, ``result.json``) is a callback of

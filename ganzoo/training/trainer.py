@@ -333,7 +333,7 @@ class Trainer:
         """The optional arguments ``method`` of the loss declared (see :class:`ganzoo.Loss`)."""
         return {key: value for key, value in offered.items() if key in self.assembly.loss_keywords.get(method, ())}
 
-    def _autocast(self) -> Any:
+    def _autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None)
 
     def _fake_batch(self, z: torch.Tensor, fake_labels: torch.Tensor | None, graph: bool) -> torch.Tensor:
