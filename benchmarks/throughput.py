@@ -45,7 +45,7 @@ import ganzoo
 from ganzoo import fast_paths
 from ganzoo.api import versions
 from ganzoo.assembly import assemble
-from ganzoo.bench import hardware
+from ganzoo.bench.trial import hardware
 from ganzoo.data import to_model_range
 from ganzoo.registry import get_registry
 from ganzoo.trainer import Trainer, make_optimizer, seed_everything

@@ -16,7 +16,7 @@ import statistics
 from pathlib import Path
 
 from ganzoo.bench import load_results
-from ganzoo.leaderboard import mean_std, seconds_to_fid
+from ganzoo.bench.leaderboard import mean_std, seconds_to_fid
 from ganzoo.metric_keys import FID
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "performance.md"

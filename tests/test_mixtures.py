@@ -13,9 +13,9 @@ from ganzoo_plugins.mixtures import grid, ring
 import ganzoo
 from ganzoo.assembly import CompositionError
 from ganzoo.bench import BenchProfile
+from ganzoo.bench.leaderboard import render
 from ganzoo.cli import cli
 from ganzoo.errors import ConfigError
-from ganzoo.leaderboard import render
 from ganzoo.metric_keys import FID, HIGH_QUALITY, MODE_KL, MODES
 
 RING = ring()

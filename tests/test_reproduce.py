@@ -11,12 +11,13 @@ import torch
 from conftest import registered
 
 import ganzoo
-from ganzoo.bench import BenchProfile, bench, load_profile, load_results, plan_trials
+from ganzoo.bench import BenchProfile, bench, load_profile, load_results
+from ganzoo.bench.leaderboard import render
+from ganzoo.bench.plan import plan_trials
+from ganzoo.bench.reproduction import IDENTICAL, MISSING, OUTSIDE, WITHIN, compare, prediction_interval
 from ganzoo.cli import cli
 from ganzoo.errors import UsageError
-from ganzoo.leaderboard import render
 from ganzoo.registry import get_registry
-from ganzoo.reproduction import IDENTICAL, MISSING, OUTSIDE, WITHIN, compare, prediction_interval
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "benchmarks" / "results" / "tiny"
@@ -188,7 +189,7 @@ def test_the_readme_main_job_finds_its_trials_in_the_committed_default_results(t
 def test_reproduce_pins_what_committed_trials_ran_with() -> None:
     """A default changed since the results were made: the re-run pins the recorded value (or, for records from
     before the key existed, the former default) for that row, and leaves rows that resolve as recorded alone."""
-    from ganzoo.reproduction import pin_former_defaults
+    from ganzoo.bench.reproduction import pin_former_defaults
 
     profile = small_profile(variants=["rgan", "rgan+ema", "vanilla"], variant_overrides={"rgan": {"latent_dim": 8}})
     before_the_key = [{"variant": row, "protocol": {"config": {}}} for row in ("reuse-gan", "reuse-gan+ema", "vanilla")]

@@ -5,7 +5,7 @@ and the results can be committed side by side. Rendering is deterministic: the s
 bytes, which lets a test check that the committed page matches the committed results.
 
 Results files travel (pull requests, ``--reproduce``), so nothing in one is trusted: each file is checked on load
-(:mod:`ganzoo.results_file`: types, and artifact paths that stay inside its directory), every string from it is
+(:mod:`ganzoo.bench.records`: types, and artifact paths that stay inside its directory), every string from it is
 written as inert text (:func:`text`, :func:`code`: no HTML, no Markdown links, headings, table cells or
 attributes) and every link is percent-encoded (:func:`url`).
 """
@@ -17,17 +17,20 @@ import math
 import os
 import statistics
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .bench import EVAL_SECONDS, RESULTS_FILE, TRAIN_SECONDS
-from .metric_keys import BY_KEY, EVALUATE_KEYS, FID, METRICS
-from .outputs import atomic_file, check_output
-from .results_file import load_results, load_sweep
-from .sweep import DEFAULTS_DIR, SWEEP_FILE, TUNED_DIR
+from ..metric_keys import BY_KEY, EVALUATE_KEYS, FID, METRICS
+from ..outputs import atomic_file, check_output
+from ..sweep.spec import DEFAULTS_DIR, SWEEP_FILE, TUNED_DIR
+from .records import EVAL_SECONDS, RESULTS_FILE, TRAIN_SECONDS, load_results, load_sweep
+from .trial import TrialRecord
 
-# (metric key, column title, lower is better, decimals); class agreement only in tables with conditional rows
-COLUMNS: list[tuple[str, str, bool, int]] = [
+#: A table column: (metric key, column title, lower is better, decimals).
+Column = tuple[str, str, bool, int]
+# every leaderboard metric of ganzoo.metric_keys; a section shows those its trials scored
+COLUMNS: list[Column] = [
     (m.key, f"{m.title} {'↓' if m.lower_is_better else '↑'}", m.lower_is_better, m.decimals)
     for m in METRICS if m.column
 ]
@@ -77,15 +80,15 @@ def mean_std(values: list[float], decimals: int) -> str:
     return f"{mean:.{decimals}f} ± {statistics.stdev(values):.{decimals}f}"
 
 
-def _group(trials: list[dict[str, Any]]) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+def _group(trials: list[TrialRecord]) -> dict[tuple[str, str, str], list[TrialRecord]]:
+    groups: dict[tuple[str, str, str], list[TrialRecord]] = {}
     for t in trials:
         key = (t["protocol"]["profile"], t["protocol"]["dataset"], t["variant"])
         groups.setdefault(key, []).append(t)
     return groups
 
 
-def section_columns(trials: list[dict[str, Any]]) -> list[tuple[str, str, bool, int]]:
+def section_columns(trials: list[TrialRecord]) -> list[Column]:
     """The metric columns of a section: those of :data:`COLUMNS` that its trials scored (FID and the image
     metrics for images; a dataset's own metrics, such as modes, where it defines them), then any other key a
     dataset's metrics returned, as it is."""
@@ -96,10 +99,10 @@ def section_columns(trials: list[dict[str, Any]]) -> list[tuple[str, str, bool, 
     return [c for c in COLUMNS if c[0] in scored] + [(k, text(k), False, 3) for k in sorted(scored - known)]
 
 
-def _ranker(primary: tuple[str, str, bool, int]) -> Any:
+def _ranker(primary: Column) -> Callable[[tuple[str, list[TrialRecord]]], tuple[float, str]]:
     key, _, lower, _ = primary
 
-    def rank(row: tuple[str, list[dict[str, Any]]]) -> tuple[float, str]:
+    def rank(row: tuple[str, list[TrialRecord]]) -> tuple[float, str]:
         """Rows by the mean final value of the section's first metric (FID for images), best first; variants
         without a finished trial last."""
         values = [t["final"][key] for t in row[1] if t["status"] == "ok" and key in (t.get("final") or {})]
@@ -111,7 +114,7 @@ def _ranker(primary: tuple[str, str, bool, int]) -> Any:
     return rank
 
 
-def seconds_to_fid(trial: dict[str, Any], target: float) -> float | None:
+def seconds_to_fid(trial: TrialRecord, target: float) -> float | None:
     """Seconds of training before the first evaluation of ``trial`` (after step 0) whose FID is at most
     ``target``; ``None`` if none reached it or the trial's history predates per-evaluation timings."""
     for h in trial.get("history", []):
@@ -120,19 +123,19 @@ def seconds_to_fid(trial: dict[str, Any], target: float) -> float | None:
     return None
 
 
-def evaluation_seconds(trial: dict[str, Any]) -> float | None:
+def evaluation_seconds(trial: TrialRecord) -> float | None:
     """Seconds all evaluations of ``trial`` took (``None`` for a history without per-evaluation timings)."""
     timed = [h[EVAL_SECONDS] for h in trial.get("history", []) if EVAL_SECONDS in h]
     return sum(timed) if timed and len(timed) == len(trial["history"]) else None
 
 
-def _time_to_quality(trials: list[dict[str, Any]], target: float) -> str:
+def _time_to_quality(trials: list[TrialRecord], target: float) -> str:
     reached = [s for s in (seconds_to_fid(t, target) for t in trials) if s is not None]
     cell = mean_std(reached, 0) + " s" if reached else "not reached"
     return cell if len(reached) in (0, len(trials)) else f"{cell} ({len(reached)} of {len(trials)} seeds)"
 
 
-def _hardware(trial: dict[str, Any]) -> str:
+def _hardware(trial: TrialRecord) -> str:
     hw = trial.get("hardware") or {}
     return text(hw.get("gpu") or f"{hw.get('cpu') or '?'}, {hw.get('threads') or '?'} threads")
 
@@ -141,10 +144,40 @@ def _link(target: Path, out_dir: Path) -> str:
     return os.path.relpath(target.resolve(), out_dir)
 
 
-def render(results: list[str | Path], out: str | Path) -> str:
-    """The Markdown page for ``results`` (files or bench directories), with links relative to ``out``."""
-    out_dir = Path(out).resolve().parent
-    sources: list[tuple[Path, dict[str, Any]]] = []  # results files, and sweep files before their two benches
+#: The page's introduction, above its sections.
+INTRO = [
+    "# Leaderboard",
+    "",
+    "<!-- Generated by `ganzoo leaderboard` from the results files listed below. Do not edit by hand. -->",
+    "",
+    "Final scores after each variant's budget (mean ± std over seeds where there are several), best FID first.",
+    "FID, KID and",
+    "precision/recall use the features of the feature extractor named under each table; IS uses its logits;",
+    "*Classes* counts the digit classes covered by at least 1% of the samples and *Class KL* is the KL",
+    "divergence of the predicted-class histogram from uniform (0 is balanced, 2.303 is a single class).",
+    "*Class agreement* (class-conditional variants only) is the share of samples the same classifier assigns",
+    "to the class they were generated for. A row such as `dcgan+ema` is the variant trained with those",
+    "extensions added. Datasets with known modes (Stacked MNIST, the 2-D Gaussian mixtures) add their own",
+    "metrics: *Modes* covered, *Mode KL* (of the mode histogram from uniform) and, for the mixtures, the",
+    "*High-quality share* of samples near a mode; non-image sections are scored by those alone.",
+    "*Untrained FID* scores the same generator before its first step. *Train time* is the seconds of",
+    "training, *Wall time* the whole trial with its evaluations, on the hardware named in the row.",
+    "*Eval time* (results that record it) is the seconds all of a trial's evaluations took, with their share",
+    "of its training time. Where a profile names an FID target, *Train s to FID ≤ X* is the seconds of",
+    "training before the first evaluation at or below it (so it is as coarse as the evaluation interval).",
+    "A sweep (`ganzoo sweep`) shows every configuration it tried, the best one marked ★, and then the",
+    "benches of its paper defaults and of its tuned configuration under the same budget and seeds.",
+    "`ganzoo bench --reproduce RESULTS` re-runs a section's results file and says, per row and metric, whether",
+    "the new figures are identical (the same machine type) or within the seed spread shown here. See",
+    "[benchmark methodology](benchmarks.md) for the protocol.",
+    "",
+]
+
+
+def _sources(results: list[str | Path]) -> list[tuple[Path, dict[str, Any]]]:
+    """Each results file of ``results`` (files or bench directories) with its checked JSON; a sweep directory
+    as its ``sweep.json``, then its two benches."""
+    sources: list[tuple[Path, dict[str, Any]]] = []
     for item in results:
         path = Path(item)
         if path.is_dir() and (path / SWEEP_FILE).is_file():  # a sweep: its trial table, then its benches
@@ -154,35 +187,14 @@ def render(results: list[str | Path], out: str | Path) -> str:
             continue
         path = path / RESULTS_FILE if path.is_dir() else path
         sources.append((path, load_results(path)))
+    return sources
 
-    lines = [
-        "# Leaderboard",
-        "",
-        "<!-- Generated by `ganzoo leaderboard` from the results files listed below. Do not edit by hand. -->",
-        "",
-        "Final scores after each variant's budget (mean ± std over seeds where there are several), best FID first.",
-        "FID, KID and",
-        "precision/recall use the features of the feature extractor named under each table; IS uses its logits;",
-        "*Classes* counts the digit classes covered by at least 1% of the samples and *Class KL* is the KL",
-        "divergence of the predicted-class histogram from uniform (0 is balanced, 2.303 is a single class).",
-        "*Class agreement* (class-conditional variants only) is the share of samples the same classifier assigns",
-        "to the class they were generated for. A row such as `dcgan+ema` is the variant trained with those",
-        "extensions added. Datasets with known modes (Stacked MNIST, the 2-D Gaussian mixtures) add their own",
-        "metrics: *Modes* covered, *Mode KL* (of the mode histogram from uniform) and, for the mixtures, the",
-        "*High-quality share* of samples near a mode; non-image sections are scored by those alone.",
-        "*Untrained FID* scores the same generator before its first step. *Train time* is the seconds of",
-        "training, *Wall time* the whole trial with its evaluations, on the hardware named in the row.",
-        "*Eval time* (results that record it) is the seconds all of a trial's evaluations took, with their share",
-        "of its training time. Where a profile names an FID target, *Train s to FID ≤ X* is the seconds of",
-        "training before the first evaluation at or below it (so it is as coarse as the evaluation interval).",
-        "A sweep (`ganzoo sweep`) shows every configuration it tried, the best one marked ★, and then the",
-        "benches of its paper defaults and of its tuned configuration under the same budget and seeds.",
-        "`ganzoo bench --reproduce RESULTS` re-runs a section's results file and says, per row and metric, whether",
-        "the new figures are identical (the same machine type) or within the seed spread shown here. See",
-        "[benchmark methodology](benchmarks.md) for the protocol.",
-        "",
-    ]
-    for path, data in sources:
+
+def render(results: list[str | Path], out: str | Path) -> str:
+    """The Markdown page for ``results`` (files or bench directories), with links relative to ``out``."""
+    out_dir = Path(out).resolve().parent
+    lines = list(INTRO)
+    for path, data in _sources(results):
         link = _link(path, out_dir)  # a path the user named, yet written as inert as a results file's strings
         if path.name == SWEEP_FILE:
             lines += sweep_table(data, link)
@@ -190,87 +202,102 @@ def render(results: list[str | Path], out: str | Path) -> str:
         groups = _group(data["trials"])
         for profile, dataset in sorted({(k[0], k[1]) for k in groups}):
             rows = [(k[2], v) for k, v in groups.items() if (k[0], k[1]) == (profile, dataset)]
-            first = rows[0][1][0]
-            proto = first["protocol"]
-            fx = proto["feature_extractor"]
-            budget = proto["budget"]
-            steps = {t["protocol"]["budget"]["steps"] for _, trials in rows for t in trials}
-            if budget.get("seconds"):
-                budget_text = (f"{budget['seconds']:g} s of training per trial (a time budget: other hardware "
-                               "trains a different number of steps)")
-            elif len(steps) == 1:
-                budget_text = f"{budget['steps']} generator steps per trial"
-            else:
-                budget_text = "generator steps per row (the Steps column)"
-            columns = section_columns([t for _, trials in rows for t in trials])
-            unit = "images" if fx else "samples"  # non-image data: points, vectors
-            primary = columns[0]  # FID for images; else the dataset's first metric
-            every = [t for _, trials in rows for t in trials if t["status"] == "ok"]
-            target = data.get("profile", {}).get("fid_target")
-            timed = [t for t in every if evaluation_seconds(t) is not None]
-            extra = ([f"Train s to FID ≤ {target:g}"] if target and timed else []) + (["Eval time"] if timed else [])
-            lines += [
-                f"## {text(dataset)} — profile {code(profile)}",
-                "",
-                f"Results: [{code(link)}]({url(link)}). Budget: {budget_text}. Reference: {proto['num_real']} real "
-                f"{unit} ({text(proto['real_split'])} split); {proto['num_fake']} generated {unit} per evaluation. "
-                + (f"Feature extractor: {code(fx['name'])} (weights sha256 {code(fx['sha256'][:16] + '…')}). " if fx
-                   else "Scored by the dataset's own metrics (the samples are not images: no feature extractor). ")
-                + f"torch {text(proto['versions']['torch'])}, torch-fidelity "
-                f"{text(proto['versions']['torch_fidelity'])}, ganzoo {text(proto['versions']['ganzoo'])}.",
-                "",
-                "| Variant | Seeds | " + " | ".join(c[1] for c in columns)
-                + f" | Untrained {primary[1].rstrip(' ↓↑')} | Steps | Train time | Wall time | "
-                + "".join(f"{e} | " for e in extra)
-                + "img/s | Hardware | Status |",
-                "|" + "---|" * (len(columns) + 9 + len(extra)),
-            ]
-            rows.sort(key=_ranker(primary))
+            lines += _section(profile, dataset, rows, link, data.get("profile", {}).get("fid_target"))
             for variant, trials in rows:
-                ok = [t for t in trials if t["status"] == "ok"]
-                cells = [mean_std([t["final"][key] for t in ok if key in t["final"]], dec)
-                         for key, _, _, dec in columns]
-                untrained = mean_std([t["untrained"][primary[0]] for t in trials
-                                      if primary[0] in (t.get("untrained") or {})], primary[3])
-                steps = mean_std([t["steps"] for t in ok], 0)
-                train = mean_std([t["train_seconds"] for t in ok], 0)
-                wall = mean_std([t["wall_seconds"] for t in ok if "wall_seconds" in t], 0)
-                extra_cells = []
-                if target and timed:
-                    extra_cells.append(_time_to_quality(ok, target))
-                if timed:
-                    spent = [(evaluation_seconds(t), t["train_seconds"]) for t in ok]
-                    spent = [(e, train) for e, train in spent if e is not None]
-                    share = [e / train for e, train in spent if train]
-                    extra_cells.append(f"{mean_std([e for e, _ in spent], 0)} s ({statistics.fmean(share):.1%} "
-                                       "of train)" if share else "–")
-                ips = mean_std([t["images_per_second"] for t in ok], 0)
-                statuses = []
-                for t in trials:
-                    if t["status"] == "diverged":
-                        statuses.append(f"diverged at step {t['diverged_at']} (seed {t['seed']})")
-                    elif t["status"] != "ok":
-                        reason = (str(t["reason"]).strip().splitlines() or ["no reason recorded"])[0]
-                        statuses.append(f"{text(t['status'])} (seed {t['seed']}): {text(reason)}")
-                status = "; ".join(statuses) or "ok"
-                lines.append(f"| {text(variant)} | {len(trials)} | " + " | ".join(cells)
-                             + f" | {untrained} | {steps} | {train} s | {wall} s | "
-                             + "".join(f"{c} | " for c in extra_cells) + f"{ips} | {_hardware(trials[0])} "
-                             f"| {status} |")
-            lines.append("")
-            for variant, trials in rows:
-                # every seed's sample grid (seed variance shows), then the first trial's plots
-                shown = [(t, "samples", f"samples, seed {t['seed']}" if len(trials) > 1 else "samples")
-                         for t in trials]
-                shown += [(trials[0], key, alt) for key, alt in (("metrics_plot", "metrics vs step"),
-                                                                  ("loss_plot", "losses"))]
-                pictures = [f"![{text(variant)} {alt}]({url(_link(path.parent / t['artifacts'][key], out_dir))})"
-                            for t, key, alt in shown if key in t.get("artifacts", {})]
-                seeds = "seeds " + ", ".join(str(t["seed"]) for t in trials) if len(trials) > 1 else \
-                    f"seed {trials[0]['seed']}"
-                if pictures:
-                    lines += [f"### {text(variant)} ({seeds})", "", " ".join(pictures), ""]
+                lines += _pictures(variant, trials, path, out_dir)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _budget_text(rows: list[tuple[str, list[TrialRecord]]]) -> str:
+    budget = rows[0][1][0]["protocol"]["budget"]
+    steps = {t["protocol"]["budget"]["steps"] for _, trials in rows for t in trials}
+    if budget.get("seconds"):
+        return (f"{budget['seconds']:g} s of training per trial (a time budget: other hardware "
+                "trains a different number of steps)")
+    if len(steps) == 1:
+        return f"{budget['steps']} generator steps per trial"
+    return "generator steps per row (the Steps column)"
+
+
+def _section(profile: str, dataset: str, rows: list[tuple[str, list[TrialRecord]]], link: str,
+             target: float | None) -> list[str]:
+    """One profile's and dataset's table: its heading, protocol, and a row per variant, best first (``rows`` is
+    sorted so)."""
+    proto = rows[0][1][0]["protocol"]
+    fx = proto["feature_extractor"]
+    columns = section_columns([t for _, trials in rows for t in trials])
+    unit = "images" if fx else "samples"  # non-image data: points, vectors
+    primary = columns[0]  # FID for images; else the dataset's first metric
+    every = [t for _, trials in rows for t in trials if t["status"] == "ok"]
+    timed = any(evaluation_seconds(t) is not None for t in every)
+    target = target if timed else None
+    extra = ([f"Train s to FID ≤ {target:g}"] if target else []) + (["Eval time"] if timed else [])
+    lines = [
+        f"## {text(dataset)} — profile {code(profile)}",
+        "",
+        f"Results: [{code(link)}]({url(link)}). Budget: {_budget_text(rows)}. Reference: {proto['num_real']} real "
+        f"{unit} ({text(proto['real_split'])} split); {proto['num_fake']} generated {unit} per evaluation. "
+        + (f"Feature extractor: {code(fx['name'])} (weights sha256 {code(fx['sha256'][:16] + '…')}). " if fx
+           else "Scored by the dataset's own metrics (the samples are not images: no feature extractor). ")
+        + f"torch {text(proto['versions']['torch'])}, torch-fidelity "
+        f"{text(proto['versions']['torch_fidelity'])}, ganzoo {text(proto['versions']['ganzoo'])}.",
+        "",
+        "| Variant | Seeds | " + " | ".join(c[1] for c in columns)
+        + f" | Untrained {primary[1].rstrip(' ↓↑')} | Steps | Train time | Wall time | "
+        + "".join(f"{e} | " for e in extra)
+        + "img/s | Hardware | Status |",
+        "|" + "---|" * (len(columns) + 9 + len(extra)),
+    ]
+    rows.sort(key=_ranker(primary))
+    lines += [_row(variant, trials, columns, target, timed) for variant, trials in rows]
+    return [*lines, ""]
+
+
+def _row(variant: str, trials: list[TrialRecord], columns: list[Column], target: float | None,
+         timed: bool) -> str:
+    """A variant's line of its section's table: the mean ± std over its finished seeds of each column."""
+    ok = [t for t in trials if t["status"] == "ok"]
+    primary = columns[0]
+    cells = [mean_std([t["final"][key] for t in ok if key in t["final"]], dec) for key, _, _, dec in columns]
+    untrained = mean_std([t["untrained"][primary[0]] for t in trials
+                          if primary[0] in (t.get("untrained") or {})], primary[3])
+    steps = mean_std([t["steps"] for t in ok], 0)
+    train = mean_std([t["train_seconds"] for t in ok], 0)
+    wall = mean_std([t["wall_seconds"] for t in ok if "wall_seconds" in t], 0)
+    extra_cells = []
+    if target:
+        extra_cells.append(_time_to_quality(ok, target))
+    if timed:
+        spent = [(evaluation_seconds(t), t["train_seconds"]) for t in ok]
+        spent = [(e, train) for e, train in spent if e is not None]
+        share = [e / train for e, train in spent if train]
+        extra_cells.append(f"{mean_std([e for e, _ in spent], 0)} s ({statistics.fmean(share):.1%} "
+                           "of train)" if share else "–")
+    ips = mean_std([t["images_per_second"] for t in ok], 0)
+    return (f"| {text(variant)} | {len(trials)} | " + " | ".join(cells)
+            + f" | {untrained} | {steps} | {train} s | {wall} s | "
+            + "".join(f"{c} | " for c in extra_cells) + f"{ips} | {_hardware(trials[0])} | {_status(trials)} |")
+
+
+def _status(trials: list[TrialRecord]) -> str:
+    statuses = []
+    for t in trials:
+        if t["status"] == "diverged":
+            statuses.append(f"diverged at step {t['diverged_at']} (seed {t['seed']})")
+        elif t["status"] != "ok":
+            reason = (str(t["reason"]).strip().splitlines() or ["no reason recorded"])[0]
+            statuses.append(f"{text(t['status'])} (seed {t['seed']}): {text(reason)}")
+    return "; ".join(statuses) or "ok"
+
+
+def _pictures(variant: str, trials: list[TrialRecord], path: Path, out_dir: Path) -> list[str]:
+    """Every seed's sample grid (seed variance shows), then the first trial's plots, under a heading."""
+    shown = [(t, "samples", f"samples, seed {t['seed']}" if len(trials) > 1 else "samples") for t in trials]
+    shown += [(trials[0], key, alt) for key, alt in (("metrics_plot", "metrics vs step"), ("loss_plot", "losses"))]
+    pictures = [f"![{text(variant)} {alt}]({url(_link(path.parent / t['artifacts'][key], out_dir))})"
+                for t, key, alt in shown if key in t.get("artifacts", {})]
+    seeds = "seeds " + ", ".join(str(t["seed"]) for t in trials) if len(trials) > 1 else f"seed {trials[0]['seed']}"
+    return [f"### {text(variant)} ({seeds})", "", " ".join(pictures), ""] if pictures else []
 
 
 def sweep_table(data: dict[str, Any], link: str) -> list[str]:
