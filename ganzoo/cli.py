@@ -329,7 +329,6 @@ def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path
     budget is refused unless --overwrite, which trains over it.
     """
     from .bench.harness import bench
-    from .bench.reproduction import row_label
 
     if profile_name and profile_file:
         raise click.UsageError("give --profile or --config, not both")
@@ -361,7 +360,14 @@ def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path
                     seconds=seconds, feature_extractor=feature_extractor,
                     feature_extractor_weights=feature_extractor_weights, jobs=jobs, executor=executor,
                     address=address, overwrite=overwrite, progress=not no_progress)
-    trials = results["trials"]
+    _bench_table(results["trials"])
+    click.echo(f"results: {out / 'results.json'}")
+
+
+def _bench_table(trials: list[dict[str, Any]]) -> None:
+    """``bench``'s table of its trials: each one's status, steps and final scores."""
+    from .bench.reproduction import row_label
+
     datasets = len({t["protocol"]["dataset"] for t in trials})
     labels = [row_label(t, datasets) for t in trials]
     width = max([10, *map(len, labels)])
@@ -380,7 +386,6 @@ def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path
                    + f" {_num(u, FID, f'{len(untrained)}.{BY_KEY[FID].decimals}f')}")
         if t["status"] != "ok":
             click.echo(f"    {t['reason']}")
-    click.echo(f"results: {out / 'results.json'}")
 
 
 def _reproduce(results: Path, out: Path | None, seeds: int | None, variants: list[str] | None,

@@ -79,17 +79,7 @@ def bench(
     out.mkdir(parents=True, exist_ok=True)
     with rundir.run_lock(out):  # one bench at a time writes into out
         registry = get_registry()
-        from .. import metrics  # heavy (torch-fidelity): only once a bench runs
-
-        for part in prof.parts():  # fail early, clearly
-            metrics.extractor_info(part.feature_extractor, part.feature_extractor_weights)
-        # Resolve every trial's config first: a typo in a variant name fails before anything trains.
-        plan = plan_trials(prof, out, registry)
-        if executor == "ray" or jobs > 1:
-            refuse_in_process_plugins(plan, registry, "Ray" if executor == "ray" else f"{jobs} worker processes")
-        previous = load_results(out)["trials"] if (out / RESULTS_FILE).is_file() else []
-        if not overwrite:
-            refuse_training_over(out, previous, plan)
+        plan, previous = _checked_plan(prof, out, registry, runner, overwrite=overwrite)
         reals = references(registry, plan, progress=progress)
         book = _Book(out, prof, plan, previous, overwrite=overwrite, progress=progress)
         cache = Path(cache_dir).expanduser() if cache_dir is not None else None
@@ -143,6 +133,25 @@ def make_executor(executor: str, *, jobs: int, threads: int | None, address: str
     if executor == "ray":
         return RayExecutor(address)
     return LocalExecutor(jobs, threads or profile.execution.threads)
+
+
+def _checked_plan(prof: BenchProfile, out: Path, registry: Registry, runner: Executor, *,
+                  overwrite: bool) -> tuple[list[PlannedTrial], list[TrialRecord]]:
+    """Every trial of ``prof``, resolved before anything trains (a typo in a variant name fails here) and checked
+    to be runnable by ``runner`` and into ``out``; and the trials ``out/results.json`` already holds."""
+    from .. import metrics  # heavy (torch-fidelity): only once a bench runs
+
+    for part in prof.parts():  # fail early, clearly
+        metrics.extractor_info(part.feature_extractor, part.feature_extractor_weights)
+    plan = plan_trials(prof, out, registry)
+    if isinstance(runner, RayExecutor):
+        refuse_in_process_plugins(plan, registry, "Ray")
+    elif isinstance(runner, LocalExecutor) and runner.jobs > 1:
+        refuse_in_process_plugins(plan, registry, f"{runner.jobs} worker processes")
+    previous = load_results(out)["trials"] if (out / RESULTS_FILE).is_file() else []
+    if not overwrite:
+        refuse_training_over(out, previous, plan)
+    return plan, previous
 
 
 def references(registry: Registry, plan: list[PlannedTrial], *, progress: bool) -> dict[int, torch.Tensor]:
