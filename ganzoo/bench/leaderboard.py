@@ -24,8 +24,7 @@ from typing import Any
 from ..metric_keys import BY_KEY, EVALUATE_KEYS, FID, METRICS
 from ..outputs import atomic_file, check_output
 from ..sweep.spec import DEFAULTS_DIR, SWEEP_FILE, TUNED_DIR
-from .records import EVAL_SECONDS, RESULTS_FILE, TRAIN_SECONDS, load_results, load_sweep
-from .trial import TrialRecord
+from .records import EVAL_SECONDS, RESULTS_FILE, TRAIN_SECONDS, ResultsFile, Trial, load_sweep, read_results
 
 #: A table column: (metric key, column title, lower is better, decimals).
 Column = tuple[str, str, bool, int]
@@ -80,32 +79,32 @@ def mean_std(values: list[float], decimals: int) -> str:
     return f"{mean:.{decimals}f} ± {statistics.stdev(values):.{decimals}f}"
 
 
-def _group(trials: list[TrialRecord]) -> dict[tuple[str, str, str], list[TrialRecord]]:
-    groups: dict[tuple[str, str, str], list[TrialRecord]] = {}
+def _group(trials: list[Trial]) -> dict[tuple[str, str, str], list[Trial]]:
+    groups: dict[tuple[str, str, str], list[Trial]] = {}
     for t in trials:
-        key = (t["protocol"]["profile"], t["protocol"]["dataset"], t["variant"])
+        key = (t.protocol.profile, t.protocol.dataset, t.variant)
         groups.setdefault(key, []).append(t)
     return groups
 
 
-def section_columns(trials: list[TrialRecord]) -> list[Column]:
+def section_columns(trials: list[Trial]) -> list[Column]:
     """The metric columns of a section: those of :data:`COLUMNS` that its trials scored (FID and the image
     metrics for images; a dataset's own metrics, such as modes, where it defines them), then any other key a
     dataset's metrics returned, as it is."""
-    scored = {key for t in trials for key in (t.get("final") or {})}
+    scored = {key for t in trials for key in (t.final.values if t.final else {})}
     if not scored:  # nothing finished: the image metrics' columns, empty
         return [c for c in COLUMNS if c[0] in EVALUATE_KEYS]
     known = {m.key for m in METRICS}
     return [c for c in COLUMNS if c[0] in scored] + [(k, text(k), False, 3) for k in sorted(scored - known)]
 
 
-def _ranker(primary: Column) -> Callable[[tuple[str, list[TrialRecord]]], tuple[float, str]]:
+def _ranker(primary: Column) -> Callable[[tuple[str, list[Trial]]], tuple[float, str]]:
     key, _, lower, _ = primary
 
-    def rank(row: tuple[str, list[TrialRecord]]) -> tuple[float, str]:
+    def rank(row: tuple[str, list[Trial]]) -> tuple[float, str]:
         """Rows by the mean final value of the section's first metric (FID for images), best first; variants
         without a finished trial last."""
-        values = [t["final"][key] for t in row[1] if t["status"] == "ok" and key in (t.get("final") or {})]
+        values = [t.final.values[key] for t in row[1] if t.status == "ok" and t.final and key in t.final.values]
         if not values:
             return (float("inf"), row[0])
         mean = statistics.fmean(values)
@@ -114,30 +113,30 @@ def _ranker(primary: Column) -> Callable[[tuple[str, list[TrialRecord]]], tuple[
     return rank
 
 
-def seconds_to_fid(trial: TrialRecord, target: float) -> float | None:
+def seconds_to_fid(trial: Trial, target: float) -> float | None:
     """Seconds of training before the first evaluation of ``trial`` (after step 0) whose FID is at most
     ``target``; ``None`` if none reached it or the trial's history predates per-evaluation timings."""
-    for h in trial.get("history", []):
-        if h["step"] > 0 and h.get(FID, float("inf")) <= target and TRAIN_SECONDS in h:
-            return h[TRAIN_SECONDS]
+    for h in trial.history:
+        if h.step > 0 and h.values.get(FID, float("inf")) <= target and TRAIN_SECONDS in h.values:
+            return h.values[TRAIN_SECONDS]
     return None
 
 
-def evaluation_seconds(trial: TrialRecord) -> float | None:
+def evaluation_seconds(trial: Trial) -> float | None:
     """Seconds all evaluations of ``trial`` took (``None`` for a history without per-evaluation timings)."""
-    timed = [h[EVAL_SECONDS] for h in trial.get("history", []) if EVAL_SECONDS in h]
-    return sum(timed) if timed and len(timed) == len(trial["history"]) else None
+    timed = [h.values[EVAL_SECONDS] for h in trial.history if EVAL_SECONDS in h.values]
+    return sum(timed) if timed and len(timed) == len(trial.history) else None
 
 
-def _time_to_quality(trials: list[TrialRecord], target: float) -> str:
+def _time_to_quality(trials: list[Trial], target: float) -> str:
     reached = [s for s in (seconds_to_fid(t, target) for t in trials) if s is not None]
     cell = mean_std(reached, 0) + " s" if reached else "not reached"
     return cell if len(reached) in (0, len(trials)) else f"{cell} ({len(reached)} of {len(trials)} seeds)"
 
 
-def _hardware(trial: TrialRecord) -> str:
-    hw = trial.get("hardware") or {}
-    return text(hw.get("gpu") or f"{hw.get('cpu') or '?'}, {hw.get('threads') or '?'} threads")
+def _hardware(trial: Trial) -> str:
+    hw = trial.hardware
+    return text((hw and hw.gpu) or f"{(hw and hw.cpu) or '?'}, {(hw and hw.threads) or '?'} threads")
 
 
 def _link(target: Path, out_dir: Path) -> str:
@@ -174,19 +173,19 @@ INTRO = [
 ]
 
 
-def _sources(results: list[str | Path]) -> list[tuple[Path, dict[str, Any]]]:
+def _sources(results: list[str | Path]) -> list[tuple[Path, dict[str, Any] | ResultsFile]]:
     """Each results file of ``results`` (files or bench directories) with its checked JSON; a sweep directory
     as its ``sweep.json``, then its two benches."""
-    sources: list[tuple[Path, dict[str, Any]]] = []
+    sources: list[tuple[Path, dict[str, Any] | ResultsFile]] = []
     for item in results:
         path = Path(item)
         if path.is_dir() and (path / SWEEP_FILE).is_file():  # a sweep: its trial table, then its benches
             sources.append((path / SWEEP_FILE, load_sweep(path / SWEEP_FILE)))
-            sources += [(path / sub / RESULTS_FILE, load_results(path / sub)) for sub in (DEFAULTS_DIR, TUNED_DIR)
+            sources += [(path / sub / RESULTS_FILE, read_results(path / sub)) for sub in (DEFAULTS_DIR, TUNED_DIR)
                         if (path / sub / RESULTS_FILE).is_file()]
             continue
         path = path / RESULTS_FILE if path.is_dir() else path
-        sources.append((path, load_results(path)))
+        sources.append((path, read_results(path)))
     return sources
 
 
@@ -196,51 +195,51 @@ def render(results: list[str | Path], out: str | Path) -> str:
     lines = list(INTRO)
     for path, data in _sources(results):
         link = _link(path, out_dir)  # a path the user named, yet written as inert as a results file's strings
-        if path.name == SWEEP_FILE:
+        if not isinstance(data, ResultsFile):  # a sweep's trial table
             lines += sweep_table(data, link)
             continue
-        groups = _group(data["trials"])
+        groups = _group(data.trials)
         for profile, dataset in sorted({(k[0], k[1]) for k in groups}):
             rows = [(k[2], v) for k, v in groups.items() if (k[0], k[1]) == (profile, dataset)]
-            lines += _section(profile, dataset, rows, link, data.get("profile", {}).get("fid_target"))
+            lines += _section(profile, dataset, rows, link, data.profile.fid_target)
             for variant, trials in rows:
                 lines += _pictures(variant, trials, path, out_dir)
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _budget_text(rows: list[tuple[str, list[TrialRecord]]]) -> str:
-    budget = rows[0][1][0]["protocol"]["budget"]
-    steps = {t["protocol"]["budget"]["steps"] for _, trials in rows for t in trials}
-    if budget.get("seconds"):
-        return (f"{budget['seconds']:g} s of training per trial (a time budget: other hardware "
+def _budget_text(rows: list[tuple[str, list[Trial]]]) -> str:
+    budget = rows[0][1][0].protocol.budget
+    steps = {t.protocol.budget.steps for _, trials in rows for t in trials}
+    if budget.seconds:
+        return (f"{budget.seconds:g} s of training per trial (a time budget: other hardware "
                 "trains a different number of steps)")
     if len(steps) == 1:
-        return f"{budget['steps']} generator steps per trial"
+        return f"{budget.steps} generator steps per trial"
     return "generator steps per row (the Steps column)"
 
 
-def _section(profile: str, dataset: str, rows: list[tuple[str, list[TrialRecord]]], link: str,
+def _section(profile: str, dataset: str, rows: list[tuple[str, list[Trial]]], link: str,
              target: float | None) -> list[str]:
     """One profile's and dataset's table: its heading, protocol, and a row per variant, best first (``rows`` is
     sorted so)."""
-    proto = rows[0][1][0]["protocol"]
-    fx = proto["feature_extractor"]
+    proto = rows[0][1][0].protocol
+    fx = proto.feature_extractor
     columns = section_columns([t for _, trials in rows for t in trials])
     unit = "images" if fx else "samples"  # non-image data: points, vectors
     primary = columns[0]  # FID for images; else the dataset's first metric
-    every = [t for _, trials in rows for t in trials if t["status"] == "ok"]
+    every = [t for _, trials in rows for t in trials if t.status == "ok"]
     timed = any(evaluation_seconds(t) is not None for t in every)
     target = target if timed else None
     extra = ([f"Train s to FID ≤ {target:g}"] if target else []) + (["Eval time"] if timed else [])
     lines = [
         f"## {text(dataset)} — profile {code(profile)}",
         "",
-        f"Results: [{code(link)}]({url(link)}). Budget: {_budget_text(rows)}. Reference: {proto['num_real']} real "
-        f"{unit} ({text(proto['real_split'])} split); {proto['num_fake']} generated {unit} per evaluation. "
-        + (f"Feature extractor: {code(fx['name'])} (weights sha256 {code(fx['sha256'][:16] + '…')}). " if fx
+        f"Results: [{code(link)}]({url(link)}). Budget: {_budget_text(rows)}. Reference: {proto.num_real} real "
+        f"{unit} ({text(proto.real_split)} split); {proto.num_fake} generated {unit} per evaluation. "
+        + (f"Feature extractor: {code(fx.name)} (weights sha256 {code(fx.sha256[:16] + '…')}). " if fx
            else "Scored by the dataset's own metrics (the samples are not images: no feature extractor). ")
-        + f"torch {text(proto['versions']['torch'])}, torch-fidelity "
-        f"{text(proto['versions']['torch_fidelity'])}, ganzoo {text(proto['versions']['ganzoo'])}.",
+        + f"torch {text(proto.versions.torch)}, torch-fidelity "
+        f"{text(proto.versions.torch_fidelity)}, ganzoo {text(proto.versions.ganzoo)}.",
         "",
         "| Variant | Seeds | " + " | ".join(c[1] for c in columns)
         + f" | Untrained {primary[1].rstrip(' ↓↑')} | Steps | Train time | Wall time | "
@@ -253,50 +252,49 @@ def _section(profile: str, dataset: str, rows: list[tuple[str, list[TrialRecord]
     return [*lines, ""]
 
 
-def _row(variant: str, trials: list[TrialRecord], columns: list[Column], target: float | None,
-         timed: bool) -> str:
+def _row(variant: str, trials: list[Trial], columns: list[Column], target: float | None, timed: bool) -> str:
     """A variant's line of its section's table: the mean ± std over its finished seeds of each column."""
-    ok = [t for t in trials if t["status"] == "ok"]
+    ok = [t for t in trials if t.status == "ok" and t.final]
     primary = columns[0]
-    cells = [mean_std([t["final"][key] for t in ok if key in t["final"]], dec) for key, _, _, dec in columns]
-    untrained = mean_std([t["untrained"][primary[0]] for t in trials
-                          if primary[0] in (t.get("untrained") or {})], primary[3])
-    steps = mean_std([t["steps"] for t in ok], 0)
-    train = mean_std([t["train_seconds"] for t in ok], 0)
-    wall = mean_std([t["wall_seconds"] for t in ok if "wall_seconds" in t], 0)
+    cells = [mean_std([t.final.values[key] for t in ok if key in t.final.values], dec) for key, _, _, dec in columns]
+    untrained = mean_std([t.untrained.values[primary[0]] for t in trials
+                          if t.untrained and primary[0] in t.untrained.values], primary[3])
+    steps = mean_std([t.steps for t in ok], 0)
+    train = mean_std([t.train_seconds for t in ok], 0)
+    wall = mean_std([t.wall_seconds for t in ok if t.wall_seconds is not None], 0)
     extra_cells = []
     if target:
         extra_cells.append(_time_to_quality(ok, target))
     if timed:
-        spent = [(evaluation_seconds(t), t["train_seconds"]) for t in ok]
+        spent = [(evaluation_seconds(t), t.train_seconds) for t in ok]
         spent = [(e, train) for e, train in spent if e is not None]
         share = [e / train for e, train in spent if train]
         extra_cells.append(f"{mean_std([e for e, _ in spent], 0)} s ({statistics.fmean(share):.1%} "
                            "of train)" if share else "–")
-    ips = mean_std([t["images_per_second"] for t in ok], 0)
+    ips = mean_std([t.images_per_second for t in ok], 0)
     return (f"| {text(variant)} | {len(trials)} | " + " | ".join(cells)
             + f" | {untrained} | {steps} | {train} s | {wall} s | "
             + "".join(f"{c} | " for c in extra_cells) + f"{ips} | {_hardware(trials[0])} | {_status(trials)} |")
 
 
-def _status(trials: list[TrialRecord]) -> str:
+def _status(trials: list[Trial]) -> str:
     statuses = []
     for t in trials:
-        if t["status"] == "diverged":
-            statuses.append(f"diverged at step {t['diverged_at']} (seed {t['seed']})")
-        elif t["status"] != "ok":
-            reason = (str(t["reason"]).strip().splitlines() or ["no reason recorded"])[0]
-            statuses.append(f"{text(t['status'])} (seed {t['seed']}): {text(reason)}")
+        if t.status == "diverged":
+            statuses.append(f"diverged at step {t.diverged_at} (seed {t.seed})")
+        elif t.status != "ok":
+            reason = (str(t.reason).strip().splitlines() or ["no reason recorded"])[0]
+            statuses.append(f"{text(t.status)} (seed {t.seed}): {text(reason)}")
     return "; ".join(statuses) or "ok"
 
 
-def _pictures(variant: str, trials: list[TrialRecord], path: Path, out_dir: Path) -> list[str]:
+def _pictures(variant: str, trials: list[Trial], path: Path, out_dir: Path) -> list[str]:
     """Every seed's sample grid (seed variance shows), then the first trial's plots, under a heading."""
-    shown = [(t, "samples", f"samples, seed {t['seed']}" if len(trials) > 1 else "samples") for t in trials]
+    shown = [(t, "samples", f"samples, seed {t.seed}" if len(trials) > 1 else "samples") for t in trials]
     shown += [(trials[0], key, alt) for key, alt in (("metrics_plot", "metrics vs step"), ("loss_plot", "losses"))]
-    pictures = [f"![{text(variant)} {alt}]({url(_link(path.parent / t['artifacts'][key], out_dir))})"
-                for t, key, alt in shown if key in t.get("artifacts", {})]
-    seeds = "seeds " + ", ".join(str(t["seed"]) for t in trials) if len(trials) > 1 else f"seed {trials[0]['seed']}"
+    pictures = [f"![{text(variant)} {alt}]({url(_link(path.parent / t.artifacts[key], out_dir))})"
+                for t, key, alt in shown if key in t.artifacts]
+    seeds = "seeds " + ", ".join(str(t.seed) for t in trials) if len(trials) > 1 else f"seed {trials[0].seed}"
     return [f"### {text(variant)} ({seeds})", "", " ".join(pictures), ""] if pictures else []
 
 

@@ -57,6 +57,11 @@ class Scores(_Record):
 
     __pydantic_extra__: dict[str, float]
 
+    @property
+    def values(self) -> dict[str, float]:
+        """The values by metric key (timings too, in an evaluation)."""
+        return self.__pydantic_extra__
+
 
 class Evaluation(Scores):
     """One entry of a trial's ``history``: the generator step it was made at, and its scores and timings."""
@@ -198,11 +203,13 @@ class SweepSchema(_Record):
 
 @dataclass(frozen=True)
 class ResultsFile:
-    """A results file that passed :class:`ResultsSchema`: its path, its JSON as written and its profile."""
+    """A results file that passed :class:`ResultsSchema`: its path, its JSON as written, its profile and its typed
+    trials."""
 
     path: Path
     data: dict[str, Any]
     profile: BenchProfile
+    trials: list[Trial]
 
 
 def results_path(path: str | Path) -> Path:
@@ -228,7 +235,7 @@ def read_results(path: str | Path) -> ResultsFile:
         for key, rel in trial.artifacts.items():
             _check_artifact(path, f"trials[{i}].artifacts.{key}", rel)
     data["profile"] = _normalised(data["profile"], checked.profile)
-    return ResultsFile(path=path, data=data, profile=checked.profile)
+    return ResultsFile(path=path, data=data, profile=checked.profile, trials=checked.trials)
 
 
 def load_results(path: str | Path) -> dict[str, Any]:

@@ -50,20 +50,7 @@ from ..errors import ConfigError, UsageError
 from ..ray_cluster import check_resources, connect
 from ..registry import Registry, get_registry
 from ..trainer import Trainer
-from .spec import (
-    COMPLETED,
-    DEFAULTS_DIR,
-    FAILED,
-    STOPPED,
-    SWEEP_FILE,
-    TUNED_DIR,
-    TUNED_PROFILE,
-    SweepSpec,
-    nest,
-)
-
-__all__ = ["COMPLETED", "DEFAULTS_DIR", "FAILED", "STOPPED", "SWEEP_FILE", "TUNED_DIR", "TUNED_PROFILE", "Search",
-           "SweepSpec", "spec_hash", "sweep", "tuned_profile"]
+from .spec import COMPLETED, DEFAULTS_DIR, FAILED, STOPPED, SWEEP_FILE, TUNED_DIR, TUNED_PROFILE, SweepSpec, nest
 
 
 class Search(Protocol):
