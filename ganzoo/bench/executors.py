@@ -55,15 +55,18 @@ class Trials:
 class Reporter(Protocol):
     """What an executor tells as trials run (the bench's progress bar and results file)."""
 
-    def start(self, entry: PlannedTrial) -> None: ...
+    def start(self, entry: PlannedTrial) -> None:
+        """``entry`` starts training here (the serial local executor only)."""
 
-    def finished(self, entry: PlannedTrial, record: TrialRecord) -> None: ...
+    def finished(self, entry: PlannedTrial, record: TrialRecord) -> None:
+        """``entry`` ended with ``record`` (failed and lost trials too)."""
 
 
 class Executor(Protocol):
     """Runs ``trials`` with ``run_trial``, telling ``report`` as each one ends (in the order they end)."""
 
-    def run(self, trials: Trials, run_trial: TrialRunner, report: Reporter) -> None: ...
+    def run(self, trials: Trials, run_trial: TrialRunner, report: Reporter) -> None:
+        """Run every trial of ``trials``; return once each one is reported."""
 
 
 @dataclass(frozen=True)
