@@ -1,14 +1,7 @@
-"""Benchmark profiles: what a bench runs, loaded from YAML (``benchmarks/profiles/*.yaml``) or built in code.
-
-A :class:`BenchProfile` is the file's flat shape. What a bench reads from it comes in typed parts:
-
-- :class:`Protocol`: what a trial's figures depend on besides its training config, the one object a trial's
-  identity is hashed from (:func:`trial_hash`);
-- :class:`Execution`: where and how trials run (CPU threads, the resources a Ray trial reserves), which never
-  changes what a trial is;
-- the presentation (``name``, ``description``, ``fid_target``) and the search (``sweep``), which say how
-  results are read and what a sweep searches, neither part of a trial's identity.
-"""
+"""Benchmark profiles (:class:`BenchProfile`, the YAML's flat shape) and the typed parts a bench reads from one:
+the :class:`Protocol`, the one object a trial's identity is hashed from (:func:`trial_hash`), and the
+:class:`Execution` (threads, Ray resources), which is no part of it; nor are the presentation (``name``,
+``description``, ``fid_target``) and the search (``sweep``)."""
 
 from __future__ import annotations
 

@@ -97,8 +97,8 @@ class _Row:
     """One row to search: its planned trial (config and budget as a bench's), what a Tune trial needs."""
 
     entry: PlannedTrial
+    spec: SweepSpec
     real: torch.Tensor
-    seed: int
     runs: Path
 
     @property
@@ -116,7 +116,7 @@ def _tune_trial(params: dict[str, Any], *, row: _Row) -> None:
     # the row's config as the bench resolves it, with this trial's values of the searched keys
     cfg = validate_config(merge(row.entry.config.model_dump(mode="json"), nest(params)),
                           f"sweep trial of row {row.entry.row!r}")
-    cfg = cfg.model_copy(update={"out": str(row.runs / tune.get_context().get_trial_id()), "seed": row.seed})
+    cfg = cfg.model_copy(update={"out": str(row.runs / tune.get_context().get_trial_id()), "seed": row.spec.trial_seed})
     state = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -132,7 +132,8 @@ def _train(row: _Row, cfg: TrainConfig, state: dict[str, Any] | None) -> None:
 
     registry = get_registry()
     profile = row.entry.profile
-    evaluator = make_evaluator(row.real, profile, row.seed, None, registry.datasets.get(profile.dataset).item.metrics)
+    evaluator = make_evaluator(row.real, profile, row.spec.trial_seed, None,
+                               registry.datasets.get(profile.dataset).item.metrics)
 
     def evaluate(trainer: Trainer) -> dict[str, float]:
         if trainer.step == 0:  # the untrained generator ranks nothing
@@ -290,7 +291,7 @@ def _sweep(prof: BenchProfile, out: Path, address: str | None, compare: bool, pr
         else:
             real = load_reference(registry, plan[0], progress=progress) if real is None else real
             bar.set_description(f"sweep {entry.row}")
-            results[entry.row] = _search(ray, _Row(entry, real, spec.trial_seed, out / "runs" / entry.row), key, out)
+            results[entry.row] = _search(ray, _Row(entry, spec, real, out / "runs" / entry.row), key, out)
             write_sweep(out, prof, {**done, **results})
         bar.update(1)
     bar.close()
@@ -312,10 +313,8 @@ def _tuner(row: _Row, key: str, out: Path) -> Any:
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    profile = row.entry.profile
-    spec = profile.sweep
-    assert spec is not None
-    cpus, gpus = profile.execution.ray_resources
+    spec = row.spec
+    cpus, gpus = row.entry.profile.execution.ray_resources
     trainable = tune.with_resources(tune.with_parameters(_tune_trial, row=row), {"cpu": cpus, "gpu": gpus})
     experiment = out / "tune" / f"{row.entry.row}-{key}"  # a changed search starts afresh
     if tune.Tuner.can_restore(str(experiment)):
@@ -335,10 +334,8 @@ def _tuner(row: _Row, key: str, out: Path) -> Any:
 
 def _search(ray: Any, row: _Row, key: str, out: Path) -> dict[str, Any]:
     """Search ``row`` on Tune; its entry of ``sweep.json``."""
-    profile, entry = row.entry.profile, row.entry
-    spec = profile.sweep
-    assert spec is not None
-    cpus, gpus = profile.execution.ray_resources
+    entry, spec = row.entry, row.spec
+    cpus, gpus = entry.profile.execution.ray_resources
     tuner = _tuner(row, key, out)
     started = time.perf_counter()
     trials, best = _trial_table(tuner.fit(), spec.metric, METRIC_DIRECTIONS[spec.metric], row.max_evaluations)
