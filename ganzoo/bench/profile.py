@@ -105,6 +105,11 @@ class BenchProfile(BaseModel):
                            "steps": budget.steps, "eval_every": budget.eval_every or 0})
 
     @property
+    def presentation(self) -> Presentation:
+        """How this profile's results are shown (see :class:`Presentation`)."""
+        return Presentation(name=self.name, description=self.description, fid_target=self.fid_target)
+
+    @property
     def execution(self) -> Execution:
         """Where and how this profile's trials run (see :class:`Execution`)."""
         return Execution(threads=self.threads, cpus_per_trial=self.cpus_per_trial,
@@ -177,6 +182,16 @@ class Execution:
     def ray_threads(self) -> int:
         """CPU threads a trial trains with on Ray: ``threads``, else its whole CPUs."""
         return self.threads or max(1, int(self.ray_resources[0]))
+
+
+@dataclass(frozen=True)
+class Presentation:
+    """How a profile's results are read and shown (the leaderboard's section, its time-to-quality target); no
+    part of a trial's identity."""
+
+    name: str
+    description: str
+    fid_target: float | None
 
 
 def _errors(exc: ValidationError) -> str:
