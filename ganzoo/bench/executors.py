@@ -25,7 +25,8 @@ import torch
 
 from ..ray_cluster import check_resources, connect
 from .plan import PlannedTrial
-from .trial import TrialRecord, lost_record
+from .records import TrialRecord
+from .trial import lost_record
 
 #: Seconds between a ``--jobs`` worker's checks that the bench process that started it still lives.
 PARENT_CHECK_SECONDS = 0.5

@@ -25,8 +25,8 @@ from ..registry import Registry, get_registry
 from .executors import Executor, LocalExecutor, RayExecutor, Trials
 from .plan import PlannedTrial, load_reference, plan_trials, refuse_in_process_plugins, refuse_training_over
 from .profile import BenchProfile, load_profile, portable_profile
-from .records import RERUN_STATUSES, RESULTS_FILE, load_results, write_results
-from .trial import TrialRecord, run_trial
+from .records import RERUN_STATUSES, RESULTS_FILE, TrialRecord, load_results, write_results
+from .trial import run_trial
 
 
 def bench(

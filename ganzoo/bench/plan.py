@@ -4,7 +4,7 @@ anything trains, and the checks a plan must pass before it runs."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 
@@ -15,7 +15,7 @@ from ..errors import ConfigError, GanzooError, UsageError
 from ..plugins import get_plugin_manager
 from ..registry import Registry
 from .profile import BenchProfile, trial_hash
-from .records import RERUN_STATUSES
+from .records import RERUN_STATUSES, TrialRecord
 
 #: Joins a variant and the extensions of one leaderboard row: ``dcgan+ema+diffaugment``.
 EXTENSION_JOINER = "+"
@@ -132,7 +132,7 @@ def refuse_in_process_plugins(plan: list[PlannedTrial], registry: Registry, wher
                          "the trials here (jobs=1, the local executor)")
 
 
-def refuse_training_over(out: Path, previous: list[dict[str, Any]], plan: list[PlannedTrial]) -> None:
+def refuse_training_over(out: Path, previous: list[TrialRecord], plan: list[PlannedTrial]) -> None:
     """Refuse to run ``plan`` into ``out`` when a row and seed it plans holds a finished trial of other settings
     or another budget in ``out/results.json``: training it anew would delete that trial's checkpoints and
     grids. Finished trials at rows and seeds the plan does not touch are kept, whatever they are."""

@@ -36,6 +36,8 @@ RERUN_STATUSES = ("running", LOST)
 TRAIN_SECONDS = "train_seconds"
 EVAL_SECONDS = "eval_seconds"
 TIMING_KEYS = (TRAIN_SECONDS, EVAL_SECONDS)
+#: A trial's record in ``results.json`` as a bench writes it, JSON as it is (read back typed: :class:`Trial`).
+TrialRecord = dict[str, Any]
 #: The largest results or sweep file read (ganzoo's own are well under a megabyte).
 MAX_FILE_BYTES = 64 * 2**20
 #: How a trial may end: ``running`` is a record written before the trial ran, ``lost`` one whose worker died.
@@ -332,7 +334,7 @@ def _check_artifact(path: Path, field: str, rel: str) -> None:
                                "path inside the results file's directory")
 
 
-def write_results(out: Path, profile: BenchProfile, trials: list[dict[str, Any]]) -> None:
+def write_results(out: Path, profile: BenchProfile, trials: list[TrialRecord]) -> None:
     """Write ``out/results.json``: ``profile`` (as :func:`~ganzoo.bench.profile.portable_profile` stores it) and
     ``trials``, whole or not at all."""
     data = {"format": RESULTS_FORMAT, "profile": portable_profile(profile), "trials": trials}

@@ -33,8 +33,7 @@ from ..registry import Registry, get_registry
 from .harness import bench
 from .plan import EXTENSION_JOINER, plan_trials
 from .profile import BenchProfile
-from .records import read_results
-from .trial import TrialRecord
+from .records import TrialRecord, read_results
 
 #: The prediction interval's coverage: a re-run from another machine falls outside it 5% of the time by chance.
 CONFIDENCE = 0.95

@@ -26,14 +26,12 @@ from ..runlog import LOG_FILE
 from ..trainer import Evaluator, Trainer, TrainResult
 from .plan import PlannedTrial
 from .profile import BenchProfile
-from .records import EVAL_SECONDS, LOST, TIMING_KEYS, TRAIN_SECONDS
+from .records import EVAL_SECONDS, LOST, TIMING_KEYS, TRAIN_SECONDS, TrialRecord
 
 #: The plots a trial draws into its run directory beside what the run itself writes.
 LOSS_PLOT, METRICS_PLOT = "loss.png", "metrics.png"
 # metric -> lower is better
 METRIC_DIRECTIONS = {m.key: m.lower_is_better for m in METRICS}
-#: A trial's record in ``results.json`` as written (its schema: :class:`ganzoo.bench.records.Trial`).
-TrialRecord = dict[str, Any]
 
 
 def hardware() -> dict[str, Any]:
