@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 import ganzoo
-from ganzoo.bench import hardware, load_results
+from ganzoo.bench import load_results
+from ganzoo.bench.trial import hardware
 from ganzoo.data import to_uint8
 from ganzoo.metrics import class_agreement
 

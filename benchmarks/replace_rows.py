@@ -15,7 +15,7 @@ import json
 import shutil
 from pathlib import Path
 
-from ganzoo.bench import RESULTS_FILE, load_results
+from ganzoo.bench.records import RESULTS_FILE, load_results
 
 
 def replace_rows(bench_dir: Path, new_dir: Path) -> list[tuple[str, int]]:

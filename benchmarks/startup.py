@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--update-doc", action="store_true", help="Also rewrite the table in docs/performance.md.")
     args = parser.parse_args()
     ganzoo = shutil.which("ganzoo", path=str(Path(sys.executable).parent)) or "ganzoo"
-    from ganzoo.bench import hardware
+    from ganzoo.bench.trial import hardware
     from ganzoo.meta import version
 
     report = {"date": datetime.date.today().isoformat(), "cpu": hardware()["cpu"], "cores": os.cpu_count(),

@@ -43,7 +43,7 @@ from torch.utils.flop_counter import flop_registry
 
 import ganzoo
 from ganzoo import fast_paths
-from ganzoo.bench import hardware
+from ganzoo.bench.trial import hardware
 from ganzoo.data import to_model_range
 from ganzoo.registry import get_registry
 from ganzoo.training.assembly import assemble

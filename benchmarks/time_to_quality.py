@@ -15,8 +15,8 @@ import argparse
 import statistics
 from pathlib import Path
 
-from ganzoo.bench import load_results
-from ganzoo.leaderboard import mean_std, seconds_to_fid
+from ganzoo.bench.leaderboard import mean_std, seconds_to_fid
+from ganzoo.bench.records import read_results
 from ganzoo.metric_keys import FID
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
@@ -31,13 +31,13 @@ def render(sections: list[Path], targets: list[float]) -> str:
              "| Section | Row | Seeds | img/s | Final FID | " + " | ".join(f"s to FID ≤ {x:g}" for x in targets) + " |",
              "|---|---|---|---|---|" + "---|" * len(targets)]
     for path in sections:
-        data = load_results(path)
-        trials = [t for t in data["trials"] if t["status"] == "ok"]
-        for row in dict.fromkeys(t["variant"] for t in trials):
-            mine = [t for t in trials if t["variant"] == row]
-            cells = [f"`{data['profile']['name']}`", row, str(len(mine)),
-                     mean_std([t["images_per_second"] for t in mine], 0),
-                     mean_std([t["final"][FID] for t in mine], 2)]
+        data = read_results(path)
+        trials = [t for t in data.trials if t.status == "ok" and t.final]
+        for row in dict.fromkeys(t.variant for t in trials):
+            mine = [t for t in trials if t.variant == row]
+            cells = [f"`{data.profile.name}`", row, str(len(mine)),
+                     mean_std([t.images_per_second for t in mine], 0),
+                     mean_std([t.final.values[FID] for t in mine], 2)]
             for x in targets:
                 reached = [s for s in (seconds_to_fid(t, x) for t in mine) if s is not None]
                 cells.append(f"{statistics.fmean(reached):.0f} ({len(reached)} of {len(mine)})" if reached

@@ -47,7 +47,8 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers and IDEs
         sample,
         train,
     )
-    from .bench import bench
+    from .bench.harness import bench
+    from .bench.reproduction import reproduce
     from .components import (
         DatasetSpec,
         Discriminator,
@@ -64,8 +65,7 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers and IDEs
     from .evaluation import evaluate
     from .plugins import get_plugin_manager as plugin_manager
     from .plugins import list_plugins, load_failures
-    from .reproduction import reproduce
-    from .sweep import sweep
+    from .sweep.tune import sweep
     from .training.callbacks import Evaluation
     from .training.loop import Callback, RunState, TrainResult
 
@@ -73,7 +73,7 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers and IDEs
 _LAZY: dict[str, tuple[str, str]] = {
     **{name: ("api", name) for name in ("build_config", "export_samples", "list_components", "list_variants",
                                         "load_dataset", "load_generator", "sample", "train")},
-    "bench": ("bench", "bench"),
+    "bench": ("bench.harness", "bench"),
     **{name: ("components", name) for name in ("DatasetSpec", "Discriminator", "Extension", "ExtensionContext",
                                                "ExtensionSpec", "Generator", "Loss", "LossSpec", "Variant",
                                                "score_pair")},
@@ -82,8 +82,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "plugin_manager": ("plugins", "get_plugin_manager"),  # the process-wide manager, by its public name
     "list_plugins": ("plugins", "list_plugins"),
     "load_failures": ("plugins", "load_failures"),
-    "reproduce": ("reproduction", "reproduce"),
-    "sweep": ("sweep", "sweep"),
+    "reproduce": ("bench.reproduction", "reproduce"),
+    "sweep": ("sweep.tune", "sweep"),
     **{name: ("training.loop", name) for name in ("Callback", "RunState", "TrainResult")},
     "Evaluation": ("training.callbacks", "Evaluation"),
 }
@@ -115,12 +115,14 @@ def __dir__() -> list[str]:
 
 
 class _Package(types.ModuleType):
-    """``ganzoo.bench`` is the function even once the module ``ganzoo.bench`` is imported (the import system
-    sets a package attribute for every submodule it loads)."""
+    """``ganzoo.bench`` and ``ganzoo.sweep`` are the functions even once the packages ``ganzoo.bench`` and
+    ``ganzoo.sweep`` are imported: the import system sets a package attribute for every subpackage it loads,
+    which is not kept for a public function of that name (``__getattr__`` resolves the function on first use;
+    the subpackage stays in ``sys.modules``, so ``from ganzoo.bench.profile import BenchProfile`` works)."""
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, types.ModuleType) and _LAZY.get(name) == (name, name):
-            value = getattr(value, name)
+        if isinstance(value, types.ModuleType) and name in _LAZY and _LAZY[name][0].split(".")[0] == name:
+            return
         super().__setattr__(name, value)
 
 

@@ -328,8 +328,7 @@ def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path
     other rows or seeds already in --out are kept; a row and seed finished with other settings or another
     budget is refused unless --overwrite, which trains over it.
     """
-    from .bench import bench
-    from .reproduction import row_label
+    from .bench.harness import bench
 
     if profile_name and profile_file:
         raise click.UsageError("give --profile or --config, not both")
@@ -361,7 +360,14 @@ def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path
                     seconds=seconds, feature_extractor=feature_extractor,
                     feature_extractor_weights=feature_extractor_weights, jobs=jobs, executor=executor,
                     address=address, overwrite=overwrite, progress=not no_progress)
-    trials = results["trials"]
+    _bench_table(results["trials"])
+    click.echo(f"results: {out / 'results.json'}")
+
+
+def _bench_table(trials: list[dict[str, Any]]) -> None:
+    """``bench``'s table of its trials: each one's status, steps and final scores."""
+    from .bench.reproduction import row_label
+
     datasets = len({t["protocol"]["dataset"] for t in trials})
     labels = [row_label(t, datasets) for t in trials]
     width = max([10, *map(len, labels)])
@@ -380,13 +386,12 @@ def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path
                    + f" {_num(u, FID, f'{len(untrained)}.{BY_KEY[FID].decimals}f')}")
         if t["status"] != "ok":
             click.echo(f"    {t['reason']}")
-    click.echo(f"results: {out / 'results.json'}")
 
 
 def _reproduce(results: Path, out: Path | None, seeds: int | None, variants: list[str] | None,
                weights: Path | None, jobs: int, progress: bool) -> None:
     """``bench --reproduce``: re-run, then a table of committed against new values per row and metric."""
-    from .reproduction import reproduce
+    from .bench.reproduction import reproduce
 
     report = reproduce(results, out=out, seeds=seeds, variants=variants, feature_extractor_weights=weights, jobs=jobs,
                        progress=progress)
@@ -443,8 +448,9 @@ def sweep_cmd(profile_name: str | None, profile_file: Path | None, variants: str
 
     An interrupted sweep re-run with the same --out continues where it stopped.
     """
-    from .bench import METRIC_DIRECTIONS
-    from .sweep import COMPLETED, DEFAULTS_DIR, SWEEP_FILE, TUNED_DIR, TUNED_PROFILE, sweep
+    from .bench.trial import METRIC_DIRECTIONS
+    from .sweep.spec import COMPLETED, DEFAULTS_DIR, SWEEP_FILE, TUNED_DIR, TUNED_PROFILE
+    from .sweep.tune import sweep
 
     if profile_name and profile_file:
         raise click.UsageError("give --profile or --config, not both")
@@ -486,7 +492,7 @@ def sweep_cmd(profile_name: str | None, profile_file: Path | None, variants: str
 def leaderboard_cmd(results: tuple[Path, ...], out: Path, check: bool, overwrite: bool) -> None:
     """Render the leaderboard page from RESULTS (results.json files or bench directories) only. OUT follows the
     rule of every output: an existing page is replaced only with --overwrite."""
-    from .leaderboard import render, write_leaderboard
+    from .bench.leaderboard import render, write_leaderboard
 
     if check:
         expected = render(list(results), out)

@@ -1,9 +1,8 @@
-"""Trials as Ray tasks: ``bench(..., executor="ray")`` and ``ganzoo sweep`` run on a Ray cluster through here.
+"""Joining a Ray cluster: ``bench(..., executor="ray")`` (:class:`ganzoo.bench.executors.RayExecutor`) and
+``ganzoo sweep`` connect through here.
 
-Ray is an optional extra (``pip install 'ganzoo[ray]'``) and is imported only when a run asks for it. A task
-runs :func:`ganzoo.bench.run_trial` in a Ray worker, which finds its plugins through the entry points as any
-ganzoo process does, so every node needs ganzoo and the same plugins installed; its run directory is written
-where the driver named it, so the bench directory must be on storage every node shares.
+Ray is an optional extra (``pip install 'ganzoo[ray]'``) and is imported only when a run asks for it. This module
+imports nothing of the bench: it parses and checks addresses, joins the cluster and checks what a trial asks for.
 """
 
 from __future__ import annotations
@@ -11,17 +10,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-import warnings
-from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import torch
+from typing import Any
 
 from .errors import GanzooError, UsageError
-
-if TYPE_CHECKING:
-    from .bench import PlannedTrial
 
 #: What a missing Ray installation is told.
 INSTALL_HINT = "pip install 'ganzoo[ray]'"
@@ -158,64 +149,3 @@ def check_resources(ray: Any, cpus: float, gpus: float, device: str = "cpu") -> 
             key = "cpus_per_trial" if name == "CPU" else "gpus_per_trial"
             raise UsageError(f"each trial asks for {wanted:g} {name}(s) ({key} in the profile), but no node of the "
                              f"Ray cluster has more than {largest:g}; lower {key} or add nodes with more {name}s")
-
-
-def trial_resources(profile: Any) -> tuple[float, float]:
-    """``(cpus, gpus)`` one trial of ``profile`` reserves: ``cpus_per_trial`` (default its ``threads``, else 1)
-    and ``gpus_per_trial``."""
-    return float(profile.cpus_per_trial or profile.threads or 1), float(profile.gpus_per_trial)
-
-
-def trial_threads(profile: Any) -> int:
-    """CPU threads a trial of ``profile`` trains with on Ray: its ``threads``, else its whole CPUs."""
-    return profile.threads or max(1, int(trial_resources(profile)[0]))
-
-
-def _run_remote_trial(threads: int, real: torch.Tensor, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """What a Ray worker runs: one bench trial with ``threads`` CPU threads (``real`` is an argument of its
-    own so that Ray hands the worker the tensor, not its object reference)."""
-    from .bench import run_trial
-
-    torch.set_num_threads(threads)
-    profile, row, seed, out = args
-    return run_trial(profile, row, seed, out, real, **kwargs)
-
-
-def run_trials_on_ray(todo: list[PlannedTrial], reals: dict[int, torch.Tensor], *, out: Path, address: str | None,
-                      cache_dir: Path | None,
-                      finished: Callable[[PlannedTrial, dict[str, Any]], None],
-                      lost: Callable[[PlannedTrial, str], dict[str, Any]]) -> None:
-    """Run ``todo`` as Ray tasks, each with its profile's resources, calling ``finished(entry, record)`` as each
-    one ends (in the order they end). A task whose worker died is recorded by ``lost(entry, reason)``; trials
-    that raise are already failed records (:func:`~ganzoo.bench.run_trial` does not raise)."""
-    if not todo:
-        return
-    ray = connect(address)
-    for entry in todo:
-        check_resources(ray, *trial_resources(entry.profile), entry.profile.device)
-    remote = ray.remote(max_retries=0)(_run_remote_trial)
-    shared = {key: ray.put(real) for key, real in reals.items()}  # once per dataset, not once per trial
-    pending: dict[Any, PlannedTrial] = {}
-    for entry in todo:
-        cpus, gpus = trial_resources(entry.profile)
-        ref = remote.options(num_cpus=cpus, num_gpus=gpus, name=f"ganzoo {entry.row} seed {entry.seed}").remote(
-            trial_threads(entry.profile), shared[id(entry.profile)], (entry.profile, entry.row, entry.seed, out),
-            {"config_hash": entry.config_hash, "cfg": entry.config, "eval_every": entry.eval_every,
-             "progress": False, "cache_dir": cache_dir, "pm": None})
-        pending[ref] = entry
-    warned = False
-    while pending:
-        (ref,), _ = ray.wait(list(pending), num_returns=1)
-        entry = pending.pop(ref)
-        try:
-            record = ray.get(ref)
-        except Exception as exc:  # a dead worker or node, an unpicklable result: the bench goes on
-            cause = getattr(exc, "cause", None) or exc  # a task's own exception, unwrapped
-            record = lost(entry, f"{type(cause).__name__}: {cause}")
-        if not warned and record.get("status") == "ok" and not Path(entry.config.out).is_dir():
-            warnings.warn(f"trial {entry.row} seed {entry.seed} ran on a node whose run directory "
-                          f"{entry.config.out!r} this machine does not see: put the bench directory on storage "
-                          "every node shares to keep grids, plots and checkpoints (results.json is complete)",
-                          stacklevel=2)
-            warned = True
-        finished(entry, record)

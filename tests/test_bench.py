@@ -12,9 +12,10 @@ from torch import nn
 
 import ganzoo
 from ganzoo import Generator, Loss, LossSpec, Variant, hookimpl
-from ganzoo.bench import BenchProfile, bench, list_profiles, load_profile
+from ganzoo.bench import BenchProfile, bench, load_profile
+from ganzoo.bench.leaderboard import render
 from ganzoo.cli import cli
-from ganzoo.leaderboard import render
+from ganzoo.meta import list_profiles
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -206,7 +207,7 @@ def test_parallel_jobs_record_every_trial_in_plan_order(tmp_path: Path) -> None:
 
 
 def test_a_trial_whose_worker_died_is_trained_again(tmp_path: Path) -> None:
-    from ganzoo.bench import LOST
+    from ganzoo.bench.records import LOST
 
     profile = tiny_profile(variants=["vanilla"], steps=2, seeds=2, overrides={"batch_size": 8, "log_every": 1})
     first = bench(profile=profile, out=tmp_path, progress=False, cache_dir=tmp_path / "cache")["trials"]
@@ -226,7 +227,7 @@ def test_same_seed_same_metrics(tmp_path: Path) -> None:
     profile = tiny_profile(variants=["vanilla"], steps=3, overrides={"batch_size": 8, "log_every": 1})
     a = bench(profile=profile, out=tmp_path / "a", progress=False, cache_dir=tmp_path / "cache")
     b = bench(profile=profile, out=tmp_path / "b", progress=False, cache_dir=tmp_path / "cache")
-    from ganzoo.bench import TIMING_KEYS
+    from ganzoo.bench.records import TIMING_KEYS
 
     def scores(results: dict) -> list[dict]:  # every evaluation's step and metrics; its timings vary
         return [{k: v for k, v in h.items() if k not in TIMING_KEYS} for h in results["trials"][0]["history"]]

@@ -23,8 +23,9 @@ import click
 import pytest
 
 from ganzoo import cli_reference, hookspecs
-from ganzoo.bench import list_profiles, load_profile
+from ganzoo.bench import load_profile
 from ganzoo.cli import cli
+from ganzoo.meta import list_profiles
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"

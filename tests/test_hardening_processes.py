@@ -18,7 +18,8 @@ import yaml
 from conftest import QUICK, registered
 
 from ganzoo import Loss, LossSpec, Variant, hookimpl, rundir
-from ganzoo.bench import LOST, BenchProfile, bench
+from ganzoo.bench import BenchProfile, bench
+from ganzoo.bench.records import LOST
 from ganzoo.cli import cli
 from ganzoo.errors import UsageError
 
@@ -229,7 +230,7 @@ class InProcessVariant:
 def test_plugins_registered_in_process_are_refused_where_trials_run_in_other_processes(tmp_path: Path) -> None:
     """The --jobs pool, Ray and Tune load plugins from entry points; a component that only this process knows
     is refused by name before anything trains, and the same bench runs here (jobs=1)."""
-    from ganzoo.sweep import sweep
+    from ganzoo.sweep.tune import sweep
 
     profile = tiny_profile(variants=["in-process", "vanilla"])
     with registered(InProcessVariant(), "in-process-plugin"):

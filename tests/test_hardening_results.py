@@ -22,10 +22,10 @@ import yaml
 from click.testing import CliRunner
 
 import ganzoo
+from ganzoo.bench.leaderboard import render
+from ganzoo.bench.reproduction import IDENTICAL, NOT_COMPARED, Comparison, Reproduction
 from ganzoo.cli import cli
 from ganzoo.errors import ResultsFileError, UsageError
-from ganzoo.leaderboard import render
-from ganzoo.reproduction import IDENTICAL, NOT_COMPARED, Comparison, Reproduction
 
 ROOT = Path(__file__).resolve().parents[1]
 EVIL = "<script>alert(1)</script>"
@@ -311,7 +311,7 @@ def test_malformed_results_file_is_a_usage_error(tmp_path: Path, case: str, comm
 
 
 def test_committed_and_well_formed_results_files_pass_the_schema(tmp_path: Path) -> None:
-    from ganzoo.results_file import load_sweep, read_results
+    from ganzoo.bench.records import load_sweep, read_results
 
     # the base the malformed cases change is itself valid: each case fails for its own change
     assert read_results(write(tmp_path / "r", results(trial(), trial(seed=1)))).profile.name == "small"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ganzoo.bench import RESULTS_FILE, load_results
-from ganzoo.leaderboard import render
+from ganzoo.bench.leaderboard import render
+from ganzoo.bench.records import RESULTS_FILE, load_results
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "default" / "results.json"

@@ -12,9 +12,9 @@ from ganzoo_plugins.mixtures import grid, ring
 
 import ganzoo
 from ganzoo.bench import BenchProfile
+from ganzoo.bench.leaderboard import render
 from ganzoo.cli import cli
 from ganzoo.errors import ConfigError
-from ganzoo.leaderboard import render
 from ganzoo.metric_keys import FID, HIGH_QUALITY, MODE_KL, MODES
 from ganzoo.training.assembly import CompositionError
 

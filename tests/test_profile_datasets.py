@@ -9,14 +9,15 @@ import pytest
 import yaml
 
 import ganzoo
-from ganzoo.bench import BenchProfile, load_profile, load_results, plan_trials
+from ganzoo.bench import BenchProfile, load_profile, load_results
+from ganzoo.bench.leaderboard import render
+from ganzoo.bench.plan import plan_trials
+from ganzoo.bench.reproduction import IDENTICAL, reproduce
 from ganzoo.cli import cli
 from ganzoo.errors import ConfigError
-from ganzoo.leaderboard import render
 from ganzoo.metric_keys import MODES
 from ganzoo.plugins import list_plugins
 from ganzoo.registry import get_registry
-from ganzoo.reproduction import IDENTICAL, reproduce
 
 
 def mixtures_profile(**changes) -> BenchProfile:

@@ -11,10 +11,11 @@ import pytest
 import yaml
 
 from ganzoo.bench import BenchProfile, bench, load_profile, load_results
+from ganzoo.bench.leaderboard import render
 from ganzoo.cli import cli
 from ganzoo.errors import ConfigError, UsageError
-from ganzoo.leaderboard import render
-from ganzoo.sweep import DEFAULTS_DIR, SWEEP_FILE, TUNED_DIR, TUNED_PROFILE, SweepSpec, sweep
+from ganzoo.sweep.spec import DEFAULTS_DIR, SWEEP_FILE, TUNED_DIR, TUNED_PROFILE, SweepSpec
+from ganzoo.sweep.tune import sweep
 
 ray = pytest.importorskip("ray")  # the ray extra; CI installs it with the test extra
 

@@ -11,12 +11,13 @@ import torch
 from conftest import registered
 
 import ganzoo
-from ganzoo.bench import BenchProfile, bench, load_profile, load_results, plan_trials
+from ganzoo.bench import BenchProfile, bench, load_profile, load_results
+from ganzoo.bench.leaderboard import render
+from ganzoo.bench.plan import plan_trials
+from ganzoo.bench.reproduction import IDENTICAL, MISSING, OUTSIDE, WITHIN, compare, prediction_interval
 from ganzoo.cli import cli
 from ganzoo.errors import UsageError
-from ganzoo.leaderboard import render
 from ganzoo.registry import get_registry
-from ganzoo.reproduction import IDENTICAL, MISSING, OUTSIDE, WITHIN, compare, prediction_interval
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "benchmarks" / "results" / "tiny"
@@ -188,7 +189,7 @@ def test_the_readme_main_job_finds_its_trials_in_the_committed_default_results(t
 def test_reproduce_pins_what_committed_trials_ran_with() -> None:
     """A default changed since the results were made: the re-run pins the recorded value (or, for records from
     before the key existed, the former default) for that row, and leaves rows that resolve as recorded alone."""
-    from ganzoo.reproduction import pin_former_defaults
+    from ganzoo.bench.reproduction import pin_former_defaults
 
     profile = small_profile(variants=["rgan", "rgan+ema", "vanilla"], variant_overrides={"rgan": {"latent_dim": 8}})
     before_the_key = [{"variant": row, "protocol": {"config": {}}} for row in ("reuse-gan", "reuse-gan+ema", "vanilla")]
@@ -204,3 +205,73 @@ def test_reproduce_pins_what_committed_trials_ran_with() -> None:
             "generator_batch": "reuse", "compile": "auto", "channels_last": "auto", "fused_optimizer": "auto",
             "discriminator_pass": "auto"}}} for t in before_the_key]
         assert pin_former_defaults(profile, recorded) == profile
+
+
+COMMITTED = sorted((ROOT / "benchmarks" / "results").rglob("results.json"))
+
+
+def test_every_committed_results_directory_is_checked() -> None:
+    dirs = {p.parent.relative_to(ROOT / "benchmarks" / "results").parts[0] for p in COMMITTED}
+    assert dirs == {p.name for p in (ROOT / "benchmarks" / "results").iterdir() if p.is_dir()}
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.parent.relative_to(ROOT / "benchmarks" / "results")
+                         .as_posix())
+def test_every_committed_trial_hash_is_its_config_and_protocol(path: Path) -> None:
+    """Each committed trial's config_hash is trial_hash(its recorded config, the Protocol of its profile part
+    and budget), and re-planning the stored profile gives that hash for every trial whose config resolves today
+    as it was recorded (a default changed since changes the config, and so rightly the hash)."""
+    from ganzoo.bench.profile import Budget, trial_hash
+    from ganzoo.bench.records import read_results
+    from ganzoo.bench.reproduction import pin_former_defaults
+
+    loaded = read_results(path)
+    trials = loaded.data["trials"]
+    parts = {part.dataset: part for part in loaded.profile.parts()}
+    for t in trials:
+        budget = Budget(steps=t["protocol"]["budget"]["steps"], eval_every=t["protocol"]["eval_every"])
+        protocol = parts[t["protocol"]["dataset"]].protocol(budget)
+        assert trial_hash(t["protocol"]["config"], protocol) == t["config_hash"], (t["variant"], t["seed"])
+    recorded = {(t["variant"], t["seed"], t["protocol"]["dataset"]): t for t in trials}
+    replanned = 0
+    for entry in plan_trials(pin_former_defaults(loaded.profile, trials), path.parent, get_registry()):
+        t = recorded.get((entry.row, entry.seed, entry.profile.dataset))
+        if t is not None and {**entry.config.model_dump(mode="json"), "out": None} == {**t["protocol"]["config"],
+                                                                                         "out": None}:
+            assert entry.config_hash == t["config_hash"], (entry.row, entry.seed)
+            replanned += 1
+    if path.parent.name in ("default", "zoo", "collapse", "pacgan-stacked-mnist", "generator-batch-zoo-fresh"):
+        assert replanned == len(trials)  # these resolve today as they were made
+
+
+def test_every_committed_sweep_row_keeps_its_spec_hash() -> None:
+    from ganzoo.bench.records import load_sweep
+    from ganzoo.sweep.tune import spec_hash
+
+    sweeps = sorted((ROOT / "benchmarks" / "results").rglob("sweep.json"))
+    assert sweeps
+    for path in sweeps:
+        data = load_sweep(path)
+        profile = BenchProfile.model_validate(data["profile"])
+        for row, found in data["rows"].items():
+            assert spec_hash(profile, row) == found["spec_hash"], (path, row)
+
+
+def test_the_protocol_is_exactly_what_a_trial_hash_covers() -> None:
+    """A trial's identity changes with a Protocol field and with nothing else of the profile; threads enters it
+    only when set, and a row's own budget replaces the profile's steps and eval_every."""
+    from ganzoo.bench.profile import Protocol
+
+    profile = small_profile()
+    plan = plan_trials(profile, Path("out"), get_registry())
+    from ganzoo.sweep.spec import SweepSpec
+
+    same = {"name": "other", "description": "x", "fid_target": 1.0, "cpus_per_trial": 2.0, "gpus_per_trial": 1.0,
+            "seeds": 1, "variants": ["vanilla"], "sweep": SweepSpec(space={"lr_g": {"uniform": [0.1, 0.2]}})}
+    again = plan_trials(profile.model_copy(update=same), Path("else"), get_registry())
+    assert again[0].config_hash == plan[0].config_hash
+    assert "threads" not in profile.protocol(profile.budget("vanilla")).hashed()
+    assert profile.model_copy(update={"threads": 1}).protocol(profile.budget("vanilla")).hashed()["threads"] == 1
+    assert set(Protocol.model_fields) < set(BenchProfile.model_fields)
+    other = plan_trials(profile.model_copy(update={"num_fake": 99}), Path("out"), get_registry())
+    assert other[0].config_hash != plan[0].config_hash

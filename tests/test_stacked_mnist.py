@@ -11,7 +11,7 @@ from ganzoo_plugins.stacked_mnist import mode_metrics, stack, triples
 
 import ganzoo
 from ganzoo.bench import BenchProfile
-from ganzoo.leaderboard import render
+from ganzoo.bench.leaderboard import render
 from ganzoo.metric_keys import FID, MODE_KL, MODES
 
 

@@ -26,8 +26,9 @@ def test_import_and_help_load_neither_torch_nor_plugins() -> None:
 
 def test_lazy_names_resolve_and_bench_stays_the_function() -> None:
     out = run_python(
-        "import ganzoo, ganzoo.bench, ganzoo.reproduction\n"
+        "import ganzoo, ganzoo.bench, ganzoo.bench.reproduction, ganzoo.sweep.spec\n"
         "from ganzoo.bench import load_profile\n"
-        "print(callable(ganzoo.bench), ganzoo.bench.__module__, ganzoo.reproduce.__module__,\n"
+        "print(callable(ganzoo.bench), ganzoo.bench.__module__, ganzoo.reproduce.__module__, callable(ganzoo.sweep),\n"
         "      ganzoo.Generator.__module__, 'evaluate' in dir(ganzoo))\n")
-    assert out.split() == ["True", "ganzoo.bench", "ganzoo.reproduction", "ganzoo.components", "True"]
+    assert out.split() == ["True", "ganzoo.bench.harness", "ganzoo.bench.reproduction", "True", "ganzoo.components",
+                          "True"]

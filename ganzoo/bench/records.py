@@ -1,4 +1,4 @@
-"""Read the files a bench and a sweep write (``results.json``, ``sweep.json``), checked against one schema on load.
+"""The records a bench and a sweep write (``results.json``, ``sweep.json``): their typed schema, read and written.
 
 Results files travel: they are committed, attached to pull requests and handed to ``ganzoo bench --reproduce``
 and ``ganzoo leaderboard``. Everything that reads one goes through :func:`read_results` (or :func:`load_sweep`),
@@ -19,11 +19,25 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .bench import LOST, RESULTS_FILE, RESULTS_FORMAT, BenchProfile
-from .errors import GanzooError, ResultsFileError, UsageError
-from .metric_keys import BY_KEY
-from .sweep import SWEEP_FILE, SWEEP_FORMAT
+from ..checkpoint import atomic_write_bytes
+from ..errors import GanzooError, ResultsFileError, UsageError
+from ..metric_keys import BY_KEY
+from ..sweep.spec import SWEEP_FILE, SWEEP_FORMAT
+from .profile import BenchProfile, portable_profile
 
+RESULTS_FORMAT = 1
+RESULTS_FILE = "results.json"
+#: The status of a trial whose process or Ray worker died before it could report (out of memory, a lost node):
+#: like an interrupted trial (``running``), it is trained again when the bench is re-run.
+LOST = "lost"
+RERUN_STATUSES = ("running", LOST)
+#: Beside its scores, each evaluation in a trial's ``history`` records the seconds trained before it and the
+#: seconds the evaluation itself took.
+TRAIN_SECONDS = "train_seconds"
+EVAL_SECONDS = "eval_seconds"
+TIMING_KEYS = (TRAIN_SECONDS, EVAL_SECONDS)
+#: A trial's record in ``results.json`` as a bench writes it, JSON as it is (read back typed: :class:`Trial`).
+TrialRecord = dict[str, Any]
 #: The largest results or sweep file read (ganzoo's own are well under a megabyte).
 MAX_FILE_BYTES = 64 * 2**20
 #: How a trial may end: ``running`` is a record written before the trial ran, ``lost`` one whose worker died.
@@ -44,6 +58,11 @@ class Scores(_Record):
     """Metric values by key (``final``, ``untrained``, ``best``, one evaluation of ``history``): numbers only."""
 
     __pydantic_extra__: dict[str, float]
+
+    @property
+    def values(self) -> dict[str, float]:
+        """The values by metric key (timings too, in an evaluation)."""
+        return self.__pydantic_extra__
 
 
 class Evaluation(Scores):
@@ -68,8 +87,9 @@ class Versions(_Record):
     torch_fidelity: str
 
 
-class Protocol(_Record):
-    """What a trial's figures depend on besides its seed (see ``ganzoo.bench.trial_record``)."""
+class TrialProtocol(_Record):
+    """What a trial's figures depend on besides its seed, as recorded (see ``ganzoo.bench.trial.trial_record``);
+    :class:`ganzoo.bench.profile.Protocol` is the part of it that a trial's hash covers."""
 
     profile: str
     dataset: str
@@ -90,7 +110,7 @@ class Hardware(_Record):
 
 
 class Trial(_Record):
-    """One trial of ``results.json``: a (row, seed) and how it ended."""
+    """One trial of ``results.json`` (a :data:`TrialRecord`): a (row, seed) and how it ended."""
 
     variant: str = Field(min_length=1)
     seed: int = Field(ge=0, lt=_SEED_LIMIT)
@@ -98,7 +118,7 @@ class Trial(_Record):
     reason: str | None = None
     diverged_at: int | None = Field(None, ge=0, le=_COUNT_LIMIT)
     config_hash: str
-    protocol: Protocol
+    protocol: TrialProtocol
     hardware: Hardware | None = None  # absent for a trial that never ran; never null
     steps: int | None = Field(None, ge=0, le=_COUNT_LIMIT)
     train_seconds: float | None = Field(None, ge=0)
@@ -185,11 +205,13 @@ class SweepSchema(_Record):
 
 @dataclass(frozen=True)
 class ResultsFile:
-    """A results file that passed :class:`ResultsSchema`: its path, its JSON as written and its profile."""
+    """A results file that passed :class:`ResultsSchema`: its path, its JSON as written, its profile and its typed
+    trials."""
 
     path: Path
     data: dict[str, Any]
     profile: BenchProfile
+    trials: list[Trial]
 
 
 def results_path(path: str | Path) -> Path:
@@ -215,7 +237,7 @@ def read_results(path: str | Path) -> ResultsFile:
         for key, rel in trial.artifacts.items():
             _check_artifact(path, f"trials[{i}].artifacts.{key}", rel)
     data["profile"] = _normalised(data["profile"], checked.profile)
-    return ResultsFile(path=path, data=data, profile=checked.profile)
+    return ResultsFile(path=path, data=data, profile=checked.profile, trials=checked.trials)
 
 
 def load_results(path: str | Path) -> dict[str, Any]:
@@ -310,3 +332,19 @@ def _check_artifact(path: Path, field: str, rel: str) -> None:
     if why:
         raise ResultsFileError(f"results file {str(path)!r}: {field} = {shown} {why}; an artifact must be a relative "
                                "path inside the results file's directory")
+
+
+def write_results(out: Path, profile: BenchProfile, trials: list[TrialRecord]) -> None:
+    """Write ``out/results.json``: ``profile`` (as :func:`~ganzoo.bench.profile.portable_profile` stores it) and
+    ``trials``, whole or not at all."""
+    data = {"format": RESULTS_FORMAT, "profile": portable_profile(profile), "trials": trials}
+    text = json.dumps(data, indent=2, sort_keys=False) + "\n"
+    atomic_write_bytes(out / RESULTS_FILE, lambda f: f.write(text.encode()))
+
+
+def write_sweep(out: Path, profile: BenchProfile, rows: dict[str, Any]) -> dict[str, Any]:
+    """Write ``out/sweep.json`` (``profile`` and every row's search) and return what it holds."""
+    data = {"format": SWEEP_FORMAT, "profile": portable_profile(profile), "rows": rows}
+    text = json.dumps(data, indent=2) + "\n"
+    atomic_write_bytes(out / SWEEP_FILE, lambda f: f.write(text.encode()))
+    return data

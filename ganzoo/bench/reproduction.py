@@ -26,13 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pluggy
-
-from .bench import EXTENSION_JOINER, BenchProfile, bench, plan_trials
-from .config import FORMER_DEFAULTS, merge
-from .errors import GanzooError, UsageError
-from .metric_keys import FID, METRICS
-from .results_file import read_results
+from ..config import FORMER_DEFAULTS, merge
+from ..errors import GanzooError, UsageError
+from ..metric_keys import FID, METRICS
+from ..registry import Registry, get_registry
+from .harness import bench
+from .plan import EXTENSION_JOINER, plan_trials
+from .profile import BenchProfile
+from .records import TrialRecord, read_results
 
 #: The prediction interval's coverage: a re-run from another machine falls outside it 5% of the time by chance.
 CONFIDENCE = 0.95
@@ -113,7 +114,7 @@ class Reproduction:
         return bool(verdicts) and all(v in (IDENTICAL, WITHIN) for v in verdicts.values())
 
 
-def machine_type(trial: dict[str, Any]) -> str:
+def machine_type(trial: TrialRecord) -> str:
     """What a trial's figures depend on besides its config and seed: processor, CPU instruction set used by
     torch, threads, GPU and torch version, as one line."""
     hw = trial.get("hardware", {})
@@ -140,17 +141,17 @@ def prediction_interval(values: list[float], m: int) -> tuple[float, float]:
     return mean - half, mean + half
 
 
-def row_label(trial: dict[str, Any], datasets: int = 1) -> str:
+def row_label(trial: TrialRecord, datasets: int = 1) -> str:
     """A trial's row as reports name it: its variant row, prefixed by its dataset where a results file spans
     ``datasets`` > 1 (``ring-8/vanilla``)."""
     return f"{_dataset(trial)}/{trial['variant']}" if datasets > 1 else trial["variant"]
 
 
-def _dataset(trial: dict[str, Any]) -> str | None:
+def _dataset(trial: TrialRecord) -> str | None:
     return trial.get("protocol", {}).get("dataset")
 
 
-def compare(committed: list[dict[str, Any]], new: list[dict[str, Any]],
+def compare(committed: list[TrialRecord], new: list[TrialRecord],
             datasets: int | None = None) -> list[Comparison]:
     """Compare two lists of trial records (``results.json`` trials) row by row and metric by metric (a row per
     dataset and variant row; rows are named with their dataset where the results span ``datasets`` > 1,
@@ -180,15 +181,12 @@ def compare(committed: list[dict[str, Any]], new: list[dict[str, Any]],
     return comparisons
 
 
-def pin_former_defaults(profile: BenchProfile, committed: list[dict[str, Any]],
-                        pm: pluggy.PluginManager | None = None) -> BenchProfile:
+def pin_former_defaults(profile: BenchProfile, committed: list[TrialRecord]) -> BenchProfile:
     """``profile`` with every :data:`~ganzoo.config.FORMER_DEFAULTS` key that a row would now resolve to another
     value than its ``committed`` trials ran with pinned, for that row, to their value (in ``variant_overrides``).
     A results file records each trial's full config, so a default changed since is no reason for a re-run to
     differ."""
-    from .registry import get_registry
-
-    registry = get_registry(pm)
+    registry = get_registry()
     pins: dict[tuple[str, str], dict[str, Any]] = {}  # (dataset, row) -> keys
     for entry in plan_trials(profile, Path("."), registry):
         dataset = entry.profile.dataset
@@ -221,7 +219,7 @@ def pin_former_defaults(profile: BenchProfile, committed: list[dict[str, Any]],
     return profile.model_copy(update={"datasets": datasets})
 
 
-def _canonical(registry: Any, name: str) -> str | None:
+def _canonical(registry: Registry, name: str) -> str | None:
     try:
         return registry.variants.get(name).item.name
     except GanzooError:
@@ -237,7 +235,6 @@ def reproduce(
     feature_extractor_weights: str | Path | None = None,
     jobs: int = 1,
     progress: bool = True,
-    pm: pluggy.PluginManager | None = None,
 ) -> Reproduction:
     """Re-run the benchmark stored in ``results`` (a ``results.json`` or its directory) and compare.
 
@@ -257,12 +254,7 @@ def reproduce(
     """
     loaded = read_results(results)
     path, profile, committed = loaded.path, loaded.profile, loaded.data["trials"]
-    rows = list(dict.fromkeys(t["variant"] for t in committed))
-    if variants:
-        unknown = [v for v in variants if v not in rows]
-        if unknown:
-            raise UsageError(f"{str(path)!r} has no row {', '.join(map(repr, unknown))}; its rows: {', '.join(rows)}")
-        rows = [r for r in rows if r in variants]
+    rows = _rows_asked(path, committed, variants)
     most = max(part.seeds for part in profile.parts())
     if seeds is not None and not 1 <= seeds <= most:
         raise UsageError(f"{str(path)!r} has seeds 0..{most - 1}; --seeds must be 1 to {most}")
@@ -270,39 +262,70 @@ def reproduce(
     out = Path(out) if out is not None else Path("runs/reproduce") / profile.name
     if out.resolve() == path.parent.resolve():
         raise UsageError(f"the re-run would overwrite the committed results in {str(out)!r}; give another --out")
-    update: dict[str, Any] = {"variants": rows, "seeds": run_seeds}
-    if feature_extractor_weights is not None:
-        update["feature_extractor_weights"] = Path(feature_extractor_weights).expanduser()
-    if profile.datasets:  # each dataset re-runs the rows it has of those asked for, with its own seeds
-        part_seeds = {part.dataset: part.seeds for part in profile.parts()}
-        update["datasets"] = {
-            name: {**changes, "seeds": min(run_seeds, part_seeds[name]) if seeds is not None else part_seeds[name],
-                   "variants": [r for r in rows if any(t["variant"] == r and t["protocol"]["dataset"] == name
-                                                       for t in committed)]}
-            for name, changes in profile.datasets.items()}
-        if feature_extractor_weights is not None:  # where the file is here, for a dataset naming its own too
-            for changes in update["datasets"].values():
-                if "feature_extractor_weights" in changes:
-                    changes["feature_extractor_weights"] = str(Path(feature_extractor_weights).expanduser())
-        update["datasets"] = {name: changes for name, changes in update["datasets"].items() if changes["variants"]}
     mine = [t for t in committed if t["variant"] in rows]
     if not any(key in (t.get("final") or {}) for t in mine if t["status"] == "ok" for key in COMPARED):
         raise UsageError(f"nothing to compare: no finished trial of {str(path)!r} (rows {', '.join(rows)}) recorded "
                          f"a final score ({', '.join(COMPARED)}); a reproduction needs committed figures")
-    threads = None
-    if profile.threads is None:  # a profile without a thread count: train with the one its trials recorded
-        counts = {(t.get("hardware") or {}).get("threads") for t in mine}
-        recorded = counts.pop() if len(counts) == 1 else None
-        if recorded is not None and recorded * jobs <= (os.cpu_count() or 1):  # where the cores are there for it
-            threads = recorded
     datasets = len({_dataset(t) for t in committed})
-    profile = pin_former_defaults(profile.model_copy(update=update), mine, pm)
-    rerun = bench(profile=profile, out=out, jobs=jobs, threads=threads, progress=progress, pm=pm)
+    rerun_profile = pin_former_defaults(_rerun_profile(profile, committed, rows, seeds, run_seeds,
+                                                       feature_extractor_weights), mine)
+    rerun = bench(profile=rerun_profile, out=out, jobs=jobs, threads=_recorded_threads(profile, mine, jobs),
+                  progress=progress)
+    return _report(path, out, run_seeds, mine, rerun["trials"], datasets)
+
+
+def _rows_asked(path: Path, committed: list[TrialRecord], variants: list[str] | None) -> list[str]:
+    """The committed rows to re-run: all, or those of ``variants`` (each checked to be one)."""
+    rows = list(dict.fromkeys(t["variant"] for t in committed))
+    if variants:
+        unknown = [v for v in variants if v not in rows]
+        if unknown:
+            raise UsageError(f"{str(path)!r} has no row {', '.join(map(repr, unknown))}; its rows: {', '.join(rows)}")
+        rows = [r for r in rows if r in variants]
+    return rows
+
+
+def _rerun_profile(profile: BenchProfile, committed: list[TrialRecord], rows: list[str], seeds: int | None,
+                   run_seeds: int, weights: str | Path | None) -> BenchProfile:
+    """The committed ``profile`` restricted to ``rows`` and ``run_seeds`` (each dataset to the rows it has, with
+    its own seeds), with the feature extractor's ``weights`` where they are on this machine."""
+    update: dict[str, Any] = {"variants": rows, "seeds": run_seeds}
+    if weights is not None:
+        update["feature_extractor_weights"] = Path(weights).expanduser()
+    if profile.datasets:  # each dataset re-runs the rows it has of those asked for, with its own seeds
+        part_seeds = {part.dataset: part.seeds for part in profile.parts()}
+        parts = {
+            name: {**changes, "seeds": min(run_seeds, part_seeds[name]) if seeds is not None else part_seeds[name],
+                   "variants": [r for r in rows if any(t["variant"] == r and t["protocol"]["dataset"] == name
+                                                       for t in committed)]}
+            for name, changes in profile.datasets.items()}
+        if weights is not None:  # where the file is here, for a dataset naming its own too
+            for changes in parts.values():
+                if "feature_extractor_weights" in changes:
+                    changes["feature_extractor_weights"] = str(Path(weights).expanduser())
+        update["datasets"] = {name: changes for name, changes in parts.items() if changes["variants"]}
+    return profile.model_copy(update=update)
+
+
+def _recorded_threads(profile: BenchProfile, mine: list[TrialRecord], jobs: int) -> int | None:
+    """The thread count a profile without one re-runs with: the one its trials recorded, where this machine has
+    that many cores per job; else ``None`` (the bench decides)."""
+    if profile.threads is not None:
+        return None
+    counts = {(t.get("hardware") or {}).get("threads") for t in mine}
+    recorded = counts.pop() if len(counts) == 1 else None
+    if recorded is not None and recorded * jobs <= (os.cpu_count() or 1):  # where the cores are there for it
+        return recorded
+    return None
+
+
+def _report(path: Path, out: Path, run_seeds: int, mine: list[TrialRecord], rerun: list[TrialRecord],
+            datasets: int) -> Reproduction:
     report = Reproduction(results=path, out=out, seeds=list(range(run_seeds)),
-                          comparisons=compare(mine, rerun["trials"], datasets),
+                          comparisons=compare(mine, rerun, datasets),
                           expected_rows=list(dict.fromkeys(row_label(t, datasets) for t in mine)))
     report.committed_machine = sorted({machine_type(t) for t in mine})
-    report.machine = sorted({machine_type(t) for t in rerun["trials"] if t.get("hardware")})
+    report.machine = sorted({machine_type(t) for t in rerun if t.get("hardware")})
     report.failed_trials = [f"{row_label(t, datasets)} seed {t['seed']}: {t['status']}, {t['reason']}"
-                            for t in rerun["trials"] if t["status"] != "ok"]
+                            for t in rerun if t["status"] != "ok"]
     return report

@@ -1,0 +1,201 @@
+"""Where a bench's trials run, behind one interface: :class:`LocalExecutor` (this process, or a pool of ``--jobs``
+worker processes) and :class:`RayExecutor` (each trial a Ray task on a cluster).
+
+An executor is handed the trials (:class:`Trials`), the function that runs one (:func:`ganzoo.bench.trial.run_trial`,
+passed in) and a :class:`Reporter` it tells as each trial starts and ends. A trial whose worker died is
+recorded by :func:`~ganzoo.bench.trial.lost_record` (the trial itself never raises).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from ..ray_cluster import check_resources, connect
+from .plan import PlannedTrial
+from .records import TrialRecord
+from .trial import lost_record
+
+#: Seconds between a ``--jobs`` worker's checks that the bench process that started it still lives.
+PARENT_CHECK_SECONDS = 0.5
+#: Linux ``prctl`` option: the signal a process receives when its parent dies.
+_PR_SET_PDEATHSIG = 1
+
+#: Runs one trial: ``run_trial(entry, out, real, progress=..., cache_dir=...)``.
+TrialRunner = Callable[..., TrialRecord]
+
+
+@dataclass(frozen=True)
+class Trials:
+    """What an executor runs: the trials still to do, the reference data of each part of the profile (by the
+    part's ``id``), and where and how the trials write."""
+
+    todo: list[PlannedTrial]
+    reals: dict[int, torch.Tensor]
+    out: Path
+    cache_dir: Path | None
+    progress: bool
+
+    def real(self, entry: PlannedTrial) -> torch.Tensor:
+        """The reference data ``entry`` is scored against."""
+        return self.reals[id(entry.profile)]
+
+
+class Reporter(Protocol):
+    """What an executor tells as trials run (the bench's progress bar and results file)."""
+
+    def start(self, entry: PlannedTrial) -> None:
+        """``entry`` starts training here (the serial local executor only)."""
+
+    def finished(self, entry: PlannedTrial, record: TrialRecord) -> None:
+        """``entry`` ended with ``record`` (failed and lost trials too)."""
+
+
+class Executor(Protocol):
+    """Runs ``trials`` with ``run_trial``, telling ``report`` as each one ends (in the order they end)."""
+
+    def run(self, trials: Trials, run_trial: TrialRunner, report: Reporter) -> None:
+        """Run every trial of ``trials``; return once each one is reported."""
+
+
+@dataclass(frozen=True)
+class LocalExecutor:
+    """Trials on this machine: one after another in this process (``jobs`` 1), or in a pool of ``jobs`` processes
+    sharing the cores. ``threads`` is each trial's CPU thread count where the bench or profile fixes it; else the
+    machine's (all cores, shared out among the jobs)."""
+
+    jobs: int = 1
+    threads: int | None = None
+
+    def run(self, trials: Trials, run_trial: TrialRunner, report: Reporter) -> None:
+        """Run ``trials`` here (see :class:`Executor`)."""
+        if self.jobs <= 1:
+            self._serial(trials, run_trial, report)
+        else:
+            self._pool(trials, run_trial, report)
+
+    def _serial(self, trials: Trials, run_trial: TrialRunner, report: Reporter) -> None:
+        threads_before = torch.get_num_threads()
+        torch.set_num_threads(self.threads or threads_before)
+        try:
+            for entry in trials.todo:
+                report.start(entry)
+                report.finished(entry, run_trial(entry, trials.out, trials.real(entry), progress=trials.progress,
+                                                 cache_dir=trials.cache_dir))
+        finally:
+            torch.set_num_threads(threads_before)
+
+    def _pool(self, trials: Trials, run_trial: TrialRunner, report: Reporter) -> None:
+        # Independent trials in separate processes, sharing the cores between them. Each worker builds its own
+        # plugin manager from the entry points (plugins registered in-process here are not seen there).
+        context = multiprocessing.get_context("spawn")
+        threads = self.threads or max(1, (os.cpu_count() or 1) // self.jobs)
+        with ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_init_worker,
+                                 initargs=(threads, os.getpid())) as pool:
+            futures = {pool.submit(run_trial, entry, trials.out, trials.real(entry), progress=False,
+                                   cache_dir=trials.cache_dir): entry
+                       for entry in trials.todo}
+            for future in as_completed(futures):
+                entry = futures[future]
+                try:
+                    record = future.result()
+                except Exception as exc:  # run_trial never raises: its process died
+                    record = lost_record(entry, trials.real(entry), f"{type(exc).__name__}: {exc}")
+                report.finished(entry, record)
+
+
+def _init_worker(threads: int, parent: int) -> None:
+    """Set up a ``--jobs`` worker process: ``threads`` CPU threads, and it dies with the bench process ``parent``
+    (pid) that started it, so that a killed bench leaves no worker training on into its directory. On Linux the
+    kernel sends it SIGTERM when ``parent`` dies; everywhere a watcher thread checks every
+    :data:`PARENT_CHECK_SECONDS` that ``parent`` is still its parent."""
+    torch.set_num_threads(threads)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+        except (OSError, AttributeError):
+            pass  # the watcher still stops it
+
+    def orphaned() -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5 * PARENT_CHECK_SECONDS)  # a handler someone installed for SIGTERM had its chance
+        os._exit(1)
+
+    if os.getppid() != parent:  # the bench died before this worker got here
+        orphaned()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        orphaned()
+
+    threading.Thread(target=watch, name="ganzoo-bench-parent-watch", daemon=True).start()
+
+
+def _run_remote_trial(run_trial: TrialRunner, threads: int, real: torch.Tensor, entry: PlannedTrial, out: Path,
+                      cache_dir: Path | None) -> TrialRecord:
+    """What a Ray worker runs: one bench trial with ``threads`` CPU threads (``real`` is an argument of its
+    own so that Ray hands the worker the tensor, not its object reference)."""
+    torch.set_num_threads(threads)
+    return run_trial(entry, out, real, progress=False, cache_dir=cache_dir)
+
+
+@dataclass(frozen=True)
+class RayExecutor:
+    """Trials as Ray tasks on the cluster at ``address`` (see :func:`ganzoo.ray_cluster.connect`), each with its
+    profile's resources (:attr:`ganzoo.bench.profile.Execution.ray_resources`). A trial's worker finds its
+    plugins through the entry points, so every node needs ganzoo and the same plugins installed, and the bench
+    directory must be on storage every node shares."""
+
+    address: str | None = None
+
+    def run(self, trials: Trials, run_trial: TrialRunner, report: Reporter) -> None:
+        """Run ``trials`` on Ray (see :class:`Executor`)."""
+        if not trials.todo:
+            return
+        ray = connect(self.address)
+        for entry in trials.todo:
+            check_resources(ray, *entry.profile.execution.ray_resources, entry.profile.device)
+        remote = ray.remote(max_retries=0)(_run_remote_trial)
+        shared = {key: ray.put(real) for key, real in trials.reals.items()}  # once per dataset, not once per trial
+        pending: dict[Any, PlannedTrial] = {}
+        for entry in trials.todo:
+            execution = entry.profile.execution
+            cpus, gpus = execution.ray_resources
+            ref = remote.options(num_cpus=cpus, num_gpus=gpus, name=f"ganzoo {entry.row} seed {entry.seed}").remote(
+                run_trial, execution.ray_threads, shared[id(entry.profile)], entry, trials.out, trials.cache_dir)
+            pending[ref] = entry
+        self._collect(ray, pending, trials, report)
+
+    @staticmethod
+    def _collect(ray: Any, pending: dict[Any, PlannedTrial], trials: Trials, report: Reporter) -> None:
+        warned = False
+        while pending:
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            entry = pending.pop(ref)
+            try:
+                record = ray.get(ref)
+            except Exception as exc:  # a dead worker or node, an unpicklable result: the bench goes on
+                cause = getattr(exc, "cause", None) or exc  # a task's own exception, unwrapped
+                record = lost_record(entry, trials.real(entry), f"{type(cause).__name__}: {cause}")
+            if not warned and record.get("status") == "ok" and not Path(entry.config.out).is_dir():
+                warnings.warn(f"trial {entry.row} seed {entry.seed} ran on a node whose run directory "
+                              f"{entry.config.out!r} this machine does not see: put the bench directory on storage "
+                              "every node shares to keep grids, plots and checkpoints (results.json is complete)",
+                              stacklevel=2)
+                warned = True
+            report.finished(entry, record)

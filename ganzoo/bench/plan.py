@@ -1,0 +1,149 @@
+"""A bench's plan: every (row, seed) trial of a profile with its resolved config and identity, resolved before
+anything trains, and the checks a plan must pass before it runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+from ..config import TrainConfig, merge
+from ..data import load_images
+from ..errors import ConfigError, GanzooError, UsageError
+from ..plugins import get_plugin_manager
+from ..registry import Registry
+from ..training.assembly import resolve_config
+from .profile import BenchProfile, trial_hash
+from .records import RERUN_STATUSES, TrialRecord
+
+#: Joins a variant and the extensions of one leaderboard row: ``dcgan+ema+diffaugment``.
+EXTENSION_JOINER = "+"
+
+
+class PlannedTrial(NamedTuple):
+    """One trial of a bench: its part of the profile (the whole profile, or its part for one of ``datasets``), row,
+    seed, resolved training config, evaluation interval and the hash that identifies it in ``results.json``."""
+
+    profile: BenchProfile
+    row: str
+    seed: int
+    config: TrainConfig
+    eval_every: int
+    config_hash: str
+
+    @property
+    def key(self) -> tuple[str, int, str]:
+        return self.row, self.seed, self.config_hash
+
+
+def split_row(name: str, registry: Registry) -> tuple[str, list[str]]:
+    """``"dcgan+ema+diffaugment"`` -> ``("dcgan", ["ema", "diffaugment"])``, each extension checked to exist."""
+    base, *extensions = [part.strip() for part in name.split(EXTENSION_JOINER)]
+    twice = sorted({ext for ext in extensions if extensions.count(ext) > 1})
+    if twice:
+        raise UsageError(f"variant row {name!r} names extension {', '.join(map(repr, twice))} more than once; "
+                         f"name each extension once")
+    for ext in extensions:
+        if ext not in registry.extensions:
+            raise UsageError(f"variant row {name!r} names extension {ext!r}, which no loaded plugin registers; "
+                             f"available: {', '.join(registry.extensions.names()) or '(none)'}")
+    return base, extensions
+
+
+def plan_trials(prof: BenchProfile, out: Path, registry: Registry) -> list[PlannedTrial]:
+    """Every trial of ``prof``, its run directory under ``out`` (``out/DATASET`` for a profile with
+    ``datasets``); resolving them all first makes a typo in a variant name fail before anything trains."""
+    plan = []
+    for part in prof.parts():
+        plan += _plan_part(part, out / part.dataset if prof.datasets else out, registry)
+    return plan
+
+
+def _rows(prof: BenchProfile, registry: Registry) -> dict[str, tuple[str, str, list[str]]]:
+    """Row name -> (canonical variant, as requested, extensions) of ``prof``'s variants (aliases run once)."""
+    rows: dict[str, tuple[str, str, list[str]]] = {}
+    for requested in prof.variants:
+        base, extensions = split_row(requested, registry)
+        canonical = registry.variants.get(base).item.name
+        rows.setdefault(EXTENSION_JOINER.join([canonical, *extensions]), (canonical, base, extensions))
+    for name in prof.budgets:  # a typo in a budget's name must not silently leave a row at the default budget
+        try:
+            registry.variants.get(split_row(name, registry)[0])
+        except GanzooError as exc:
+            raise ConfigError(f"profile {prof.name!r}, budgets: {exc}") from None
+    return rows
+
+
+def _plan_part(prof: BenchProfile, out: Path, registry: Registry) -> list[PlannedTrial]:
+    plan = []
+    for row, (canonical, variant, extensions) in _rows(prof, registry).items():
+        per_variant = prof.variant_overrides.get(canonical, prof.variant_overrides.get(variant, {}))
+        overrides = merge(prof.overrides, per_variant)
+        if extensions:  # an extension row: the variant's recipe with these extensions added
+            overrides = merge(overrides, prof.variant_overrides.get(row, {}))
+            overrides = merge({"extensions": {name: {} for name in extensions}}, overrides)
+        budget = prof.budget(row, canonical, variant)
+        protocol = prof.protocol(budget)
+        for seed in range(prof.seeds):
+            cfg = resolve_config(registry, canonical, overrides=overrides,
+                                 steps=budget.steps, dataset=prof.dataset, seed=seed, device=prof.device,
+                                 out=str(out / row / f"seed-{seed}"))
+            # No intermediate grids or checkpoints unless the profile asks for them: a bench directory holds
+            # the final grid and checkpoint of every trial, and writing is not counted as training time anyway.
+            cfg = cfg.model_copy(update={key: getattr(cfg, key) if key in overrides else 0
+                                         for key in ("sample_every", "checkpoint_every")})
+            plan.append(PlannedTrial(prof, row, seed, cfg, protocol.eval_every, trial_hash(cfg, protocol)))
+    return plan
+
+
+def load_reference(registry: Registry, trial: PlannedTrial, *, progress: bool = True) -> torch.Tensor:
+    """The real samples that ``trial``'s scores compare against: its profile's ``dataset`` at ``real_split``,
+    loaded the way the trial's config loads its training data (root, download, image size, workers)."""
+    cfg, prof = trial.config, trial.profile
+    return load_images(registry, prof.dataset, split=prof.real_split, root=cfg.data_root, download=cfg.download,
+                       image_size=cfg.image_size).tensor(workers=cfg.data_workers, progress=progress)
+
+
+def refuse_in_process_plugins(plan: list[PlannedTrial], registry: Registry, where: str) -> None:
+    """Refuse a plan whose trials would run in other processes (``where``: the ``--jobs`` pool, Ray, Tune) while
+    a component they use (variant, networks, loss, extensions, dataset) comes from a plugin registered in this
+    process only: a worker loads its plugins from the entry points, so it would not find that component, or find
+    another under its name."""
+    from_entry_points = getattr(get_plugin_manager(), "ganzoo_distinfo", {})
+    used: dict[str, str] = {}  # plugin -> the first component of it a trial uses
+    for entry in plan:
+        cfg = entry.config
+        variant = registry.variants.get(cfg.variant)
+        parts = [("variant", registry.variants, cfg.variant), ("dataset", registry.datasets, cfg.dataset),
+                 ("generator", registry.generators, cfg.generator or variant.item.generator),
+                 ("discriminator", registry.discriminators, cfg.discriminator or variant.item.discriminator),
+                 ("loss", registry.losses, cfg.loss or variant.item.loss),
+                 *(("extension", registry.extensions, name) for name in cfg.extensions)]
+        for kind, table, name in parts:
+            plugin = table.get(name).plugin
+            if plugin not in from_entry_points:
+                used.setdefault(plugin, f"{kind} {name!r} of row {entry.row!r}")
+    if used:
+        plugin, what = next(iter(used.items()))
+        raise UsageError(f"{what} comes from plugin {plugin!r}, which was registered in this process, not loaded "
+                         f"from an entry point; trials on {where} run in other processes, which load plugins from "
+                         "entry points only. Install the plugin as a package with a 'ganzoo' entry point, or run "
+                         "the trials here (jobs=1, the local executor)")
+
+
+def refuse_training_over(out: Path, previous: list[TrialRecord], plan: list[PlannedTrial]) -> None:
+    """Refuse to run ``plan`` into ``out`` when a row and seed it plans holds a finished trial of other settings
+    or another budget in ``out/results.json``: training it anew would delete that trial's checkpoints and
+    grids. Finished trials at rows and seeds the plan does not touch are kept, whatever they are."""
+    planned = {entry.key for entry in plan}
+    places = {(entry.row, entry.seed) for entry in plan}
+    replaced = [t for t in previous if t["status"] not in RERUN_STATUSES
+                and (t["variant"], t["seed"]) in places and (t["variant"], t["seed"], t["config_hash"]) not in planned]
+    if not replaced:
+        return
+    shown = [f"{t['variant']} seed {t['seed']}" for t in replaced[:4]]
+    more = f" and {len(replaced) - len(shown)} more" if len(replaced) > len(shown) else ""
+    raise UsageError(f"--out {str(out)!r} holds {len(replaced)} finished trial(s) of the same rows and seeds with "
+                     f"other settings or another budget ({', '.join(shown)}{more}), which this bench would train "
+                     "over; pass --overwrite (overwrite=True) to replace them, or choose another --out")

@@ -1,0 +1,260 @@
+"""One bench trial: train a planned (row, seed) in its run directory, score it, and return its record.
+
+:func:`run_trial` is what every executor runs (in this process, a ``--jobs`` worker or a Ray worker); it never
+raises for a failing or diverging variant, so that one bad row cannot stop a bench.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import rundir
+from ..errors import DivergenceError, GanzooError, UsageError
+from ..evaluation import evaluation_samples, score_samples
+from ..metric_keys import METRICS
+from ..plots import plot_losses, plot_metrics
+from ..registry import get_registry
+from ..runlog import LOG_FILE
+from ..training.callbacks import Evaluation, Scorer
+from ..training.loop import Callback, RunState, TrainResult
+from ..training.run import run_config, versions
+from ..training.trainer import Trainer
+from .plan import PlannedTrial
+from .profile import BenchProfile
+from .records import EVAL_SECONDS, LOST, TIMING_KEYS, TRAIN_SECONDS, TrialRecord
+
+#: The plots a trial draws into its run directory beside what the run itself writes.
+LOSS_PLOT, METRICS_PLOT = "loss.png", "metrics.png"
+# metric -> lower is better
+METRIC_DIRECTIONS = {m.key: m.lower_is_better for m in METRICS}
+
+
+def hardware() -> dict[str, Any]:
+    """The machine a trial ran on: CPU model, threads, GPU."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
+            "gpu": gpu, "platform": platform.platform()}
+
+
+def portable_extractor_info(info: dict[str, Any]) -> dict[str, Any]:
+    """``info`` with its weights path made machine-independent: the bundled file as ``bundled:NAME``, any
+    other as its file name (the sha256 beside it identifies the file wherever it lives)."""
+    from ..metrics import WEIGHTS_PATH  # heavy (torch-fidelity): only where a trial is recorded
+
+    path = Path(info["weights_path"])
+    shown = f"bundled:{WEIGHTS_PATH.name}" if path.resolve() == WEIGHTS_PATH.resolve() else path.name
+    return {**info, "weights_path": shown}
+
+
+def make_evaluator(real: torch.Tensor, profile: BenchProfile, seed: int, cache_dir: Path | None,
+                   dataset_metrics: Callable[[torch.Tensor], dict[str, float]] | None = None) -> Scorer:
+    """A scorer for :class:`~ganzoo.training.callbacks.Evaluation` that scores ``profile.num_fake`` generated
+    images.
+
+    The latents (and, for a conditional generator, labels drawn from the dataset's class frequencies) come
+    from :func:`~ganzoo.evaluation.evaluation_samples` for ``seed``: the same inputs at every evaluation, and
+    training draws nothing less or more because of them. A conditional run is also scored by
+    :data:`~ganzoo.metric_keys.CLASS_AGREEMENT`: how often the MNIST classifier sees the class asked for.
+    ``ganzoo evaluate`` scores a run directory the same way. The dataset's own ``dataset_metrics``
+    (:attr:`ganzoo.DatasetSpec.metrics`) are added; non-image data (``real`` a float tensor) is scored by them
+    alone.
+    """
+    images = not real.is_floating_point()
+
+    def evaluate(trainer: Trainer) -> dict[str, float]:
+        conditional = trainer.assembly.conditional_generator
+        samples, labels = evaluation_samples(trainer.sample, trainer.config.latent_dim, profile.num_fake, seed,
+                                             trainer.device, trainer.class_probs if conditional else None, images)
+        return score_samples(samples, real, labels, feature_extractor=profile.feature_extractor,
+                             feature_extractor_weights=profile.feature_extractor_weights, cache_dir=cache_dir,
+                             dataset_metrics=dataset_metrics)
+
+    return evaluate
+
+
+def best_scores(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The best value of each metric over the evaluations after step 0, with the step it was reached at."""
+    trained = [h for h in history if h["step"] > 0]
+    best: dict[str, Any] = {}
+    for key, lower in METRIC_DIRECTIONS.items():
+        rows = [h for h in trained if key in h and math.isfinite(h[key])]
+        if rows:
+            row = (min if lower else max)(rows, key=lambda h: h[key])
+            best[key] = row[key]
+            best[f"{key}_step"] = row["step"]
+    return best
+
+
+def trial_record(entry: PlannedTrial, real: torch.Tensor, status: str = "running",
+                 reason: str | None = None) -> TrialRecord:
+    """A trial's record in ``results.json`` before it has run: what it is and its protocol (``status`` and
+    ``reason`` say why, for a trial that could not run at all)."""
+    from .. import metrics  # heavy (torch-fidelity): only where a trial is recorded
+
+    profile, cfg, seed = entry.profile, entry.config, entry.seed
+    return {
+        "variant": entry.row, "base_variant": cfg.variant, "extensions": list(cfg.extensions), "seed": seed,
+        "status": status, "reason": reason,
+        "diverged_at": None, "config_hash": entry.config_hash,
+        "protocol": {
+            "profile": profile.name, "dataset": profile.dataset, "train_split": "train",
+            "real_split": profile.real_split, "num_real": int(real.shape[0]), "num_fake": profile.num_fake,
+            # non-image data is scored by its dataset's metrics alone: no feature extractor
+            "feature_extractor": None if real.is_floating_point() else portable_extractor_info(
+                metrics.extractor_info(profile.feature_extractor, profile.feature_extractor_weights)),
+            "budget": {"steps": cfg.steps, "seconds": profile.seconds},
+            "eval_every": entry.eval_every, "eval_every_seconds": profile.eval_every_seconds,
+            "seed": seed, "config_hash": entry.config_hash, "config": cfg.model_dump(mode="json"),
+            "versions": {**versions(), "torch_fidelity": _torch_fidelity_version()},
+        },
+    }
+
+
+def lost_record(entry: PlannedTrial, real: torch.Tensor, reason: str) -> TrialRecord:
+    """The record of a trial whose worker died (out of memory, a lost node) before it could report; a re-run of
+    the bench trains it again."""
+    return trial_record(entry, real, status=LOST,
+                        reason=f"the trial's worker died ({reason}); re-run the bench to train it again")
+
+
+def run_trial(entry: PlannedTrial, out: Path, real: torch.Tensor, *, progress: bool,
+              cache_dir: Path | None) -> TrialRecord:
+    """Train and score one planned (row, seed) for its config's steps, evaluating every ``entry.eval_every``;
+    never raises for a failing or diverging variant. ``entry.row`` is the leaderboard row: a variant's name, or
+    it joined with extensions (``dcgan+ema``).
+
+    The trial's run directory is locked (:func:`ganzoo.rundir.run_lock`) while it trains, and emptied first (what
+    an interrupted attempt left must not mix in); a directory another live process holds (a worker of a bench
+    that was killed) is not touched: the trial is recorded ``lost``, to be trained by a later run."""
+    trial_dir = Path(entry.config.out)
+    try:
+        if trial_dir.is_symlink():
+            raise UsageError(f"trial directory {str(trial_dir)!r} is a symbolic link; a bench writes its trial "
+                             "directories itself: remove the link")
+        lock = rundir.run_lock(trial_dir)
+        lock.__enter__()
+    except GanzooError as exc:
+        locked = isinstance(exc, rundir.RunLockedError)
+        return trial_record(entry, real, status=LOST if locked else "failed",
+                            reason=f"{exc}" + ("; re-run the bench to train it once that process is gone"
+                                               if locked else ""))
+    try:
+        foreign = sorted(child.name for child in trial_dir.iterdir() if not rundir.written_by_a_run(child.name)
+                         and child.name not in (LOSS_PLOT, METRICS_PLOT))
+        if foreign:  # not a trial's directory: nothing in it is deleted
+            return trial_record(entry, real, status=LOST,
+                                reason=f"trial directory {str(trial_dir)!r} holds files no ganzoo run wrote "
+                                       f"({', '.join(foreign[:5])}); move them away and re-run the bench, or "
+                                       "choose another --out")
+        _empty(trial_dir)
+        return _train_trial(entry, out, real, progress=progress, cache_dir=cache_dir)
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _empty(trial_dir: Path) -> None:
+    """Delete what an interrupted attempt left in ``trial_dir`` (the lock stays)."""
+    for child in trial_dir.iterdir():
+        if child.name == rundir.LOCK_FILE:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
+class TrialHistory(Callback):
+    """Appends each evaluation of a trial to ``history`` as ``results.json`` records it: the step, the scores,
+    the seconds trained before it and the seconds it took."""
+
+    def __init__(self, history: list[dict[str, Any]]) -> None:
+        self.history = history
+
+    def on_evaluation(self, run: RunState, scores: dict[str, float]) -> None:
+        timing = run.evaluations[-1]
+        self.history.append({"step": run.step, **scores, TRAIN_SECONDS: timing["train_seconds"],
+                             EVAL_SECONDS: timing["eval_seconds"]})
+
+
+def train(entry: PlannedTrial, real: torch.Tensor, history: list[dict[str, Any]], *, progress: bool,
+          cache_dir: Path | None) -> TrainResult:
+    """The training call of a trial: train ``entry.config`` under the profile's budget, evaluating at the
+    profile's interval, each evaluation's scores and timings appended to ``history``."""
+    profile = entry.profile
+    evaluator = make_evaluator(real, profile, entry.seed, cache_dir,
+                               get_registry().datasets.get(profile.dataset).item.metrics)
+    return run_config(entry.config, progress=progress, max_seconds=profile.seconds, callbacks=[
+        Evaluation(evaluator, entry.eval_every, profile.eval_every_seconds), TrialHistory(history)])
+
+
+def _train_trial(entry: PlannedTrial, out: Path, real: torch.Tensor, *, progress: bool,
+                 cache_dir: Path | None) -> TrialRecord:
+    """:func:`run_trial` in its locked, emptied run directory."""
+    record = trial_record(entry, real)
+    record["hardware"] = hardware()  # the thread count too: figures depend on it
+    started = time.perf_counter()
+    history: list[dict[str, Any]] = []
+    try:
+        result = train(entry, real, history, progress=progress, cache_dir=cache_dir)
+    except DivergenceError as exc:
+        record.update(status="diverged", reason=str(exc), diverged_at=exc.step)
+    except GanzooError as exc:
+        record.update(status="failed", reason=str(exc))
+    except Exception as exc:  # a plugin bug must not stop the other variants
+        record.update(status="failed", reason=f"{type(exc).__name__}: {exc}")
+    else:
+        record.update(status="ok", steps=result.steps, images_seen=result.images_seen,
+                      train_seconds=result.train_seconds, images_per_second=result.images_per_second,
+                      stopped_by=result.stopped_by, components=result.components)
+    record["wall_seconds"] = round(time.perf_counter() - started, 3)
+    record["history"] = history
+    untrained = [h for h in history if h["step"] == 0]
+    record["untrained"] = ({k: v for k, v in untrained[0].items() if k not in ("step", *TIMING_KEYS)}
+                           if untrained else None)
+    if record["status"] == "ok":
+        record["final"] = {k: v for k, v in history[-1].items() if k not in ("step", *TIMING_KEYS)}
+        record["best"] = best_scores(history)
+    record["artifacts"] = _artifacts(entry, out, history, ok=record["status"] == "ok")
+    return record
+
+
+def _artifacts(entry: PlannedTrial, out: Path, history: list[dict[str, Any]], *, ok: bool) -> dict[str, str]:
+    """Draw a trial's plots into its run directory; its artifacts (plots, sample grid, checkpoints) relative to
+    the bench directory ``out``."""
+    trial_dir = Path(entry.config.out)
+    rel = trial_dir.relative_to(out).as_posix()
+    title = f"{entry.row} seed {entry.seed}"
+    artifacts: dict[str, str] = {}
+    if (trial_dir / LOG_FILE).is_file() and (trial_dir / LOG_FILE).stat().st_size:
+        artifacts["loss_plot"] = f"{rel}/{LOSS_PLOT}"
+        plot_losses(trial_dir / LOG_FILE, trial_dir / LOSS_PLOT, title)
+    if len(history) > 1:
+        artifacts["metrics_plot"] = f"{rel}/{METRICS_PLOT}"
+        plot_metrics(history, trial_dir / METRICS_PLOT, title)
+    if (trial_dir / "samples.png").is_file() and ok:
+        artifacts["samples"] = f"{rel}/samples.png"
+    if ok:
+        artifacts["checkpoint"] = f"{rel}/checkpoints"
+    return artifacts
+
+
+def _torch_fidelity_version() -> str:
+    import torch_fidelity
+
+    return str(torch_fidelity.__version__)

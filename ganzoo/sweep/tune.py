@@ -1,0 +1,367 @@
+"""Hyperparameter sweeps on Ray Tune: a search per variant row under one equal step budget, then the tuned
+configurations and the paper defaults benchmarked side by side.
+
+A profile's ``sweep:`` section (:class:`~ganzoo.sweep.spec.SweepSpec`) names the search space (training config
+keys, dotted for nested ones: ``lr_g``, ``betas``, ``extensions.ema.decay``), how many configurations to try per
+row and the scheduler. :func:`sweep` runs, for every row of the profile, a Tune experiment whose trials each train the
+row with one sampled configuration for the row's budget, evaluated every ``eval_every`` steps by the bench's
+own evaluator (:func:`ganzoo.bench.trial.make_evaluator`) and reported to Tune at each evaluation with a
+checkpoint; ASHA stops the worst trials at those evaluations. It writes
+
+- ``OUT/sweep.json``: every trial of every row (its configuration, each evaluation's scores, how it ended)
+  and the best configuration per row, chosen among the trials that trained the whole budget;
+- ``OUT/tuned.yaml``: the profile with each row's best configuration in its ``variant_overrides``;
+- ``OUT/paper-defaults/results.json`` and ``OUT/tuned/results.json``: the bench of the profile as it is
+  and of ``tuned.yaml``, same seeds and budget, for the leaderboard's "tuned" and "paper defaults" sections.
+
+Everything is resumable: a row whose search finished is not searched again, an interrupted Tune experiment
+is restored (``Tuner.restore``, unfinished and errored trials resumed from their last checkpoint), and the
+two benches skip the trials they already hold. Ray is imported only when a sweep runs (``ganzoo[ray]``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from pydantic import ConfigDict
+from tqdm.auto import tqdm
+
+from .. import rundir
+from ..bench.harness import bench
+from ..bench.plan import EXTENSION_JOINER, PlannedTrial, load_reference, plan_trials, refuse_in_process_plugins
+from ..bench.profile import BenchProfile, Budget, Protocol, load_profile, portable_profile
+from ..bench.records import TRAIN_SECONDS, load_sweep, write_sweep
+from ..bench.trial import METRIC_DIRECTIONS, hardware, make_evaluator
+from ..checkpoint import latest_checkpoint, load_checkpoint
+from ..config import TrainConfig, merge, validate_config
+from ..errors import ConfigError, UsageError
+from ..ray_cluster import check_resources, connect
+from ..registry import Registry, get_registry
+from ..training.callbacks import Evaluation
+from ..training.loop import Callback, RunState
+from ..training.run import run_config
+from .spec import COMPLETED, DEFAULTS_DIR, FAILED, STOPPED, SWEEP_FILE, TUNED_DIR, TUNED_PROFILE, SweepSpec, nest
+
+
+class Search(Protocol):
+    """What makes a row's search the same search, the one object its ``spec_hash`` in ``sweep.json`` is hashed
+    from (:func:`spec_hash`): the protocol's fields, with the profile's own ``steps`` and ``eval_every`` and
+    ``threads`` even when unset, and the whole ``budgets``, ``sweep`` and ``datasets``. Not the seeds of the
+    benches, the rows run, the presentation nor where trials run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    budgets: dict[str, Budget]
+    sweep: SweepSpec | None
+    datasets: dict[str, dict[str, Any]]
+
+    @classmethod
+    def of(cls, profile: BenchProfile) -> Search:
+        """The search ``profile`` asks for."""
+        return cls(**profile.model_dump(include=set(cls.model_fields)))
+
+    def hashed(self) -> dict[str, Any]:
+        """The search as it enters the hash (every field, ``threads`` too)."""
+        return self.model_dump(mode="json")
+
+
+def spec_hash(profile: BenchProfile, row: str) -> str:
+    """The identity of ``row``'s search under ``profile`` (its :class:`Search`): a finished search of the same
+    hash is not run again."""
+    blob = json.dumps({"row": row, "profile": Search.of(profile).hashed()}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _tune_space(space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    from ray import tune
+
+    made = {}
+    for key, dist in space.items():
+        (kind, args), = dist.items()
+        made[key] = tune.choice(args) if kind == "choice" else getattr(tune, kind)(*args)
+    return made
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One row to search: its planned trial (config and budget as a bench's), what a Tune trial needs."""
+
+    entry: PlannedTrial
+    spec: SweepSpec
+    real: torch.Tensor
+    runs: Path
+
+    @property
+    def max_evaluations(self) -> int:
+        steps, every = self.entry.config.steps, self.entry.eval_every
+        return steps // every + (1 if steps % every else 0)
+
+
+def _tune_trial(params: dict[str, Any], *, row: _Row) -> None:
+    """One Tune trial (runs in a Ray worker): train the row with ``params`` for the budget, reporting each
+    evaluation's scores and a checkpoint; restored from Tune's checkpoint when the trial is resumed."""
+    from ray import tune
+
+    torch.set_num_threads(row.entry.profile.execution.ray_threads)
+    # the row's config as the bench resolves it, with this trial's values of the searched keys
+    cfg = validate_config(merge(row.entry.config.model_dump(mode="json"), nest(params)),
+                          f"sweep trial of row {row.entry.row!r}")
+    cfg = cfg.model_copy(update={"out": str(row.runs / tune.get_context().get_trial_id()), "seed": row.spec.trial_seed})
+    state = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            state = load_checkpoint(latest_checkpoint(Path(folder)))
+    _train(row, cfg, state)
+
+
+class TuneReport(Callback):
+    """Reports each evaluation of a sweep trial to Tune, with a checkpoint to resume the trial from."""
+
+    def on_evaluation(self, run: RunState, scores: dict[str, float]) -> None:
+        from ray import tune
+
+        with tempfile.TemporaryDirectory() as folder:
+            run.trainer.save_checkpoint(Path(folder))
+            tune.report({**scores, "step": run.step, TRAIN_SECONDS: round(run.train_seconds, 3)},
+                        checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def _train(row: _Row, cfg: TrainConfig, state: dict[str, Any] | None) -> None:
+    """The training call of a Tune trial: train ``cfg`` from ``state``, evaluating at the row's interval after
+    step 0 (the untrained generator ranks nothing) and reporting each evaluation to Tune with a checkpoint."""
+    profile = row.entry.profile
+    evaluator = make_evaluator(row.real, profile, row.spec.trial_seed, None,
+                               get_registry().datasets.get(profile.dataset).item.metrics)
+    run_config(cfg, state, progress=False, callbacks=[Evaluation(evaluator, row.entry.eval_every, at_start=False),
+                                                      TuneReport()])
+
+
+def _history(result: Any) -> list[dict[str, Any]]:
+    """A Tune trial's reported evaluations: the step, training seconds and bench metrics of each."""
+    frame = result.metrics_dataframe
+    if frame is None or not len(frame):
+        return []
+    keep = [c for c in frame.columns if c in ("step", TRAIN_SECONDS) or c in METRIC_DIRECTIONS]
+    return [{k: (int(v) if k == "step" else float(v)) for k, v in row.items()
+             if not (isinstance(v, float) and math.isnan(v))}
+            for row in frame[keep].to_dict("records")]
+
+
+def _trial_table(result_grid: Any, metric: str, lower: bool, max_evaluations: int) -> tuple[list[dict], Any]:
+    """Every trial as a row of the table, and the best one of those that trained the whole budget."""
+    trials, best = [], None
+    for result in sorted(result_grid, key=lambda r: Path(r.path).name):  # Tune's order changes on restore
+        history = _history(result)
+        evaluations = len(history)
+        if result.error is not None:
+            status, reason = FAILED, f"{type(result.error).__name__}: {str(result.error).strip().splitlines()[-1]}"
+        elif evaluations >= max_evaluations:
+            status, reason = COMPLETED, None
+        else:
+            status, reason = STOPPED, f"stopped by the scheduler after {evaluations} of {max_evaluations} evaluations"
+        final = history[-1].get(metric) if history else None
+        trial = {"trial_id": result.metrics.get("trial_id") if result.metrics else Path(result.path).name,
+                 "params": result.config, "status": status, "reason": reason, "evaluations": history,
+                 "final": final}
+        trials.append(trial)
+        if status == COMPLETED and final is not None and math.isfinite(final):
+            if best is None or (final < best["final"] if lower else final > best["final"]):
+                best = trial
+    return trials, best
+
+
+def sweep(
+    profile: str | Path | BenchProfile,
+    *,
+    out: str | Path = "runs/sweep",
+    variants: list[str] | None = None,
+    samples: int | None = None,
+    seeds: int | None = None,
+    address: str | None = None,
+    compare: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Search each row's hyperparameters on Ray Tune, then bench the tuned rows beside the paper defaults.
+
+    ``profile`` is a bundled profile name, a YAML file or a :class:`~ganzoo.bench.profile.BenchProfile` with a
+    ``sweep`` section; ``variants``, ``samples`` (configurations per row) and ``seeds`` (of the two benches)
+    override it. Runs on the Ray cluster at ``address`` (default ``RAY_ADDRESS``, else a local Ray instance),
+    each trial with the profile's ``cpus_per_trial``/``gpus_per_trial``. ``compare=False`` stops after the
+    search. Returns the contents of ``OUT/sweep.json``. Plugins are those of the process-wide plugin manager.
+
+    Example::
+
+        table = ganzoo.sweep("dcgan-sweep", out="runs/sweep", samples=8)
+        print(table["rows"]["dcgan"]["best"])
+    """
+    prof = _sweep_profile(profile, variants=variants, samples=samples, seeds=seeds)
+    out = Path(out).resolve()  # Tune wants an absolute storage path
+    out.mkdir(parents=True, exist_ok=True)
+    with rundir.run_lock(out), _quiet_tune():  # one sweep at a time writes into out
+        return _sweep(prof, out, address, compare, progress)
+
+
+def _sweep_profile(profile: str | Path | BenchProfile, *, variants: list[str] | None, samples: int | None,
+                   seeds: int | None) -> BenchProfile:
+    """The profile a sweep runs, with the arguments applied, checked to be sweepable."""
+    prof = profile if isinstance(profile, BenchProfile) else load_profile(profile)
+    if variants is not None:
+        prof = prof.model_copy(update={"variants": variants})
+    if seeds is not None:
+        prof = prof.model_copy(update={"seeds": seeds})
+    spec = prof.sweep
+    if spec is None:
+        raise UsageError(f"profile {prof.name!r} has no sweep section; add one (docs/distributed.md#sweeps)")
+    if samples is not None:
+        prof = prof.model_copy(update={"sweep": spec.model_copy(update={"samples": samples})})
+    if prof.datasets:
+        raise UsageError(f"profile {prof.name!r} spans datasets; sweep one dataset at a time")
+    if not prof.variants:
+        raise UsageError("no row to sweep: give at least one variant")
+    if prof.seconds is not None or prof.eval_every_seconds:
+        raise ConfigError(f"profile {prof.name!r}: a sweep compares configurations at equal steps; replace seconds "
+                          "and eval_every_seconds with steps and eval_every")
+    if spec.metric not in METRIC_DIRECTIONS:
+        raise ConfigError(f"profile {prof.name!r}, sweep.metric: unknown metric {spec.metric!r}; known: "
+                          f"{', '.join(METRIC_DIRECTIONS)}")
+    return prof
+
+
+# Tune's own console reporting and its checkpoint-frequency advice would bury the progress bar and the table;
+# a value the user set stays.
+_TUNE_QUIET = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
+
+
+@contextlib.contextmanager
+def _quiet_tune() -> Iterator[None]:
+    """Set :data:`_TUNE_QUIET` in the environment for the length of a sweep, then put it back as it was."""
+    added = [name for name in _TUNE_QUIET if name not in os.environ]
+    os.environ.update({name: _TUNE_QUIET[name] for name in added})
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
+def _sweep_plan(prof: BenchProfile, spec: SweepSpec, out: Path, registry: Registry) -> list[PlannedTrial]:
+    """Each row once (seed 0), its config and budget as a bench's, checked to be searchable."""
+    plan = plan_trials(prof.model_copy(update={"seeds": 1}), out / "runs", registry)
+    refuse_in_process_plugins(plan, registry, "Ray Tune")
+    for entry in plan:
+        steps, eval_every = entry.config.steps, entry.eval_every
+        if not eval_every or steps // eval_every < 1:
+            raise ConfigError(f"profile {prof.name!r}: row {entry.row!r} needs eval_every (at most its {steps} "
+                              "steps) for a sweep: trials are ranked and stopped at evaluations")
+        for key in spec.row_space(entry.row, entry.config.variant):
+            if key.split(".")[0] not in TrainConfig.model_fields:
+                raise ConfigError(f"profile {prof.name!r}, sweep space of row {entry.row!r}: {key!r} is not a "
+                                  "training config key (docs/configuration.md); nested keys are dotted, e.g. "
+                                  "extensions.ema.decay")
+    return plan
+
+
+def _sweep(prof: BenchProfile, out: Path, address: str | None, compare: bool, progress: bool) -> dict[str, Any]:
+    registry = get_registry()
+    spec = prof.sweep
+    assert spec is not None  # _sweep_profile refused a profile without one
+    plan = _sweep_plan(prof, spec, out, registry)
+    done = load_sweep(out / SWEEP_FILE)["rows"] if (out / SWEEP_FILE).is_file() else {}  # a resumed sweep
+    ray = connect(address)
+    check_resources(ray, *prof.execution.ray_resources, prof.device)
+    bar = tqdm(total=len(plan), desc="sweep", unit="row", disable=not progress, dynamic_ncols=True)
+    results: dict[str, Any] = {}
+    real = None
+    for entry in plan:
+        key = spec_hash(prof, entry.row)
+        if entry.row in done and done[entry.row].get("spec_hash") == key:
+            results[entry.row] = done[entry.row]
+        else:
+            real = load_reference(registry, plan[0], progress=progress) if real is None else real
+            bar.set_description(f"sweep {entry.row}")
+            results[entry.row] = _search(ray, _Row(entry, spec, real, out / "runs" / entry.row), key, out)
+            write_sweep(out, prof, {**done, **results})
+        bar.update(1)
+    bar.close()
+    data = write_sweep(out, prof, {**done, **results})
+    tuned = tuned_profile(prof, data["rows"], registry)
+    (out / TUNED_PROFILE).write_text(yaml.safe_dump(portable_profile(tuned), sort_keys=False))
+    if compare:
+        defaults = prof.model_copy(update={"name": f"{prof.name} (paper defaults)", "sweep": None})
+        # the sweep's own benches follow its current search: a changed one replaces what they held
+        bench(profile=defaults, out=out / DEFAULTS_DIR, executor="ray", address=address, overwrite=True,
+              progress=progress)
+        bench(profile=tuned, out=out / TUNED_DIR, executor="ray", address=address, overwrite=True, progress=progress)
+    return data
+
+
+def _tuner(row: _Row, key: str, out: Path) -> Any:
+    """The Tune experiment of ``row``'s search (``key``: its spec hash), restored where one was interrupted."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    spec = row.spec
+    cpus, gpus = row.entry.profile.execution.ray_resources
+    trainable = tune.with_resources(tune.with_parameters(_tune_trial, row=row), {"cpu": cpus, "gpu": gpus})
+    experiment = out / "tune" / f"{row.entry.row}-{key}"  # a changed search starts afresh
+    if tune.Tuner.can_restore(str(experiment)):
+        return tune.Tuner.restore(str(experiment), trainable=trainable, resume_errored=True)
+    most = row.max_evaluations
+    scheduler = (ASHAScheduler(time_attr="training_iteration", max_t=most, grace_period=min(spec.grace_period, most),
+                               reduction_factor=spec.reduction_factor)
+                 if spec.scheduler == "asha" else FIFOScheduler())
+    return tune.Tuner(
+        trainable, param_space=_tune_space(spec.row_space(row.entry.row, row.entry.config.variant)),
+        tune_config=tune.TuneConfig(metric=spec.metric, mode="min" if METRIC_DIRECTIONS[spec.metric] else "max",
+                                    scheduler=scheduler, num_samples=spec.samples,
+                                    search_alg=BasicVariantGenerator(random_state=spec.search_seed)),
+        run_config=tune.RunConfig(name=experiment.name, storage_path=str(out / "tune"), verbose=0,
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=2)))
+
+
+def _search(ray: Any, row: _Row, key: str, out: Path) -> dict[str, Any]:
+    """Search ``row`` on Tune; its entry of ``sweep.json``."""
+    entry, spec = row.entry, row.spec
+    cpus, gpus = entry.profile.execution.ray_resources
+    tuner = _tuner(row, key, out)
+    started = time.perf_counter()
+    trials, best = _trial_table(tuner.fit(), spec.metric, METRIC_DIRECTIONS[spec.metric], row.max_evaluations)
+    return {"spec_hash": key, "variant": entry.config.variant, "steps": entry.config.steps,
+            "eval_every": entry.eval_every, "metric": spec.metric,
+            # of this attempt (a restored search counts from its restart)
+            "wall_seconds": round(time.perf_counter() - started, 1),
+            "cluster": {"cpus": ray.cluster_resources().get("CPU", 0), "gpus": ray.cluster_resources().get("GPU", 0),
+                        "cpus_per_trial": cpus, "gpus_per_trial": gpus, "driver": hardware()},
+            "best": None if best is None else {"params": best["params"], "final": best["final"],
+                                               "trial_id": best["trial_id"]},
+            "trials": trials}
+
+
+def tuned_profile(profile: BenchProfile, rows: dict[str, Any], registry: Registry) -> BenchProfile:
+    """``profile`` with every row's best configuration merged into its ``variant_overrides`` (rows without
+    a completed trial keep their defaults), named ``NAME (tuned)`` and without its sweep section."""
+    overrides = {name: dict(options) for name, options in profile.variant_overrides.items()}
+    for row, found in rows.items():
+        if not found.get("best"):
+            continue
+        key = row
+        if EXTENSION_JOINER not in row:  # the variant's options may sit under an alias (wgan for wgan-gp)
+            key = next((name for name in overrides if EXTENSION_JOINER not in name
+                        and registry.variants.get(name).item.name == row), row)
+        overrides[key] = merge(overrides.get(key, {}), nest(found["best"]["params"]))
+    return profile.model_copy(update={"name": f"{profile.name} (tuned)", "variant_overrides": overrides,
+                                      "sweep": None})
