@@ -15,18 +15,9 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import checkpoint as ckpt
+from .. import runlog
 from ..errors import DivergenceError
 from ..images import grid_image, read_png, save_grid
-from ..runlog import (
-    LOG_FILE,
-    TAG_D_LOSS,
-    TAG_EVAL,
-    TAG_G_LOSS,
-    TAG_IMAGES_PER_SECOND,
-    TAG_SAMPLES,
-    drop_lines_after,
-    summary_writer,
-)
 from .loop import Callback, RunState
 from .randomness import rng_state, set_rng_state
 from .trainer import Trainer
@@ -109,8 +100,8 @@ class LossLog(Callback):
     def on_run_start(self, run: RunState) -> None:
         if run.is_main:
             if run.start_step:
-                drop_lines_after(run.out / LOG_FILE, run.start_step)
-            self.file = open(run.out / LOG_FILE, "a")
+                runlog.drop_lines_after(run.out / runlog.LOG_FILE, run.start_step)
+            self.file = open(run.out / runlog.LOG_FILE, "a")
 
     def on_step_end(self, run: RunState) -> None:
         if self.file is not None and is_log_step(run):
@@ -131,24 +122,24 @@ class TensorBoard(Callback):
 
     def on_run_start(self, run: RunState) -> None:
         if run.is_main:
-            self.writer = summary_writer(run.out, run.start_step)
+            self.writer = runlog.summary_writer(run.out, run.start_step)
 
     def on_step_end(self, run: RunState) -> None:
         if self.writer is not None and is_log_step(run):
             record = loss_record(run)
-            self.writer.add_scalar(TAG_D_LOSS, record["d_loss"], run.step)
-            self.writer.add_scalar(TAG_G_LOSS, record["g_loss"], run.step)
+            self.writer.add_scalar(runlog.TAG_D_LOSS, record["d_loss"], run.step)
+            self.writer.add_scalar(runlog.TAG_G_LOSS, record["g_loss"], run.step)
             if record["img_per_s"] is not None:
-                self.writer.add_scalar(TAG_IMAGES_PER_SECOND, record["img_per_s"], run.step)
+                self.writer.add_scalar(runlog.TAG_IMAGES_PER_SECOND, record["img_per_s"], run.step)
 
     def on_evaluation(self, run: RunState, scores: dict[str, float]) -> None:
         if self.writer is not None:
             for key, value in scores.items():
-                self.writer.add_scalar(TAG_EVAL + key, value, run.step)
+                self.writer.add_scalar(runlog.TAG_EVAL + key, value, run.step)
 
     def on_samples(self, run: RunState, grid: torch.Tensor) -> None:
         if self.writer is not None:
-            self.writer.add_image(TAG_SAMPLES, grid, run.step)
+            self.writer.add_image(runlog.TAG_SAMPLES, grid, run.step)
 
     def on_run_exit(self, run: RunState, error: BaseException | None) -> None:
         if self.writer is not None:
