@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from .components import DatasetSpec
     from .config import TrainConfig
-    from .data import ImageData
+    from .registry import Registry
 
 #: The evaluation latents of seed ``s`` come from a generator seeded ``EVAL_SEED_OFFSET + s``: never the
 #: training noise, so evaluating does not change a run.
@@ -86,10 +86,12 @@ def score_samples(samples: torch.Tensor, real: torch.Tensor, labels: torch.Tenso
 
     ``uint8`` images: FID, KID, IS and precision/recall (:func:`ganzoo.metrics.score_images`); float samples
     (non-image data): none of those. Either way, then the dataset's own ``dataset_metrics``
-    (:attr:`ganzoo.DatasetSpec.metrics`, given ``labels``, the classes a conditional generator was asked for,
-    when it declares that keyword: :func:`dataset_scores`), which non-image data needs to be scored at all. All
-    of it runs on fixed thread pools (:func:`~ganzoo.metrics.thread_pools.scoring_threads`)."""
+    (:attr:`ganzoo.DatasetSpec.metrics`), which non-image data needs to be scored at all, given ``labels`` (the
+    classes a conditional generator was asked for, else ``None``) when it declares that keyword, as a loss
+    declares its optional ones. All of it runs on fixed thread pools
+    (:func:`~ganzoo.metrics.thread_pools.scoring_threads`)."""
     from . import metrics
+    from .assembly import declared_keywords
     from .metrics.thread_pools import scoring_threads
 
     if samples.is_floating_point() and dataset_metrics is None:
@@ -100,19 +102,9 @@ def score_samples(samples: torch.Tensor, real: torch.Tensor, labels: torch.Tenso
             samples, real, feature_extractor=feature_extractor, feature_extractor_weights=feature_extractor_weights,
             cache_dir=cache_dir)
         if dataset_metrics is not None:
-            scores.update(dataset_scores(dataset_metrics, samples, labels))
+            extra = {"labels": labels} if declared_keywords(dataset_metrics, ("labels",)) else {}
+            scores.update({key: float(value) for key, value in dataset_metrics(samples, **extra).items()})
     return scores
-
-
-def dataset_scores(metrics: Callable[..., dict[str, float]], samples: torch.Tensor,
-                   labels: torch.Tensor | None) -> dict[str, float]:
-    """A dataset's own scores (:attr:`ganzoo.DatasetSpec.metrics`): ``metrics(samples)``, and ``labels=labels``
-    (``None`` for an unconditional generator) when ``metrics`` declares that keyword, as a loss declares its
-    optional ones; every value as a float."""
-    from .assembly import declared_keywords
-
-    extra = {"labels": labels} if declared_keywords(metrics, ("labels",)) else {}
-    return {key: float(value) for key, value in metrics(samples, **extra).items()}
 
 
 def is_generator_source(path: Path) -> bool:
@@ -198,8 +190,7 @@ class _NpzMember:
     """One ``.npy`` member of an ``.npz``: its header read from the zip stream (never the data, never a pickle)."""
 
     def __init__(self, path: Path, archive: zipfile.ZipFile, name: str) -> None:
-
-        self.path, self.name, self.array = path, name, name[: -len(".npy")]
+        self.path, self.array = path, name[: -len(".npy")]
         info = archive.getinfo(name)
         self.stream = archive.open(info)
         try:
@@ -306,7 +297,12 @@ def read_npz(path: Path, num: int | None = None, num_classes: int | None = None,
             labels = None
             if NPZ_LABELS in arrays and images.array != NPZ_LABELS:
                 labels = members.enter_context(_NpzMember(path, archive, arrays[NPZ_LABELS]))
-                _check_labels_header(labels, images.count)
+                where = f"{str(path)!r}: array {NPZ_LABELS!r}"
+                if labels.dtype.kind not in "iu":
+                    raise UsageError(f"{where} must hold integer classes, not {labels.dtype}")
+                if labels.shape != (images.count,):
+                    raise UsageError(f"{where} has shape {labels.shape}, but the file holds {images.count} images: "
+                                     f"give one class per image, shape ({images.count},)")
             array = images.read(count)
             label_array = labels.read(count).astype("int64") if labels is not None else None
     except (OSError, ValueError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error) as exc:
@@ -356,16 +352,6 @@ def _check_images_header(images: _NpzMember, image_shape: tuple[int, ...] | None
         raise UsageError(f"{str(images.path)!r}: images of {declared[2]} x {declared[1]} pixels are larger than the "
                          f"{Image.MAX_IMAGE_PIXELS} pixels ganzoo resizes (Pillow's MAX_IMAGE_PIXELS); the file is "
                          "crafted or not images")
-
-
-def _check_labels_header(labels: _NpzMember, count: int) -> None:
-    """Refuse a labels array that is not integer classes, one per image of the ``count``."""
-    where = f"{str(labels.path)!r}: array {NPZ_LABELS!r}"
-    if labels.dtype.kind not in "iu":
-        raise UsageError(f"{where} must hold integer classes, not {labels.dtype}")
-    if labels.shape != (count,):
-        raise UsageError(f"{where} has shape {labels.shape}, but the file holds {count} images: give one class per "
-                         f"image, shape ({count},)")
 
 
 def _shape(shape: Sequence[int]) -> str:
@@ -424,16 +410,16 @@ def evaluate(
     progress: bool = True,
 ) -> EvaluationResult:
     """Score ``source`` against the ``split`` of ``dataset`` with the bench's metrics; return the scores and
-    what was compared (``{"scores": {...}, "source": ..., "kind": ..., "num_fake": ..., ...}``).
+    what was compared (:class:`EvaluationResult`).
 
     ``source`` is a checkpoint, a run directory or an exported ``generator.safetensors`` (``num`` images,
     default as many as the reference split has, drawn with the bench's evaluation latents for ``seed``,
     default the run's seed, and for a conditional generator labels from its training data's class
     frequencies), a folder of images or an ``.npz`` (the first ``num`` images, default all; only those are
     read). At most :data:`MAX_EVAL_IMAGES` images and :data:`MAX_EVAL_BYTES` bytes of them are scored; a
-    larger ``num`` or source is refused before anything is generated or read. ``dataset``
-    defaults to the generator's training dataset, else ``mnist-5k``. Images whose size or channel count
-    differ from the dataset's are refused unless ``resize`` (see :func:`match_shape`).
+    larger ``num`` or source is refused before anything is generated or read. ``dataset`` defaults to the
+    generator's training dataset, else ``mnist-5k``. Images whose size or channel count differ from the
+    dataset's are refused unless ``resize`` (see :func:`match_shape`).
 
     A run directory evaluated with the bench's ``real_split``, ``num_fake`` and seed gives the bench's final
     figures for that trial. Example::
@@ -457,10 +443,10 @@ def evaluate(
     spec = registry.datasets.get(dataset).item
     if G is not None and cfg is not None:
         seed = cfg.seed if seed is None else seed
-        images, labels = _generated(G, cfg, path, real_data, real, num or int(real.shape[0]), seed)
+        images, labels = _generated(registry, G, cfg, path, real, num or int(real.shape[0]), seed)
     else:
-        images, labels = _read_images(path, num, spec, real_data.is_image, real, resize)
-    images = _fitted(images, real, real_data.is_image, path, dataset, resize)
+        images, labels = _read_images(path, num, spec, real, resize)
+    images = _fitted(images, real, path, dataset, resize)
     scores = score_samples(images, real, labels, feature_extractor=feature_extractor,
                            feature_extractor_weights=feature_extractor_weights, cache_dir=cache_dir,
                            dataset_metrics=spec.metrics)
@@ -483,28 +469,29 @@ def _checked_source(source: str | Path, num: int | None) -> Path:
     return path
 
 
-def _generated(G: torch.nn.Module, cfg: TrainConfig, path: Path, real_data: ImageData, real: torch.Tensor, n: int,
+def _generated(registry: Registry, G: torch.nn.Module, cfg: TrainConfig, path: Path, real: torch.Tensor, n: int,
                seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``n`` samples of ``G`` drawn as the bench draws them (:func:`evaluation_samples`), and for a conditional
-    generator the labels they were drawn for, from its training data's class frequencies."""
+    """``n`` samples of ``G`` drawn as the bench draws them (:func:`evaluation_samples`), like ``real`` (images or
+    float samples), and for a conditional generator the labels they were drawn for, from its training data's
+    class frequencies."""
     from .data import load_images
-    from .registry import get_registry
 
-    _check_size(repr(str(path)), n, math.prod(real.shape[1:]) * (1 if real_data.is_image else 4), "would draw")
+    images = not real.is_floating_point()  # else float32 samples, 4 bytes each
+    _check_size(repr(str(path)), n, math.prod(real.shape[1:]) * (1 if images else 4), "would draw")
     class_probs = None
     if getattr(G, "num_classes", None) is not None:
-        train = load_images(get_registry(), cfg.dataset, split="train", root=cfg.data_root, download=cfg.download,
+        train = load_images(registry, cfg.dataset, split="train", root=cfg.data_root, download=cfg.download,
                             image_size=cfg.image_size)
         class_probs = train.class_frequencies().float()
     return evaluation_samples(torch.no_grad()(partial(generate, G)), cfg.latent_dim, n, seed, "cpu", class_probs,
-                              images=real_data.is_image)
+                              images)
 
 
-def _read_images(path: Path, num: int | None, spec: DatasetSpec, is_image: bool, real: torch.Tensor,
+def _read_images(path: Path, num: int | None, spec: DatasetSpec, real: torch.Tensor,
                  resize: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The images of a folder or an ``.npz`` (with its labels, classes of ``spec``), to score against ``real``
-    (images of dataset ``spec``)."""
-    if not is_image:
+    """The images of a folder or an ``.npz`` (with its labels, of ``spec``'s classes), to score against ``real``,
+    the images of dataset ``spec``."""
+    if real.is_floating_point():
         raise UsageError(f"dataset {spec.name!r} holds samples of shape {tuple(real.shape[1:])}, not images: score "
                          "a checkpoint, a run directory or an exported generator against it, not image files")
     if path.suffix == ".npz":
@@ -512,11 +499,10 @@ def _read_images(path: Path, num: int | None, spec: DatasetSpec, is_image: bool,
     return read_image_folder(path, num), None
 
 
-def _fitted(samples: torch.Tensor, real: torch.Tensor, is_image: bool, path: Path, dataset: str,
-            resize: bool) -> torch.Tensor:
+def _fitted(samples: torch.Tensor, real: torch.Tensor, path: Path, dataset: str, resize: bool) -> torch.Tensor:
     """``samples`` of ``path`` in the shape of ``real`` (images resized if ``resize``: :func:`match_shape`), at
     least 2 of them."""
-    if is_image:
+    if not real.is_floating_point():
         samples = match_shape(samples, tuple(real.shape[1:]), str(path), dataset, resize)
     elif tuple(samples.shape[1:]) != tuple(real.shape[1:]):
         raise UsageError(f"{str(path)!r} draws samples of shape {tuple(samples.shape[1:])}, but dataset {dataset!r} "

@@ -17,12 +17,11 @@ IS_MEAN = "is_mean"
 IS_STD = "is_std"
 PRECISION = "precision"
 RECALL = "recall"
-#: MNIST's metrics (``mnist``, ``mnist-5k``): digit classes the bundled classifier sees in at least 1% of the samples.
+#: MNIST's own metrics (``mnist``, ``mnist-5k``): digit classes the bundled classifier reads in >= 1% of samples.
 CLASSES_COVERED = "classes_covered"
-#: MNIST's metrics: KL divergence (natural log) of the predicted digits' histogram from uniform: 0 when balanced.
+#: MNIST's own metrics: KL divergence (natural log) of the read digits' histogram from uniform; 0 when balanced.
 CLASS_KL = "class_kl"
-#: MNIST's metrics, conditional runs only: the share of samples the MNIST classifier assigns to the class they
-#: were drawn for.
+#: MNIST's own metrics, conditional runs only: the share of samples read as the class they were drawn for.
 CLASS_AGREEMENT = "class_agreement"
 #: Conditional runs only: the lowest class agreement of any one class (every class is drawn as asked at least
 #: this often).

@@ -10,9 +10,7 @@
   centre-cropped to ``image_size`` (default 64). Read lazily: training holds it in memory when it fits
   (``data_loading: auto``, decoded by ``data_workers`` processes) and streams it through a DataLoader otherwise.
 
-The two MNIST datasets score generated digits with :func:`digit_metrics` (their ``DatasetSpec.metrics``): the
-digits the bundled MNIST classifier predicts, how many of the 10 classes they cover and how balanced they are,
-and for a conditional generator how often they are the class asked for.
+``mnist`` and ``mnist-5k`` score generated digits by the classes the bundled classifier reads (:func:`digit_metrics`).
 """
 
 from __future__ import annotations
@@ -168,9 +166,7 @@ def digit_metrics(images: torch.Tensor, labels: torch.Tensor | None = None) -> d
     its lowest value over the classes."""
     from ganzoo.metrics import predict_digits
 
-    if images.dtype != torch.uint8 or images.ndim != 4:
-        raise ValueError(f"MNIST metrics need uint8 images (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
-    predictions = predict_digits(images)
+    predictions = predict_digits(images)  # uint8 images (N, 1 or 3, H, W), else a ValueError
     covered, kl = class_balance(predictions)
     scores = {CLASSES_COVERED: float(covered), CLASS_KL: kl}  # a count, as a float like every value
     if labels is not None:

@@ -120,5 +120,5 @@ def test_digit_metrics_of_real_digits_of_one_digit_and_of_asked_classes() -> Non
     assert {k: asked[k] for k in real} == real  # one pass of the classifier gives both
     wrong = digit_metrics(test.images, labels=(test.labels + 1) % 10)
     assert wrong[CLASS_AGREEMENT] < 0.05
-    with pytest.raises(ValueError, match="uint8 images"):
+    with pytest.raises(ValueError, match="expected uint8 images"):
         digit_metrics(test.images.float())
