@@ -15,12 +15,13 @@ import json
 from pathlib import Path
 
 import torch
+from ganzoo_plugins.datasets import class_agreement
 
 import ganzoo
 from ganzoo.bench import load_results
 from ganzoo.bench.trial import hardware
 from ganzoo.data import to_uint8
-from ganzoo.metrics import class_agreement
+from ganzoo.metrics import predict_digits
 
 
 def trial_agreement(run: Path, per_class: int, seed: int) -> dict[str, object] | None:
@@ -31,7 +32,7 @@ def trial_agreement(run: Path, per_class: int, seed: int) -> dict[str, object] |
         return None
     labels = torch.arange(num_classes).repeat_interleave(per_class)
     images = to_uint8(ganzoo.sample(run, n=len(labels), labels=labels, seed=seed))
-    _, by_class = class_agreement(images, labels)
+    _, by_class = class_agreement(predict_digits(images), labels)
     return {"per_class": {str(k): round(v, 4) for k, v in sorted(by_class.items())},
             "min": round(min(by_class.values()), 4),
             "mean": round(sum(by_class.values()) / len(by_class), 4)}

@@ -224,8 +224,9 @@ def sample_cmd(checkpoint: Path, count: int, out: Path | None, fmt: str, seed: i
 def evaluate_cmd(source: Path, dataset: str | None, split: str, num: int | None, seed: int | None,
                  feature_extractor: str, feature_extractor_weights: Path | None, resize: bool, raw: bool,
                  as_json: bool, no_progress: bool) -> None:
-    """Score SOURCE against a dataset split with the bench's metrics (FID, KID, IS, precision/recall, digit
-    classes): a checkpoint, run directory or exported generator, a folder of images, or an .npz of images.
+    """Score SOURCE against a dataset split with the bench's metrics (FID, KID, IS, precision/recall, and the
+    dataset's own, such as MNIST's digit classes): a checkpoint, run directory or exported generator, a folder
+    of images, or an .npz of images.
 
     At most ganzoo.evaluation.MAX_EVAL_IMAGES images (and MAX_EVAL_BYTES bytes of them) are scored; a larger
     --num, or an .npz whose header declares more, is refused before anything is read or generated, and of an

@@ -257,9 +257,11 @@ class DatasetSpec:
     description: str = ""
     offline: bool = False
     num_classes: int | None = None
-    #: Scores only this dataset defines, ``metrics(samples) -> {key: value}``, computed by the bench on every
-    #: evaluation's generated samples (``uint8`` images, or for non-image data float samples in the dataset's
-    #: coordinates) beside FID and the other image metrics, or instead of them for non-image data. Keys of
-    #: :mod:`ganzoo.metric_keys` (``modes``, ``high_quality``, ``mode_kl``) get their titles and directions on
-    #: the leaderboard; other keys are shown as they are.
-    metrics: Callable[[torch.Tensor], dict[str, float]] | None = None
+    #: Scores only this dataset defines, ``metrics(samples) -> {key: value}``, computed by the bench and ``ganzoo
+    #: evaluate`` on every evaluation's generated samples (``uint8`` images, or for non-image data float samples in
+    #: the dataset's coordinates) beside FID and the other image metrics, or instead of them for non-image data.
+    #: A callable that declares a keyword ``labels`` (``metrics(samples, labels=None)``) also gets the classes the
+    #: samples were drawn for (int64 ``(N,)``; ``None`` when the generator is unconditional). Keys of
+    #: :mod:`ganzoo.metric_keys` (``modes``, ``classes_covered``, ...) get their titles and directions on the
+    #: leaderboard; other keys are shown as they are.
+    metrics: Callable[..., dict[str, float]] | None = None

@@ -2,9 +2,9 @@
 
 :func:`evaluate` is ``ganzoo evaluate``. Its source is a checkpoint, a run directory or an exported
 ``generator.safetensors`` (sampled with the bench's evaluation latents), a folder of images or an ``.npz``
-array of images (from another codebase, or from ``ganzoo sample --format``). The bench's evaluator and this
-function share :func:`evaluation_samples` and :func:`score_samples`, so a run directory evaluated with the
-bench's seed, split and sample count gives the bench's figures exactly.
+array of images (from another codebase, or from ``ganzoo sample --format``). The bench and this function share
+:func:`evaluation_samples` and :func:`score_samples`, so a run directory evaluated with the bench's seed, split
+and sample count gives the bench's figures exactly.
 """
 
 from __future__ import annotations
@@ -12,25 +12,33 @@ from __future__ import annotations
 import math
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
-import pluggy
 import torch
 
 from .errors import ConfigError, UsageError
 from .images import IMAGE_SUFFIXES, list_image_files
-from .metric_keys import CLASS_AGREEMENT, CLASS_AGREEMENT_MIN
 from .sample_files import NPZ_IMAGES, NPZ_LABELS
 from .training.sampling import draw_labels, generate
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .components import DatasetSpec
+    from .config import TrainConfig
+    from .registry import Registry
 
 #: The evaluation latents of seed ``s`` come from a generator seeded ``EVAL_SEED_OFFSET + s``: never the
 #: training noise, so evaluating does not change a run.
 EVAL_SEED_OFFSET = 10_000
 #: Images generated (and scored) per batch.
 EVAL_BATCH = 500
+#: What ``ganzoo evaluate`` scores a folder or an ``.npz`` against when no dataset is named.
+DEFAULT_DATASET = "mnist-5k"
 #: The most images :func:`evaluate` scores from any source (``num``, an ``.npz``'s array, a folder's files):
 #: four times the 50,000 that FID is usually reported on. Beyond it, evaluate refuses before reading or generating.
 MAX_EVAL_IMAGES = 200_000
@@ -73,38 +81,29 @@ def evaluation_samples(generate: Callable[[torch.Tensor, torch.Tensor | None], t
 def score_samples(samples: torch.Tensor, real: torch.Tensor, labels: torch.Tensor | None = None, *,
                   feature_extractor: str = "ganzoo-mnist", feature_extractor_weights: str | Path | None = None,
                   cache_dir: str | Path | None = None,
-                  dataset_metrics: Callable[[torch.Tensor], dict[str, float]] | None = None) -> dict[str, float]:
+                  dataset_metrics: Callable[..., dict[str, float]] | None = None) -> dict[str, float]:
     """The bench's scores of generated ``samples`` against ``real``.
 
-    ``uint8`` images: FID, KID, IS, precision/recall and digit classes (:func:`ganzoo.metrics.evaluate`), plus
-    class agreement when ``labels`` says which class each image was generated for. Float samples (non-image
-    data): none of those. Either way, then the dataset's own ``dataset_metrics(samples)``
-    (:attr:`ganzoo.DatasetSpec.metrics`), which non-image data needs to be scored at all. All of it runs on fixed
-    thread pools (:func:`~ganzoo.metrics.thread_pools.scoring_threads`)."""
+    ``uint8`` images: FID, KID, IS and precision/recall (:func:`ganzoo.metrics.score_images`); float samples
+    (non-image data): none of those. Either way, then the dataset's own ``dataset_metrics``
+    (:attr:`ganzoo.DatasetSpec.metrics`), which non-image data needs to be scored at all, given ``labels`` (the
+    classes a conditional generator was asked for, else ``None``) when it declares that keyword, as a loss
+    declares its optional ones. All of it runs on fixed thread pools
+    (:func:`~ganzoo.metrics.thread_pools.scoring_threads`)."""
+    from . import metrics
+    from .training.assembly import declared_keywords
     from .metrics.thread_pools import scoring_threads
 
-    with scoring_threads():  # every figure on fixed thread pools, whatever the caller's (a bench worker, Ray)
-        return _score_samples(samples, real, labels, feature_extractor, feature_extractor_weights, cache_dir,
-                              dataset_metrics)
-
-
-def _score_samples(samples: torch.Tensor, real: torch.Tensor, labels: torch.Tensor | None, feature_extractor: str,
-                   feature_extractor_weights: str | Path | None, cache_dir: str | Path | None,
-                   dataset_metrics: Callable[[torch.Tensor], dict[str, float]] | None) -> dict[str, float]:
-    from . import metrics
-
-    scores: dict[str, float] = {}
-    if not samples.is_floating_point():
-        scores = metrics.evaluate(samples, real, feature_extractor=feature_extractor,
-                                  feature_extractor_weights=feature_extractor_weights, cache_dir=cache_dir)
-        if labels is not None:
-            overall, by_class = metrics.class_agreement(samples, labels)
-            scores[CLASS_AGREEMENT], scores[CLASS_AGREEMENT_MIN] = overall, min(by_class.values())
-    elif dataset_metrics is None:
+    if samples.is_floating_point() and dataset_metrics is None:
         raise UsageError("these samples are not images, and their dataset defines no metrics (DatasetSpec.metrics) "
                          "to score them with")
-    if dataset_metrics is not None:
-        scores.update({key: float(value) for key, value in dataset_metrics(samples).items()})
+    with scoring_threads():  # every figure on fixed thread pools, whatever the caller's (a bench worker, Ray)
+        scores = {} if samples.is_floating_point() else metrics.score_images(
+            samples, real, feature_extractor=feature_extractor, feature_extractor_weights=feature_extractor_weights,
+            cache_dir=cache_dir)
+        if dataset_metrics is not None:
+            extra = {"labels": labels} if declared_keywords(dataset_metrics, ("labels",)) else {}
+            scores.update({key: float(value) for key, value in dataset_metrics(samples, **extra).items()})
     return scores
 
 
@@ -191,8 +190,7 @@ class _NpzMember:
     """One ``.npy`` member of an ``.npz``: its header read from the zip stream (never the data, never a pickle)."""
 
     def __init__(self, path: Path, archive: zipfile.ZipFile, name: str) -> None:
-
-        self.path, self.name, self.array = path, name, name[: -len(".npy")]
+        self.path, self.array = path, name[: -len(".npy")]
         info = archive.getinfo(name)
         self.stream = archive.open(info)
         try:
@@ -230,7 +228,7 @@ class _NpzMember:
             raise UsageError(f"{where}: its header declares shape {self.shape} ({declared} bytes with the header), "
                              f"but the zip member holds {info.file_size} bytes; the file is damaged or crafted")
 
-    def read(self, count: int) -> Any:
+    def read(self, count: int) -> np.ndarray:
         """The first ``count`` rows, read from the stream and no more (the data may be compressed); a
         Fortran-ordered array is read whole (see :attr:`needed`)."""
         import numpy as np
@@ -252,7 +250,10 @@ class _NpzMember:
         """Rows to read for the first ``count``: those, or all of a Fortran-ordered array."""
         return self.count if self.fortran else count
 
-    def close(self) -> None:
+    def __enter__(self) -> _NpzMember:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
         self.stream.close()
 
 
@@ -281,50 +282,21 @@ def read_npz(path: Path, num: int | None = None, num_classes: int | None = None,
     Pillow's ``MAX_IMAGE_PIXELS``. ``labels`` must be integers, one per image (``(N,)``), and with
     ``num_classes`` within ``0..num_classes-1``; every refusal is a :class:`~ganzoo.errors.UsageError` naming
     the file and the array."""
-    import numpy as np
-
-    members: list[_NpzMember] = []
     try:
         try:
             archive = zipfile.ZipFile(path)
         except zipfile.BadZipFile:
             raise UsageError(f"{str(path)!r} is not a readable .npz of images: {_not_npz(path)}") from None
-        with archive:
+        with archive, ExitStack() as members:  # each member's stream closed before the archive
             arrays = {name[: -len(".npy")]: name for name in archive.namelist() if name.endswith(".npy")}
-            keys = list(arrays)
-            key = NPZ_IMAGES if NPZ_IMAGES in keys else keys[0] if len(keys) == 1 else None
-            if key is None:
-                raise UsageError(f"{str(path)!r} holds arrays {keys}; name the images {NPZ_IMAGES!r} (numpy's name "
-                                 "for np.savez(path, images)) or store only them")
-            images = _NpzMember(path, archive, arrays[key])
-            members.append(images)
-            if images.dtype != np.uint8:
-                raise UsageError(f"{str(path)!r}: images (array {key!r}) must be uint8 in [0, 255], not "
-                                 f"{images.dtype}; convert them (for floats in [-1, 1]: ((x + 1) * 127.5).round()"
-                                 ".clip(0, 255).astype(np.uint8))")
-            if not (len(images.shape) == 3 or (len(images.shape) == 4 and (images.shape[-1] in (1, 3)
-                                                                           or images.shape[1] in (1, 3)))):
-                raise UsageError(f"{str(path)!r}: images (array {key!r}) of shape {images.shape} are neither "
-                                 "(N, H, W), (N, H, W, C) nor (N, C, H, W) with 1 or 3 channels")
-            declared = _declared_chw(images.shape)
-            if image_shape is not None and declared != tuple(image_shape):
-                if not resize:
-                    raise UsageError(f"{str(path)!r}: images are {_shape((0, *declared))}, but the reference images "
-                                     f"are {_shape((0, *image_shape))}; pass --resize (resize=True) to convert them, "
-                                     "or evaluate against a dataset of their size")
-                from PIL import Image
-
-                if Image.MAX_IMAGE_PIXELS and declared[1] * declared[2] > Image.MAX_IMAGE_PIXELS:
-                    raise UsageError(f"{str(path)!r}: images of {declared[2]} x {declared[1]} pixels are larger than "
-                                     f"the {Image.MAX_IMAGE_PIXELS} pixels ganzoo resizes (Pillow's "
-                                     "MAX_IMAGE_PIXELS); the file is crafted or not images")
+            images = members.enter_context(_NpzMember(path, archive, arrays[_images_key(path, list(arrays))]))
+            _check_images_header(images, image_shape, resize)
             count = min(num, images.count) if num else images.count
-            _check_size(f"{str(path)!r} (array {key!r})", images.needed(count), images.row_bytes,
+            _check_size(f"{str(path)!r} (array {images.array!r})", images.needed(count), images.row_bytes,
                         "asks to read" if num and not images.fortran else "declares")
             labels = None
-            if NPZ_LABELS in arrays and key != NPZ_LABELS:
-                labels = _NpzMember(path, archive, arrays[NPZ_LABELS])
-                members.append(labels)
+            if NPZ_LABELS in arrays and images.array != NPZ_LABELS:
+                labels = members.enter_context(_NpzMember(path, archive, arrays[NPZ_LABELS]))
                 where = f"{str(path)!r}: array {NPZ_LABELS!r}"
                 if labels.dtype.kind not in "iu":
                     raise UsageError(f"{where} must hold integer classes, not {labels.dtype}")
@@ -332,17 +304,14 @@ def read_npz(path: Path, num: int | None = None, num_classes: int | None = None,
                     raise UsageError(f"{where} has shape {labels.shape}, but the file holds {images.count} images: "
                                      f"give one class per image, shape ({images.count},)")
             array = images.read(count)
-            label_array = labels.read(count).astype(np.int64) if labels is not None else None
+            label_array = labels.read(count).astype("int64") if labels is not None else None
     except (OSError, ValueError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error) as exc:
         raise UsageError(f"{str(path)!r} is not a readable .npz of images: {exc}") from None
-    finally:
-        for member in members:
-            member.close()
     if label_array is not None and num_classes is not None and count and (
             label_array.min() < 0 or label_array.max() >= num_classes):
         raise UsageError(f"{str(path)!r}: array {NPZ_LABELS!r} holds classes {label_array.min()}..{label_array.max()}, "
-                         f"outside 0..{num_classes - 1} (the classes class agreement scores)")
-    tensor = torch.from_numpy(array)  # (N, H, W), (N, H, W, C) or (N, C, H, W): checked above
+                         f"outside 0..{num_classes - 1} (the dataset's classes)")
+    tensor = torch.from_numpy(array)  # (N, H, W), (N, H, W, C) or (N, C, H, W): checked from the header
     if tensor.ndim == 3:
         tensor = tensor.unsqueeze(1)
     elif tensor.shape[-1] in (1, 3):
@@ -350,7 +319,42 @@ def read_npz(path: Path, num: int | None = None, num_classes: int | None = None,
     return tensor.contiguous(), torch.from_numpy(label_array) if label_array is not None else None
 
 
-def _shape(shape: Any) -> str:
+def _images_key(path: Path, keys: list[str]) -> str:
+    """The array of an ``.npz`` that holds its images: ``arr_0``, or its only array."""
+    key = NPZ_IMAGES if NPZ_IMAGES in keys else keys[0] if len(keys) == 1 else None
+    if key is None:
+        raise UsageError(f"{str(path)!r} holds arrays {keys}; name the images {NPZ_IMAGES!r} (numpy's name "
+                         "for np.savez(path, images)) or store only them")
+    return key
+
+
+def _check_images_header(images: _NpzMember, image_shape: tuple[int, ...] | None, resize: bool) -> None:
+    """Refuse, from its header, an images array that is not ``uint8`` images or not of ``image_shape`` (unless
+    ``resize``, and then not larger than Pillow resizes)."""
+    where = f"{str(images.path)!r}: images (array {images.array!r})"
+    if images.dtype.name != "uint8":
+        raise UsageError(f"{where} must be uint8 in [0, 255], not {images.dtype}; convert them (for floats in "
+                         "[-1, 1]: ((x + 1) * 127.5).round().clip(0, 255).astype(np.uint8))")
+    shape = images.shape
+    if not (len(shape) == 3 or (len(shape) == 4 and (shape[-1] in (1, 3) or shape[1] in (1, 3)))):
+        raise UsageError(f"{where} of shape {shape} are neither (N, H, W), (N, H, W, C) nor (N, C, H, W) with 1 or "
+                         "3 channels")
+    declared = _declared_chw(shape)
+    if image_shape is None or declared == tuple(image_shape):
+        return
+    if not resize:
+        raise UsageError(f"{str(images.path)!r}: images are {_shape((0, *declared))}, but the reference images are "
+                         f"{_shape((0, *image_shape))}; pass --resize (resize=True) to convert them, or evaluate "
+                         "against a dataset of their size")
+    from PIL import Image
+
+    if Image.MAX_IMAGE_PIXELS and declared[1] * declared[2] > Image.MAX_IMAGE_PIXELS:
+        raise UsageError(f"{str(images.path)!r}: images of {declared[2]} x {declared[1]} pixels are larger than the "
+                         f"{Image.MAX_IMAGE_PIXELS} pixels ganzoo resizes (Pillow's MAX_IMAGE_PIXELS); the file is "
+                         "crafted or not images")
+
+
+def _shape(shape: Sequence[int]) -> str:
     c, h, w = tuple(shape)[-3:]
     return f"{c}x{h}x{w} (channels x height x width)"
 
@@ -377,6 +381,20 @@ def match_shape(images: torch.Tensor, shape: tuple[int, ...], source: str, datas
     return out
 
 
+class EvaluationResult(TypedDict):
+    """What :func:`evaluate` returns: the scores and what was compared."""
+
+    source: str
+    kind: str  # "generator", "npz" or "images"
+    dataset: str
+    split: str
+    num_fake: int
+    num_real: int
+    seed: int | None  # of the evaluation latents (generators only)
+    feature_extractor: str | None  # None for non-image data, scored by its dataset's metrics alone
+    scores: dict[str, float]
+
+
 def evaluate(
     source: str | Path,
     *,
@@ -390,19 +408,18 @@ def evaluate(
     cache_dir: str | Path | None = None,
     raw: bool = False,
     progress: bool = True,
-    pm: pluggy.PluginManager | None = None,
-) -> dict[str, Any]:
+) -> EvaluationResult:
     """Score ``source`` against the ``split`` of ``dataset`` with the bench's metrics; return the scores and
-    what was compared (``{"scores": {...}, "source": ..., "kind": ..., "num_fake": ..., ...}``).
+    what was compared (:class:`EvaluationResult`).
 
     ``source`` is a checkpoint, a run directory or an exported ``generator.safetensors`` (``num`` images,
     default as many as the reference split has, drawn with the bench's evaluation latents for ``seed``,
     default the run's seed, and for a conditional generator labels from its training data's class
     frequencies), a folder of images or an ``.npz`` (the first ``num`` images, default all; only those are
     read). At most :data:`MAX_EVAL_IMAGES` images and :data:`MAX_EVAL_BYTES` bytes of them are scored; a
-    larger ``num`` or source is refused before anything is generated or read. ``dataset``
-    defaults to the generator's training dataset, else ``mnist-5k``. Images whose size or channel count
-    differ from the dataset's are refused unless ``resize`` (see :func:`match_shape`).
+    larger ``num`` or source is refused before anything is generated or read. ``dataset`` defaults to the
+    generator's training dataset, else ``mnist-5k``. Images whose size or channel count differ from the
+    dataset's are refused unless ``resize`` (see :func:`match_shape`).
 
     A run directory evaluated with the bench's ``real_split``, ``num_fake`` and seed gives the bench's final
     figures for that trial. Example::
@@ -413,6 +430,34 @@ def evaluate(
     from .data import load_images
     from .registry import get_registry
 
+    path = _checked_source(source, num)
+    G, cfg = load_generator(path, raw=raw) if is_generator_source(path) else (None, None)
+    kind = "generator" if cfg is not None else "npz" if path.suffix == ".npz" else "images"
+    if kind == "images" and path.is_file():
+        raise UsageError(f"source {str(path)!r}: give a checkpoint (.pt), an exported generator (.safetensors), "
+                         "a run directory, a folder of images or an .npz")
+    dataset = dataset or (cfg.dataset if cfg is not None else DEFAULT_DATASET)
+    registry = get_registry()
+    real_data = load_images(registry, dataset, split=split)
+    real = real_data.tensor(progress=progress)
+    spec = registry.datasets.get(dataset).item
+    if G is not None and cfg is not None:
+        seed = cfg.seed if seed is None else seed
+        images, labels = _generated(registry, G, cfg, path, real, num or int(real.shape[0]), seed)
+    else:
+        images, labels = _read_images(path, num, spec, real, resize)
+    images = _fitted(images, real, path, dataset, resize)
+    scores = score_samples(images, real, labels, feature_extractor=feature_extractor,
+                           feature_extractor_weights=feature_extractor_weights, cache_dir=cache_dir,
+                           dataset_metrics=spec.metrics)
+    return EvaluationResult(source=str(path), kind=kind, dataset=dataset, split=split,
+                            num_fake=int(images.shape[0]), num_real=int(real.shape[0]),
+                            seed=seed if kind == "generator" else None,
+                            feature_extractor=feature_extractor if real_data.is_image else None, scores=scores)
+
+
+def _checked_source(source: str | Path, num: int | None) -> Path:
+    """``source`` as a path that exists, with ``num`` within what :func:`evaluate` scores."""
     path = Path(source).expanduser()
     if not path.exists():
         raise UsageError(f"source {str(path)!r} does not exist")
@@ -421,53 +466,47 @@ def evaluate(
     if num is not None and num > MAX_EVAL_IMAGES:
         raise ConfigError(f"num {num} is more than the {MAX_EVAL_IMAGES} images ganzoo evaluate scores "
                           "(MAX_EVAL_IMAGES); pass a smaller --num (num=)")
-    registry = get_registry(pm)
-    labels = None
-    if is_generator_source(path):
-        G, cfg = load_generator(path, raw=raw)
-        kind = "generator"
-        dataset = dataset or cfg.dataset
-        seed = cfg.seed if seed is None else seed
-    else:
-        kind = "npz" if path.suffix == ".npz" else "images"
-        if path.is_file() and kind != "npz":
-            raise UsageError(f"source {str(path)!r}: give a checkpoint (.pt), an exported generator (.safetensors), "
-                             "a run directory, a folder of images or an .npz")
-        dataset = dataset or "mnist-5k"
-    real_data = load_images(registry, dataset, split=split)
-    real = real_data.tensor(progress=progress)
-    dataset_metrics = registry.datasets.get(dataset).item.metrics
-    if not real_data.is_image and kind != "generator":
-        raise UsageError(f"dataset {dataset!r} holds samples of shape {tuple(real.shape[1:])}, not images: score a "
-                         "checkpoint, a run directory or an exported generator against it, not image files")
-    if kind == "generator":
-        n = num or int(real.shape[0])
-        _check_size(repr(str(path)), n, math.prod(real.shape[1:]) * (1 if real_data.is_image else 4), "would draw")
-        class_probs = None
-        if getattr(G, "num_classes", None) is not None:
-            train = load_images(registry, cfg.dataset, split="train", root=cfg.data_root, download=cfg.download,
-                                image_size=cfg.image_size)
-            class_probs = train.class_frequencies().float()
+    return path
 
-        images, labels = evaluation_samples(torch.no_grad()(partial(generate, G)), cfg.latent_dim, n, seed, "cpu",
-                                            class_probs, images=real_data.is_image)
-    elif kind == "npz":
-        from .metrics.classifier import NUM_CLASSES  # the classes the digit classifier scores labels against
 
-        images, labels = read_npz(path, num, num_classes=NUM_CLASSES,
-                                  image_shape=tuple(real.shape[1:]) if real_data.is_image else None, resize=resize)
-    else:
-        images = read_image_folder(path, num)
-    if real_data.is_image:
-        images = match_shape(images, tuple(real.shape[1:]), str(path), dataset, resize)
-    elif tuple(images.shape[1:]) != tuple(real.shape[1:]):
-        raise UsageError(f"{str(path)!r} draws samples of shape {tuple(images.shape[1:])}, but dataset {dataset!r} "
+def _generated(registry: Registry, G: torch.nn.Module, cfg: TrainConfig, path: Path, real: torch.Tensor, n: int,
+               seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``n`` samples of ``G`` drawn as the bench draws them (:func:`evaluation_samples`), like ``real`` (images or
+    float samples), and for a conditional generator the labels they were drawn for, from its training data's
+    class frequencies."""
+    from .data import load_images
+
+    images = not real.is_floating_point()  # else float32 samples, 4 bytes each
+    _check_size(repr(str(path)), n, math.prod(real.shape[1:]) * (1 if images else 4), "would draw")
+    class_probs = None
+    if getattr(G, "num_classes", None) is not None:
+        train = load_images(registry, cfg.dataset, split="train", root=cfg.data_root, download=cfg.download,
+                            image_size=cfg.image_size)
+        class_probs = train.class_frequencies().float()
+    return evaluation_samples(torch.no_grad()(partial(generate, G)), cfg.latent_dim, n, seed, "cpu", class_probs,
+                              images)
+
+
+def _read_images(path: Path, num: int | None, spec: DatasetSpec, real: torch.Tensor,
+                 resize: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The images of a folder or an ``.npz`` (with its labels, of ``spec``'s classes), to score against ``real``,
+    the images of dataset ``spec``."""
+    if real.is_floating_point():
+        raise UsageError(f"dataset {spec.name!r} holds samples of shape {tuple(real.shape[1:])}, not images: score "
+                         "a checkpoint, a run directory or an exported generator against it, not image files")
+    if path.suffix == ".npz":
+        return read_npz(path, num, num_classes=spec.num_classes, image_shape=tuple(real.shape[1:]), resize=resize)
+    return read_image_folder(path, num), None
+
+
+def _fitted(samples: torch.Tensor, real: torch.Tensor, path: Path, dataset: str, resize: bool) -> torch.Tensor:
+    """``samples`` of ``path`` in the shape of ``real`` (images resized if ``resize``: :func:`match_shape`), at
+    least 2 of them."""
+    if not real.is_floating_point():
+        samples = match_shape(samples, tuple(real.shape[1:]), str(path), dataset, resize)
+    elif tuple(samples.shape[1:]) != tuple(real.shape[1:]):
+        raise UsageError(f"{str(path)!r} draws samples of shape {tuple(samples.shape[1:])}, but dataset {dataset!r} "
                          f"holds samples of shape {tuple(real.shape[1:])}")
-    if images.shape[0] < 2:
-        raise UsageError(f"{str(path)!r}: at least 2 images are needed to score, found {images.shape[0]}")
-    scores = score_samples(images, real, labels,
-                           feature_extractor=feature_extractor, feature_extractor_weights=feature_extractor_weights,
-                           cache_dir=cache_dir, dataset_metrics=dataset_metrics)
-    return {"source": str(path), "kind": kind, "dataset": dataset, "split": split, "num_fake": int(images.shape[0]),
-            "num_real": int(real.shape[0]), "seed": seed if kind == "generator" else None,
-            "feature_extractor": feature_extractor if real_data.is_image else None, "scores": scores}
+    if samples.shape[0] < 2:
+        raise UsageError(f"{str(path)!r}: at least 2 images are needed to score, found {samples.shape[0]}")
+    return samples

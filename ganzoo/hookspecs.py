@@ -155,5 +155,6 @@ def register_datasets(register: Callable) -> None:
     with ``vectors=True`` (the others are refused with a message naming them), is evaluated by the dataset's
     own ``metrics=`` (image metrics need images) and drawn as a scatter plot of real and generated points
     instead of a sample grid. ``metrics(samples) -> {key: value}`` adds scores to every bench evaluation of
-    the dataset, for images as well.
+    the dataset, for images as well; declared as ``metrics(samples, labels=None)`` it also gets the classes a
+    conditional generator was asked for (``None`` for an unconditional one), as MNIST's class agreement does.
     """

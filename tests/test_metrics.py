@@ -1,4 +1,4 @@
-"""Offline metrics: sanity anchors, cache keys, weight integrity, class balance, Inception weights handling."""
+"""Offline image metrics: sanity anchors, cache keys, weight integrity, Inception weights handling."""
 
 from __future__ import annotations
 
@@ -15,27 +15,20 @@ from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 import ganzoo
 from ganzoo.errors import GanzooError, UnknownNameError, UsageError
+from ganzoo.metric_keys import FID, IMAGE_METRIC_KEYS, IS_MEAN, KID_MEAN, PRECISION
 from ganzoo.metrics import (
-    CLASS_KL,
-    CLASSES_COVERED,
-    FID,
     GANZOO_MNIST,
     INCEPTION,
-    IS_MEAN,
-    KID_MEAN,
-    METRIC_KEYS,
-    PRECISION,
     WEIGHTS_PATH,
     WEIGHTS_SHA256,
     FeatureExtractorGanzooMnist,
     FeatureExtractorUnavailable,
     WeightsIntegrityError,
-    class_balance,
-    evaluate,
     extractor_info,
     load_classifier,
     real_stats_key,
     register,
+    score_images,
 )
 from ganzoo.metrics import extractor as extractor_module
 from ganzoo.metrics import features as features_module
@@ -74,9 +67,9 @@ def untrained_generator_images(n: int, seed: int = 0) -> torch.Tensor:
 def anchors(train_images: torch.Tensor, test_images: torch.Tensor, cache_dir: Path) -> dict[str, dict]:
     one = test_images[:1].expand(500, -1, -1, -1).contiguous()
     return {
-        "real": evaluate(test_images, train_images, cache_dir=cache_dir),
-        "untrained": evaluate(untrained_generator_images(500), train_images, cache_dir=cache_dir),
-        "one_image": evaluate(one, train_images, cache_dir=cache_dir),
+        "real": score_images(test_images, train_images, cache_dir=cache_dir),
+        "untrained": score_images(untrained_generator_images(500), train_images, cache_dir=cache_dir),
+        "one_image": score_images(one, train_images, cache_dir=cache_dir),
     }
 
 
@@ -91,14 +84,13 @@ def test_split_matches_the_project_split(train_images: torch.Tensor, test_images
 
 def test_result_has_every_key(anchors: dict[str, dict]) -> None:
     for result in anchors.values():
-        assert set(result) == set(METRIC_KEYS)
+        assert set(result) == set(IMAGE_METRIC_KEYS)
         assert all(isinstance(v, float) and math.isfinite(v) for v in result.values())
 
 
 def test_held_out_real_data_scores_well(anchors: dict[str, dict]) -> None:
     real = anchors["real"]
     assert real[FID] < 5.0
-    assert real[CLASSES_COVERED] == 10 and real[CLASS_KL] < 0.05
     assert real[IS_MEAN] > 8.0
     assert real[PRECISION] > 0.6
 
@@ -111,31 +103,10 @@ def test_untrained_generator_scores_far_worse(anchors: dict[str, dict]) -> None:
     assert bad[PRECISION] < real[PRECISION] / 2
 
 
-def test_one_image_generator_covers_one_class(anchors: dict[str, dict]) -> None:
+def test_one_image_generator_scores_as_one_image(anchors: dict[str, dict]) -> None:
     one = anchors["one_image"]
-    assert one[CLASSES_COVERED] == 1
-    assert one[CLASS_KL] == pytest.approx(math.log(10), abs=1e-6)
     assert one[IS_MEAN] == pytest.approx(1.0, abs=1e-3)
     assert one[FID] > 10 * anchors["real"][FID]
-
-
-@pytest.mark.parametrize(
-    ("predictions", "covered", "kl"),
-    [
-        (torch.arange(10).repeat(7), 10, 0.0),
-        (torch.full((50,), 3), 1, math.log(10)),
-        (torch.tensor([0] * 50 + [1] * 50), 2, math.log(5)),
-        # 1 of 100 is exactly the 1% threshold: covered.
-        (torch.tensor([0] * 99 + [1]), 2, 0.99 * math.log(9.9) + 0.01 * math.log(0.1)),
-        # 1 of 1000 is below it: not covered, but it still counts in the KL divergence.
-        (torch.tensor([0] * 999 + [1]), 1, 0.999 * math.log(9.99) + 0.001 * math.log(0.01)),
-        (torch.tensor([0, 0, 1, 2]), 3, 0.5 * math.log(5) + 2 * 0.25 * math.log(2.5)),
-    ],
-)
-def test_class_balance_hand_computed(predictions: torch.Tensor, covered: int, kl: float) -> None:
-    got_covered, got_kl = class_balance(predictions)
-    assert got_covered == covered
-    assert got_kl == pytest.approx(kl, abs=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -164,7 +135,7 @@ class _ExtractionCounter:
             self.calls.append(images.shape[0])
             return original(extractor, images, rgb, **kwargs)
 
-        monkeypatch.setattr(sys.modules["ganzoo.metrics.evaluate"], "extract_features", counting)
+        monkeypatch.setattr(sys.modules["ganzoo.metrics.fidelity"], "extract_features", counting)
 
 
 def test_real_statistics_cached_once_and_keyed_by_content(
@@ -174,13 +145,13 @@ def test_real_statistics_cached_once_and_keyed_by_content(
     counter = _ExtractionCounter(monkeypatch)
     key = real_stats_key(real)
 
-    first = evaluate(fake, real, cache_dir=tmp_path)
+    first = score_images(fake, real, cache_dir=tmp_path)
     files = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
     assert list(files) == [f"{key}.safetensors"]
     assert counter.calls == [100, 250]
 
     counter.calls.clear()
-    second = evaluate(fake, real, cache_dir=tmp_path)
+    second = score_images(fake, real, cache_dir=tmp_path)
     assert counter.calls == [100]  # the real set's features came from the cache
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == files
     assert second == first
@@ -189,7 +160,7 @@ def test_real_statistics_cached_once_and_keyed_by_content(
     changed[7, 0, 14, 14] ^= 1  # one pixel, one bit
     assert real_stats_key(changed) != key
     counter.calls.clear()
-    third = evaluate(fake, changed, cache_dir=tmp_path)
+    third = score_images(fake, changed, cache_dir=tmp_path)
     assert counter.calls == [100, 250]
     new = {p.name for p in tmp_path.iterdir()} - set(files)
     assert new == {f"{real_stats_key(changed)}.safetensors"}
@@ -210,11 +181,11 @@ def test_replaced_cache_entry_is_never_unpickled_and_is_recomputed(
     tmp_path: Path, train_images: torch.Tensor, test_images: torch.Tensor
 ) -> None:
     real, fake = test_images[::5].clone(), train_images[::90].clone()
-    first = evaluate(fake, real, cache_dir=tmp_path)
+    first = score_images(fake, real, cache_dir=tmp_path)
     entry = tmp_path / f"{real_stats_key(real)}.safetensors"
     marker = tmp_path / "marker"
     _pickle_payload(entry, marker)  # a hostile file where the cache entry was
-    assert evaluate(fake, real, cache_dir=tmp_path) == first
+    assert score_images(fake, real, cache_dir=tmp_path) == first
     assert not marker.exists()
     # torch-fidelity's own cache file names (pickles) are not read either
     (tmp_path / "fidelity-pickle.pt").write_bytes(entry.read_bytes())
@@ -229,7 +200,7 @@ def test_replaced_cache_entry_is_never_unpickled_and_is_recomputed(
     tensors = load_file(str(entry))
     tensors = {k: v + 1 for k, v in tensors.items()}
     save_file(tensors, str(entry), metadata=meta)
-    assert evaluate(fake, real, cache_dir=tmp_path) == first
+    assert score_images(fake, real, cache_dir=tmp_path) == first
     assert not marker.exists()
 
 
@@ -240,12 +211,12 @@ def test_hostile_inception_weights_never_run(tmp_path: Path, test_images: torch.
     _pickle_payload(evil, marker)
     images = test_images[::50]
     with pytest.raises(WeightsIntegrityError, match="sha256") as info:
-        evaluate(images, images, feature_extractor=INCEPTION, feature_extractor_weights=evil, cache_dir=tmp_path)
+        score_images(images, images, feature_extractor=INCEPTION, feature_extractor_weights=evil, cache_dir=tmp_path)
     assert str(evil) in str(info.value) and extractor_module.INCEPTION_SHA256 in str(info.value)
     # even a file that matches the pinned hash is read with weights_only=True: the payload is refused
     monkeypatch.setattr(extractor_module, "INCEPTION_SHA256", sha256_file(evil))
     with pytest.raises(WeightsIntegrityError, match="cannot be read as tensors"):
-        evaluate(images, images, feature_extractor=INCEPTION, feature_extractor_weights=evil, cache_dir=tmp_path)
+        score_images(images, images, feature_extractor=INCEPTION, feature_extractor_weights=evil, cache_dir=tmp_path)
     assert not marker.exists()
 
 
@@ -292,7 +263,7 @@ def test_tampered_weights_are_refused(tmp_path: Path, test_images: torch.Tensor)
     assert str(bad) in str(info.value) and WEIGHTS_SHA256 in str(info.value)
     assert isinstance(info.value, GanzooError)
     with pytest.raises(WeightsIntegrityError):
-        evaluate(test_images[:8], test_images[8:16], feature_extractor_weights=bad, cache_dir=tmp_path)
+        score_images(test_images[:8], test_images[8:16], feature_extractor_weights=bad, cache_dir=tmp_path)
 
 
 def test_registration_is_idempotent() -> None:
@@ -317,11 +288,11 @@ def test_extractor_accepts_rgb_and_other_sizes(test_images: torch.Tensor) -> Non
 
 def test_bad_arguments_are_named(test_images: torch.Tensor, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="fake images must be a uint8"):
-        evaluate(test_images.float(), test_images, cache_dir=tmp_path)
+        score_images(test_images.float(), test_images, cache_dir=tmp_path)
     with pytest.raises(UnknownNameError, match="feature extractor 'vgg16'"):
-        evaluate(test_images[:8], test_images[:8], feature_extractor="vgg16", cache_dir=tmp_path)
+        score_images(test_images[:8], test_images[:8], feature_extractor="vgg16", cache_dir=tmp_path)
     with pytest.raises(UsageError, match="kid_subset_size"):
-        evaluate(test_images[:8], test_images[:16], kid_subset_size=9, cache_dir=tmp_path)
+        score_images(test_images[:8], test_images[:16], kid_subset_size=9, cache_dir=tmp_path)
 
 
 def _random_inception_weights(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -343,13 +314,13 @@ def test_inception_needs_weights_on_disk(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty hub cache
     images = test_images[::50]
     with pytest.raises(FeatureExtractorUnavailable) as info:
-        evaluate(images, images, feature_extractor=INCEPTION, cache_dir=tmp_path)
+        score_images(images, images, feature_extractor=INCEPTION, cache_dir=tmp_path)
     message = str(info.value)
     assert "https://github.com/toshas/torch-fidelity/releases" in message
     assert "--feature-extractor-weights PATH" in message and str(tmp_path / "torch") in message
     assert isinstance(info.value, GanzooError)
     with pytest.raises(FeatureExtractorUnavailable, match="does not exist"):
-        evaluate(images, images, feature_extractor=INCEPTION, feature_extractor_weights=tmp_path / "no.pth",
+        score_images(images, images, feature_extractor=INCEPTION, feature_extractor_weights=tmp_path / "no.pth",
                  cache_dir=tmp_path)
 
 
@@ -369,8 +340,7 @@ def test_inception_runs_with_local_weights(tmp_path: Path, monkeypatch: pytest.M
     assert info["weights_path"] == str(hub_file) and info["sha256"] == sha256_file(hub_file)
 
     fake, real = train_images[::450], test_images[::50]  # 10 images each, one per digit
-    result = evaluate(fake, real, feature_extractor=INCEPTION, feature_extractor_weights=hub_file,
+    result = score_images(fake, real, feature_extractor=INCEPTION, feature_extractor_weights=hub_file,
                       cache_dir=tmp_path / "cache")
-    assert set(result) == set(METRIC_KEYS)
+    assert set(result) == set(IMAGE_METRIC_KEYS)
     assert all(math.isfinite(v) for v in result.values())
-    assert result[CLASSES_COVERED] == 10  # digit classes always come from the MNIST classifier

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..metric_keys import BY_KEY, EVALUATE_KEYS, FID, METRICS
+from ..metric_keys import BY_KEY, FID, IMAGE_METRIC_KEYS, METRICS
 from ..outputs import atomic_file, check_output
 from ..sweep.spec import DEFAULTS_DIR, SWEEP_FILE, TUNED_DIR
 from .records import EVAL_SECONDS, RESULTS_FILE, TRAIN_SECONDS, ResultsFile, Trial, load_sweep, read_results
@@ -93,7 +93,7 @@ def section_columns(trials: list[Trial]) -> list[Column]:
     dataset's metrics returned, as it is."""
     scored = {key for t in trials for key in (t.final.values if t.final else {})}
     if not scored:  # nothing finished: the image metrics' columns, empty
-        return [c for c in COLUMNS if c[0] in EVALUATE_KEYS]
+        return [c for c in COLUMNS if c[0] in IMAGE_METRIC_KEYS]
     known = {m.key for m in METRICS}
     return [c for c in COLUMNS if c[0] in scored] + [(k, text(k), False, 3) for k in sorted(scored - known)]
 

@@ -69,11 +69,10 @@ def make_evaluator(real: torch.Tensor, profile: BenchProfile, seed: int, cache_d
 
     The latents (and, for a conditional generator, labels drawn from the dataset's class frequencies) come
     from :func:`~ganzoo.evaluation.evaluation_samples` for ``seed``: the same inputs at every evaluation, and
-    training draws nothing less or more because of them. A conditional run is also scored by
-    :data:`~ganzoo.metric_keys.CLASS_AGREEMENT`: how often the MNIST classifier sees the class asked for.
-    ``ganzoo evaluate`` scores a run directory the same way. The dataset's own ``dataset_metrics``
-    (:attr:`ganzoo.DatasetSpec.metrics`) are added; non-image data (``real`` a float tensor) is scored by them
-    alone.
+    training draws nothing less or more because of them. ``ganzoo evaluate`` scores a run directory the same
+    way. The dataset's own ``dataset_metrics`` (:attr:`ganzoo.DatasetSpec.metrics`, given the labels asked for
+    when it declares ``labels``: MNIST's class agreement) are added; non-image data (``real`` a float tensor)
+    is scored by them alone.
     """
     images = not real.is_floating_point()
 

@@ -6,7 +6,8 @@ average pool of the last conv block, after ReLU) that FID, KID and precision/rec
 
 The trained weights ship in ``weights/mnist_cnn.safetensors``; :func:`load_classifier` refuses any file
 whose sha256 differs from :data:`WEIGHTS_SHA256`, so a metric labelled ``ganzoo-mnist`` always means
-exactly this network. Retrain with ``benchmarks/train_feature_extractor.py``.
+exactly this network; :func:`predict_digits` gives its predicted digits (what MNIST's dataset metrics and
+Stacked MNIST's modes are read with). Retrain with ``benchmarks/train_feature_extractor.py``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import GanzooError
+from .thread_pools import scoring_threads
 
 WEIGHTS_PATH = Path(__file__).parent / "weights" / "mnist_cnn.safetensors"
 #: sha256 of ``weights/mnist_cnn.safetensors`` as written by ``benchmarks/train_feature_extractor.py``.
@@ -134,3 +136,12 @@ def load_classifier(path: str | Path | None = None, *, expected_sha256: str = WE
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     model.requires_grad_(False)
     return model.eval()
+
+
+@torch.no_grad()
+def predict_digits(images: torch.Tensor, batch_size: int = 100) -> torch.Tensor:
+    """Digit classes (int64 ``(N,)``) the bundled classifier predicts for ``uint8`` images (on fixed thread
+    pools: :func:`~ganzoo.metrics.thread_pools.scoring_threads`)."""
+    model = load_classifier()
+    with scoring_threads():
+        return torch.cat([model(uint8_to_input(chunk)).argmax(1) for chunk in images.split(batch_size)])

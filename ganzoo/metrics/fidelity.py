@@ -1,17 +1,14 @@
-"""Offline evaluation of generated images: FID, KID, IS, precision/recall (torch-fidelity) and class balance.
+"""Image-set metrics: FID, KID, IS, precision/recall (torch-fidelity) on one feature extractor's features.
 
-:func:`evaluate` extracts the features of both image sets with one feature extractor (default: the bundled
+:func:`score_images` extracts the features of both image sets with one feature extractor (default: the bundled
 ``ganzoo-mnist`` classifier; ``inception-v3-compat`` when its weights are on disk), built from sha256-verified
 weights, and scores them with torch-fidelity's metric functions. The real set's features are cached as
 safetensors under a name derived from :func:`real_stats_key` (sha256 of the real tensor's bytes, its shape
 and dtype, the preprocessing, the extractor name and its weights' sha256), so a changed dataset or extractor
 never reuses stale statistics; see :mod:`ganzoo.metrics.features`. Nothing is ever unpickled.
 
-Two digit-class figures are added, always from the bundled MNIST classifier (they are only meaningful
-for digit images): :data:`CLASSES_COVERED`, the number of the 10 classes predicted for at least
-:data:`CLASS_COVERAGE_THRESHOLD` (1%) of the fake samples, and :data:`CLASS_KL`, the KL divergence (natural
-log) from the histogram of predicted classes to the uniform distribution: 0 when perfectly balanced,
-``log(10) = 2.303`` when every sample is predicted as one class.
+Figures that only mean something for one dataset (digit classes for MNIST, modes for Stacked MNIST) are that
+dataset's own metrics (:attr:`ganzoo.DatasetSpec.metrics`), not these.
 """
 
 from __future__ import annotations
@@ -29,28 +26,12 @@ from torch_fidelity.metric_kid import kid_featuresdict_to_metric
 from torch_fidelity.metric_prc import prc_featuresdict_to_metric
 
 from ..errors import UsageError
-from ..metric_keys import (  # noqa: F401  (CLASS_AGREEMENT: re-exported by ganzoo.metrics)
-    CLASS_AGREEMENT,
-    CLASS_KL,
-    CLASSES_COVERED,
-    EVALUATE_KEYS,
-    FID,
-    IS_MEAN,
-    IS_STD,
-    KID_MEAN,
-    KID_STD,
-    PRECISION,
-    RECALL,
-)
-from .classifier import NUM_CLASSES, load_classifier, sha256_file, uint8_to_input
+from ..metric_keys import FID, IS_MEAN, IS_STD, KID_MEAN, KID_STD, PRECISION, RECALL
+from .classifier import sha256_file
 from .extractor import GANZOO_MNIST, INCEPTION, create_extractor, preprocessing_of, resolve_weights
 from .features import extract_features, real_features
 from .thread_pools import scoring_threads
 
-METRIC_KEYS = EVALUATE_KEYS
-
-#: A class counts as covered when at least this fraction of the fake samples is predicted as it.
-CLASS_COVERAGE_THRESHOLD = 0.01
 DEFAULT_CACHE_DIR = Path("~/.cache/ganzoo/fidelity")
 #: Fewest images per set: precision/recall needs more than its 3 nearest neighbours.
 MIN_IMAGES = 4
@@ -91,7 +72,7 @@ def _file_sha256(path: Path) -> str:
     return _sha256_cached(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
 
 
-def extractor_info(feature_extractor: str = GANZOO_MNIST, weights: str | Path | None = None) -> dict:
+def extractor_info(feature_extractor: str = GANZOO_MNIST, weights: str | Path | None = None) -> dict[str, str]:
     """Describe the protocol of ``feature_extractor``: name, weights file and sha256, preprocessing.
 
     Raises :class:`~ganzoo.metrics.FeatureExtractorUnavailable` when Inception weights are not on disk.
@@ -99,17 +80,10 @@ def extractor_info(feature_extractor: str = GANZOO_MNIST, weights: str | Path | 
     import torch_fidelity
 
     path = resolve_weights(feature_extractor, weights)
-    sha = _file_sha256(path)
-    info = {
-        "name": feature_extractor,
-        "sha256": sha,
-        "weights_path": str(path),
-        "preprocessing": preprocessing_of(feature_extractor),
-        "feature_layer": "128" if feature_extractor == GANZOO_MNIST else "2048",
-        "torch_fidelity_version": torch_fidelity.__version__,
-        "class_coverage_threshold": CLASS_COVERAGE_THRESHOLD,
-    }
-    return info
+    return {"name": feature_extractor, "sha256": _file_sha256(path), "weights_path": str(path),
+            "preprocessing": preprocessing_of(feature_extractor),
+            "feature_layer": "128" if feature_extractor == GANZOO_MNIST else "2048",
+            "torch_fidelity_version": torch_fidelity.__version__}
 
 
 def extractor_layer(feature_extractor: str, metric: str) -> str:
@@ -139,20 +113,6 @@ def real_stats_key(real: torch.Tensor, feature_extractor: str = GANZOO_MNIST,
     return f"ganzoo-real-{digest[:32]}"
 
 
-def class_balance(predictions: torch.Tensor, threshold: float = CLASS_COVERAGE_THRESHOLD,
-                  num_classes: int = NUM_CLASSES) -> tuple[int, float]:
-    """``(classes covered, KL(histogram || uniform))`` of predicted class indices.
-
-    A class is covered when at least ``threshold`` of the predictions are that class. The KL divergence uses
-    the natural log: 0 for a perfectly balanced histogram, ``log(num_classes)`` when all are one class.
-    """
-    if predictions.numel() == 0:
-        raise ValueError("class_balance needs at least one prediction")
-    counts = torch.bincount(predictions.flatten().long(), minlength=num_classes)
-    covered = int((counts.double() / predictions.numel() >= threshold).sum())
-    return covered, histogram_kl(counts)
-
-
 def histogram_kl(counts: torch.Tensor) -> float:
     """KL(p || uniform), natural log, of the histogram ``counts`` over its ``len(counts)`` bins (classes,
     modes): 0 when balanced, ``log(len(counts))`` when everything falls in one bin, and that too for an empty
@@ -164,29 +124,7 @@ def histogram_kl(counts: torch.Tensor) -> float:
     return max(float((p * (p * counts.numel()).log()).sum()), 0.0)
 
 
-@torch.no_grad()
-def predict_digits(images: torch.Tensor, batch_size: int = 100) -> torch.Tensor:
-    """Digit classes (int64 ``(N,)``) the bundled MNIST classifier predicts for ``uint8`` images (on fixed
-    thread pools: :func:`~ganzoo.metrics.thread_pools.scoring_threads`)."""
-    model = load_classifier()
-    with scoring_threads():
-        return torch.cat([model(uint8_to_input(chunk)).argmax(1) for chunk in images.split(batch_size)])
-
-
-def class_agreement(images: torch.Tensor, labels: torch.Tensor) -> tuple[float, dict[int, float]]:
-    """How often the bundled MNIST classifier assigns ``uint8`` images to the class in ``labels`` (what a
-    conditional generator was asked for): ``(share over all images, {class: share over its images})``, from one
-    pass of the classifier; 1.0 when every image shows its class."""
-    if images.shape[0] != labels.shape[0] or images.shape[0] == 0:
-        raise ValueError(f"class agreement needs one label per image ({images.shape[0]} images, "
-                         f"{labels.shape[0]} labels)")
-    labels = labels.cpu()
-    hits = predict_digits(images).cpu() == labels
-    by_class = {int(k): float(hits[labels == k].double().mean()) for k in labels.unique().tolist()}
-    return float(hits.double().mean()), by_class
-
-
-def evaluate(
+def score_images(
     fake: torch.Tensor,
     real: torch.Tensor,
     *,
@@ -198,25 +136,24 @@ def evaluate(
 ) -> dict[str, float]:
     """Score generated images ``fake`` against ``real`` ones; both ``uint8`` tensors ``(N, C, H, W)``.
 
-    Returns the keys in :data:`METRIC_KEYS` (:data:`FID`, :data:`KID_MEAN`, ... :data:`CLASS_KL`). FID,
-    KID, IS and precision/recall come from torch-fidelity's metric functions on the features of
-    ``feature_extractor``
-    (``"ganzoo-mnist"`` or ``"inception-v3-compat"``, the latter only with weights on disk: see
+    Returns the keys in :data:`~ganzoo.metric_keys.IMAGE_METRIC_KEYS` (FID, KID, IS and precision/recall), from
+    torch-fidelity's metric functions on the features of ``feature_extractor`` (``"ganzoo-mnist"`` or
+    ``"inception-v3-compat"``, the latter only with weights on disk: see
     :func:`~ganzoo.metrics.extractor.resolve_weights`). ``kid_subset_size`` defaults to
     ``min(1000, len(fake), len(real))``; the Inception Score uses ``min(10, len(fake))`` splits. The real
     set's features are cached in ``cache_dir`` (default ``~/.cache/ganzoo/fidelity``) as ``KEY.safetensors``,
-    ``KEY`` from :func:`real_stats_key`. Digit-class figures always come from the bundled MNIST classifier.
-    Every figure is computed on fixed thread pools (:func:`~ganzoo.metrics.thread_pools.scoring_threads`), so
-    it does not depend on the caller's torch or BLAS thread count.
+    ``KEY`` from :func:`real_stats_key`. Every figure is computed on fixed thread pools
+    (:func:`~ganzoo.metrics.thread_pools.scoring_threads`), so it does not depend on the caller's torch or BLAS
+    thread count.
     """
     with scoring_threads():
-        return _evaluate(fake, real, feature_extractor, feature_extractor_weights, cache_dir, kid_subset_size,
-                         verbose)
+        return _score_images(fake, real, feature_extractor, feature_extractor_weights, cache_dir, kid_subset_size,
+                             verbose)
 
 
-def _evaluate(fake: torch.Tensor, real: torch.Tensor, feature_extractor: str,
-              feature_extractor_weights: str | Path | None, cache_dir: str | Path | None,
-              kid_subset_size: int | None, verbose: bool) -> dict[str, float]:
+def _score_images(fake: torch.Tensor, real: torch.Tensor, feature_extractor: str,
+                  feature_extractor_weights: str | Path | None, cache_dir: str | Path | None,
+                  kid_subset_size: int | None, verbose: bool) -> dict[str, float]:
     fake = _check_images(fake, "fake")
     real = _check_images(real, "real")
     info = extractor_info(feature_extractor, feature_extractor_weights)
@@ -246,8 +183,4 @@ def _evaluate(fake: torch.Tensor, real: torch.Tensor, feature_extractor: str,
         **kid_featuresdict_to_metric(fake_features, real_feats, layers["kid"], **options),
         **prc_featuresdict_to_metric(fake_features, real_feats, layers["prc"], **options),
     }
-    out = {ours: float(raw[theirs]) for theirs, ours in _FIDELITY_KEYS.items()}
-    covered, kl = class_balance(predict_digits(fake))
-    out[CLASSES_COVERED] = float(covered)  # a count, as a float like every value of the result
-    out[CLASS_KL] = kl
-    return out
+    return {ours: float(raw[theirs]) for theirs, ours in _FIDELITY_KEYS.items()}
