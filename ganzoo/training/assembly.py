@@ -108,6 +108,8 @@ def resolve_config(
 #: The keyword arguments a loss method may declare, and so receive (see :class:`ganzoo.Loss`).
 LOSS_KEYWORDS = {"discriminator_loss": ("real_labels", "fake_labels"),
                  "generator_loss": ("real", "real_labels", "fake_labels")}
+#: The keyword arguments :meth:`ganzoo.Extension.discriminator_penalty` may declare, and so receive.
+PENALTY_KEYWORDS = ("fake", "fake_labels")
 
 
 def declared_keywords(method: Callable[..., Any], offered: tuple[str, ...]) -> tuple[str, ...]:

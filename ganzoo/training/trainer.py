@@ -26,7 +26,7 @@ from ..config import TrainConfig
 from ..data import ImageData, make_batches
 from ..distributed import DistInfo, barrier, gather_objects
 from ..errors import CheckpointError, ConfigError, DivergenceError, PluginError
-from .assembly import Assembly, BuiltExtension
+from .assembly import PENALTY_KEYWORDS, Assembly, BuiltExtension, declared_keywords
 from .randomness import rng_state, set_rng_state
 from .sampling import draw_labels, generate
 
@@ -40,8 +40,8 @@ STATE_KEYS_FORMAT_1 = ("format", "step", "critic_position", "generator", "discri
 # What Trainer.state_dict() writes; a checkpoint missing any of these cannot be resumed exactly.
 STATE_KEYS = (*STATE_KEYS_FORMAT_1, "num_classes", "extensions", "sample_generator")
 #: The points of a step where extensions act, besides ``setup`` (see :class:`ganzoo.Extension`).
-EXTENSION_POINTS = ("augment", "discriminator_penalty", "after_discriminator_step", "after_generator_step",
-                    "sampling_generator")
+EXTENSION_POINTS = ("augment", "discriminator_penalty", "observe_discriminator", "after_discriminator_step",
+                    "after_generator_step", "sampling_generator")
 
 
 def make_optimizer(name: str, params: Iterable[nn.Parameter], lr: float, betas: tuple[float, float],
@@ -63,15 +63,31 @@ class DiscriminatorView:
     def __init__(self, D: nn.Module, conditional: bool, augments: list[Callable[[torch.Tensor], torch.Tensor]],
                  name: str, joint: bool = False) -> None:
         self.D, self.conditional, self.augments, self.name, self.joint = D, conditional, augments, name, joint
+        #: the batches whose scores are recorded into :attr:`scores` (see :meth:`watch`), by role
+        self.watched: dict[str, torch.Tensor] = {}
+        self.scores: dict[str, Any] = {}
+
+    def watch(self, real: torch.Tensor | None = None, fake: torch.Tensor | None = None) -> None:
+        """Record, detached, what D returns on exactly these batch objects (``scores["real"]``,
+        ``scores["fake"]``) until the next call; ``watch()`` stops recording."""
+        self.watched = {role: x for role, x in (("real", real), ("fake", fake)) if x is not None}
+        self.scores = {}
+
+    def _record(self, given: torch.Tensor, out: Any) -> None:
+        for role, batch in self.watched.items():
+            if given is batch:
+                self.scores[role] = tuple(s.detach() for s in out) if isinstance(out, (tuple, list)) else out.detach()
 
     def __call__(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> Any:
+        given = x
         for augment in self.augments:
             x = augment(x)
-        if not self.conditional:
-            return self.D(x)
-        if labels is None:
+        if self.conditional and labels is None:
             raise TypeError(f"discriminator {self.name!r} is conditional: the loss must call D(x, labels)")
-        return self.D(x, labels)
+        out = self.D(x, labels) if self.conditional else self.D(x)
+        if self.watched:
+            self._record(given, out)
+        return out
 
     def pair(self, real: torch.Tensor, fake: torch.Tensor, real_labels: torch.Tensor | None = None,
              fake_labels: torch.Tensor | None = None) -> tuple[Any, Any]:
@@ -83,8 +99,22 @@ class DiscriminatorView:
         labels = torch.cat([real_labels, fake_labels]) if self.conditional else None  # type: ignore[list-item]
         scores = self(torch.cat([real, fake]), labels)
         if isinstance(scores, (tuple, list)):  # e.g. AC-GAN's (scores, class_logits)
-            return tuple(s[:n] for s in scores), tuple(s[n:] for s in scores)
-        return scores[:n], scores[n:]
+            pair: tuple[Any, Any] = tuple(s[:n] for s in scores), tuple(s[n:] for s in scores)
+        else:
+            pair = scores[:n], scores[n:]
+        if self.watched:
+            self._record(real, pair[0])
+            self._record(fake, pair[1])
+        return pair
+
+
+def checked_interval(entry: BuiltExtension) -> int:
+    """The extension's :attr:`~ganzoo.Extension.penalty_interval`, refused unless it is a positive integer."""
+    interval = getattr(entry.extension, "penalty_interval", 1)
+    if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+        raise PluginError(entry.plugin, f"extension {entry.name!r} has penalty_interval {interval!r}; it must be a "
+                          "positive integer (1: every discriminator update)", "register_extensions")
+    return interval
 
 
 class Trainer:
@@ -163,8 +193,13 @@ class Trainer:
             point: [entry for entry in self.extensions if implements(entry.extension, point)]
             for point in EXTENSION_POINTS}}
         context = ExtensionContext(self.G, self.D, self.config, self.num_classes, tuple(assembly.image_shape),
-                                   self.device, self.dist.rank)
+                                   self.device, self.dist.rank, assembly.conditional_generator,
+                                   assembly.conditional_discriminator)
         self._at_extensions("setup", context)
+        #: per penalising extension: its interval (lazy regularisation) and the keywords its penalty declared
+        self.penalty_intervals = {e.name: checked_interval(e) for e in self.acting["discriminator_penalty"]}
+        self.penalty_keywords = {e.name: declared_keywords(e.extension.discriminator_penalty, PENALTY_KEYWORDS)
+                                 for e in self.acting["discriminator_penalty"]}
         # what D sees: each extension's augment, then each discriminator_input (PacGAN packing), in config order
         augments = [entry.extension.augment for entry in self.acting["augment"]]
         augments += [reshape for _, _, reshape in assembly.discriminator_inputs()]
@@ -351,16 +386,30 @@ class Trainer:
         return self.loss.generator_loss(self.D_gen_view, fake, **self._loss_keywords(
             "generator_loss", real=real, real_labels=real_labels, fake_labels=fake_labels))
 
-    def _discriminator_penalties(self, real: torch.Tensor, real_labels: torch.Tensor | None,
-                                 step: int) -> torch.Tensor | None:
-        """The sum of the extensions' terms for discriminator update ``step`` (``None`` if none applies)."""
+    def _discriminator_penalties(self, real: torch.Tensor, real_labels: torch.Tensor | None, fake: torch.Tensor,
+                                 fake_labels: torch.Tensor | None, step: int) -> torch.Tensor | None:
+        """The sum of the extensions' terms for discriminator update ``step`` (``None`` if none applies); a
+        penalty with interval k is computed on every k-th update only, and weighted by k."""
         total = None
+        offered = {"fake": fake, "fake_labels": fake_labels}
         for name, plugin, ext in self.acting["discriminator_penalty"]:
-            term = ext.discriminator_penalty(self.D_view, real, real_labels, step)
+            interval = self.penalty_intervals[name]
+            if step % interval:
+                continue
+            keywords = {key: offered[key] for key in self.penalty_keywords[name]}
+            term = ext.discriminator_penalty(self.D_view, real, real_labels, step, **keywords)
             if term is not None:
                 term = self._checked(term, "discriminator_penalty", plugin, f"extension {name!r}")
+                term = term * interval if interval != 1 else term
                 total = term if total is None else total + term
         return total
+
+    def _observe_discriminator(self, step: int) -> None:
+        """Hand what D said on the update's real and fake batches to the extensions that observe it."""
+        if self.acting["observe_discriminator"]:
+            scores = self.D_view.scores
+            self._at_extensions("observe_discriminator", scores.get("real"), scores.get("fake"), step)
+            self.D_view.watch()
 
     def train_step(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One generator step: ``n_critic`` discriminator updates, then one generator update.
@@ -368,7 +417,8 @@ class Trainer:
         With ``generator_batch: reuse`` the generator update scores the fake batch of the (one) discriminator
         update, generated once with its graph; with ``fresh`` it generates a new batch from new latents.
         Extensions act at the points marked ``[extensions]``: ``augment`` inside every call of ``D_view``,
-        ``discriminator_penalty``, ``after_discriminator_step`` and ``after_generator_step``.
+        ``discriminator_penalty``, ``observe_discriminator``, ``after_discriminator_step`` and
+        ``after_generator_step``.
         """
         cfg = self.config
         reuse = cfg.generator_batch == "reuse"
@@ -379,15 +429,20 @@ class Trainer:
             z, fake_labels = self._latents(), self._fake_labels()
             with self._autocast():
                 fake = self._fake_batch(z, fake_labels, graph=reuse)
-                d_loss = self._checked(self.discriminator_loss(real, real_labels, fake.detach(), fake_labels),
+                seen = fake.detach()  # the discriminator update's fake batch: no gradient reaches G
+                if self.acting["observe_discriminator"]:
+                    self.D_view.watch(real, seen)  # record D's outputs on these two batches as the loss scores them
+                d_loss = self._checked(self.discriminator_loss(real, real_labels, seen, fake_labels),
                                        "discriminator_loss")
-                penalty = self._discriminator_penalties(real, real_labels, d_step)  # [extensions] e.g. lazy R1
+                # [extensions] e.g. R1 on real, R2 on fake, lazily every k updates
+                penalty = self._discriminator_penalties(real, real_labels, seen, fake_labels, d_step)
                 if penalty is not None:
                     d_loss = d_loss + penalty
             self.opt_d.zero_grad(set_to_none=True)
             self.scaler_d.scale(d_loss).backward()
             self.scaler_d.step(self.opt_d)
             self.scaler_d.update()
+            self._observe_discriminator(d_step)  # [extensions] e.g. ADA's r_t from the signs of D(real)
             self._at_extensions("after_discriminator_step", self.D, d_step)  # [extensions] e.g. weight clipping
         self.D.requires_grad_(False)  # the generator step needs gradients through D, not for D's weights
         with self._autocast():
