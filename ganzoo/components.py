@@ -285,3 +285,19 @@ class DatasetSpec:
     #: :mod:`ganzoo.metric_keys` (``modes``, ``high_quality``, ``mode_kl``) get their titles and directions on
     #: the leaderboard; other keys are shown as they are.
     metrics: Callable[[torch.Tensor], dict[str, float]] | None = None
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """A kind of schedule: how a numeric hyperparameter changes over training, ``value(at, args, over) ->
+    float``. A config gives a schedule as a mapping with the kind's name as its one key besides ``over`` and
+    ``unit``: ``lr_g: {cosine: [2.0e-4, 5.0e-5], over: 10000}``; ``value`` is then called with ``at`` the
+    position in ``unit`` (``steps``, generator steps done, or ``images``, real images shown to the
+    discriminator), ``args`` what the kind's key holds (``[2.0e-4, 5.0e-5]``) and ``over`` (``None`` when not
+    given). It must be a pure function of its arguments (that is what makes a resumed run exact) and raise
+    ``ValueError`` for ``args`` it cannot take."""
+
+    name: str
+    value: Callable[[float, Any, float | None], float]
+    description: str = ""
+

@@ -29,6 +29,7 @@ from ..errors import CheckpointError, ConfigError, DivergenceError, PluginError
 from .assembly import PENALTY_KEYWORDS, Assembly, BuiltExtension, declared_keywords
 from .randomness import rng_state, set_rng_state
 from .sampling import draw_labels, generate
+from .schedules import values_at, with_values
 
 CHECKPOINT_FORMAT = 2
 #: Points drawn (real and generated) in the scatter plot that replaces the sample grid for non-image data.
@@ -153,8 +154,11 @@ class Trainer:
         self._set_up_extensions()
         self._choose_loss_graphs()
         fused = self.fast["fused_optimizer"]
-        self.opt_g = make_optimizer(cfg.optimizer, self.G.parameters(), cfg.lr_g, cfg.betas, fused)
-        self.opt_d = make_optimizer(cfg.optimizer, self.D.parameters(), cfg.lr_d, cfg.betas, fused)
+        #: the scheduled hyperparameters' values at the current step (set by train_step), by config key
+        self.scheduled = values_at(assembly.schedules, 0, 0)
+        start = with_values(cfg, self.scheduled)  # the optimisers start with each schedule's value at step 0
+        self.opt_g = make_optimizer(cfg.optimizer, self.G.parameters(), start.lr_g, start.betas, fused)
+        self.opt_d = make_optimizer(cfg.optimizer, self.D.parameters(), start.lr_d, start.betas, fused)
         # Latents come from a dedicated generator (one stream per rank), so nothing else that draws random
         # numbers shifts them.
         self.noise = torch.Generator(device=device).manual_seed(cfg.seed + 2 + 7919 * self.dist.rank)
@@ -411,6 +415,29 @@ class Trainer:
             self._at_extensions("observe_discriminator", scores.get("real"), scores.get("fake"), step)
             self.D_view.watch()
 
+    def _apply_schedules(self) -> None:
+        """Set every scheduled hyperparameter to its value at this step: the optimisers' ``lr`` and ``betas``
+        (SGD's momentum is ``betas[0]``), and the attribute of the same name on the loss or an extension."""
+        schedules = self.assembly.schedules
+        if not schedules:
+            return
+        images = self.step * self.config.batch_size * self.config.n_critic * self.dist.world_size
+        self.scheduled = values_at(schedules, self.step, images)
+        owners = {"loss_options": self.loss, **{f"extensions.{e.name}": e.extension for e in self.extensions}}
+        for key, value in self.scheduled.items():
+            where, _, name = key.rpartition(".")
+            if key in ("lr_g", "lr_d"):
+                for group in (self.opt_g if key == "lr_g" else self.opt_d).param_groups:
+                    group["lr"] = value
+            elif where == "betas":
+                for group in (*self.opt_g.param_groups, *self.opt_d.param_groups):
+                    if "betas" in group:  # Adam
+                        group["betas"] = tuple(value if i == int(name) else b for i, b in enumerate(group["betas"]))
+                    elif self.config.optimizer == "sgd" and name == "0":
+                        group["momentum"] = value
+            else:
+                setattr(owners[where], name, value)
+
     def train_step(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One generator step: ``n_critic`` discriminator updates, then one generator update.
 
@@ -422,6 +449,7 @@ class Trainer:
         """
         cfg = self.config
         reuse = cfg.generator_batch == "reuse"
+        self._apply_schedules()  # learning rates, betas, loss and extension options given as schedules
         self.D.requires_grad_(True)
         for i in range(cfg.n_critic):
             d_step = self.step * cfg.n_critic + i
