@@ -162,7 +162,9 @@ class Extension:
     3. :meth:`observe_discriminator`: what D said on the update's real and fake batches (ADA's heuristic,
        logging), without a second forward pass.
     4. :meth:`after_discriminator_step`: after each discriminator optimiser step (weight clipping).
-    5. :meth:`after_generator_step`: after each generator optimiser step (an exponential moving average).
+    5. :meth:`generator_penalty`: a term added to the generator's loss (StyleGAN2's path length
+       regularisation), lazily with :attr:`penalty_interval` as well.
+    6. :meth:`after_generator_step`: after each generator optimiser step (an exponential moving average).
 
     :meth:`sampling_generator` may return a network that draws sample grids, evaluations, exports and
     ``ganzoo sample`` instead of the trained generator (at most one extension of a run may); its weights are
@@ -186,9 +188,10 @@ class Extension:
         changes the batch size cannot train a conditional or classifier discriminator (one label per sample)."""
         return x
 
-    #: Compute :meth:`discriminator_penalty` on every ``penalty_interval``-th discriminator update only (those
-    #: whose ``step`` is a multiple of it) and multiply it by the interval, so its average strength does not
-    #: depend on the interval: lazy regularisation (StyleGAN2 applies R1 every 16 updates).
+    #: Compute :meth:`discriminator_penalty` (and :meth:`generator_penalty`) on every ``penalty_interval``-th
+    #: update only (those whose ``step`` is a multiple of it) and multiply it by the interval, so its average
+    #: strength does not depend on the interval: lazy regularisation (StyleGAN2: R1 every 16 updates, path
+    #: length every 4).
     penalty_interval: int = 1
 
     def discriminator_penalty(self, D: Callable[..., Any], real: torch.Tensor, real_labels: torch.Tensor | None,
@@ -209,6 +212,15 @@ class Extension:
 
     def after_discriminator_step(self, D: nn.Module, step: int) -> None:
         """Called after discriminator update ``step`` (counted from 0) with the plain network."""
+
+    def generator_penalty(self, G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None,
+                          step: int) -> torch.Tensor | None:
+        """A scalar added to the generator loss at generator update ``step`` (counted from 0), or ``None``.
+        ``G`` is the plain generator in train mode (call it as ``G(z)``, or ``G(z, labels)`` when
+        ``context.conditional_generator``; its submodules may be called directly), ``z`` and ``labels`` the
+        update's latents and fake labels; ``D`` is frozen during this update. With :attr:`penalty_interval` k
+        it is called on every k-th update only and multiplied by k."""
+        return None
 
     def after_generator_step(self, G: nn.Module, step: int) -> None:
         """Called after generator update ``step`` (counted from 1: the number of updates made so far)."""

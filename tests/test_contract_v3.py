@@ -175,3 +175,38 @@ def test_the_documented_r2_example_matches_the_built_in(tmp_path: Path) -> None:
     assert documented.penalty_interval == built_in.penalty_interval == 4
     assert torch.equal(documented.discriminator_penalty(D, fake, None, 0, fake, None),
                        built_in.discriminator_penalty(D, fake, None, 0, fake=fake, fake_labels=None))
+
+
+class GeneratorSpy(Extension):
+    """A generator penalty: a constant (no gradient) every `interval` generator updates, recording its inputs."""
+
+    def __init__(self, interval: int, value: float) -> None:
+        self.penalty_interval, self.value = interval, value
+        self.calls: list[tuple[int, torch.Tensor, Any, bool]] = []
+
+    def generator_penalty(self, G, z, labels, step):
+        self.calls.append((step, z, labels, G.training))
+        assert G(z).shape[0] == z.shape[0]  # the plain generator, callable with the update's latents
+        return torch.tensor(self.value)
+
+
+def test_a_lazy_generator_penalty_counts_k_times_on_every_kth_generator_update(tmp_path: Path) -> None:
+    runs = {}
+    for value in (0.0, 2.0):
+        spy = GeneratorSpy(interval=2, value=value)
+
+        class Plugin:
+            @hookimpl
+            def register_extensions(self, register, _spy=spy):
+                register(ExtensionSpec("g-spy", lambda: _spy))
+
+        with registered(Plugin(), "g-spy-plugin"):
+            ganzoo.train("vanilla", steps=5, out=tmp_path / f"run-{value}", progress=False,
+                         overrides={**TINY, "extensions": {"g-spy": {}}})
+        runs[value] = [json.loads(line)["g_loss"] for line in
+                       (tmp_path / f"run-{value}" / "log.jsonl").read_text().splitlines()]
+        assert [step for step, _, _, _ in spy.calls] == [0, 2, 4]
+        assert all(z.shape == (TINY["batch_size"], 100) and labels is None and training
+                   for _, z, labels, training in spy.calls)
+    added = [b - a for a, b in zip(runs[0.0], runs[2.0], strict=True)]
+    assert added == pytest.approx([4.0, 0, 4.0, 0, 4.0], abs=1e-6)

@@ -42,7 +42,7 @@ STATE_KEYS_FORMAT_1 = ("format", "step", "critic_position", "generator", "discri
 STATE_KEYS = (*STATE_KEYS_FORMAT_1, "num_classes", "extensions", "sample_generator")
 #: The points of a step where extensions act, besides ``setup`` (see :class:`ganzoo.Extension`).
 EXTENSION_POINTS = ("augment", "discriminator_penalty", "observe_discriminator", "after_discriminator_step",
-                    "after_generator_step", "sampling_generator")
+                    "generator_penalty", "after_generator_step", "sampling_generator")
 
 
 def make_optimizer(name: str, params: Iterable[nn.Parameter], lr: float, betas: tuple[float, float],
@@ -201,7 +201,9 @@ class Trainer:
                                    assembly.conditional_discriminator)
         self._at_extensions("setup", context)
         #: per penalising extension: its interval (lazy regularisation) and the keywords its penalty declared
-        self.penalty_intervals = {e.name: checked_interval(e) for e in self.acting["discriminator_penalty"]}
+        self.penalty_intervals = {e.name: checked_interval(e) for point in ("discriminator_penalty",
+                                                                          "generator_penalty")
+                                  for e in self.acting[point]}
         self.penalty_keywords = {e.name: declared_keywords(e.extension.discriminator_penalty, PENALTY_KEYWORDS)
                                  for e in self.acting["discriminator_penalty"]}
         # what D sees: each extension's augment, then each discriminator_input (PacGAN packing), in config order
@@ -390,20 +392,19 @@ class Trainer:
         return self.loss.generator_loss(self.D_gen_view, fake, **self._loss_keywords(
             "generator_loss", real=real, real_labels=real_labels, fake_labels=fake_labels))
 
-    def _discriminator_penalties(self, real: torch.Tensor, real_labels: torch.Tensor | None, fake: torch.Tensor,
-                                 fake_labels: torch.Tensor | None, step: int) -> torch.Tensor | None:
-        """The sum of the extensions' terms for discriminator update ``step`` (``None`` if none applies); a
-        penalty with interval k is computed on every k-th update only, and weighted by k."""
+    def _penalties(self, point: str, step: int, *args: Any, **offered: Any) -> torch.Tensor | None:
+        """The sum of the extensions' ``point`` terms (``discriminator_penalty`` or ``generator_penalty``) at
+        update ``step`` (``None`` if none applies): a penalty with interval k is computed on every k-th update
+        only, and weighted by k; a discriminator penalty gets the keywords of ``offered`` it declared."""
         total = None
-        offered = {"fake": fake, "fake_labels": fake_labels}
-        for name, plugin, ext in self.acting["discriminator_penalty"]:
+        for name, plugin, ext in self.acting[point]:
             interval = self.penalty_intervals[name]
             if step % interval:
                 continue
-            keywords = {key: offered[key] for key in self.penalty_keywords[name]}
-            term = ext.discriminator_penalty(self.D_view, real, real_labels, step, **keywords)
+            keywords = {key: offered[key] for key in self.penalty_keywords.get(name, ()) if key in offered}
+            term = getattr(ext, point)(*args, step, **keywords)
             if term is not None:
-                term = self._checked(term, "discriminator_penalty", plugin, f"extension {name!r}")
+                term = self._checked(term, point, plugin, f"extension {name!r}")
                 term = term * interval if interval != 1 else term
                 total = term if total is None else total + term
         return total
@@ -444,8 +445,8 @@ class Trainer:
         With ``generator_batch: reuse`` the generator update scores the fake batch of the (one) discriminator
         update, generated once with its graph; with ``fresh`` it generates a new batch from new latents.
         Extensions act at the points marked ``[extensions]``: ``augment`` inside every call of ``D_view``,
-        ``discriminator_penalty``, ``observe_discriminator``, ``after_discriminator_step`` and
-        ``after_generator_step``.
+        ``discriminator_penalty``, ``observe_discriminator``, ``after_discriminator_step``,
+        ``generator_penalty`` and ``after_generator_step``.
         """
         cfg = self.config
         reuse = cfg.generator_batch == "reuse"
@@ -463,7 +464,8 @@ class Trainer:
                 d_loss = self._checked(self.discriminator_loss(real, real_labels, seen, fake_labels),
                                        "discriminator_loss")
                 # [extensions] e.g. R1 on real, R2 on fake, lazily every k updates
-                penalty = self._discriminator_penalties(real, real_labels, seen, fake_labels, d_step)
+                penalty = self._penalties("discriminator_penalty", d_step, self.D_view, real, real_labels,
+                                          fake=seen, fake_labels=fake_labels)
                 if penalty is not None:
                     d_loss = d_loss + penalty
             self.opt_d.zero_grad(set_to_none=True)
@@ -478,6 +480,10 @@ class Trainer:
                 z, fake_labels = self._latents(), self._fake_labels()
                 fake = self._fake_batch(z, fake_labels, graph=True)
             g_loss = self._checked(self.generator_loss(fake, fake_labels, real, real_labels), "generator_loss")
+            # [extensions] e.g. path length regularisation, lazily every k updates
+            penalty = self._penalties("generator_penalty", self.step, self.G, z, fake_labels)
+            if penalty is not None:
+                g_loss = g_loss + penalty
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler_g.scale(g_loss).backward()
         self.scaler_g.step(self.opt_g)
