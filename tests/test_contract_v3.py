@@ -102,7 +102,8 @@ def test_a_lazy_penalty_counts_k_times_on_every_kth_update_and_not_elsewhere(tmp
     def losses(run: Path) -> list[float]:
         return [json.loads(line)["d_loss"] for line in (run / "log.jsonl").read_text().splitlines()]
 
-    added = [b - a for a, b in zip(losses(plain), losses(lazy), strict=True)]  # log step s is discriminator update s - 1
+    # log step s is discriminator update s - 1
+    added = [b - a for a, b in zip(losses(plain), losses(lazy), strict=True)]
     assert added == pytest.approx([4.5, 0, 0, 4.5, 0, 0, 4.5], abs=1e-6)
 
 
