@@ -58,6 +58,7 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers and IDEs
         Generator,
         Loss,
         LossSpec,
+        ScheduleSpec,
         Variant,
         score_pair,
     )
@@ -75,8 +76,8 @@ _LAZY: dict[str, tuple[str, str]] = {
                                         "load_dataset", "load_generator", "sample", "train")},
     "bench": ("bench.harness", "bench"),
     **{name: ("components", name) for name in ("DatasetSpec", "Discriminator", "Extension", "ExtensionContext",
-                                               "ExtensionSpec", "Generator", "Loss", "LossSpec", "Variant",
-                                               "score_pair")},
+                                               "ExtensionSpec", "Generator", "Loss", "LossSpec", "ScheduleSpec",
+                                               "Variant", "score_pair")},
     "TrainConfig": ("config", "TrainConfig"),
     "evaluate": ("evaluation", "evaluate"),
     "plugin_manager": ("plugins", "get_plugin_manager"),  # the process-wide manager, by its public name
@@ -93,10 +94,10 @@ __version__ = version()
 __all__ = [
     "Callback", "CheckpointError", "ConfigError", "DatasetError", "DatasetSpec", "Discriminator", "DivergenceError",
     "Evaluation", "Extension", "ExtensionContext", "ExtensionSpec", "GanzooError", "Generator", "Loss", "LossSpec",
-    "PluginError", "RunState", "TrainConfig", "TrainResult", "UnknownNameError", "UsageError", "Variant", "bench",
-    "build_config", "evaluate", "export_samples", "hookimpl", "list_components", "list_plugins", "list_variants",
-    "load_dataset", "load_failures", "load_generator", "plugin_manager", "reproduce", "sample", "score_pair",
-    "sweep", "train", "version"
+    "PluginError", "RunState", "ScheduleSpec", "TrainConfig", "TrainResult", "UnknownNameError", "UsageError",
+    "Variant", "bench", "build_config", "evaluate", "export_samples", "hookimpl", "list_components", "list_plugins",
+    "list_variants", "load_dataset", "load_failures", "load_generator", "plugin_manager", "reproduce", "sample",
+    "score_pair", "sweep", "train", "version"
 ]
 
 

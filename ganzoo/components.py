@@ -130,7 +130,9 @@ class ExtensionContext:
     """What an extension is given once, before training starts (:meth:`Extension.setup`).
 
     ``generator`` and ``discriminator`` are the plain networks (not DDP-wrapped); ``rank`` is this process's
-    rank under torchrun (0 otherwise): seed per-rank random streams with it.
+    rank under torchrun (0 otherwise): seed per-rank random streams with it. ``conditional_generator`` says
+    whether G is called as ``G(z, labels)``, ``conditional_discriminator`` whether D takes labels (the ``D``
+    an extension is given takes them either way and ignores them when it is not conditional).
     """
 
     generator: nn.Module
@@ -140,6 +142,8 @@ class ExtensionContext:
     image_shape: tuple[int, ...]
     device: torch.device
     rank: int = 0
+    conditional_generator: bool = False
+    conditional_discriminator: bool = False
 
 
 class Extension:
@@ -152,10 +156,15 @@ class Extension:
        discriminator and the generator updates), for example differentiable augmentation;
        :meth:`discriminator_input` then reshapes it (PacGAN packs m samples into one input), and the
        discriminator is built for the shape that gives.
-    2. :meth:`discriminator_penalty`: a term added to the discriminator's loss (a regulariser such as R1;
-       return ``None`` on updates where it does not apply, e.g. lazy regularisation every N updates).
-    3. :meth:`after_discriminator_step`: after each discriminator optimiser step (weight clipping).
-    4. :meth:`after_generator_step`: after each generator optimiser step (an exponential moving average).
+    2. :meth:`discriminator_penalty`: a term added to the discriminator's loss (a regulariser such as R1 on
+       the real batch or R2 on the fake one); with :attr:`penalty_interval` ``k`` it is computed on every
+       k-th discriminator update only and multiplied by ``k`` (lazy regularisation).
+    3. :meth:`observe_discriminator`: what D said on the update's real and fake batches (ADA's heuristic,
+       logging), without a second forward pass.
+    4. :meth:`after_discriminator_step`: after each discriminator optimiser step (weight clipping).
+    5. :meth:`generator_penalty`: a term added to the generator's loss (StyleGAN2's path length
+       regularisation), lazily with :attr:`penalty_interval` as well.
+    6. :meth:`after_generator_step`: after each generator optimiser step (an exponential moving average).
 
     :meth:`sampling_generator` may return a network that draws sample grids, evaluations, exports and
     ``ganzoo sample`` instead of the trained generator (at most one extension of a run may); its weights are
@@ -179,14 +188,39 @@ class Extension:
         changes the batch size cannot train a conditional or classifier discriminator (one label per sample)."""
         return x
 
+    #: Compute :meth:`discriminator_penalty` (and :meth:`generator_penalty`) on every ``penalty_interval``-th
+    #: update only (those whose ``step`` is a multiple of it) and multiply it by the interval, so its average
+    #: strength does not depend on the interval: lazy regularisation (StyleGAN2: R1 every 16 updates, path
+    #: length every 4).
+    penalty_interval: int = 1
+
     def discriminator_penalty(self, D: Callable[..., Any], real: torch.Tensor, real_labels: torch.Tensor | None,
                               step: int) -> torch.Tensor | None:
         """A scalar added to the discriminator loss at discriminator update ``step`` (counted from 0), or
-        ``None``. ``D`` is called as in :class:`Loss`."""
+        ``None``. ``D`` is the discriminator in train mode as the loss sees it (every extension's
+        :meth:`augment` and :meth:`discriminator_input` applied to what it is given; call it as ``D(x,
+        labels)``). Declare the keyword arguments ``fake`` and ``fake_labels`` to receive the update's fake
+        batch (detached from G's graph) and its labels, as a loss does: ``def discriminator_penalty(self, D,
+        real, real_labels, step, fake, fake_labels)``."""
         return None
+
+    def observe_discriminator(self, real_scores: Any, fake_scores: Any, step: int) -> None:
+        """Called after discriminator update ``step`` with what D returned (detached) when the loss scored the
+        update's real and fake batches: scores ``(B,)`` or ``(B, 1)``, or ``(scores, class_logits)`` for a
+        classifier discriminator; ``None`` for a batch the loss never passed to D as it was given (a loss that
+        scores only interpolates, say)."""
 
     def after_discriminator_step(self, D: nn.Module, step: int) -> None:
         """Called after discriminator update ``step`` (counted from 0) with the plain network."""
+
+    def generator_penalty(self, G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None,
+                          step: int) -> torch.Tensor | None:
+        """A scalar added to the generator loss at generator update ``step`` (counted from 0), or ``None``.
+        ``G`` is the plain generator in train mode (call it as ``G(z)``, or ``G(z, labels)`` when
+        ``context.conditional_generator``; its submodules may be called directly), ``z`` and ``labels`` the
+        update's latents and fake labels; ``D`` is frozen during this update. With :attr:`penalty_interval` k
+        it is called on every k-th update only and multiplied by k."""
+        return None
 
     def after_generator_step(self, G: nn.Module, step: int) -> None:
         """Called after generator update ``step`` (counted from 1: the number of updates made so far)."""
@@ -265,3 +299,19 @@ class DatasetSpec:
     #: :mod:`ganzoo.metric_keys` (``modes``, ``classes_covered``, ...) get their titles and directions on the
     #: leaderboard; other keys are shown as they are.
     metrics: Callable[..., dict[str, float]] | None = None
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """A kind of schedule: how a numeric hyperparameter changes over training, ``value(at, args, over) ->
+    float``. A config gives a schedule as a mapping with the kind's name as its one key besides ``over`` and
+    ``unit``: ``lr_g: {cosine: [2.0e-4, 5.0e-5], over: 10000}``; ``value`` is then called with ``at`` the
+    position in ``unit`` (``steps``, generator steps done, or ``images``, real images shown to the
+    discriminator), ``args`` what the kind's key holds (``[2.0e-4, 5.0e-5]``) and ``over`` (``None`` when not
+    given). It must be a pure function of its arguments (that is what makes a resumed run exact) and raise
+    ``ValueError`` for ``args`` it cannot take."""
+
+    name: str
+    value: Callable[[float, Any, float | None], float]
+    description: str = ""
+

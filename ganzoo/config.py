@@ -51,6 +51,10 @@ def extension_names_as_mapping(value: Any) -> Any:
     return value
 
 
+#: A schedule where a number is expected: ``{kind: args, over: N, unit: steps}`` (:mod:`ganzoo.training.schedules`).
+Schedule = dict[str, Any]
+
+
 class TrainConfig(BaseModel):
     """Everything a training run needs. The trainer reads it; it never parses anything itself."""
 
@@ -84,9 +88,9 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(64, gt=0)
     latent_dim: int = Field(100, gt=0)
     optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"
-    lr_g: float = Field(2e-4, gt=0)
-    lr_d: float = Field(2e-4, gt=0)
-    betas: tuple[float, float] = (0.5, 0.999)
+    lr_g: float | Schedule = Field(2e-4, description="Generator learning rate (> 0), or a schedule.")
+    lr_d: float | Schedule = Field(2e-4, description="Discriminator learning rate (> 0), or a schedule.")
+    betas: tuple[float | Schedule, float | Schedule] = (0.5, 0.999)
     generator_batch: Literal["fresh", "reuse"] = Field(
         "fresh", description="What the generator update scores: 'fresh': a new latent batch (Goodfellow 2014, "
         "Algorithm 1); 'reuse': the fake batch of the step's discriminator update, generated once with its graph "
@@ -165,10 +169,17 @@ class TrainConfig(BaseModel):
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()  # `out: ~/runs/x` is in the home directory, not a folder named "~"
 
+    @field_validator("lr_g", "lr_d")
+    @classmethod
+    def _positive(cls, value: float | Schedule) -> float | Schedule:
+        if not isinstance(value, dict) and not value > 0:
+            raise ValueError("Input should be greater than 0")
+        return value
+
     @field_validator("betas")
     @classmethod
-    def _betas_in_range(cls, value: tuple[float, float]) -> tuple[float, float]:
-        if not all(0.0 <= b < 1.0 for b in value):
+    def _betas_in_range(cls, value: tuple[float | Schedule, float | Schedule]) -> tuple[float | Schedule, ...]:
+        if not all(0.0 <= b < 1.0 for b in value if not isinstance(b, dict)):
             raise ValueError("each beta must be in [0, 1)")
         return value
 

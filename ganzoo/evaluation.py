@@ -91,8 +91,8 @@ def score_samples(samples: torch.Tensor, real: torch.Tensor, labels: torch.Tenso
     declares its optional ones. All of it runs on fixed thread pools
     (:func:`~ganzoo.metrics.thread_pools.scoring_threads`)."""
     from . import metrics
-    from .training.assembly import declared_keywords
     from .metrics.thread_pools import scoring_threads
+    from .training.assembly import declared_keywords
 
     if samples.is_floating_point() and dataset_metrics is None:
         raise UsageError("these samples are not images, and their dataset defines no metrics (DatasetSpec.metrics) "

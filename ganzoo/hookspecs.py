@@ -158,3 +158,22 @@ def register_datasets(register: Callable) -> None:
     the dataset, for images as well; declared as ``metrics(samples, labels=None)`` it also gets the classes a
     conditional generator was asked for (``None`` for an unconditional one), as MNIST's class agreement does.
     """
+
+
+@hookspec
+def register_schedules(register: Callable) -> None:
+    """Register kinds of schedule: how a numeric hyperparameter may change over training.
+
+    Call ``register(ganzoo.ScheduleSpec(name, value, description=...))``. A config then gives any schedulable
+    value (``lr_g``, ``lr_d``, each of ``betas``, a numeric option in ``loss_options`` or of an extension) as
+    ``{name: args, over: N, unit: steps}``, and ganzoo calls ``value(at, args, over)`` before every step, with
+    ``at`` the number of generator steps done (or, with ``unit: images``, of real images shown). The built-in
+    kinds ``constant``, ``linear``, ``cosine`` and ``piecewise`` are registered through this hook.
+
+    Example::
+
+        @hookimpl
+        def register_schedules(register):
+            register(ScheduleSpec("step-decay", lambda at, args, over: args[0] * 0.5 ** (at // args[1])))
+    """
+

@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar
 
 import pluggy
 
-from .components import DatasetSpec, Discriminator, ExtensionSpec, Generator, LossSpec, Variant
+from .components import DatasetSpec, Discriminator, ExtensionSpec, Generator, LossSpec, ScheduleSpec, Variant
 from .errors import PluginError, UnknownNameError
 from .plugins import get_plugin_manager
 
@@ -27,6 +27,7 @@ HOOKS: dict[str, tuple[str, type]] = {
     "register_extensions": ("extension", ExtensionSpec),
     "register_variants": ("variant", Variant),
     "register_datasets": ("dataset", DatasetSpec),
+    "register_schedules": ("schedule", ScheduleSpec),
 }
 
 
@@ -91,6 +92,7 @@ class Registry:
     extensions: Table[ExtensionSpec]
     variants: Table[Variant]
     datasets: Table[DatasetSpec]
+    schedules: Table[ScheduleSpec]
 
     def table(self, hook: str) -> Table[Any]:
         return getattr(self, hook.removeprefix("register_"))

@@ -13,6 +13,7 @@ its path. The tags, one scheme for every variant:
                                ``eval/fid``, ``eval/kid_mean``, ``eval/precision``, ... (the keys of
                                :mod:`ganzoo.metric_keys`)
 ``samples/fixed_latents``      the fixed-latent sample grid, at every ``sample_every`` and at the end
+``scheduled/<key>``            a scheduled hyperparameter's value at every logged step (``scheduled/lr_g``)
 =============================  ==================================================================
 
 The x axis is the generator step. A resumed run continues both files from its checkpoint's step: lines and
@@ -35,6 +36,7 @@ TAG_G_LOSS = "loss/generator"
 TAG_IMAGES_PER_SECOND = "throughput/images_per_second"
 TAG_EVAL = "eval/"  # + metric key
 TAG_SAMPLES = "samples/fixed_latents"
+TAG_SCHEDULED = "scheduled/"  # + config key of a scheduled hyperparameter (lr_g, extensions.r1.gamma, ...)
 
 
 def summary_writer(out: Path, start_step: int) -> Any | None:

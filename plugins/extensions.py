@@ -1,4 +1,4 @@
-"""Training extensions: an EMA of the generator, DiffAugment, lazy R1 and weight clipping.
+"""Training extensions: an EMA of the generator, DiffAugment, lazy R1 and R2, and weight clipping.
 
 ``ema`` (Karras et al. 2020, Training Generative Adversarial Networks with Limited Data, as in StyleGAN2-ADA):
 an exponential moving average of the generator's weights, theta_ema <- decay * theta_ema + (1 - decay) * theta
@@ -15,7 +15,11 @@ shift of up to ``translation_ratio`` of each side, zero padding) and ``cutout`` 
 ``r1`` (Mescheder et al. 2018, Which Training Methods for GANs do actually Converge?; lazy regularisation from
 Karras et al. 2020, Analyzing and Improving the Image Quality of StyleGAN): R1 = gamma / 2 *
 E_x[||grad_x D(x)||^2] on real data, added every ``every`` discriminator updates and scaled by ``every`` so
-that its average strength does not depend on the interval.
+that its average strength does not depend on the interval (the extension declares ``penalty_interval``; ganzoo
+skips and scales).
+
+``r2`` (Roth et al. 2017; with R1, the regulariser of R3GAN, Huang et al. 2024): the same penalty on the
+discriminator update's fake batch, which the penalty receives by declaring ``fake`` and ``fake_labels``.
 
 ``weight-clip`` (Arjovsky et al. 2017, Wasserstein GAN): every critic parameter is clamped to [-c, c] after
 each critic update.
@@ -221,6 +225,17 @@ class DiffAugment(Extension):
 
 
 # -- r1 --------------------------------------------------------------------------------------------------------
+def gradient_penalty(D: Callable[..., Any], x: torch.Tensor, labels: torch.Tensor | None,
+                     gamma: float) -> torch.Tensor:
+    """gamma / 2 * E||grad_x D(x)||^2 (on a classifier discriminator's scores)."""
+    x = x.detach().requires_grad_(True)
+    scores = D(x, labels)
+    if isinstance(scores, tuple):  # a classifier discriminator: (scores, class_logits)
+        scores = scores[0]
+    (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True)
+    return (gamma / 2) * grad.pow(2).flatten(1).sum(1).mean()
+
+
 class R1(Extension):
     """R1 gradient penalty on real data, gamma / 2 * E||grad_x D(x)||^2, applied lazily every ``every``
     discriminator updates (scaled by ``every``)."""
@@ -232,17 +247,21 @@ class R1(Extension):
         if every < 1:
             raise ValueError(f"every must be >= 1 (1: every discriminator update), not {every}")
         self.gamma, self.every = gamma, every
+        self.penalty_interval = every  # ganzoo calls it every `every` updates and weights it by `every`
 
     def discriminator_penalty(self, D: Callable[..., Any], real: torch.Tensor, real_labels: torch.Tensor | None,
                               step: int) -> torch.Tensor | None:
-        if step % self.every != 0:
-            return None
-        x = real.detach().requires_grad_(True)
-        scores = D(x, real_labels)
-        if isinstance(scores, tuple):  # a classifier discriminator: (scores, class_logits)
-            scores = scores[0]
-        (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True)
-        return (self.gamma / 2) * grad.pow(2).flatten(1).sum(1).mean() * self.every
+        return gradient_penalty(D, real, real_labels, self.gamma)
+
+
+class R2(R1):
+    """R2 gradient penalty on the update's fake batch, gamma / 2 * E||grad_x D(G(z))||^2, every ``every``
+    discriminator updates (scaled by ``every``)."""
+
+    def discriminator_penalty(self, D: Callable[..., Any], real: torch.Tensor, real_labels: torch.Tensor | None,
+                              step: int, fake: torch.Tensor | None = None,
+                              fake_labels: torch.Tensor | None = None) -> torch.Tensor | None:
+        return gradient_penalty(D, fake, fake_labels, self.gamma)
 
 
 # -- weight-clip -----------------------------------------------------------------------------------------------
@@ -271,5 +290,8 @@ def register_extensions(register):
                            "Zhao et al. 2020, Differentiable Augmentation for Data-Efficient GAN Training"))
     register(ExtensionSpec("r1", R1, "R1 gradient penalty on real data, lazily every 16 updates (gamma 10)",
                            "Mescheder et al. 2018, Which Training Methods for GANs do actually Converge?"))
+    register(ExtensionSpec("r2", R2, "R2 gradient penalty on fake data, lazily every 16 updates (gamma 10)",
+                           "Roth et al. 2017, Stabilizing Training of Generative Adversarial Networks through "
+                           "Regularization"))
     register(ExtensionSpec("weight-clip", WeightClip, "Clip the critic's weights to [-clip, clip] after each "
                            "update (clip 0.01)", "Arjovsky et al. 2017, Wasserstein GAN"))

@@ -31,6 +31,7 @@ from ..config import (
 from ..errors import ConfigError, PluginError, UsageError
 from ..registry import Entry, Registry
 from .sampling import generate
+from .schedules import Schedule, find_schedules, values_at, with_values
 
 
 class CompositionError(UsageError):
@@ -108,6 +109,8 @@ def resolve_config(
 #: The keyword arguments a loss method may declare, and so receive (see :class:`ganzoo.Loss`).
 LOSS_KEYWORDS = {"discriminator_loss": ("real_labels", "fake_labels"),
                  "generator_loss": ("real", "real_labels", "fake_labels")}
+#: The keyword arguments :meth:`ganzoo.Extension.discriminator_penalty` may declare, and so receive.
+PENALTY_KEYWORDS = ("fake", "fake_labels")
 
 
 def declared_keywords(method: Callable[..., Any], offered: tuple[str, ...]) -> tuple[str, ...]:
@@ -151,6 +154,8 @@ class Assembly:
     extensions: list[BuiltExtension] = field(default_factory=list)
     #: one sample as the discriminator takes it, after the extensions' discriminator_input (PacGAN packing)
     discriminator_shape: tuple[int, ...] | None = None
+    #: the config's schedules (the components were built with their values at step 0)
+    schedules: list[Schedule] = field(default_factory=list)
 
     def discriminator_inputs(self) -> list[tuple[str, str, Callable[[torch.Tensor], torch.Tensor]]]:
         """``(name, plugin, discriminator_input)`` of the extensions that reshape what D takes, in order."""
@@ -358,7 +363,9 @@ def assemble(
     names, entries = _components(registry, config)
     g_spec, d_spec = entries["generator"].item, entries["discriminator"].item
     _check_data_fits(config, names, entries, image_shape, num_classes)
-    extensions = build_extensions(registry, config)
+    schedules = find_schedules(registry, config)
+    built = with_values(config, values_at(schedules, 0, 0))  # what the components are built with
+    extensions = build_extensions(registry, built)
     _check_extensions_fit(registry, config, extensions, image_shape)
     d_shape = discriminator_shape(extensions, config, image_shape, d_spec, names["discriminator"])
     g_classes = {"num_classes": num_classes} if g_spec.conditional else {}
@@ -369,8 +376,9 @@ def assemble(
                f"discriminator {names['discriminator']!r}", d_spec.build, d_shape, **d_classes,
                **config.discriminator_options)
     loss = _build(entries["loss"].plugin, "register_losses", f"loss {names['loss']!r}", entries["loss"].item.build,
-                  **config.loss_options)
+                  **built.loss_options)
     _check_built(names, entries, G, D, loss)
+    _check_schedulable(schedules, names, entries, loss, extensions)
     keywords = check_labels_fit(entries, names, loss)
     labelled = g_spec.conditional or d_spec.conditional or d_spec.classifier  # else the loss gets labels None
     if config.init == "normal":
@@ -381,7 +389,7 @@ def assemble(
         plugins={role: entry.plugin for role, entry in entries.items()}, names=names, image_shape=image_shape,
         num_classes=num_classes if labelled else None, conditional_generator=g_spec.conditional,
         conditional_discriminator=d_spec.conditional, classifier_discriminator=d_spec.classifier,
-        loss_keywords=keywords, extensions=extensions, discriminator_shape=d_shape,
+        loss_keywords=keywords, extensions=extensions, discriminator_shape=d_shape, schedules=schedules,
     )
     check_fit(assembly, device)
     return assembly
@@ -452,3 +460,18 @@ def _check_built(names: dict[str, str], entries: dict[str, Entry[Any]], G: objec
     if not (callable(getattr(loss, "discriminator_loss", None)) and callable(getattr(loss, "generator_loss", None))):
         raise PluginError(entries["loss"].plugin, f"loss {names['loss']!r} build() returned {type(loss).__name__}, "
                           "which lacks discriminator_loss/generator_loss", "register_losses")
+
+
+def _check_schedulable(schedules: list[Schedule], names: dict[str, str], entries: dict[str, Entry[Any]],
+                       loss: object, extensions: list[BuiltExtension]) -> None:
+    """Refuse a scheduled option that its component does not keep as an attribute of the same name: ganzoo
+    sets that attribute before every step."""
+    owners = {"loss_options": (loss, f"loss {names['loss']!r} (plugin {entries['loss'].plugin!r})")}
+    owners.update({f"extensions.{e.name}": (e.extension, f"extension {e.name!r} (plugin {e.plugin!r})")
+                   for e in extensions})
+    for schedule in schedules:
+        where, _, option = schedule.key.rpartition(".")
+        if where in owners and not hasattr(owners[where][0], option):
+            raise ConfigError(f"{schedule.key}: {owners[where][1]} does not keep its option {option!r} as an "
+                              f"attribute of that name, so it cannot be scheduled; give it a number")
+

@@ -42,10 +42,14 @@ def is_log_step(run: RunState) -> bool:
 
 
 def loss_record(run: RunState) -> dict[str, Any]:
-    """One ``log.jsonl`` line: the step's losses, images seen, training seconds and throughput."""
-    return {"step": run.step, "d_loss": run.d_loss, "g_loss": run.g_loss,
-            "images_seen": run.step * run.images_per_step, "train_s": round(run.train_seconds, 4),
-            "img_per_s": run.images_per_second if run.train_seconds > 0 else None}
+    """One ``log.jsonl`` line: the step's losses, images seen, training seconds and throughput, and the values
+    of scheduled hyperparameters at the step (``scheduled``, when the config has schedules)."""
+    record = {"step": run.step, "d_loss": run.d_loss, "g_loss": run.g_loss,
+              "images_seen": run.step * run.images_per_step, "train_s": round(run.train_seconds, 4),
+              "img_per_s": run.images_per_second if run.train_seconds > 0 else None}
+    if run.trainer.assembly.schedules:
+        record["scheduled"] = dict(run.trainer.scheduled)
+    return record
 
 
 class Divergence(Callback):
@@ -131,6 +135,8 @@ class TensorBoard(Callback):
             self.writer.add_scalar(runlog.TAG_G_LOSS, record["g_loss"], run.step)
             if record["img_per_s"] is not None:
                 self.writer.add_scalar(runlog.TAG_IMAGES_PER_SECOND, record["img_per_s"], run.step)
+            for key, value in record.get("scheduled", {}).items():
+                self.writer.add_scalar(runlog.TAG_SCHEDULED + key, value, run.step)
 
     def on_evaluation(self, run: RunState, scores: dict[str, float]) -> None:
         if self.writer is not None:

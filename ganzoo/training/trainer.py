@@ -26,9 +26,10 @@ from ..config import TrainConfig
 from ..data import ImageData, make_batches
 from ..distributed import DistInfo, barrier, gather_objects
 from ..errors import CheckpointError, ConfigError, DivergenceError, PluginError
-from .assembly import Assembly, BuiltExtension
+from .assembly import PENALTY_KEYWORDS, Assembly, BuiltExtension, declared_keywords
 from .randomness import rng_state, set_rng_state
 from .sampling import draw_labels, generate
+from .schedules import values_at, with_values
 
 CHECKPOINT_FORMAT = 2
 #: Points drawn (real and generated) in the scatter plot that replaces the sample grid for non-image data.
@@ -40,8 +41,8 @@ STATE_KEYS_FORMAT_1 = ("format", "step", "critic_position", "generator", "discri
 # What Trainer.state_dict() writes; a checkpoint missing any of these cannot be resumed exactly.
 STATE_KEYS = (*STATE_KEYS_FORMAT_1, "num_classes", "extensions", "sample_generator")
 #: The points of a step where extensions act, besides ``setup`` (see :class:`ganzoo.Extension`).
-EXTENSION_POINTS = ("augment", "discriminator_penalty", "after_discriminator_step", "after_generator_step",
-                    "sampling_generator")
+EXTENSION_POINTS = ("augment", "discriminator_penalty", "observe_discriminator", "after_discriminator_step",
+                    "generator_penalty", "after_generator_step", "sampling_generator")
 
 
 def make_optimizer(name: str, params: Iterable[nn.Parameter], lr: float, betas: tuple[float, float],
@@ -63,15 +64,31 @@ class DiscriminatorView:
     def __init__(self, D: nn.Module, conditional: bool, augments: list[Callable[[torch.Tensor], torch.Tensor]],
                  name: str, joint: bool = False) -> None:
         self.D, self.conditional, self.augments, self.name, self.joint = D, conditional, augments, name, joint
+        #: the batches whose scores are recorded into :attr:`scores` (see :meth:`watch`), by role
+        self.watched: dict[str, torch.Tensor] = {}
+        self.scores: dict[str, Any] = {}
+
+    def watch(self, real: torch.Tensor | None = None, fake: torch.Tensor | None = None) -> None:
+        """Record, detached, what D returns on exactly these batch objects (``scores["real"]``,
+        ``scores["fake"]``) until the next call; ``watch()`` stops recording."""
+        self.watched = {role: x for role, x in (("real", real), ("fake", fake)) if x is not None}
+        self.scores = {}
+
+    def _record(self, given: torch.Tensor, out: Any) -> None:
+        for role, batch in self.watched.items():
+            if given is batch:
+                self.scores[role] = tuple(s.detach() for s in out) if isinstance(out, (tuple, list)) else out.detach()
 
     def __call__(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> Any:
+        given = x
         for augment in self.augments:
             x = augment(x)
-        if not self.conditional:
-            return self.D(x)
-        if labels is None:
+        if self.conditional and labels is None:
             raise TypeError(f"discriminator {self.name!r} is conditional: the loss must call D(x, labels)")
-        return self.D(x, labels)
+        out = self.D(x, labels) if self.conditional else self.D(x)
+        if self.watched:
+            self._record(given, out)
+        return out
 
     def pair(self, real: torch.Tensor, fake: torch.Tensor, real_labels: torch.Tensor | None = None,
              fake_labels: torch.Tensor | None = None) -> tuple[Any, Any]:
@@ -83,8 +100,22 @@ class DiscriminatorView:
         labels = torch.cat([real_labels, fake_labels]) if self.conditional else None  # type: ignore[list-item]
         scores = self(torch.cat([real, fake]), labels)
         if isinstance(scores, (tuple, list)):  # e.g. AC-GAN's (scores, class_logits)
-            return tuple(s[:n] for s in scores), tuple(s[n:] for s in scores)
-        return scores[:n], scores[n:]
+            pair: tuple[Any, Any] = tuple(s[:n] for s in scores), tuple(s[n:] for s in scores)
+        else:
+            pair = scores[:n], scores[n:]
+        if self.watched:
+            self._record(real, pair[0])
+            self._record(fake, pair[1])
+        return pair
+
+
+def checked_interval(entry: BuiltExtension) -> int:
+    """The extension's :attr:`~ganzoo.Extension.penalty_interval`, refused unless it is a positive integer."""
+    interval = getattr(entry.extension, "penalty_interval", 1)
+    if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+        raise PluginError(entry.plugin, f"extension {entry.name!r} has penalty_interval {interval!r}; it must be a "
+                          "positive integer (1: every discriminator update)", "register_extensions")
+    return interval
 
 
 class Trainer:
@@ -123,8 +154,11 @@ class Trainer:
         self._set_up_extensions()
         self._choose_loss_graphs()
         fused = self.fast["fused_optimizer"]
-        self.opt_g = make_optimizer(cfg.optimizer, self.G.parameters(), cfg.lr_g, cfg.betas, fused)
-        self.opt_d = make_optimizer(cfg.optimizer, self.D.parameters(), cfg.lr_d, cfg.betas, fused)
+        #: the scheduled hyperparameters' values at the current step (set by train_step), by config key
+        self.scheduled = values_at(assembly.schedules, 0, 0)
+        start = with_values(cfg, self.scheduled)  # the optimisers start with each schedule's value at step 0
+        self.opt_g = make_optimizer(cfg.optimizer, self.G.parameters(), start.lr_g, start.betas, fused)
+        self.opt_d = make_optimizer(cfg.optimizer, self.D.parameters(), start.lr_d, start.betas, fused)
         # Latents come from a dedicated generator (one stream per rank), so nothing else that draws random
         # numbers shifts them.
         self.noise = torch.Generator(device=device).manual_seed(cfg.seed + 2 + 7919 * self.dist.rank)
@@ -163,8 +197,15 @@ class Trainer:
             point: [entry for entry in self.extensions if implements(entry.extension, point)]
             for point in EXTENSION_POINTS}}
         context = ExtensionContext(self.G, self.D, self.config, self.num_classes, tuple(assembly.image_shape),
-                                   self.device, self.dist.rank)
+                                   self.device, self.dist.rank, assembly.conditional_generator,
+                                   assembly.conditional_discriminator)
         self._at_extensions("setup", context)
+        #: per penalising extension: its interval (lazy regularisation) and the keywords its penalty declared
+        self.penalty_intervals = {e.name: checked_interval(e) for point in ("discriminator_penalty",
+                                                                          "generator_penalty")
+                                  for e in self.acting[point]}
+        self.penalty_keywords = {e.name: declared_keywords(e.extension.discriminator_penalty, PENALTY_KEYWORDS)
+                                 for e in self.acting["discriminator_penalty"]}
         # what D sees: each extension's augment, then each discriminator_input (PacGAN packing), in config order
         augments = [entry.extension.augment for entry in self.acting["augment"]]
         augments += [reshape for _, _, reshape in assembly.discriminator_inputs()]
@@ -351,16 +392,52 @@ class Trainer:
         return self.loss.generator_loss(self.D_gen_view, fake, **self._loss_keywords(
             "generator_loss", real=real, real_labels=real_labels, fake_labels=fake_labels))
 
-    def _discriminator_penalties(self, real: torch.Tensor, real_labels: torch.Tensor | None,
-                                 step: int) -> torch.Tensor | None:
-        """The sum of the extensions' terms for discriminator update ``step`` (``None`` if none applies)."""
+    def _penalties(self, point: str, step: int, *args: Any, **offered: Any) -> torch.Tensor | None:
+        """The sum of the extensions' ``point`` terms (``discriminator_penalty`` or ``generator_penalty``) at
+        update ``step`` (``None`` if none applies): a penalty with interval k is computed on every k-th update
+        only, and weighted by k; a discriminator penalty gets the keywords of ``offered`` it declared."""
         total = None
-        for name, plugin, ext in self.acting["discriminator_penalty"]:
-            term = ext.discriminator_penalty(self.D_view, real, real_labels, step)
+        for name, plugin, ext in self.acting[point]:
+            interval = self.penalty_intervals[name]
+            if step % interval:
+                continue
+            keywords = {key: offered[key] for key in self.penalty_keywords.get(name, ()) if key in offered}
+            term = getattr(ext, point)(*args, step, **keywords)
             if term is not None:
-                term = self._checked(term, "discriminator_penalty", plugin, f"extension {name!r}")
+                term = self._checked(term, point, plugin, f"extension {name!r}")
+                term = term * interval if interval != 1 else term
                 total = term if total is None else total + term
         return total
+
+    def _observe_discriminator(self, step: int) -> None:
+        """Hand what D said on the update's real and fake batches to the extensions that observe it."""
+        if self.acting["observe_discriminator"]:
+            scores = self.D_view.scores
+            self._at_extensions("observe_discriminator", scores.get("real"), scores.get("fake"), step)
+            self.D_view.watch()
+
+    def _apply_schedules(self) -> None:
+        """Set every scheduled hyperparameter to its value at this step: the optimisers' ``lr`` and ``betas``
+        (SGD's momentum is ``betas[0]``), and the attribute of the same name on the loss or an extension."""
+        schedules = self.assembly.schedules
+        if not schedules:
+            return
+        images = self.step * self.config.batch_size * self.config.n_critic * self.dist.world_size
+        self.scheduled = values_at(schedules, self.step, images)
+        owners = {"loss_options": self.loss, **{f"extensions.{e.name}": e.extension for e in self.extensions}}
+        for key, value in self.scheduled.items():
+            where, _, name = key.rpartition(".")
+            if key in ("lr_g", "lr_d"):
+                for group in (self.opt_g if key == "lr_g" else self.opt_d).param_groups:
+                    group["lr"] = value
+            elif where == "betas":
+                for group in (*self.opt_g.param_groups, *self.opt_d.param_groups):
+                    if "betas" in group:  # Adam
+                        group["betas"] = tuple(value if i == int(name) else b for i, b in enumerate(group["betas"]))
+                    elif self.config.optimizer == "sgd" and name == "0":
+                        group["momentum"] = value
+            else:
+                setattr(owners[where], name, value)
 
     def train_step(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One generator step: ``n_critic`` discriminator updates, then one generator update.
@@ -368,10 +445,12 @@ class Trainer:
         With ``generator_batch: reuse`` the generator update scores the fake batch of the (one) discriminator
         update, generated once with its graph; with ``fresh`` it generates a new batch from new latents.
         Extensions act at the points marked ``[extensions]``: ``augment`` inside every call of ``D_view``,
-        ``discriminator_penalty``, ``after_discriminator_step`` and ``after_generator_step``.
+        ``discriminator_penalty``, ``observe_discriminator``, ``after_discriminator_step``,
+        ``generator_penalty`` and ``after_generator_step``.
         """
         cfg = self.config
         reuse = cfg.generator_batch == "reuse"
+        self._apply_schedules()  # learning rates, betas, loss and extension options given as schedules
         self.D.requires_grad_(True)
         for i in range(cfg.n_critic):
             d_step = self.step * cfg.n_critic + i
@@ -379,15 +458,21 @@ class Trainer:
             z, fake_labels = self._latents(), self._fake_labels()
             with self._autocast():
                 fake = self._fake_batch(z, fake_labels, graph=reuse)
-                d_loss = self._checked(self.discriminator_loss(real, real_labels, fake.detach(), fake_labels),
+                seen = fake.detach()  # the discriminator update's fake batch: no gradient reaches G
+                if self.acting["observe_discriminator"]:
+                    self.D_view.watch(real, seen)  # record D's outputs on these two batches as the loss scores them
+                d_loss = self._checked(self.discriminator_loss(real, real_labels, seen, fake_labels),
                                        "discriminator_loss")
-                penalty = self._discriminator_penalties(real, real_labels, d_step)  # [extensions] e.g. lazy R1
+                # [extensions] e.g. R1 on real, R2 on fake, lazily every k updates
+                penalty = self._penalties("discriminator_penalty", d_step, self.D_view, real, real_labels,
+                                          fake=seen, fake_labels=fake_labels)
                 if penalty is not None:
                     d_loss = d_loss + penalty
             self.opt_d.zero_grad(set_to_none=True)
             self.scaler_d.scale(d_loss).backward()
             self.scaler_d.step(self.opt_d)
             self.scaler_d.update()
+            self._observe_discriminator(d_step)  # [extensions] e.g. ADA's r_t from the signs of D(real)
             self._at_extensions("after_discriminator_step", self.D, d_step)  # [extensions] e.g. weight clipping
         self.D.requires_grad_(False)  # the generator step needs gradients through D, not for D's weights
         with self._autocast():
@@ -395,6 +480,10 @@ class Trainer:
                 z, fake_labels = self._latents(), self._fake_labels()
                 fake = self._fake_batch(z, fake_labels, graph=True)
             g_loss = self._checked(self.generator_loss(fake, fake_labels, real, real_labels), "generator_loss")
+            # [extensions] e.g. path length regularisation, lazily every k updates
+            penalty = self._penalties("generator_penalty", self.step, self.G, z, fake_labels)
+            if penalty is not None:
+                g_loss = g_loss + penalty
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler_g.scale(g_loss).backward()
         self.scaler_g.step(self.opt_g)
