@@ -283,3 +283,23 @@ def test_site_build_catches_a_missing_image(tmp_path: Path) -> None:
     result = _build_site(tmp_path, tmp_path / "site")
     assert result.returncode != 0
     assert "no-such-run/samples.png" in result.stderr
+
+
+# -- rendering -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("page", PAGES, ids=_rel)
+def test_no_list_item_or_bold_renders_as_literal_text(page: Path) -> None:
+    """A list item that Markdown swallows into the paragraph before it (a continuation indented too little, no
+    blank line) shows up as a literal "- **..." in the page; rendered with the site's extensions, none may."""
+    import markdown
+    import yaml
+
+    class _Loader(yaml.SafeLoader):  # mkdocs.yml's !!python tags are not needed to read its extension list
+        pass
+
+    _Loader.add_multi_constructor("tag:yaml.org,2002:python", lambda loader, suffix, node: None)
+    config = yaml.load((ROOT / "mkdocs.yml").read_text(), Loader=_Loader)
+    extensions = [e if isinstance(e, str) else next(iter(e)) for e in config["markdown_extensions"]]
+    html = markdown.Markdown(extensions=extensions).convert(page.read_text())
+    paragraphs = re.findall(r"<p>(.*?)</p>", html, re.S)
+    literal = [p[:80] for p in paragraphs if re.search(r"(^|\n)\s*- (\*\*|<strong>)", p)]
+    assert not literal, f"{_rel(page)}: list items rendered as text: {literal}"
