@@ -304,7 +304,7 @@ def _num(scores: dict, key: str, fmt: str) -> str:
               help="Trials run in parallel processes (cores are shared between them).")
 @click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True,
               help="local: this machine (--jobs); ray: each trial a Ray task with the profile's cpus_per_trial and "
-                   "gpus_per_trial (needs ganzoo[ray]; --out on storage every node shares).")
+                   "gpus_per_trial (needs ganzoo-gan[ray]; --out on storage every node shares).")
 @click.option("--address", help="The Ray cluster to run on (HOST:6379, auto); default: RAY_ADDRESS, else a Ray "
                                 "instance started here. With --executor ray.")
 @click.option("--overwrite", is_flag=True, help="Train over finished trials of the same rows and seeds with other "
@@ -439,7 +439,7 @@ def _reproduce(results: Path, out: Path | None, seeds: int | None, variants: lis
 def sweep_cmd(profile_name: str | None, profile_file: Path | None, variants: str | None, samples: int | None,
               seeds: int | None, out: Path, address: str | None, no_compare: bool, no_progress: bool) -> None:
     """Tune each row's hyperparameters on Ray Tune under the profile's step budget, then bench the tuned rows
-    beside the paper defaults. Needs ganzoo[ray].
+    beside the paper defaults. Needs ganzoo-gan[ray].
 
     \b
     Examples:

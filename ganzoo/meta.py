@@ -9,11 +9,15 @@ import importlib.metadata
 from importlib import resources
 from pathlib import Path
 
+#: The distribution's name on the package index (``pip install ganzoo-gan``): ``ganzoo`` there is an unrelated
+#: 2018 project. The package is imported as ``ganzoo`` and the command is ``ganzoo``.
+DISTRIBUTION = "ganzoo-gan"
+
 
 def version() -> str:
     """The installed ganzoo version."""
     try:
-        return importlib.metadata.version("ganzoo")
+        return importlib.metadata.version(DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
         return "0+unknown"
 

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 import pluggy
 
 from . import hookspecs
+from .meta import DISTRIBUTION
 
 GROUP = "ganzoo"
 LOAD_ENV = "GANZOO_LOAD_PLUGINS"
-BUILTIN_DISTRIBUTION = "ganzoo"
+BUILTIN_DISTRIBUTION = DISTRIBUTION
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Joining a Ray cluster: ``bench(..., executor="ray")`` (:class:`ganzoo.bench.executors.RayExecutor`) and
 ``ganzoo sweep`` connect through here.
 
-Ray is an optional extra (``pip install 'ganzoo[ray]'``) and is imported only when a run asks for it. This module
+Ray is an optional extra (``pip install 'ganzoo-gan[ray]'``) and is imported only when a run asks for it. This module
 imports nothing of the bench: it parses and checks addresses, joins the cluster and checks what a trial asks for.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 from .errors import GanzooError, UsageError
 
 #: What a missing Ray installation is told.
-INSTALL_HINT = "pip install 'ganzoo[ray]'"
+INSTALL_HINT = "pip install 'ganzoo-gan[ray]'"
 #: Seconds :func:`connect` waits for a cluster's address to answer before it gives up (an unreachable host
 #: would otherwise keep Ray retrying for minutes).
 CONNECT_TIMEOUT_S = 30.0

@@ -44,7 +44,7 @@ def summary_writer(out: Path, start_step: int) -> Any | None:
     ``None`` when tensorboard is not installed."""
     try:
         from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is optional (ganzoo[tensorboard])
+    except ImportError:  # tensorboard is optional (ganzoo-gan[tensorboard])
         return None
     if start_step:
         # Readers take a run's event files in name order, which starts with the second a file was created (the

@@ -303,3 +303,14 @@ def test_no_list_item_or_bold_renders_as_literal_text(page: Path) -> None:
     paragraphs = re.findall(r"<p>(.*?)</p>", html, re.S)
     literal = [p[:80] for p in paragraphs if re.search(r"(^|\n)\s*- (\*\*|<strong>)", p)]
     assert not literal, f"{_rel(page)}: list items rendered as text: {literal}"
+
+
+def test_every_install_line_names_the_distribution() -> None:
+    """The package index's ``ganzoo`` is another project: install lines and extras name ``ganzoo-gan``."""
+    from ganzoo.meta import DISTRIBUTION
+
+    files = [ROOT / "README.md", *PAGES, *(ROOT / "ganzoo").rglob("*.py"), *(DOCS / "examples").rglob("*.toml")]
+    wrong = re.compile(r"(?<![\w-])ganzoo\[|pip install ['\"]?ganzoo(?![\w-])|\"ganzoo(>=[^\"]*)?\"\]")
+    found = [f"{_rel(f)}: {m.group(0)}" for f in files for m in wrong.finditer(f.read_text())]
+    assert not found, f"install lines naming `ganzoo` instead of `{DISTRIBUTION}`: {found}"
+    assert f'name = "{DISTRIBUTION}"' in (ROOT / "pyproject.toml").read_text()

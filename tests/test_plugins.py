@@ -16,6 +16,7 @@ import ganzoo
 from ganzoo import Generator, Loss, LossSpec, Variant, hookimpl
 from ganzoo.cli import cli
 from ganzoo.errors import PluginError
+from ganzoo.meta import DISTRIBUTION
 from ganzoo.plugins import make_plugin_manager
 from ganzoo.registry import get_registry
 
@@ -58,7 +59,7 @@ def third_party_site(tmp_path: Path) -> Path:
 def test_builtins_load_through_entry_points() -> None:
     infos = {p.name: p for p in ganzoo.list_plugins()}
     for name in ("vanilla", "dcgan", "wgan-gp", "datasets"):
-        assert infos[name].distribution == "ganzoo"
+        assert infos[name].distribution == DISTRIBUTION == "ganzoo-gan"
         assert infos[name].builtin
     assert "register_losses" in infos["wgan-gp"].hooks
 
@@ -211,5 +212,5 @@ def test_third_party_cannot_shadow_a_builtin(tmp_path: Path, monkeypatch) -> Non
     monkeypatch.delenv("GANZOO_LOAD_PLUGINS", raising=False)
     pm = make_plugin_manager()
     failures = {f.distribution: f for f in pm.ganzoo_load_failures}
-    assert "already taken by distribution 'ganzoo'" in failures["ganzoo-impostor"].error
+    assert f"already taken by distribution '{DISTRIBUTION}'" in failures["ganzoo-impostor"].error
     assert get_registry(pm).generators.get("dcgan").plugin == "dcgan"

@@ -76,7 +76,7 @@ def test_without_ray_installed_the_error_says_how_to_install(tmp_path: Path, mon
     import ganzoo.ray_cluster as ray_cluster
 
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray now fails as if it were not installed
-    with pytest.raises(UsageError, match=r"pip install 'ganzoo\[ray\]'"):
+    with pytest.raises(UsageError, match=r"pip install 'ganzoo-gan\[ray\]'"):
         ray_cluster.connect(None)
 
 

@@ -59,7 +59,7 @@ def bench(
     ``executor="ray"`` runs each trial as a Ray task instead, on the cluster at ``address`` (default: the one
     ``RAY_ADDRESS`` names, else a Ray instance started on this machine), with the profile's
     ``cpus_per_trial`` and ``gpus_per_trial``; ``out`` must then be on storage every node shares
-    (docs/distributed.md). Ray is the optional extra ``ganzoo[ray]``.
+    (docs/distributed.md). Ray is the optional extra ``ganzoo-gan[ray]``.
     The returned dictionary holds this bench's trials, in plan order; ``results.json`` also keeps the finished
     trials of earlier benches into ``out`` at rows and seeds this one does not plan. A planned row and seed that
     holds a finished trial of other settings or another budget is refused unless ``overwrite=True``, which trains

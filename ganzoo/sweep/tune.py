@@ -16,7 +16,7 @@ checkpoint; ASHA stops the worst trials at those evaluations. It writes
 
 Everything is resumable: a row whose search finished is not searched again, an interrupted Tune experiment
 is restored (``Tuner.restore``, unfinished and errored trials resumed from their last checkpoint), and the
-two benches skip the trials they already hold. Ray is imported only when a sweep runs (``ganzoo[ray]``).
+two benches skip the trials they already hold. Ray is imported only when a sweep runs (``ganzoo-gan[ray]``).
 """
 
 from __future__ import annotations
