@@ -314,3 +314,19 @@ def test_every_install_line_names_the_distribution() -> None:
     found = [f"{_rel(f)}: {m.group(0)}" for f in files for m in wrong.finditer(f.read_text())]
     assert not found, f"install lines naming `ganzoo` instead of `{DISTRIBUTION}`: {found}"
     assert f'name = "{DISTRIBUTION}"' in (ROOT / "pyproject.toml").read_text()
+
+
+def test_generated_variant_lists_are_up_to_date() -> None:
+    """The pages' lists of built-in variants are what the registry holds (regenerate: python docs/site_hooks.py)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("site_hooks", DOCS / "site_hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    builtin = {p.name for p in __import__("ganzoo").list_plugins() if p.builtin}
+    names = [v["name"] for v in __import__("ganzoo").list_variants() if v["plugin"] in builtin]
+    for name in hooks.VARIANT_PAGES:
+        text = (DOCS / name).read_text()
+        assert hooks.VARIANTS_BEGIN in text and text == hooks.with_variants(text), (
+            f"docs/{name}'s list of built-in variants is out of date; regenerate it: python docs/site_hooks.py")
+        assert all(f"- `{n}`" in text for n in names) and len(names) >= 8
