@@ -109,3 +109,16 @@ def test_auto_reaches_the_optimiser(tmp_path: Path, monkeypatch) -> None:
         with pytest.raises(SystemExit):
             run(tmp_path, f"auto-{expected}", "vanilla", steps=1)
     assert seen == [True, None]
+
+
+def test_compile_keeps_the_discriminator_step_eager_under_a_penalising_extension() -> None:
+    """R1 and R2 differentiate D twice, which a compiled graph cannot: with one of them the discriminator step
+    stays eager (the generator's forward still compiles); without, it compiles."""
+    from conftest import make_trainer
+
+    small = {"compile": True, "generator_options": {"width": 4}, "discriminator_options": {"width": 4}}
+    penalised = make_trainer("dcgan", extensions={"r2": {"every": 1}}, **small)
+    plain = make_trainer("dcgan", **small)
+    assert penalised.discriminator_loss == penalised._discriminator_loss
+    assert plain.discriminator_loss != plain._discriminator_loss
+    assert penalised.G_fwd is not penalised.G  # compiled

@@ -222,14 +222,16 @@ class Trainer:
 
     def _choose_loss_graphs(self) -> None:
         """With compile, the generator's forward is one compiled graph and each loss computation (D and the loss
-        together) another. A loss that differentiates D twice (a gradient penalty) keeps its discriminator step
-        eager: compiled graphs do not support double backward. Its generator step, which differentiates D once,
-        still compiles."""
+        together) another. A loss that differentiates D twice (a gradient penalty), and a run with a penalising
+        extension (R1, R2: they differentiate the D they are given twice), keep the discriminator step eager:
+        compiled graphs do not support double backward. The generator step, which differentiates D once, still
+        compiles."""
         self.discriminator_loss: Callable[..., torch.Tensor] = self._discriminator_loss
         self.generator_loss: Callable[..., torch.Tensor] = self._generator_loss
         if self.fast["compile"]:
             self.G_fwd = torch.compile(self.G_fwd)
-            if not getattr(self.loss, "double_backward", Loss.double_backward):  # a loss need not subclass Loss
+            double = getattr(self.loss, "double_backward", Loss.double_backward)  # a loss need not subclass Loss
+            if not (double or self.acting["discriminator_penalty"]):
                 self.discriminator_loss = torch.compile(self._discriminator_loss)
             self.generator_loss = torch.compile(self._generator_loss)
 
