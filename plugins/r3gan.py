@@ -31,11 +31,11 @@ Generator ``r3gan`` and discriminator ``r3gan``: the paper's normalization-free 
   conv, one 4x4 filter per channel, to (B, C)) and a linear layer to one logit. ``r3gan-conditional``: the linear
   layer gives an ``embed_dim`` vector whose inner product with a class embedding, over sqrt(embed_dim), is the
   logit (projection conditioning, as the paper's conditional networks).
-- Options (generator and discriminator): ``width`` (32), ``blocks`` per stage (1), ``expansion`` (2),
-  ``group_size`` (16); generator: ``embed_dim`` (32, conditional only); discriminator: ``embed_dim`` (32,
-  conditional only). The paper's CIFAR-10 networks are much wider (a 256-768 channel range, two blocks per stage,
-  expansion 2, groups of 16 channels): these widths are chosen so that ganzoo's default 1,000 steps at batch 64 run
-  in minutes on a 2-core CPU.
+- Options (generator and discriminator): ``width`` (8: 32, 16 and 8 channels at 7, 14 and 28 px; 64, 32, 16 and 8
+  at 4 to 32 px), ``blocks`` per stage (1), ``expansion`` (2), ``group_size`` (16); the conditional networks also
+  ``embed_dim`` (32). The paper's networks are far wider (hundreds of channels per stage, several blocks per
+  stage); these widths are chosen so that ganzoo's default 1,000 steps at batch 64 run in minutes on a 2-core CPU
+  (below). Wider networks: ``--set generator_options.width=16 --set discriminator_options.width=16``.
 
 Conditional counterparts: the issue asked for a ``conditional: true`` option, but ganzoo's registry declares
 conditioning per registered component (``Generator(..., conditional=True)``: the trainer then draws class labels,
@@ -56,8 +56,12 @@ ganzoo's default budget of 1,000 generator steps at batch 64, every schedule hal
 - batch size 64, latent_dim 64, n_critic 1, ``generator_batch: reuse``, ``init: default`` (the networks' own
   Fix-up initialisation). The paper's adaptive augmentation is left out (add ``diffaugment`` to taste).
 
-Cost, measured with ``ganzoo train r3gan --steps 50 --set sample_every=0`` on the development machine (2 cores of
-an AMD EPYC, ``lscpu``: "AMD EPYC"; torch on the CPU, default threads): see ``SECONDS_PER_STEP`` below.
+Cost (``ganzoo train r3gan --steps 50 --out /tmp/x --set sample_every=0``, seconds per step over steps 10-30 from
+``log.jsonl``'s ``train_s``, batch 64, R1 and R2 on every update, EMA; 2 cores of an "AMD EPYC" (``lscpu``), torch's
+2 CPU threads, a machine shared with other jobs, so the quietest windows are quoted): width 8 (the default)
+0.19-0.20 s per step on mnist-5k, about 3.5 minutes for 1,000 steps; width 16 0.41 s (7 minutes), width 32 0.86 s
+(14 minutes). Under load from other processes the same run slowed several-fold (two OpenMP threads on a busy
+2-core machine), so measure on an idle one.
 """
 
 from __future__ import annotations
@@ -74,11 +78,6 @@ from ganzoo import Discriminator, Generator, Loss, LossSpec, Variant, hookimpl, 
 SLOPE = 0.2
 LRELU_GAIN = math.sqrt(2.0 / (1.0 + SLOPE**2))
 CONVS_PER_BLOCK = 3
-
-# Seconds per training step at the default size (batch 64, R1 and R2 every step, EMA), 2-core AMD EPYC:
-# filled in from measurements, see the module docstring.
-SECONDS_PER_STEP = {"mnist-5k": None, "stacked-mnist": None}
-
 
 # -- building blocks -------------------------------------------------------------------------------------------
 def msr_init(layer: nn.Conv2d | nn.Linear, gain: float = 1.0) -> nn.Module:
