@@ -61,7 +61,9 @@ Cost (``ganzoo train r3gan --steps 50 --out /tmp/x --set sample_every=0``, secon
 2 CPU threads, a machine shared with other jobs, so the quietest windows are quoted): width 8 (the default)
 0.19-0.20 s per step on mnist-5k, about 3.5 minutes for 1,000 steps; width 16 0.41 s (7 minutes), width 32 0.86 s
 (14 minutes). Under load from other processes the same run slowed several-fold (two OpenMP threads on a busy
-2-core machine), so measure on an idle one.
+2-core machine; at a load average of 6, 4-6 s per step with 2 threads, 0.65-1.2 s with ``OMP_NUM_THREADS=1``), so
+measure on an idle one. stacked-mnist (3 channels) costs the same as mnist-5k within that noise (only the first and
+last 1x1 convs see the channels): 5.3-6.4 against 4.2-6.1 s per step side by side under the same load.
 
 What it draws at this budget (mnist-5k, seed 0, the EMA's samples; the trained generator's look alike): after 500
 steps at width 8 stroke-like blobs, not yet digits, with gamma 0.05 (the default) or 1.0 alike; at width 16 after
