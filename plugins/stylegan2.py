@@ -75,21 +75,32 @@ def base_size(size: int) -> tuple[int, int]:
     return size, k
 
 
+def channels_at(resolution: int, channel_base: int, channel_max: int) -> int:
+    """StyleGAN2's feature maps at a resolution: channel_base / resolution, at most channel_max, at least 1."""
+    return max(1, min(int(channel_max), int(channel_base) // resolution))
+
+
 def lrelu(x: torch.Tensor) -> torch.Tensor:
     return F.leaky_relu(x, 0.2) * GAIN
 
 
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool = True,
-                     padding: int = 0) -> torch.Tensor:
+                     padding: int = 0, fused: bool = True) -> torch.Tensor:
     """StyleGAN2's modulated convolution: for each sample b, the weight w[o, i, ...] * styles[b, i], divided
     (with ``demodulate``) by sqrt(sum_{i,k,l} (w[o, i, k, l] * styles[b, i])^2 + 1e-8), convolves sample b.
-    Implemented as one grouped convolution with a group per sample. ``x`` (B, I, H, W), ``weight`` (O, I, k, k),
-    ``styles`` (B, I)."""
+    ``fused``: one grouped convolution with a group per sample and its own weights; otherwise the same as a
+    plain convolution of the input scaled by the styles, its output scaled by the demodulation coefficients
+    (StyleGAN2-ADA trains this way; on a CPU it is about 1.4 times faster). ``x`` (B, I, H, W), ``weight``
+    (O, I, k, k), ``styles`` (B, I)."""
     B, cin, H, W = x.shape
     cout = weight.shape[0]
     w = weight.unsqueeze(0) * styles.reshape(B, 1, cin, 1, 1)  # (B, cout, cin, k, k)
+    coefficients = torch.rsqrt(w.square().sum(dim=[2, 3, 4]) + 1e-8) if demodulate else None  # (B, cout)
+    if not fused:
+        out = F.conv2d(x * styles.reshape(B, cin, 1, 1), weight, padding=padding)
+        return out * coefficients.reshape(B, cout, 1, 1) if demodulate else out
     if demodulate:
-        w = w * torch.rsqrt(w.square().sum(dim=[2, 3, 4], keepdim=True) + 1e-8)
+        w = w * coefficients.reshape(B, cout, 1, 1, 1)
     out = F.conv2d(x.reshape(1, B * cin, H, W), w.reshape(B * cout, cin, *weight.shape[2:]), padding=padding,
                    groups=B)
     return out.reshape(B, cout, *out.shape[2:])
@@ -163,9 +174,9 @@ class StyleLayer(nn.Module):
             x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
         styles = self.affine(w)
         if self.torgb:
-            x = modulated_conv2d(x, self.weight, styles * self.weight_gain, demodulate=False)
+            x = modulated_conv2d(x, self.weight, styles * self.weight_gain, demodulate=False, fused=not self.training)
             return x + self.bias.reshape(1, -1, 1, 1)
-        x = modulated_conv2d(x, self.weight, styles, demodulate=True, padding=self.padding)
+        x = modulated_conv2d(x, self.weight, styles, demodulate=True, padding=self.padding, fused=not self.training)
         if self.training:  # fresh noise from torch's global stream; a fixed buffer in eval mode
             noise = torch.randn(x.shape[0], 1, x.shape[2], x.shape[3], device=x.device, dtype=x.dtype)
         else:
@@ -178,8 +189,9 @@ class StyleGAN2Generator(nn.Module):
     """z (B, latent_dim) -> image (B, C, H, W) in [-1, 1]. Also ``mapping(z, labels=None)`` -> ws
     (B, num_ws, w_dim) and ``synthesis(ws)`` -> images, the protocol the ``path-length`` extension uses."""
 
-    def __init__(self, latent_dim: int, image_shape: tuple[int, int, int], channels: int = 64,
-                 w_dim: int | None = None, mapping_layers: int = 2, mixing_prob: float = 0.9) -> None:
+    def __init__(self, latent_dim: int, image_shape: tuple[int, int, int], channel_base: int = 256,
+                 channel_max: int = 32, w_dim: int | None = None, mapping_layers: int = 2,
+                 mixing_prob: float = 0.9) -> None:
         super().__init__()
         image_channels, height, width = image_shape
         if height != width:
@@ -190,15 +202,18 @@ class StyleGAN2Generator(nn.Module):
         self.w_dim = int(w_dim or latent_dim)
         self.mixing_prob = float(mixing_prob)
         self.mapping_network = MappingNetwork(latent_dim, self.w_dim, mapping_layers)
-        self.const = nn.Parameter(torch.randn(channels, base, base))
-        self.convs = nn.ModuleList([StyleLayer(channels, channels, self.w_dim, base)])
-        self.torgbs = nn.ModuleList([StyleLayer(channels, image_channels, self.w_dim, base, torgb=True)])
+        ch = channels_at(base, channel_base, channel_max)
+        self.const = nn.Parameter(torch.randn(ch, base, base))
+        self.convs = nn.ModuleList([StyleLayer(ch, ch, self.w_dim, base)])
+        self.torgbs = nn.ModuleList([StyleLayer(ch, image_channels, self.w_dim, base, torgb=True)])
         resolution = base
         for _ in range(k):
             resolution *= 2
-            self.convs.append(StyleLayer(channels, channels, self.w_dim, resolution, up=True))
-            self.convs.append(StyleLayer(channels, channels, self.w_dim, resolution))
-            self.torgbs.append(StyleLayer(channels, image_channels, self.w_dim, resolution, torgb=True))
+            out = channels_at(resolution, channel_base, channel_max)
+            self.convs.append(StyleLayer(ch, out, self.w_dim, resolution, up=True))
+            self.convs.append(StyleLayer(out, out, self.w_dim, resolution))
+            self.torgbs.append(StyleLayer(out, image_channels, self.w_dim, resolution, torgb=True))
+            ch = out
         # conv j uses ws[:, j]; the toRGB after conv j uses ws[:, j + 1] (the next conv's, as in StyleGAN2)
         self.num_ws = len(self.convs) + 1
 
@@ -264,18 +279,21 @@ class ResidualBlock(nn.Module):
 class StyleGAN2Discriminator(nn.Module):
     """image (B, C, H, W) -> one logit per sample (B,): residual, minibatch stddev, no normalisation."""
 
-    def __init__(self, image_shape: tuple[int, int, int], channels: int = 64, mbstd_group: int = 4) -> None:
+    def __init__(self, image_shape: tuple[int, int, int], channel_base: int = 256, channel_max: int = 32,
+                 mbstd_group: int = 4) -> None:
         super().__init__()
         image_channels, height, width = image_shape
         if height != width:
             raise ValueError(f"stylegan2 needs square images, got {height}x{width}")
         base, k = base_size(height)
-        self.fromrgb = EqualConv2d(image_channels, channels, 1, activation=True)
-        self.blocks = nn.Sequential(*[ResidualBlock(channels, channels) for _ in range(k)])
+        resolutions = [height // 2**i for i in range(k + 1)]  # 28, 14, 7
+        chs = [channels_at(r, channel_base, channel_max) for r in resolutions]
+        self.fromrgb = EqualConv2d(image_channels, chs[0], 1, activation=True)
+        self.blocks = nn.Sequential(*[ResidualBlock(a, b) for a, b in zip(chs[:-1], chs[1:], strict=True)])
         self.mbstd = MinibatchStd(int(mbstd_group))
-        self.conv = EqualConv2d(channels + 1, channels, 3, activation=True)
-        self.fc = EqualLinear(channels * base * base, channels, activation=True)
-        self.out = EqualLinear(channels, 1)
+        self.conv = EqualConv2d(chs[-1] + 1, chs[-1], 3, activation=True)
+        self.fc = EqualLinear(chs[-1] * base * base, chs[-1], activation=True)
+        self.out = EqualLinear(chs[-1], 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.blocks(self.fromrgb(x))
@@ -378,7 +396,6 @@ def register_variants(register):
                 "init": "default",
                 "loss_options": {"generator_loss": "non-saturating"},
                 "generator_batch": "reuse",
-                "discriminator_pass": "separate",
                 "extensions": {"r1": {"gamma": 0.01, "every": 16}, "path-length": {}, "ema": {"decay": 0.998}},
             },
             description="StyleGAN2: style-modulated generator, residual discriminator, lazy R1, path length, EMA",

@@ -21,8 +21,8 @@ from ganzoo.checkpoint import load_checkpoint
 from ganzoo.cli import cli
 
 # tiny networks: every test here trains in seconds
-TINY = {**QUICK, "batch_size": 8, "latent_dim": 16, "generator_options": {"channels": 8},
-        "discriminator_options": {"channels": 8}}
+NETS = {"channel_base": 64, "channel_max": 8}
+TINY = {**QUICK, "batch_size": 8, "latent_dim": 16, "generator_options": NETS, "discriminator_options": NETS}
 
 
 def context(image_shape=(1, 28, 28), batch_size: int = 64, generator: Any = None) -> SimpleNamespace:
@@ -30,12 +30,13 @@ def context(image_shape=(1, 28, 28), batch_size: int = 64, generator: Any = None
                            device=torch.device("cpu"), rank=0, generator=generator)
 
 
+@pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("demodulate", [True, False])
-def test_modulated_conv_is_a_per_sample_conv_with_the_modulated_weights(demodulate: bool) -> None:
+def test_modulated_conv_is_a_per_sample_conv_with_the_modulated_weights(demodulate: bool, fused: bool) -> None:
     gen = torch.Generator().manual_seed(0)
     x, weight = torch.randn(3, 4, 6, 6, generator=gen), torch.randn(5, 4, 3, 3, generator=gen)
     styles = torch.rand(3, 4, generator=gen) + 0.5
-    out = modulated_conv2d(x, weight, styles, demodulate=demodulate, padding=1)
+    out = modulated_conv2d(x, weight, styles, demodulate=demodulate, padding=1, fused=fused)
     for b in range(3):
         w = weight * styles[b].reshape(1, 4, 1, 1)
         if demodulate:
@@ -45,7 +46,7 @@ def test_modulated_conv_is_a_per_sample_conv_with_the_modulated_weights(demodula
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 28, 28), (3, 32, 32)])
 def test_networks_fit_28_and_32_pixels(shape: tuple[int, int, int]) -> None:
-    G, D = StyleGAN2Generator(16, shape, channels=8), StyleGAN2Discriminator(shape, channels=8)
+    G, D = StyleGAN2Generator(16, shape, **NETS), StyleGAN2Discriminator(shape, **NETS)
     z = torch.randn(4, 16)
     ws = G.mapping(z)
     assert ws.shape == (4, G.num_ws, 16)
@@ -55,6 +56,9 @@ def test_networks_fit_28_and_32_pixels(shape: tuple[int, int, int]) -> None:
     G.eval()
     torch.testing.assert_close(G(z), G.synthesis(G.mapping(z)))  # eval: fixed noise, no mixing
     torch.testing.assert_close(G(z), G(z))
+    # minibatch stddev groups consecutive samples: a joint pass of two batches scores each as its own pass
+    real, fake = torch.rand(8, *shape) * 2 - 1, images.detach().repeat(2, 1, 1, 1)
+    torch.testing.assert_close(D(torch.cat([real, fake])), torch.cat([D(real), D(fake)]))
 
 
 def test_ada_p_follows_the_sign_rule() -> None:
