@@ -180,6 +180,10 @@ def test_stylegan2_and_ada_are_listed(runner) -> None:
     variant = next(v for v in data["variants"] if v["name"] == "stylegan2")
     assert variant["defaults"]["betas"] == [0.0, 0.99] and variant["defaults"]["extensions"]["r1"]["every"] == 16
     assert {"ada", "path-length"} <= {e["name"] for e in data["extensions"]}
+    from ganzoo.bench import split_row
+    from ganzoo.registry import get_registry
+
+    assert split_row("stylegan2+ada", get_registry()) == ("stylegan2", ["ada"])  # a bench row
 
 
 def test_resume_with_path_length_lazy_r1_and_ada_is_exact(tmp_path: Path) -> None:
