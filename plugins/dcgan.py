@@ -27,7 +27,7 @@ def num_upsamplings(size: int) -> int:
         size //= 2
         k += 1
     if k == 0:
-        raise ValueError(f"DCGAN needs an image size divisible by 2 with a base of at least 4, not {size}")
+        raise ValueError(f"the network needs an image size divisible by 2 with a base of at least 4, not {size}")
     return k
 
 

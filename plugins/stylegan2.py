@@ -63,6 +63,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from ganzoo_plugins.dcgan import num_upsamplings
 from torch import nn
 
 from ganzoo import Discriminator, Extension, ExtensionContext, ExtensionSpec, Generator, Variant, hookimpl
@@ -72,14 +73,9 @@ GAIN = math.sqrt(2.0)  # leaky ReLU's gain, as in StyleGAN2
 
 def base_size(size: int) -> tuple[int, int]:
     """The synthesis network's first resolution and how many upsamplings lead to ``size`` (28 -> (7, 2),
-    32 -> (4, 3), 64 -> (4, 4))."""
-    k = 0
-    while size % 2 == 0 and size // 2 >= 4:
-        size //= 2
-        k += 1
-    if k == 0:
-        raise ValueError(f"StyleGAN2 here needs an image size divisible by 2 with a base of at least 4, not {size}")
-    return size, k
+    32 -> (4, 3), 64 -> (4, 4)), as DCGAN's networks count them."""
+    k = num_upsamplings(size)
+    return size >> k, k
 
 
 def channels_at(resolution: int, channel_base: int, channel_max: int) -> int:
