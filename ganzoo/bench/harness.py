@@ -29,24 +29,12 @@ from .records import RERUN_STATUSES, RESULTS_FILE, TrialRecord, load_results, wr
 from .trial import run_trial
 
 
-def bench(
-    variants: list[str] | None = None,
-    *,
-    profile: str | Path | BenchProfile | None = None,
-    out: str | Path = "runs/bench",
-    seeds: int | None = None,
-    steps: int | None = None,
-    seconds: float | None = None,
-    feature_extractor: str | None = None,
-    feature_extractor_weights: str | Path | None = None,
-    cache_dir: str | Path | None = None,
-    jobs: int = 1,
-    threads: int | None = None,
-    executor: Literal["local", "ray"] = "local",
-    address: str | None = None,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> dict[str, Any]:
+def bench(variants: list[str] | None = None, *, profile: str | Path | BenchProfile | None = None,
+          out: str | Path = "runs/bench", seeds: int | None = None, steps: int | None = None,
+          seconds: float | None = None, feature_extractor: str | None = None,
+          feature_extractor_weights: str | Path | None = None, cache_dir: str | Path | None = None, jobs: int = 1,
+          threads: int | None = None, executor: Literal["local", "ray"] = "local", address: str | None = None,
+          overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
     """Run a benchmark and return the contents of its ``results.json``.
 
     ``profile`` is a bundled profile name (``default``, the default, runs offline on mnist-5k in minutes on a

@@ -1,13 +1,9 @@
 """Render a Markdown leaderboard from ``results.json`` files, and nothing else.
 
-Every figure on the page comes from a results file; images are linked relative to the page, so the page
-and the results can be committed side by side. Rendering is deterministic: the same results give the same
-bytes, which lets a test check that the committed page matches the committed results.
-
-Results files travel (pull requests, ``--reproduce``), so nothing in one is trusted: each file is checked on load
-(:mod:`ganzoo.bench.records`: types, and artifact paths that stay inside its directory), every string from it is
-written as inert text (:func:`text`, :func:`code`: no HTML, no Markdown links, headings, table cells or
-attributes) and every link is percent-encoded (:func:`url`).
+Every figure comes from a results file; images are linked relative to the page; the same results give the same
+bytes (a test checks the committed page). Nothing in a results file is trusted: each is checked on load
+(:mod:`ganzoo.bench.records`), every string from it is written as inert text (:func:`text`, :func:`code`) and
+every link is percent-encoded (:func:`url`).
 """
 
 from __future__ import annotations
@@ -35,10 +31,8 @@ COLUMNS: list[Column] = [
 ]
 
 
-#: Characters that start Markdown structure mid-line (code spans, links and images, headings, table cells,
-#: attr_list's ``{: ...}``, ``*`` emphasis that could pair with the page's own bold), each written
-#: backslash-escaped by :func:`text`; the backslash itself, so that none escapes the page's own ``|`` or ``]``.
-#: (``_`` is left as it is: it emphasises only around whole words, and trial ids hold it.)
+#: Characters that start Markdown structure mid-line (code spans, links, headings, table cells, attr_list, ``*``
+#: emphasis), and the backslash itself: each backslash-escaped by :func:`text` (``_`` is kept: trial ids hold it).
 MARKDOWN_SPECIALS = "\\`*{}[]#|"
 _ESCAPE = str.maketrans({c: "\\" + c for c in MARKDOWN_SPECIALS})
 
@@ -48,9 +42,8 @@ def _one_line(value: object) -> str:
 
 
 def text(value: object) -> str:
-    """``value`` as inert Markdown text on one line: control characters (newlines too) become spaces, ``&``,
-    ``<`` and ``>`` HTML entities, and each of :data:`MARKDOWN_SPECIALS` is backslash-escaped, so a string from a
-    results file can neither add HTML nor start a link, a heading, a table cell or an attribute list."""
+    """``value`` as inert Markdown text on one line: control characters become spaces, ``&<>`` HTML entities,
+    and each of :data:`MARKDOWN_SPECIALS` is backslash-escaped."""
     return html.escape(_one_line(value), quote=False).translate(_ESCAPE)
 
 
@@ -62,14 +55,12 @@ def code(value: object) -> str:
 
 
 def url(link: str) -> str:
-    """A relative link percent-encoded for a Markdown link target: no scheme (``javascript:``), spaces,
-    parentheses or angle brackets survive as themselves."""
+    """A relative link percent-encoded for a Markdown link target (no scheme, space or bracket survives)."""
     return urllib.parse.quote(link, safe="/+")
 
 
 def mean_std(values: list[float], decimals: int) -> str:
-    """``mean ± std`` of ``values`` at ``decimals`` places: the one value alone, or ``–`` for none (values that
-    are not finite, such as a diverged run's, are left out)."""
+    """``mean ± std`` of the finite ``values`` at ``decimals`` places: the one value alone, or ``–`` for none."""
     values = [v for v in values if math.isfinite(v)]
     if not values:
         return "–"
@@ -88,8 +79,7 @@ def _group(trials: list[Trial]) -> dict[tuple[str, str, str], list[Trial]]:
 
 
 def section_columns(trials: list[Trial]) -> list[Column]:
-    """The metric columns of a section: those of :data:`COLUMNS` that its trials scored (FID and the image
-    metrics for images; a dataset's own metrics, such as modes, where it defines them), then any other key a
+    """The metric columns of a section: those of :data:`COLUMNS` that its trials scored, then any other key a
     dataset's metrics returned, as it is."""
     scored = {key for t in trials for key in (t.final.values if t.final else {})}
     if not scored:  # nothing finished: the image metrics' columns, empty
@@ -114,8 +104,7 @@ def _ranker(primary: Column) -> Callable[[tuple[str, list[Trial]]], tuple[float,
 
 
 def seconds_to_fid(trial: Trial, target: float) -> float | None:
-    """Seconds of training before the first evaluation of ``trial`` (after step 0) whose FID is at most
-    ``target``; ``None`` if none reached it or the trial's history predates per-evaluation timings."""
+    """Seconds of training before the first evaluation after step 0 with FID at most ``target`` (else ``None``)."""
     for h in trial.history:
         if h.step > 0 and h.values.get(FID, float("inf")) <= target and TRAIN_SECONDS in h.values:
             return h.values[TRAIN_SECONDS]
@@ -174,8 +163,7 @@ INTRO = [
 
 
 def _sources(results: list[str | Path]) -> list[tuple[Path, dict[str, Any] | ResultsFile]]:
-    """Each results file of ``results`` (files or bench directories) with its checked JSON; a sweep directory
-    as its ``sweep.json``, then its two benches."""
+    """Each results file of ``results`` checked; a sweep directory as its ``sweep.json``, then its two benches."""
     sources: list[tuple[Path, dict[str, Any] | ResultsFile]] = []
     for item in results:
         path = Path(item)
@@ -220,8 +208,7 @@ def _budget_text(rows: list[tuple[str, list[Trial]]]) -> str:
 
 def _section(profile: str, dataset: str, rows: list[tuple[str, list[Trial]]], link: str,
              target: float | None) -> list[str]:
-    """One profile's and dataset's table: its heading, protocol, and a row per variant, best first (``rows`` is
-    sorted so)."""
+    """One profile's and dataset's table: its heading, protocol, and a row per variant, best first."""
     proto = rows[0][1][0].protocol
     fx = proto.feature_extractor
     columns = section_columns([t for _, trials in rows for t in trials])
@@ -299,8 +286,7 @@ def _pictures(variant: str, trials: list[Trial], path: Path, out_dir: Path) -> l
 
 
 def sweep_table(data: dict[str, Any], link: str) -> list[str]:
-    """The Markdown of a sweep (``sweep.json``): per row, every trial's configuration, how it ended and its
-    score, the best one marked; the two benches that follow it are ordinary sections."""
+    """The Markdown of a ``sweep.json``: per row, every trial's configuration, how it ended and its score."""
     profile = data["profile"]
     spec = profile["sweep"]
     metric = BY_KEY[spec["metric"]]
@@ -342,9 +328,7 @@ def _param(value: Any) -> str:
 
 
 def write_leaderboard(results: list[str | Path], out: str | Path, overwrite: bool = False) -> Path:
-    """Render :func:`render` into ``out`` and return its path. ``out`` follows the rule of every output
-    (:mod:`ganzoo.outputs`): an existing page is replaced only with ``overwrite``, a symbolic link there is
-    never written through, and the page is written whole or not at all."""
+    """Write :func:`render` into ``out`` (under :mod:`ganzoo.outputs`' rule) and return its path."""
     out = check_output(out, overwrite, option="-o")
     page = render(results, out)
     with atomic_file(out) as tmp:

@@ -226,16 +226,9 @@ def _canonical(registry: Registry, name: str) -> str | None:
         return None
 
 
-def reproduce(
-    results: str | Path,
-    *,
-    out: str | Path | None = None,
-    seeds: int | None = None,
-    variants: list[str] | None = None,
-    feature_extractor_weights: str | Path | None = None,
-    jobs: int = 1,
-    progress: bool = True,
-) -> Reproduction:
+def reproduce(results: str | Path, *, out: str | Path | None = None, seeds: int | None = None,
+              variants: list[str] | None = None, feature_extractor_weights: str | Path | None = None, jobs: int = 1,
+              progress: bool = True) -> Reproduction:
     """Re-run the benchmark stored in ``results`` (a ``results.json`` or its directory) and compare.
 
     ``seeds`` re-runs only the first N of the committed seeds, ``variants`` only those rows. Trials train with

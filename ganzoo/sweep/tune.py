@@ -183,17 +183,9 @@ def _trial_table(result_grid: Any, metric: str, lower: bool, max_evaluations: in
     return trials, best
 
 
-def sweep(
-    profile: str | Path | BenchProfile,
-    *,
-    out: str | Path = "runs/sweep",
-    variants: list[str] | None = None,
-    samples: int | None = None,
-    seeds: int | None = None,
-    address: str | None = None,
-    compare: bool = True,
-    progress: bool = True,
-) -> dict[str, Any]:
+def sweep(profile: str | Path | BenchProfile, *, out: str | Path = "runs/sweep", variants: list[str] | None = None,
+          samples: int | None = None, seeds: int | None = None, address: str | None = None, compare: bool = True,
+          progress: bool = True) -> dict[str, Any]:
     """Search each row's hyperparameters on Ray Tune, then bench the tuned rows beside the paper defaults.
 
     ``profile`` is a bundled profile name, a YAML file or a :class:`~ganzoo.bench.profile.BenchProfile` with a
