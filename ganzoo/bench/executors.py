@@ -1,9 +1,7 @@
 """Where a bench's trials run, behind one interface: :class:`LocalExecutor` (this process, or a pool of ``--jobs``
-worker processes) and :class:`RayExecutor` (each trial a Ray task on a cluster).
-
-An executor is handed the trials (:class:`Trials`), the function that runs one (:func:`ganzoo.bench.trial.run_trial`,
-passed in) and a :class:`Reporter` it tells as each trial starts and ends. A trial whose worker died is
-recorded by :func:`~ganzoo.bench.trial.lost_record` (the trial itself never raises).
+worker processes) and :class:`RayExecutor` (each trial a Ray task). An executor runs each of :class:`Trials` with
+the function it is handed (:func:`ganzoo.bench.trial.run_trial`) and tells a :class:`Reporter`; a trial whose
+worker died is recorded by :func:`~ganzoo.bench.trial.lost_record`.
 """
 
 from __future__ import annotations
@@ -39,8 +37,7 @@ TrialRunner = Callable[..., TrialRecord]
 
 @dataclass(frozen=True)
 class Trials:
-    """What an executor runs: the trials still to do, the reference data of each part of the profile (by the
-    part's ``id``), and where and how the trials write."""
+    """The trials still to do, the reference data of each profile part (by ``id``), and where they write."""
 
     todo: list[PlannedTrial]
     reals: dict[int, torch.Tensor]
@@ -72,9 +69,8 @@ class Executor(Protocol):
 
 @dataclass(frozen=True)
 class LocalExecutor:
-    """Trials on this machine: one after another in this process (``jobs`` 1), or in a pool of ``jobs`` processes
-    sharing the cores. ``threads`` is each trial's CPU thread count where the bench or profile fixes it; else the
-    machine's (all cores, shared out among the jobs)."""
+    """Trials on this machine: in this process (``jobs`` 1) or a pool of ``jobs`` processes sharing the cores,
+    each with ``threads`` CPU threads (default: the cores shared out)."""
 
     jobs: int = 1
     threads: int | None = None
@@ -98,8 +94,7 @@ class LocalExecutor:
             torch.set_num_threads(threads_before)
 
     def _pool(self, trials: Trials, run_trial: TrialRunner, report: Reporter) -> None:
-        # Independent trials in separate processes, sharing the cores between them. Each worker builds its own
-        # plugin manager from the entry points (plugins registered in-process here are not seen there).
+        # each worker builds its own plugin manager from the entry points
         context = multiprocessing.get_context("spawn")
         threads = self.threads or max(1, (os.cpu_count() or 1) // self.jobs)
         with ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_init_worker,
@@ -117,10 +112,8 @@ class LocalExecutor:
 
 
 def _init_worker(threads: int, parent: int) -> None:
-    """Set up a ``--jobs`` worker process: ``threads`` CPU threads, and it dies with the bench process ``parent``
-    (pid) that started it, so that a killed bench leaves no worker training on into its directory. On Linux the
-    kernel sends it SIGTERM when ``parent`` dies; everywhere a watcher thread checks every
-    :data:`PARENT_CHECK_SECONDS` that ``parent`` is still its parent."""
+    """Set up a ``--jobs`` worker: ``threads`` CPU threads, and death with the bench process ``parent`` (Linux's
+    parent-death signal, and a watcher thread everywhere), so a killed bench leaves no worker training on."""
     torch.set_num_threads(threads)
     if sys.platform.startswith("linux"):
         import ctypes
@@ -148,18 +141,15 @@ def _init_worker(threads: int, parent: int) -> None:
 
 def _run_remote_trial(run_trial: TrialRunner, threads: int, real: torch.Tensor, entry: PlannedTrial, out: Path,
                       cache_dir: Path | None) -> TrialRecord:
-    """What a Ray worker runs: one bench trial with ``threads`` CPU threads (``real`` is an argument of its
-    own so that Ray hands the worker the tensor, not its object reference)."""
+    """One bench trial on a Ray worker (``real`` an argument of its own: Ray hands over the tensor, not a ref)."""
     torch.set_num_threads(threads)
     return run_trial(entry, out, real, progress=False, cache_dir=cache_dir)
 
 
 @dataclass(frozen=True)
 class RayExecutor:
-    """Trials as Ray tasks on the cluster at ``address`` (see :func:`ganzoo.ray_cluster.connect`), each with its
-    profile's resources (:attr:`ganzoo.bench.profile.Execution.ray_resources`). A trial's worker finds its
-    plugins through the entry points, so every node needs ganzoo and the same plugins installed, and the bench
-    directory must be on storage every node shares."""
+    """Trials as Ray tasks on the cluster at ``address`` (:func:`ganzoo.ray_cluster.connect`), each with its
+    profile's resources; every node needs the same plugins installed and the bench directory shared."""
 
     address: str | None = None
 

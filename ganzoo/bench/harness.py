@@ -1,11 +1,8 @@
 """The benchmark harness: train variants under one budget, score them with torch-fidelity, write results.
 
-``bench(["vanilla", "dcgan", "wgan"])`` trains every (variant, seed) trial on the same dataset with the
-profile's budget (generator steps, per row if the profile says so, and/or seconds of training), evaluates
-every ``eval_every`` steps (or ``eval_every_seconds``), at step 0 (the untrained generator) and at the end,
-and writes ``results.json``
-with one record per trial, each pinning its protocol. Trials already recorded in ``results.json`` with the
-same config are skipped, so an interrupted bench re-runs only what did not finish.
+Every (variant, seed) trial trains on the same dataset with the profile's budget, is evaluated at step 0, every
+``eval_every`` steps (or ``eval_every_seconds``) and at the end, and gets a record in ``results.json`` pinning its
+protocol; trials already recorded with the same config are skipped, so an interrupted bench resumes.
 """
 
 from __future__ import annotations
@@ -35,24 +32,15 @@ def bench(variants: list[str] | None = None, *, profile: str | Path | BenchProfi
           feature_extractor_weights: str | Path | None = None, cache_dir: str | Path | None = None, jobs: int = 1,
           threads: int | None = None, executor: Literal["local", "ray"] = "local", address: str | None = None,
           overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Run a benchmark and return the contents of its ``results.json``.
+    """Run a benchmark and return its ``results.json`` with this bench's trials, in plan order.
 
-    ``profile`` is a bundled profile name (``default``, the default, runs offline on mnist-5k in minutes on a
-    CPU), a YAML file or a :class:`BenchProfile`; the keyword arguments override it (``steps`` replaces every
-    row's budget). Trials already in
-    ``out/results.json`` with the same config are kept and not re-run. ``jobs > 1`` runs trials in that many
-    processes at once (each with ``cpu_count // jobs`` threads); wall-clock budgets then share the machine.
-    ``threads`` sets each trial's CPU threads on the local executor in place of the profile's ``threads`` and
-    that default, without entering any trial's config hash (the profile's ``threads`` does).
-    ``executor="ray"`` runs each trial as a Ray task instead, on the cluster at ``address`` (default: the one
-    ``RAY_ADDRESS`` names, else a Ray instance started on this machine), with the profile's
-    ``cpus_per_trial`` and ``gpus_per_trial``; ``out`` must then be on storage every node shares
-    (docs/distributed.md). Ray is the optional extra ``ganzoo[ray]``.
-    The returned dictionary holds this bench's trials, in plan order; ``results.json`` also keeps the finished
-    trials of earlier benches into ``out`` at rows and seeds this one does not plan. A planned row and seed that
-    holds a finished trial of other settings or another budget is refused unless ``overwrite=True``, which trains
-    over it and leaves ``results.json`` with this bench's trials alone; re-running the same bench into its
-    ``out`` (trials already done are kept) needs no flag. Plugins are those of the process-wide plugin manager.
+    ``profile`` is a bundled profile name (default ``default``: offline, minutes on a CPU), a YAML file or a
+    :class:`BenchProfile`; the keyword arguments override it (``steps`` replaces every row's budget). Trials
+    already in ``out/results.json`` with the same config are kept. ``jobs > 1`` runs trials in that many
+    processes; ``threads`` sets each trial's CPU threads there without entering its hash (the profile's does).
+    ``executor="ray"`` runs each trial as a Ray task on the cluster at ``address`` (default ``RAY_ADDRESS``, else
+    a local instance), ``out`` on storage every node shares. Finished trials of other settings at a planned row
+    and seed are refused unless ``overwrite=True``, which trains over them and keeps this bench's trials alone.
 
     Example::
 
@@ -81,8 +69,8 @@ def bench(variants: list[str] | None = None, *, profile: str | Path | BenchProfi
 def resolve_profile(profile: str | Path | BenchProfile | None, *, variants: list[str] | None, seeds: int | None,
                     steps: int | None, seconds: float | None, feature_extractor: str | None,
                     feature_extractor_weights: str | Path | None) -> BenchProfile:
-    """The profile a bench runs: ``profile`` (a name, a file or a :class:`BenchProfile`) with the non-``None``
-    arguments applied, to every dataset of its ``datasets`` too (``steps`` replaces every row's budget)."""
+    """``profile`` with the non-``None`` arguments applied, to each of its ``datasets`` too (``steps`` replaces
+    every row's budget)."""
     changes = {"variants": variants, "seeds": seeds, "steps": steps, "seconds": seconds,
                "feature_extractor": feature_extractor,
                "feature_extractor_weights": str(feature_extractor_weights) if feature_extractor_weights else None}
@@ -100,8 +88,8 @@ def resolve_profile(profile: str | Path | BenchProfile | None, *, variants: list
 
 def make_executor(executor: str, *, jobs: int, threads: int | None, address: str | None,
                   profile: BenchProfile) -> Executor:
-    """The executor a bench's options ask for, checked: the local one with ``jobs`` processes and each trial's
-    threads resolved once (``threads``, else the profile's, else the machine's), or Ray at ``address``."""
+    """The executor a bench's options ask for, checked: the local one (``jobs``, ``threads`` else the profile's)
+    or Ray at ``address``."""
     if jobs < 1:
         raise UsageError(f"jobs must be at least 1, not {jobs}")
     if executor not in EXECUTORS:
@@ -125,8 +113,7 @@ def make_executor(executor: str, *, jobs: int, threads: int | None, address: str
 
 def _checked_plan(prof: BenchProfile, out: Path, registry: Registry, runner: Executor, *,
                   overwrite: bool) -> tuple[list[PlannedTrial], list[TrialRecord]]:
-    """Every trial of ``prof``, resolved before anything trains (a typo in a variant name fails here) and checked
-    to be runnable by ``runner`` and into ``out``; and the trials ``out/results.json`` already holds."""
+    """Every trial of ``prof``, resolved and checked before anything trains, and the trials ``out`` holds."""
     from .. import metrics  # heavy (torch-fidelity): only once a bench runs
 
     for part in prof.parts():  # fail early, clearly
@@ -152,9 +139,8 @@ def references(registry: Registry, plan: list[PlannedTrial], *, progress: bool) 
 
 
 class _Book:
-    """A bench's ``results.json`` as its trials finish (a :class:`~ganzoo.bench.executors.Reporter`): this
-    bench's trials in plan order, then the finished trials of other benches at rows and seeds this one does not
-    plan (their run directories are not touched), unless ``overwrite`` asks for this bench's trials alone."""
+    """A bench's ``results.json`` as its trials finish (a :class:`~ganzoo.bench.executors.Reporter`): its trials in
+    plan order, then (unless ``overwrite``) other benches' finished trials at rows and seeds it does not plan."""
 
     def __init__(self, out: Path, profile: BenchProfile, plan: list[PlannedTrial], previous: list[TrialRecord], *,
                  overwrite: bool, progress: bool) -> None:

@@ -189,7 +189,7 @@ def render(results: list[str | Path], out: str | Path) -> str:
         groups = _group(data.trials)
         for profile, dataset in sorted({(k[0], k[1]) for k in groups}):
             rows = [(k[2], v) for k, v in groups.items() if (k[0], k[1]) == (profile, dataset)]
-            lines += _section(profile, dataset, rows, link, data.profile.presentation.fid_target)
+            lines += _section(profile, dataset, rows, link, data.profile.fid_target)
             for variant, trials in rows:
                 lines += _pictures(variant, trials, path, out_dir)
     return "\n".join(lines).rstrip() + "\n"

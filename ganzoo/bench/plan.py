@@ -1,5 +1,4 @@
-"""A bench's plan: every (row, seed) trial of a profile with its resolved config and identity, resolved before
-anything trains, and the checks a plan must pass before it runs."""
+"""A bench's plan: every (row, seed) trial of a profile with its resolved config and identity, and its checks."""
 
 from __future__ import annotations
 
@@ -22,8 +21,7 @@ EXTENSION_JOINER = "+"
 
 
 class PlannedTrial(NamedTuple):
-    """One trial of a bench: its part of the profile (the whole profile, or its part for one of ``datasets``), row,
-    seed, resolved training config, evaluation interval and the hash that identifies it in ``results.json``."""
+    """One trial of a bench: its profile part, row, seed, resolved config, evaluation interval and hash."""
 
     profile: BenchProfile
     row: str
@@ -52,8 +50,7 @@ def split_row(name: str, registry: Registry) -> tuple[str, list[str]]:
 
 
 def plan_trials(prof: BenchProfile, out: Path, registry: Registry) -> list[PlannedTrial]:
-    """Every trial of ``prof``, its run directory under ``out`` (``out/DATASET`` for a profile with
-    ``datasets``); resolving them all first makes a typo in a variant name fail before anything trains."""
+    """Every trial of ``prof``, its run directory under ``out`` (``out/DATASET`` for a profile with ``datasets``)."""
     plan = []
     for part in prof.parts():
         plan += _plan_part(part, out / part.dataset if prof.datasets else out, registry)
@@ -89,8 +86,7 @@ def _plan_part(prof: BenchProfile, out: Path, registry: Registry) -> list[Planne
             cfg = resolve_config(registry, canonical, overrides=overrides,
                                  steps=budget.steps, dataset=prof.dataset, seed=seed, device=prof.device,
                                  out=str(out / row / f"seed-{seed}"))
-            # No intermediate grids or checkpoints unless the profile asks for them: a bench directory holds
-            # the final grid and checkpoint of every trial, and writing is not counted as training time anyway.
+            # no intermediate grids or checkpoints unless the profile asks for them
             cfg = cfg.model_copy(update={key: getattr(cfg, key) if key in overrides else 0
                                          for key in ("sample_every", "checkpoint_every")})
             plan.append(PlannedTrial(prof, row, seed, cfg, protocol.eval_every, trial_hash(cfg, protocol)))
@@ -98,18 +94,15 @@ def _plan_part(prof: BenchProfile, out: Path, registry: Registry) -> list[Planne
 
 
 def load_reference(registry: Registry, trial: PlannedTrial, *, progress: bool = True) -> torch.Tensor:
-    """The real samples that ``trial``'s scores compare against: its profile's ``dataset`` at ``real_split``,
-    loaded the way the trial's config loads its training data (root, download, image size, workers)."""
+    """The real samples ``trial`` is scored against, loaded as its config loads its training data."""
     cfg, prof = trial.config, trial.profile
     return load_images(registry, prof.dataset, split=prof.real_split, root=cfg.data_root, download=cfg.download,
                        image_size=cfg.image_size).tensor(workers=cfg.data_workers, progress=progress)
 
 
 def refuse_in_process_plugins(plan: list[PlannedTrial], registry: Registry, where: str) -> None:
-    """Refuse a plan whose trials would run in other processes (``where``: the ``--jobs`` pool, Ray, Tune) while
-    a component they use (variant, networks, loss, extensions, dataset) comes from a plugin registered in this
-    process only: a worker loads its plugins from the entry points, so it would not find that component, or find
-    another under its name."""
+    """Refuse a plan whose trials would run in other processes (``where``) while a component they use comes from
+    a plugin registered in this process only (workers load plugins from entry points)."""
     from_entry_points = getattr(get_plugin_manager(), "ganzoo_distinfo", {})
     used: dict[str, str] = {}  # plugin -> the first component of it a trial uses
     for entry in plan:
@@ -133,9 +126,8 @@ def refuse_in_process_plugins(plan: list[PlannedTrial], registry: Registry, wher
 
 
 def refuse_training_over(out: Path, previous: list[TrialRecord], plan: list[PlannedTrial]) -> None:
-    """Refuse to run ``plan`` into ``out`` when a row and seed it plans holds a finished trial of other settings
-    or another budget in ``out/results.json``: training it anew would delete that trial's checkpoints and
-    grids. Finished trials at rows and seeds the plan does not touch are kept, whatever they are."""
+    """Refuse to train ``plan`` over a finished trial of other settings at a row and seed it plans (its files would
+    be deleted)."""
     planned = {entry.key for entry in plan}
     places = {(entry.row, entry.seed) for entry in plan}
     replaced = [t for t in previous if t["status"] not in RERUN_STATUSES

@@ -1,22 +1,12 @@
 """Hyperparameter sweeps on Ray Tune: a search per variant row under one equal step budget, then the tuned
 configurations and the paper defaults benchmarked side by side.
 
-A profile's ``sweep:`` section (:class:`~ganzoo.sweep.spec.SweepSpec`) names the search space (training config
-keys, dotted for nested ones: ``lr_g``, ``betas``, ``extensions.ema.decay``), how many configurations to try per
-row and the scheduler. :func:`sweep` runs, for every row of the profile, a Tune experiment whose trials each train the
-row with one sampled configuration for the row's budget, evaluated every ``eval_every`` steps by the bench's
-own evaluator (:func:`ganzoo.bench.trial.make_evaluator`) and reported to Tune at each evaluation with a
-checkpoint; ASHA stops the worst trials at those evaluations. It writes
-
-- ``OUT/sweep.json``: every trial of every row (its configuration, each evaluation's scores, how it ended)
-  and the best configuration per row, chosen among the trials that trained the whole budget;
-- ``OUT/tuned.yaml``: the profile with each row's best configuration in its ``variant_overrides``;
-- ``OUT/paper-defaults/results.json`` and ``OUT/tuned/results.json``: the bench of the profile as it is
-  and of ``tuned.yaml``, same seeds and budget, for the leaderboard's "tuned" and "paper defaults" sections.
-
-Everything is resumable: a row whose search finished is not searched again, an interrupted Tune experiment
-is restored (``Tuner.restore``, unfinished and errored trials resumed from their last checkpoint), and the
-two benches skip the trials they already hold. Ray is imported only when a sweep runs (``ganzoo[ray]``).
+For every row of a profile with a ``sweep:`` section (:class:`~ganzoo.sweep.spec.SweepSpec`), :func:`sweep` runs a
+Tune experiment whose trials train the row with one sampled configuration, evaluated by the bench's evaluator
+and reported to Tune with a checkpoint at each evaluation (where ASHA stops the worst). It writes
+``OUT/sweep.json`` (every trial, the best completed one per row), ``OUT/tuned.yaml`` (the profile with each row's
+best configuration) and the benches ``OUT/paper-defaults/`` and ``OUT/tuned/``. Everything resumes: a finished
+row's search is kept, an interrupted experiment restored, the benches skip what they hold.
 """
 
 from __future__ import annotations
@@ -56,10 +46,8 @@ from .spec import COMPLETED, DEFAULTS_DIR, FAILED, STOPPED, SWEEP_FILE, TUNED_DI
 
 
 class Search(Protocol):
-    """What makes a row's search the same search, the one object its ``spec_hash`` in ``sweep.json`` is hashed
-    from (:func:`spec_hash`): the protocol's fields, with the profile's own ``steps`` and ``eval_every`` and
-    ``threads`` even when unset, and the whole ``budgets``, ``sweep`` and ``datasets``. Not the seeds of the
-    benches, the rows run, the presentation nor where trials run."""
+    """What makes a row's search the same search (:func:`spec_hash`): the protocol's fields (``threads`` even
+    when unset), with the profile's whole ``budgets``, ``sweep`` and ``datasets``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -78,8 +66,7 @@ class Search(Protocol):
 
 
 def spec_hash(profile: BenchProfile, row: str) -> str:
-    """The identity of ``row``'s search under ``profile`` (its :class:`Search`): a finished search of the same
-    hash is not run again."""
+    """The identity of ``row``'s search under ``profile``: a finished search of the same hash is not run again."""
     blob = json.dumps({"row": row, "profile": Search.of(profile).hashed()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -110,8 +97,7 @@ class _Row:
 
 
 def _tune_trial(params: dict[str, Any], *, row: _Row) -> None:
-    """One Tune trial (runs in a Ray worker): train the row with ``params`` for the budget, reporting each
-    evaluation's scores and a checkpoint; restored from Tune's checkpoint when the trial is resumed."""
+    """One Tune trial (in a Ray worker): train the row with ``params``, resumed from Tune's checkpoint if any."""
     from ray import tune
 
     torch.set_num_threads(row.entry.profile.execution.ray_threads)
@@ -140,8 +126,7 @@ class TuneReport(Callback):
 
 
 def _train(row: _Row, cfg: TrainConfig, state: dict[str, Any] | None) -> None:
-    """The training call of a Tune trial: train ``cfg`` from ``state``, evaluating at the row's interval after
-    step 0 (the untrained generator ranks nothing) and reporting each evaluation to Tune with a checkpoint."""
+    """Train ``cfg`` from ``state``, evaluating at the row's interval after step 0 and reporting each to Tune."""
     profile = row.entry.profile
     evaluator = make_evaluator(row.real, profile, row.spec.trial_seed, None,
                                get_registry().datasets.get(profile.dataset).item.metrics)
@@ -188,11 +173,10 @@ def sweep(profile: str | Path | BenchProfile, *, out: str | Path = "runs/sweep",
           progress: bool = True) -> dict[str, Any]:
     """Search each row's hyperparameters on Ray Tune, then bench the tuned rows beside the paper defaults.
 
-    ``profile`` is a bundled profile name, a YAML file or a :class:`~ganzoo.bench.profile.BenchProfile` with a
-    ``sweep`` section; ``variants``, ``samples`` (configurations per row) and ``seeds`` (of the two benches)
-    override it. Runs on the Ray cluster at ``address`` (default ``RAY_ADDRESS``, else a local Ray instance),
-    each trial with the profile's ``cpus_per_trial``/``gpus_per_trial``. ``compare=False`` stops after the
-    search. Returns the contents of ``OUT/sweep.json``. Plugins are those of the process-wide plugin manager.
+    ``profile`` (a name, a YAML file or a :class:`~ganzoo.bench.profile.BenchProfile`) needs a ``sweep`` section;
+    ``variants``, ``samples`` and ``seeds`` (of the benches) override it. Runs on the Ray cluster at ``address``
+    (default ``RAY_ADDRESS``, else a local instance); ``compare=False`` stops after the search. Returns
+    ``OUT/sweep.json``.
 
     Example::
 
@@ -210,10 +194,7 @@ def _sweep_profile(profile: str | Path | BenchProfile, *, variants: list[str] | 
                    seeds: int | None) -> BenchProfile:
     """The profile a sweep runs, with the arguments applied, checked to be sweepable."""
     prof = profile if isinstance(profile, BenchProfile) else load_profile(profile)
-    if variants is not None:
-        prof = prof.model_copy(update={"variants": variants})
-    if seeds is not None:
-        prof = prof.model_copy(update={"seeds": seeds})
+    prof = prof.model_copy(update={k: v for k, v in (("variants", variants), ("seeds", seeds)) if v is not None})
     spec = prof.sweep
     if spec is None:
         raise UsageError(f"profile {prof.name!r} has no sweep section; add one (docs/distributed.md#sweeps)")
@@ -232,14 +213,12 @@ def _sweep_profile(profile: str | Path | BenchProfile, *, variants: list[str] | 
     return prof
 
 
-# Tune's own console reporting and its checkpoint-frequency advice would bury the progress bar and the table;
-# a value the user set stays.
+# Tune's console reporting and checkpoint advice would bury the progress bar; a value the user set stays.
 _TUNE_QUIET = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
 
 
 @contextlib.contextmanager
 def _quiet_tune() -> Iterator[None]:
-    """Set :data:`_TUNE_QUIET` in the environment for the length of a sweep, then put it back as it was."""
     added = [name for name in _TUNE_QUIET if name not in os.environ]
     os.environ.update({name: _TUNE_QUIET[name] for name in added})
     try:
@@ -344,8 +323,8 @@ def _search(ray: Any, row: _Row, key: str, out: Path) -> dict[str, Any]:
 
 
 def tuned_profile(profile: BenchProfile, rows: dict[str, Any], registry: Registry) -> BenchProfile:
-    """``profile`` with every row's best configuration merged into its ``variant_overrides`` (rows without
-    a completed trial keep their defaults), named ``NAME (tuned)`` and without its sweep section."""
+    """``profile`` named ``NAME (tuned)``, without its sweep, with every row's best configuration merged into its
+    ``variant_overrides``."""
     overrides = {name: dict(options) for name, options in profile.variant_overrides.items()}
     for row, found in rows.items():
         if not found.get("best"):
