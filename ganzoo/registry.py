@@ -53,12 +53,8 @@ class Table(Generic[T]):
         for key in (name, *getattr(item, "aliases", ())):
             owner = self.entries.get(key) or self.entries.get(self.aliases.get(key, ""))
             if owner is not None:
-                raise PluginError(
-                    plugin,
-                    f"{self.kind} {key!r} is already registered by plugin {owner.plugin!r}; "
-                    "choose another name",
-                    hook,
-                )
+                raise PluginError(plugin, f"{self.kind} {key!r} is already registered by plugin {owner.plugin!r}; "
+                                  "choose another name", hook)
         self.entries[name] = Entry(item, plugin)
         for alias in getattr(item, "aliases", ()):
             self.aliases[alias] = name
@@ -103,11 +99,8 @@ def _call_hook(pm: pluggy.PluginManager, hook: str, table: Table[Any], expected:
 
         def register(item: Any, _plugin: str = plugin) -> None:
             if not isinstance(item, expected):
-                raise PluginError(
-                    _plugin,
-                    f"register() takes a ganzoo.{expected.__name__}, got {type(item).__name__}",
-                    hook,
-                )
+                raise PluginError(_plugin, f"register() takes a ganzoo.{expected.__name__}, got {type(item).__name__}",
+                                  hook)
             table.add(item, _plugin, hook)
 
         kwargs = {"register": register}

@@ -1,9 +1,5 @@
-"""Writers of generated samples as files for external metric tools: a folder of PNGs, or one ``.npz``.
-
-Both take ``uint8`` batches ``(B, C, H, W)`` one at a time and keep nothing but the file open, so writing
-50,000 samples needs the memory of one batch. ``NpzImageWriter`` streams the array into the zip member;
-numpy reads the result with ``np.load`` (no pickles). Both follow the rule of :mod:`ganzoo.outputs`: an existing
-output is replaced only with ``overwrite``, never through a symbolic link, and only once the new one is complete.
+"""Writers of generated samples for external metric tools: a folder of PNGs, or one ``.npz`` (streamed, no
+pickles). Both take ``uint8`` batches ``(B, C, H, W)`` one at a time and follow :mod:`ganzoo.outputs`' rule.
 """
 
 from __future__ import annotations
@@ -37,11 +33,8 @@ def _png_dir_reason(folder: Path) -> str | None:
 
 
 class PngDirWriter:
-    """``out/000000.png``, ``out/000001.png``, ... (and ``labels.csv``).
-
-    ``out`` follows :mod:`ganzoo.outputs`' rule: a new or empty folder, or with ``overwrite`` a symbolic link
-    (replaced itself) or a folder of an earlier png-dir export (replaced as a whole; any other folder is
-    refused). The images go into a temporary folder beside ``out``, which takes its place once complete."""
+    """``out/000000.png``, ``out/000001.png``, ... (and ``labels.csv``); with ``overwrite`` only a link or a folder
+    of an earlier png-dir export is replaced."""
 
     def __init__(self, out: Path, total: int, overwrite: bool = False) -> None:
         self.out = check_output(out, overwrite, directory=True, replaceable=_png_dir_reason)
@@ -83,11 +76,7 @@ class PngDirWriter:
 
 
 class NpzImageWriter:
-    """One ``.npz`` with ``arr_0`` (``uint8`` ``(N, H, W, C)``) and, for labelled samples, ``labels``.
-
-    ``out`` follows :mod:`ganzoo.outputs`' rule (an existing file or symbolic link is replaced only with
-    ``overwrite``, a link itself, never its target); the archive is written under a temporary name beside it
-    and moved into place once complete."""
+    """One ``.npz`` with ``arr_0`` (``uint8`` ``(N, H, W, C)``) and, for labelled samples, ``labels``."""
 
     def __init__(self, out: Path, total: int, overwrite: bool = False) -> None:
         if Path(out).suffix != ".npz":

@@ -96,9 +96,9 @@ def register() -> None:
     if existing is None:
         register_feature_extractor(GANZOO_MNIST, FeatureExtractorGanzooMnist)
     elif existing.__qualname__ != FeatureExtractorGanzooMnist.__qualname__ or existing.__module__ != __name__:
-        raise GanzooError(
-            f"torch-fidelity feature extractor {GANZOO_MNIST!r} is already registered to "
-            f"{existing.__module__}.{existing.__qualname__}; remove that registration, ganzoo owns this name")
+        raise GanzooError(f"torch-fidelity feature extractor {GANZOO_MNIST!r} is already registered to "
+                          f"{existing.__module__}.{existing.__qualname__}; remove that registration, ganzoo owns this "
+                          "name")
 
 
 def inception_hub_path() -> Path:
@@ -148,10 +148,10 @@ def verify_inception_weights(path: str | Path, expected_sha256: str | None = Non
         raise WeightsIntegrityError(f"Inception weights {str(path)!r}: not a regular file")
     actual = sha256_file(path)
     if actual != expected:  # the file's own digest is not shown: the path may name any file
-        raise WeightsIntegrityError(
-            f"{str(path)!r} is not the Inception weights: its sha256 is not the expected {expected} (torch-fidelity's "
-            f"released {os.path.basename(URL_INCEPTION_V3)}): the file is corrupt, tampered with or other "
-            f"weights; ganzoo loads no other file under the name {INCEPTION!r}. Download {URL_INCEPTION_V3}.")
+        raise WeightsIntegrityError(f"{str(path)!r} is not the Inception weights: its sha256 is not the expected "
+                                    f"{expected} (torch-fidelity's released {os.path.basename(URL_INCEPTION_V3)}): "
+                                    "the file is corrupt, tampered with or other weights; ganzoo loads no other file "
+                                    f"under the name {INCEPTION!r}. Download {URL_INCEPTION_V3}.")
     return actual
 
 

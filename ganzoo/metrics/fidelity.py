@@ -124,27 +124,16 @@ def histogram_kl(counts: torch.Tensor) -> float:
     return max(float((p * (p * counts.numel()).log()).sum()), 0.0)
 
 
-def score_images(
-    fake: torch.Tensor,
-    real: torch.Tensor,
-    *,
-    feature_extractor: str = GANZOO_MNIST,
-    feature_extractor_weights: str | Path | None = None,
-    cache_dir: str | Path | None = None,
-    kid_subset_size: int | None = None,
-    verbose: bool = False,
-) -> dict[str, float]:
+def score_images(fake: torch.Tensor, real: torch.Tensor, *, feature_extractor: str = GANZOO_MNIST,
+                 feature_extractor_weights: str | Path | None = None, cache_dir: str | Path | None = None,
+                 kid_subset_size: int | None = None, verbose: bool = False) -> dict[str, float]:
     """Score generated images ``fake`` against ``real`` ones; both ``uint8`` tensors ``(N, C, H, W)``.
 
-    Returns the keys in :data:`~ganzoo.metric_keys.IMAGE_METRIC_KEYS` (FID, KID, IS and precision/recall), from
-    torch-fidelity's metric functions on the features of ``feature_extractor`` (``"ganzoo-mnist"`` or
-    ``"inception-v3-compat"``, the latter only with weights on disk: see
-    :func:`~ganzoo.metrics.extractor.resolve_weights`). ``kid_subset_size`` defaults to
-    ``min(1000, len(fake), len(real))``; the Inception Score uses ``min(10, len(fake))`` splits. The real
-    set's features are cached in ``cache_dir`` (default ``~/.cache/ganzoo/fidelity``) as ``KEY.safetensors``,
-    ``KEY`` from :func:`real_stats_key`. Every figure is computed on fixed thread pools
-    (:func:`~ganzoo.metrics.thread_pools.scoring_threads`), so it does not depend on the caller's torch or BLAS
-    thread count.
+    Returns :data:`~ganzoo.metric_keys.IMAGE_METRIC_KEYS` from torch-fidelity's metric functions on the features
+    of ``feature_extractor`` (``"ganzoo-mnist"``, or ``"inception-v3-compat"`` with weights on disk).
+    ``kid_subset_size`` defaults to ``min(1000, len(fake), len(real))``, IS uses ``min(10, len(fake))`` splits.
+    The real features are cached in ``cache_dir`` (default ``~/.cache/ganzoo/fidelity``) under
+    :func:`real_stats_key`; every figure is computed on fixed thread pools.
     """
     with scoring_threads():
         return _score_images(fake, real, feature_extractor, feature_extractor_weights, cache_dir, kid_subset_size,
