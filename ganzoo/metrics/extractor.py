@@ -1,19 +1,10 @@
 """Feature extractors for torch-fidelity: the bundled ``ganzoo-mnist`` classifier, and Inception weights.
 
 :class:`FeatureExtractorGanzooMnist` wraps :class:`~ganzoo.metrics.classifier.MnistCNN` in torch-fidelity's
-``FeatureExtractorBase`` interface and is registered under :data:`GANZOO_MNIST` by :func:`register`
-(idempotent). It takes torch-fidelity's ``uint8`` NCHW batches, converts them to the classifier's input
-(grayscale, 28x28, ``[-1, 1]``) and provides:
-
-- ``"128"``: the penultimate features, used for FID, KID and precision/recall;
-- ``"logits_unbiased"`` (used for the Inception Score) and ``"logits"``: the 10 digit logits (identical, the
-  classifier's last layer has no bias).
-
-:func:`resolve_weights` finds the weights file of a supported extractor, never downloading anything: for
-``inception-v3-compat`` an explicit path or the file already in torch's hub cache, otherwise
-:class:`FeatureExtractorUnavailable`. :func:`create_extractor` builds either from weights that were first checked
-against their pinned sha256 and then read without unpickling anything but tensors (see
-:func:`load_inception_state`).
+interface (registered as :data:`GANZOO_MNIST` by :func:`register`): ``"128"``, the penultimate features (FID,
+KID, precision/recall), and ``"logits_unbiased"``/``"logits"`` (IS). :func:`resolve_weights` finds a weights
+file locally, never downloading; :func:`create_extractor` builds either extractor from sha256-checked weights
+read without unpickling anything but tensors.
 """
 
 from __future__ import annotations
@@ -115,13 +106,8 @@ def _inception_unavailable(reason: str) -> FeatureExtractorUnavailable:
 
 
 def resolve_weights(feature_extractor: str, weights: str | Path | None = None) -> Path:
-    """Return the local weights file for ``feature_extractor``; never downloads.
-
-    ``ganzoo-mnist``: ``weights`` or the bundled file. ``inception-v3-compat``: ``weights`` or the file in
-    torch's hub cache; raises :class:`FeatureExtractorUnavailable` when neither exists. Either is checked
-    against its pinned sha256 (:class:`~ganzoo.metrics.WeightsIntegrityError` on a mismatch).
-    Unknown names raise :class:`~ganzoo.errors.UnknownNameError`.
-    """
+    """The local weights file for ``feature_extractor`` (``weights``, else the bundled file or torch's hub cache),
+    checked against its pinned sha256; never downloads (:class:`FeatureExtractorUnavailable`)."""
     if feature_extractor == GANZOO_MNIST:
         path = Path(weights).expanduser() if weights is not None else WEIGHTS_PATH
         verify_weights(path)
@@ -156,8 +142,7 @@ def verify_inception_weights(path: str | Path, expected_sha256: str | None = Non
 
 
 def load_inception_state(path: str | Path) -> dict[str, torch.Tensor]:
-    """The Inception state dict in ``path``, sha256-verified, then read with ``weights_only=True`` (tensors and
-    plain containers only: nothing in the file can run code)."""
+    """The Inception state dict in ``path``, sha256-verified, then read with ``weights_only=True``."""
     verify_inception_weights(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -170,13 +155,8 @@ def load_inception_state(path: str | Path) -> dict[str, torch.Tensor]:
 
 def create_extractor(name: str, features: list[str], weights: str | Path, device: torch.device | str = "cpu",
                      ) -> FeatureExtractorBase:
-    """A feature extractor (``ganzoo-mnist`` or ``inception-v3-compat``) in eval mode on ``device``, built from
-    the weights file that :func:`resolve_weights` returned.
-
-    torch-fidelity's own Inception loader unpickles its file in full (any object, any code). ganzoo never hands it
-    a file: it verifies the sha256, reads the tensors with ``weights_only=True`` (:func:`load_inception_state`)
-    and gives torch-fidelity an in-memory copy of that plain state dict, which holds nothing but tensors.
-    """
+    """A feature extractor in eval mode on ``device``, from the weights :func:`resolve_weights` returned. Inception
+    gets an in-memory copy of :func:`load_inception_state` (torch-fidelity's loader would unpickle the file)."""
     if name == GANZOO_MNIST:
         extractor: FeatureExtractorBase = FeatureExtractorGanzooMnist(name, features, str(weights))
     elif name == INCEPTION:

@@ -1,14 +1,9 @@
 """Image-set metrics: FID, KID, IS, precision/recall (torch-fidelity) on one feature extractor's features.
 
-:func:`score_images` extracts the features of both image sets with one feature extractor (default: the bundled
-``ganzoo-mnist`` classifier; ``inception-v3-compat`` when its weights are on disk), built from sha256-verified
-weights, and scores them with torch-fidelity's metric functions. The real set's features are cached as
-safetensors under a name derived from :func:`real_stats_key` (sha256 of the real tensor's bytes, its shape
-and dtype, the preprocessing, the extractor name and its weights' sha256), so a changed dataset or extractor
-never reuses stale statistics; see :mod:`ganzoo.metrics.features`. Nothing is ever unpickled.
-
-Figures that only mean something for one dataset (digit classes for MNIST, modes for Stacked MNIST) are that
-dataset's own metrics (:attr:`ganzoo.DatasetSpec.metrics`), not these.
+:func:`score_images` extracts both sets' features with one extractor built from sha256-verified weights and
+scores them with torch-fidelity's metric functions; the real set's features are cached under
+:func:`real_stats_key` (:mod:`ganzoo.metrics.features`), so a changed dataset or extractor is never stale.
+Metrics of one dataset (MNIST's classes, Stacked MNIST's modes) are its :attr:`ganzoo.DatasetSpec.metrics`.
 """
 
 from __future__ import annotations
@@ -73,10 +68,8 @@ def _file_sha256(path: Path) -> str:
 
 
 def extractor_info(feature_extractor: str = GANZOO_MNIST, weights: str | Path | None = None) -> dict[str, str]:
-    """Describe the protocol of ``feature_extractor``: name, weights file and sha256, preprocessing.
-
-    Raises :class:`~ganzoo.metrics.FeatureExtractorUnavailable` when Inception weights are not on disk.
-    """
+    """Describe the protocol of ``feature_extractor``: name, weights file and sha256, preprocessing
+    (:class:`~ganzoo.metrics.FeatureExtractorUnavailable` when Inception weights are not on disk)."""
     import torch_fidelity
 
     path = resolve_weights(feature_extractor, weights)
@@ -97,11 +90,8 @@ def extractor_layer(feature_extractor: str, metric: str) -> str:
 
 def real_stats_key(real: torch.Tensor, feature_extractor: str = GANZOO_MNIST,
                    weights_sha256: str | None = None) -> str:
-    """The cache name of ``real``'s reference statistics under ``feature_extractor``.
-
-    Derived from the sha256 of the tensor's bytes, its shape and dtype, the extractor's preprocessing, its
-    name and its weights' sha256 (resolved when not given). Any change to one of them changes the key.
-    """
+    """The cache name of ``real``'s reference statistics under ``feature_extractor``: a hash of the tensor's
+    bytes, shape and dtype, the extractor's preprocessing, name and weights' sha256 (resolved when not given)."""
     real = _check_images(real, "real")
     if weights_sha256 is None:
         weights_sha256 = extractor_info(feature_extractor)["sha256"]
@@ -114,9 +104,8 @@ def real_stats_key(real: torch.Tensor, feature_extractor: str = GANZOO_MNIST,
 
 
 def histogram_kl(counts: torch.Tensor) -> float:
-    """KL(p || uniform), natural log, of the histogram ``counts`` over its ``len(counts)`` bins (classes,
-    modes): 0 when balanced, ``log(len(counts))`` when everything falls in one bin, and that too for an empty
-    histogram (nothing in any bin is no better than a single one)."""
+    """KL(p || uniform), natural log, of the histogram ``counts``: 0 when balanced, ``log(len(counts))`` when
+    everything (or nothing) falls in one bin."""
     counts = counts.double()
     if counts.sum() == 0:
         return math.log(counts.numel())
