@@ -12,18 +12,13 @@ from .outputs import atomic_file
 
 log = logging.getLogger(__name__)
 
-#: Image files ganzoo reads (a folder to evaluate, the ``image-folder`` dataset) and writes (a grid; Pillow infers
-#: the format from the suffix). Matched case-insensitively.
+#: Image files ganzoo reads and writes (Pillow infers the format from the suffix), matched case-insensitively.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 
 def list_image_files(folder: str | Path) -> list[Path]:
-    """The image files under ``folder`` (recursively, by :data:`IMAGE_SUFFIXES`), sorted by path: what
-    ``ganzoo evaluate FOLDER`` and the ``image-folder`` dataset read.
-
-    Only regular files inside ``folder`` count: an entry whose real path (symbolic links resolved) lies
-    outside it is skipped with a warning, so a folder cannot make ganzoo read a file elsewhere (or a device)
-    through a link. Links between files of the folder itself are followed."""
+    """The image files under ``folder`` (recursively, by :data:`IMAGE_SUFFIXES`), sorted by path; an entry whose
+    real path lies outside ``folder`` (through a link) is skipped with a warning."""
     folder = Path(folder)
     root = folder.resolve()
     files, outside = [], []
@@ -41,15 +36,9 @@ def list_image_files(folder: str | Path) -> list[Path]:
 
 
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
-    """Save images in [-1, 1] (N, C, H, W) as one PNG grid, ``nrow`` per row (default: square-ish).
-
-    The file is written under a temporary name and moved into place when complete (a symbolic link at
-    ``path`` is replaced, not written through); a write that fails (a full disk) raises
-    :class:`~ganzoo.errors.GanzooError` naming ``path`` and leaves what was there. Whether ``path`` may be
-    replaced at all is the caller's rule (:func:`ganzoo.outputs.check_output`)."""
-    # Imported here, not at module level: torchvision.utils pulls in torchvision.ops and with it torch._dynamo,
-    # about 10 s on a 2-core CPU that every ganzoo command paid at start-up, even `ganzoo list`.
-    from torchvision.utils import save_image
+    """Save images in [-1, 1] (N, C, H, W) as one PNG grid, ``nrow`` per row (default: square-ish), written
+    whole (:func:`ganzoo.outputs.atomic_file`); whether ``path`` may be replaced is the caller's rule."""
+    from torchvision.utils import save_image  # here: torchvision.utils imports torch._dynamo, seconds at start-up
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,7 @@
 """The registries: what every loaded plugin registered, with the name of the plugin that registered it.
 
-ganzoo calls each ``register_*`` hook implementation on its own, handing it a ``register`` callable that
-knows the calling plugin, so that clashes and later failures (a generator of the wrong shape, a loss that
-returns a matrix) can name the plugin at fault.
+Each ``register_*`` hook implementation gets a ``register`` callable that knows its plugin, so that clashes and
+later failures name the plugin at fault.
 """
 
 from __future__ import annotations
@@ -127,8 +126,7 @@ _built: weakref.WeakKeyDictionary[pluggy.PluginManager, tuple[frozenset[tuple[st
 
 
 def get_registry(pm: pluggy.PluginManager | None = None) -> Registry:
-    """The registries of the current plugins: built once per set of registered plugins, rebuilt as soon as a
-    plugin is registered or unregistered (so it is never stale)."""
+    """The registries of the current plugins, rebuilt whenever a plugin is registered or unregistered."""
     pm = pm or get_plugin_manager()
     plugins = pm.get_plugins()
     key = frozenset((pm.get_name(plugin), id(plugin)) for plugin in plugins)

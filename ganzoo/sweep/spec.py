@@ -1,7 +1,5 @@
-"""What a sweep searches: a profile's ``sweep:`` section (:class:`SweepSpec`) and the names of a sweep's files.
-
-A leaf module: it imports nothing of the bench, so a benchmark profile can hold a sweep section.
-"""
+"""What a sweep searches: a profile's ``sweep:`` section (:class:`SweepSpec`) and the names of a sweep's files
+(a leaf module: it imports nothing of the bench)."""
 
 from __future__ import annotations
 
