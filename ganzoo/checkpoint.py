@@ -87,8 +87,7 @@ def tensors_sha256(state: Any) -> str:
 
 
 def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], keep_last: int = 2) -> Path:
-    """Save ``state`` as ``run_dir/checkpoints/step-NNNNNNNN.pt`` with the sha256 of its tensors, point
-    ``latest`` at it, prune old ones."""
+    """Save ``state`` with its tensors' sha256 as ``checkpoints/step-N.pt``, point ``latest`` at it, prune."""
     directory = Path(run_dir) / CHECKPOINT_DIR
     path = directory / checkpoint_name(step)
     state = {**state, TENSORS_SHA256: tensors_sha256(state)}
@@ -145,8 +144,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True``; files holding code, corrupt or not matching their recorded
-    sha256 raise CheckpointError."""
+    """Load a checkpoint with ``weights_only=True``; code, corruption or a sha256 mismatch: CheckpointError."""
     path = resolve_checkpoint(path)  # a regular file (is_file follows links: a link to a device is not)
     if not zipfile.is_zipfile(path):  # torch.save writes zip archives; anything else is not ours
         raise CheckpointError(f"checkpoint {str(path)!r} is corrupt or unreadable: not a PyTorch zip archive")
@@ -177,8 +175,7 @@ EXPORT_FORMATS = ("ganzoo-generator-1", "ganzoo-generator-2")  # 2 adds num_clas
 
 def export_generator(path: Path, weights: dict[str, torch.Tensor], config: dict[str, Any], generator: str,
                      image_shape: list[int], num_classes: int | None = None, source: str = "generator") -> Path:
-    """Write generator weights as ``.safetensors``, with what rebuilding it needs in the metadata: the config, the
-    generator's name, the image shape, the number of classes and which weights these are (``"ema"``...)."""
+    """Write generator weights as ``.safetensors``, with what rebuilding it needs in the metadata."""
     metadata = {"format": EXPORT_FORMATS[-1], "config": json.dumps(config, sort_keys=True),
                 "generator": generator, "image_shape": json.dumps(list(image_shape)),
                 "num_classes": json.dumps(num_classes), "weights": source}
@@ -200,8 +197,7 @@ def _export_error(path: Path, what: str) -> CheckpointError:
 
 
 def read_export_header(path: Path, data: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Validate a ``.safetensors`` export's header before any tensor is read: ``(tensor entries, metadata)``
-    with the metadata decoded (``config``, ``generator``, ``image_shape``, ``num_classes``, ``weights``)."""
+    """Validate an export's header before any tensor is read: ``(tensor entries, decoded metadata)``."""
     def invalid(what: str) -> CheckpointError:
         return CheckpointError(f"{str(path)!r} is not a valid safetensors file: {what}")
 

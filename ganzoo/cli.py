@@ -11,6 +11,7 @@ import json
 import os
 import traceback
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -102,11 +103,7 @@ def plugins_cmd(as_json: bool) -> None:
     infos = list_plugins()
     failures = load_failures()
     if as_json:
-        click.echo(json.dumps({
-            "plugins": [{"name": p.name, "distribution": p.distribution, "version": p.version,
-                         "hooks": list(p.hooks), "builtin": p.builtin} for p in infos],
-            "failed": [{"name": f.name, "distribution": f.distribution, "error": f.error} for f in failures],
-        }, indent=2))
+        click.echo(json.dumps({"plugins": list(map(asdict, infos)), "failed": list(map(asdict, failures))}, indent=2))
         return
     for p in infos:
         origin = f"{p.distribution} {p.version}" if p.distribution else "registered in-process"
@@ -277,6 +274,17 @@ def main() -> None:
     exit_rank(0)
 
 
+def _rows(profile_name: str | None, profile_file: Path | None, variants: str | None) -> list[str] | None:
+    """bench's and sweep's --variants as names (``None``: the profile's), after their common checks."""
+    if profile_name and profile_file:
+        raise click.UsageError("give --profile or --config, not both")
+    warn_load_failures()
+    names = [v.strip() for v in variants.split(",") if v.strip()] if variants is not None else None
+    if names == []:
+        raise click.BadParameter("names no variant; give at least one (e.g. --variants dcgan)", param_hint="--variants")
+    return names
+
+
 def _num(scores: dict, key: str, fmt: str) -> str:
     """A score formatted for the bench table, or '-' where the trial has none."""
     return format(scores[key], fmt) if key in scores else format("-", ">" + fmt.split(".")[0])
@@ -331,18 +339,12 @@ def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path
     """
     from .bench.harness import bench
 
-    if profile_name and profile_file:
-        raise click.UsageError("give --profile or --config, not both")
+    names = _rows(profile_name, profile_file, variants)
     if address is not None and executor != "ray":
         raise click.UsageError("--address names a Ray cluster; give it with --executor ray")
     if jobs > 1 and executor == "ray":
         raise click.UsageError("--jobs is for the local executor; on Ray the cluster's CPUs and cpus_per_trial "
                                "decide how many trials run at once")
-    warn_load_failures()
-    names = [v.strip() for v in variants.split(",") if v.strip()] if variants is not None else None
-    if names == []:
-        raise click.BadParameter("names no variant; give at least one (e.g. --variants dcgan)",
-                                 param_hint="--variants")
     if reproduce is not None:
         given = {"--profile": profile_name, "--config": profile_file, "--steps": steps, "--seconds": seconds,
                  "--feature-extractor": feature_extractor}
@@ -453,16 +455,10 @@ def sweep_cmd(profile_name: str | None, profile_file: Path | None, variants: str
     from .sweep.spec import COMPLETED, DEFAULTS_DIR, SWEEP_FILE, TUNED_DIR, TUNED_PROFILE
     from .sweep.tune import sweep
 
-    if profile_name and profile_file:
-        raise click.UsageError("give --profile or --config, not both")
     if not (profile_name or profile_file):
         raise click.UsageError("name the profile to sweep with --profile or --config (its sweep section says "
                                "what to search)")
-    warn_load_failures()
-    names = [v.strip() for v in variants.split(",") if v.strip()] if variants is not None else None
-    if names == []:
-        raise click.BadParameter("names no variant; give at least one (e.g. --variants dcgan)",
-                                 param_hint="--variants")
+    names = _rows(profile_name, profile_file, variants)
     data = sweep(profile_file or profile_name, out=out, variants=names, samples=samples, seeds=seeds,
                  address=address, compare=not no_compare, progress=not no_progress)
     click.echo(f"{'row':<24} {'trials':>6} {'completed':>9} {'best':>10}  best configuration")

@@ -169,8 +169,7 @@ class TrainConfig(BaseModel):
 
 
 class _SafeLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, reading floats as YAML 1.2 does (``1e-4``), refusing aliases (which can expand to
-    gigabytes) and duplicate keys."""
+    """PyYAML's safe loader with YAML 1.2 floats (``1e-4``), refusing aliases and duplicate keys."""
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):

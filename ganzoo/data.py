@@ -68,8 +68,7 @@ class ImageData:
 
     @functools.cached_property
     def image_shape(self) -> tuple[int, ...]:
-        """One sample's shape: ``(C, H, W)`` for images (a lazy dataset's item 0 at ``image_size``), ``(2,)`` for
-        2-D points."""
+        """One sample's shape: ``(C, H, W)`` for images (a lazy dataset's at ``image_size``), ``(2,)`` for points."""
         if self.in_memory:
             return tuple(self.images.shape[1:])  # type: ignore[union-attr, return-value]
         shape = tuple(_item_image(self.images[0]).shape)  # type: ignore[index]
@@ -216,8 +215,7 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 
 class BatchOrder:
-    """The seeded, resumable order of training batches, the same on every rank: each epoch a permutation cut into
-    full global batches (the remainder dropped), rank ``r`` training on slice ``r`` of each."""
+    """The seeded, resumable order of training batches, the same on every rank (each takes its slice)."""
 
     def __init__(self, count: int, batch_size: int, seed: int, world_size: int = 1, rank: int = 0) -> None:
         if batch_size * world_size > count:
@@ -379,8 +377,7 @@ class LoaderBatches:
 def make_batches(data: ImageData, batch_size: int, seed: int, device: torch.device, *, mode: str = "auto",
                  workers: int = 2, memory_limit_gb: float = 4.0, world_size: int = 1, rank: int = 0,
                  channels_last: bool = False, progress: bool = False) -> TensorBatches | LoaderBatches:
-    """The batch source for ``data``: :class:`TensorBatches` (``mode='memory'``) or :class:`LoaderBatches`
-    (``'stream'``); ``'auto'`` holds the data in memory when its float32 copy is at most ``memory_limit_gb``."""
+    """The batch source for ``data``: in memory (``'memory'``, or ``'auto'`` if it fits) or streamed."""
     if mode not in ("auto", "memory", "stream"):
         raise ConfigError(f"data_loading must be 'auto', 'memory' or 'stream', not {mode!r}")
     if not data.is_image:  # float samples are small and already in the model's coordinates

@@ -41,8 +41,7 @@ def launched_by_torchrun() -> bool:
 
 
 def setup(device: torch.device) -> tuple[DistInfo, torch.device]:
-    """Join the process group when launched by torchrun (``cuda:LOCAL_RANK`` and NCCL, or gloo); return this
-    rank's info and device."""
+    """Join the process group when launched by torchrun (NCCL on CUDA, else gloo); the rank's info and device."""
     if not launched_by_torchrun():
         return DistInfo(), device
     info = DistInfo(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))

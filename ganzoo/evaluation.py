@@ -71,8 +71,7 @@ def score_samples(samples: torch.Tensor, real: torch.Tensor, labels: torch.Tenso
                   feature_extractor: str = "ganzoo-mnist", feature_extractor_weights: str | Path | None = None,
                   cache_dir: str | Path | None = None,
                   dataset_metrics: Callable[..., dict[str, float]] | None = None) -> dict[str, float]:
-    """The bench's scores of ``samples`` against ``real``: the image metrics for ``uint8`` images, then the
-    dataset's own ``dataset_metrics`` (given ``labels`` if it declares them), on fixed thread pools."""
+    """The bench's scores of ``samples`` against ``real``: image metrics, then the dataset's own."""
     from . import metrics
     from .metrics.thread_pools import scoring_threads
     from .training.assembly import declared_keywords
@@ -111,8 +110,7 @@ def _check_size(source: str, count: int, image_bytes: int, what: str) -> None:
 
 
 def read_image_folder(folder: Path, num: int | None = None) -> torch.Tensor:
-    """The (first ``num``) images of :func:`~ganzoo.images.list_image_files` as ``uint8`` ``(N, C, H, W)``,
-    grayscale with one channel, colour as RGB; all of one shape."""
+    """The (first ``num``) images of :func:`~ganzoo.images.list_image_files` as ``uint8`` ``(N, C, H, W)``."""
     from PIL import Image
 
     files = list_image_files(folder)
@@ -329,8 +327,7 @@ def _shape(shape: Sequence[int]) -> str:
 
 def match_shape(images: torch.Tensor, shape: tuple[int, ...], source: str, dataset: str,
                 resize: bool) -> torch.Tensor:
-    """``images`` in the reference's ``(C, H, W)``: as they are, or converted by Pillow with ``resize`` (luma
-    grayscale or repeated channels, antialiased bilinear resize)."""
+    """``images`` in the reference's ``(C, H, W)``: as they are, or converted by Pillow with ``resize``."""
     if tuple(images.shape[1:]) == tuple(shape):
         return images
     if not resize:

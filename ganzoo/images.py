@@ -17,8 +17,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".ti
 
 
 def list_image_files(folder: str | Path) -> list[Path]:
-    """The image files under ``folder`` (recursively, by :data:`IMAGE_SUFFIXES`), sorted by path; an entry whose
-    real path lies outside ``folder`` (through a link) is skipped with a warning."""
+    """The image files under ``folder``, sorted; links leading outside it are skipped with a warning."""
     folder = Path(folder)
     root = folder.resolve()
     files, outside = [], []
@@ -36,8 +35,7 @@ def list_image_files(folder: str | Path) -> list[Path]:
 
 
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
-    """Save images in [-1, 1] (N, C, H, W) as one PNG grid, ``nrow`` per row (default: square-ish), written
-    whole (:func:`ganzoo.outputs.atomic_file`); whether ``path`` may be replaced is the caller's rule."""
+    """Save images in [-1, 1] (N, C, H, W) as one PNG grid, ``nrow`` per row, written whole."""
     from torchvision.utils import save_image  # here: torchvision.utils imports torch._dynamo, seconds at start-up
 
     path = Path(path)

@@ -94,8 +94,7 @@ def write_error(path: Path, exc: OSError) -> GanzooError:
 
 
 class PendingOutput:
-    """A temporary file (or folder) beside ``path``, with its suffix, that becomes ``path`` on :meth:`commit` and
-    disappears on :meth:`discard`; an ``OSError`` becomes :func:`write_error`."""
+    """A temporary file (or folder) beside ``path`` that :meth:`commit` makes ``path``."""
 
     def __init__(self, path: str | Path, directory: bool = False) -> None:
         self.path, self.directory = Path(path), directory

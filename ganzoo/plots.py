@@ -66,8 +66,7 @@ def plot_metrics(history: list[dict[str, Any]], out: Path, title: str = "") -> P
 
 
 def plot_points(real: torch.Tensor | None, fake: torch.Tensor, out: Path, title: str = "") -> Path:
-    """A scatter plot of generated points over real ones (if any), by their first two coordinates: the sample
-    grid of non-image data."""
+    """A scatter plot of generated points over real ones (if any): the sample grid of non-image data."""
     fake = fake.detach().flatten(1).float().cpu()
     fig = Figure(figsize=(4.2, 4.2), dpi=100)
     ax = fig.subplots()

@@ -112,8 +112,7 @@ def make_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
-    """The process-wide plugin manager, created on first use; plugin objects registered on it are seen by the next
-    :func:`ganzoo.registry.get_registry`."""
+    """The process-wide plugin manager, created on first use."""
     global _pm
     if _pm is None:
         _pm = make_plugin_manager()

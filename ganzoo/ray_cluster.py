@@ -47,8 +47,7 @@ def parse_address(address: str, source: str = "--address") -> tuple[str, int] | 
 
 
 def check_reachable(address: str, source: str = "--address", timeout: float | None = None) -> None:
-    """Refuse an address that does not accept a connection and answer as Ray does within ``timeout`` seconds
-    (default :data:`CONNECT_TIMEOUT_S`), saying what to check."""
+    """Refuse an address that does not answer as Ray does within ``timeout`` s, saying what to check."""
     timeout = CONNECT_TIMEOUT_S if timeout is None else timeout
     where = parse_address(address, source)
     if where is None:

@@ -62,8 +62,7 @@ def _read_owner(path: Path) -> dict:
 
 
 def _create_with(path: Path, content: str) -> None:
-    """Create ``path`` holding ``content`` at once (a temporary hard-linked, else ``O_EXCL`` and a write), or raise
-    ``FileExistsError``: no process sees or leaves an empty lock."""
+    """Create ``path`` holding ``content`` at once (never empty), or raise ``FileExistsError``."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
     try:
         tmp.write_text(content)

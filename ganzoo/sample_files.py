@@ -33,8 +33,7 @@ def _png_dir_reason(folder: Path) -> str | None:
 
 
 class PngDirWriter:
-    """``out/000000.png``, ``out/000001.png``, ... (and ``labels.csv``); with ``overwrite`` only a link or a folder
-    of an earlier png-dir export is replaced."""
+    """``out/000000.png``, ``out/000001.png``, ... (and ``labels.csv``)."""
 
     def __init__(self, out: Path, total: int, overwrite: bool = False) -> None:
         self.out = check_output(out, overwrite, directory=True, replaceable=_png_dir_reason)

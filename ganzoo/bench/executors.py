@@ -69,8 +69,7 @@ class Executor(Protocol):
 
 @dataclass(frozen=True)
 class LocalExecutor:
-    """Trials on this machine: in this process (``jobs`` 1) or a pool of ``jobs`` processes sharing the cores,
-    each with ``threads`` CPU threads (default: the cores shared out)."""
+    """Trials in this process (``jobs`` 1) or a pool of ``jobs`` processes, each with ``threads`` threads."""
 
     jobs: int = 1
     threads: int | None = None
@@ -112,8 +111,7 @@ class LocalExecutor:
 
 
 def _init_worker(threads: int, parent: int) -> None:
-    """Set up a ``--jobs`` worker: ``threads`` CPU threads, and death with the bench process ``parent`` (Linux's
-    parent-death signal, and a watcher thread everywhere), so a killed bench leaves no worker training on."""
+    """Set up a ``--jobs`` worker: ``threads`` threads, and death with the bench process ``parent``."""
     torch.set_num_threads(threads)
     if sys.platform.startswith("linux"):
         import ctypes
@@ -148,8 +146,7 @@ def _run_remote_trial(run_trial: TrialRunner, threads: int, real: torch.Tensor, 
 
 @dataclass(frozen=True)
 class RayExecutor:
-    """Trials as Ray tasks on the cluster at ``address`` (:func:`ganzoo.ray_cluster.connect`), each with its
-    profile's resources; every node needs the same plugins installed and the bench directory shared."""
+    """Trials as Ray tasks on the cluster at ``address``, each with its profile's resources."""
 
     address: str | None = None
 

@@ -69,8 +69,7 @@ def bench(variants: list[str] | None = None, *, profile: str | Path | BenchProfi
 def resolve_profile(profile: str | Path | BenchProfile | None, *, variants: list[str] | None, seeds: int | None,
                     steps: int | None, seconds: float | None, feature_extractor: str | None,
                     feature_extractor_weights: str | Path | None) -> BenchProfile:
-    """``profile`` with the non-``None`` arguments applied, to each of its ``datasets`` too (``steps`` replaces
-    every row's budget)."""
+    """``profile`` with the non-``None`` arguments applied, to each of its ``datasets`` too."""
     changes = {"variants": variants, "seeds": seeds, "steps": steps, "seconds": seconds,
                "feature_extractor": feature_extractor,
                "feature_extractor_weights": str(feature_extractor_weights) if feature_extractor_weights else None}
@@ -88,8 +87,7 @@ def resolve_profile(profile: str | Path | BenchProfile | None, *, variants: list
 
 def make_executor(executor: str, *, jobs: int, threads: int | None, address: str | None,
                   profile: BenchProfile) -> Executor:
-    """The executor a bench's options ask for, checked: the local one (``jobs``, ``threads`` else the profile's)
-    or Ray at ``address``."""
+    """The executor a bench's options ask for, checked: local (``jobs``, ``threads``) or Ray at ``address``."""
     if jobs < 1:
         raise UsageError(f"jobs must be at least 1, not {jobs}")
     if executor not in EXECUTORS:
@@ -139,8 +137,7 @@ def references(registry: Registry, plan: list[PlannedTrial], *, progress: bool) 
 
 
 class _Book:
-    """A bench's ``results.json`` as its trials finish (a :class:`~ganzoo.bench.executors.Reporter`): its trials in
-    plan order, then (unless ``overwrite``) other benches' finished trials at rows and seeds it does not plan."""
+    """A bench's ``results.json`` as its trials finish, then other benches' trials it keeps."""
 
     def __init__(self, out: Path, profile: BenchProfile, plan: list[PlannedTrial], previous: list[TrialRecord], *,
                  overwrite: bool, progress: bool) -> None:

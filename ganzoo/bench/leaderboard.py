@@ -42,14 +42,12 @@ def _one_line(value: object) -> str:
 
 
 def text(value: object) -> str:
-    """``value`` as inert Markdown text on one line: control characters become spaces, ``&<>`` HTML entities,
-    and each of :data:`MARKDOWN_SPECIALS` is backslash-escaped."""
+    """``value`` as inert Markdown on one line: HTML entities, :data:`MARKDOWN_SPECIALS` escaped."""
     return html.escape(_one_line(value), quote=False).translate(_ESCAPE)
 
 
 def code(value: object) -> str:
-    """``value`` as an inline code span (Markdown escapes HTML there), or as :func:`text` where a backtick or a
-    table pipe in it would end the span or the cell."""
+    """``value`` as an inline code span, or as :func:`text` where a backtick or a pipe would end it."""
     line = _one_line(value)
     return text(line) if "`" in line or "|" in line or not line.strip() else f"`{line}`"
 
@@ -79,8 +77,7 @@ def _group(trials: list[Trial]) -> dict[tuple[str, str, str], list[Trial]]:
 
 
 def section_columns(trials: list[Trial]) -> list[Column]:
-    """The metric columns of a section: those of :data:`COLUMNS` that its trials scored, then any other key a
-    dataset's metrics returned, as it is."""
+    """A section's metric columns: those of :data:`COLUMNS` its trials scored, then their other keys."""
     scored = {key for t in trials for key in (t.final.values if t.final else {})}
     if not scored:  # nothing finished: the image metrics' columns, empty
         return [c for c in COLUMNS if c[0] in IMAGE_METRIC_KEYS]
@@ -92,8 +89,7 @@ def _ranker(primary: Column) -> Callable[[tuple[str, list[Trial]]], tuple[float,
     key, _, lower, _ = primary
 
     def rank(row: tuple[str, list[Trial]]) -> tuple[float, str]:
-        """Rows by the mean final value of the section's first metric (FID for images), best first; variants
-        without a finished trial last."""
+        """Rows by the mean final value of the section's first metric, best first; unfinished rows last."""
         values = [t.final.values[key] for t in row[1] if t.status == "ok" and t.final and key in t.final.values]
         if not values:
             return (float("inf"), row[0])

@@ -101,8 +101,7 @@ def load_reference(registry: Registry, trial: PlannedTrial, *, progress: bool = 
 
 
 def refuse_in_process_plugins(plan: list[PlannedTrial], registry: Registry, where: str) -> None:
-    """Refuse a plan whose trials would run in other processes (``where``) while a component they use comes from
-    a plugin registered in this process only (workers load plugins from entry points)."""
+    """Refuse a plan run in other processes (``where``) using a plugin registered in this one only."""
     from_entry_points = getattr(get_plugin_manager(), "ganzoo_distinfo", {})
     used: dict[str, str] = {}  # plugin -> the first component of it a trial uses
     for entry in plan:
@@ -126,8 +125,7 @@ def refuse_in_process_plugins(plan: list[PlannedTrial], registry: Registry, wher
 
 
 def refuse_training_over(out: Path, previous: list[TrialRecord], plan: list[PlannedTrial]) -> None:
-    """Refuse to train ``plan`` over a finished trial of other settings at a row and seed it plans (its files would
-    be deleted)."""
+    """Refuse to train ``plan`` over a finished trial of other settings at a row and seed it plans."""
     planned = {entry.key for entry in plan}
     places = {(entry.row, entry.seed) for entry in plan}
     replaced = [t for t in previous if t["status"] not in RERUN_STATUSES

@@ -223,8 +223,7 @@ def _load(path: Path, what: str, fmt: int, schema: type[BaseModel]) -> tuple[dic
 
 
 def read_results(path: str | Path) -> ResultsFile:
-    """Read and check a ``results.json`` (or the one inside a bench directory); raise
-    :class:`~ganzoo.errors.ResultsFileError` naming the file and the field for one that does not pass."""
+    """Read and check a ``results.json`` (or a bench directory's), else a :class:`ResultsFileError`."""
     path = results_path(path)
     data, checked = _load(path, "results file", RESULTS_FORMAT, ResultsSchema)
     try:
@@ -248,8 +247,7 @@ def load_sweep(path: str | Path) -> dict[str, Any]:
 
 
 def _normalised(raw: dict[str, Any], profile: BenchProfile) -> dict[str, Any]:
-    """``raw`` (a file's profile) with each key ganzoo knows in the type its validation gave it (``"5"`` a
-    number), so what reads the file formats what was checked; keys it does not know are kept as written."""
+    """``raw`` (a file's profile) with each known key in the type validation gave it; others as written."""
     return {**raw, **profile.model_dump(mode="json", include=set(raw) & set(BenchProfile.model_fields))}
 
 
@@ -299,8 +297,7 @@ def _location(loc: tuple[Any, ...]) -> str:
 
 
 def _check_artifact(path: Path, field: str, rel: str) -> None:
-    """Refuse an artifact path that is empty, absolute, climbs with ``..`` or resolves (through a symbolic link)
-    outside the directory of the results file ``path``."""
+    """Refuse an artifact path that is empty, absolute, climbs with ``..`` or resolves outside ``path``'s folder."""
     shown = repr(rel if len(rel) <= 200 else rel[:200] + "...")
     root = path.parent.resolve()
     why = None
@@ -324,8 +321,7 @@ def _check_artifact(path: Path, field: str, rel: str) -> None:
 
 
 def write_results(out: Path, profile: BenchProfile, trials: list[TrialRecord]) -> None:
-    """Write ``out/results.json``: ``profile`` (as :func:`~ganzoo.bench.profile.portable_profile` stores it) and
-    ``trials``, whole or not at all."""
+    """Write ``out/results.json`` (the portable ``profile`` and ``trials``), whole or not at all."""
     _write(out / RESULTS_FILE, {"format": RESULTS_FORMAT, "profile": portable_profile(profile), "trials": trials})
 
 

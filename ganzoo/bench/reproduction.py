@@ -103,8 +103,7 @@ class Reproduction:
 
 
 def machine_type(trial: TrialRecord) -> str:
-    """What a trial's figures depend on besides its config and seed (processor, instruction set, threads, GPU,
-    torch version), as one line."""
+    """What a trial's figures depend on besides config and seed (CPU, threads, GPU, torch), as one line."""
     hw = trial.get("hardware", {})
     torch_version = trial.get("protocol", {}).get("versions", {}).get("torch")
     return (f"{hw.get('gpu') or hw.get('cpu')}, {hw.get('cpu_capability', 'instruction set not recorded')}, "
@@ -112,8 +111,7 @@ def machine_type(trial: TrialRecord) -> str:
 
 
 def prediction_interval(values: list[float], m: int) -> tuple[float, float]:
-    """The ``CONFIDENCE`` prediction interval for the mean of ``m`` new draws from the committed ``values`` (one
-    value: that value alone)."""
+    """The ``CONFIDENCE`` prediction interval for the mean of ``m`` new draws from the committed ``values``."""
     from scipy.stats import t
 
     values = [v for v in values if math.isfinite(v)]

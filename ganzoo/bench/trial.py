@@ -52,8 +52,7 @@ def hardware() -> dict[str, Any]:
 
 
 def portable_extractor_info(info: dict[str, Any]) -> dict[str, Any]:
-    """``info`` with its weights path machine-independent: ``bundled:NAME``, else the file name (the sha256 says
-    which file)."""
+    """``info`` with its weights path machine-independent: ``bundled:NAME``, else the file name."""
     from ..metrics import WEIGHTS_PATH  # heavy (torch-fidelity): only where a trial is recorded
 
     path = Path(info["weights_path"])

@@ -34,8 +34,7 @@ def _block(c_in: int, c_out: int, padding: int = 1) -> list[nn.Module]:
 
 
 class MnistCNN(nn.Module):
-    """A compact CNN digit classifier (~140k parameters) of inputs from :func:`uint8_to_input`; the last layer has
-    no bias, so torch-fidelity's ``logits_unbiased`` are the logits."""
+    """A compact CNN digit classifier (~140k parameters) without a bias in its last layer."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -59,8 +58,7 @@ class MnistCNN(nn.Module):
 
 
 def uint8_to_input(images: torch.Tensor) -> torch.Tensor:
-    """``uint8`` images ``(N, C, H, W)`` as the classifier input: float ``(N, 1, 28, 28)`` in [-1, 1] (RGB to luma
-    grayscale, other sizes resized antialiased bilinear)."""
+    """``uint8`` images ``(N, C, H, W)`` as the classifier's input: float ``(N, 1, 28, 28)`` in [-1, 1]."""
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3):
         raise ValueError(f"expected uint8 images (N, 1|3, H, W), got {images.dtype} {tuple(images.shape)}")
     x = images.float()
@@ -110,8 +108,7 @@ def _not_the_weights(path: Path, expected_sha256: str) -> str:
 
 
 def load_classifier(path: str | Path | None = None, *, expected_sha256: str = WEIGHTS_SHA256) -> MnistCNN:
-    """Load the trained classifier (eval mode, no grad) from ``path`` (default: the bundled weights) after
-    verifying its sha256."""
+    """The trained classifier (eval mode, no grad) from ``path`` (default: bundled), its sha256 verified."""
     from safetensors.torch import load_file
 
     path = Path(path) if path is not None else WEIGHTS_PATH
@@ -125,8 +122,7 @@ def load_classifier(path: str | Path | None = None, *, expected_sha256: str = WE
 
 @torch.no_grad()
 def predict_digits(images: torch.Tensor, batch_size: int = 100) -> torch.Tensor:
-    """Digit classes (int64 ``(N,)``) the bundled classifier predicts for ``uint8`` images (on fixed thread
-    pools: :func:`~ganzoo.metrics.thread_pools.scoring_threads`)."""
+    """Digit classes (int64 ``(N,)``) the bundled classifier predicts for ``uint8`` images."""
     model = load_classifier()
     with scoring_threads():
         return torch.cat([model(uint8_to_input(chunk)).argmax(1) for chunk in images.split(batch_size)])

@@ -106,8 +106,7 @@ def _inception_unavailable(reason: str) -> FeatureExtractorUnavailable:
 
 
 def resolve_weights(feature_extractor: str, weights: str | Path | None = None) -> Path:
-    """The local weights file for ``feature_extractor`` (``weights``, else the bundled file or torch's hub cache),
-    checked against its pinned sha256; never downloads (:class:`FeatureExtractorUnavailable`)."""
+    """The local weights file of ``feature_extractor``, sha256-checked; never downloads."""
     if feature_extractor == GANZOO_MNIST:
         path = Path(weights).expanduser() if weights is not None else WEIGHTS_PATH
         verify_weights(path)
@@ -127,8 +126,7 @@ def resolve_weights(feature_extractor: str, weights: str | Path | None = None) -
 
 
 def verify_inception_weights(path: str | Path, expected_sha256: str | None = None) -> str:
-    """Check an Inception weights file against :data:`INCEPTION_SHA256` and return its sha256; raise
-    :class:`~ganzoo.metrics.WeightsIntegrityError` on a mismatch, before anything in the file is read."""
+    """Check Inception weights' sha256 (before reading anything in them) and return it."""
     expected = expected_sha256 or INCEPTION_SHA256
     if not Path(path).is_file():  # a device or a pipe would be read forever
         raise WeightsIntegrityError(f"Inception weights {str(path)!r}: not a regular file")
@@ -155,8 +153,7 @@ def load_inception_state(path: str | Path) -> dict[str, torch.Tensor]:
 
 def create_extractor(name: str, features: list[str], weights: str | Path, device: torch.device | str = "cpu",
                      ) -> FeatureExtractorBase:
-    """A feature extractor in eval mode on ``device``, from the weights :func:`resolve_weights` returned. Inception
-    gets an in-memory copy of :func:`load_inception_state` (torch-fidelity's loader would unpickle the file)."""
+    """A feature extractor in eval mode on ``device`` (Inception from :func:`load_inception_state`)."""
     if name == GANZOO_MNIST:
         extractor: FeatureExtractorBase = FeatureExtractorGanzooMnist(name, features, str(weights))
     elif name == INCEPTION:

@@ -69,8 +69,7 @@ def _read_entry(path: Path, key: str, layers: list[str]) -> dict[str, torch.Tens
 
 def real_features(key: str, layers: list[str], compute: Callable[[], dict[str, torch.Tensor]],
                   cache_dir: Path) -> dict[str, torch.Tensor]:
-    """The real set's features from ``cache_dir/KEY.safetensors``, or ``compute()`` them and store them there
-    (if the entry cannot be written, a warning says so)."""
+    """The real set's features from ``cache_dir/KEY.safetensors``, else ``compute()``d and stored there."""
     path = Path(cache_dir) / f"{key}{CACHE_SUFFIX}"
     if path.is_file():
         cached = _read_entry(path, key, layers)

@@ -68,8 +68,7 @@ def _file_sha256(path: Path) -> str:
 
 
 def extractor_info(feature_extractor: str = GANZOO_MNIST, weights: str | Path | None = None) -> dict[str, str]:
-    """Describe the protocol of ``feature_extractor``: name, weights file and sha256, preprocessing
-    (:class:`~ganzoo.metrics.FeatureExtractorUnavailable` when Inception weights are not on disk)."""
+    """Describe the protocol of ``feature_extractor``: name, weights file and sha256, preprocessing."""
     import torch_fidelity
 
     path = resolve_weights(feature_extractor, weights)
@@ -90,8 +89,7 @@ def extractor_layer(feature_extractor: str, metric: str) -> str:
 
 def real_stats_key(real: torch.Tensor, feature_extractor: str = GANZOO_MNIST,
                    weights_sha256: str | None = None) -> str:
-    """The cache name of ``real``'s reference statistics under ``feature_extractor``: a hash of the tensor's
-    bytes, shape and dtype, the extractor's preprocessing, name and weights' sha256 (resolved when not given)."""
+    """The cache name of ``real``'s features: a hash of its bytes, shape, dtype and the extractor's protocol."""
     real = _check_images(real, "real")
     if weights_sha256 is None:
         weights_sha256 = extractor_info(feature_extractor)["sha256"]
@@ -104,8 +102,7 @@ def real_stats_key(real: torch.Tensor, feature_extractor: str = GANZOO_MNIST,
 
 
 def histogram_kl(counts: torch.Tensor) -> float:
-    """KL(p || uniform), natural log, of the histogram ``counts``: 0 when balanced, ``log(len(counts))`` when
-    everything (or nothing) falls in one bin."""
+    """KL(p || uniform), natural log, of the histogram ``counts`` (``log(len(counts))`` when empty)."""
     counts = counts.double()
     if counts.sum() == 0:
         return math.log(counts.numel())

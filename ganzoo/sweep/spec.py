@@ -69,8 +69,7 @@ def _check_distribution(key: str, dist: Any) -> None:
 
 
 def nest(params: dict[str, Any]) -> dict[str, Any]:
-    """Dotted keys to nested dictionaries: ``{"extensions.ema.decay": 0.99}`` -> ``{"extensions": {"ema":
-    {"decay": 0.99}}}``."""
+    """Dotted keys to nested dicts: ``{"extensions.ema.decay": 0.99}`` -> ``{"extensions": {"ema": {...}}}``."""
     nested: dict[str, Any] = {}
     for key, value in params.items():
         set_path(nested, key.split("."), value)

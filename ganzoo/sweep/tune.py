@@ -46,8 +46,7 @@ from .spec import COMPLETED, DEFAULTS_DIR, FAILED, STOPPED, SWEEP_FILE, TUNED_DI
 
 
 class Search(Protocol):
-    """What makes a row's search the same search (:func:`spec_hash`): the protocol's fields (``threads`` even
-    when unset), with the profile's whole ``budgets``, ``sweep`` and ``datasets``."""
+    """What makes a row's search the same search (:func:`spec_hash`), ``threads`` even when unset."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -323,8 +322,7 @@ def _search(ray: Any, row: _Row, key: str, out: Path) -> dict[str, Any]:
 
 
 def tuned_profile(profile: BenchProfile, rows: dict[str, Any], registry: Registry) -> BenchProfile:
-    """``profile`` named ``NAME (tuned)``, without its sweep, with every row's best configuration merged into its
-    ``variant_overrides``."""
+    """``profile`` named ``NAME (tuned)``, with every row's best configuration in its ``variant_overrides``."""
     overrides = {name: dict(options) for name, options in profile.variant_overrides.items()}
     for row, found in rows.items():
         if not found.get("best"):
