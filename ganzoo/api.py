@@ -254,8 +254,7 @@ def sample(checkpoint: str | Path, n: int = 64, *, out: str | Path | None = None
     save a PNG grid (a scatter plot for non-image data), under :mod:`ganzoo.outputs`' rule.
 
     ``labels`` (conditional generators) is one class for every image or one per image; without it a grid row
-    per class. ``raw=True`` samples the trained generator, not the EMA. :func:`export_samples` writes files.
-    """
+    per class. ``raw=True`` samples the trained generator, not the EMA. :func:`export_samples` writes files."""
     if n <= 0:
         raise ConfigError(f"n must be positive, not {n}")
     if out is not None and Path(out).suffix.lower() not in IMAGE_SUFFIXES:
@@ -282,8 +281,7 @@ def export_samples(checkpoint: str | Path, n: int, out: str | Path, *, format: s
 
     ``format="png-dir"``: a new or empty folder of ``000000.png``, ... (and ``labels.csv``); ``format="npz"``:
     an ``.npz`` with ``arr_0``, ``uint8`` ``(N, H, W, C)``, and ``labels``. ``out`` follows
-    :mod:`ganzoo.outputs`' rule (a folder is replaced only if it holds an earlier png-dir export).
-    """
+    :mod:`ganzoo.outputs`' rule (a folder is replaced only if it holds an earlier png-dir export)."""
     from tqdm.auto import tqdm
 
     from .data import to_uint8

@@ -1,8 +1,7 @@
 """Training configuration: a validated model, YAML loading (safe only) and ``key=value`` overrides.
 
 Precedence, lowest first: the defaults below, the variant's, the config file, ``--set``, keyword arguments.
-A bad key, type or value raises :class:`ganzoo.errors.ConfigError` naming the key's path.
-"""
+A bad key, type or value raises :class:`ganzoo.errors.ConfigError` naming the key's path."""
 
 from __future__ import annotations
 

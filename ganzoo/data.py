@@ -3,8 +3,7 @@
 A dataset plugin returns ``uint8`` images as one tensor ``(N, C, H, W)`` or as a map-style ``Dataset`` of
 ``(C, H, W)`` items (read lazily). In memory, they are converted once to ``[-1, 1]`` on the device and batched by
 indexing a seeded permutation (:class:`TensorBatches`); otherwise streamed by DataLoader workers in the same order
-(:class:`LoaderBatches`), so the choice never changes the trajectory. Batches are ``(images, labels)`` pairs.
-"""
+(:class:`LoaderBatches`), so the choice never changes the trajectory. Batches are ``(images, labels)`` pairs."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """Score images against a dataset split: a generator's samples (as the bench scores them) or images from elsewhere.
 
 :func:`evaluate` is ``ganzoo evaluate``; it shares :func:`evaluation_samples` and :func:`score_samples` with the
-bench, so a run directory evaluated with the bench's seed, split and sample count gives the bench's figures.
-"""
+bench, so a run directory evaluated with the bench's seed, split and sample count gives the bench's figures."""
 
 from __future__ import annotations
 

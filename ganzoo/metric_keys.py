@@ -1,6 +1,5 @@
 """The metrics a bench evaluation reports: each key defined once, with its title, direction and format, read by
-the bench, the leaderboard and the plots. Importing this module imports nothing heavy.
-"""
+the bench, the leaderboard and the plots. Importing this module imports nothing heavy."""
 
 from __future__ import annotations
 

@@ -7,8 +7,7 @@
   :class:`~ganzoo.errors.GanzooError` naming the output.
 
 :func:`check_output` applies the first two before any work; :class:`PendingOutput` (and :func:`atomic_file`)
-writes. ``replaceable`` says which folders ``overwrite`` may delete (png-dir replaces only its own exports).
-"""
+writes. ``replaceable`` says which folders ``overwrite`` may delete (png-dir replaces only its own exports)."""
 
 from __future__ import annotations
 

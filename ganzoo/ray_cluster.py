@@ -1,6 +1,5 @@
 """Joining a Ray cluster (for ``bench(..., executor="ray")`` and ``ganzoo sweep``): addresses parsed and checked,
-the cluster joined, resources checked. Ray (``pip install 'ganzoo[ray]'``) is imported only when asked for.
-"""
+the cluster joined, resources checked. Ray (``pip install 'ganzoo[ray]'``) is imported only when asked for."""
 
 from __future__ import annotations
 
@@ -25,8 +24,7 @@ ADDRESS_FORMS = "auto, local, HOST:PORT (e.g. head-node:6379) or ray://HOST:PORT
 
 def parse_address(address: str, source: str = "--address") -> tuple[str, int] | None:
     """The ``(host, port)`` a Ray cluster address names (``None`` for ``auto`` and ``local``), else a usage error
-    naming ``source``. Example: ``parse_address("ray://head:10001")`` -> ``("head", 10001)``; IPv6 as ``[::1]:6379``.
-    """
+    naming ``source``. Example: ``parse_address("ray://head:10001")`` -> ``("head", 10001)``; IPv6 as ``[::1]:6379``."""
     text = address.strip()
     if text in KEYWORD_ADDRESSES:
         return None

@@ -1,8 +1,7 @@
 """The registries: what every loaded plugin registered, with the name of the plugin that registered it.
 
 Each ``register_*`` hook implementation gets a ``register`` callable that knows its plugin, so that clashes and
-later failures name the plugin at fault.
-"""
+later failures name the plugin at fault."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """A run directory belongs to one run: a lock while it trains, and no fresh run over another run's files.
 
 :func:`run_lock` holds ``RUN/.lock`` (the owner's pid, host and start time) while a run or a bench writes there;
-a lock of a process gone from this host is taken over. :func:`claim_fresh` refuses a new run over another's files.
-"""
+a lock of a process gone from this host is taken over. :func:`claim_fresh` refuses a new run over another's files."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
 """Writers of generated samples for external metric tools: a folder of PNGs, or one ``.npz`` (streamed, no
-pickles). Both take ``uint8`` batches ``(B, C, H, W)`` one at a time and follow :mod:`ganzoo.outputs`' rule.
-"""
+pickles). Both take ``uint8`` batches ``(B, C, H, W)`` one at a time and follow :mod:`ganzoo.outputs`' rule."""
 
 from __future__ import annotations
 

@@ -2,8 +2,7 @@
 
 Every (variant, seed) trial trains on the same dataset with the profile's budget, is evaluated at step 0, every
 ``eval_every`` steps (or ``eval_every_seconds``) and at the end, and gets a record in ``results.json`` pinning its
-protocol; trials already recorded with the same config are skipped, so an interrupted bench resumes.
-"""
+protocol; trials already recorded with the same config are skipped, so an interrupted bench resumes."""
 
 from __future__ import annotations
 

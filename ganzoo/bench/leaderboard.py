@@ -3,8 +3,7 @@
 Every figure comes from a results file; images are linked relative to the page; the same results give the same
 bytes (a test checks the committed page). Nothing in a results file is trusted: each is checked on load
 (:mod:`ganzoo.bench.records`), every string from it is written as inert text (:func:`text`, :func:`code`) and
-every link is percent-encoded (:func:`url`).
-"""
+every link is percent-encoded (:func:`url`)."""
 
 from __future__ import annotations
 

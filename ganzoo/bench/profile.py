@@ -114,8 +114,7 @@ class Protocol(BaseModel):
     """What a trial's figures depend on besides its training config: exactly the fields hashed into a trial's
     identity (:func:`trial_hash`). ``steps`` and ``eval_every`` are the trial's own budget (adding a row to
     ``budgets`` changes no other trial), and ``threads`` is hashed only when set (older hashes stay). The rest of
-    a profile (presentation, rows and seeds, ``datasets``, Ray resources, ``sweep``) is left out by not being here.
-    """
+    a profile (presentation, rows and seeds, ``datasets``, Ray resources, ``sweep``) is left out by not being here."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

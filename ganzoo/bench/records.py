@@ -4,8 +4,7 @@ Results files travel (committed, attached to pull requests, handed to ``--reprod
 so every reader goes through :func:`read_results` (or :func:`load_sweep`), which raises a
 :class:`~ganzoo.errors.ResultsFileError` naming the file and the field for a file that is not UTF-8 JSON, is over
 :data:`MAX_FILE_BYTES`, nests too deeply, fails the schema, or has an artifact path leading outside its directory.
-What passes is the file's JSON unchanged: unknown keys are kept (a bench that resumes writes them back).
-"""
+What passes is the file's JSON unchanged: unknown keys are kept (a bench that resumes writes them back)."""
 
 from __future__ import annotations
 

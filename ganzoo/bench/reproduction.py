@@ -5,8 +5,7 @@ fresh bench directory and compares the final scores: **identical** (every re-run
 the same CPU instruction set, torch version and thread count), **within spread** (the re-run mean lies in the
 95% prediction interval of the committed seeds, ``mean ± t(0.975, n-1) · std · sqrt(1/m + 1/n)``: expected on
 another machine) or **outside spread**. A row reproduces when its FID (else its first metric) is identical or
-within spread and every trial finished; a row with nothing to compare is ``not compared`` and fails.
-"""
+within spread and every trial finished; a row with nothing to compare is ``not compared`` and fails."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
 """Offline image-generation metrics: FID, KID, IS, precision/recall through torch-fidelity
-(:func:`score_images`, :mod:`ganzoo.metrics.fidelity`). Importing it registers ``ganzoo-mnist`` with torch-fidelity.
-"""
+(:func:`score_images`, :mod:`ganzoo.metrics.fidelity`). Importing it registers ``ganzoo-mnist`` with torch-fidelity."""
 
 from __future__ import annotations
 

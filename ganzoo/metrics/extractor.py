@@ -4,8 +4,7 @@
 interface (registered as :data:`GANZOO_MNIST` by :func:`register`): ``"128"``, the penultimate features (FID,
 KID, precision/recall), and ``"logits_unbiased"``/``"logits"`` (IS). :func:`resolve_weights` finds a weights
 file locally, never downloading; :func:`create_extractor` builds either extractor from sha256-checked weights
-read without unpickling anything but tensors.
-"""
+read without unpickling anything but tensors."""
 
 from __future__ import annotations
 

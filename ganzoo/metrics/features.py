@@ -2,8 +2,7 @@
 
 torch-fidelity's own cache unpickles its entries, so ganzoo does not use it: :func:`real_features` stores the
 real features as ``.safetensors`` named by :func:`~ganzoo.metrics.real_stats_key` with the sha256 of the tensors;
-an entry that does not check out is recomputed, one that cannot be written is skipped with a warning.
-"""
+an entry that does not check out is recomputed, one that cannot be written is skipped with a warning."""
 
 from __future__ import annotations
 

@@ -3,8 +3,7 @@
 :func:`score_images` extracts both sets' features with one extractor built from sha256-verified weights and
 scores them with torch-fidelity's metric functions; the real set's features are cached under
 :func:`real_stats_key` (:mod:`ganzoo.metrics.features`), so a changed dataset or extractor is never stale.
-Metrics of one dataset (MNIST's classes, Stacked MNIST's modes) are its :attr:`ganzoo.DatasetSpec.metrics`.
-"""
+Metrics of one dataset (MNIST's classes, Stacked MNIST's modes) are its :attr:`ganzoo.DatasetSpec.metrics`."""
 
 from __future__ import annotations
 
@@ -119,8 +118,7 @@ def score_images(fake: torch.Tensor, real: torch.Tensor, *, feature_extractor: s
     of ``feature_extractor`` (``"ganzoo-mnist"``, or ``"inception-v3-compat"`` with weights on disk).
     ``kid_subset_size`` defaults to ``min(1000, len(fake), len(real))``, IS uses ``min(10, len(fake))`` splits.
     The real features are cached in ``cache_dir`` (default ``~/.cache/ganzoo/fidelity``) under
-    :func:`real_stats_key`; every figure is computed on fixed thread pools.
-    """
+    :func:`real_stats_key`; every figure is computed on fixed thread pools."""
     with scoring_threads():
         return _score_images(fake, real, feature_extractor, feature_extractor_weights, cache_dir, kid_subset_size,
                              verbose)

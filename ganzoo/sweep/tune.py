@@ -6,8 +6,7 @@ Tune experiment whose trials train the row with one sampled configuration, evalu
 and reported to Tune with a checkpoint at each evaluation (where ASHA stops the worst). It writes
 ``OUT/sweep.json`` (every trial, the best completed one per row), ``OUT/tuned.yaml`` (the profile with each row's
 best configuration) and the benches ``OUT/paper-defaults/`` and ``OUT/tuned/``. Everything resumes: a finished
-row's search is kept, an interrupted experiment restored, the benches skip what they hold.
-"""
+row's search is kept, an interrupted experiment restored, the benches skip what they hold."""
 
 from __future__ import annotations
 
