@@ -80,7 +80,6 @@ def train(variant: str, *, config: str | Path | dict[str, Any] | None = None,
           deterministic: bool | None = None, resume: bool = False, overwrite: bool = False, progress: bool = True,
           callbacks: Sequence[Callback] = ()) -> TrainResult:
     """Train a variant and return its :class:`TrainResult`.
-
     ``config`` is a YAML file or a dict; ``overrides`` are ``key=value`` strings (``["lr_g=1e-4"]``) or a dict
     of dotted keys; the keyword arguments win over both. ``resume=True`` continues from the latest checkpoint in
     ``out`` (only ``steps`` may change, upwards); a fresh run refuses a directory holding another run unless
@@ -252,7 +251,6 @@ def sample(checkpoint: str | Path, n: int = 64, *, out: str | Path | None = None
            overwrite: bool = False) -> torch.Tensor:
     """Generate ``n`` images in [-1, 1] from a checkpoint, run directory or exported generator; with ``out``, also
     save a PNG grid (a scatter plot for non-image data), under :mod:`ganzoo.outputs`' rule.
-
     ``labels`` (conditional generators) is one class for every image or one per image; without it a grid row
     per class. ``raw=True`` samples the trained generator, not the EMA. :func:`export_samples` writes files."""
     if n <= 0:
@@ -278,7 +276,6 @@ def export_samples(checkpoint: str | Path, n: int, out: str | Path, *, format: s
                    labels: int | list[int] | torch.Tensor | None = None, raw: bool = False, batch_size: int = 500,
                    progress: bool = True, overwrite: bool = False) -> Path:
     """Write ``n`` samples of :func:`sample` for external metric tools, ``batch_size`` at a time; return ``out``.
-
     ``format="png-dir"``: a new or empty folder of ``000000.png``, ... (and ``labels.csv``); ``format="npz"``:
     an ``.npz`` with ``arr_0``, ``uint8`` ``(N, H, W, C)``, and ``labels``. ``out`` follows
     :mod:`ganzoo.outputs`' rule (a folder is replaced only if it holds an earlier png-dir export)."""

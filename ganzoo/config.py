@@ -1,5 +1,4 @@
 """Training configuration: a validated model, YAML loading (safe only) and ``key=value`` overrides.
-
 Precedence, lowest first: the defaults below, the variant's, the config file, ``--set``, keyword arguments.
 A bad key, type or value raises :class:`ganzoo.errors.ConfigError` naming the key's path."""
 

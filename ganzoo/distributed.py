@@ -1,5 +1,4 @@
 """Data-parallel training on torch.distributed, as launched by ``torchrun --nproc-per-node N -m ganzoo train``.
-
 :func:`setup` joins the process group (NCCL on CUDA, gloo on the CPU); the trainer wraps G and D in DDP, shards
 every global batch and lets only rank 0 write. Without ``torchrun`` nothing here does anything."""
 

@@ -1,5 +1,4 @@
 """Score images against a dataset split: a generator's samples (as the bench scores them) or images from elsewhere.
-
 :func:`evaluate` is ``ganzoo evaluate``; it shares :func:`evaluation_samples` and :func:`score_samples` with the
 bench, so a run directory evaluated with the bench's seed, split and sample count gives the bench's figures."""
 
@@ -245,7 +244,6 @@ def read_npz(path: Path, num: int | None = None, num_classes: int | None = None,
              ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The (first ``num``) ``uint8`` images of an ``.npz`` (``arr_0``, or its only array; stored ``(N, H, W)``,
     ``(N, H, W, C)`` or ``(N, C, H, W)``) as ``(N, C, H, W)``, and its integer ``labels`` if it has them.
-
     Nothing is unpickled or allocated before it is checked: the ``.npy`` headers are read from the zip stream
     and checked against the members' sizes, :data:`MAX_EVAL_IMAGES` / :data:`MAX_EVAL_BYTES`, ``image_shape``
     (unless ``resize``) and ``num_classes``; a refusal is a :class:`~ganzoo.errors.UsageError`."""
@@ -324,8 +322,7 @@ def _shape(shape: Sequence[int]) -> str:
     return f"{c}x{h}x{w} (channels x height x width)"
 
 
-def match_shape(images: torch.Tensor, shape: tuple[int, ...], source: str, dataset: str,
-                resize: bool) -> torch.Tensor:
+def match_shape(images: torch.Tensor, shape: tuple[int, ...], source: str, dataset: str, resize: bool) -> torch.Tensor:
     """``images`` in the reference's ``(C, H, W)``: as they are, or converted by Pillow with ``resize``."""
     if tuple(images.shape[1:]) == tuple(shape):
         return images
@@ -363,7 +360,6 @@ def evaluate(source: str | Path, *, dataset: str | None = None, split: str = "te
              feature_extractor_weights: str | Path | None = None, resize: bool = False,
              cache_dir: str | Path | None = None, raw: bool = False, progress: bool = True) -> EvaluationResult:
     """Score ``source`` against the ``split`` of ``dataset`` with the bench's metrics (:class:`EvaluationResult`).
-
     ``source`` is a checkpoint, a run directory or an exported generator (``num`` images, default the split's
     size, drawn with the bench's evaluation latents for ``seed``, default the run's), a folder of images or an
     ``.npz`` (the first ``num``, default all). At most :data:`MAX_EVAL_IMAGES` images (:data:`MAX_EVAL_BYTES`)

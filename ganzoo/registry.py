@@ -1,5 +1,4 @@
 """The registries: what every loaded plugin registered, with the name of the plugin that registered it.
-
 Each ``register_*`` hook implementation gets a ``register`` callable that knows its plugin, so that clashes and
 later failures name the plugin at fault."""
 

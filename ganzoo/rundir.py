@@ -1,5 +1,4 @@
 """A run directory belongs to one run: a lock while it trains, and no fresh run over another run's files.
-
 :func:`run_lock` holds ``RUN/.lock`` (the owner's pid, host and start time) while a run or a bench writes there;
 a lock of a process gone from this host is taken over. :func:`claim_fresh` refuses a new run over another's files."""
 

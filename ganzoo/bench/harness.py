@@ -1,5 +1,4 @@
 """The benchmark harness: train variants under one budget, score them with torch-fidelity, write results.
-
 Every (variant, seed) trial trains on the same dataset with the profile's budget, is evaluated at step 0, every
 ``eval_every`` steps (or ``eval_every_seconds``) and at the end, and gets a record in ``results.json`` pinning its
 protocol; trials already recorded with the same config are skipped, so an interrupted bench resumes."""
@@ -32,7 +31,6 @@ def bench(variants: list[str] | None = None, *, profile: str | Path | BenchProfi
           threads: int | None = None, executor: Literal["local", "ray"] = "local", address: str | None = None,
           overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
     """Run a benchmark and return its ``results.json`` with this bench's trials, in plan order.
-
     ``profile`` is a bundled profile name (default ``default``: offline, minutes on a CPU), a YAML file or a
     :class:`BenchProfile`; the keyword arguments override it (``steps`` replaces every row's budget). Trials
     already in ``out/results.json`` with the same config are kept. ``jobs > 1`` runs trials in that many

@@ -1,5 +1,4 @@
 """Render a Markdown leaderboard from ``results.json`` files, and nothing else.
-
 Every figure comes from a results file; images are linked relative to the page; the same results give the same
 bytes (a test checks the committed page). Nothing in a results file is trusted: each is checked on load
 (:mod:`ganzoo.bench.records`), every string from it is written as inert text (:func:`text`, :func:`code`) and

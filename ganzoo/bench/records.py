@@ -1,5 +1,4 @@
 """The records a bench and a sweep write (``results.json``, ``sweep.json``): their typed schema, read and written.
-
 Results files travel (committed, attached to pull requests, handed to ``--reproduce`` and ``ganzoo leaderboard``),
 so every reader goes through :func:`read_results` (or :func:`load_sweep`), which raises a
 :class:`~ganzoo.errors.ResultsFileError` naming the file and the field for a file that is not UTF-8 JSON, is over

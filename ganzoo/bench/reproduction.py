@@ -1,5 +1,4 @@
 """Re-run a committed benchmark and say, per row and metric, whether the new figures match the committed ones.
-
 :func:`reproduce` re-runs a results file's stored profile (all of its seeds, or the first ``seeds``) into a
 fresh bench directory and compares the final scores: **identical** (every re-run seed bit for bit: expected on
 the same CPU instruction set, torch version and thread count), **within spread** (the re-run mean lies in the
@@ -133,8 +132,7 @@ def _dataset(trial: TrialRecord) -> str | None:
     return trial.get("protocol", {}).get("dataset")
 
 
-def compare(committed: list[TrialRecord], new: list[TrialRecord],
-            datasets: int | None = None) -> list[Comparison]:
+def compare(committed: list[TrialRecord], new: list[TrialRecord], datasets: int | None = None) -> list[Comparison]:
     """Compare two lists of trial records row by row (:func:`row_label`) and metric by metric."""
     comparisons = []
     datasets = datasets or len({_dataset(t) for t in committed})
@@ -208,7 +206,6 @@ def reproduce(results: str | Path, *, out: str | Path | None = None, seeds: int 
               variants: list[str] | None = None, feature_extractor_weights: str | Path | None = None, jobs: int = 1,
               progress: bool = True) -> Reproduction:
     """Re-run the benchmark stored in ``results`` (a ``results.json`` or its directory) and compare.
-
     ``seeds`` re-runs the first N committed seeds, ``variants`` those rows, with the profile's ``threads`` (else
     the recorded ones where the cores allow). ``feature_extractor_weights`` says where the weights file is here.
     The re-run goes to ``out`` (default ``runs/reproduce/<profile>``) and continues there if interrupted.

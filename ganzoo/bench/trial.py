@@ -1,5 +1,4 @@
 """One bench trial: train a planned (row, seed) in its run directory, score it, and return its record.
-
 :func:`run_trial` is what every executor runs; it never raises for a failing or diverging variant."""
 
 from __future__ import annotations

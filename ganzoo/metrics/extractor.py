@@ -1,5 +1,4 @@
 """Feature extractors for torch-fidelity: the bundled ``ganzoo-mnist`` classifier, and Inception weights.
-
 :class:`FeatureExtractorGanzooMnist` wraps :class:`~ganzoo.metrics.classifier.MnistCNN` in torch-fidelity's
 interface (registered as :data:`GANZOO_MNIST` by :func:`register`): ``"128"``, the penultimate features (FID,
 KID, precision/recall), and ``"logits_unbiased"``/``"logits"`` (IS). :func:`resolve_weights` finds a weights

@@ -1,5 +1,4 @@
 """Image-set metrics: FID, KID, IS, precision/recall (torch-fidelity) on one feature extractor's features.
-
 :func:`score_images` extracts both sets' features with one extractor built from sha256-verified weights and
 scores them with torch-fidelity's metric functions; the real set's features are cached under
 :func:`real_stats_key` (:mod:`ganzoo.metrics.features`), so a changed dataset or extractor is never stale.
@@ -86,8 +85,7 @@ def extractor_layer(feature_extractor: str, metric: str) -> str:
     return str(cls.get_default_feature_layer_for_metric(metric))
 
 
-def real_stats_key(real: torch.Tensor, feature_extractor: str = GANZOO_MNIST,
-                   weights_sha256: str | None = None) -> str:
+def real_stats_key(real: torch.Tensor, feature_extractor: str = GANZOO_MNIST, weights_sha256: str | None = None) -> str:
     """The cache name of ``real``'s features: a hash of its bytes, shape, dtype and the extractor's protocol."""
     real = _check_images(real, "real")
     if weights_sha256 is None:
@@ -113,7 +111,6 @@ def score_images(fake: torch.Tensor, real: torch.Tensor, *, feature_extractor: s
                  feature_extractor_weights: str | Path | None = None, cache_dir: str | Path | None = None,
                  kid_subset_size: int | None = None, verbose: bool = False) -> dict[str, float]:
     """Score generated images ``fake`` against ``real`` ones; both ``uint8`` tensors ``(N, C, H, W)``.
-
     Returns :data:`~ganzoo.metric_keys.IMAGE_METRIC_KEYS` from torch-fidelity's metric functions on the features
     of ``feature_extractor`` (``"ganzoo-mnist"``, or ``"inception-v3-compat"`` with weights on disk).
     ``kid_subset_size`` defaults to ``min(1000, len(fake), len(real))``, IS uses ``min(10, len(fake))`` splits.

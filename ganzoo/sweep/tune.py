@@ -1,6 +1,5 @@
 """Hyperparameter sweeps on Ray Tune: a search per variant row under one equal step budget, then the tuned
 configurations and the paper defaults benchmarked side by side.
-
 For every row of a profile with a ``sweep:`` section (:class:`~ganzoo.sweep.spec.SweepSpec`), :func:`sweep` runs a
 Tune experiment whose trials train the row with one sampled configuration, evaluated by the bench's evaluator
 and reported to Tune with a checkpoint at each evaluation (where ASHA stops the worst). It writes
@@ -170,7 +169,6 @@ def sweep(profile: str | Path | BenchProfile, *, out: str | Path = "runs/sweep",
           samples: int | None = None, seeds: int | None = None, address: str | None = None, compare: bool = True,
           progress: bool = True) -> dict[str, Any]:
     """Search each row's hyperparameters on Ray Tune, then bench the tuned rows beside the paper defaults.
-
     ``profile`` (a name, a YAML file or a :class:`~ganzoo.bench.profile.BenchProfile`) needs a ``sweep`` section;
     ``variants``, ``samples`` and ``seeds`` (of the benches) override it. Runs on the Ray cluster at ``address``
     (default ``RAY_ADDRESS``, else a local instance); ``compare=False`` stops after the search. Returns
