@@ -1,8 +1,6 @@
-"""Training data: in-memory tensors batched by indexing, or a DataLoader for data that does not fit.
-A dataset plugin returns ``uint8`` images as one tensor ``(N, C, H, W)`` or as a map-style ``Dataset`` of
-``(C, H, W)`` items (read lazily). In memory, they are converted once to ``[-1, 1]`` on the device and batched by
-indexing a seeded permutation (:class:`TensorBatches`); otherwise streamed by DataLoader workers in the same order
-(:class:`LoaderBatches`), so the choice never changes the trajectory. Batches are ``(images, labels)`` pairs."""
+"""Training data: in-memory tensors batched by indexing (:class:`TensorBatches`), or streamed by DataLoader
+workers in the same seeded order (:class:`LoaderBatches`), so the choice never changes the trajectory. Dataset
+plugins return ``uint8`` images as one tensor or a lazy ``Dataset``; batches are ``(images, labels)`` pairs."""
 
 from __future__ import annotations
 

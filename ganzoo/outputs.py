@@ -2,12 +2,10 @@
 
 - An existing output is replaced only with ``overwrite=True`` (``--overwrite``); an empty folder counts as new.
 - A symbolic link at the output path is never written through: ``overwrite`` replaces the link itself.
-- An output is written under a temporary name beside it and moved into place only once complete, so a full
-  disk, an error or an interrupt leaves the old output or nothing; such failures are a
+- An output is written under a temporary name and moved into place once complete; failures are a
   :class:`~ganzoo.errors.GanzooError` naming the output.
 
-:func:`check_output` applies the first two before any work; :class:`PendingOutput` (and :func:`atomic_file`)
-writes. ``replaceable`` says which folders ``overwrite`` may delete (png-dir replaces only its own exports)."""
+:func:`check_output` applies the first two before any work; :class:`PendingOutput` (:func:`atomic_file`) writes."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
-"""Build the plugin manager: hookspecs, entry points, load control and load failures.
-Every plugin, the built-ins too, is found through the ``ganzoo`` entry-point group; the ``ganzoo`` distribution's
-always load, ``GANZOO_LOAD_PLUGINS`` (comma-separated entry-point names; empty: none) chooses third-party ones.
-A plugin that fails to import or breaks the hook contract is unregistered and listed by :func:`load_failures`."""
+"""Build the plugin manager: hookspecs, entry points (``ganzoo`` group; the ``ganzoo`` distribution's always
+load, ``GANZOO_LOAD_PLUGINS`` chooses third-party ones, empty: none), and load failures (:func:`load_failures`)."""
 
 from __future__ import annotations
 

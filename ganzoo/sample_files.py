@@ -22,6 +22,26 @@ NPZ_LABELS = "labels"
 LABELS_CSV = "labels.csv"
 
 
+def _finish(writer: PngDirWriter | NpzImageWriter, kind: type[BaseException] | None, exc: BaseException | None,
+            tb: TracebackType | None) -> None:
+    """A writer's ``__exit__``: its output committed once :meth:`finish` completes it, else discarded (a half-written
+    output must not pass for samples), an ``OSError`` as :func:`~ganzoo.outputs.write_error`."""
+    assert writer.pending is not None
+    try:
+        writer.finish(kind is None)
+    except OSError as error:  # a full disk while finishing
+        exc = exc or error
+    except BaseException:
+        writer.pending.discard()
+        raise
+    if exc is None:
+        writer.pending.commit()
+        return
+    writer.pending.discard()
+    if isinstance(exc, OSError):
+        raise write_error(writer.out, exc) from None
+
+
 def _png_dir_reason(folder: Path) -> str | None:
     """Why ``folder`` is not a previous png-dir export that ``overwrite`` may replace (``None``: it is one)."""
     for entry in folder.iterdir():
@@ -56,21 +76,12 @@ class PngDirWriter:
         self.pending = PendingOutput(self.out, directory=True)
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        assert self.pending is not None
-        if kind is None:
-            try:
-                if self.labels:
-                    with open(self.pending.tmp / LABELS_CSV, "w", newline="") as f:
-                        csv.writer(f).writerows([("file", "label"), *self.labels])
-            except OSError as error:
-                exc = error
-            else:
-                self.pending.commit()
-                return
-        self.pending.discard()  # a half-written folder must not pass for samples
-        if isinstance(exc, OSError):
-            raise write_error(self.out, exc) from None
+    def finish(self, complete: bool) -> None:
+        if complete and self.labels:
+            with open(self.pending.tmp / LABELS_CSV, "w", newline="") as f:  # type: ignore[union-attr]
+                csv.writer(f).writerows([("file", "label"), *self.labels])
+
+    __exit__ = _finish
 
 
 class NpzImageWriter:
@@ -106,25 +117,14 @@ class NpzImageWriter:
             raise write_error(self.out, exc) from None
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        assert self.pending is not None
+    def finish(self, complete: bool) -> None:
         try:
-            try:
-                if self.member is not None:
-                    self.member.close()
-                if kind is None and self.labels:
-                    with self.zip.open(f"{NPZ_LABELS}.npy", "w", force_zip64=True) as f:
-                        np.lib.format.write_array(f, np.concatenate(self.labels), allow_pickle=False)
-            finally:
-                self.zip.close()  # closes the file even when writing the zip's directory fails
-        except OSError as error:  # a full disk while finishing the archive
-            exc = exc or error
-        except BaseException:
-            self.pending.discard()
-            raise
-        if exc is None:
-            self.pending.commit()
-            return
-        self.pending.discard()  # a half-written array must not pass for samples
-        if isinstance(exc, OSError):
-            raise write_error(self.out, exc) from None
+            if self.member is not None:
+                self.member.close()
+            if complete and self.labels:
+                with self.zip.open(f"{NPZ_LABELS}.npy", "w", force_zip64=True) as f:
+                    np.lib.format.write_array(f, np.concatenate(self.labels), allow_pickle=False)
+        finally:
+            self.zip.close()  # closes the file even when writing the zip's directory fails
+
+    __exit__ = _finish

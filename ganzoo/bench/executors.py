@@ -1,7 +1,5 @@
-"""Where a bench's trials run, behind one interface: :class:`LocalExecutor` (this process, or a pool of ``--jobs``
-worker processes) and :class:`RayExecutor` (each trial a Ray task). An executor runs each of :class:`Trials` with
-the function it is handed (:func:`ganzoo.bench.trial.run_trial`) and tells a :class:`Reporter`; a trial whose
-worker died is recorded by :func:`~ganzoo.bench.trial.lost_record`."""
+"""Where a bench's trials run, behind one interface: :class:`LocalExecutor` (this process, or ``--jobs`` worker
+processes) and :class:`RayExecutor` (each trial a Ray task); a trial whose worker died is recorded ``lost``."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
-"""The benchmark harness: train variants under one budget, score them with torch-fidelity, write results.
-Every (variant, seed) trial trains on the same dataset with the profile's budget, is evaluated at step 0, every
-``eval_every`` steps (or ``eval_every_seconds``) and at the end, and gets a record in ``results.json`` pinning its
-protocol; trials already recorded with the same config are skipped, so an interrupted bench resumes."""
+"""The benchmark harness: train variants under one budget, score them with torch-fidelity, write ``results.json``
+(a record per trial pinning its protocol); trials already recorded with the same config are skipped."""
 
 from __future__ import annotations
 

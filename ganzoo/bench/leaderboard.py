@@ -1,8 +1,6 @@
-"""Render a Markdown leaderboard from ``results.json`` files, and nothing else.
-Every figure comes from a results file; images are linked relative to the page; the same results give the same
-bytes (a test checks the committed page). Nothing in a results file is trusted: each is checked on load
-(:mod:`ganzoo.bench.records`), every string from it is written as inert text (:func:`text`, :func:`code`) and
-every link is percent-encoded (:func:`url`)."""
+"""Render a Markdown leaderboard from ``results.json`` files, and nothing else: the same results give the same
+bytes. Nothing in a results file is trusted: each is checked on load (:mod:`ganzoo.bench.records`), every string
+from it is written as inert text (:func:`text`, :func:`code`) and every link percent-encoded (:func:`url`)."""
 
 from __future__ import annotations
 

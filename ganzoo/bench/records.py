@@ -1,9 +1,7 @@
 """The records a bench and a sweep write (``results.json``, ``sweep.json``): their typed schema, read and written.
-Results files travel (committed, attached to pull requests, handed to ``--reproduce`` and ``ganzoo leaderboard``),
-so every reader goes through :func:`read_results` (or :func:`load_sweep`), which raises a
-:class:`~ganzoo.errors.ResultsFileError` naming the file and the field for a file that is not UTF-8 JSON, is over
-:data:`MAX_FILE_BYTES`, nests too deeply, fails the schema, or has an artifact path leading outside its directory.
-What passes is the file's JSON unchanged: unknown keys are kept (a bench that resumes writes them back)."""
+Results files travel, so every reader goes through :func:`read_results` (or :func:`load_sweep`), which raises a
+:class:`~ganzoo.errors.ResultsFileError` naming the file and the field for one that does not pass; what passes
+is the file's JSON unchanged (unknown keys kept)."""
 
 from __future__ import annotations
 

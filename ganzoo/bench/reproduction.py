@@ -1,9 +1,7 @@
-"""Re-run a committed benchmark and say, per row and metric, whether the new figures match the committed ones.
-:func:`reproduce` re-runs a results file's stored profile (all of its seeds, or the first ``seeds``) into a
-fresh bench directory and compares the final scores: **identical** (every re-run seed bit for bit: expected on
-the same CPU instruction set, torch version and thread count), **within spread** (the re-run mean lies in the
-95% prediction interval of the committed seeds, ``mean ± t(0.975, n-1) · std · sqrt(1/m + 1/n)``: expected on
-another machine) or **outside spread**. A row reproduces when its FID (else its first metric) is identical or
+"""Re-run a committed benchmark and say, per row and metric, whether the new figures match the committed ones:
+**identical** (every re-run seed bit for bit: expected on the same machine type), **within spread** (the re-run
+mean in the 95% prediction interval of the committed seeds, ``mean ± t(0.975, n-1) · std · sqrt(1/m + 1/n)``:
+expected elsewhere) or **outside spread**. A row reproduces when its FID (else its first metric) is identical or
 within spread and every trial finished; a row with nothing to compare is ``not compared`` and fails."""
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
-"""The small MNIST classifier behind the ``ganzoo-mnist`` feature extractor.
-:class:`MnistCNN` takes ``float`` images ``(N, 1, 28, 28)`` in ``[-1, 1]`` and returns 10 digit logits (and the
-128-d penultimate features FID, KID and precision/recall use). :func:`load_classifier` refuses weights whose
-sha256 is not :data:`WEIGHTS_SHA256`; retrain with ``benchmarks/train_feature_extractor.py``."""
+"""The small MNIST classifier behind the ``ganzoo-mnist`` feature extractor: :func:`load_classifier` refuses
+weights whose sha256 is not :data:`WEIGHTS_SHA256` (retrain with ``benchmarks/train_feature_extractor.py``)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
-"""Feature extractors for torch-fidelity: the bundled ``ganzoo-mnist`` classifier, and Inception weights.
-:class:`FeatureExtractorGanzooMnist` wraps :class:`~ganzoo.metrics.classifier.MnistCNN` in torch-fidelity's
-interface (registered as :data:`GANZOO_MNIST` by :func:`register`): ``"128"``, the penultimate features (FID,
-KID, precision/recall), and ``"logits_unbiased"``/``"logits"`` (IS). :func:`resolve_weights` finds a weights
-file locally, never downloading; :func:`create_extractor` builds either extractor from sha256-checked weights
-read without unpickling anything but tensors."""
+"""Feature extractors for torch-fidelity: :class:`FeatureExtractorGanzooMnist` (the bundled classifier, registered
+as :data:`GANZOO_MNIST`) and Inception; :func:`resolve_weights` finds weights locally, never downloading, and
+:func:`create_extractor` builds either from sha256-checked weights without unpickling anything but tensors."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
-"""Features of image sets for the metrics, and the real set's features cached as safetensors.
-torch-fidelity's own cache unpickles its entries, so ganzoo does not use it: :func:`real_features` stores the
-real features as ``.safetensors`` named by :func:`~ganzoo.metrics.real_stats_key` with the sha256 of the tensors;
-an entry that does not check out is recomputed, one that cannot be written is skipped with a warning."""
+"""Features of image sets for the metrics, and the real set's features cached as ``.safetensors`` with their sha256
+(torch-fidelity's own cache unpickles); an entry that does not check out is recomputed."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
-"""Image-set metrics: FID, KID, IS, precision/recall (torch-fidelity) on one feature extractor's features.
-:func:`score_images` extracts both sets' features with one extractor built from sha256-verified weights and
-scores them with torch-fidelity's metric functions; the real set's features are cached under
-:func:`real_stats_key` (:mod:`ganzoo.metrics.features`), so a changed dataset or extractor is never stale.
-Metrics of one dataset (MNIST's classes, Stacked MNIST's modes) are its :attr:`ganzoo.DatasetSpec.metrics`."""
+"""Image-set metrics: FID, KID, IS, precision/recall (torch-fidelity's metric functions) on the features of one
+sha256-verified extractor, the real set's cached under :func:`real_stats_key`. A dataset's own metrics (MNIST's
+classes, Stacked MNIST's modes) are its :attr:`ganzoo.DatasetSpec.metrics`."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
-"""Fixed thread pools for every figure ganzoo records.
-A float sum split over more threads is added in another order, so BLAS's and torch's pools change the last
-digits of a metric with their size, which differs by caller (a bench worker, a Ray task, a notebook).
-:func:`scoring_threads` pins both pools while a score is computed, so a figure is the same whoever computes it."""
+"""Fixed thread pools for every figure ganzoo records: a float sum over more threads adds in another order, so
+:func:`scoring_threads` pins torch's and BLAS's pools while a score is computed, whoever computes it."""
 
 from __future__ import annotations
 

@@ -1,11 +1,7 @@
-"""Hyperparameter sweeps on Ray Tune: a search per variant row under one equal step budget, then the tuned
-configurations and the paper defaults benchmarked side by side.
-For every row of a profile with a ``sweep:`` section (:class:`~ganzoo.sweep.spec.SweepSpec`), :func:`sweep` runs a
-Tune experiment whose trials train the row with one sampled configuration, evaluated by the bench's evaluator
-and reported to Tune with a checkpoint at each evaluation (where ASHA stops the worst). It writes
-``OUT/sweep.json`` (every trial, the best completed one per row), ``OUT/tuned.yaml`` (the profile with each row's
-best configuration) and the benches ``OUT/paper-defaults/`` and ``OUT/tuned/``. Everything resumes: a finished
-row's search is kept, an interrupted experiment restored, the benches skip what they hold."""
+"""Hyperparameter sweeps on Ray Tune: per variant row of a profile with a ``sweep:`` section, a Tune experiment
+under the row's step budget (trials report each evaluation with a checkpoint; ASHA stops the worst), then the
+tuned configurations and the paper defaults benchmarked side by side. Writes ``OUT/sweep.json``,
+``OUT/tuned.yaml``, ``OUT/paper-defaults/`` and ``OUT/tuned/``; everything resumes."""
 
 from __future__ import annotations
 
