@@ -106,7 +106,7 @@ def make_executor(executor: str, *, jobs: int, threads: int | None, address: str
 
 def _checked_plan(prof: BenchProfile, out: Path, registry: Registry, runner: Executor, *,
                   overwrite: bool) -> tuple[list[PlannedTrial], list[TrialRecord]]:
-    """Every trial of ``prof``, resolved and checked before anything trains, and the trials ``out`` holds."""
+    """Every trial of ``prof``, resolved and checked before anything trains, and the finished trials ``out`` holds."""
     from .. import metrics  # heavy (torch-fidelity): only once a bench runs
 
     for part in prof.parts():  # fail early, clearly
@@ -117,6 +117,7 @@ def _checked_plan(prof: BenchProfile, out: Path, registry: Registry, runner: Exe
     elif isinstance(runner, LocalExecutor) and runner.jobs > 1:
         refuse_in_process_plugins(plan, registry, f"{runner.jobs} worker processes")
     previous = load_results(out)["trials"] if (out / RESULTS_FILE).is_file() else []
+    previous = [t for t in previous if t["status"] not in RERUN_STATUSES]  # the others train again
     if not overwrite:
         refuse_training_over(out, previous, plan)
     return plan, previous
@@ -124,11 +125,8 @@ def _checked_plan(prof: BenchProfile, out: Path, registry: Registry, runner: Exe
 
 def references(registry: Registry, plan: list[PlannedTrial], *, progress: bool) -> dict[int, torch.Tensor]:
     """The reference data of each part of the profile that ``plan`` covers, by the part's ``id``, loaded once."""
-    reals: dict[int, torch.Tensor] = {}
-    for entry in plan:
-        if id(entry.profile) not in reals:
-            reals[id(entry.profile)] = load_reference(registry, entry, progress=progress)
-    return reals
+    firsts = {id(entry.profile): entry for entry in reversed(plan)}  # each part's first entry, last part first
+    return {key: load_reference(registry, entry, progress=progress) for key, entry in reversed(firsts.items())}
 
 
 class _Book:
@@ -137,12 +135,10 @@ class _Book:
     def __init__(self, out: Path, profile: BenchProfile, plan: list[PlannedTrial], previous: list[TrialRecord], *,
                  overwrite: bool, progress: bool) -> None:
         self.out, self.profile = out, profile
-        self.records = {(t["variant"], t["seed"], t["config_hash"]): t for t in previous
-                        if t["status"] not in RERUN_STATUSES}
+        self.records = {(t["variant"], t["seed"], t["config_hash"]): t for t in previous}
         self.order = [entry.key for entry in plan]
         places = {(entry.row, entry.seed) for entry in plan}
-        self.others = [] if overwrite else [t for t in previous if t["status"] not in RERUN_STATUSES
-                                            and (t["variant"], t["seed"]) not in places]
+        self.others = [] if overwrite else [t for t in previous if (t["variant"], t["seed"]) not in places]
         self.todo = [entry for entry in plan if entry.key not in self.records]
         self.bar = tqdm(total=len(plan), initial=len(plan) - len(self.todo), desc="bench", unit="trial",
                         disable=not progress, dynamic_ncols=True)

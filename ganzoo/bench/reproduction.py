@@ -273,18 +273,13 @@ def _recorded_threads(profile: BenchProfile, mine: list[TrialRecord], jobs: int)
         return None
     counts = {(t.get("hardware") or {}).get("threads") for t in mine}
     recorded = counts.pop() if len(counts) == 1 else None
-    if recorded is not None and recorded * jobs <= (os.cpu_count() or 1):  # where the cores are there for it
-        return recorded
-    return None
+    return recorded if recorded is not None and recorded * jobs <= (os.cpu_count() or 1) else None
 
 
 def _report(path: Path, out: Path, run_seeds: int, mine: list[TrialRecord], rerun: list[TrialRecord],
             datasets: int) -> Reproduction:
-    report = Reproduction(results=path, out=out, seeds=list(range(run_seeds)),
-                          comparisons=compare(mine, rerun, datasets),
-                          expected_rows=list(dict.fromkeys(row_label(t, datasets) for t in mine)))
-    report.committed_machine = sorted({machine_type(t) for t in mine})
-    report.machine = sorted({machine_type(t) for t in rerun if t.get("hardware")})
-    report.failed_trials = [f"{row_label(t, datasets)} seed {t['seed']}: {t['status']}, {t['reason']}"
-                            for t in rerun if t["status"] != "ok"]
-    return report
+    return Reproduction(path, out, list(range(run_seeds)), compare(mine, rerun, datasets),
+                        [f"{row_label(t, datasets)} seed {t['seed']}: {t['status']}, {t['reason']}"
+                         for t in rerun if t["status"] != "ok"], sorted({machine_type(t) for t in mine}),
+                        sorted({machine_type(t) for t in rerun if t.get("hardware")}),
+                        list(dict.fromkeys(row_label(t, datasets) for t in mine)))
