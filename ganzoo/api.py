@@ -264,7 +264,6 @@ def sample(checkpoint: str | Path, n: int = 64, *, out: str | Path | None = None
     images = torch.cat([batch for batch, _ in _sample_batches(G, cfg.latent_dim, n, seed, y, batch_size)])
     if out is not None and images.ndim != 4:  # non-image samples (2-D points): a scatter plot, not a grid
         from .plots import plot_points
-
         with atomic_file(out) as tmp:
             plot_points(None, images, tmp, f"{cfg.variant}, {n} samples")
     elif out is not None:
@@ -283,7 +282,6 @@ def export_samples(checkpoint: str | Path, n: int, out: str | Path, *, format: s
 
     from .data import to_uint8
     from .sample_files import NpzImageWriter, PngDirWriter
-
     writers = {"png-dir": PngDirWriter, "npz": NpzImageWriter}
     if format not in writers:
         raise ConfigError(f"format must be one of {', '.join(writers)}, not {format!r}")

@@ -70,7 +70,6 @@ def cli() -> None:
 def list_cmd(as_json: bool) -> None:
     """List variants, networks, losses and datasets, with the plugin that registered each."""
     from . import api
-
     variants = api.list_variants()
     components = api.list_components()
     if as_json:
@@ -143,7 +142,6 @@ def train_cmd(variant: str, config_file: Path | None, overrides: tuple[str, ...]
       ganzoo train dcgan --set loss=wgan-gp --set discriminator=dcgan-critic --set betas=[0.0,0.9]
     """
     from . import api
-
     warn_load_failures()
     result = api.train(variant, config=config_file, overrides=list(overrides), steps=steps, dataset=dataset,
                        out=out, seed=seed, device=device, deterministic=deterministic, resume=resume,
@@ -187,7 +185,6 @@ def sample_cmd(checkpoint: Path, count: int, out: Path | None, fmt: str, seed: i
     ganzoo sample runs/dcgan -n 10000 --format npz -o runs/dcgan-samples.npz
     """
     from . import api
-
     if fmt == "grid":
         out = out or Path("samples.png")
         api.sample(checkpoint, n=count, out=out, seed=seed, labels=label, raw=raw, overwrite=overwrite)
@@ -237,7 +234,6 @@ def evaluate_cmd(source: Path, dataset: str | None, split: str, num: int | None,
     ganzoo evaluate samples.npz --dataset mnist-5k --json
     """
     from .evaluation import evaluate
-
     result = evaluate(source, dataset=dataset, split=split, num=num, seed=seed, feature_extractor=feature_extractor,
                       feature_extractor_weights=feature_extractor_weights, resize=resize, raw=raw,
                       progress=not no_progress)
@@ -263,7 +259,6 @@ def main() -> None:
         cli(prog_name="ganzoo")
         return
     from .distributed import exit_rank
-
     try:
         cli(prog_name="ganzoo")
     except SystemExit as exc:  # click ends every command this way, with its exit status
@@ -338,7 +333,6 @@ def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path
     budget is refused unless --overwrite, which trains over it.
     """
     from .bench.harness import bench
-
     names = _rows(profile_name, profile_file, variants)
     if address is not None and executor != "ray":
         raise click.UsageError("--address names a Ray cluster; give it with --executor ray")
@@ -370,7 +364,6 @@ def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path
 def _bench_table(trials: list[dict[str, Any]]) -> None:
     """``bench``'s table of its trials: each one's status, steps and final scores."""
     from .bench.reproduction import row_label
-
     datasets = len({t["protocol"]["dataset"] for t in trials})
     labels = [row_label(t, datasets) for t in trials]
     width = max([10, *map(len, labels)])
@@ -395,7 +388,6 @@ def _reproduce(results: Path, out: Path | None, seeds: int | None, variants: lis
                weights: Path | None, jobs: int, progress: bool) -> None:
     """``bench --reproduce``: re-run, then a table of committed against new values per row and metric."""
     from .bench.reproduction import reproduce
-
     report = reproduce(results, out=out, seeds=seeds, variants=variants, feature_extractor_weights=weights, jobs=jobs,
                        progress=progress)
     width = max([10, *(len(c.variant) for c in report.comparisons)])
@@ -454,7 +446,6 @@ def sweep_cmd(profile_name: str | None, profile_file: Path | None, variants: str
     from .bench.trial import METRIC_DIRECTIONS
     from .sweep.spec import COMPLETED, DEFAULTS_DIR, SWEEP_FILE, TUNED_DIR, TUNED_PROFILE
     from .sweep.tune import sweep
-
     if not (profile_name or profile_file):
         raise click.UsageError("name the profile to sweep with --profile or --config (its sweep section says "
                                "what to search)")
@@ -490,7 +481,6 @@ def leaderboard_cmd(results: tuple[Path, ...], out: Path, check: bool, overwrite
     """Render the leaderboard page from RESULTS (results.json files or bench directories) only. OUT follows the
     rule of every output: an existing page is replaced only with --overwrite."""
     from .bench.leaderboard import render, write_leaderboard
-
     if check:
         expected = render(list(results), out)
         if not out.is_file() or out.read_text() != expected:

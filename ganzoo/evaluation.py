@@ -48,7 +48,6 @@ def evaluation_samples(generate: Callable[[torch.Tensor, torch.Tensor | None], t
     with ``class_probs``, the labels drawn for them: every evaluation of a ``seed`` sees the same inputs."""
     from .config import check_seed
     from .data import to_uint8
-
     rng = torch.Generator().manual_seed(EVAL_SEED_OFFSET + check_seed(seed))
     fake, asked = [], []
     remaining = n
@@ -73,7 +72,6 @@ def score_samples(samples: torch.Tensor, real: torch.Tensor, labels: torch.Tenso
     from . import metrics
     from .metrics.thread_pools import scoring_threads
     from .training.assembly import declared_keywords
-
     if samples.is_floating_point() and dataset_metrics is None:
         raise UsageError("these samples are not images, and their dataset defines no metrics (DatasetSpec.metrics) "
                          "to score them with")
@@ -90,7 +88,6 @@ def score_samples(samples: torch.Tensor, real: torch.Tensor, labels: torch.Tenso
 def is_generator_source(path: Path) -> bool:
     """A checkpoint, an exported generator, a run directory (one with a ``checkpoints`` folder) or that folder."""
     from .checkpoint import CHECKPOINT_DIR, list_checkpoints
-
     if path.suffix in (".pt", ".safetensors"):
         return True
     return path.is_dir() and ((path / CHECKPOINT_DIR).is_dir()
@@ -110,7 +107,6 @@ def _check_size(source: str, count: int, image_bytes: int, what: str) -> None:
 def read_image_folder(folder: Path, num: int | None = None) -> torch.Tensor:
     """The (first ``num``) images of :func:`~ganzoo.images.list_image_files` as ``uint8`` ``(N, C, H, W)``."""
     from PIL import Image
-
     files = list_image_files(folder)
     if not files:
         raise UsageError(f"{str(folder)!r} holds no images ({', '.join(IMAGE_SUFFIXES)}) and no checkpoints")
@@ -177,7 +173,6 @@ class _NpzMember:
     def _check_header(self, info: zipfile.ZipInfo) -> None:
         """Read the header; refuse one unreadable, of a negative size, of Python objects or not the member's size."""
         import numpy as np
-
         where = f"{str(self.path)!r}: array {self.array!r}"
         try:
             version = np.lib.format.read_magic(self.stream)
@@ -205,7 +200,6 @@ class _NpzMember:
     def read(self, count: int) -> np.ndarray:
         """The first ``count`` rows, read from the stream (a Fortran-ordered array whole)."""
         import numpy as np
-
         buffer = bytearray(self.needed(count) * self.row_bytes)
         view, done = memoryview(buffer), 0
         while done < len(buffer):
@@ -310,7 +304,6 @@ def _check_images_header(images: _NpzMember, image_shape: tuple[int, ...] | None
                          f"{_shape((0, *image_shape))}; pass --resize (resize=True) to convert them, or evaluate "
                          "against a dataset of their size")
     from PIL import Image
-
     if Image.MAX_IMAGE_PIXELS and declared[1] * declared[2] > Image.MAX_IMAGE_PIXELS:
         raise UsageError(f"{str(images.path)!r}: images of {declared[2]} x {declared[1]} pixels are larger than the "
                          f"{Image.MAX_IMAGE_PIXELS} pixels ganzoo resizes (Pillow's MAX_IMAGE_PIXELS); the file is "
@@ -331,7 +324,6 @@ def match_shape(images: torch.Tensor, shape: tuple[int, ...], source: str, datas
                          "pass --resize (resize=True) to convert them, or evaluate against a dataset of their size")
     import numpy as np
     from PIL import Image
-
     channels, height, width = shape
     out = torch.empty(images.shape[0], channels, height, width, dtype=torch.uint8)
     for i, image in enumerate(images):
@@ -372,7 +364,6 @@ def evaluate(source: str | Path, *, dataset: str | None = None, split: str = "te
     from .api import load_generator
     from .data import load_images
     from .registry import get_registry
-
     path = _checked_source(source, num)
     G, cfg = load_generator(path, raw=raw) if is_generator_source(path) else (None, None)
     kind = "generator" if cfg is not None else "npz" if path.suffix == ".npz" else "images"
@@ -415,7 +406,6 @@ def _generated(registry: Registry, G: torch.nn.Module, cfg: TrainConfig, path: P
                seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``n`` samples of ``G`` (and their labels) drawn as the bench draws them (:func:`evaluation_samples`)."""
     from .data import load_images
-
     images = not real.is_floating_point()  # else float32 samples, 4 bytes each
     _check_size(repr(str(path)), n, math.prod(real.shape[1:]) * (1 if images else 4), "would draw")
     class_probs = None

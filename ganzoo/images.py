@@ -37,7 +37,6 @@ def list_image_files(folder: str | Path) -> list[Path]:
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
     """Save images in [-1, 1] (N, C, H, W) as one PNG grid, ``nrow`` per row, written whole."""
     from torchvision.utils import save_image  # here: torchvision.utils imports torch._dynamo, seconds at start-up
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     nrow = nrow or max(1, int(math.ceil(math.sqrt(images.shape[0]))))
@@ -49,7 +48,6 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -
 def grid_image(images: torch.Tensor, nrow: int | None = None) -> torch.Tensor:
     """The grid :func:`save_grid` writes, as a ``(3, H, W)`` float tensor in [0, 1] (for TensorBoard)."""
     from torchvision.utils import make_grid
-
     nrow = nrow or max(1, int(math.ceil(math.sqrt(images.shape[0]))))
     return make_grid(images.detach().float().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1), padding=2)
 
@@ -58,7 +56,6 @@ def read_png(path: str | Path) -> torch.Tensor:
     """A PNG file as a ``(3, H, W)`` float tensor in [0, 1] (a plot, for TensorBoard)."""
     import numpy as np
     from PIL import Image
-
     with Image.open(path) as img:
         pixels = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
     return torch.from_numpy(pixels).permute(2, 0, 1).contiguous()

@@ -62,7 +62,6 @@ class PngDirWriter:
 
     def write(self, images: torch.Tensor, labels: torch.Tensor | None) -> None:
         from PIL import Image
-
         assert self.pending is not None, "write inside `with writer:`"
         for i, image in enumerate(images):
             name = f"{self.count:0{self.digits}d}.png"

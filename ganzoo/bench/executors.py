@@ -112,7 +112,6 @@ def _init_worker(threads: int, parent: int) -> None:
     torch.set_num_threads(threads)
     if sys.platform.startswith("linux"):
         import ctypes
-
         try:
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
         except (OSError, AttributeError):

@@ -108,7 +108,6 @@ def _checked_plan(prof: BenchProfile, out: Path, registry: Registry, runner: Exe
                   overwrite: bool) -> tuple[list[PlannedTrial], list[TrialRecord]]:
     """Every trial of ``prof``, resolved and checked before anything trains, and the finished trials ``out`` holds."""
     from .. import metrics  # heavy (torch-fidelity): only once a bench runs
-
     for part in prof.parts():  # fail early, clearly
         metrics.extractor_info(part.feature_extractor, part.feature_extractor_weights)
     plan = plan_trials(prof, out, registry)

@@ -109,7 +109,6 @@ def machine_type(trial: TrialRecord) -> str:
 def prediction_interval(values: list[float], m: int) -> tuple[float, float]:
     """The ``CONFIDENCE`` prediction interval for the mean of ``m`` new draws from the committed ``values``."""
     from scipy.stats import t
-
     values = [v for v in values if math.isfinite(v)]
     if not values:
         return math.nan, math.nan

@@ -52,7 +52,6 @@ def hardware() -> dict[str, Any]:
 def portable_extractor_info(info: dict[str, Any]) -> dict[str, Any]:
     """``info`` with its weights path machine-independent: ``bundled:NAME``, else the file name."""
     from ..metrics import WEIGHTS_PATH  # heavy (torch-fidelity): only where a trial is recorded
-
     path = Path(info["weights_path"])
     shown = f"bundled:{WEIGHTS_PATH.name}" if path.resolve() == WEIGHTS_PATH.resolve() else path.name
     return {**info, "weights_path": shown}
@@ -93,7 +92,6 @@ def trial_record(entry: PlannedTrial, real: torch.Tensor, status: str = "running
                  reason: str | None = None) -> TrialRecord:
     """A trial's record in ``results.json`` before it has run: what it is and its protocol."""
     from .. import metrics  # heavy (torch-fidelity): only where a trial is recorded
-
     profile, cfg, seed = entry.profile, entry.config, entry.seed
     return {
         "variant": entry.row, "base_variant": cfg.variant, "extensions": list(cfg.extensions), "seed": seed,
@@ -237,5 +235,4 @@ def _scores(evaluation: dict[str, Any]) -> dict[str, Any]:
 
 def _torch_fidelity_version() -> str:
     import torch_fidelity
-
     return str(torch_fidelity.__version__)

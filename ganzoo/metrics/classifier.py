@@ -106,7 +106,6 @@ def _not_the_weights(path: Path, expected_sha256: str) -> str:
 def load_classifier(path: str | Path | None = None, *, expected_sha256: str = WEIGHTS_SHA256) -> MnistCNN:
     """The trained classifier (eval mode, no grad) from ``path`` (default: bundled), its sha256 verified."""
     from safetensors.torch import load_file
-
     path = Path(path) if path is not None else WEIGHTS_PATH
     verify_weights(path, expected_sha256)
     model = MnistCNN()

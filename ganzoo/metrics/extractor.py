@@ -77,7 +77,6 @@ class FeatureExtractorGanzooMnist(FeatureExtractorBase):
 def register() -> None:
     """Register :class:`FeatureExtractorGanzooMnist` with torch-fidelity as ``ganzoo-mnist`` (idempotent)."""
     from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
-
     existing = FEATURE_EXTRACTORS_REGISTRY.get(GANZOO_MNIST)
     if existing is None:
         register_feature_extractor(GANZOO_MNIST, FeatureExtractorGanzooMnist)

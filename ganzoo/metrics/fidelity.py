@@ -66,7 +66,6 @@ def _file_sha256(path: Path) -> str:
 def extractor_info(feature_extractor: str = GANZOO_MNIST, weights: str | Path | None = None) -> dict[str, str]:
     """Describe the protocol of ``feature_extractor``: name, weights file and sha256, preprocessing."""
     import torch_fidelity
-
     path = resolve_weights(feature_extractor, weights)
     return {"name": feature_extractor, "sha256": _file_sha256(path), "weights_path": str(path),
             "preprocessing": preprocessing_of(feature_extractor),

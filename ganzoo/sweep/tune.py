@@ -66,7 +66,6 @@ def spec_hash(profile: BenchProfile, row: str) -> str:
 
 def _tune_space(space: dict[str, dict[str, Any]]) -> dict[str, Any]:
     from ray import tune
-
     made = {}
     for key, dist in space.items():
         (kind, args), = dist.items()
@@ -92,7 +91,6 @@ class _Row:
 def _tune_trial(params: dict[str, Any], *, row: _Row) -> None:
     """One Tune trial (in a Ray worker): train the row with ``params``, resumed from Tune's checkpoint if any."""
     from ray import tune
-
     torch.set_num_threads(row.entry.profile.execution.ray_threads)
     # the row's config as the bench resolves it, with this trial's values of the searched keys
     cfg = validate_config(merge(row.entry.config.model_dump(mode="json"), nest(params)),
@@ -111,7 +109,6 @@ class TuneReport(Callback):
 
     def on_evaluation(self, run: RunState, scores: dict[str, float]) -> None:
         from ray import tune
-
         with tempfile.TemporaryDirectory() as folder:
             run.trainer.save_checkpoint(Path(folder))
             tune.report({**scores, "step": run.step, TRAIN_SECONDS: round(run.train_seconds, 3)},
@@ -276,7 +273,6 @@ def _tuner(row: _Row, key: str, out: Path) -> Any:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.basic_variant import BasicVariantGenerator
-
     spec = row.spec
     cpus, gpus = row.entry.profile.execution.ray_resources
     trainable = tune.with_resources(tune.with_parameters(_tune_trial, row=row), {"cpu": cpus, "gpu": gpus})
