@@ -48,19 +48,11 @@ class Search(Protocol):
     sweep: SweepSpec | None
     datasets: dict[str, dict[str, Any]]
 
-    @classmethod
-    def of(cls, profile: BenchProfile) -> Search:
-        """The search ``profile`` asks for."""
-        return cls(**profile.model_dump(include=set(cls.model_fields)))
-
-    def hashed(self) -> dict[str, Any]:
-        """The search as it enters the hash (every field, ``threads`` too)."""
-        return self.model_dump(mode="json")
-
 
 def spec_hash(profile: BenchProfile, row: str) -> str:
     """The identity of ``row``'s search under ``profile``: a finished search of the same hash is not run again."""
-    blob = json.dumps({"row": row, "profile": Search.of(profile).hashed()}, sort_keys=True)
+    search = Search(**profile.model_dump(include=set(Search.model_fields)))
+    blob = json.dumps({"row": row, "profile": search.model_dump(mode="json")}, sort_keys=True)  # threads too
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -84,8 +76,7 @@ class _Row:
 
     @property
     def max_evaluations(self) -> int:
-        steps, every = self.entry.config.steps, self.entry.eval_every
-        return steps // every + (1 if steps % every else 0)
+        return -(-self.entry.config.steps // self.entry.eval_every)  # rounded up
 
 
 def _tune_trial(params: dict[str, Any], *, row: _Row) -> None:
