@@ -40,12 +40,9 @@ def list_variants() -> list[dict[str, Any]]:
 def list_components() -> dict[str, list[dict[str, Any]]]:
     """Generators, discriminators, losses, extensions and datasets, each with its plugin and description."""
     registry = get_registry()
-    out: dict[str, list[dict[str, Any]]] = {}
-    for kind in ("generators", "discriminators", "losses", "extensions", "datasets"):
-        table = getattr(registry, kind)
-        out[kind] = [{"name": n, "plugin": table.entries[n].plugin, "description": table.entries[n].item.description}
-                     for n in table.names()]
-    return out
+    kinds = ("generators", "discriminators", "losses", "extensions", "datasets")
+    return {kind: [{"name": n, "plugin": t.entries[n].plugin, "description": t.entries[n].item.description}
+                   for n in t.names()] for kind, t in ((kind, getattr(registry, kind)) for kind in kinds)}
 
 
 def build_config(variant: str, *, config: str | Path | dict[str, Any] | None = None,

@@ -1,8 +1,5 @@
-"""The ``ganzoo`` command: a thin click layer over the library API in :mod:`ganzoo.api`.
-
-Library errors become click errors: a :class:`ganzoo.errors.UsageError` exits 2, any other
-:class:`ganzoo.errors.GanzooError` exits 1; neither prints a traceback.
-"""
+"""The ``ganzoo`` command: a thin click layer over the library API, whose errors exit 2 (a
+:class:`ganzoo.errors.UsageError`) or 1 (any other :class:`ganzoo.errors.GanzooError`) without a traceback."""
 
 from __future__ import annotations
 
@@ -253,8 +250,7 @@ def evaluate_cmd(source: Path, dataset: str | None, split: str, num: int | None,
 
 
 def main() -> None:
-    """The ``ganzoo`` command. Under ``torchrun`` each rank ends through
-    :func:`ganzoo.distributed.exit_rank`, which skips the interpreter shutdown that can abort a DDP rank."""
+    """The ``ganzoo`` command; under ``torchrun`` each rank ends through :func:`ganzoo.distributed.exit_rank`."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         cli(prog_name="ganzoo")
         return
@@ -367,8 +363,7 @@ def _bench_table(trials: list[dict[str, Any]]) -> None:
     datasets = len({t["protocol"]["dataset"] for t in trials})
     labels = [row_label(t, datasets) for t in trials]
     width = max([10, *map(len, labels)])
-    # every leaderboard metric that some trial scored (metric_keys owns the titles and formats), then the
-    # untrained generator's FID, the floor each row started from
+    # every leaderboard metric that some trial scored, then the untrained generator's FID
     shown = [m for m in METRICS if m.column and any(m.key in (t.get("final") or {}) for t in trials)]
     widths = [max(8, len(m.title)) for m in shown]
     untrained = f"untrained {BY_KEY[FID].title}"

@@ -94,8 +94,7 @@ class TrainConfig(BaseModel):
     )
     init_std: float = Field(0.02, gt=0)
 
-    # Fast paths: each a switch the trainer reads at the top of the run; 'auto': on for the device types where it
-    # was measured faster (ganzoo.fast_paths.AUTO).
+    # Fast paths: 'auto' is on for the device types where it was measured faster (ganzoo.fast_paths.AUTO).
     compile: bool | Literal["auto"] = Field(
         "auto", description="torch.compile the generator's forward and each loss step (D and loss; a double-backward "
         "loss keeps its D step eager); 'auto': where measured faster.")

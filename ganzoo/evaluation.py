@@ -35,8 +35,7 @@ EVAL_BATCH = 500
 DEFAULT_DATASET = "mnist-5k"
 #: The most images :func:`evaluate` scores from any source, refused before reading or generating.
 MAX_EVAL_IMAGES = 200_000
-#: The most bytes of ``uint8`` images :func:`evaluate` holds, checked against an ``.npz`` header or a folder's
-#: first image before anything is read.
+#: The most bytes of ``uint8`` images :func:`evaluate` holds, checked before anything is read.
 MAX_EVAL_BYTES = 4 * 2**30
 
 

@@ -132,7 +132,6 @@ def get_registry(pm: pluggy.PluginManager | None = None) -> Registry:
     if cached is not None and cached[0] == key:
         return cached[2]
     registry = build_registry(pm)
-    # the plugins themselves are kept with the key: while they live, no new plugin object can take one of
-    # their ids, so an unregistered plugin replaced by another never matches the cached key
+    # the plugins are kept with the key: while they live, no new plugin object can take one of their ids
     _built[pm] = (key, list(plugins), registry)
     return registry

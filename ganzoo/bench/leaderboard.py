@@ -27,8 +27,7 @@ COLUMNS: list[Column] = [
 ]
 
 
-#: Characters that start Markdown structure mid-line (code spans, links, headings, table cells, attr_list, ``*``
-#: emphasis), and the backslash itself: each backslash-escaped by :func:`text` (``_`` is kept: trial ids hold it).
+#: Characters that start Markdown structure mid-line, and the backslash: escaped by :func:`text` (``_`` is kept).
 MARKDOWN_SPECIALS = "\\`*{}[]#|"
 _ESCAPE = str.maketrans({c: "\\" + c for c in MARKDOWN_SPECIALS})
 

@@ -28,8 +28,7 @@ from .classifier import (
 GANZOO_MNIST = "ganzoo-mnist"
 INCEPTION = "inception-v3-compat"
 SUPPORTED_EXTRACTORS = (GANZOO_MNIST, INCEPTION)
-#: sha256 of torch-fidelity's released Inception weights, ``weights-inception-2015-12-05-6726825d.pth`` (its
-#: file name carries the first 8 hex digits, torch hub style). Any other file is refused.
+#: sha256 of torch-fidelity's released ``weights-inception-2015-12-05-6726825d.pth``; any other file is refused.
 INCEPTION_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
 INCEPTION_PREPROCESSING = "torch-fidelity-inception-v3-compat:gray->rgb,tf1x-bilinear-299,(x-128)/128"
 
