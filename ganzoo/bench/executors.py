@@ -152,15 +152,14 @@ class RayExecutor:
             return
         ray = connect(self.address)
         for entry in trials.todo:
-            check_resources(ray, *entry.profile.execution.ray_resources, entry.profile.device)
+            check_resources(ray, *entry.profile.ray_resources, entry.profile.device)
         remote = ray.remote(max_retries=0)(_run_remote_trial)
         shared = {key: ray.put(real) for key, real in trials.reals.items()}  # once per dataset, not once per trial
         pending: dict[Any, PlannedTrial] = {}
         for entry in trials.todo:
-            execution = entry.profile.execution
-            cpus, gpus = execution.ray_resources
+            cpus, gpus = entry.profile.ray_resources
             ref = remote.options(num_cpus=cpus, num_gpus=gpus, name=f"ganzoo {entry.row} seed {entry.seed}").remote(
-                run_trial, execution.ray_threads, shared[id(entry.profile)], entry, trials.out, trials.cache_dir)
+                run_trial, entry.profile.ray_threads, shared[id(entry.profile)], entry, trials.out, trials.cache_dir)
             pending[ref] = entry
         self._collect(ray, pending, trials, report)
 

@@ -101,7 +101,7 @@ def make_executor(executor: str, *, jobs: int, threads: int | None, address: str
                          "many trials run at once")
     if executor == "ray":
         return RayExecutor(address)
-    return LocalExecutor(jobs, threads or profile.execution.threads)
+    return LocalExecutor(jobs, threads or profile.threads)
 
 
 def _checked_plan(prof: BenchProfile, out: Path, registry: Registry, runner: Executor, *,

@@ -1,12 +1,10 @@
-"""Benchmark profiles (:class:`BenchProfile`, the YAML's flat shape) and the typed parts a bench reads from one:
-the :class:`Protocol`, the one object a trial's identity is hashed from (:func:`trial_hash`), and the
-:class:`Execution` (threads, Ray resources), which is no part of it."""
+"""Benchmark profiles (:class:`BenchProfile`, the YAML's flat shape) and the :class:`Protocol`, the one part of a
+profile a trial's identity is hashed from (:func:`trial_hash`)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -104,10 +102,14 @@ class BenchProfile(BaseModel):
                            "steps": budget.steps, "eval_every": budget.eval_every or 0})
 
     @property
-    def execution(self) -> Execution:
-        """Where and how this profile's trials run (see :class:`Execution`)."""
-        return Execution(threads=self.threads, cpus_per_trial=self.cpus_per_trial,
-                         gpus_per_trial=self.gpus_per_trial, device=self.device)
+    def ray_resources(self) -> tuple[float, float]:
+        """``(cpus, gpus)`` one trial reserves on Ray (cpus default: ``threads``, else 1)."""
+        return float(self.cpus_per_trial or self.threads or 1), float(self.gpus_per_trial)
+
+    @property
+    def ray_threads(self) -> int:
+        """CPU threads a trial trains with on Ray: ``threads``, else its whole CPUs."""
+        return self.threads or max(1, int(self.ray_resources[0]))
 
 
 class Protocol(BaseModel):
@@ -143,26 +145,6 @@ def trial_hash(config: TrainConfig | dict[str, Any], protocol: Protocol) -> str:
     cfg.pop("out", None)
     blob = json.dumps({"config": cfg, "protocol": protocol.hashed()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class Execution:
-    """Where and how a profile's trials run; no part of a trial's identity but ``threads`` where the profile sets it."""
-
-    threads: int | None  # CPU threads per trial, fixed by the profile or the bench; None: the machine decides
-    cpus_per_trial: float | None
-    gpus_per_trial: float
-    device: str
-
-    @property
-    def ray_resources(self) -> tuple[float, float]:
-        """``(cpus, gpus)`` one trial reserves on Ray (cpus default: ``threads``, else 1)."""
-        return float(self.cpus_per_trial or self.threads or 1), float(self.gpus_per_trial)
-
-    @property
-    def ray_threads(self) -> int:
-        """CPU threads a trial trains with on Ray: ``threads``, else its whole CPUs."""
-        return self.threads or max(1, int(self.ray_resources[0]))
 
 
 def _errors(exc: ValidationError) -> str:

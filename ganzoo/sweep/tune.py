@@ -82,7 +82,7 @@ class _Row:
 def _tune_trial(params: dict[str, Any], *, row: _Row) -> None:
     """One Tune trial (in a Ray worker): train the row with ``params``, resumed from Tune's checkpoint if any."""
     from ray import tune
-    torch.set_num_threads(row.entry.profile.execution.ray_threads)
+    torch.set_num_threads(row.entry.profile.ray_threads)
     # the row's config as the bench resolves it, with this trial's values of the searched keys
     cfg = validate_config(merge(row.entry.config.model_dump(mode="json"), nest(params)),
                           f"sweep trial of row {row.entry.row!r}")
@@ -232,7 +232,7 @@ def _sweep(prof: BenchProfile, out: Path, address: str | None, compare: bool, pr
     plan = _sweep_plan(prof, spec, out, registry)
     done = load_sweep(out / SWEEP_FILE)["rows"] if (out / SWEEP_FILE).is_file() else {}  # a resumed sweep
     ray = connect(address)
-    check_resources(ray, *prof.execution.ray_resources, prof.device)
+    check_resources(ray, *prof.ray_resources, prof.device)
     bar = tqdm(total=len(plan), desc="sweep", unit="row", disable=not progress, dynamic_ncols=True)
     results: dict[str, Any] = {}
     real = None
@@ -265,7 +265,7 @@ def _tuner(row: _Row, key: str, out: Path) -> Any:
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.basic_variant import BasicVariantGenerator
     spec = row.spec
-    cpus, gpus = row.entry.profile.execution.ray_resources
+    cpus, gpus = row.entry.profile.ray_resources
     trainable = tune.with_resources(tune.with_parameters(_tune_trial, row=row), {"cpu": cpus, "gpu": gpus})
     experiment = out / "tune" / f"{row.entry.row}-{key}"  # a changed search starts afresh
     if tune.Tuner.can_restore(str(experiment)):
@@ -286,7 +286,7 @@ def _tuner(row: _Row, key: str, out: Path) -> Any:
 def _search(ray: Any, row: _Row, key: str, out: Path) -> dict[str, Any]:
     """Search ``row`` on Tune; its entry of ``sweep.json``."""
     entry, spec = row.entry, row.spec
-    cpus, gpus = entry.profile.execution.ray_resources
+    cpus, gpus = entry.profile.ray_resources
     tuner = _tuner(row, key, out)
     started = time.perf_counter()
     trials, best = _trial_table(tuner.fit(), spec.metric, METRIC_DIRECTIONS[spec.metric], row.max_evaluations)
