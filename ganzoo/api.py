@@ -80,9 +80,7 @@ def train(variant: str, *, config: str | Path | dict[str, Any] | None = None,
     ``config`` is a YAML file or a dict; ``overrides`` are ``key=value`` strings (``["lr_g=1e-4"]``) or a dict
     of dotted keys; the keyword arguments win over both. ``resume=True`` continues from the latest checkpoint in
     ``out`` (only ``steps`` may change, upwards); a fresh run refuses a directory holding another run unless
-    ``overwrite=True``. ``callbacks`` (:class:`ganzoo.Callback`) act after the standard ones.
-
-    Example::
+    ``overwrite=True``. ``callbacks`` (:class:`ganzoo.Callback`) act after the standard ones. Example::
 
         import ganzoo
         result = ganzoo.train("dcgan", steps=300, out="runs/dcgan")
@@ -119,9 +117,7 @@ def load_dataset(name: str = "mnist-5k", split: str = "train", *, root: str | Pa
                  download: bool = True, image_size: int | None = None, lazy: bool = False,
                  workers: int = 0) -> ImageData:
     """Load a registered dataset split as ``uint8`` images ``(N, C, H, W)`` (and labels where it has them); a lazy
-    dataset is read into one tensor by ``workers`` processes unless ``lazy=True``.
-
-    Example::
+    dataset is read into one tensor by ``workers`` processes unless ``lazy=True``. Example::
 
         test = ganzoo.load_dataset("mnist-5k", "test")   # 500 images, 50 per digit
         print(test.images.shape, test.labels.bincount())

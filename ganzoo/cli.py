@@ -386,8 +386,7 @@ def _reproduce(results: Path, out: Path | None, seeds: int | None, variants: lis
     report = reproduce(results, out=out, seeds=seeds, variants=variants, feature_extractor_weights=weights, jobs=jobs,
                        progress=progress)
     width = max([10, *(len(c.variant) for c in report.comparisons)])
-    seeds_text = ", ".join(map(str, report.seeds))
-    click.echo(f"re-ran seeds {seeds_text} of {report.results} into {report.out}")
+    click.echo(f"re-ran seeds {', '.join(map(str, report.seeds))} of {report.results} into {report.out}")
     click.echo(f"committed on: {'; '.join(report.committed_machine)}")
     click.echo(f"re-run on:    {'; '.join(report.machine)}")
     click.echo("expected: " + ("identical figures (same machine type)" if report.same_machine_type else
@@ -404,8 +403,7 @@ def _reproduce(results: Path, out: Path | None, seeds: int | None, variants: lis
                    f"{spread:>26} {interval:>21}  {c.verdict}")
     for line in report.failed_trials:
         click.echo(f"failed: {line}")
-    verdicts = report.rows
-    summary = ", ".join(f"{row}: {verdict}" for row, verdict in verdicts.items())
+    summary = ", ".join(f"{row}: {verdict}" for row, verdict in report.rows.items())
     if not report.reproduced:
         raise click.ClickException(f"not reproduced (FID per row: {summary})")
     click.echo(f"reproduced (FID per row: {summary})")

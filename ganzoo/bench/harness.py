@@ -36,7 +36,6 @@ def bench(variants: list[str] | None = None, *, profile: str | Path | BenchProfi
     ``executor="ray"`` runs each trial as a Ray task on the cluster at ``address`` (default ``RAY_ADDRESS``, else
     a local instance), ``out`` on storage every node shares. Finished trials of other settings at a planned row
     and seed are refused unless ``overwrite=True``, which trains over them and keeps this bench's trials alone.
-
     Example::
 
         results = ganzoo.bench(["vanilla", "dcgan", "wgan"], out="runs/bench")

@@ -205,9 +205,7 @@ def reproduce(results: str | Path, *, out: str | Path | None = None, seeds: int 
     """Re-run the benchmark stored in ``results`` (a ``results.json`` or its directory) and compare.
     ``seeds`` re-runs the first N committed seeds, ``variants`` those rows, with the profile's ``threads`` (else
     the recorded ones where the cores allow). ``feature_extractor_weights`` says where the weights file is here.
-    The re-run goes to ``out`` (default ``runs/reproduce/<profile>``) and continues there if interrupted.
-
-    Example::
+    The re-run goes to ``out`` (default ``runs/reproduce/<profile>``) and continues there if interrupted. Example::
 
         report = ganzoo.reproduce("benchmarks/results/default", seeds=1)
         print(report.reproduced, report.rows)

@@ -58,11 +58,8 @@ def spec_hash(profile: BenchProfile, row: str) -> str:
 
 def _tune_space(space: dict[str, dict[str, Any]]) -> dict[str, Any]:
     from ray import tune
-    made = {}
-    for key, dist in space.items():
-        (kind, args), = dist.items()
-        made[key] = tune.choice(args) if kind == "choice" else getattr(tune, kind)(*args)
-    return made
+    pairs = ((key, *next(iter(dist.items()))) for key, dist in space.items())  # key, distribution, its arguments
+    return {key: tune.choice(args) if kind == "choice" else getattr(tune, kind)(*args) for key, kind, args in pairs}
 
 
 @dataclass(frozen=True)
@@ -156,9 +153,7 @@ def sweep(profile: str | Path | BenchProfile, *, out: str | Path = "runs/sweep",
     ``profile`` (a name, a YAML file or a :class:`~ganzoo.bench.profile.BenchProfile`) needs a ``sweep`` section;
     ``variants``, ``samples`` and ``seeds`` (of the benches) override it. Runs on the Ray cluster at ``address``
     (default ``RAY_ADDRESS``, else a local instance); ``compare=False`` stops after the search. Returns
-    ``OUT/sweep.json``.
-
-    Example::
+    ``OUT/sweep.json``. Example::
 
         table = ganzoo.sweep("dcgan-sweep", out="runs/sweep", samples=8)
         print(table["rows"]["dcgan"]["best"])
@@ -284,7 +279,6 @@ def _tuner(row: _Row, key: str, out: Path) -> Any:
 
 
 def _search(ray: Any, row: _Row, key: str, out: Path) -> dict[str, Any]:
-    """Search ``row`` on Tune; its entry of ``sweep.json``."""
     entry, spec = row.entry, row.spec
     cpus, gpus = entry.profile.ray_resources
     tuner = _tuner(row, key, out)
