@@ -239,10 +239,6 @@ def safe_load(text: str) -> Any:
         loader.dispose()
 
 
-def _format_loc(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "<root>"
-
-
 def validate_config(data: dict[str, Any], source: str = "config") -> TrainConfig:
     """Validate a plain dict into a :class:`TrainConfig`, turning pydantic's errors into a ConfigError."""
     try:
@@ -250,7 +246,7 @@ def validate_config(data: dict[str, Any], source: str = "config") -> TrainConfig
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            key = _format_loc(err["loc"])
+            key = ".".join(str(part) for part in err["loc"]) or "<root>"
             if not err["loc"]:  # a check of the whole config, whose message names the key
                 lines.append(str(err["msg"]).removeprefix("Value error, "))
             elif err["type"] == "extra_forbidden":

@@ -39,20 +39,14 @@ class PluginInfo:
 _pm: pluggy.PluginManager | None = None
 
 
-def _allowed_names() -> set[str] | None:
-    value = os.environ.get(LOAD_ENV)
-    if value is None:
-        return None
-    return {part.strip() for part in value.split(",") if part.strip()}
-
-
 def _is_builtin(dist: importlib.metadata.Distribution) -> bool:
     return (dist.metadata["Name"] or "").lower() == BUILTIN_DISTRIBUTION
 
 
 def _load_entry_points(pm: pluggy.PluginManager, failures: list[LoadFailure],
                        distinfo: dict[str, tuple[str, str]]) -> None:
-    allowed = _allowed_names()
+    value = os.environ.get(LOAD_ENV)
+    allowed = None if value is None else {part.strip() for part in value.split(",") if part.strip()}
     seen: dict[str, str] = {}  # entry-point name -> distribution that provided it
     # Built-ins first, so that a third-party entry point can never shadow one of them.
     for dist in sorted(importlib.metadata.distributions(), key=lambda d: not _is_builtin(d)):

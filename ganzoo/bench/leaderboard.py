@@ -114,11 +114,6 @@ def _time_to_quality(trials: list[Trial], target: float) -> str:
     return cell if len(reached) in (0, len(trials)) else f"{cell} ({len(reached)} of {len(trials)} seeds)"
 
 
-def _hardware(trial: Trial) -> str:
-    hw = trial.hardware
-    return text((hw and hw.gpu) or f"{(hw and hw.cpu) or '?'}, {(hw and hw.threads) or '?'} threads")
-
-
 def _link(target: Path, out_dir: Path) -> str:
     return os.path.relpath(target.resolve(), out_dir)
 
@@ -250,9 +245,11 @@ def _row(variant: str, trials: list[Trial], columns: list[Column], target: float
         extra_cells.append(f"{mean_std([e for e, _ in spent], 0)} s ({statistics.fmean(share):.1%} "
                            "of train)" if share else "–")
     ips = mean_std([t.images_per_second for t in ok], 0)
+    hw = trials[0].hardware
+    hardware = text((hw and hw.gpu) or f"{(hw and hw.cpu) or '?'}, {(hw and hw.threads) or '?'} threads")
     return (f"| {text(variant)} | {len(trials)} | " + " | ".join(cells)
             + f" | {untrained} | {steps} | {train} s | {wall} s | "
-            + "".join(f"{c} | " for c in extra_cells) + f"{ips} | {_hardware(trials[0])} | {_status(trials)} |")
+            + "".join(f"{c} | " for c in extra_cells) + f"{ips} | {hardware} | {_status(trials)} |")
 
 
 def _status(trials: list[Trial]) -> str:

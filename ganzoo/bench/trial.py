@@ -91,6 +91,8 @@ def best_scores(history: list[dict[str, Any]]) -> dict[str, Any]:
 def trial_record(entry: PlannedTrial, real: torch.Tensor, status: str = "running",
                  reason: str | None = None) -> TrialRecord:
     """A trial's record in ``results.json`` before it has run: what it is and its protocol."""
+    import torch_fidelity
+
     from .. import metrics  # heavy (torch-fidelity): only where a trial is recorded
     profile, cfg, seed = entry.profile, entry.config, entry.seed
     return {
@@ -106,7 +108,7 @@ def trial_record(entry: PlannedTrial, real: torch.Tensor, status: str = "running
             "budget": {"steps": cfg.steps, "seconds": profile.seconds},
             "eval_every": entry.eval_every, "eval_every_seconds": profile.eval_every_seconds,
             "seed": seed, "config_hash": entry.config_hash, "config": cfg.model_dump(mode="json"),
-            "versions": {**versions(), "torch_fidelity": _torch_fidelity_version()},
+            "versions": {**versions(), "torch_fidelity": str(torch_fidelity.__version__)},
         },
     }
 
@@ -231,8 +233,3 @@ def _artifacts(entry: PlannedTrial, out: Path, history: list[dict[str, Any]], *,
 
 def _scores(evaluation: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in evaluation.items() if k not in ("step", *TIMING_KEYS)}
-
-
-def _torch_fidelity_version() -> str:
-    import torch_fidelity
-    return str(torch_fidelity.__version__)

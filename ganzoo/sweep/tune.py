@@ -56,12 +56,6 @@ def spec_hash(profile: BenchProfile, row: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _tune_space(space: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    from ray import tune
-    pairs = ((key, *next(iter(dist.items()))) for key, dist in space.items())  # key, distribution, its arguments
-    return {key: tune.choice(args) if kind == "choice" else getattr(tune, kind)(*args) for key, kind, args in pairs}
-
-
 @dataclass(frozen=True)
 class _Row:
     """One row to search: its planned trial (config and budget as a bench's), what a Tune trial needs."""
@@ -269,8 +263,11 @@ def _tuner(row: _Row, key: str, out: Path) -> Any:
     scheduler = (ASHAScheduler(time_attr="training_iteration", max_t=most, grace_period=min(spec.grace_period, most),
                                reduction_factor=spec.reduction_factor)
                  if spec.scheduler == "asha" else FIFOScheduler())
+    space = spec.row_space(row.entry.row, row.entry.config.variant).items()
+    pairs = ((key, *next(iter(dist.items()))) for key, dist in space)  # key, distribution, its arguments
     return tune.Tuner(
-        trainable, param_space=_tune_space(spec.row_space(row.entry.row, row.entry.config.variant)),
+        trainable, param_space={key: tune.choice(args) if kind == "choice" else getattr(tune, kind)(*args)
+                                for key, kind, args in pairs},
         tune_config=tune.TuneConfig(metric=spec.metric, mode="min" if METRIC_DIRECTIONS[spec.metric] else "max",
                                     scheduler=scheduler, num_samples=spec.samples,
                                     search_alg=BasicVariantGenerator(random_state=spec.search_seed)),
