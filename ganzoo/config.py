@@ -206,11 +206,8 @@ MAX_SHOWN = 80
 def _depth(value: Any, level: int = 0) -> int:
     if level > MAX_DEPTH:
         return level
-    if isinstance(value, dict):
-        return max([_depth(v, level + 1) for v in value.values()], default=level + 1)
-    if isinstance(value, list):
-        return max([_depth(v, level + 1) for v in value], default=level + 1)
-    return level
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+    return level if children is None else max([_depth(v, level + 1) for v in children], default=level + 1)
 
 
 def shown(value: Any) -> str:

@@ -98,9 +98,7 @@ def make_executor(executor: str, *, jobs: int, threads: int | None, address: str
     if jobs > 1 and executor == "ray":
         raise UsageError("jobs is for the local executor; on Ray the cluster's CPUs and cpus_per_trial decide how "
                          "many trials run at once")
-    if executor == "ray":
-        return RayExecutor(address)
-    return LocalExecutor(jobs, threads or profile.threads)
+    return RayExecutor(address) if executor == "ray" else LocalExecutor(jobs, threads or profile.threads)
 
 
 def _checked_plan(prof: BenchProfile, out: Path, registry: Registry, runner: Executor, *,

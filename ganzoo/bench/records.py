@@ -210,10 +210,13 @@ def results_path(path: str | Path, name: str = RESULTS_FILE) -> Path:
 
 def _load(path: Path, what: str, fmt: int, schema: type[BaseModel]) -> tuple[dict[str, Any], Any]:
     """A results or sweep file's JSON, checked against ``schema``, with its profile :func:`_normalised`."""
-    data = _read_json(path, what)
-    if not isinstance(data, dict) or data.get("format") != fmt:
-        raise ResultsFileError(f"{str(path)!r} is not a ganzoo {what} (a JSON object with format {fmt})")
-    checked = _validate(schema, data, path, what)
+    try:
+        data = _read_json(path, what)
+        if not isinstance(data, dict) or data.get("format") != fmt:
+            raise ResultsFileError(f"{str(path)!r} is not a ganzoo {what} (a JSON object with format {fmt})")
+        checked = _validate(schema, data, path, what)
+    except RecursionError:
+        raise ResultsFileError(f"{what} {str(path)!r} nests arrays or objects too deeply") from None
     data["profile"] = _normalised(data["profile"], checked.profile)
     return data, checked
 
@@ -267,8 +270,6 @@ def _read_json(path: Path, what: str) -> Any:
         raise ResultsFileError(f"{what} {str(path)!r} is not valid JSON: {exc}") from None
     except ValueError:  # Python's cap on the digits of an int
         raise ResultsFileError(f"{what} {str(path)!r} holds a number with too many digits") from None
-    except RecursionError:
-        raise ResultsFileError(f"{what} {str(path)!r} nests arrays or objects too deeply") from None
 
 
 def _validate(schema: type[BaseModel], data: dict[str, Any], path: Path, what: str) -> Any:
@@ -281,8 +282,6 @@ def _validate(schema: type[BaseModel], data: dict[str, Any], path: Path, what: s
             lines.append(f"... and {len(errors) - SHOWN_ERRORS} more")
         raise ResultsFileError(f"{what} {str(path)!r} does not match what ganzoo writes:\n  " + "\n  ".join(lines)
                                ) from None
-    except RecursionError:
-        raise ResultsFileError(f"{what} {str(path)!r} nests arrays or objects too deeply") from None
 
 
 def _location(loc: tuple[Any, ...]) -> str:
