@@ -4,6 +4,7 @@ every global batch and lets only rank 0 write. Without ``torchrun`` nothing here
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -63,10 +64,8 @@ def exit_rank(code: int = 0) -> NoReturn:
     interpreter's shutdown, where gloo's threads, which outlive :func:`teardown`, would abort the rank with
     ``std::terminate`` at random. Every file a run writes is complete before this is called."""
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(OSError, ValueError):  # a closed or broken stream has nothing left to flush
             stream.flush()
-        except (OSError, ValueError):  # a closed or broken stream has nothing left to flush
-            pass
     logging.shutdown()
     os._exit(code)
 

@@ -3,6 +3,7 @@ processes) and :class:`RayExecutor` (each trial a Ray task); a trial whose worke
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -112,10 +113,8 @@ def _init_worker(threads: int, parent: int) -> None:
     torch.set_num_threads(threads)
     if sys.platform.startswith("linux"):
         import ctypes
-        try:
+        with contextlib.suppress(OSError, AttributeError):  # else the watcher still stops it
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
-        except (OSError, AttributeError):
-            pass  # the watcher still stops it
 
     def orphaned() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
