@@ -51,10 +51,8 @@ def split_row(name: str, registry: Registry) -> tuple[str, list[str]]:
 
 def plan_trials(prof: BenchProfile, out: Path, registry: Registry) -> list[PlannedTrial]:
     """Every trial of ``prof``, its run directory under ``out`` (``out/DATASET`` for a profile with ``datasets``)."""
-    plan = []
-    for part in prof.parts():
-        plan += _plan_part(part, out / part.dataset if prof.datasets else out, registry)
-    return plan
+    return [entry for part in prof.parts()
+            for entry in _plan_part(part, out / part.dataset if prof.datasets else out, registry)]
 
 
 def _rows(prof: BenchProfile, registry: Registry) -> dict[str, tuple[str, str, list[str]]]:
@@ -103,7 +101,6 @@ def load_reference(registry: Registry, trial: PlannedTrial, *, progress: bool = 
 def refuse_in_process_plugins(plan: list[PlannedTrial], registry: Registry, where: str) -> None:
     """Refuse a plan run in other processes (``where``) using a plugin registered in this one only."""
     from_entry_points = getattr(get_plugin_manager(), "ganzoo_distinfo", {})
-    used: dict[str, str] = {}  # plugin -> the first component of it a trial uses
     for entry in plan:
         cfg = entry.config
         variant = registry.variants.get(cfg.variant)
@@ -115,13 +112,11 @@ def refuse_in_process_plugins(plan: list[PlannedTrial], registry: Registry, wher
         for kind, table, name in parts:
             plugin = table.get(name).plugin
             if plugin not in from_entry_points:
-                used.setdefault(plugin, f"{kind} {name!r} of row {entry.row!r}")
-    if used:
-        plugin, what = next(iter(used.items()))
-        raise UsageError(f"{what} comes from plugin {plugin!r}, which was registered in this process, not loaded "
-                         f"from an entry point; trials on {where} run in other processes, which load plugins from "
-                         "entry points only. Install the plugin as a package with a 'ganzoo' entry point, or run "
-                         "the trials here (jobs=1, the local executor)")
+                raise UsageError(f"{kind} {name!r} of row {entry.row!r} comes from plugin {plugin!r}, which was "
+                                 f"registered in this process, not loaded from an entry point; trials on {where} run "
+                                 "in other processes, which load plugins from entry points only. Install the plugin "
+                                 "as a package with a 'ganzoo' entry point, or run the trials here (jobs=1, the local "
+                                 "executor)")
 
 
 def refuse_training_over(out: Path, previous: list[TrialRecord], plan: list[PlannedTrial]) -> None:
