@@ -93,22 +93,17 @@ def trial_record(entry: PlannedTrial, real: torch.Tensor, status: str = "running
 
     from .. import metrics  # heavy (torch-fidelity): only where a trial is recorded
     profile, cfg, seed = entry.profile, entry.config, entry.seed
-    return {
-        "variant": entry.row, "base_variant": cfg.variant, "extensions": list(cfg.extensions), "seed": seed,
-        "status": status, "reason": reason,
-        "diverged_at": None, "config_hash": entry.config_hash,
-        "protocol": {
-            "profile": profile.name, "dataset": profile.dataset, "train_split": "train",
-            "real_split": profile.real_split, "num_real": int(real.shape[0]), "num_fake": profile.num_fake,
-            # non-image data is scored by its dataset's metrics alone: no feature extractor
-            "feature_extractor": None if real.is_floating_point() else portable_extractor_info(
-                metrics.extractor_info(profile.feature_extractor, profile.feature_extractor_weights)),
-            "budget": {"steps": cfg.steps, "seconds": profile.seconds},
-            "eval_every": entry.eval_every, "eval_every_seconds": profile.eval_every_seconds,
-            "seed": seed, "config_hash": entry.config_hash, "config": cfg.model_dump(mode="json"),
-            "versions": {**versions(), "torch_fidelity": str(torch_fidelity.__version__)},
-        },
-    }
+    # non-image data is scored by its dataset's metrics alone: no feature extractor
+    extractor = None if real.is_floating_point() else portable_extractor_info(
+        metrics.extractor_info(profile.feature_extractor, profile.feature_extractor_weights))
+    return {"variant": entry.row, "base_variant": cfg.variant, "extensions": list(cfg.extensions), "seed": seed,
+            "status": status, "reason": reason, "diverged_at": None, "config_hash": entry.config_hash,
+            "protocol": {"profile": profile.name, "dataset": profile.dataset, "train_split": "train",
+                         "real_split": profile.real_split, "num_real": int(real.shape[0]), "num_fake": profile.num_fake,
+                         "feature_extractor": extractor, "budget": {"steps": cfg.steps, "seconds": profile.seconds},
+                         "eval_every": entry.eval_every, "eval_every_seconds": profile.eval_every_seconds,
+                         "seed": seed, "config_hash": entry.config_hash, "config": cfg.model_dump(mode="json"),
+                         "versions": {**versions(), "torch_fidelity": str(torch_fidelity.__version__)}}}
 
 
 def lost_record(entry: PlannedTrial, real: torch.Tensor, reason: str) -> TrialRecord:
