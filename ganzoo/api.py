@@ -29,12 +29,10 @@ from .training.sampling import generate
 def list_variants() -> list[dict[str, Any]]:
     """Every registered variant with its components, defaults and plugin."""
     registry = get_registry()
-    return [
-        {"name": v.item.name, "aliases": list(v.item.aliases), "plugin": v.plugin, "generator": v.item.generator,
-         "discriminator": v.item.discriminator, "loss": v.item.loss, "description": v.item.description,
-         "paper": v.item.paper, "defaults": v.item.defaults}
-        for v in (registry.variants.entries[name] for name in registry.variants.names())
-    ]
+    return [{"name": v.item.name, "aliases": list(v.item.aliases), "plugin": v.plugin, "generator": v.item.generator,
+             "discriminator": v.item.discriminator, "loss": v.item.loss, "description": v.item.description,
+             "paper": v.item.paper, "defaults": v.item.defaults}
+            for v in (registry.variants.entries[name] for name in registry.variants.names())]
 
 
 def list_components() -> dict[str, list[dict[str, Any]]]:

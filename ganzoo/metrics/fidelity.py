@@ -29,15 +29,9 @@ MIN_IMAGES = 4
 MAX_ISC_SPLITS = 10
 MAX_KID_SUBSET_SIZE = 1000
 
-_FIDELITY_KEYS = {
-    "frechet_inception_distance": FID,
-    "kernel_inception_distance_mean": KID_MEAN,
-    "kernel_inception_distance_std": KID_STD,
-    "inception_score_mean": IS_MEAN,
-    "inception_score_std": IS_STD,
-    "precision": PRECISION,
-    "recall": RECALL,
-}
+_FIDELITY_KEYS = {"frechet_inception_distance": FID, "kernel_inception_distance_mean": KID_MEAN,
+                  "kernel_inception_distance_std": KID_STD, "inception_score_mean": IS_MEAN,
+                  "inception_score_std": IS_STD, "precision": PRECISION, "recall": RECALL}
 
 
 def _check_images(images: object, what: str) -> torch.Tensor:
@@ -143,11 +137,9 @@ def _score_images(fake: torch.Tensor, real: torch.Tensor, feature_extractor: str
     # torch-fidelity's metric functions, with the arguments its calculate_metrics would pass them.
     options = {"kid_subset_size": kid_subset_size, "isc_splits": min(MAX_ISC_SPLITS, n), "save_cpu_ram": True,
                "verbose": verbose}
-    raw = {
-        **isc_featuresdict_to_metric(fake_features, layers["isc"], **options),
-        **fid_statistics_to_metric(fid_featuresdict_to_statistics(fake_features, layers["fid"]),
-                                   fid_featuresdict_to_statistics(real_feats, layers["fid"]), verbose),
-        **kid_featuresdict_to_metric(fake_features, real_feats, layers["kid"], **options),
-        **prc_featuresdict_to_metric(fake_features, real_feats, layers["prc"], **options),
-    }
+    raw = {**isc_featuresdict_to_metric(fake_features, layers["isc"], **options),
+           **fid_statistics_to_metric(fid_featuresdict_to_statistics(fake_features, layers["fid"]),
+                                      fid_featuresdict_to_statistics(real_feats, layers["fid"]), verbose),
+           **kid_featuresdict_to_metric(fake_features, real_feats, layers["kid"], **options),
+           **prc_featuresdict_to_metric(fake_features, real_feats, layers["prc"], **options)}
     return {ours: float(raw[theirs]) for theirs, ours in _FIDELITY_KEYS.items()}

@@ -281,15 +281,12 @@ def _search(ray: Any, row: _Row, key: str, out: Path) -> dict[str, Any]:
     tuner = _tuner(row, key, out)
     started = time.perf_counter()
     trials, best = _trial_table(tuner.fit(), spec.metric, METRIC_DIRECTIONS[spec.metric], row.max_evaluations)
+    seconds = round(time.perf_counter() - started, 1)  # of this attempt (a restored search counts from its restart)
     return {"spec_hash": key, "variant": entry.config.variant, "steps": entry.config.steps,
-            "eval_every": entry.eval_every, "metric": spec.metric,
-            # of this attempt (a restored search counts from its restart)
-            "wall_seconds": round(time.perf_counter() - started, 1),
+            "eval_every": entry.eval_every, "metric": spec.metric, "wall_seconds": seconds,
             "cluster": {"cpus": ray.cluster_resources().get("CPU", 0), "gpus": ray.cluster_resources().get("GPU", 0),
                         "cpus_per_trial": cpus, "gpus_per_trial": gpus, "driver": hardware()},
-            "best": None if best is None else {"params": best["params"], "final": best["final"],
-                                               "trial_id": best["trial_id"]},
-            "trials": trials}
+            "best": None if best is None else {k: best[k] for k in ("params", "final", "trial_id")}, "trials": trials}
 
 
 def tuned_profile(profile: BenchProfile, rows: dict[str, Any], registry: Registry) -> BenchProfile:
