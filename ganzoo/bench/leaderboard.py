@@ -204,22 +204,16 @@ def _section(profile: str, dataset: str, rows: list[tuple[str, list[Trial]]], li
     timed = any(evaluation_seconds(t) is not None for t in every)
     target = target if timed else None
     extra = ([f"Train s to FID ≤ {target:g}"] if target else []) + (["Eval time"] if timed else [])
-    lines = [
-        f"## {text(dataset)} — profile {code(profile)}",
-        "",
-        f"Results: [{code(link)}]({url(link)}). Budget: {_budget_text(rows)}. Reference: {proto.num_real} real "
-        f"{unit} ({text(proto.real_split)} split); {proto.num_fake} generated {unit} per evaluation. "
-        + (f"Feature extractor: {code(fx.name)} (weights sha256 {code(fx.sha256[:16] + '…')}). " if fx
-           else "Scored by the dataset's own metrics (the samples are not images: no feature extractor). ")
-        + f"torch {text(proto.versions.torch)}, torch-fidelity "
-        f"{text(proto.versions.torch_fidelity)}, ganzoo {text(proto.versions.ganzoo)}.",
-        "",
-        "| Variant | Seeds | " + " | ".join(c[1] for c in columns)
-        + f" | Untrained {primary[1].rstrip(' ↓↑')} | Steps | Train time | Wall time | "
-        + "".join(f"{e} | " for e in extra)
-        + "img/s | Hardware | Status |",
-        "|" + "---|" * (len(columns) + 9 + len(extra)),
-    ]
+    lines = [f"## {text(dataset)} — profile {code(profile)}", "",
+             f"Results: [{code(link)}]({url(link)}). Budget: {_budget_text(rows)}. Reference: {proto.num_real} real "
+             f"{unit} ({text(proto.real_split)} split); {proto.num_fake} generated {unit} per evaluation. "
+             + (f"Feature extractor: {code(fx.name)} (weights sha256 {code(fx.sha256[:16] + '…')}). " if fx
+                else "Scored by the dataset's own metrics (the samples are not images: no feature extractor). ")
+             + f"torch {text(proto.versions.torch)}, torch-fidelity {text(proto.versions.torch_fidelity)}, ganzoo "
+             f"{text(proto.versions.ganzoo)}.", "",
+             "| Variant | Seeds | " + " | ".join(c[1] for c in columns) + f" | Untrained {primary[1].rstrip(' ↓↑')} "
+             "| Steps | Train time | Wall time | " + "".join(f"{e} | " for e in extra) + "img/s | Hardware | Status |",
+             "|" + "---|" * (len(columns) + 9 + len(extra))]
     rows.sort(key=_ranker(primary))
     lines += [_row(variant, trials, columns, target, timed) for variant, trials in rows]
     return [*lines, ""]
