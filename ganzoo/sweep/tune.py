@@ -265,14 +265,13 @@ def _tuner(row: _Row, key: str, out: Path) -> Any:
                  if spec.scheduler == "asha" else FIFOScheduler())
     space = spec.row_space(row.entry.row, row.entry.config.variant).items()
     pairs = ((key, *next(iter(dist.items()))) for key, dist in space)  # key, distribution, its arguments
-    return tune.Tuner(
-        trainable, param_space={key: tune.choice(args) if kind == "choice" else getattr(tune, kind)(*args)
-                                for key, kind, args in pairs},
-        tune_config=tune.TuneConfig(metric=spec.metric, mode="min" if METRIC_DIRECTIONS[spec.metric] else "max",
-                                    scheduler=scheduler, num_samples=spec.samples,
-                                    search_alg=BasicVariantGenerator(random_state=spec.search_seed)),
-        run_config=tune.RunConfig(name=experiment.name, storage_path=str(out / "tune"), verbose=0,
-                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=2)))
+    return tune.Tuner(trainable, param_space={key: tune.choice(args) if kind == "choice" else getattr(tune, kind)(*args)
+                                              for key, kind, args in pairs},
+                      tune_config=tune.TuneConfig(metric=spec.metric, scheduler=scheduler, num_samples=spec.samples,
+                                                  mode="min" if METRIC_DIRECTIONS[spec.metric] else "max",
+                                                  search_alg=BasicVariantGenerator(random_state=spec.search_seed)),
+                      run_config=tune.RunConfig(name=experiment.name, storage_path=str(out / "tune"), verbose=0,
+                                                checkpoint_config=tune.CheckpointConfig(num_to_keep=2)))
 
 
 def _search(ray: Any, row: _Row, key: str, out: Path) -> dict[str, Any]:
