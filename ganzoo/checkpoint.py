@@ -176,9 +176,8 @@ EXPORT_FORMATS = ("ganzoo-generator-1", "ganzoo-generator-2")  # 2 adds num_clas
 def export_generator(path: Path, weights: dict[str, torch.Tensor], config: dict[str, Any], generator: str,
                      image_shape: list[int], num_classes: int | None = None, source: str = "generator") -> Path:
     """Write generator weights as ``.safetensors``, with what rebuilding it needs in the metadata."""
-    metadata = {"format": EXPORT_FORMATS[-1], "config": json.dumps(config, sort_keys=True),
-                "generator": generator, "image_shape": json.dumps(list(image_shape)),
-                "num_classes": json.dumps(num_classes), "weights": source}
+    metadata = {"format": EXPORT_FORMATS[-1], "config": json.dumps(config, sort_keys=True), "generator": generator,
+                "image_shape": json.dumps(list(image_shape)), "num_classes": json.dumps(num_classes), "weights": source}
     tensors = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
     atomic_write_bytes(Path(path), lambda f: f.write(safetensors_save(tensors, metadata=metadata)))
     return Path(path)

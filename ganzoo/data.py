@@ -145,9 +145,8 @@ def load_images(registry: Registry, name: str, *, split: str = "train", root: st
     vectors = isinstance(images, torch.Tensor) and images.is_floating_point() and images.ndim >= 2
     if not (vectors or (isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.ndim == 4)):
         got = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images)
-        raise PluginError(entry.plugin, f"dataset {spec.name!r} must return uint8 images (N, C, H, W), a "
-                          f"Dataset of uint8 (C, H, W) items, or float samples (N, *shape), got {got}",
-                          "register_datasets")
+        raise PluginError(entry.plugin, f"dataset {spec.name!r} must return uint8 images (N, C, H, W), a Dataset of "
+                          f"uint8 (C, H, W) items, or float samples (N, *shape), got {got}", "register_datasets")
     if vectors and not torch.isfinite(images).all():
         raise PluginError(entry.plugin, f"dataset {spec.name!r} returned samples that are not all finite",
                           "register_datasets")

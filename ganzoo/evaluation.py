@@ -75,9 +75,8 @@ def score_samples(samples: torch.Tensor, real: torch.Tensor, labels: torch.Tenso
         raise UsageError("these samples are not images, and their dataset defines no metrics (DatasetSpec.metrics) "
                          "to score them with")
     with scoring_threads():  # every figure on fixed thread pools, whatever the caller's (a bench worker, Ray)
-        scores = {} if samples.is_floating_point() else metrics.score_images(
-            samples, real, feature_extractor=feature_extractor, feature_extractor_weights=feature_extractor_weights,
-            cache_dir=cache_dir)
+        scores = {} if samples.is_floating_point() else metrics.score_images(samples, real, cache_dir=cache_dir,
+            feature_extractor=feature_extractor, feature_extractor_weights=feature_extractor_weights)
         if dataset_metrics is not None:
             extra = {"labels": labels} if declared_keywords(dataset_metrics, ("labels",)) else {}
             scores.update({key: float(value) for key, value in dataset_metrics(samples, **extra).items()})
@@ -380,9 +379,8 @@ def evaluate(source: str | Path, *, dataset: str | None = None, split: str = "te
     else:
         images, labels = _read_images(path, num, spec, real, resize)
     images = _fitted(images, real, path, dataset, resize)
-    scores = score_samples(images, real, labels, feature_extractor=feature_extractor,
-                           feature_extractor_weights=feature_extractor_weights, cache_dir=cache_dir,
-                           dataset_metrics=spec.metrics)
+    scores = score_samples(images, real, labels, feature_extractor=feature_extractor, cache_dir=cache_dir,
+                           feature_extractor_weights=feature_extractor_weights, dataset_metrics=spec.metrics)
     return EvaluationResult(source=str(path), kind=kind, dataset=dataset, split=split,
                             num_fake=int(images.shape[0]), num_real=int(real.shape[0]),
                             seed=seed if kind == "generator" else None,

@@ -97,8 +97,7 @@ class LocalExecutor:
         with ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_init_worker,
                                  initargs=(threads, os.getpid())) as pool:
             futures = {pool.submit(run_trial, entry, trials.out, trials.real(entry), progress=False,
-                                   cache_dir=trials.cache_dir): entry
-                       for entry in trials.todo}
+                                   cache_dir=trials.cache_dir): entry for entry in trials.todo}
             for future in as_completed(futures):
                 entry = futures[future]
                 try:

@@ -81,9 +81,8 @@ def _plan_part(prof: BenchProfile, out: Path, registry: Registry) -> list[Planne
         budget = prof.budget(row, canonical, variant)
         protocol = prof.protocol(budget)
         for seed in range(prof.seeds):
-            cfg = resolve_config(registry, canonical, overrides=overrides,
-                                 steps=budget.steps, dataset=prof.dataset, seed=seed, device=prof.device,
-                                 out=str(out / row / f"seed-{seed}"))
+            cfg = resolve_config(registry, canonical, overrides=overrides, steps=budget.steps, dataset=prof.dataset,
+                                 seed=seed, device=prof.device, out=str(out / row / f"seed-{seed}"))
             # no intermediate grids or checkpoints unless the profile asks for them
             cfg = cfg.model_copy(update={key: getattr(cfg, key) if key in overrides else 0
                                          for key in ("sample_every", "checkpoint_every")})

@@ -125,17 +125,15 @@ def run_trial(entry: PlannedTrial, out: Path, real: torch.Tensor, *, progress: b
         lock.__enter__()
     except GanzooError as exc:
         locked = isinstance(exc, rundir.RunLockedError)
-        return trial_record(entry, real, status=LOST if locked else "failed",
-                            reason=f"{exc}" + ("; re-run the bench to train it once that process is gone"
-                                               if locked else ""))
+        retry = "; re-run the bench to train it once that process is gone" if locked else ""
+        return trial_record(entry, real, status=LOST if locked else "failed", reason=f"{exc}{retry}")
     try:
         foreign = sorted(child.name for child in trial_dir.iterdir() if not rundir.written_by_a_run(child.name)
                          and child.name not in (LOSS_PLOT, METRICS_PLOT))
         if foreign:  # not a trial's directory: nothing in it is deleted
-            return trial_record(entry, real, status=LOST,
-                                reason=f"trial directory {str(trial_dir)!r} holds files no ganzoo run wrote "
-                                       f"({', '.join(foreign[:5])}); move them away and re-run the bench, or "
-                                       "choose another --out")
+            return trial_record(entry, real, status=LOST, reason=f"trial directory {str(trial_dir)!r} holds files no "
+                                f"ganzoo run wrote ({', '.join(foreign[:5])}); move them away and re-run the bench, or "
+                                "choose another --out")
         _empty(trial_dir)
         return _train_trial(entry, out, real, progress=progress, cache_dir=cache_dir)
     finally:
