@@ -55,10 +55,9 @@ def check_reachable(address: str, source: str = "--address", timeout: float | No
         with socket.create_connection((host, port), timeout=timeout) as conn:
             speaks_grpc = _answers_http2(conn) if os.environ.get("RAY_USE_TLS", "0") in ("", "0") else True
     except TimeoutError:
-        raise GanzooError(f"cannot reach the Ray cluster at {address!r} ({source}): no answer from {host} port "
-                          f"{port} within {timeout:g} s; check the address and that the head node runs "
-                          "(`ray start --head`) and is reachable through the network and firewalls "
-                          "(docs/distributed.md)") from None
+        raise GanzooError(f"cannot reach the Ray cluster at {address!r} ({source}): no answer from {host} port {port} "
+                          f"within {timeout:g} s; check the address and that the head node runs (`ray start --head`) "
+                          "and is reachable through the network and firewalls (docs/distributed.md)") from None
     except OSError as exc:
         raise GanzooError(f"cannot reach the Ray cluster at {address!r} ({source}): {exc.strerror or exc}; check "
                           "the address and port and that the head node runs (`ray start --head`, see "

@@ -131,8 +131,7 @@ def _trial_table(result_grid: Any, metric: str, lower: bool, max_evaluations: in
             status, reason = STOPPED, f"stopped by the scheduler after {evaluations} of {max_evaluations} evaluations"
         final = history[-1].get(metric) if history else None
         trial = {"trial_id": result.metrics.get("trial_id") if result.metrics else Path(result.path).name,
-                 "params": result.config, "status": status, "reason": reason, "evaluations": history,
-                 "final": final}
+                 "params": result.config, "status": status, "reason": reason, "evaluations": history, "final": final}
         trials.append(trial)
         if status == COMPLETED and final is not None and math.isfinite(final):
             if best is None or (final < best["final"] if lower else final > best["final"]):
