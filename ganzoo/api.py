@@ -61,10 +61,9 @@ def _resume_config(saved: dict[str, Any], requested: TrainConfig, asked: set[str
                           f"{requested.steps} leaves nothing to train; pass --steps above {step}")
     changed = sorted(k for k in asked - {"steps", "out", "variant"} if getattr(requested, k) != getattr(config, k))
     if changed:
-        raise ConfigError("--resume continues the run as it was configured (only steps may change); these "
-                          "differ from the checkpoint: " + ", ".join(
-                              f"{k} (checkpoint {getattr(config, k)!r}, asked {getattr(requested, k)!r})"
-                              for k in changed))
+        shown = ", ".join(f"{k} (checkpoint {getattr(config, k)!r}, asked {getattr(requested, k)!r})" for k in changed)
+        raise ConfigError("--resume continues the run as it was configured (only steps may change); these differ "
+                          f"from the checkpoint: {shown}")
     return config.model_copy(update={"steps": requested.steps if "steps" in asked else config.steps,
                                      "out": requested.out})
 

@@ -349,10 +349,9 @@ def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path
         _reproduce(reproduce, out, seeds, names, feature_extractor_weights, jobs, not no_progress)
         return
     out = out or Path("runs/bench")
-    results = bench(names, profile=profile_file or profile_name, out=out, seeds=seeds, steps=steps,
-                    seconds=seconds, feature_extractor=feature_extractor,
-                    feature_extractor_weights=feature_extractor_weights, jobs=jobs, executor=executor,
-                    address=address, overwrite=overwrite, progress=not no_progress)
+    results = bench(names, profile=profile_file or profile_name, out=out, seeds=seeds, steps=steps, seconds=seconds,
+                    feature_extractor=feature_extractor, feature_extractor_weights=feature_extractor_weights, jobs=jobs,
+                    executor=executor, address=address, overwrite=overwrite, progress=not no_progress)
     _bench_table(results["trials"])
     click.echo(f"results: {out / 'results.json'}")
 

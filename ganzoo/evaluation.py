@@ -381,9 +381,8 @@ def evaluate(source: str | Path, *, dataset: str | None = None, split: str = "te
     images = _fitted(images, real, path, dataset, resize)
     scores = score_samples(images, real, labels, feature_extractor=feature_extractor, cache_dir=cache_dir,
                            feature_extractor_weights=feature_extractor_weights, dataset_metrics=spec.metrics)
-    return EvaluationResult(source=str(path), kind=kind, dataset=dataset, split=split,
-                            num_fake=int(images.shape[0]), num_real=int(real.shape[0]),
-                            seed=seed if kind == "generator" else None,
+    return EvaluationResult(source=str(path), kind=kind, dataset=dataset, split=split, num_fake=int(images.shape[0]),
+                            num_real=int(real.shape[0]), seed=seed if kind == "generator" else None,
                             feature_extractor=feature_extractor if real_data.is_image else None, scores=scores)
 
 

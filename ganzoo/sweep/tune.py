@@ -112,9 +112,8 @@ def _history(result: Any) -> list[dict[str, Any]]:
     if frame is None or not len(frame):
         return []
     keep = [c for c in frame.columns if c in ("step", TRAIN_SECONDS) or c in METRIC_DIRECTIONS]
-    return [{k: (int(v) if k == "step" else float(v)) for k, v in row.items()
-             if not (isinstance(v, float) and math.isnan(v))}
-            for row in frame[keep].to_dict("records")]
+    return [{k: (int(v) if k == "step" else float(v)) for k, v in row.items() if not (isinstance(v, float) and
+             math.isnan(v))} for row in frame[keep].to_dict("records")]
 
 
 def _trial_table(result_grid: Any, metric: str, lower: bool, max_evaluations: int) -> tuple[list[dict], Any]:
