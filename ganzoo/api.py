@@ -83,11 +83,9 @@ def train(variant: str, *, config: str | Path | dict[str, Any] | None = None,
         result = ganzoo.train("dcgan", steps=300, out="runs/dcgan")
         print(result.samples)
     """
-    registry = get_registry()
-    explicit = {"steps": steps, "dataset": dataset, "out": out, "seed": seed, "device": device,
-                "deterministic": deterministic}
-    user, source = user_settings(config, overrides, **explicit)  # the config file and --set, parsed once
-    cfg = resolve_config(registry, variant, config=user, source=source)
+    user, source = user_settings(config, overrides, steps=steps, dataset=dataset, out=out, seed=seed,  # parsed once
+                                 device=device, deterministic=deterministic)
+    cfg = resolve_config(get_registry(), variant, config=user, source=source)
     state = None
     out_dir = Path(cfg.out)
     if resume and overwrite:

@@ -101,12 +101,11 @@ def refuse_in_process_plugins(plan: list[PlannedTrial], registry: Registry, wher
     """Refuse a plan run in other processes (``where``) using a plugin registered in this one only."""
     from_entry_points = getattr(get_plugin_manager(), "ganzoo_distinfo", {})
     for entry in plan:
-        cfg = entry.config
-        variant = registry.variants.get(cfg.variant)
+        cfg, variant = entry.config, registry.variants.get(entry.config.variant).item
         parts = [("variant", registry.variants, cfg.variant), ("dataset", registry.datasets, cfg.dataset),
-                 ("generator", registry.generators, cfg.generator or variant.item.generator),
-                 ("discriminator", registry.discriminators, cfg.discriminator or variant.item.discriminator),
-                 ("loss", registry.losses, cfg.loss or variant.item.loss),
+                 ("generator", registry.generators, cfg.generator or variant.generator),
+                 ("discriminator", registry.discriminators, cfg.discriminator or variant.discriminator),
+                 ("loss", registry.losses, cfg.loss or variant.loss),
                  *(("extension", registry.extensions, name) for name in cfg.extensions)]
         for kind, table, name in parts:
             plugin = table.get(name).plugin

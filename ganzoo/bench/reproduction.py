@@ -251,11 +251,10 @@ def _rerun_profile(profile: BenchProfile, committed: list[TrialRecord], rows: li
         update["feature_extractor_weights"] = Path(weights).expanduser()
     if profile.datasets:  # each dataset re-runs the rows it has of those asked for, with its own seeds
         part_seeds = {part.dataset: part.seeds for part in profile.parts()}
-        parts = {
-            name: {**changes, "seeds": min(run_seeds, part_seeds[name]) if seeds is not None else part_seeds[name],
-                   "variants": [r for r in rows if any(t["variant"] == r and t["protocol"]["dataset"] == name
-                                                       for t in committed)]}
-            for name, changes in profile.datasets.items()}
+        parts = {name: {**changes, "seeds": min(run_seeds, part_seeds[name]) if seeds is not None else part_seeds[name],
+                        "variants": [r for r in rows if any(t["variant"] == r and t["protocol"]["dataset"] == name
+                                                            for t in committed)]}
+                 for name, changes in profile.datasets.items()}
         if weights is not None:  # where the file is here, for a dataset naming its own too
             for changes in parts.values():
                 if "feature_extractor_weights" in changes:
