@@ -1,6 +1,5 @@
-"""The library API: train, sample, export and list. The CLI's commands are thin layers over these functions
-and over :func:`ganzoo.evaluate`, :func:`ganzoo.bench`, :func:`ganzoo.reproduce` and :func:`ganzoo.sweep`;
-what a command prints is formatted in the CLI, every check and every effect happens in the library."""
+"""The library API: train, sample, export and list; the CLI formats what these (and evaluate, bench, reproduce,
+sweep) return, every check and effect happens here."""
 
 from __future__ import annotations
 
@@ -30,40 +29,29 @@ from .training.sampling import generate
 def list_variants() -> list[dict[str, Any]]:
     """Every registered variant with its components, defaults and plugin."""
     registry = get_registry()
-    return [
-        {"name": v.item.name, "aliases": list(v.item.aliases), "plugin": v.plugin, "generator": v.item.generator,
-         "discriminator": v.item.discriminator, "loss": v.item.loss, "description": v.item.description,
-         "paper": v.item.paper, "defaults": v.item.defaults}
-        for v in (registry.variants.entries[name] for name in registry.variants.names())
-    ]
+    return [{"name": v.item.name, "aliases": list(v.item.aliases), "plugin": v.plugin, "generator": v.item.generator,
+             "discriminator": v.item.discriminator, "loss": v.item.loss, "description": v.item.description,
+             "paper": v.item.paper, "defaults": v.item.defaults}
+            for v in (registry.variants.entries[name] for name in registry.variants.names())]
 
 
 def list_components() -> dict[str, list[dict[str, Any]]]:
     """Generators, discriminators, losses, extensions and datasets, each with its plugin and description."""
     registry = get_registry()
-    out: dict[str, list[dict[str, Any]]] = {}
-    for kind in ("generators", "discriminators", "losses", "extensions", "datasets"):
-        table = getattr(registry, kind)
-        out[kind] = [{"name": n, "plugin": table.entries[n].plugin, "description": table.entries[n].item.description}
-                     for n in table.names()]
-    return out
+    kinds = ("generators", "discriminators", "losses", "extensions", "datasets")
+    return {kind: [{"name": n, "plugin": t.entries[n].plugin, "description": t.entries[n].item.description}
+                   for n in t.names()] for kind, t in ((kind, getattr(registry, kind)) for kind in kinds)}
 
 
-def build_config(
-    variant: str,
-    *,
-    config: str | Path | dict[str, Any] | None = None,
-    overrides: list[str] | dict[str, Any] | None = None,
-    **explicit: Any,
-) -> TrainConfig:
+def build_config(variant: str, *, config: str | Path | dict[str, Any] | None = None,
+                 overrides: list[str] | dict[str, Any] | None = None, **explicit: Any) -> TrainConfig:
     """Resolve a run's :class:`TrainConfig` without training (variant defaults, file, overrides, keywords)."""
     return resolve_config(get_registry(), variant, config=config, overrides=overrides, **explicit)
 
 
 def _resume_config(saved: dict[str, Any], requested: TrainConfig, asked: set[str], step: int,
                    where: Path) -> TrainConfig:
-    """The checkpoint's config. Of the keys the user ``asked`` for, only ``steps`` may differ from it, and only
-    upwards; the variant must be the checkpoint's."""
+    """The checkpoint's config; of the keys ``asked`` for only ``steps`` may differ, upwards."""
     config = validate_config(saved, "config stored in the checkpoint")
     if requested.variant != config.variant:
         raise ConfigError(f"--resume: {str(where)!r} holds a {config.variant} run, not {requested.variant}; "
@@ -73,50 +61,31 @@ def _resume_config(saved: dict[str, Any], requested: TrainConfig, asked: set[str
                           f"{requested.steps} leaves nothing to train; pass --steps above {step}")
     changed = sorted(k for k in asked - {"steps", "out", "variant"} if getattr(requested, k) != getattr(config, k))
     if changed:
-        raise ConfigError("--resume continues the run as it was configured (only steps may change); these "
-                          "differ from the checkpoint: " + ", ".join(
-                              f"{k} (checkpoint {getattr(config, k)!r}, asked {getattr(requested, k)!r})"
-                              for k in changed))
+        shown = ", ".join(f"{k} (checkpoint {getattr(config, k)!r}, asked {getattr(requested, k)!r})" for k in changed)
+        raise ConfigError("--resume continues the run as it was configured (only steps may change); these differ "
+                          f"from the checkpoint: {shown}")
     return config.model_copy(update={"steps": requested.steps if "steps" in asked else config.steps,
                                      "out": requested.out})
 
 
-def train(
-    variant: str,
-    *,
-    config: str | Path | dict[str, Any] | None = None,
-    overrides: list[str] | dict[str, Any] | None = None,
-    steps: int | None = None,
-    dataset: str | None = None,
-    out: str | Path | None = None,
-    seed: int | None = None,
-    device: str | None = None,
-    deterministic: bool | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    progress: bool = True,
-    callbacks: Sequence[Callback] = (),
-) -> TrainResult:
+def train(variant: str, *, config: str | Path | dict[str, Any] | None = None,
+          overrides: list[str] | dict[str, Any] | None = None, steps: int | None = None, dataset: str | None = None,
+          out: str | Path | None = None, seed: int | None = None, device: str | None = None,
+          deterministic: bool | None = None, resume: bool = False, overwrite: bool = False, progress: bool = True,
+          callbacks: Sequence[Callback] = ()) -> TrainResult:
     """Train a variant and return its :class:`TrainResult`.
-
-    ``config`` is a YAML file or a dict; ``overrides`` are ``key=value`` strings (``["lr_g=1e-4"]``) or a
-    dict of dotted keys; the keyword arguments win over both. With ``resume=True`` the run continues
-    exactly from the latest checkpoint in ``out`` (only ``steps`` may change, upwards). A fresh run refuses a
-    directory that holds another run unless ``overwrite=True``, which deletes that run's files first; a
-    directory another process is training in is refused either way. ``callbacks`` (:class:`ganzoo.Callback`)
-    act around the steps after the standard ones (docs/plugins.md, "Callbacks").
-
-    Example::
+    ``config`` is a YAML file or a dict; ``overrides`` are ``key=value`` strings (``["lr_g=1e-4"]``) or a dict
+    of dotted keys; the keyword arguments win over both. ``resume=True`` continues from the latest checkpoint in
+    ``out`` (only ``steps`` may change, upwards); a fresh run refuses a directory holding another run unless
+    ``overwrite=True``. ``callbacks`` (:class:`ganzoo.Callback`) act after the standard ones. Example::
 
         import ganzoo
         result = ganzoo.train("dcgan", steps=300, out="runs/dcgan")
         print(result.samples)
     """
-    registry = get_registry()
-    explicit = {"steps": steps, "dataset": dataset, "out": out, "seed": seed, "device": device,
-                "deterministic": deterministic}
-    user, source = user_settings(config, overrides, **explicit)  # the config file and --set, parsed once
-    cfg = resolve_config(registry, variant, config=user, source=source)
+    user, source = user_settings(config, overrides, steps=steps, dataset=dataset, out=out, seed=seed,  # parsed once
+                                 device=device, deterministic=deterministic)
+    cfg = resolve_config(get_registry(), variant, config=user, source=source)
     state = None
     out_dir = Path(cfg.out)
     if resume and overwrite:
@@ -142,12 +111,8 @@ def train(
 def load_dataset(name: str = "mnist-5k", split: str = "train", *, root: str | Path = "~/.cache/ganzoo/data",
                  download: bool = True, image_size: int | None = None, lazy: bool = False,
                  workers: int = 0) -> ImageData:
-    """Load a registered dataset split as ``uint8`` images ``(N, C, H, W)`` (and labels where it has them).
-
-    A dataset whose plugin reads images lazily (``image-folder``) is read into one tensor by ``workers``
-    DataLoader processes, unless ``lazy=True`` keeps it a ``torch.utils.data.Dataset``.
-
-    Example::
+    """Load a registered dataset split as ``uint8`` images ``(N, C, H, W)`` (and labels where it has them); a lazy
+    dataset is read into one tensor by ``workers`` processes unless ``lazy=True``. Example::
 
         test = ganzoo.load_dataset("mnist-5k", "test")   # 500 images, 50 per digit
         print(test.images.shape, test.labels.bincount())
@@ -170,8 +135,7 @@ class _SavedGenerator(NamedTuple):
 
 
 def _saved_generator(path: Path, device: str, raw: bool) -> _SavedGenerator:
-    """The generator weights and what rebuilds them, from an export or a checkpoint (its sampling generator
-    unless ``raw``)."""
+    """The generator weights (the sampling generator unless ``raw``) and what rebuilds them."""
     if path.suffix == ".safetensors":
         if raw:
             raise CheckpointError(f"{str(path)!r} is an export, which holds only the sampling generator; "
@@ -193,17 +157,10 @@ def _saved_generator(path: Path, device: str, raw: bool) -> _SavedGenerator:
 
 def load_generator(checkpoint: str | Path, device: str = "cpu",
                    raw: bool = False) -> tuple[torch.nn.Module, TrainConfig]:
-    """Rebuild the generator of a checkpoint (a ``.pt`` file or run directory) or of an exported
-    ``generator.safetensors``, in eval mode.
-
-    A run with a sampling extension (``ema``) gives its sampling generator; ``raw=True`` gives the trained
-    generator itself (checkpoints only: an export holds one set of weights). A conditional generator has an
-    attribute ``num_classes`` and is called as ``G(z, y)``.
-    """
+    """Rebuild the generator of a checkpoint, run directory or exported ``generator.safetensors``, in eval mode:
+    the sampling generator (``ema``) unless ``raw=True``; a conditional one has ``num_classes`` (``G(z, y)``)."""
     path = Path(checkpoint)
-    saved = _saved_generator(path, device, raw)
-    weights, saved_config, name, shape = saved.weights, saved.config, saved.name, saved.image_shape
-    num_classes, elements = saved.num_classes, saved.elements
+    weights, saved_config, name, shape, num_classes, elements = _saved_generator(path, device, raw)
     if not isinstance(saved_config, dict):
         raise CheckpointError(f"the config stored in {str(path)!r} is not a mapping")
     cfg = validate_config(saved_config, f"config stored in {str(path)!r}")
@@ -280,19 +237,10 @@ def _sample_batches(G: torch.nn.Module, latent_dim: int, n: int, seed: int, y: t
 def sample(checkpoint: str | Path, n: int = 64, *, out: str | Path | None = None, seed: int = 0,
            labels: int | list[int] | torch.Tensor | None = None, raw: bool = False, batch_size: int = 500,
            overwrite: bool = False) -> torch.Tensor:
-    """Generate ``n`` images in [-1, 1] from a checkpoint, run directory or exported ``.safetensors``
-    generator; with ``out``, also save them as a PNG grid (for non-image data such as 2-D points: the samples
-    in their dataset's coordinates, and a scatter plot).
-
-    For a conditional generator, ``labels`` is one class for every image (``labels=3``) or one per image;
-    without it the images cycle through the classes, a grid row per class. ``raw=True`` samples the trained
-    generator instead of an extension's sampling generator (the EMA). Images are generated ``batch_size``
-    at a time. :func:`export_samples` writes many samples as single files instead.
-
-    ``out`` follows the rule of every output (:mod:`ganzoo.outputs`): an existing file is replaced only with
-    ``overwrite=True``, a symbolic link there is replaced itself (never written through), and the file
-    appears only once complete.
-    """
+    """Generate ``n`` images in [-1, 1] from a checkpoint, run directory or exported generator; with ``out``, also
+    save a PNG grid (a scatter plot for non-image data), under :mod:`ganzoo.outputs`' rule.
+    ``labels`` (conditional generators) is one class for every image or one per image; without it a grid row
+    per class. ``raw=True`` samples the trained generator, not the EMA. :func:`export_samples` writes files."""
     if n <= 0:
         raise ConfigError(f"n must be positive, not {n}")
     if out is not None and Path(out).suffix.lower() not in IMAGE_SUFFIXES:
@@ -304,7 +252,6 @@ def sample(checkpoint: str | Path, n: int = 64, *, out: str | Path | None = None
     images = torch.cat([batch for batch, _ in _sample_batches(G, cfg.latent_dim, n, seed, y, batch_size)])
     if out is not None and images.ndim != 4:  # non-image samples (2-D points): a scatter plot, not a grid
         from .plots import plot_points
-
         with atomic_file(out) as tmp:
             plot_points(None, images, tmp, f"{cfg.variant}, {n} samples")
     elif out is not None:
@@ -315,24 +262,14 @@ def sample(checkpoint: str | Path, n: int = 64, *, out: str | Path | None = None
 def export_samples(checkpoint: str | Path, n: int, out: str | Path, *, format: str = "png-dir", seed: int = 0,
                    labels: int | list[int] | torch.Tensor | None = None, raw: bool = False, batch_size: int = 500,
                    progress: bool = True, overwrite: bool = False) -> Path:
-    """Write ``n`` samples for external metric tools, ``batch_size`` at a time (memory does not grow with ``n``).
-
-    ``format="png-dir"``: ``out`` is a new or empty folder that receives ``000000.png``, ``000001.png``, ...
-    (and, for a conditional generator, ``labels.csv``: file name and class). ``format="npz"``: ``out`` is an
-    ``.npz`` with ``arr_0``, the images as ``uint8`` ``(N, H, W, C)`` (the layout torch-fidelity, clean-fid and
-    the ADM evaluation suite read), and ``labels`` (``int64``) for a conditional generator. The latents, seed
-    and labels are those of :func:`sample`. Returns ``out``.
-
-    ``out`` follows the rule of every output (:mod:`ganzoo.outputs`): an existing ``.npz`` or non-empty folder
-    is replaced only with ``overwrite=True`` (and a folder only if it holds nothing but an earlier png-dir
-    export), a symbolic link there is replaced itself (never written through), and the output appears only
-    once complete: an error or a full disk leaves what was there before.
-    """
+    """Write ``n`` samples of :func:`sample` for external metric tools, ``batch_size`` at a time; return ``out``.
+    ``format="png-dir"``: a new or empty folder of ``000000.png``, ... (and ``labels.csv``); ``format="npz"``:
+    an ``.npz`` with ``arr_0``, ``uint8`` ``(N, H, W, C)``, and ``labels``. ``out`` follows
+    :mod:`ganzoo.outputs`' rule (a folder is replaced only if it holds an earlier png-dir export)."""
     from tqdm.auto import tqdm
 
     from .data import to_uint8
     from .sample_files import NpzImageWriter, PngDirWriter
-
     writers = {"png-dir": PngDirWriter, "npz": NpzImageWriter}
     if format not in writers:
         raise ConfigError(f"format must be one of {', '.join(writers)}, not {format!r}")

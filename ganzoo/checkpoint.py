@@ -1,14 +1,12 @@
-"""Checkpoints: atomic writes, safe loading (``weights_only=True`` only), retention and a ``latest`` pointer.
-
-A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so ``torch.load`` with
-``weights_only=True`` can read it and never runs code from the file.
-"""
+"""Checkpoints: atomic writes, safe loading (plain data read with ``weights_only=True``), retention and a
+``latest`` pointer; generator exports as ``.safetensors``."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import json
+import math
 import os
 import pickle
 import re
@@ -30,8 +28,6 @@ LATEST = "latest"
 _NAME = re.compile(r"^step-(\d{8})\.pt$")
 #: Prefix of the temporary files an atomic write (checkpoints, the latest pointer) writes before its rename.
 ATOMIC_TMP_PREFIX = ".tmp-"
-
-
 
 
 def atomic_write_bytes(path: Path, write: Any) -> None:
@@ -91,13 +87,11 @@ def tensors_sha256(state: Any) -> str:
 
 
 def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], keep_last: int = 2) -> Path:
-    """Save ``state`` as ``run_dir/checkpoints/step-NNNNNNNN.pt`` with the sha256 of its tensors, point
-    ``latest`` at it, prune old ones."""
+    """Save ``state`` with its tensors' sha256 as ``checkpoints/step-N.pt``, point ``latest`` at it, prune."""
     directory = Path(run_dir) / CHECKPOINT_DIR
     path = directory / checkpoint_name(step)
     state = {**state, TENSORS_SHA256: tensors_sha256(state)}
-    # Serialised in memory first: torch's zip writer turns a failed write into a RuntimeError of its own, while a
-    # plain write of the bytes fails with the OSError that says why (a full disk, a read-only file system).
+    # serialised in memory first, so that a failed write raises the OSError that says why
     buffer = io.BytesIO()
     torch.save(state, buffer)
     try:
@@ -120,10 +114,7 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The checkpoint ``latest`` points at, or the newest one present; ``None`` if there is none.
-
-    ``latest`` may only name a ``step-NNNNNNNN.pt`` file in the same directory; anything else (a path, a
-    name of another shape, unreadable bytes) is ignored."""
+    """The checkpoint ``latest`` points at (a ``step-NNNNNNNN.pt`` beside it), else the newest one, or ``None``."""
     directory = Path(run_dir) / CHECKPOINT_DIR
     pointer = directory / LATEST
     if pointer.is_file() and pointer.stat().st_size <= 64:
@@ -153,18 +144,16 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True``. Files holding code, corrupt files and files whose tensors
-    do not match their recorded sha256 raise CheckpointError."""
+    """Load a checkpoint with ``weights_only=True``; code, corruption or a sha256 mismatch: CheckpointError."""
     path = resolve_checkpoint(path)  # a regular file (is_file follows links: a link to a device is not)
     if not zipfile.is_zipfile(path):  # torch.save writes zip archives; anything else is not ours
         raise CheckpointError(f"checkpoint {str(path)!r} is corrupt or unreadable: not a PyTorch zip archive")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise CheckpointError(
-            f"refusing to load {str(path)!r}: it holds objects other than tensors and plain data, which "
-            f"could run code ({str(exc).splitlines()[0]}). Only load checkpoints written by ganzoo."
-        ) from None
+        raise CheckpointError(f"refusing to load {str(path)!r}: it holds objects other than tensors and plain data, "
+                              f"which could run code ({str(exc).splitlines()[0]}). Only load checkpoints written by "
+                              "ganzoo.") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {str(path)!r} is corrupt or unreadable: {exc}") from None
     if not isinstance(state, dict) or "format" not in state:
@@ -186,15 +175,9 @@ EXPORT_FORMATS = ("ganzoo-generator-1", "ganzoo-generator-2")  # 2 adds num_clas
 
 def export_generator(path: Path, weights: dict[str, torch.Tensor], config: dict[str, Any], generator: str,
                      image_shape: list[int], num_classes: int | None = None, source: str = "generator") -> Path:
-    """Write generator weights as ``.safetensors`` (no code can hide in it), with what rebuilding it needs.
-
-    The resolved config, the generator's registered name, the image shape, the number of classes of a
-    conditional generator and which weights these are (``"generator"``, or the extension whose sampling
-    generator they are, e.g. ``"ema"``) go into the file's metadata.
-    """
-    metadata = {"format": EXPORT_FORMATS[-1], "config": json.dumps(config, sort_keys=True),
-                "generator": generator, "image_shape": json.dumps(list(image_shape)),
-                "num_classes": json.dumps(num_classes), "weights": source}
+    """Write generator weights as ``.safetensors``, with what rebuilding it needs in the metadata."""
+    metadata = {"format": EXPORT_FORMATS[-1], "config": json.dumps(config, sort_keys=True), "generator": generator,
+                "image_shape": json.dumps(list(image_shape)), "num_classes": json.dumps(num_classes), "weights": source}
     tensors = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
     atomic_write_bytes(Path(path), lambda f: f.write(safetensors_save(tensors, metadata=metadata)))
     return Path(path)
@@ -205,7 +188,6 @@ MAX_HEADER_BYTES = 16 << 20
 MAX_CHANNELS, MAX_SIDE, MAX_CLASSES = 16, 4096, 100_000
 MAX_VECTOR = 1 << 20  # values per non-image sample
 #: Tensor dtypes an export may hold: floating-point weights, and int64 counters (BatchNorm's num_batches_tracked).
-#: Which tensor must have which dtype is checked against the generator itself when it is rebuilt.
 EXPORT_DTYPES = {"F16", "BF16", "F32", "F64", "I64"}
 
 
@@ -214,8 +196,7 @@ def _export_error(path: Path, what: str) -> CheckpointError:
 
 
 def read_export_header(path: Path, data: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Validate a ``.safetensors`` export's header before any tensor is read: ``(tensor entries, metadata)``
-    with the metadata decoded (``config``, ``generator``, ``image_shape``, ``num_classes``, ``weights``)."""
+    """Validate an export's header before any tensor is read: ``(tensor entries, decoded metadata)``."""
     def invalid(what: str) -> CheckpointError:
         return CheckpointError(f"{str(path)!r} is not a valid safetensors file: {what}")
 
@@ -268,18 +249,11 @@ def read_export_header(path: Path, data: bytes) -> tuple[dict[str, Any], dict[st
 
 def stored_elements(header: dict[str, Any]) -> int:
     """How many tensor elements a validated header describes."""
-    total = 0
-    for entry in header.values():
-        count = 1
-        for v in entry.get("shape", []):
-            count *= int(v)
-        total += count
-    return total
+    return sum(math.prod(int(v) for v in entry.get("shape", [])) for entry in header.values())
 
 
 def load_exported_generator(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read what :func:`export_generator` wrote, after :func:`read_export_header` checked it: ``(weights,
-    metadata)``; the metadata also holds ``"elements"``, the number of stored tensor elements."""
+    """``(weights, metadata)`` of an export checked by :func:`read_export_header`, with the ``"elements"`` stored."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"generator file {str(path)!r} does not exist or is not a regular file")

@@ -1,8 +1,5 @@
-"""The ``ganzoo`` command: a thin click layer over the library API in :mod:`ganzoo.api`.
-
-Library errors become click errors: a :class:`ganzoo.errors.UsageError` exits 2, any other
-:class:`ganzoo.errors.GanzooError` exits 1; neither prints a traceback.
-"""
+"""The ``ganzoo`` command: a thin click layer over the library API, whose errors exit 2 (a
+:class:`ganzoo.errors.UsageError`) or 1 (any other :class:`ganzoo.errors.GanzooError`) without a traceback."""
 
 from __future__ import annotations
 
@@ -11,6 +8,7 @@ import json
 import os
 import traceback
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +67,6 @@ def cli() -> None:
 def list_cmd(as_json: bool) -> None:
     """List variants, networks, losses and datasets, with the plugin that registered each."""
     from . import api
-
     variants = api.list_variants()
     components = api.list_components()
     if as_json:
@@ -102,11 +99,7 @@ def plugins_cmd(as_json: bool) -> None:
     infos = list_plugins()
     failures = load_failures()
     if as_json:
-        click.echo(json.dumps({
-            "plugins": [{"name": p.name, "distribution": p.distribution, "version": p.version,
-                         "hooks": list(p.hooks), "builtin": p.builtin} for p in infos],
-            "failed": [{"name": f.name, "distribution": f.distribution, "error": f.error} for f in failures],
-        }, indent=2))
+        click.echo(json.dumps({"plugins": list(map(asdict, infos)), "failed": list(map(asdict, failures))}, indent=2))
         return
     for p in infos:
         origin = f"{p.distribution} {p.version}" if p.distribution else "registered in-process"
@@ -146,7 +139,6 @@ def train_cmd(variant: str, config_file: Path | None, overrides: tuple[str, ...]
       ganzoo train dcgan --set loss=wgan-gp --set discriminator=dcgan-critic --set betas=[0.0,0.9]
     """
     from . import api
-
     warn_load_failures()
     result = api.train(variant, config=config_file, overrides=list(overrides), steps=steps, dataset=dataset,
                        out=out, seed=seed, device=device, deterministic=deterministic, resume=resume,
@@ -190,7 +182,6 @@ def sample_cmd(checkpoint: Path, count: int, out: Path | None, fmt: str, seed: i
     ganzoo sample runs/dcgan -n 10000 --format npz -o runs/dcgan-samples.npz
     """
     from . import api
-
     if fmt == "grid":
         out = out or Path("samples.png")
         api.sample(checkpoint, n=count, out=out, seed=seed, labels=label, raw=raw, overwrite=overwrite)
@@ -240,7 +231,6 @@ def evaluate_cmd(source: Path, dataset: str | None, split: str, num: int | None,
     ganzoo evaluate samples.npz --dataset mnist-5k --json
     """
     from .evaluation import evaluate
-
     result = evaluate(source, dataset=dataset, split=split, num=num, seed=seed, feature_extractor=feature_extractor,
                       feature_extractor_weights=feature_extractor_weights, resize=resize, raw=raw,
                       progress=not no_progress)
@@ -260,13 +250,11 @@ def evaluate_cmd(source: Path, dataset: str | None, split: str, num: int | None,
 
 
 def main() -> None:
-    """The ``ganzoo`` command. Under ``torchrun`` each rank ends through
-    :func:`ganzoo.distributed.exit_rank`, which skips the interpreter shutdown that can abort a DDP rank."""
+    """The ``ganzoo`` command; under ``torchrun`` each rank ends through :func:`ganzoo.distributed.exit_rank`."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         cli(prog_name="ganzoo")
         return
     from .distributed import exit_rank
-
     try:
         cli(prog_name="ganzoo")
     except SystemExit as exc:  # click ends every command this way, with its exit status
@@ -275,6 +263,17 @@ def main() -> None:
         traceback.print_exc()
         exit_rank(1)
     exit_rank(0)
+
+
+def _rows(profile_name: str | None, profile_file: Path | None, variants: str | None) -> list[str] | None:
+    """bench's and sweep's --variants as names (``None``: the profile's), after their common checks."""
+    if profile_name and profile_file:
+        raise click.UsageError("give --profile or --config, not both")
+    warn_load_failures()
+    names = [v.strip() for v in variants.split(",") if v.strip()] if variants is not None else None
+    if names == []:
+        raise click.BadParameter("names no variant; give at least one (e.g. --variants dcgan)", param_hint="--variants")
+    return names
 
 
 def _num(scores: dict, key: str, fmt: str) -> str:
@@ -330,19 +329,12 @@ def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path
     budget is refused unless --overwrite, which trains over it.
     """
     from .bench.harness import bench
-
-    if profile_name and profile_file:
-        raise click.UsageError("give --profile or --config, not both")
+    names = _rows(profile_name, profile_file, variants)
     if address is not None and executor != "ray":
         raise click.UsageError("--address names a Ray cluster; give it with --executor ray")
     if jobs > 1 and executor == "ray":
         raise click.UsageError("--jobs is for the local executor; on Ray the cluster's CPUs and cpus_per_trial "
                                "decide how many trials run at once")
-    warn_load_failures()
-    names = [v.strip() for v in variants.split(",") if v.strip()] if variants is not None else None
-    if names == []:
-        raise click.BadParameter("names no variant; give at least one (e.g. --variants dcgan)",
-                                 param_hint="--variants")
     if reproduce is not None:
         given = {"--profile": profile_name, "--config": profile_file, "--steps": steps, "--seconds": seconds,
                  "--feature-extractor": feature_extractor}
@@ -357,10 +349,9 @@ def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path
         _reproduce(reproduce, out, seeds, names, feature_extractor_weights, jobs, not no_progress)
         return
     out = out or Path("runs/bench")
-    results = bench(names, profile=profile_file or profile_name, out=out, seeds=seeds, steps=steps,
-                    seconds=seconds, feature_extractor=feature_extractor,
-                    feature_extractor_weights=feature_extractor_weights, jobs=jobs, executor=executor,
-                    address=address, overwrite=overwrite, progress=not no_progress)
+    results = bench(names, profile=profile_file or profile_name, out=out, seeds=seeds, steps=steps, seconds=seconds,
+                    feature_extractor=feature_extractor, feature_extractor_weights=feature_extractor_weights, jobs=jobs,
+                    executor=executor, address=address, overwrite=overwrite, progress=not no_progress)
     _bench_table(results["trials"])
     click.echo(f"results: {out / 'results.json'}")
 
@@ -368,12 +359,10 @@ def bench_cmd(variants: str | None, profile_name: str | None, profile_file: Path
 def _bench_table(trials: list[dict[str, Any]]) -> None:
     """``bench``'s table of its trials: each one's status, steps and final scores."""
     from .bench.reproduction import row_label
-
     datasets = len({t["protocol"]["dataset"] for t in trials})
     labels = [row_label(t, datasets) for t in trials]
     width = max([10, *map(len, labels)])
-    # every leaderboard metric that some trial scored (metric_keys owns the titles and formats), then the
-    # untrained generator's FID, the floor each row started from
+    # every leaderboard metric that some trial scored, then the untrained generator's FID
     shown = [m for m in METRICS if m.column and any(m.key in (t.get("final") or {}) for t in trials)]
     widths = [max(8, len(m.title)) for m in shown]
     untrained = f"untrained {BY_KEY[FID].title}"
@@ -393,12 +382,10 @@ def _reproduce(results: Path, out: Path | None, seeds: int | None, variants: lis
                weights: Path | None, jobs: int, progress: bool) -> None:
     """``bench --reproduce``: re-run, then a table of committed against new values per row and metric."""
     from .bench.reproduction import reproduce
-
     report = reproduce(results, out=out, seeds=seeds, variants=variants, feature_extractor_weights=weights, jobs=jobs,
                        progress=progress)
     width = max([10, *(len(c.variant) for c in report.comparisons)])
-    seeds_text = ", ".join(map(str, report.seeds))
-    click.echo(f"re-ran seeds {seeds_text} of {report.results} into {report.out}")
+    click.echo(f"re-ran seeds {', '.join(map(str, report.seeds))} of {report.results} into {report.out}")
     click.echo(f"committed on: {'; '.join(report.committed_machine)}")
     click.echo(f"re-run on:    {'; '.join(report.machine)}")
     click.echo("expected: " + ("identical figures (same machine type)" if report.same_machine_type else
@@ -415,8 +402,7 @@ def _reproduce(results: Path, out: Path | None, seeds: int | None, variants: lis
                    f"{spread:>26} {interval:>21}  {c.verdict}")
     for line in report.failed_trials:
         click.echo(f"failed: {line}")
-    verdicts = report.rows
-    summary = ", ".join(f"{row}: {verdict}" for row, verdict in verdicts.items())
+    summary = ", ".join(f"{row}: {verdict}" for row, verdict in report.rows.items())
     if not report.reproduced:
         raise click.ClickException(f"not reproduced (FID per row: {summary})")
     click.echo(f"reproduced (FID per row: {summary})")
@@ -452,17 +438,10 @@ def sweep_cmd(profile_name: str | None, profile_file: Path | None, variants: str
     from .bench.trial import METRIC_DIRECTIONS
     from .sweep.spec import COMPLETED, DEFAULTS_DIR, SWEEP_FILE, TUNED_DIR, TUNED_PROFILE
     from .sweep.tune import sweep
-
-    if profile_name and profile_file:
-        raise click.UsageError("give --profile or --config, not both")
     if not (profile_name or profile_file):
         raise click.UsageError("name the profile to sweep with --profile or --config (its sweep section says "
                                "what to search)")
-    warn_load_failures()
-    names = [v.strip() for v in variants.split(",") if v.strip()] if variants is not None else None
-    if names == []:
-        raise click.BadParameter("names no variant; give at least one (e.g. --variants dcgan)",
-                                 param_hint="--variants")
+    names = _rows(profile_name, profile_file, variants)
     data = sweep(profile_file or profile_name, out=out, variants=names, samples=samples, seeds=seeds,
                  address=address, compare=not no_compare, progress=not no_progress)
     click.echo(f"{'row':<24} {'trials':>6} {'completed':>9} {'best':>10}  best configuration")
@@ -494,7 +473,6 @@ def leaderboard_cmd(results: tuple[Path, ...], out: Path, check: bool, overwrite
     """Render the leaderboard page from RESULTS (results.json files or bench directories) only. OUT follows the
     rule of every output: an existing page is replaced only with --overwrite."""
     from .bench.leaderboard import render, write_leaderboard
-
     if check:
         expected = render(list(results), out)
         if not out.is_file() or out.read_text() != expected:

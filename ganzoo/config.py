@@ -1,9 +1,6 @@
 """Training configuration: a validated model, YAML loading (safe only) and ``key=value`` overrides.
-
-Precedence, lowest first: the defaults below, the variant's defaults, the config file, ``--set``
-overrides, explicit keyword arguments (``steps=``, ``dataset=``, ...). Unknown keys, wrong types and
-out-of-range values raise :class:`ganzoo.errors.ConfigError` naming the key's path.
-"""
+Precedence, lowest first: the defaults below, the variant's, the config file, ``--set``, keyword arguments.
+A bad key, type or value raises :class:`ganzoo.errors.ConfigError` naming the key's path."""
 
 from __future__ import annotations
 
@@ -19,13 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import ConfigError
 
 DEFAULT_DATA_ROOT = Path("~/.cache/ganzoo/data")
-#: Defaults that changed after results were committed (for some variant or for all): key -> the value every
-#: earlier run had. ``ganzoo bench --reproduce`` pins each of these keys to what the committed trials recorded
-#: (this value for records from before the key existed), so a changed default never changes a re-run.
+#: Defaults that changed after results were committed: key -> the value every earlier run had. ``--reproduce``
+#: pins each to what the committed trials recorded (this value where they lack the key).
 FORMER_DEFAULTS: dict[str, Any] = {"generator_batch": "fresh", "compile": False, "channels_last": False,
                                    "fused_optimizer": False, "discriminator_pass": "separate"}
-
-
 #: The largest seed ganzoo accepts (training, sampling, evaluation): torch's generators take 64-bit seeds.
 MAX_SEED = 2**62
 
@@ -38,8 +32,7 @@ def check_seed(seed: int, what: str = "seed") -> int:
 
 
 def extension_names_as_mapping(value: Any) -> Any:
-    """A list of extension names (or a comma-separated string) as ``{name: {}}``; anything else unchanged (a
-    mapping of options, or something validation will report)."""
+    """A list of extension names (or a comma-separated string) as ``{name: {}}``; anything else unchanged."""
     if isinstance(value, str):
         value = [part.strip() for part in value.split(",") if part.strip()]
     if isinstance(value, (list, tuple)) and all(isinstance(name, str) for name in value):
@@ -105,8 +98,7 @@ class TrainConfig(BaseModel):
     )
     init_std: float = Field(0.02, gt=0)
 
-    # Fast paths: each a switch the trainer reads at the top of the run; 'auto': on for the device types where it
-    # was measured faster (ganzoo.fast_paths.AUTO).
+    # Fast paths: 'auto' is on for the device types where it was measured faster (ganzoo.fast_paths.AUTO).
     compile: bool | Literal["auto"] = Field(
         "auto", description="torch.compile the generator's forward and each loss step (D and loss; a double-backward "
         "loss keeps its D step eager); 'auto': where measured faster.")
@@ -185,8 +177,7 @@ class TrainConfig(BaseModel):
 
 
 class _SafeLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, reading floats as YAML 1.2 does (``1e-4`` is a number, not a string), refusing
-    aliases (``*name``: a few hundred bytes of nested aliases expand to gigabytes) and duplicate keys."""
+    """PyYAML's safe loader with YAML 1.2 floats (``1e-4``), refusing aliases and duplicate keys."""
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
@@ -226,11 +217,8 @@ MAX_SHOWN = 80
 def _depth(value: Any, level: int = 0) -> int:
     if level > MAX_DEPTH:
         return level
-    if isinstance(value, dict):
-        return max([_depth(v, level + 1) for v in value.values()], default=level + 1)
-    if isinstance(value, list):
-        return max([_depth(v, level + 1) for v in value], default=level + 1)
-    return level
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+    return level if children is None else max([_depth(v, level + 1) for v in children], default=level + 1)
 
 
 def shown(value: Any) -> str:
@@ -243,8 +231,7 @@ def shown(value: Any) -> str:
 
 
 def safe_load(text: str) -> Any:
-    """Parse YAML with safe loading only: tags such as ``!!python/object`` raise, nothing is constructed;
-    aliases and duplicate keys raise; nesting deeper than :data:`MAX_DEPTH` raises."""
+    """Parse YAML with :class:`_SafeLoader` (no Python tags, aliases or duplicate keys), :data:`MAX_DEPTH` deep."""
     loader = _SafeLoader(text)
     try:
         try:
@@ -260,10 +247,6 @@ def safe_load(text: str) -> Any:
         loader.dispose()
 
 
-def _format_loc(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "<root>"
-
-
 def validate_config(data: dict[str, Any], source: str = "config") -> TrainConfig:
     """Validate a plain dict into a :class:`TrainConfig`, turning pydantic's errors into a ConfigError."""
     try:
@@ -271,7 +254,7 @@ def validate_config(data: dict[str, Any], source: str = "config") -> TrainConfig
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            key = _format_loc(err["loc"])
+            key = ".".join(str(part) for part in err["loc"]) or "<root>"
             if not err["loc"]:  # a check of the whole config, whose message names the key
                 lines.append(str(err["msg"]).removeprefix("Value error, "))
             elif err["type"] == "extra_forbidden":

@@ -1,15 +1,6 @@
-"""Training data: in-memory tensors batched by indexing, or a DataLoader for data that does not fit.
-
-A dataset plugin returns ``uint8`` images, either as one tensor ``(N, C, H, W)`` or as a map-style
-``torch.utils.data.Dataset`` whose items are ``uint8`` tensors ``(C, H, W)`` (read lazily: an image folder,
-a dataset larger than memory). Data held in memory is converted once to float in ``[-1, 1]`` on the training
-device and batched by indexing a seeded permutation (:class:`TensorBatches`): no per-sample Python. Data
-that does not fit is streamed (:class:`LoaderBatches`): a DataLoader with worker processes and pinned memory
-on CUDA reads the same seeded permutation, ships ``uint8`` batches and converts them on the device. Both give
-the same batches for the same seed, so the choice changes speed and memory, never the training trajectory.
-Labels, where the dataset has them, travel with their images: every batch source yields ``(images,
-labels)`` pairs drawn by the same permutation (``labels`` is ``None`` for unlabelled data).
-"""
+"""Training data: in-memory tensors batched by indexing (:class:`TensorBatches`), or streamed by DataLoader
+workers in the same seeded order (:class:`LoaderBatches`), so the choice never changes the trajectory. Dataset
+plugins return ``uint8`` images as one tensor or a lazy ``Dataset``; batches are ``(images, labels)`` pairs."""
 
 from __future__ import annotations
 
@@ -33,9 +24,8 @@ from .registry import Registry
 
 @dataclass
 class ImageData:
-    """Images of one dataset split: ``uint8`` ``(N, C, H, W)`` (a tensor, or a Dataset of ``(C, H, W)`` items
-    when the plugin reads them lazily) and optional ``int64`` labels; or, for non-image data, a float32 tensor
-    ``(N, *shape)`` of samples in the dataset's coordinates (see :attr:`is_image`)."""
+    """One dataset split: ``uint8`` images ``(N, C, H, W)`` (a tensor, or a lazy Dataset of ``(C, H, W)`` items)
+    or float32 samples ``(N, *shape)`` (:attr:`is_image`), and optional ``int64`` labels."""
 
     name: str
     split: str
@@ -47,8 +37,7 @@ class ImageData:
 
     @property
     def num_classes(self) -> int | None:
-        """How many classes the labels index (``None`` without labels): the registered number, else the
-        largest label + 1."""
+        """How many classes the labels index: the registered number, else the largest label + 1 (or ``None``)."""
         if self.labels is None:
             return None
         return self.classes if self.classes is not None else int(self.labels.max()) + 1
@@ -75,8 +64,7 @@ class ImageData:
 
     @functools.cached_property
     def image_shape(self) -> tuple[int, ...]:
-        """One sample's shape: ``(C, H, W)`` for images (for a lazy dataset: item 0's, read once, at
-        ``image_size``), e.g. ``(2,)`` for 2-D points."""
+        """One sample's shape: ``(C, H, W)`` for images (a lazy dataset's at ``image_size``), ``(2,)`` for points."""
         if self.in_memory:
             return tuple(self.images.shape[1:])  # type: ignore[union-attr, return-value]
         shape = tuple(_item_image(self.images[0]).shape)  # type: ignore[index]
@@ -89,8 +77,7 @@ class ImageData:
         return len(self) * math.prod(self.image_shape) * 4
 
     def tensor(self, workers: int = 0, progress: bool = False, limit: int | None = None) -> torch.Tensor:
-        """The images as one ``uint8`` tensor (the first ``limit`` of them); a lazy dataset is read in
-        batches by ``workers`` DataLoader processes."""
+        """The (first ``limit``) images as one ``uint8`` tensor, a lazy dataset read by ``workers`` processes."""
         if self.in_memory:
             return self.images[:limit] if limit is not None else self.images  # type: ignore[index,return-value]
         count = len(self) if limit is None else min(limit, len(self))
@@ -107,8 +94,7 @@ class ImageData:
 
 
 class _CheckedCollate:
-    """Stack ``uint8`` ``(C, H, W)`` items into a batch (resized if asked); anything else is the dataset
-    plugin's fault. Runs in the DataLoader workers."""
+    """Stack ``uint8`` ``(C, H, W)`` items into a batch (resized if asked), in the DataLoader workers."""
 
     def __init__(self, data: ImageData) -> None:
         self.name, self.plugin, self.image_size = data.name, data.plugin, data.image_size
@@ -136,15 +122,8 @@ def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
     return torch.cat(out)
 
 
-def load_images(
-    registry: Registry,
-    name: str,
-    *,
-    split: str = "train",
-    root: str | Path = "~/.cache/ganzoo/data",
-    download: bool = True,
-    image_size: int | None = None,
-) -> ImageData:
+def load_images(registry: Registry, name: str, *, split: str = "train", root: str | Path = "~/.cache/ganzoo/data",
+                download: bool = True, image_size: int | None = None) -> ImageData:
     """Load a registered dataset split and check what its plugin returned."""
     entry = registry.datasets.get(name)
     spec = entry.item
@@ -166,9 +145,8 @@ def load_images(
     vectors = isinstance(images, torch.Tensor) and images.is_floating_point() and images.ndim >= 2
     if not (vectors or (isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.ndim == 4)):
         got = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images)
-        raise PluginError(entry.plugin, f"dataset {spec.name!r} must return uint8 images (N, C, H, W), a "
-                          f"Dataset of uint8 (C, H, W) items, or float samples (N, *shape), got {got}",
-                          "register_datasets")
+        raise PluginError(entry.plugin, f"dataset {spec.name!r} must return uint8 images (N, C, H, W), a Dataset of "
+                          f"uint8 (C, H, W) items, or float samples (N, *shape), got {got}", "register_datasets")
     if vectors and not torch.isfinite(images).all():
         raise PluginError(entry.plugin, f"dataset {spec.name!r} returned samples that are not all finite",
                           "register_datasets")
@@ -232,12 +210,7 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 
 class BatchOrder:
-    """The seeded, resumable order of training batches, the same on every rank.
-
-    Each epoch draws a permutation from its own seeded generator and yields ``N // global_batch`` full
-    global batches (the remainder is dropped, so every step sees the same batch size); rank ``r`` of ``W``
-    trains on slice ``r`` of each global batch.
-    """
+    """The seeded, resumable order of training batches, the same on every rank (each takes its slice)."""
 
     def __init__(self, count: int, batch_size: int, seed: int, world_size: int = 1, rank: int = 0) -> None:
         if batch_size * world_size > count:
@@ -345,13 +318,8 @@ class _OrderSampler(Sampler[list[int]]):
 
 
 class LoaderBatches:
-    """Endless batches streamed by a DataLoader: worker processes read and stack ``uint8`` items in the order
-    of a :class:`BatchOrder` (the same batches :class:`TensorBatches` gives for the same seed), pinned
-    memory and non-blocking copies on CUDA, conversion to ``[-1, 1]`` on the device.
-
-    The workers read ahead; the order that the checkpoint saves is the one the trainer has consumed, and a
-    restored state restarts the loader from there.
-    """
+    """Endless batches streamed by DataLoader workers in the order of a :class:`BatchOrder` (the batches of
+    :class:`TensorBatches`), converted on the device; the saved order is the one consumed, not read ahead."""
 
     def __init__(self, data: ImageData, batch_size: int, seed: int, device: torch.device, *, workers: int = 2,
                  world_size: int = 1, rank: int = 0, channels_last: bool = False) -> None:
@@ -365,12 +333,11 @@ class LoaderBatches:
         self._batches: Iterator[tuple[torch.Tensor, torch.Tensor | None]] | None = None
 
     def _start(self) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-        loader = DataLoader(self.dataset, batch_sampler=_OrderSampler(self.order.copy()), num_workers=self.workers,
-                            collate_fn=self.collate, pin_memory=self.pin_memory,
-                            prefetch_factor=4 if self.workers else None,
-                            # its own generator: starting workers must not draw from the global RNG stream
-                            generator=torch.Generator().manual_seed(self.order.epoch))
-        return iter(loader)
+        # its own generator: starting workers must not draw from the global RNG stream
+        return iter(DataLoader(self.dataset, batch_sampler=_OrderSampler(self.order.copy()), num_workers=self.workers,
+                               collate_fn=self.collate, pin_memory=self.pin_memory,
+                               prefetch_factor=4 if self.workers else None,
+                               generator=torch.Generator().manual_seed(self.order.epoch)))
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """This rank's next ``(images, labels)``; ``labels`` is ``None`` for unlabelled data."""
@@ -382,8 +349,7 @@ class LoaderBatches:
             raise
         except Exception as exc:  # from a worker, which PyTorch re-raises with the worker's traceback
             raise PluginError(self.collate.images.plugin, f"dataset {self.collate.images.name!r} failed while "
-                              f"streaming a batch: "
-                              f"{type(exc).__name__}: {exc}", "register_datasets") from exc
+                              f"streaming a batch: {type(exc).__name__}: {exc}", "register_datasets") from exc
         self.order.next()  # keep the consumed order in step with what the loader delivered
         batch = to_model_range(batch.to(self.device, non_blocking=self.pin_memory))
         if labels is not None:
@@ -405,8 +371,7 @@ class LoaderBatches:
 def make_batches(data: ImageData, batch_size: int, seed: int, device: torch.device, *, mode: str = "auto",
                  workers: int = 2, memory_limit_gb: float = 4.0, world_size: int = 1, rank: int = 0,
                  channels_last: bool = False, progress: bool = False) -> TensorBatches | LoaderBatches:
-    """The batch source for ``data``: :class:`TensorBatches` (``mode='memory'``) or :class:`LoaderBatches`
-    (``'stream'``); ``'auto'`` holds the data in memory when its float32 copy is at most ``memory_limit_gb``."""
+    """The batch source for ``data``: in memory (``'memory'``, or ``'auto'`` if it fits) or streamed."""
     if mode not in ("auto", "memory", "stream"):
         raise ConfigError(f"data_loading must be 'auto', 'memory' or 'stream', not {mode!r}")
     if not data.is_image:  # float samples are small and already in the model's coordinates

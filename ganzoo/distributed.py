@@ -1,14 +1,10 @@
-"""Data-parallel training on torch.distributed, as launched by ``torchrun``.
-
-``torchrun --nproc-per-node N -m ganzoo train ...`` starts N processes with ``RANK``, ``WORLD_SIZE`` and
-``LOCAL_RANK`` set (multi-node: torchrun's rendezvous options). :func:`setup` joins the process group (NCCL
-on CUDA, gloo on the CPU); the trainer then wraps G and D in ``DistributedDataParallel``, gives each rank its
-own shard of every global batch and its own latents, and lets only rank 0 write files. Without ``torchrun``
-nothing here does anything.
-"""
+"""Data-parallel training on torch.distributed, as launched by ``torchrun --nproc-per-node N -m ganzoo train``.
+:func:`setup` joins the process group (NCCL on CUDA, gloo on the CPU); the trainer wraps G and D in DDP, shards
+every global batch and lets only rank 0 write. Without ``torchrun`` nothing here does anything."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -44,10 +40,7 @@ def launched_by_torchrun() -> bool:
 
 
 def setup(device: torch.device) -> tuple[DistInfo, torch.device]:
-    """Join the process group when launched by torchrun; return this rank's info and device.
-
-    On CUDA each process takes ``cuda:LOCAL_RANK`` and NCCL; on the CPU, gloo.
-    """
+    """Join the process group when launched by torchrun (NCCL on CUDA, else gloo); the rank's info and device."""
     if not launched_by_torchrun():
         return DistInfo(), device
     info = DistInfo(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
@@ -67,21 +60,12 @@ def teardown() -> None:
 
 
 def exit_rank(code: int = 0) -> NoReturn:
-    """End this torchrun rank with exit status ``code`` once it is done: flush what it printed, then leave with
-    ``os._exit``, without the interpreter's shutdown.
-
-    Why: a process that built a ``DistributedDataParallel`` module keeps gloo's worker threads
-    (``gloo_tcp_loop``, ``pt_gloo_runloop``) after :func:`teardown` (seen with torch 2.14: neither dropping the
-    module and collecting garbage nor the backend's ``shutdown()`` ends them). At interpreter shutdown C++
-    destroys their thread objects while they still run, and ``std::terminate`` aborts the rank ("terminate
-    called without an active exception"), at random, more often under load. Every file a run writes is
-    complete (written atomically, or closed) before this is called, so skipping the shutdown loses nothing.
-    """
+    """End this torchrun rank with exit status ``code``: flush its output, then ``os._exit`` without the
+    interpreter's shutdown, where gloo's threads, which outlive :func:`teardown`, would abort the rank with
+    ``std::terminate`` at random. Every file a run writes is complete before this is called."""
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(OSError, ValueError):  # a closed or broken stream has nothing left to flush
             stream.flush()
-        except (OSError, ValueError):  # a closed or broken stream has nothing left to flush
-            pass
     logging.shutdown()
     os._exit(code)
 

@@ -1,8 +1,4 @@
-"""Exceptions raised by ganzoo's library API.
-
-The CLI maps :class:`UsageError` subclasses to exit code 2 (what the user typed is wrong) and every other
-:class:`GanzooError` to exit code 1 (a runtime failure).
-"""
+"""Exceptions raised by ganzoo's library API: the CLI exits 2 for a :class:`UsageError`, 1 for any other."""
 
 from __future__ import annotations
 
@@ -20,8 +16,7 @@ class ConfigError(UsageError):
 
 
 class ResultsFileError(UsageError):
-    """A ``results.json`` or ``sweep.json`` is not one ganzoo could have written: unreadable, of the wrong shape,
-    or naming an artifact outside its own directory."""
+    """A ``results.json`` or ``sweep.json`` is not one ganzoo could have written."""
 
 
 class UnknownNameError(UsageError, KeyError):

@@ -1,11 +1,6 @@
 """Score images against a dataset split: a generator's samples (as the bench scores them) or images from elsewhere.
-
-:func:`evaluate` is ``ganzoo evaluate``. Its source is a checkpoint, a run directory or an exported
-``generator.safetensors`` (sampled with the bench's evaluation latents), a folder of images or an ``.npz``
-array of images (from another codebase, or from ``ganzoo sample --format``). The bench and this function share
-:func:`evaluation_samples` and :func:`score_samples`, so a run directory evaluated with the bench's seed, split
-and sample count gives the bench's figures exactly.
-"""
+:func:`evaluate` is ``ganzoo evaluate``; it shares :func:`evaluation_samples` and :func:`score_samples` with the
+bench, so a run directory evaluated with the bench's seed, split and sample count gives the bench's figures."""
 
 from __future__ import annotations
 
@@ -32,19 +27,15 @@ if TYPE_CHECKING:
     from .config import TrainConfig
     from .registry import Registry
 
-#: The evaluation latents of seed ``s`` come from a generator seeded ``EVAL_SEED_OFFSET + s``: never the
-#: training noise, so evaluating does not change a run.
+#: The evaluation latents of seed ``s`` come from a generator seeded ``EVAL_SEED_OFFSET + s``, never the training's.
 EVAL_SEED_OFFSET = 10_000
 #: Images generated (and scored) per batch.
 EVAL_BATCH = 500
 #: What ``ganzoo evaluate`` scores a folder or an ``.npz`` against when no dataset is named.
 DEFAULT_DATASET = "mnist-5k"
-#: The most images :func:`evaluate` scores from any source (``num``, an ``.npz``'s array, a folder's files):
-#: four times the 50,000 that FID is usually reported on. Beyond it, evaluate refuses before reading or generating.
+#: The most images :func:`evaluate` scores from any source, refused before reading or generating.
 MAX_EVAL_IMAGES = 200_000
-#: The most bytes of ``uint8`` images :func:`evaluate` holds (``num`` x channels x height x width), checked
-#: against what an ``.npz`` header declares, or a folder's first image implies, before anything is read: 4 GiB,
-#: 50,000 RGB images of 128 x 128 with room to spare. A crafted ``.npz`` cannot make it allocate more.
+#: The most bytes of ``uint8`` images :func:`evaluate` holds, checked before anything is read.
 MAX_EVAL_BYTES = 4 * 2**30
 
 
@@ -52,16 +43,10 @@ def evaluation_samples(generate: Callable[[torch.Tensor, torch.Tensor | None], t
                        n: int, seed: int, device: torch.device | str = "cpu",
                        class_probs: torch.Tensor | None = None,
                        images: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``n`` generated ``uint8`` images (and, with ``class_probs``, the labels they were drawn for); with
-    ``images=False`` (non-image data) the generator's float samples as they are.
-
-    ``generate(z, labels)`` returns images in [-1, 1]; it is called on batches of :data:`EVAL_BATCH` latents
-    drawn from a generator seeded ``EVAL_SEED_OFFSET + seed``, each followed by its labels drawn from
-    ``class_probs`` (a conditional generator), so every evaluation of a seed sees the same inputs.
-    """
+    """``n`` samples of ``generate(z, labels)`` (``uint8`` images, or float samples with ``images=False``) and,
+    with ``class_probs``, the labels drawn for them: every evaluation of a ``seed`` sees the same inputs."""
     from .config import check_seed
     from .data import to_uint8
-
     rng = torch.Generator().manual_seed(EVAL_SEED_OFFSET + check_seed(seed))
     fake, asked = [], []
     remaining = n
@@ -82,25 +67,16 @@ def score_samples(samples: torch.Tensor, real: torch.Tensor, labels: torch.Tenso
                   feature_extractor: str = "ganzoo-mnist", feature_extractor_weights: str | Path | None = None,
                   cache_dir: str | Path | None = None,
                   dataset_metrics: Callable[..., dict[str, float]] | None = None) -> dict[str, float]:
-    """The bench's scores of generated ``samples`` against ``real``.
-
-    ``uint8`` images: FID, KID, IS and precision/recall (:func:`ganzoo.metrics.score_images`); float samples
-    (non-image data): none of those. Either way, then the dataset's own ``dataset_metrics``
-    (:attr:`ganzoo.DatasetSpec.metrics`), which non-image data needs to be scored at all, given ``labels`` (the
-    classes a conditional generator was asked for, else ``None``) when it declares that keyword, as a loss
-    declares its optional ones. All of it runs on fixed thread pools
-    (:func:`~ganzoo.metrics.thread_pools.scoring_threads`)."""
+    """The bench's scores of ``samples`` against ``real``: image metrics, then the dataset's own."""
     from . import metrics
     from .metrics.thread_pools import scoring_threads
     from .training.assembly import declared_keywords
-
     if samples.is_floating_point() and dataset_metrics is None:
         raise UsageError("these samples are not images, and their dataset defines no metrics (DatasetSpec.metrics) "
                          "to score them with")
     with scoring_threads():  # every figure on fixed thread pools, whatever the caller's (a bench worker, Ray)
-        scores = {} if samples.is_floating_point() else metrics.score_images(
-            samples, real, feature_extractor=feature_extractor, feature_extractor_weights=feature_extractor_weights,
-            cache_dir=cache_dir)
+        scores = {} if samples.is_floating_point() else metrics.score_images(samples, real, cache_dir=cache_dir,
+            feature_extractor=feature_extractor, feature_extractor_weights=feature_extractor_weights)
         if dataset_metrics is not None:
             extra = {"labels": labels} if declared_keywords(dataset_metrics, ("labels",)) else {}
             scores.update({key: float(value) for key, value in dataset_metrics(samples, **extra).items()})
@@ -110,7 +86,6 @@ def score_samples(samples: torch.Tensor, real: torch.Tensor, labels: torch.Tenso
 def is_generator_source(path: Path) -> bool:
     """A checkpoint, an exported generator, a run directory (one with a ``checkpoints`` folder) or that folder."""
     from .checkpoint import CHECKPOINT_DIR, list_checkpoints
-
     if path.suffix in (".pt", ".safetensors"):
         return True
     return path.is_dir() and ((path / CHECKPOINT_DIR).is_dir()
@@ -118,8 +93,6 @@ def is_generator_source(path: Path) -> bool:
 
 
 def _check_size(source: str, count: int, image_bytes: int, what: str) -> None:
-    """Refuse ``count`` images of ``image_bytes`` bytes each, beyond :data:`MAX_EVAL_IMAGES` or
-    :data:`MAX_EVAL_BYTES`."""
     if count > MAX_EVAL_IMAGES:
         raise UsageError(f"{source}: {what} {count} images, more than the {MAX_EVAL_IMAGES} ganzoo evaluate scores "
                          f"(MAX_EVAL_IMAGES); pass --num (num=) {MAX_EVAL_IMAGES} or fewer")
@@ -130,11 +103,8 @@ def _check_size(source: str, count: int, image_bytes: int, what: str) -> None:
 
 
 def read_image_folder(folder: Path, num: int | None = None) -> torch.Tensor:
-    """Every image file under ``folder`` (:func:`~ganzoo.images.list_image_files`: sorted by path, links that
-    lead outside the folder skipped; the first ``num``) as ``uint8`` ``(N, C, H, W)``: grayscale images with one
-    channel, colour images (and palettes) as RGB; all must have one shape."""
+    """The (first ``num``) images of :func:`~ganzoo.images.list_image_files` as ``uint8`` ``(N, C, H, W)``."""
     from PIL import Image
-
     files = list_image_files(folder)
     if not files:
         raise UsageError(f"{str(folder)!r} holds no images ({', '.join(IMAGE_SUFFIXES)}) and no checkpoints")
@@ -164,13 +134,12 @@ def read_image_folder(folder: Path, num: int | None = None) -> torch.Tensor:
     return torch.stack(arrays)
 
 
-#: The ``.npy`` header versions :func:`read_npz` reads (numpy writes 1.0, and 2.0 for very long headers).
+#: The ``.npy`` header versions :func:`read_npz` reads.
 _NPY_HEADERS = {(1, 0): "read_array_header_1_0", (2, 0): "read_array_header_2_0"}
 _READ_CHUNK = 1 << 24
 
 
 def _not_npz(path: Path) -> str:
-    """What the file at ``path`` is, when it is not a zip archive, and what an .npz should be."""
     expected = ("an .npz is a zip archive of .npy arrays, as np.savez(path, images) and `ganzoo sample --format "
                 "npz` write")
     try:
@@ -200,10 +169,8 @@ class _NpzMember:
             raise
 
     def _check_header(self, info: zipfile.ZipInfo) -> None:
-        """Read the header (shape, order, dtype) and refuse one that is unreadable, declares a negative
-        size or Python objects, or disagrees with the zip member's size."""
+        """Read the header; refuse one unreadable, of a negative size, of Python objects or not the member's size."""
         import numpy as np
-
         where = f"{str(self.path)!r}: array {self.array!r}"
         try:
             version = np.lib.format.read_magic(self.stream)
@@ -229,10 +196,8 @@ class _NpzMember:
                              f"but the zip member holds {info.file_size} bytes; the file is damaged or crafted")
 
     def read(self, count: int) -> np.ndarray:
-        """The first ``count`` rows, read from the stream and no more (the data may be compressed); a
-        Fortran-ordered array is read whole (see :attr:`needed`)."""
+        """The first ``count`` rows, read from the stream (a Fortran-ordered array whole)."""
         import numpy as np
-
         buffer = bytearray(self.needed(count) * self.row_bytes)
         view, done = memoryview(buffer), 0
         while done < len(buffer):
@@ -258,8 +223,7 @@ class _NpzMember:
 
 
 def _declared_chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
-    """``(C, H, W)`` of one image of an images array of ``shape`` ``(N, H, W)``, ``(N, H, W, C)`` or
-    ``(N, C, H, W)``, as :func:`read_npz` lays it out."""
+    """``(C, H, W)`` of one image of an array of ``shape`` ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)``."""
     if len(shape) == 3:
         return 1, shape[1], shape[2]
     if shape[-1] in (1, 3):
@@ -270,18 +234,11 @@ def _declared_chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
 def read_npz(path: Path, num: int | None = None, num_classes: int | None = None,
              image_shape: tuple[int, ...] | None = None, resize: bool = False
              ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The ``uint8`` images of an ``.npz`` (``arr_0``, or its only array) as ``(N, C, H, W)``, and its
-    ``labels`` if it has them. Images may be stored ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)`` with
-    1 or 3 channels.
-
-    Nothing is unpickled, and nothing is allocated before it is checked: each array's ``.npy`` header is read
-    from the zip stream, its declared size checked against the zip member's and against
-    :data:`MAX_EVAL_IMAGES` / :data:`MAX_EVAL_BYTES` (for the first ``num`` images), and only those images'
-    bytes are then read. With ``image_shape`` (the reference's ``(C, H, W)``) images of another shape are
-    refused from the header, before anything is read, unless ``resize``; then an image may hold at most
-    Pillow's ``MAX_IMAGE_PIXELS``. ``labels`` must be integers, one per image (``(N,)``), and with
-    ``num_classes`` within ``0..num_classes-1``; every refusal is a :class:`~ganzoo.errors.UsageError` naming
-    the file and the array."""
+    """The (first ``num``) ``uint8`` images of an ``.npz`` (``arr_0``, or its only array; stored ``(N, H, W)``,
+    ``(N, H, W, C)`` or ``(N, C, H, W)``) as ``(N, C, H, W)``, and its integer ``labels`` if it has them.
+    Nothing is unpickled or allocated before it is checked: the ``.npy`` headers are read from the zip stream
+    and checked against the members' sizes, :data:`MAX_EVAL_IMAGES` / :data:`MAX_EVAL_BYTES`, ``image_shape``
+    (unless ``resize``) and ``num_classes``; a refusal is a :class:`~ganzoo.errors.UsageError`."""
     try:
         try:
             archive = zipfile.ZipFile(path)
@@ -320,7 +277,6 @@ def read_npz(path: Path, num: int | None = None, num_classes: int | None = None,
 
 
 def _images_key(path: Path, keys: list[str]) -> str:
-    """The array of an ``.npz`` that holds its images: ``arr_0``, or its only array."""
     key = NPZ_IMAGES if NPZ_IMAGES in keys else keys[0] if len(keys) == 1 else None
     if key is None:
         raise UsageError(f"{str(path)!r} holds arrays {keys}; name the images {NPZ_IMAGES!r} (numpy's name "
@@ -329,8 +285,7 @@ def _images_key(path: Path, keys: list[str]) -> str:
 
 
 def _check_images_header(images: _NpzMember, image_shape: tuple[int, ...] | None, resize: bool) -> None:
-    """Refuse, from its header, an images array that is not ``uint8`` images or not of ``image_shape`` (unless
-    ``resize``, and then not larger than Pillow resizes)."""
+    """Refuse, from its header, an array that is not ``uint8`` images of ``image_shape`` (unless ``resize``)."""
     where = f"{str(images.path)!r}: images (array {images.array!r})"
     if images.dtype.name != "uint8":
         raise UsageError(f"{where} must be uint8 in [0, 255], not {images.dtype}; convert them (for floats in "
@@ -347,7 +302,6 @@ def _check_images_header(images: _NpzMember, image_shape: tuple[int, ...] | None
                          f"{_shape((0, *image_shape))}; pass --resize (resize=True) to convert them, or evaluate "
                          "against a dataset of their size")
     from PIL import Image
-
     if Image.MAX_IMAGE_PIXELS and declared[1] * declared[2] > Image.MAX_IMAGE_PIXELS:
         raise UsageError(f"{str(images.path)!r}: images of {declared[2]} x {declared[1]} pixels are larger than the "
                          f"{Image.MAX_IMAGE_PIXELS} pixels ganzoo resizes (Pillow's MAX_IMAGE_PIXELS); the file is "
@@ -359,11 +313,8 @@ def _shape(shape: Sequence[int]) -> str:
     return f"{c}x{h}x{w} (channels x height x width)"
 
 
-def match_shape(images: torch.Tensor, shape: tuple[int, ...], source: str, dataset: str,
-                resize: bool) -> torch.Tensor:
-    """``images`` as they are if they have the reference's ``(C, H, W)``; with ``resize``, converted to it
-    (RGB to grayscale by ITU-R 601 luma, grayscale to RGB by repetition, then bilinear resizing with
-    antialiasing, both by Pillow); otherwise an error that says so."""
+def match_shape(images: torch.Tensor, shape: tuple[int, ...], source: str, dataset: str, resize: bool) -> torch.Tensor:
+    """``images`` in the reference's ``(C, H, W)``: as they are, or converted by Pillow with ``resize``."""
     if tuple(images.shape[1:]) == tuple(shape):
         return images
     if not resize:
@@ -371,7 +322,6 @@ def match_shape(images: torch.Tensor, shape: tuple[int, ...], source: str, datas
                          "pass --resize (resize=True) to convert them, or evaluate against a dataset of their size")
     import numpy as np
     from PIL import Image
-
     channels, height, width = shape
     out = torch.empty(images.shape[0], channels, height, width, dtype=torch.uint8)
     for i, image in enumerate(images):
@@ -395,41 +345,23 @@ class EvaluationResult(TypedDict):
     scores: dict[str, float]
 
 
-def evaluate(
-    source: str | Path,
-    *,
-    dataset: str | None = None,
-    split: str = "test",
-    num: int | None = None,
-    seed: int | None = None,
-    feature_extractor: str = "ganzoo-mnist",
-    feature_extractor_weights: str | Path | None = None,
-    resize: bool = False,
-    cache_dir: str | Path | None = None,
-    raw: bool = False,
-    progress: bool = True,
-) -> EvaluationResult:
-    """Score ``source`` against the ``split`` of ``dataset`` with the bench's metrics; return the scores and
-    what was compared (:class:`EvaluationResult`).
-
-    ``source`` is a checkpoint, a run directory or an exported ``generator.safetensors`` (``num`` images,
-    default as many as the reference split has, drawn with the bench's evaluation latents for ``seed``,
-    default the run's seed, and for a conditional generator labels from its training data's class
-    frequencies), a folder of images or an ``.npz`` (the first ``num`` images, default all; only those are
-    read). At most :data:`MAX_EVAL_IMAGES` images and :data:`MAX_EVAL_BYTES` bytes of them are scored; a
-    larger ``num`` or source is refused before anything is generated or read. ``dataset`` defaults to the
-    generator's training dataset, else ``mnist-5k``. Images whose size or channel count differ from the
-    dataset's are refused unless ``resize`` (see :func:`match_shape`).
-
-    A run directory evaluated with the bench's ``real_split``, ``num_fake`` and seed gives the bench's final
-    figures for that trial. Example::
+def evaluate(source: str | Path, *, dataset: str | None = None, split: str = "test", num: int | None = None,
+             seed: int | None = None, feature_extractor: str = "ganzoo-mnist",
+             feature_extractor_weights: str | Path | None = None, resize: bool = False,
+             cache_dir: str | Path | None = None, raw: bool = False, progress: bool = True) -> EvaluationResult:
+    """Score ``source`` against the ``split`` of ``dataset`` with the bench's metrics (:class:`EvaluationResult`).
+    ``source`` is a checkpoint, a run directory or an exported generator (``num`` images, default the split's
+    size, drawn with the bench's evaluation latents for ``seed``, default the run's), a folder of images or an
+    ``.npz`` (the first ``num``, default all). At most :data:`MAX_EVAL_IMAGES` images (:data:`MAX_EVAL_BYTES`)
+    are scored. ``dataset`` defaults to the generator's, else ``mnist-5k``; images of another shape are refused
+    unless ``resize`` (:func:`match_shape`). With the bench's ``real_split``, ``num_fake`` and seed a run
+    directory gives the bench's final figures. Example::
 
         ganzoo.evaluate("runs/bench/dcgan/seed-0", split="train", num=1000)["scores"]["fid"]
     """
     from .api import load_generator
     from .data import load_images
     from .registry import get_registry
-
     path = _checked_source(source, num)
     G, cfg = load_generator(path, raw=raw) if is_generator_source(path) else (None, None)
     kind = "generator" if cfg is not None else "npz" if path.suffix == ".npz" else "images"
@@ -447,17 +379,14 @@ def evaluate(
     else:
         images, labels = _read_images(path, num, spec, real, resize)
     images = _fitted(images, real, path, dataset, resize)
-    scores = score_samples(images, real, labels, feature_extractor=feature_extractor,
-                           feature_extractor_weights=feature_extractor_weights, cache_dir=cache_dir,
-                           dataset_metrics=spec.metrics)
-    return EvaluationResult(source=str(path), kind=kind, dataset=dataset, split=split,
-                            num_fake=int(images.shape[0]), num_real=int(real.shape[0]),
-                            seed=seed if kind == "generator" else None,
+    scores = score_samples(images, real, labels, feature_extractor=feature_extractor, cache_dir=cache_dir,
+                           feature_extractor_weights=feature_extractor_weights, dataset_metrics=spec.metrics)
+    return EvaluationResult(source=str(path), kind=kind, dataset=dataset, split=split, num_fake=int(images.shape[0]),
+                            num_real=int(real.shape[0]), seed=seed if kind == "generator" else None,
                             feature_extractor=feature_extractor if real_data.is_image else None, scores=scores)
 
 
 def _checked_source(source: str | Path, num: int | None) -> Path:
-    """``source`` as a path that exists, with ``num`` within what :func:`evaluate` scores."""
     path = Path(source).expanduser()
     if not path.exists():
         raise UsageError(f"source {str(path)!r} does not exist")
@@ -471,11 +400,8 @@ def _checked_source(source: str | Path, num: int | None) -> Path:
 
 def _generated(registry: Registry, G: torch.nn.Module, cfg: TrainConfig, path: Path, real: torch.Tensor, n: int,
                seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``n`` samples of ``G`` drawn as the bench draws them (:func:`evaluation_samples`), like ``real`` (images or
-    float samples), and for a conditional generator the labels they were drawn for, from its training data's
-    class frequencies."""
+    """``n`` samples of ``G`` (and their labels) drawn as the bench draws them (:func:`evaluation_samples`)."""
     from .data import load_images
-
     images = not real.is_floating_point()  # else float32 samples, 4 bytes each
     _check_size(repr(str(path)), n, math.prod(real.shape[1:]) * (1 if images else 4), "would draw")
     class_probs = None
@@ -489,8 +415,7 @@ def _generated(registry: Registry, G: torch.nn.Module, cfg: TrainConfig, path: P
 
 def _read_images(path: Path, num: int | None, spec: DatasetSpec, real: torch.Tensor,
                  resize: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The images of a folder or an ``.npz`` (with its labels, of ``spec``'s classes), to score against ``real``,
-    the images of dataset ``spec``."""
+    """The images of a folder or an ``.npz`` (with its labels) to score against ``real``, of dataset ``spec``."""
     if real.is_floating_point():
         raise UsageError(f"dataset {spec.name!r} holds samples of shape {tuple(real.shape[1:])}, not images: score "
                          "a checkpoint, a run directory or an exported generator against it, not image files")
@@ -500,8 +425,7 @@ def _read_images(path: Path, num: int | None, spec: DatasetSpec, real: torch.Ten
 
 
 def _fitted(samples: torch.Tensor, real: torch.Tensor, path: Path, dataset: str, resize: bool) -> torch.Tensor:
-    """``samples`` of ``path`` in the shape of ``real`` (images resized if ``resize``: :func:`match_shape`), at
-    least 2 of them."""
+    """``samples`` of ``path`` in the shape of ``real`` (:func:`match_shape`), at least 2 of them."""
     if not real.is_floating_point():
         samples = match_shape(samples, tuple(real.shape[1:]), str(path), dataset, resize)
     elif tuple(samples.shape[1:]) != tuple(real.shape[1:]):

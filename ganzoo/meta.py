@@ -1,7 +1,5 @@
-"""Facts about the installation that cost no heavy import: the version and the bundled profile files.
-
-The CLI reads these at start-up (``ganzoo --help``, ``ganzoo --version``), before anything imports torch.
-"""
+"""Facts about the installation that cost no heavy import (the CLI reads them at start-up): the version, the
+bundled profile files."""
 
 from __future__ import annotations
 

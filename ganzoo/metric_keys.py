@@ -1,10 +1,5 @@
-"""The metrics a bench evaluation reports: each key defined once, with its title, direction and format.
-
-``ganzoo.metrics`` computes the image metrics, a dataset's own metrics (:attr:`ganzoo.DatasetSpec.metrics`) the
-rest; the bench picks the best of each, the leaderboard and the plots show them;
-all read this table, so a new metric is one entry here (and its computation), not a literal in five modules.
-Importing this module imports nothing heavy.
-"""
+"""The metrics a bench evaluation reports: each key defined once, with its title, direction and format, read by
+the bench, the leaderboard and the plots. Importing this module imports nothing heavy."""
 
 from __future__ import annotations
 
@@ -17,17 +12,15 @@ IS_MEAN = "is_mean"
 IS_STD = "is_std"
 PRECISION = "precision"
 RECALL = "recall"
-#: MNIST's own metrics (``mnist``, ``mnist-5k``): digit classes the bundled classifier reads in >= 1% of samples.
+#: MNIST's own metrics: digit classes the bundled classifier reads in >= 1% of samples.
 CLASSES_COVERED = "classes_covered"
 #: MNIST's own metrics: KL divergence (natural log) of the read digits' histogram from uniform; 0 when balanced.
 CLASS_KL = "class_kl"
 #: MNIST's own metrics, conditional runs only: the share of samples read as the class they were drawn for.
 CLASS_AGREEMENT = "class_agreement"
-#: Conditional runs only: the lowest class agreement of any one class (every class is drawn as asked at least
-#: this often).
+#: Conditional runs only: the lowest class agreement of any one class.
 CLASS_AGREEMENT_MIN = "class_agreement_min"
-#: Mode collapse (datasets with known modes, through :attr:`ganzoo.DatasetSpec.metrics`): how many of the modes
-#: the generated samples cover.
+#: Datasets with known modes: how many of the modes the generated samples cover.
 MODES = "modes"
 #: The share of generated samples close to some mode (a 2-D mixture: within 3 standard deviations of a centre).
 HIGH_QUALITY = "high_quality"

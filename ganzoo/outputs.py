@@ -1,20 +1,11 @@
 """Output files and folders: one rule for everything a command writes to a path the user names.
 
-The rule, the one ``ganzoo train`` follows for its run directory:
+- An existing output is replaced only with ``overwrite=True`` (``--overwrite``); an empty folder counts as new.
+- A symbolic link at the output path is never written through: ``overwrite`` replaces the link itself.
+- An output is written under a temporary name and moved into place once complete; failures are a
+  :class:`~ganzoo.errors.GanzooError` naming the output.
 
-- An output that already exists is not replaced unless ``overwrite=True`` (``--overwrite``); an empty folder
-  counts as new.
-- A symbolic link at the output path is never written through: with ``overwrite`` the link itself is replaced
-  by the new file or folder, and whatever it pointed at is left alone.
-- An output is written under a temporary name beside it and moved into place (``os.replace``) only once
-  complete, so a full disk, an error or an interrupt leaves the old output or nothing, never a truncated file.
-  Such failures are :class:`~ganzoo.errors.GanzooError` naming the output (exit 1), not tracebacks.
-
-:func:`check_output` applies the first two points before any work is done; :class:`PendingOutput` (and
-:func:`atomic_file`, its context manager) writes. ``replaceable`` lets a folder writer say which folders
-``overwrite`` may delete (``ganzoo sample --format png-dir`` replaces only a folder of its own exports, never an
-arbitrary one).
-"""
+:func:`check_output` applies the first two before any work; :class:`PendingOutput` (:func:`atomic_file`) writes."""
 
 from __future__ import annotations
 
@@ -55,12 +46,9 @@ def _make_parent(path: Path, option: str) -> None:
 
 def check_output(path: str | Path, overwrite: bool = False, *, directory: bool = False, option: str = "-o",
                  replaceable: Callable[[Path], str | None] | None = None) -> Path:
-    """Check that ``path`` may receive a new output (a file, or a folder with ``directory``) under the rule in
-    the module docstring, and create the folder it goes into; returns ``path``.
-
-    ``replaceable(folder)`` returns why an existing, non-empty folder may not be replaced even with
-    ``overwrite`` (``None``: it may). Raises :class:`~ganzoo.errors.UsageError` naming ``option`` and the path.
-    """
+    """Check that ``path`` may receive a new output (a folder with ``directory``) under the module's rule, and
+    create the folder it goes into; ``replaceable(folder)`` says why a non-empty folder may not be replaced (or
+    ``None``). Raises :class:`~ganzoo.errors.UsageError` naming ``option`` and the path."""
     path = Path(path).expanduser()
     what = "folder" if directory else "file"
     _make_parent(path, option)
@@ -103,9 +91,7 @@ def write_error(path: Path, exc: OSError) -> GanzooError:
 
 
 class PendingOutput:
-    """A temporary file (or folder, with ``directory``) beside ``path`` that becomes ``path`` on :meth:`commit`
-    and disappears on :meth:`discard`. The file keeps ``path``'s suffix, so writers that infer the format
-    from it work. An ``OSError`` becomes :func:`write_error`."""
+    """A temporary file (or folder) beside ``path`` that :meth:`commit` makes ``path``."""
 
     def __init__(self, path: str | Path, directory: bool = False) -> None:
         self.path, self.directory = Path(path), directory
@@ -129,8 +115,7 @@ class PendingOutput:
             self.tmp.unlink(missing_ok=True)
 
     def commit(self) -> Path:
-        """Move the finished temporary onto ``path`` (a symbolic link there is replaced, never its target; a
-        folder there, allowed by :func:`check_output`, is replaced as a whole); returns ``path``."""
+        """Move the finished temporary onto ``path`` (replacing a link or a folder there as a whole)."""
         try:
             if self.directory:
                 self._commit_dir()
@@ -163,8 +148,7 @@ class PendingOutput:
 
 @contextlib.contextmanager
 def atomic_file(path: str | Path, directory: bool = False) -> Iterator[Path]:
-    """Yield the temporary path of a :class:`PendingOutput` for ``path``; commit it when the block ends
-    without error, discard it otherwise (an ``OSError`` from the block becomes :func:`write_error`)."""
+    """Yield the temporary path of a :class:`PendingOutput` for ``path``, committed when the block succeeds."""
     pending = PendingOutput(path, directory)
     try:
         yield pending.tmp

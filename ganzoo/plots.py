@@ -13,9 +13,7 @@ from matplotlib.figure import Figure
 
 from .metric_keys import METRICS, MetricInfo
 
-# Figures are made with matplotlib's object-oriented API (Figure, not pyplot): no backend is chosen, so
-# importing ganzoo leaves the process's matplotlib backend as the user set it.
-
+# Figures, not pyplot: no backend is chosen, so the user's stays.
 #: The metrics shown, one panel each (only those an evaluation history holds are drawn).
 PLOTTED_METRICS: tuple[MetricInfo, ...] = tuple(m for m in METRICS if m.plotted)
 
@@ -38,8 +36,7 @@ def plot_losses(log_path: Path, out: Path, title: str = "") -> Path:
 
 
 def plot_metrics(history: list[dict[str, Any]], out: Path, title: str = "") -> Path:
-    """Plot each metric of :data:`PLOTTED_METRICS` that ``history`` holds against the generator step, three
-    panels a row."""
+    """Plot each metric of :data:`PLOTTED_METRICS` that ``history`` holds against the step, three panels a row."""
     shown = [m for m in PLOTTED_METRICS if any(m.key in h for h in history)]
     rows = max(1, math.ceil(len(shown) / 3))
     fig = Figure(figsize=(9, 2.5 * rows), dpi=100)
@@ -69,8 +66,7 @@ def plot_metrics(history: list[dict[str, Any]], out: Path, title: str = "") -> P
 
 
 def plot_points(real: torch.Tensor | None, fake: torch.Tensor, out: Path, title: str = "") -> Path:
-    """A scatter plot of generated points over real ones (the first two coordinates of each sample): what
-    replaces the sample grid for non-image data such as 2-D Gaussian mixtures. ``real`` may be ``None``."""
+    """A scatter plot of generated points over real ones (if any): the sample grid of non-image data."""
     fake = fake.detach().flatten(1).float().cpu()
     fig = Figure(figsize=(4.2, 4.2), dpi=100)
     ax = fig.subplots()

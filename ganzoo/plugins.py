@@ -1,11 +1,5 @@
-"""Build the plugin manager: hookspecs, entry points, load control and load failures.
-
-Every plugin, the built-in ones included, is found through the ``ganzoo`` entry-point group. Plugins from
-the ``ganzoo`` distribution itself always load; ``GANZOO_LOAD_PLUGINS`` chooses which third-party entry
-points load (a comma-separated list of entry-point names; set but empty: none). A plugin that fails to
-import or breaks the hook contract is unregistered and reported in :func:`load_failures`; the others keep
-working.
-"""
+"""Build the plugin manager: hookspecs, entry points (``ganzoo`` group; the ``ganzoo`` distribution's always
+load, ``GANZOO_LOAD_PLUGINS`` chooses third-party ones, empty: none), and load failures (:func:`load_failures`)."""
 
 from __future__ import annotations
 
@@ -44,14 +38,6 @@ class PluginInfo:
 
 
 _pm: pluggy.PluginManager | None = None
-_failures: list[LoadFailure] = []
-
-
-def _allowed_names() -> set[str] | None:
-    value = os.environ.get(LOAD_ENV)
-    if value is None:
-        return None
-    return {part.strip() for part in value.split(",") if part.strip()}
 
 
 def _is_builtin(dist: importlib.metadata.Distribution) -> bool:
@@ -60,7 +46,8 @@ def _is_builtin(dist: importlib.metadata.Distribution) -> bool:
 
 def _load_entry_points(pm: pluggy.PluginManager, failures: list[LoadFailure],
                        distinfo: dict[str, tuple[str, str]]) -> None:
-    allowed = _allowed_names()
+    value = os.environ.get(LOAD_ENV)
+    allowed = None if value is None else {part.strip() for part in value.split(",") if part.strip()}
     seen: dict[str, str] = {}  # entry-point name -> distribution that provided it
     # Built-ins first, so that a third-party entry point can never shadow one of them.
     for dist in sorted(importlib.metadata.distributions(), key=lambda d: not _is_builtin(d)):
@@ -76,9 +63,7 @@ def _load_entry_points(pm: pluggy.PluginManager, failures: list[LoadFailure],
             seen[ep.name] = dist_name
             if not _is_builtin(dist) and allowed is not None and ep.name not in allowed:
                 continue
-            try:
-                # This distribution's entry point itself (pluggy's loader would take the first one of that
-                # name on sys.path, which lets a third party shadow a built-in).
+            try:  # this distribution's entry point itself (pluggy's loader could let a third party shadow it)
                 pm.register(ep.load(), name=ep.name)
                 distinfo[ep.name] = (dist_name, dist.version)
             except (Exception, SystemExit) as exc:  # an import error, sys.exit at import, a pluggy validation error
@@ -118,11 +103,7 @@ def make_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
-    """The process-wide plugin manager, created on first use.
-
-    Tests and applications may ``register`` extra plugin objects on it (and ``unregister`` them); the
-    registries are rebuilt from it on every call to :func:`ganzoo.registry.get_registry`.
-    """
+    """The process-wide plugin manager, created on first use."""
     global _pm
     if _pm is None:
         _pm = make_plugin_manager()

@@ -1,9 +1,5 @@
-"""Joining a Ray cluster: ``bench(..., executor="ray")`` (:class:`ganzoo.bench.executors.RayExecutor`) and
-``ganzoo sweep`` connect through here.
-
-Ray is an optional extra (``pip install 'ganzoo-gan[ray]'``) and is imported only when a run asks for it. This module
-imports nothing of the bench: it parses and checks addresses, joins the cluster and checks what a trial asks for.
-"""
+"""Joining a Ray cluster (for ``bench(..., executor="ray")`` and ``ganzoo sweep``): addresses parsed and checked,
+the cluster joined, resources checked. Ray (``pip install 'ganzoo-gan[ray]'``) is imported only when asked for."""
 
 from __future__ import annotations
 
@@ -16,8 +12,7 @@ from .errors import GanzooError, UsageError
 
 #: What a missing Ray installation is told.
 INSTALL_HINT = "pip install 'ganzoo-gan[ray]'"
-#: Seconds :func:`connect` waits for a cluster's address to answer before it gives up (an unreachable host
-#: would otherwise keep Ray retrying for minutes).
+#: Seconds :func:`connect` waits for a cluster's address to answer (Ray itself would retry for minutes).
 CONNECT_TIMEOUT_S = 30.0
 #: Addresses that name no host: Ray finds (``auto``) or starts (``local``) the cluster itself.
 KEYWORD_ADDRESSES = ("auto", "local")
@@ -28,12 +23,8 @@ ADDRESS_FORMS = "auto, local, HOST:PORT (e.g. head-node:6379) or ray://HOST:PORT
 
 
 def parse_address(address: str, source: str = "--address") -> tuple[str, int] | None:
-    """The ``(host, port)`` a Ray cluster address names, ``None`` for ``auto`` and ``local``; a usage error
-    naming ``source`` (the option or environment variable it came from) for anything else.
-
-    Example: ``parse_address("ray://head:10001")`` -> ``("head", 10001)``; IPv6 hosts go in brackets
-    (``[::1]:6379``).
-    """
+    """The ``(host, port)`` a Ray cluster address names (``None`` for ``auto`` and ``local``), else a usage error
+    naming ``source``. Example: ``parse_address("ray://head:10001")`` -> ``("head", 10001)``; IPv6 as ``[::1]:6379``."""
     text = address.strip()
     if text in KEYWORD_ADDRESSES:
         return None
@@ -54,9 +45,7 @@ def parse_address(address: str, source: str = "--address") -> tuple[str, int] | 
 
 
 def check_reachable(address: str, source: str = "--address", timeout: float | None = None) -> None:
-    """Refuse an address whose host and port do not accept a connection and answer as Ray does within ``timeout``
-    seconds (default :data:`CONNECT_TIMEOUT_S`), with a message saying what to check (a usage error if the address
-    is malformed)."""
+    """Refuse an address that does not answer as Ray does within ``timeout`` s, saying what to check."""
     timeout = CONNECT_TIMEOUT_S if timeout is None else timeout
     where = parse_address(address, source)
     if where is None:
@@ -66,10 +55,9 @@ def check_reachable(address: str, source: str = "--address", timeout: float | No
         with socket.create_connection((host, port), timeout=timeout) as conn:
             speaks_grpc = _answers_http2(conn) if os.environ.get("RAY_USE_TLS", "0") in ("", "0") else True
     except TimeoutError:
-        raise GanzooError(f"cannot reach the Ray cluster at {address!r} ({source}): no answer from {host} port "
-                          f"{port} within {timeout:g} s; check the address and that the head node runs "
-                          "(`ray start --head`) and is reachable through the network and firewalls "
-                          "(docs/distributed.md)") from None
+        raise GanzooError(f"cannot reach the Ray cluster at {address!r} ({source}): no answer from {host} port {port} "
+                          f"within {timeout:g} s; check the address and that the head node runs (`ray start --head`) "
+                          "and is reachable through the network and firewalls (docs/distributed.md)") from None
     except OSError as exc:
         raise GanzooError(f"cannot reach the Ray cluster at {address!r} ({source}): {exc.strerror or exc}; check "
                           "the address and port and that the head node runs (`ray start --head`, see "
@@ -81,15 +69,13 @@ def check_reachable(address: str, source: str = "--address", timeout: float | No
                           "there (docs/distributed.md)")
 
 
-#: The start of every HTTP/2 connection (RFC 9113 3.4) and an empty SETTINGS frame: a gRPC server (Ray's GCS and
-#: its client server) answers them with a SETTINGS frame of its own.
+#: An HTTP/2 connection preface (RFC 9113 3.4) and an empty SETTINGS frame, which a gRPC server answers in kind.
 _HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
 _HTTP2_SETTINGS = 4
 
 
 def _answers_http2(conn: socket.socket) -> bool:
-    """Whether the server on ``conn`` answers an HTTP/2 preface with a SETTINGS frame before ``conn``'s timeout
-    (a silent or other kind of server would keep ``ray.init`` retrying for minutes)."""
+    """Whether the server on ``conn`` answers an HTTP/2 preface with a SETTINGS frame before ``conn``'s timeout."""
     try:
         conn.sendall(_HTTP2_PREFACE)
         head = b""
@@ -113,13 +99,9 @@ def import_ray() -> Any:
 
 
 def connect(address: str | None = None) -> Any:
-    """Join the Ray cluster at ``address`` (``auto``, ``HOST:6379``, ``ray://HOST:10001``), else the one the
-    environment variable ``RAY_ADDRESS`` names, else start one on this machine. A Ray session already open
-    in this process is used as it is. Returns the ``ray`` module.
-
-    A malformed address is a :class:`~ganzoo.errors.UsageError`; one that does not answer as a Ray head within
-    :data:`CONNECT_TIMEOUT_S` seconds, or that Ray cannot join, a :class:`~ganzoo.errors.GanzooError` saying what
-    to check."""
+    """Join the Ray cluster at ``address`` (``auto``, ``HOST:6379``, ``ray://HOST:10001``), else ``RAY_ADDRESS``'s,
+    else start one here (an open session is used as it is); return the ``ray`` module. A malformed address is a
+    :class:`~ganzoo.errors.UsageError`, one that cannot be joined a :class:`~ganzoo.errors.GanzooError`."""
     ray = import_ray()
     if not ray.is_initialized():
         source, given = ("--address", address) if address is not None else ("RAY_ADDRESS",
@@ -137,8 +119,7 @@ def connect(address: str | None = None) -> Any:
 
 
 def check_resources(ray: Any, cpus: float, gpus: float, device: str = "cpu") -> None:
-    """Refuse a request no node of the cluster could ever grant (Ray would wait for it forever), and a CUDA
-    trial that reserves no GPU (Ray would put several on one GPU, and on nodes without one)."""
+    """Refuse a request no node could ever grant (Ray would wait forever), and a CUDA trial that reserves no GPU."""
     if device.startswith("cuda") and gpus == 0:
         raise UsageError(f"the profile trains on {device!r} but reserves no GPU per trial: set gpus_per_trial "
                          "(1, or a fraction to share a GPU between trials)")

@@ -1,9 +1,6 @@
 """The registries: what every loaded plugin registered, with the name of the plugin that registered it.
-
-ganzoo calls each ``register_*`` hook implementation on its own, handing it a ``register`` callable that
-knows the calling plugin, so that clashes and later failures (a generator of the wrong shape, a loss that
-returns a matrix) can name the plugin at fault.
-"""
+Each ``register_*`` hook implementation gets a ``register`` callable that knows its plugin, so that clashes and
+later failures name the plugin at fault."""
 
 from __future__ import annotations
 
@@ -54,12 +51,8 @@ class Table(Generic[T]):
         for key in (name, *getattr(item, "aliases", ())):
             owner = self.entries.get(key) or self.entries.get(self.aliases.get(key, ""))
             if owner is not None:
-                raise PluginError(
-                    plugin,
-                    f"{self.kind} {key!r} is already registered by plugin {owner.plugin!r}; "
-                    "choose another name",
-                    hook,
-                )
+                raise PluginError(plugin, f"{self.kind} {key!r} is already registered by plugin {owner.plugin!r}; "
+                                  "choose another name", hook)
         self.entries[name] = Entry(item, plugin)
         for alias in getattr(item, "aliases", ()):
             self.aliases[alias] = name
@@ -105,11 +98,8 @@ def _call_hook(pm: pluggy.PluginManager, hook: str, table: Table[Any], expected:
 
         def register(item: Any, _plugin: str = plugin) -> None:
             if not isinstance(item, expected):
-                raise PluginError(
-                    _plugin,
-                    f"register() takes a ganzoo.{expected.__name__}, got {type(item).__name__}",
-                    hook,
-                )
+                raise PluginError(_plugin, f"register() takes a ganzoo.{expected.__name__}, got {type(item).__name__}",
+                                  hook)
             table.add(item, _plugin, hook)
 
         kwargs = {"register": register}
@@ -136,8 +126,7 @@ _built: weakref.WeakKeyDictionary[pluggy.PluginManager, tuple[frozenset[tuple[st
 
 
 def get_registry(pm: pluggy.PluginManager | None = None) -> Registry:
-    """The registries of the current plugins: built once per set of registered plugins, rebuilt as soon as a
-    plugin is registered or unregistered (so it is never stale)."""
+    """The registries of the current plugins, rebuilt whenever a plugin is registered or unregistered."""
     pm = pm or get_plugin_manager()
     plugins = pm.get_plugins()
     key = frozenset((pm.get_name(plugin), id(plugin)) for plugin in plugins)
@@ -145,7 +134,6 @@ def get_registry(pm: pluggy.PluginManager | None = None) -> Registry:
     if cached is not None and cached[0] == key:
         return cached[2]
     registry = build_registry(pm)
-    # the plugins themselves are kept with the key: while they live, no new plugin object can take one of
-    # their ids, so an unregistered plugin replaced by another never matches the cached key
+    # the plugins are kept with the key: while they live, no new plugin object can take one of their ids
     _built[pm] = (key, list(plugins), registry)
     return registry

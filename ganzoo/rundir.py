@@ -1,11 +1,6 @@
 """A run directory belongs to one run: a lock while it trains, and no fresh run over another run's files.
-
-:func:`run_lock` takes ``RUN/.lock`` (created exclusively, holding the owner's pid, host and start time) for
-as long as a run trains, resumes or a bench writes there; a second process is refused with the owner named.
-A lock left by a process that no longer exists on this host is stale and taken over. :func:`claim_fresh`
-refuses to start a new run in a directory that already holds one (its checkpoints, log or exports), unless
-asked to clear it first.
-"""
+:func:`run_lock` holds ``RUN/.lock`` (the owner's pid, host and start time) while a run or a bench writes there;
+a lock of a process gone from this host is taken over. :func:`claim_fresh` refuses a new run over another's files."""
 
 from __future__ import annotations
 
@@ -28,8 +23,7 @@ RUN_FILES = ("config.yaml", LOG_FILE, "result.json", "samples.png", GENERATOR_FI
 
 
 def written_by_a_run(name: str) -> bool:
-    """Whether a run directory's entry ``name`` is one a run writes (its files, checkpoints, sample grids,
-    TensorBoard events, the lock and a lock being taken, a temporary of an atomic write)."""
+    """Whether a run directory's entry ``name`` is one a run writes (lock and temporaries included)."""
     return (name in (*RUN_FILES, CHECKPOINT_DIR, "samples", LOCK_FILE) or name.startswith(EVENTS_PREFIX)
             or (name.startswith(f"{LOCK_FILE}.") and name.endswith(".tmp")) or name.startswith(ATOMIC_TMP_PREFIX))
 
@@ -66,9 +60,7 @@ def _read_owner(path: Path) -> dict:
 
 
 def _create_with(path: Path, content: str) -> None:
-    """Create ``path`` holding ``content`` at once, or raise ``FileExistsError`` if it exists: the content is
-    written to a temporary file first and hard-linked to ``path``, so no process ever sees (or leaves, when
-    killed) an empty lock. Where the file system has no hard links, ``O_EXCL`` creation and a write."""
+    """Create ``path`` holding ``content`` at once (never empty), or raise ``FileExistsError``."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
     try:
         tmp.write_text(content)
@@ -110,16 +102,14 @@ def run_lock(run_dir: str | Path) -> Iterator[Path]:
             pid, host = owner.get("pid"), owner.get("host")
             stale = host == me["host"] and isinstance(pid, int) and not _pid_alive(pid)
             if not stale and not (isinstance(pid, int) and isinstance(host, str)):
-                raise RunLockedError(
-                    f"run directory {str(run_dir)!r} holds a lock file {str(path)!r} that names no process (not "
-                    "one ganzoo wrote); if no run is using this directory, delete the lock file, else choose "
-                    "another --out") from None
+                raise RunLockedError(f"run directory {str(run_dir)!r} holds a lock file {str(path)!r} that names no "
+                                     "process (not one ganzoo wrote); if no run is using this directory, delete the "
+                                     "lock file, else choose another --out") from None
             if not stale:
-                raise RunLockedError(
-                    f"run directory {str(run_dir)!r} is in use by process {pid} on host {host!r} (since "
-                    f"{owner.get('started', '?')}, lock file {str(path)!r}); wait for it to finish or choose "
-                    "another --out. If that process is gone (another host, a crash), delete the lock file."
-                ) from None
+                raise RunLockedError(f"run directory {str(run_dir)!r} is in use by process {pid} on host {host!r} "
+                                     f"(since {owner.get('started', '?')}, lock file {str(path)!r}); wait for it to "
+                                     "finish or choose another --out. If that process is gone (another host, a "
+                                     "crash), delete the lock file.") from None
             path.unlink(missing_ok=True)  # its owner died: take the lock over
             continue
         except OSError as exc:  # a read-only folder, a full disk: nothing is left behind to block the next run
@@ -143,17 +133,15 @@ def held_run(run_dir: Path) -> str | None:
 
 
 def claim_fresh(run_dir: Path, overwrite: bool = False) -> None:
-    """Make sure a fresh run may write into ``run_dir``: refuse if it holds another run, unless ``overwrite``,
-    which deletes what that run wrote (checkpoints, samples, logs, exports) first."""
+    """Refuse a fresh run in ``run_dir`` holding another run, unless ``overwrite``, which deletes that run's files."""
     if run_dir.exists() and not run_dir.is_dir():
         raise UsageError(f"--out {str(run_dir)!r} is a file, not a directory; choose another --out")
     held = held_run(run_dir) if run_dir.is_dir() else None
     if held is None:
         return
     if not overwrite:
-        raise RunExistsError(
-            f"run directory {str(run_dir)!r} already holds a run ({held}); continue it with --resume, train "
-            "into a new --out, or pass --overwrite to delete that run first")
+        raise RunExistsError(f"run directory {str(run_dir)!r} already holds a run ({held}); continue it with --resume, "
+                             "train into a new --out, or pass --overwrite to delete that run first")
     events = [path.name for path in run_dir.glob(f"{EVENTS_PREFIX}*")]
     for name in (CHECKPOINT_DIR, "samples", *RUN_FILES, *events):
         target = run_dir / name

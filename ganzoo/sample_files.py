@@ -1,10 +1,5 @@
-"""Writers of generated samples as files for external metric tools: a folder of PNGs, or one ``.npz``.
-
-Both take ``uint8`` batches ``(B, C, H, W)`` one at a time and keep nothing but the file open, so writing
-50,000 samples needs the memory of one batch. ``NpzImageWriter`` streams the array into the zip member;
-numpy reads the result with ``np.load`` (no pickles). Both follow the rule of :mod:`ganzoo.outputs`: an existing
-output is replaced only with ``overwrite``, never through a symbolic link, and only once the new one is complete.
-"""
+"""Writers of generated samples for external metric tools: a folder of PNGs, or one ``.npz`` (streamed, no
+pickles). Both take ``uint8`` batches ``(B, C, H, W)`` one at a time and follow :mod:`ganzoo.outputs`' rule."""
 
 from __future__ import annotations
 
@@ -27,6 +22,26 @@ NPZ_LABELS = "labels"
 LABELS_CSV = "labels.csv"
 
 
+def _finish(writer: PngDirWriter | NpzImageWriter, kind: type[BaseException] | None, exc: BaseException | None,
+            tb: TracebackType | None) -> None:
+    """A writer's ``__exit__``: its output committed once :meth:`finish` completes it, else discarded (a half-written
+    output must not pass for samples), an ``OSError`` as :func:`~ganzoo.outputs.write_error`."""
+    assert writer.pending is not None
+    try:
+        writer.finish(kind is None)
+    except OSError as error:  # a full disk while finishing
+        exc = exc or error
+    except BaseException:
+        writer.pending.discard()
+        raise
+    if exc is None:
+        writer.pending.commit()
+        return
+    writer.pending.discard()
+    if isinstance(exc, OSError):
+        raise write_error(writer.out, exc) from None
+
+
 def _png_dir_reason(folder: Path) -> str | None:
     """Why ``folder`` is not a previous png-dir export that ``overwrite`` may replace (``None``: it is one)."""
     for entry in folder.iterdir():
@@ -37,11 +52,7 @@ def _png_dir_reason(folder: Path) -> str | None:
 
 
 class PngDirWriter:
-    """``out/000000.png``, ``out/000001.png``, ... (and ``labels.csv``).
-
-    ``out`` follows :mod:`ganzoo.outputs`' rule: a new or empty folder, or with ``overwrite`` a symbolic link
-    (replaced itself) or a folder of an earlier png-dir export (replaced as a whole; any other folder is
-    refused). The images go into a temporary folder beside ``out``, which takes its place once complete."""
+    """``out/000000.png``, ``out/000001.png``, ... (and ``labels.csv``)."""
 
     def __init__(self, out: Path, total: int, overwrite: bool = False) -> None:
         self.out = check_output(out, overwrite, directory=True, replaceable=_png_dir_reason)
@@ -51,7 +62,6 @@ class PngDirWriter:
 
     def write(self, images: torch.Tensor, labels: torch.Tensor | None) -> None:
         from PIL import Image
-
         assert self.pending is not None, "write inside `with writer:`"
         for i, image in enumerate(images):
             name = f"{self.count:0{self.digits}d}.png"
@@ -65,29 +75,16 @@ class PngDirWriter:
         self.pending = PendingOutput(self.out, directory=True)
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        assert self.pending is not None
-        if kind is None:
-            try:
-                if self.labels:
-                    with open(self.pending.tmp / LABELS_CSV, "w", newline="") as f:
-                        csv.writer(f).writerows([("file", "label"), *self.labels])
-            except OSError as error:
-                exc = error
-            else:
-                self.pending.commit()
-                return
-        self.pending.discard()  # a half-written folder must not pass for samples
-        if isinstance(exc, OSError):
-            raise write_error(self.out, exc) from None
+    def finish(self, complete: bool) -> None:
+        if complete and self.labels:
+            with open(self.pending.tmp / LABELS_CSV, "w", newline="") as f:  # type: ignore[union-attr]
+                csv.writer(f).writerows([("file", "label"), *self.labels])
+
+    __exit__ = _finish
 
 
 class NpzImageWriter:
-    """One ``.npz`` with ``arr_0`` (``uint8`` ``(N, H, W, C)``) and, for labelled samples, ``labels``.
-
-    ``out`` follows :mod:`ganzoo.outputs`' rule (an existing file or symbolic link is replaced only with
-    ``overwrite``, a link itself, never its target); the archive is written under a temporary name beside it
-    and moved into place once complete."""
+    """One ``.npz`` with ``arr_0`` (``uint8`` ``(N, H, W, C)``) and, for labelled samples, ``labels``."""
 
     def __init__(self, out: Path, total: int, overwrite: bool = False) -> None:
         if Path(out).suffix != ".npz":
@@ -119,25 +116,14 @@ class NpzImageWriter:
             raise write_error(self.out, exc) from None
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        assert self.pending is not None
+    def finish(self, complete: bool) -> None:
         try:
-            try:
-                if self.member is not None:
-                    self.member.close()
-                if kind is None and self.labels:
-                    with self.zip.open(f"{NPZ_LABELS}.npy", "w", force_zip64=True) as f:
-                        np.lib.format.write_array(f, np.concatenate(self.labels), allow_pickle=False)
-            finally:
-                self.zip.close()  # closes the file even when writing the zip's directory fails
-        except OSError as error:  # a full disk while finishing the archive
-            exc = exc or error
-        except BaseException:
-            self.pending.discard()
-            raise
-        if exc is None:
-            self.pending.commit()
-            return
-        self.pending.discard()  # a half-written array must not pass for samples
-        if isinstance(exc, OSError):
-            raise write_error(self.out, exc) from None
+            if self.member is not None:
+                self.member.close()
+            if complete and self.labels:
+                with self.zip.open(f"{NPZ_LABELS}.npy", "w", force_zip64=True) as f:
+                    np.lib.format.write_array(f, np.concatenate(self.labels), allow_pickle=False)
+        finally:
+            self.zip.close()  # closes the file even when writing the zip's directory fails
+
+    __exit__ = _finish

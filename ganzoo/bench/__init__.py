@@ -1,7 +1,5 @@
-"""The benchmark: :mod:`~ganzoo.bench.profile` (profiles and the hashed Protocol), :mod:`~ganzoo.bench.records`
-(results files), :mod:`~ganzoo.bench.plan`, :mod:`~ganzoo.bench.trial`, :mod:`~ganzoo.bench.executors`,
-:mod:`~ganzoo.bench.harness` (:func:`ganzoo.bench` itself), :mod:`~ganzoo.bench.reproduction` and
-:mod:`~ganzoo.bench.leaderboard`, each importing only those before it."""
+"""The benchmark: profile, records, plan, trial, executors, harness (:func:`ganzoo.bench`), reproduction and
+leaderboard, each module importing only those before it."""
 
 from __future__ import annotations
 

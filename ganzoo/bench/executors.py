@@ -1,13 +1,9 @@
-"""Where a bench's trials run, behind one interface: :class:`LocalExecutor` (this process, or a pool of ``--jobs``
-worker processes) and :class:`RayExecutor` (each trial a Ray task on a cluster).
-
-An executor is handed the trials (:class:`Trials`), the function that runs one (:func:`ganzoo.bench.trial.run_trial`,
-passed in) and a :class:`Reporter` it tells as each trial starts and ends. A trial whose worker died is
-recorded by :func:`~ganzoo.bench.trial.lost_record` (the trial itself never raises).
-"""
+"""Where a bench's trials run, behind one interface: :class:`LocalExecutor` (this process, or ``--jobs`` worker
+processes) and :class:`RayExecutor` (each trial a Ray task); a trial whose worker died is recorded ``lost``."""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -39,8 +35,7 @@ TrialRunner = Callable[..., TrialRecord]
 
 @dataclass(frozen=True)
 class Trials:
-    """What an executor runs: the trials still to do, the reference data of each part of the profile (by the
-    part's ``id``), and where and how the trials write."""
+    """The trials still to do, the reference data of each profile part (by ``id``), and where they write."""
 
     todo: list[PlannedTrial]
     reals: dict[int, torch.Tensor]
@@ -72,9 +67,7 @@ class Executor(Protocol):
 
 @dataclass(frozen=True)
 class LocalExecutor:
-    """Trials on this machine: one after another in this process (``jobs`` 1), or in a pool of ``jobs`` processes
-    sharing the cores. ``threads`` is each trial's CPU thread count where the bench or profile fixes it; else the
-    machine's (all cores, shared out among the jobs)."""
+    """Trials in this process (``jobs`` 1) or a pool of ``jobs`` processes, each with ``threads`` threads."""
 
     jobs: int = 1
     threads: int | None = None
@@ -98,15 +91,13 @@ class LocalExecutor:
             torch.set_num_threads(threads_before)
 
     def _pool(self, trials: Trials, run_trial: TrialRunner, report: Reporter) -> None:
-        # Independent trials in separate processes, sharing the cores between them. Each worker builds its own
-        # plugin manager from the entry points (plugins registered in-process here are not seen there).
+        # each worker builds its own plugin manager from the entry points
         context = multiprocessing.get_context("spawn")
         threads = self.threads or max(1, (os.cpu_count() or 1) // self.jobs)
         with ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_init_worker,
                                  initargs=(threads, os.getpid())) as pool:
             futures = {pool.submit(run_trial, entry, trials.out, trials.real(entry), progress=False,
-                                   cache_dir=trials.cache_dir): entry
-                       for entry in trials.todo}
+                                   cache_dir=trials.cache_dir): entry for entry in trials.todo}
             for future in as_completed(futures):
                 entry = futures[future]
                 try:
@@ -117,18 +108,12 @@ class LocalExecutor:
 
 
 def _init_worker(threads: int, parent: int) -> None:
-    """Set up a ``--jobs`` worker process: ``threads`` CPU threads, and it dies with the bench process ``parent``
-    (pid) that started it, so that a killed bench leaves no worker training on into its directory. On Linux the
-    kernel sends it SIGTERM when ``parent`` dies; everywhere a watcher thread checks every
-    :data:`PARENT_CHECK_SECONDS` that ``parent`` is still its parent."""
+    """Set up a ``--jobs`` worker: ``threads`` threads, and death with the bench process ``parent``."""
     torch.set_num_threads(threads)
     if sys.platform.startswith("linux"):
         import ctypes
-
-        try:
+        with contextlib.suppress(OSError, AttributeError):  # else the watcher still stops it
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
-        except (OSError, AttributeError):
-            pass  # the watcher still stops it
 
     def orphaned() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
@@ -148,18 +133,14 @@ def _init_worker(threads: int, parent: int) -> None:
 
 def _run_remote_trial(run_trial: TrialRunner, threads: int, real: torch.Tensor, entry: PlannedTrial, out: Path,
                       cache_dir: Path | None) -> TrialRecord:
-    """What a Ray worker runs: one bench trial with ``threads`` CPU threads (``real`` is an argument of its
-    own so that Ray hands the worker the tensor, not its object reference)."""
+    """One bench trial on a Ray worker (``real`` an argument of its own: Ray hands over the tensor, not a ref)."""
     torch.set_num_threads(threads)
     return run_trial(entry, out, real, progress=False, cache_dir=cache_dir)
 
 
 @dataclass(frozen=True)
 class RayExecutor:
-    """Trials as Ray tasks on the cluster at ``address`` (see :func:`ganzoo.ray_cluster.connect`), each with its
-    profile's resources (:attr:`ganzoo.bench.profile.Execution.ray_resources`). A trial's worker finds its
-    plugins through the entry points, so every node needs ganzoo and the same plugins installed, and the bench
-    directory must be on storage every node shares."""
+    """Trials as Ray tasks on the cluster at ``address``, each with its profile's resources."""
 
     address: str | None = None
 
@@ -169,15 +150,14 @@ class RayExecutor:
             return
         ray = connect(self.address)
         for entry in trials.todo:
-            check_resources(ray, *entry.profile.execution.ray_resources, entry.profile.device)
+            check_resources(ray, *entry.profile.ray_resources, entry.profile.device)
         remote = ray.remote(max_retries=0)(_run_remote_trial)
         shared = {key: ray.put(real) for key, real in trials.reals.items()}  # once per dataset, not once per trial
         pending: dict[Any, PlannedTrial] = {}
         for entry in trials.todo:
-            execution = entry.profile.execution
-            cpus, gpus = execution.ray_resources
+            cpus, gpus = entry.profile.ray_resources
             ref = remote.options(num_cpus=cpus, num_gpus=gpus, name=f"ganzoo {entry.row} seed {entry.seed}").remote(
-                run_trial, execution.ray_threads, shared[id(entry.profile)], entry, trials.out, trials.cache_dir)
+                run_trial, entry.profile.ray_threads, shared[id(entry.profile)], entry, trials.out, trials.cache_dir)
             pending[ref] = entry
         self._collect(ray, pending, trials, report)
 

@@ -1,12 +1,5 @@
-"""The benchmark harness: train variants under one budget, score them with torch-fidelity, write results.
-
-``bench(["vanilla", "dcgan", "wgan"])`` trains every (variant, seed) trial on the same dataset with the
-profile's budget (generator steps, per row if the profile says so, and/or seconds of training), evaluates
-every ``eval_every`` steps (or ``eval_every_seconds``), at step 0 (the untrained generator) and at the end,
-and writes ``results.json``
-with one record per trial, each pinning its protocol. Trials already recorded in ``results.json`` with the
-same config are skipped, so an interrupted bench re-runs only what did not finish.
-"""
+"""The benchmark harness: train variants under one budget, score them with torch-fidelity, write ``results.json``
+(a record per trial pinning its protocol); trials already recorded with the same config are skipped."""
 
 from __future__ import annotations
 
@@ -29,43 +22,20 @@ from .records import RERUN_STATUSES, RESULTS_FILE, TrialRecord, load_results, wr
 from .trial import run_trial
 
 
-def bench(
-    variants: list[str] | None = None,
-    *,
-    profile: str | Path | BenchProfile | None = None,
-    out: str | Path = "runs/bench",
-    seeds: int | None = None,
-    steps: int | None = None,
-    seconds: float | None = None,
-    feature_extractor: str | None = None,
-    feature_extractor_weights: str | Path | None = None,
-    cache_dir: str | Path | None = None,
-    jobs: int = 1,
-    threads: int | None = None,
-    executor: Literal["local", "ray"] = "local",
-    address: str | None = None,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Run a benchmark and return the contents of its ``results.json``.
-
-    ``profile`` is a bundled profile name (``default``, the default, runs offline on mnist-5k in minutes on a
-    CPU), a YAML file or a :class:`BenchProfile`; the keyword arguments override it (``steps`` replaces every
-    row's budget). Trials already in
-    ``out/results.json`` with the same config are kept and not re-run. ``jobs > 1`` runs trials in that many
-    processes at once (each with ``cpu_count // jobs`` threads); wall-clock budgets then share the machine.
-    ``threads`` sets each trial's CPU threads on the local executor in place of the profile's ``threads`` and
-    that default, without entering any trial's config hash (the profile's ``threads`` does).
-    ``executor="ray"`` runs each trial as a Ray task instead, on the cluster at ``address`` (default: the one
-    ``RAY_ADDRESS`` names, else a Ray instance started on this machine), with the profile's
-    ``cpus_per_trial`` and ``gpus_per_trial``; ``out`` must then be on storage every node shares
-    (docs/distributed.md). Ray is the optional extra ``ganzoo-gan[ray]``.
-    The returned dictionary holds this bench's trials, in plan order; ``results.json`` also keeps the finished
-    trials of earlier benches into ``out`` at rows and seeds this one does not plan. A planned row and seed that
-    holds a finished trial of other settings or another budget is refused unless ``overwrite=True``, which trains
-    over it and leaves ``results.json`` with this bench's trials alone; re-running the same bench into its
-    ``out`` (trials already done are kept) needs no flag. Plugins are those of the process-wide plugin manager.
-
+def bench(variants: list[str] | None = None, *, profile: str | Path | BenchProfile | None = None,
+          out: str | Path = "runs/bench", seeds: int | None = None, steps: int | None = None,
+          seconds: float | None = None, feature_extractor: str | None = None,
+          feature_extractor_weights: str | Path | None = None, cache_dir: str | Path | None = None, jobs: int = 1,
+          threads: int | None = None, executor: Literal["local", "ray"] = "local", address: str | None = None,
+          overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Run a benchmark and return its ``results.json`` with this bench's trials, in plan order.
+    ``profile`` is a bundled profile name (default ``default``: offline, minutes on a CPU), a YAML file or a
+    :class:`BenchProfile`; the keyword arguments override it (``steps`` replaces every row's budget). Trials
+    already in ``out/results.json`` with the same config are kept. ``jobs > 1`` runs trials in that many
+    processes; ``threads`` sets each trial's CPU threads there without entering its hash (the profile's does).
+    ``executor="ray"`` runs each trial as a Ray task on the cluster at ``address`` (default ``RAY_ADDRESS``, else
+    a local instance), ``out`` on storage every node shares. Finished trials of other settings at a planned row
+    and seed are refused unless ``overwrite=True``, which trains over them and keeps this bench's trials alone.
     Example::
 
         results = ganzoo.bench(["vanilla", "dcgan", "wgan"], out="runs/bench")
@@ -93,8 +63,7 @@ def bench(
 def resolve_profile(profile: str | Path | BenchProfile | None, *, variants: list[str] | None, seeds: int | None,
                     steps: int | None, seconds: float | None, feature_extractor: str | None,
                     feature_extractor_weights: str | Path | None) -> BenchProfile:
-    """The profile a bench runs: ``profile`` (a name, a file or a :class:`BenchProfile`) with the non-``None``
-    arguments applied, to every dataset of its ``datasets`` too (``steps`` replaces every row's budget)."""
+    """``profile`` with the non-``None`` arguments applied, to each of its ``datasets`` too."""
     changes = {"variants": variants, "seeds": seeds, "steps": steps, "seconds": seconds,
                "feature_extractor": feature_extractor,
                "feature_extractor_weights": str(feature_extractor_weights) if feature_extractor_weights else None}
@@ -112,8 +81,7 @@ def resolve_profile(profile: str | Path | BenchProfile | None, *, variants: list
 
 def make_executor(executor: str, *, jobs: int, threads: int | None, address: str | None,
                   profile: BenchProfile) -> Executor:
-    """The executor a bench's options ask for, checked: the local one with ``jobs`` processes and each trial's
-    threads resolved once (``threads``, else the profile's, else the machine's), or Ray at ``address``."""
+    """The executor a bench's options ask for, checked: local (``jobs``, ``threads``) or Ray at ``address``."""
     if jobs < 1:
         raise UsageError(f"jobs must be at least 1, not {jobs}")
     if executor not in EXECUTORS:
@@ -130,17 +98,13 @@ def make_executor(executor: str, *, jobs: int, threads: int | None, address: str
     if jobs > 1 and executor == "ray":
         raise UsageError("jobs is for the local executor; on Ray the cluster's CPUs and cpus_per_trial decide how "
                          "many trials run at once")
-    if executor == "ray":
-        return RayExecutor(address)
-    return LocalExecutor(jobs, threads or profile.execution.threads)
+    return RayExecutor(address) if executor == "ray" else LocalExecutor(jobs, threads or profile.threads)
 
 
 def _checked_plan(prof: BenchProfile, out: Path, registry: Registry, runner: Executor, *,
                   overwrite: bool) -> tuple[list[PlannedTrial], list[TrialRecord]]:
-    """Every trial of ``prof``, resolved before anything trains (a typo in a variant name fails here) and checked
-    to be runnable by ``runner`` and into ``out``; and the trials ``out/results.json`` already holds."""
+    """Every trial of ``prof``, resolved and checked before anything trains, and the finished trials ``out`` holds."""
     from .. import metrics  # heavy (torch-fidelity): only once a bench runs
-
     for part in prof.parts():  # fail early, clearly
         metrics.extractor_info(part.feature_extractor, part.feature_extractor_weights)
     plan = plan_trials(prof, out, registry)
@@ -149,6 +113,7 @@ def _checked_plan(prof: BenchProfile, out: Path, registry: Registry, runner: Exe
     elif isinstance(runner, LocalExecutor) and runner.jobs > 1:
         refuse_in_process_plugins(plan, registry, f"{runner.jobs} worker processes")
     previous = load_results(out)["trials"] if (out / RESULTS_FILE).is_file() else []
+    previous = [t for t in previous if t["status"] not in RERUN_STATUSES]  # the others train again
     if not overwrite:
         refuse_training_over(out, previous, plan)
     return plan, previous
@@ -156,27 +121,20 @@ def _checked_plan(prof: BenchProfile, out: Path, registry: Registry, runner: Exe
 
 def references(registry: Registry, plan: list[PlannedTrial], *, progress: bool) -> dict[int, torch.Tensor]:
     """The reference data of each part of the profile that ``plan`` covers, by the part's ``id``, loaded once."""
-    reals: dict[int, torch.Tensor] = {}
-    for entry in plan:
-        if id(entry.profile) not in reals:
-            reals[id(entry.profile)] = load_reference(registry, entry, progress=progress)
-    return reals
+    firsts = {id(entry.profile): entry for entry in reversed(plan)}  # each part's first entry, last part first
+    return {key: load_reference(registry, entry, progress=progress) for key, entry in reversed(firsts.items())}
 
 
 class _Book:
-    """A bench's ``results.json`` as its trials finish (a :class:`~ganzoo.bench.executors.Reporter`): this
-    bench's trials in plan order, then the finished trials of other benches at rows and seeds this one does not
-    plan (their run directories are not touched), unless ``overwrite`` asks for this bench's trials alone."""
+    """A bench's ``results.json`` as its trials finish, then other benches' trials it keeps."""
 
     def __init__(self, out: Path, profile: BenchProfile, plan: list[PlannedTrial], previous: list[TrialRecord], *,
                  overwrite: bool, progress: bool) -> None:
         self.out, self.profile = out, profile
-        self.records = {(t["variant"], t["seed"], t["config_hash"]): t for t in previous
-                        if t["status"] not in RERUN_STATUSES}
+        self.records = {(t["variant"], t["seed"], t["config_hash"]): t for t in previous}
         self.order = [entry.key for entry in plan]
         places = {(entry.row, entry.seed) for entry in plan}
-        self.others = [] if overwrite else [t for t in previous if t["status"] not in RERUN_STATUSES
-                                            and (t["variant"], t["seed"]) not in places]
+        self.others = [] if overwrite else [t for t in previous if (t["variant"], t["seed"]) not in places]
         self.todo = [entry for entry in plan if entry.key not in self.records]
         self.bar = tqdm(total=len(plan), initial=len(plan) - len(self.todo), desc="bench", unit="trial",
                         disable=not progress, dynamic_ncols=True)

@@ -1,14 +1,6 @@
-"""Render a Markdown leaderboard from ``results.json`` files, and nothing else.
-
-Every figure on the page comes from a results file; images are linked relative to the page, so the page
-and the results can be committed side by side. Rendering is deterministic: the same results give the same
-bytes, which lets a test check that the committed page matches the committed results.
-
-Results files travel (pull requests, ``--reproduce``), so nothing in one is trusted: each file is checked on load
-(:mod:`ganzoo.bench.records`: types, and artifact paths that stay inside its directory), every string from it is
-written as inert text (:func:`text`, :func:`code`: no HTML, no Markdown links, headings, table cells or
-attributes) and every link is percent-encoded (:func:`url`).
-"""
+"""Render a Markdown leaderboard from ``results.json`` files, and nothing else: the same results give the same
+bytes. Nothing in a results file is trusted: each is checked on load (:mod:`ganzoo.bench.records`), every string
+from it is written as inert text (:func:`text`, :func:`code`) and every link percent-encoded (:func:`url`)."""
 
 from __future__ import annotations
 
@@ -35,10 +27,7 @@ COLUMNS: list[Column] = [
 ]
 
 
-#: Characters that start Markdown structure mid-line (code spans, links and images, headings, table cells,
-#: attr_list's ``{: ...}``, ``*`` emphasis that could pair with the page's own bold), each written
-#: backslash-escaped by :func:`text`; the backslash itself, so that none escapes the page's own ``|`` or ``]``.
-#: (``_`` is left as it is: it emphasises only around whole words, and trial ids hold it.)
+#: Characters that start Markdown structure mid-line, and the backslash: escaped by :func:`text` (``_`` is kept).
 MARKDOWN_SPECIALS = "\\`*{}[]#|"
 _ESCAPE = str.maketrans({c: "\\" + c for c in MARKDOWN_SPECIALS})
 
@@ -48,28 +37,23 @@ def _one_line(value: object) -> str:
 
 
 def text(value: object) -> str:
-    """``value`` as inert Markdown text on one line: control characters (newlines too) become spaces, ``&``,
-    ``<`` and ``>`` HTML entities, and each of :data:`MARKDOWN_SPECIALS` is backslash-escaped, so a string from a
-    results file can neither add HTML nor start a link, a heading, a table cell or an attribute list."""
+    """``value`` as inert Markdown on one line: HTML entities, :data:`MARKDOWN_SPECIALS` escaped."""
     return html.escape(_one_line(value), quote=False).translate(_ESCAPE)
 
 
 def code(value: object) -> str:
-    """``value`` as an inline code span (Markdown escapes HTML there), or as :func:`text` where a backtick or a
-    table pipe in it would end the span or the cell."""
+    """``value`` as an inline code span, or as :func:`text` where a backtick or a pipe would end it."""
     line = _one_line(value)
     return text(line) if "`" in line or "|" in line or not line.strip() else f"`{line}`"
 
 
 def url(link: str) -> str:
-    """A relative link percent-encoded for a Markdown link target: no scheme (``javascript:``), spaces,
-    parentheses or angle brackets survive as themselves."""
+    """A relative link percent-encoded for a Markdown link target (no scheme, space or bracket survives)."""
     return urllib.parse.quote(link, safe="/+")
 
 
 def mean_std(values: list[float], decimals: int) -> str:
-    """``mean ± std`` of ``values`` at ``decimals`` places: the one value alone, or ``–`` for none (values that
-    are not finite, such as a diverged run's, are left out)."""
+    """``mean ± std`` of the finite ``values`` at ``decimals`` places: the one value alone, or ``–`` for none."""
     values = [v for v in values if math.isfinite(v)]
     if not values:
         return "–"
@@ -88,9 +72,7 @@ def _group(trials: list[Trial]) -> dict[tuple[str, str, str], list[Trial]]:
 
 
 def section_columns(trials: list[Trial]) -> list[Column]:
-    """The metric columns of a section: those of :data:`COLUMNS` that its trials scored (FID and the image
-    metrics for images; a dataset's own metrics, such as modes, where it defines them), then any other key a
-    dataset's metrics returned, as it is."""
+    """A section's metric columns: those of :data:`COLUMNS` its trials scored, then their other keys."""
     scored = {key for t in trials for key in (t.final.values if t.final else {})}
     if not scored:  # nothing finished: the image metrics' columns, empty
         return [c for c in COLUMNS if c[0] in IMAGE_METRIC_KEYS]
@@ -102,8 +84,7 @@ def _ranker(primary: Column) -> Callable[[tuple[str, list[Trial]]], tuple[float,
     key, _, lower, _ = primary
 
     def rank(row: tuple[str, list[Trial]]) -> tuple[float, str]:
-        """Rows by the mean final value of the section's first metric (FID for images), best first; variants
-        without a finished trial last."""
+        """Rows by the mean final value of the section's first metric, best first; unfinished rows last."""
         values = [t.final.values[key] for t in row[1] if t.status == "ok" and t.final and key in t.final.values]
         if not values:
             return (float("inf"), row[0])
@@ -114,8 +95,7 @@ def _ranker(primary: Column) -> Callable[[tuple[str, list[Trial]]], tuple[float,
 
 
 def seconds_to_fid(trial: Trial, target: float) -> float | None:
-    """Seconds of training before the first evaluation of ``trial`` (after step 0) whose FID is at most
-    ``target``; ``None`` if none reached it or the trial's history predates per-evaluation timings."""
+    """Seconds of training before the first evaluation after step 0 with FID at most ``target`` (else ``None``)."""
     for h in trial.history:
         if h.step > 0 and h.values.get(FID, float("inf")) <= target and TRAIN_SECONDS in h.values:
             return h.values[TRAIN_SECONDS]
@@ -132,11 +112,6 @@ def _time_to_quality(trials: list[Trial], target: float) -> str:
     reached = [s for s in (seconds_to_fid(t, target) for t in trials) if s is not None]
     cell = mean_std(reached, 0) + " s" if reached else "not reached"
     return cell if len(reached) in (0, len(trials)) else f"{cell} ({len(reached)} of {len(trials)} seeds)"
-
-
-def _hardware(trial: Trial) -> str:
-    hw = trial.hardware
-    return text((hw and hw.gpu) or f"{(hw and hw.cpu) or '?'}, {(hw and hw.threads) or '?'} threads")
 
 
 def _link(target: Path, out_dir: Path) -> str:
@@ -174,8 +149,7 @@ INTRO = [
 
 
 def _sources(results: list[str | Path]) -> list[tuple[Path, dict[str, Any] | ResultsFile]]:
-    """Each results file of ``results`` (files or bench directories) with its checked JSON; a sweep directory
-    as its ``sweep.json``, then its two benches."""
+    """Each results file of ``results`` checked; a sweep directory as its ``sweep.json``, then its two benches."""
     sources: list[tuple[Path, dict[str, Any] | ResultsFile]] = []
     for item in results:
         path = Path(item)
@@ -201,7 +175,7 @@ def render(results: list[str | Path], out: str | Path) -> str:
         groups = _group(data.trials)
         for profile, dataset in sorted({(k[0], k[1]) for k in groups}):
             rows = [(k[2], v) for k, v in groups.items() if (k[0], k[1]) == (profile, dataset)]
-            lines += _section(profile, dataset, rows, link, data.profile.presentation.fid_target)
+            lines += _section(profile, dataset, rows, link, data.profile.fid_target)
             for variant, trials in rows:
                 lines += _pictures(variant, trials, path, out_dir)
     return "\n".join(lines).rstrip() + "\n"
@@ -220,8 +194,7 @@ def _budget_text(rows: list[tuple[str, list[Trial]]]) -> str:
 
 def _section(profile: str, dataset: str, rows: list[tuple[str, list[Trial]]], link: str,
              target: float | None) -> list[str]:
-    """One profile's and dataset's table: its heading, protocol, and a row per variant, best first (``rows`` is
-    sorted so)."""
+    """One profile's and dataset's table: its heading, protocol, and a row per variant, best first."""
     proto = rows[0][1][0].protocol
     fx = proto.feature_extractor
     columns = section_columns([t for _, trials in rows for t in trials])
@@ -231,22 +204,16 @@ def _section(profile: str, dataset: str, rows: list[tuple[str, list[Trial]]], li
     timed = any(evaluation_seconds(t) is not None for t in every)
     target = target if timed else None
     extra = ([f"Train s to FID ≤ {target:g}"] if target else []) + (["Eval time"] if timed else [])
-    lines = [
-        f"## {text(dataset)} — profile {code(profile)}",
-        "",
-        f"Results: [{code(link)}]({url(link)}). Budget: {_budget_text(rows)}. Reference: {proto.num_real} real "
-        f"{unit} ({text(proto.real_split)} split); {proto.num_fake} generated {unit} per evaluation. "
-        + (f"Feature extractor: {code(fx.name)} (weights sha256 {code(fx.sha256[:16] + '…')}). " if fx
-           else "Scored by the dataset's own metrics (the samples are not images: no feature extractor). ")
-        + f"torch {text(proto.versions.torch)}, torch-fidelity "
-        f"{text(proto.versions.torch_fidelity)}, ganzoo {text(proto.versions.ganzoo)}.",
-        "",
-        "| Variant | Seeds | " + " | ".join(c[1] for c in columns)
-        + f" | Untrained {primary[1].rstrip(' ↓↑')} | Steps | Train time | Wall time | "
-        + "".join(f"{e} | " for e in extra)
-        + "img/s | Hardware | Status |",
-        "|" + "---|" * (len(columns) + 9 + len(extra)),
-    ]
+    lines = [f"## {text(dataset)} — profile {code(profile)}", "",
+             f"Results: [{code(link)}]({url(link)}). Budget: {_budget_text(rows)}. Reference: {proto.num_real} real "
+             f"{unit} ({text(proto.real_split)} split); {proto.num_fake} generated {unit} per evaluation. "
+             + (f"Feature extractor: {code(fx.name)} (weights sha256 {code(fx.sha256[:16] + '…')}). " if fx
+                else "Scored by the dataset's own metrics (the samples are not images: no feature extractor). ")
+             + f"torch {text(proto.versions.torch)}, torch-fidelity {text(proto.versions.torch_fidelity)}, ganzoo "
+             f"{text(proto.versions.ganzoo)}.", "",
+             "| Variant | Seeds | " + " | ".join(c[1] for c in columns) + f" | Untrained {primary[1].rstrip(' ↓↑')} "
+             "| Steps | Train time | Wall time | " + "".join(f"{e} | " for e in extra) + "img/s | Hardware | Status |",
+             "|" + "---|" * (len(columns) + 9 + len(extra))]
     rows.sort(key=_ranker(primary))
     lines += [_row(variant, trials, columns, target, timed) for variant, trials in rows]
     return [*lines, ""]
@@ -272,9 +239,11 @@ def _row(variant: str, trials: list[Trial], columns: list[Column], target: float
         extra_cells.append(f"{mean_std([e for e, _ in spent], 0)} s ({statistics.fmean(share):.1%} "
                            "of train)" if share else "–")
     ips = mean_std([t.images_per_second for t in ok], 0)
+    hw = trials[0].hardware
+    hardware = text((hw and hw.gpu) or f"{(hw and hw.cpu) or '?'}, {(hw and hw.threads) or '?'} threads")
     return (f"| {text(variant)} | {len(trials)} | " + " | ".join(cells)
             + f" | {untrained} | {steps} | {train} s | {wall} s | "
-            + "".join(f"{c} | " for c in extra_cells) + f"{ips} | {_hardware(trials[0])} | {_status(trials)} |")
+            + "".join(f"{c} | " for c in extra_cells) + f"{ips} | {hardware} | {_status(trials)} |")
 
 
 def _status(trials: list[Trial]) -> str:
@@ -299,8 +268,7 @@ def _pictures(variant: str, trials: list[Trial], path: Path, out_dir: Path) -> l
 
 
 def sweep_table(data: dict[str, Any], link: str) -> list[str]:
-    """The Markdown of a sweep (``sweep.json``): per row, every trial's configuration, how it ended and its
-    score, the best one marked; the two benches that follow it are ordinary sections."""
+    """The Markdown of a ``sweep.json``: per row, every trial's configuration, how it ended and its score."""
     profile = data["profile"]
     spec = profile["sweep"]
     metric = BY_KEY[spec["metric"]]
@@ -342,9 +310,7 @@ def _param(value: Any) -> str:
 
 
 def write_leaderboard(results: list[str | Path], out: str | Path, overwrite: bool = False) -> Path:
-    """Render :func:`render` into ``out`` and return its path. ``out`` follows the rule of every output
-    (:mod:`ganzoo.outputs`): an existing page is replaced only with ``overwrite``, a symbolic link there is
-    never written through, and the page is written whole or not at all."""
+    """Write :func:`render` into ``out`` (under :mod:`ganzoo.outputs`' rule) and return its path."""
     out = check_output(out, overwrite, option="-o")
     page = render(results, out)
     with atomic_file(out) as tmp:

@@ -1,5 +1,4 @@
-"""A bench's plan: every (row, seed) trial of a profile with its resolved config and identity, resolved before
-anything trains, and the checks a plan must pass before it runs."""
+"""A bench's plan: every (row, seed) trial of a profile with its resolved config and identity, and its checks."""
 
 from __future__ import annotations
 
@@ -22,8 +21,7 @@ EXTENSION_JOINER = "+"
 
 
 class PlannedTrial(NamedTuple):
-    """One trial of a bench: its part of the profile (the whole profile, or its part for one of ``datasets``), row,
-    seed, resolved training config, evaluation interval and the hash that identifies it in ``results.json``."""
+    """One trial of a bench: its profile part, row, seed, resolved config, evaluation interval and hash."""
 
     profile: BenchProfile
     row: str
@@ -52,12 +50,9 @@ def split_row(name: str, registry: Registry) -> tuple[str, list[str]]:
 
 
 def plan_trials(prof: BenchProfile, out: Path, registry: Registry) -> list[PlannedTrial]:
-    """Every trial of ``prof``, its run directory under ``out`` (``out/DATASET`` for a profile with
-    ``datasets``); resolving them all first makes a typo in a variant name fail before anything trains."""
-    plan = []
-    for part in prof.parts():
-        plan += _plan_part(part, out / part.dataset if prof.datasets else out, registry)
-    return plan
+    """Every trial of ``prof``, its run directory under ``out`` (``out/DATASET`` for a profile with ``datasets``)."""
+    return [entry for part in prof.parts()
+            for entry in _plan_part(part, out / part.dataset if prof.datasets else out, registry)]
 
 
 def _rows(prof: BenchProfile, registry: Registry) -> dict[str, tuple[str, str, list[str]]]:
@@ -86,11 +81,9 @@ def _plan_part(prof: BenchProfile, out: Path, registry: Registry) -> list[Planne
         budget = prof.budget(row, canonical, variant)
         protocol = prof.protocol(budget)
         for seed in range(prof.seeds):
-            cfg = resolve_config(registry, canonical, overrides=overrides,
-                                 steps=budget.steps, dataset=prof.dataset, seed=seed, device=prof.device,
-                                 out=str(out / row / f"seed-{seed}"))
-            # No intermediate grids or checkpoints unless the profile asks for them: a bench directory holds
-            # the final grid and checkpoint of every trial, and writing is not counted as training time anyway.
+            cfg = resolve_config(registry, canonical, overrides=overrides, steps=budget.steps, dataset=prof.dataset,
+                                 seed=seed, device=prof.device, out=str(out / row / f"seed-{seed}"))
+            # no intermediate grids or checkpoints unless the profile asks for them
             cfg = cfg.model_copy(update={key: getattr(cfg, key) if key in overrides else 0
                                          for key in ("sample_every", "checkpoint_every")})
             plan.append(PlannedTrial(prof, row, seed, cfg, protocol.eval_every, trial_hash(cfg, protocol)))
@@ -98,44 +91,34 @@ def _plan_part(prof: BenchProfile, out: Path, registry: Registry) -> list[Planne
 
 
 def load_reference(registry: Registry, trial: PlannedTrial, *, progress: bool = True) -> torch.Tensor:
-    """The real samples that ``trial``'s scores compare against: its profile's ``dataset`` at ``real_split``,
-    loaded the way the trial's config loads its training data (root, download, image size, workers)."""
+    """The real samples ``trial`` is scored against, loaded as its config loads its training data."""
     cfg, prof = trial.config, trial.profile
     return load_images(registry, prof.dataset, split=prof.real_split, root=cfg.data_root, download=cfg.download,
                        image_size=cfg.image_size).tensor(workers=cfg.data_workers, progress=progress)
 
 
 def refuse_in_process_plugins(plan: list[PlannedTrial], registry: Registry, where: str) -> None:
-    """Refuse a plan whose trials would run in other processes (``where``: the ``--jobs`` pool, Ray, Tune) while
-    a component they use (variant, networks, loss, extensions, dataset) comes from a plugin registered in this
-    process only: a worker loads its plugins from the entry points, so it would not find that component, or find
-    another under its name."""
+    """Refuse a plan run in other processes (``where``) using a plugin registered in this one only."""
     from_entry_points = getattr(get_plugin_manager(), "ganzoo_distinfo", {})
-    used: dict[str, str] = {}  # plugin -> the first component of it a trial uses
     for entry in plan:
-        cfg = entry.config
-        variant = registry.variants.get(cfg.variant)
+        cfg, variant = entry.config, registry.variants.get(entry.config.variant).item
         parts = [("variant", registry.variants, cfg.variant), ("dataset", registry.datasets, cfg.dataset),
-                 ("generator", registry.generators, cfg.generator or variant.item.generator),
-                 ("discriminator", registry.discriminators, cfg.discriminator or variant.item.discriminator),
-                 ("loss", registry.losses, cfg.loss or variant.item.loss),
+                 ("generator", registry.generators, cfg.generator or variant.generator),
+                 ("discriminator", registry.discriminators, cfg.discriminator or variant.discriminator),
+                 ("loss", registry.losses, cfg.loss or variant.loss),
                  *(("extension", registry.extensions, name) for name in cfg.extensions)]
         for kind, table, name in parts:
             plugin = table.get(name).plugin
             if plugin not in from_entry_points:
-                used.setdefault(plugin, f"{kind} {name!r} of row {entry.row!r}")
-    if used:
-        plugin, what = next(iter(used.items()))
-        raise UsageError(f"{what} comes from plugin {plugin!r}, which was registered in this process, not loaded "
-                         f"from an entry point; trials on {where} run in other processes, which load plugins from "
-                         "entry points only. Install the plugin as a package with a 'ganzoo' entry point, or run "
-                         "the trials here (jobs=1, the local executor)")
+                raise UsageError(f"{kind} {name!r} of row {entry.row!r} comes from plugin {plugin!r}, which was "
+                                 f"registered in this process, not loaded from an entry point; trials on {where} run "
+                                 "in other processes, which load plugins from entry points only. Install the plugin "
+                                 "as a package with a 'ganzoo' entry point, or run the trials here (jobs=1, the local "
+                                 "executor)")
 
 
 def refuse_training_over(out: Path, previous: list[TrialRecord], plan: list[PlannedTrial]) -> None:
-    """Refuse to run ``plan`` into ``out`` when a row and seed it plans holds a finished trial of other settings
-    or another budget in ``out/results.json``: training it anew would delete that trial's checkpoints and
-    grids. Finished trials at rows and seeds the plan does not touch are kept, whatever they are."""
+    """Refuse to train ``plan`` over a finished trial of other settings at a row and seed it plans."""
     planned = {entry.key for entry in plan}
     places = {(entry.row, entry.seed) for entry in plan}
     replaced = [t for t in previous if t["status"] not in RERUN_STATUSES

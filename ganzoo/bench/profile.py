@@ -1,13 +1,10 @@
-"""Benchmark profiles (:class:`BenchProfile`, the YAML's flat shape) and the typed parts a bench reads from one:
-the :class:`Protocol`, the one object a trial's identity is hashed from (:func:`trial_hash`), and the
-:class:`Execution` (threads, Ray resources), which is no part of it; nor are the presentation (``name``,
-``description``, ``fid_target``) and the search (``sweep``)."""
+"""Benchmark profiles (:class:`BenchProfile`, the YAML's flat shape) and the :class:`Protocol`, the one part of a
+profile a trial's identity is hashed from (:func:`trial_hash`)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -90,8 +87,8 @@ class BenchProfile(BaseModel):
         return parts
 
     def budget(self, row: str, *fallbacks: str) -> Budget:
-        """The budget of ``row`` (``dcgan+ema``), else of the first of ``fallbacks`` (its variant, as canonical
-        name or alias) that has one, else the profile's ``steps`` and ``eval_every``."""
+        """The budget of ``row`` (``dcgan+ema``), else of the first of ``fallbacks`` (its variant) that has one, else
+        the profile's ``steps`` and ``eval_every``."""
         for name in (row, *fallbacks):
             if name in self.budgets:
                 found = self.budgets[name]
@@ -105,32 +102,21 @@ class BenchProfile(BaseModel):
                            "steps": budget.steps, "eval_every": budget.eval_every or 0})
 
     @property
-    def presentation(self) -> Presentation:
-        """How this profile's results are shown (see :class:`Presentation`)."""
-        return Presentation(name=self.name, description=self.description, fid_target=self.fid_target)
+    def ray_resources(self) -> tuple[float, float]:
+        """``(cpus, gpus)`` one trial reserves on Ray (cpus default: ``threads``, else 1)."""
+        return float(self.cpus_per_trial or self.threads or 1), float(self.gpus_per_trial)
 
     @property
-    def execution(self) -> Execution:
-        """Where and how this profile's trials run (see :class:`Execution`)."""
-        return Execution(threads=self.threads, cpus_per_trial=self.cpus_per_trial,
-                         gpus_per_trial=self.gpus_per_trial, device=self.device)
+    def ray_threads(self) -> int:
+        """CPU threads a trial trains with on Ray: ``threads``, else its whole CPUs."""
+        return self.threads or max(1, int(self.ray_resources[0]))
 
 
 class Protocol(BaseModel):
-    """What a trial's figures depend on besides its training config: the only part of a profile that enters a
-    trial's identity (:func:`trial_hash`).
-
-    Exactly these fields are hashed. Two compatibility rules keep every recorded hash what it was:
-
-    - ``steps`` and ``eval_every`` are the trial's own budget (:meth:`BenchProfile.budget`), not the profile's,
-      so adding a row to ``budgets`` leaves the other rows' trials the same trials;
-    - ``threads`` is hashed only when it is set: trials of profiles from before the key hash as they did.
-
-    Everything else of a profile is left out by not being here: the presentation (``name``, ``description``,
-    ``fid_target``), what runs (``variants``, ``seeds``, ``budgets`` beyond the trial's own, ``datasets``: a
-    trial's part has its own ``dataset``), where it runs (``cpus_per_trial``, ``gpus_per_trial``) and the
-    search (``sweep``).
-    """
+    """What a trial's figures depend on besides its training config: exactly the fields hashed into a trial's
+    identity (:func:`trial_hash`). ``steps`` and ``eval_every`` are the trial's own budget (adding a row to
+    ``budgets`` changes no other trial), and ``threads`` is hashed only when set (older hashes stay). The rest of
+    a profile (presentation, rows and seeds, ``datasets``, Ray resources, ``sweep``) is left out by not being here."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -154,44 +140,11 @@ class Protocol(BaseModel):
 
 
 def trial_hash(config: TrainConfig | dict[str, Any], protocol: Protocol) -> str:
-    """What makes two trials the same trial: the training config (without its ``out``, where the trial writes)
-    and the :class:`Protocol`. ``config`` may be a config's JSON (a results file's ``protocol.config``)."""
+    """What makes two trials the same trial: the training config (or its JSON) without ``out``, and the protocol."""
     cfg = config.model_dump(mode="json") if isinstance(config, TrainConfig) else dict(config)
     cfg.pop("out", None)
     blob = json.dumps({"config": cfg, "protocol": protocol.hashed()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class Execution:
-    """Where and how a profile's trials run; none of it is part of what a trial is (:class:`Protocol`), except
-    ``threads`` where the profile fixes it (figures depend on the thread count)."""
-
-    threads: int | None  # CPU threads per trial, fixed by the profile or the bench; None: the machine decides
-    cpus_per_trial: float | None
-    gpus_per_trial: float
-    device: str
-
-    @property
-    def ray_resources(self) -> tuple[float, float]:
-        """``(cpus, gpus)`` one trial reserves on Ray: ``cpus_per_trial`` (default its ``threads``, else 1) and
-        ``gpus_per_trial``."""
-        return float(self.cpus_per_trial or self.threads or 1), float(self.gpus_per_trial)
-
-    @property
-    def ray_threads(self) -> int:
-        """CPU threads a trial trains with on Ray: ``threads``, else its whole CPUs."""
-        return self.threads or max(1, int(self.ray_resources[0]))
-
-
-@dataclass(frozen=True)
-class Presentation:
-    """How a profile's results are read and shown (the leaderboard's section, its time-to-quality target); no
-    part of a trial's identity."""
-
-    name: str
-    description: str
-    fid_target: float | None
 
 
 def _errors(exc: ValidationError) -> str:
@@ -216,8 +169,7 @@ def load_profile(profile: str | Path | None = None, **changes: Any) -> BenchProf
 
 
 def portable_profile(profile: BenchProfile) -> dict[str, Any]:
-    """``profile`` as stored beside results: a weights file by its name only (where it lives is the machine's
-    business; its sha256 in each trial's protocol says which file it was)."""
+    """``profile`` as stored beside results: a weights file by its name only (its sha256 is in each trial)."""
     data = profile.model_dump(mode="json")
     for part in [data, *data["datasets"].values()]:
         if part.get("feature_extractor_weights"):

@@ -1,14 +1,7 @@
 """The records a bench and a sweep write (``results.json``, ``sweep.json``): their typed schema, read and written.
-
-Results files travel: they are committed, attached to pull requests and handed to ``ganzoo bench --reproduce``
-and ``ganzoo leaderboard``. Everything that reads one goes through :func:`read_results` (or :func:`load_sweep`),
-which refuses, with a :class:`~ganzoo.errors.ResultsFileError` naming the file and the field, a file that is
-not UTF-8 JSON, is larger than :data:`MAX_FILE_BYTES`, nests too deeply, holds a number too long to read, has a
-field missing or of the wrong type (a string where a score belongs, a trial that is not an object), a failed
-trial without a reason, or an artifact path (sample grid, plot) that leads outside the results file's own
-directory (absolute, with ``..``, or through a symbolic link). What passes is the file's JSON unchanged: keys
-this version does not know are kept (a bench that resumes writes them back).
-"""
+Results files travel, so every reader goes through :func:`read_results` (or :func:`load_sweep`), which raises a
+:class:`~ganzoo.errors.ResultsFileError` naming the file and the field for one that does not pass; what passes
+is the file's JSON unchanged (unknown keys kept)."""
 
 from __future__ import annotations
 
@@ -27,12 +20,10 @@ from .profile import BenchProfile, portable_profile
 
 RESULTS_FORMAT = 1
 RESULTS_FILE = "results.json"
-#: The status of a trial whose process or Ray worker died before it could report (out of memory, a lost node):
-#: like an interrupted trial (``running``), it is trained again when the bench is re-run.
+#: A trial whose worker died before it could report: like ``running`` (interrupted), trained again on a re-run.
 LOST = "lost"
 RERUN_STATUSES = ("running", LOST)
-#: Beside its scores, each evaluation in a trial's ``history`` records the seconds trained before it and the
-#: seconds the evaluation itself took.
+#: Beside its scores, each evaluation in a trial's ``history`` records the seconds trained before it and its own.
 TRAIN_SECONDS = "train_seconds"
 EVAL_SECONDS = "eval_seconds"
 TIMING_KEYS = (TRAIN_SECONDS, EVAL_SECONDS)
@@ -40,7 +31,7 @@ TIMING_KEYS = (TRAIN_SECONDS, EVAL_SECONDS)
 TrialRecord = dict[str, Any]
 #: The largest results or sweep file read (ganzoo's own are well under a megabyte).
 MAX_FILE_BYTES = 64 * 2**20
-#: How a trial may end: ``running`` is a record written before the trial ran, ``lost`` one whose worker died.
+#: How a trial may end (``running``: a record written before the trial ran).
 TRIAL_STATUSES = ("ok", "failed", "diverged", LOST, "running")
 #: Errors listed in one message (a badly broken file has hundreds).
 SHOWN_ERRORS = 5
@@ -88,8 +79,7 @@ class Versions(_Record):
 
 
 class TrialProtocol(_Record):
-    """What a trial's figures depend on besides its seed, as recorded (see ``ganzoo.bench.trial.trial_record``);
-    :class:`ganzoo.bench.profile.Protocol` is the part of it that a trial's hash covers."""
+    """What a trial's figures depend on besides its seed, as recorded (``ganzoo.bench.trial.trial_record``)."""
 
     profile: str
     dataset: str
@@ -151,8 +141,7 @@ class Trial(_Record):
 
 
 class ResultsSchema(_Record):
-    """The whole of ``results.json``: its format, the profile it was run with (a valid benchmark profile) and
-    its trials."""
+    """The whole of ``results.json``: its format, the profile it was run with and its trials."""
 
     format: Literal[RESULTS_FORMAT]  # type: ignore[valid-type]
     profile: BenchProfile
@@ -205,8 +194,7 @@ class SweepSchema(_Record):
 
 @dataclass(frozen=True)
 class ResultsFile:
-    """A results file that passed :class:`ResultsSchema`: its path, its JSON as written, its profile and its typed
-    trials."""
+    """A results file that passed :class:`ResultsSchema`: its path, its JSON as written, and typed."""
 
     path: Path
     data: dict[str, Any]
@@ -214,21 +202,29 @@ class ResultsFile:
     trials: list[Trial]
 
 
-def results_path(path: str | Path) -> Path:
-    """``path`` itself, or the ``results.json`` inside it where it is a bench directory."""
+def results_path(path: str | Path, name: str = RESULTS_FILE) -> Path:
+    """``path`` itself, or the ``results.json`` (``name``) inside it where it is a bench (sweep) directory."""
     path = Path(path)
-    return path / RESULTS_FILE if path.is_dir() else path
+    return path / name if path.is_dir() else path
+
+
+def _load(path: Path, what: str, fmt: int, schema: type[BaseModel]) -> tuple[dict[str, Any], Any]:
+    """A results or sweep file's JSON, checked against ``schema``, with its profile :func:`_normalised`."""
+    try:
+        data = _read_json(path, what)
+        if not isinstance(data, dict) or data.get("format") != fmt:
+            raise ResultsFileError(f"{str(path)!r} is not a ganzoo {what} (a JSON object with format {fmt})")
+        checked = _validate(schema, data, path, what)
+    except RecursionError:
+        raise ResultsFileError(f"{what} {str(path)!r} nests arrays or objects too deeply") from None
+    data["profile"] = _normalised(data["profile"], checked.profile)
+    return data, checked
 
 
 def read_results(path: str | Path) -> ResultsFile:
-    """Read and check a ``results.json`` (or the one inside a bench directory); raise
-    :class:`~ganzoo.errors.ResultsFileError` naming the file and the field for one that does not pass."""
+    """Read and check a ``results.json`` (or a bench directory's), else a :class:`ResultsFileError`."""
     path = results_path(path)
-    data = _read_json(path, "results file")
-    if not isinstance(data, dict) or data.get("format") != RESULTS_FORMAT:
-        raise ResultsFileError(f"{str(path)!r} is not a ganzoo results file (a JSON object with format "
-                               f"{RESULTS_FORMAT})")
-    checked = _validate(ResultsSchema, data, path, "results file")
+    data, checked = _load(path, "results file", RESULTS_FORMAT, ResultsSchema)
     try:
         checked.profile.parts()
     except GanzooError as exc:
@@ -236,7 +232,6 @@ def read_results(path: str | Path) -> ResultsFile:
     for i, trial in enumerate(checked.trials):
         for key, rel in trial.artifacts.items():
             _check_artifact(path, f"trials[{i}].artifacts.{key}", rel)
-    data["profile"] = _normalised(data["profile"], checked.profile)
     return ResultsFile(path=path, data=data, profile=checked.profile, trials=checked.trials)
 
 
@@ -246,21 +241,12 @@ def load_results(path: str | Path) -> dict[str, Any]:
 
 
 def load_sweep(path: str | Path) -> dict[str, Any]:
-    """The JSON of a ``sweep.json`` (or of the one inside a sweep directory), checked against
-    :class:`SweepSchema`."""
-    path = Path(path)
-    path = path / SWEEP_FILE if path.is_dir() else path
-    data = _read_json(path, "sweep file")
-    if not isinstance(data, dict) or data.get("format") != SWEEP_FORMAT:
-        raise ResultsFileError(f"{str(path)!r} is not a ganzoo sweep file (a JSON object with format {SWEEP_FORMAT})")
-    checked = _validate(SweepSchema, data, path, "sweep file")
-    data["profile"] = _normalised(data["profile"], checked.profile)
-    return data
+    """The JSON of a ``sweep.json`` (or of the one inside a sweep directory), checked against :class:`SweepSchema`."""
+    return _load(results_path(path, SWEEP_FILE), "sweep file", SWEEP_FORMAT, SweepSchema)[0]
 
 
 def _normalised(raw: dict[str, Any], profile: BenchProfile) -> dict[str, Any]:
-    """``raw`` (a file's profile) with each key ganzoo knows in the type its validation gave it (``"5"`` a
-    number), so what reads the file formats what was checked; keys it does not know are kept as written."""
+    """``raw`` (a file's profile) with each known key in the type validation gave it; others as written."""
     return {**raw, **profile.model_dump(mode="json", include=set(raw) & set(BenchProfile.model_fields))}
 
 
@@ -284,8 +270,6 @@ def _read_json(path: Path, what: str) -> Any:
         raise ResultsFileError(f"{what} {str(path)!r} is not valid JSON: {exc}") from None
     except ValueError:  # Python's cap on the digits of an int
         raise ResultsFileError(f"{what} {str(path)!r} holds a number with too many digits") from None
-    except RecursionError:
-        raise ResultsFileError(f"{what} {str(path)!r} nests arrays or objects too deeply") from None
 
 
 def _validate(schema: type[BaseModel], data: dict[str, Any], path: Path, what: str) -> Any:
@@ -298,8 +282,6 @@ def _validate(schema: type[BaseModel], data: dict[str, Any], path: Path, what: s
             lines.append(f"... and {len(errors) - SHOWN_ERRORS} more")
         raise ResultsFileError(f"{what} {str(path)!r} does not match what ganzoo writes:\n  " + "\n  ".join(lines)
                                ) from None
-    except RecursionError:
-        raise ResultsFileError(f"{what} {str(path)!r} nests arrays or objects too deeply") from None
 
 
 def _location(loc: tuple[Any, ...]) -> str:
@@ -310,8 +292,7 @@ def _location(loc: tuple[Any, ...]) -> str:
 
 
 def _check_artifact(path: Path, field: str, rel: str) -> None:
-    """Refuse an artifact path that is empty, absolute, climbs with ``..`` or resolves (through a symbolic link)
-    outside the directory of the results file ``path``."""
+    """Refuse an artifact path that is empty, absolute, climbs with ``..`` or resolves outside ``path``'s folder."""
     shown = repr(rel if len(rel) <= 200 else rel[:200] + "...")
     root = path.parent.resolve()
     why = None
@@ -335,16 +316,16 @@ def _check_artifact(path: Path, field: str, rel: str) -> None:
 
 
 def write_results(out: Path, profile: BenchProfile, trials: list[TrialRecord]) -> None:
-    """Write ``out/results.json``: ``profile`` (as :func:`~ganzoo.bench.profile.portable_profile` stores it) and
-    ``trials``, whole or not at all."""
-    data = {"format": RESULTS_FORMAT, "profile": portable_profile(profile), "trials": trials}
-    text = json.dumps(data, indent=2, sort_keys=False) + "\n"
-    atomic_write_bytes(out / RESULTS_FILE, lambda f: f.write(text.encode()))
+    """Write ``out/results.json`` (the portable ``profile`` and ``trials``), whole or not at all."""
+    _write(out / RESULTS_FILE, {"format": RESULTS_FORMAT, "profile": portable_profile(profile), "trials": trials})
 
 
 def write_sweep(out: Path, profile: BenchProfile, rows: dict[str, Any]) -> dict[str, Any]:
     """Write ``out/sweep.json`` (``profile`` and every row's search) and return what it holds."""
-    data = {"format": SWEEP_FORMAT, "profile": portable_profile(profile), "rows": rows}
+    return _write(out / SWEEP_FILE, {"format": SWEEP_FORMAT, "profile": portable_profile(profile), "rows": rows})
+
+
+def _write(path: Path, data: dict[str, Any]) -> dict[str, Any]:
     text = json.dumps(data, indent=2) + "\n"
-    atomic_write_bytes(out / SWEEP_FILE, lambda f: f.write(text.encode()))
+    atomic_write_bytes(path, lambda f: f.write(text.encode()))
     return data

@@ -1,21 +1,8 @@
-"""Re-run a committed benchmark and say, per row and metric, whether the new figures match the committed ones.
-
-``reproduce("benchmarks/results/default")`` reads the results file's stored profile, runs it again (all of its
-seeds, or the first ``seeds``) into a fresh bench directory and compares the final scores:
-
-- **identical**: every re-run seed gave the committed value bit for bit. Expected on the CPU instruction set,
-  torch version and thread count the results were made with (training is deterministic on the CPU).
-- **within spread**: the re-run mean lies in the 95% prediction interval of the committed seeds,
-  ``mean ± t(0.975, n-1) · std · sqrt(1/m + 1/n)`` for n committed and m re-run seeds. This is what another
-  machine should give: a different CPU changes floating-point rounding, and a GAN turns that into the
-  difference between two seeds.
-- **outside spread**: neither; the re-run disagrees with the committed figures more than seed noise explains.
-
-A row reproduces when its FID (the leaderboard's ranking metric) is identical or within spread and every
-trial finished; the other metrics are compared the same way and reported beside it. Nothing compared is no
-reproduction: a results file without a final score to compare is refused before anything trains, and a row
-of it without one is ``not compared``, which fails the reproduction.
-"""
+"""Re-run a committed benchmark and say, per row and metric, whether the new figures match the committed ones:
+**identical** (every re-run seed bit for bit: expected on the same machine type), **within spread** (the re-run
+mean in the 95% prediction interval of the committed seeds, ``mean ± t(0.975, n-1) · std · sqrt(1/m + 1/n)``:
+expected elsewhere) or **outside spread**. A row reproduces when its FID (else its first metric) is identical or
+within spread and every trial finished; a row with nothing to compare is ``not compared`` and fails."""
 
 from __future__ import annotations
 
@@ -41,7 +28,7 @@ IDENTICAL = "identical"
 WITHIN = "within spread"
 OUTSIDE = "outside spread"
 MISSING = "missing"
-#: A committed row with no finished trial scoring a compared metric: there is nothing to reproduce it against.
+#: A committed row with no finished trial scoring a compared metric.
 NOT_COMPARED = "not compared"
 #: Metrics compared: every leaderboard column.
 COMPARED = tuple(m.key for m in METRICS if m.column)
@@ -87,15 +74,13 @@ class Reproduction:
 
     @property
     def same_machine_type(self) -> bool:
-        """The re-run used the CPU, instruction set, thread count and torch version of the committed trials:
-        its figures should then be identical, not only within spread."""
+        """The re-run used the committed trials' machine type: its figures should then be identical."""
         return bool(self.machine) and set(self.machine) == set(self.committed_machine)
 
     @property
     def rows(self) -> dict[str, str]:
-        """Row -> the verdict on its FID (non-image data: on the first metric of its dataset, such as modes),
-        ``missing`` when a re-run trial did not finish, ``not compared`` for a row asked for that has no
-        committed score to compare with."""
+        """Row -> the verdict on its FID (else its first metric), ``missing`` when a re-run trial did not finish,
+        ``not compared`` for a row without a committed score."""
         verdicts: dict[str, str] = dict.fromkeys(self.expected_rows, NOT_COMPARED)
         compared: set[str] = set()
         for c in self.comparisons:  # FID where a row has it, else its first compared metric
@@ -108,15 +93,13 @@ class Reproduction:
 
     @property
     def reproduced(self) -> bool:
-        """Something was compared, every row's FID (or first dataset metric) is identical or within the committed
-        spread, and no re-run trial failed."""
+        """Something was compared and every row is identical or within spread."""
         verdicts = self.rows
         return bool(verdicts) and all(v in (IDENTICAL, WITHIN) for v in verdicts.values())
 
 
 def machine_type(trial: TrialRecord) -> str:
-    """What a trial's figures depend on besides its config and seed: processor, CPU instruction set used by
-    torch, threads, GPU and torch version, as one line."""
+    """What a trial's figures depend on besides config and seed (CPU, threads, GPU, torch), as one line."""
     hw = trial.get("hardware", {})
     torch_version = trial.get("protocol", {}).get("versions", {}).get("torch")
     return (f"{hw.get('gpu') or hw.get('cpu')}, {hw.get('cpu_capability', 'instruction set not recorded')}, "
@@ -124,12 +107,8 @@ def machine_type(trial: TrialRecord) -> str:
 
 
 def prediction_interval(values: list[float], m: int) -> tuple[float, float]:
-    """The ``CONFIDENCE`` prediction interval for the mean of ``m`` new draws, from the committed ``values``.
-
-    With one committed value there is no spread to go by and the interval is that value alone.
-    """
+    """The ``CONFIDENCE`` prediction interval for the mean of ``m`` new draws from the committed ``values``."""
     from scipy.stats import t
-
     values = [v for v in values if math.isfinite(v)]
     if not values:
         return math.nan, math.nan
@@ -142,8 +121,7 @@ def prediction_interval(values: list[float], m: int) -> tuple[float, float]:
 
 
 def row_label(trial: TrialRecord, datasets: int = 1) -> str:
-    """A trial's row as reports name it: its variant row, prefixed by its dataset where a results file spans
-    ``datasets`` > 1 (``ring-8/vanilla``)."""
+    """A trial's row as reports name it, prefixed by its dataset where ``datasets`` > 1 (``ring-8/vanilla``)."""
     return f"{_dataset(trial)}/{trial['variant']}" if datasets > 1 else trial["variant"]
 
 
@@ -151,11 +129,8 @@ def _dataset(trial: TrialRecord) -> str | None:
     return trial.get("protocol", {}).get("dataset")
 
 
-def compare(committed: list[TrialRecord], new: list[TrialRecord],
-            datasets: int | None = None) -> list[Comparison]:
-    """Compare two lists of trial records (``results.json`` trials) row by row and metric by metric (a row per
-    dataset and variant row; rows are named with their dataset where the results span ``datasets`` > 1,
-    by default those of ``committed``)."""
+def compare(committed: list[TrialRecord], new: list[TrialRecord], datasets: int | None = None) -> list[Comparison]:
+    """Compare two lists of trial records row by row (:func:`row_label`) and metric by metric."""
     comparisons = []
     datasets = datasets or len({_dataset(t) for t in committed})
     rows = list(dict.fromkeys(row_label(t, datasets) for t in committed))
@@ -182,10 +157,8 @@ def compare(committed: list[TrialRecord], new: list[TrialRecord],
 
 
 def pin_former_defaults(profile: BenchProfile, committed: list[TrialRecord]) -> BenchProfile:
-    """``profile`` with every :data:`~ganzoo.config.FORMER_DEFAULTS` key that a row would now resolve to another
-    value than its ``committed`` trials ran with pinned, for that row, to their value (in ``variant_overrides``).
-    A results file records each trial's full config, so a default changed since is no reason for a re-run to
-    differ."""
+    """``profile`` with each :data:`~ganzoo.config.FORMER_DEFAULTS` key that a row would now resolve otherwise than
+    its ``committed`` trials ran pinned, for that row, to their value (in ``variant_overrides``)."""
     registry = get_registry()
     pins: dict[tuple[str, str], dict[str, Any]] = {}  # (dataset, row) -> keys
     for entry in plan_trials(profile, Path("."), registry):
@@ -226,28 +199,13 @@ def _canonical(registry: Registry, name: str) -> str | None:
         return None
 
 
-def reproduce(
-    results: str | Path,
-    *,
-    out: str | Path | None = None,
-    seeds: int | None = None,
-    variants: list[str] | None = None,
-    feature_extractor_weights: str | Path | None = None,
-    jobs: int = 1,
-    progress: bool = True,
-) -> Reproduction:
+def reproduce(results: str | Path, *, out: str | Path | None = None, seeds: int | None = None,
+              variants: list[str] | None = None, feature_extractor_weights: str | Path | None = None, jobs: int = 1,
+              progress: bool = True) -> Reproduction:
     """Re-run the benchmark stored in ``results`` (a ``results.json`` or its directory) and compare.
-
-    ``seeds`` re-runs only the first N of the committed seeds, ``variants`` only those rows. Trials train with
-    the profile's ``threads``, or, where the profile leaves it open, the thread count its trials recorded if
-    this machine has that many cores per job (so that the same machine type gives identical figures whatever
-    ``jobs`` is).
-    ``feature_extractor_weights`` says where the feature extractor's weights file is on this machine (results
-    store only its name and sha256; the file must have that sha256). The re-run goes
-    to ``out`` (default ``runs/reproduce/<profile>``); re-running into the same directory continues an
-    interrupted reproduction, as a bench does.
-
-    Example::
+    ``seeds`` re-runs the first N committed seeds, ``variants`` those rows, with the profile's ``threads`` (else
+    the recorded ones where the cores allow). ``feature_extractor_weights`` says where the weights file is here.
+    The re-run goes to ``out`` (default ``runs/reproduce/<profile>``) and continues there if interrupted. Example::
 
         report = ganzoo.reproduce("benchmarks/results/default", seeds=1)
         print(report.reproduced, report.rows)
@@ -287,18 +245,16 @@ def _rows_asked(path: Path, committed: list[TrialRecord], variants: list[str] | 
 
 def _rerun_profile(profile: BenchProfile, committed: list[TrialRecord], rows: list[str], seeds: int | None,
                    run_seeds: int, weights: str | Path | None) -> BenchProfile:
-    """The committed ``profile`` restricted to ``rows`` and ``run_seeds`` (each dataset to the rows it has, with
-    its own seeds), with the feature extractor's ``weights`` where they are on this machine."""
+    """The committed ``profile`` restricted to ``rows`` and ``run_seeds`` (per dataset), with ``weights`` here."""
     update: dict[str, Any] = {"variants": rows, "seeds": run_seeds}
     if weights is not None:
         update["feature_extractor_weights"] = Path(weights).expanduser()
     if profile.datasets:  # each dataset re-runs the rows it has of those asked for, with its own seeds
         part_seeds = {part.dataset: part.seeds for part in profile.parts()}
-        parts = {
-            name: {**changes, "seeds": min(run_seeds, part_seeds[name]) if seeds is not None else part_seeds[name],
-                   "variants": [r for r in rows if any(t["variant"] == r and t["protocol"]["dataset"] == name
-                                                       for t in committed)]}
-            for name, changes in profile.datasets.items()}
+        parts = {name: {**changes, "seeds": min(run_seeds, part_seeds[name]) if seeds is not None else part_seeds[name],
+                        "variants": [r for r in rows if any(t["variant"] == r and t["protocol"]["dataset"] == name
+                                                            for t in committed)]}
+                 for name, changes in profile.datasets.items()}
         if weights is not None:  # where the file is here, for a dataset naming its own too
             for changes in parts.values():
                 if "feature_extractor_weights" in changes:
@@ -308,24 +264,18 @@ def _rerun_profile(profile: BenchProfile, committed: list[TrialRecord], rows: li
 
 
 def _recorded_threads(profile: BenchProfile, mine: list[TrialRecord], jobs: int) -> int | None:
-    """The thread count a profile without one re-runs with: the one its trials recorded, where this machine has
-    that many cores per job; else ``None`` (the bench decides)."""
+    """The thread count a profile without one re-runs with: the recorded one, where the cores allow (else ``None``)."""
     if profile.threads is not None:
         return None
     counts = {(t.get("hardware") or {}).get("threads") for t in mine}
     recorded = counts.pop() if len(counts) == 1 else None
-    if recorded is not None and recorded * jobs <= (os.cpu_count() or 1):  # where the cores are there for it
-        return recorded
-    return None
+    return recorded if recorded is not None and recorded * jobs <= (os.cpu_count() or 1) else None
 
 
 def _report(path: Path, out: Path, run_seeds: int, mine: list[TrialRecord], rerun: list[TrialRecord],
             datasets: int) -> Reproduction:
-    report = Reproduction(results=path, out=out, seeds=list(range(run_seeds)),
-                          comparisons=compare(mine, rerun, datasets),
-                          expected_rows=list(dict.fromkeys(row_label(t, datasets) for t in mine)))
-    report.committed_machine = sorted({machine_type(t) for t in mine})
-    report.machine = sorted({machine_type(t) for t in rerun if t.get("hardware")})
-    report.failed_trials = [f"{row_label(t, datasets)} seed {t['seed']}: {t['status']}, {t['reason']}"
-                            for t in rerun if t["status"] != "ok"]
-    return report
+    return Reproduction(path, out, list(range(run_seeds)), compare(mine, rerun, datasets),
+                        [f"{row_label(t, datasets)} seed {t['seed']}: {t['status']}, {t['reason']}"
+                         for t in rerun if t["status"] != "ok"], sorted({machine_type(t) for t in mine}),
+                        sorted({machine_type(t) for t in rerun if t.get("hardware")}),
+                        list(dict.fromkeys(row_label(t, datasets) for t in mine)))

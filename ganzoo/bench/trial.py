@@ -1,11 +1,9 @@
 """One bench trial: train a planned (row, seed) in its run directory, score it, and return its record.
-
-:func:`run_trial` is what every executor runs (in this process, a ``--jobs`` worker or a Ray worker); it never
-raises for a failing or diverging variant, so that one bad row cannot stop a bench.
-"""
+:func:`run_trial` is what every executor runs; it never raises for a failing or diverging variant."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import platform
 import shutil
@@ -40,23 +38,18 @@ METRIC_DIRECTIONS = {m.key: m.lower_is_better for m in METRICS}
 def hardware() -> dict[str, Any]:
     """The machine a trial ran on: CPU model, threads, GPU."""
     cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    with contextlib.suppress(OSError):
+        models = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")]
+        cpu = models[0] if models else cpu
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {"cpu": cpu, "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
             "gpu": gpu, "platform": platform.platform()}
 
 
 def portable_extractor_info(info: dict[str, Any]) -> dict[str, Any]:
-    """``info`` with its weights path made machine-independent: the bundled file as ``bundled:NAME``, any
-    other as its file name (the sha256 beside it identifies the file wherever it lives)."""
+    """``info`` with its weights path machine-independent: ``bundled:NAME``, else the file name."""
     from ..metrics import WEIGHTS_PATH  # heavy (torch-fidelity): only where a trial is recorded
-
     path = Path(info["weights_path"])
     shown = f"bundled:{WEIGHTS_PATH.name}" if path.resolve() == WEIGHTS_PATH.resolve() else path.name
     return {**info, "weights_path": shown}
@@ -64,16 +57,9 @@ def portable_extractor_info(info: dict[str, Any]) -> dict[str, Any]:
 
 def make_evaluator(real: torch.Tensor, profile: BenchProfile, seed: int, cache_dir: Path | None,
                    dataset_metrics: Callable[[torch.Tensor], dict[str, float]] | None = None) -> Scorer:
-    """A scorer for :class:`~ganzoo.training.callbacks.Evaluation` that scores ``profile.num_fake`` generated
-    images.
-
-    The latents (and, for a conditional generator, labels drawn from the dataset's class frequencies) come
-    from :func:`~ganzoo.evaluation.evaluation_samples` for ``seed``: the same inputs at every evaluation, and
-    training draws nothing less or more because of them. ``ganzoo evaluate`` scores a run directory the same
-    way. The dataset's own ``dataset_metrics`` (:attr:`ganzoo.DatasetSpec.metrics`, given the labels asked for
-    when it declares ``labels``: MNIST's class agreement) are added; non-image data (``real`` a float tensor)
-    is scored by them alone.
-    """
+    """A scorer for :class:`~ganzoo.training.callbacks.Evaluation`: ``profile.num_fake`` samples drawn by
+    :func:`~ganzoo.evaluation.evaluation_samples` for ``seed`` (as ``ganzoo evaluate`` draws them), scored by
+    :func:`~ganzoo.evaluation.score_samples` with the dataset's own ``dataset_metrics``."""
     images = not real.is_floating_point()
 
     def evaluate(trainer: Trainer) -> dict[str, float]:
@@ -102,45 +88,34 @@ def best_scores(history: list[dict[str, Any]]) -> dict[str, Any]:
 
 def trial_record(entry: PlannedTrial, real: torch.Tensor, status: str = "running",
                  reason: str | None = None) -> TrialRecord:
-    """A trial's record in ``results.json`` before it has run: what it is and its protocol (``status`` and
-    ``reason`` say why, for a trial that could not run at all)."""
-    from .. import metrics  # heavy (torch-fidelity): only where a trial is recorded
+    """A trial's record in ``results.json`` before it has run: what it is and its protocol."""
+    import torch_fidelity
 
+    from .. import metrics  # heavy (torch-fidelity): only where a trial is recorded
     profile, cfg, seed = entry.profile, entry.config, entry.seed
-    return {
-        "variant": entry.row, "base_variant": cfg.variant, "extensions": list(cfg.extensions), "seed": seed,
-        "status": status, "reason": reason,
-        "diverged_at": None, "config_hash": entry.config_hash,
-        "protocol": {
-            "profile": profile.name, "dataset": profile.dataset, "train_split": "train",
-            "real_split": profile.real_split, "num_real": int(real.shape[0]), "num_fake": profile.num_fake,
-            # non-image data is scored by its dataset's metrics alone: no feature extractor
-            "feature_extractor": None if real.is_floating_point() else portable_extractor_info(
-                metrics.extractor_info(profile.feature_extractor, profile.feature_extractor_weights)),
-            "budget": {"steps": cfg.steps, "seconds": profile.seconds},
-            "eval_every": entry.eval_every, "eval_every_seconds": profile.eval_every_seconds,
-            "seed": seed, "config_hash": entry.config_hash, "config": cfg.model_dump(mode="json"),
-            "versions": {**versions(), "torch_fidelity": _torch_fidelity_version()},
-        },
-    }
+    # non-image data is scored by its dataset's metrics alone: no feature extractor
+    extractor = None if real.is_floating_point() else portable_extractor_info(
+        metrics.extractor_info(profile.feature_extractor, profile.feature_extractor_weights))
+    return {"variant": entry.row, "base_variant": cfg.variant, "extensions": list(cfg.extensions), "seed": seed,
+            "status": status, "reason": reason, "diverged_at": None, "config_hash": entry.config_hash,
+            "protocol": {"profile": profile.name, "dataset": profile.dataset, "train_split": "train",
+                         "real_split": profile.real_split, "num_real": int(real.shape[0]), "num_fake": profile.num_fake,
+                         "feature_extractor": extractor, "budget": {"steps": cfg.steps, "seconds": profile.seconds},
+                         "eval_every": entry.eval_every, "eval_every_seconds": profile.eval_every_seconds,
+                         "seed": seed, "config_hash": entry.config_hash, "config": cfg.model_dump(mode="json"),
+                         "versions": {**versions(), "torch_fidelity": str(torch_fidelity.__version__)}}}
 
 
 def lost_record(entry: PlannedTrial, real: torch.Tensor, reason: str) -> TrialRecord:
-    """The record of a trial whose worker died (out of memory, a lost node) before it could report; a re-run of
-    the bench trains it again."""
+    """The record of a trial whose worker died before it could report (trained again on a re-run)."""
     return trial_record(entry, real, status=LOST,
                         reason=f"the trial's worker died ({reason}); re-run the bench to train it again")
 
 
 def run_trial(entry: PlannedTrial, out: Path, real: torch.Tensor, *, progress: bool,
               cache_dir: Path | None) -> TrialRecord:
-    """Train and score one planned (row, seed) for its config's steps, evaluating every ``entry.eval_every``;
-    never raises for a failing or diverging variant. ``entry.row`` is the leaderboard row: a variant's name, or
-    it joined with extensions (``dcgan+ema``).
-
-    The trial's run directory is locked (:func:`ganzoo.rundir.run_lock`) while it trains, and emptied first (what
-    an interrupted attempt left must not mix in); a directory another live process holds (a worker of a bench
-    that was killed) is not touched: the trial is recorded ``lost``, to be trained by a later run."""
+    """Train and score one planned (row, seed) in its locked, emptied run directory; never raises for a failing
+    or diverging variant. A directory another live process holds is not touched: the trial is recorded ``lost``."""
     trial_dir = Path(entry.config.out)
     try:
         if trial_dir.is_symlink():
@@ -150,17 +125,15 @@ def run_trial(entry: PlannedTrial, out: Path, real: torch.Tensor, *, progress: b
         lock.__enter__()
     except GanzooError as exc:
         locked = isinstance(exc, rundir.RunLockedError)
-        return trial_record(entry, real, status=LOST if locked else "failed",
-                            reason=f"{exc}" + ("; re-run the bench to train it once that process is gone"
-                                               if locked else ""))
+        retry = "; re-run the bench to train it once that process is gone" if locked else ""
+        return trial_record(entry, real, status=LOST if locked else "failed", reason=f"{exc}{retry}")
     try:
         foreign = sorted(child.name for child in trial_dir.iterdir() if not rundir.written_by_a_run(child.name)
                          and child.name not in (LOSS_PLOT, METRICS_PLOT))
         if foreign:  # not a trial's directory: nothing in it is deleted
-            return trial_record(entry, real, status=LOST,
-                                reason=f"trial directory {str(trial_dir)!r} holds files no ganzoo run wrote "
-                                       f"({', '.join(foreign[:5])}); move them away and re-run the bench, or "
-                                       "choose another --out")
+            return trial_record(entry, real, status=LOST, reason=f"trial directory {str(trial_dir)!r} holds files no "
+                                f"ganzoo run wrote ({', '.join(foreign[:5])}); move them away and re-run the bench, or "
+                                "choose another --out")
         _empty(trial_dir)
         return _train_trial(entry, out, real, progress=progress, cache_dir=cache_dir)
     finally:
@@ -179,8 +152,7 @@ def _empty(trial_dir: Path) -> None:
 
 
 class TrialHistory(Callback):
-    """Appends each evaluation of a trial to ``history`` as ``results.json`` records it: the step, the scores,
-    the seconds trained before it and the seconds it took."""
+    """Appends each evaluation of a trial to ``history``: the step, the scores and its timings."""
 
     def __init__(self, history: list[dict[str, Any]]) -> None:
         self.history = history
@@ -193,8 +165,7 @@ class TrialHistory(Callback):
 
 def train(entry: PlannedTrial, real: torch.Tensor, history: list[dict[str, Any]], *, progress: bool,
           cache_dir: Path | None) -> TrainResult:
-    """The training call of a trial: train ``entry.config`` under the profile's budget, evaluating at the
-    profile's interval, each evaluation's scores and timings appended to ``history``."""
+    """Train ``entry.config`` under the profile's budget, each evaluation appended to ``history``."""
     profile = entry.profile
     evaluator = make_evaluator(real, profile, entry.seed, cache_dir,
                                get_registry().datasets.get(profile.dataset).item.metrics)
@@ -224,18 +195,16 @@ def _train_trial(entry: PlannedTrial, out: Path, real: torch.Tensor, *, progress
     record["wall_seconds"] = round(time.perf_counter() - started, 3)
     record["history"] = history
     untrained = [h for h in history if h["step"] == 0]
-    record["untrained"] = ({k: v for k, v in untrained[0].items() if k not in ("step", *TIMING_KEYS)}
-                           if untrained else None)
+    record["untrained"] = _scores(untrained[0]) if untrained else None
     if record["status"] == "ok":
-        record["final"] = {k: v for k, v in history[-1].items() if k not in ("step", *TIMING_KEYS)}
+        record["final"] = _scores(history[-1])
         record["best"] = best_scores(history)
     record["artifacts"] = _artifacts(entry, out, history, ok=record["status"] == "ok")
     return record
 
 
 def _artifacts(entry: PlannedTrial, out: Path, history: list[dict[str, Any]], *, ok: bool) -> dict[str, str]:
-    """Draw a trial's plots into its run directory; its artifacts (plots, sample grid, checkpoints) relative to
-    the bench directory ``out``."""
+    """Draw a trial's plots; its artifacts (plots, sample grid, checkpoints) relative to the bench directory."""
     trial_dir = Path(entry.config.out)
     rel = trial_dir.relative_to(out).as_posix()
     title = f"{entry.row} seed {entry.seed}"
@@ -253,7 +222,5 @@ def _artifacts(entry: PlannedTrial, out: Path, history: list[dict[str, Any]], *,
     return artifacts
 
 
-def _torch_fidelity_version() -> str:
-    import torch_fidelity
-
-    return str(torch_fidelity.__version__)
+def _scores(evaluation: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in evaluation.items() if k not in ("step", *TIMING_KEYS)}

@@ -1,10 +1,5 @@
-"""Offline image-generation metrics: FID, KID, IS, precision/recall through torch-fidelity.
-
-``score_images(fake, real)`` scores ``uint8`` image tensors with the bundled ``ganzoo-mnist`` classifier as
-feature extractor (or Inception, when its weights are on disk); see :mod:`ganzoo.metrics.fidelity`. Metrics
-of one dataset (MNIST's digit classes, Stacked MNIST's modes) are its :attr:`ganzoo.DatasetSpec.metrics`.
-Importing this package registers ``ganzoo-mnist`` with torch-fidelity (idempotent).
-"""
+"""Offline image-generation metrics: FID, KID, IS, precision/recall through torch-fidelity
+(:func:`score_images`, :mod:`ganzoo.metrics.fidelity`). Importing it registers ``ganzoo-mnist`` with torch-fidelity."""
 
 from __future__ import annotations
 

@@ -1,14 +1,5 @@
-"""The small MNIST classifier behind the ``ganzoo-mnist`` feature extractor, and the mnist-5k split.
-
-The network takes ``float`` images ``(N, 1, 28, 28)`` scaled to ``[-1, 1]`` (``uint8 / 127.5 - 1``) and
-returns 10 digit logits; :meth:`MnistCNN.features` also returns the 128-d penultimate features (global
-average pool of the last conv block, after ReLU) that FID, KID and precision/recall are computed on.
-
-The trained weights ship in ``weights/mnist_cnn.safetensors``; :func:`load_classifier` refuses any file
-whose sha256 differs from :data:`WEIGHTS_SHA256`, so a metric labelled ``ganzoo-mnist`` always means
-exactly this network; :func:`predict_digits` gives its predicted digits (what MNIST's dataset metrics and
-Stacked MNIST's modes are read with). Retrain with ``benchmarks/train_feature_extractor.py``.
-"""
+"""The small MNIST classifier behind the ``ganzoo-mnist`` feature extractor: :func:`load_classifier` refuses
+weights whose sha256 is not :data:`WEIGHTS_SHA256` (retrain with ``benchmarks/train_feature_extractor.py``)."""
 
 from __future__ import annotations
 
@@ -39,12 +30,7 @@ def _block(c_in: int, c_out: int, padding: int = 1) -> list[nn.Module]:
 
 
 class MnistCNN(nn.Module):
-    """A compact CNN digit classifier (~140k parameters).
-
-    Input: ``float`` tensor ``(N, 1, 28, 28)`` with values in ``[-1, 1]`` (see :func:`uint8_to_input`).
-    ``forward`` returns the 10 logits; :meth:`features` returns ``(penultimate (N, 128), logits (N, 10))``.
-    The last layer has no bias, so torch-fidelity's ``logits_unbiased`` equals the logits.
-    """
+    """A compact CNN digit classifier (~140k parameters) without a bias in its last layer."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -68,11 +54,7 @@ class MnistCNN(nn.Module):
 
 
 def uint8_to_input(images: torch.Tensor) -> torch.Tensor:
-    """Convert ``uint8`` images ``(N, C, H, W)`` to the classifier input: float ``(N, 1, 28, 28)`` in [-1, 1].
-
-    RGB (``C == 3``) is converted to grayscale with the ITU-R 601 luma weights; other sizes are resized to
-    28x28 with antialiased bilinear interpolation.
-    """
+    """``uint8`` images ``(N, C, H, W)`` as the classifier's input: float ``(N, 1, 28, 28)`` in [-1, 1]."""
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3):
         raise ValueError(f"expected uint8 images (N, 1|3, H, W), got {images.dtype} {tuple(images.shape)}")
     x = images.float()
@@ -104,8 +86,7 @@ def verify_weights(path: str | Path, expected_sha256: str = WEIGHTS_SHA256) -> s
         raise WeightsIntegrityError(
             f"ganzoo-mnist classifier weights not found at {str(path)!r}; reinstall ganzoo (the file ships "
             f"with the package) or recreate it with benchmarks/train_feature_extractor.py")
-    # A file of another size is not these weights: refused without being read, and no digest of it is shown
-    # (a profile may name any file; its hash is nobody's business).
+    # a file of another size is refused unread, and no digest of it is shown (a profile may name any file)
     bundled_size = WEIGHTS_PATH.stat().st_size if WEIGHTS_PATH.is_file() else None
     if expected_sha256 == WEIGHTS_SHA256 and bundled_size is not None and path.stat().st_size != bundled_size:
         raise WeightsIntegrityError(_not_the_weights(path, expected_sha256))
@@ -123,12 +104,8 @@ def _not_the_weights(path: Path, expected_sha256: str) -> str:
 
 
 def load_classifier(path: str | Path | None = None, *, expected_sha256: str = WEIGHTS_SHA256) -> MnistCNN:
-    """Load the trained classifier (eval mode, no grad) after verifying the weights' sha256.
-
-    ``path`` defaults to the weights bundled with ganzoo; any other file must have the same sha256.
-    """
+    """The trained classifier (eval mode, no grad) from ``path`` (default: bundled), its sha256 verified."""
     from safetensors.torch import load_file
-
     path = Path(path) if path is not None else WEIGHTS_PATH
     verify_weights(path, expected_sha256)
     model = MnistCNN()
@@ -140,8 +117,7 @@ def load_classifier(path: str | Path | None = None, *, expected_sha256: str = WE
 
 @torch.no_grad()
 def predict_digits(images: torch.Tensor, batch_size: int = 100) -> torch.Tensor:
-    """Digit classes (int64 ``(N,)``) the bundled classifier predicts for ``uint8`` images (on fixed thread
-    pools: :func:`~ganzoo.metrics.thread_pools.scoring_threads`)."""
+    """Digit classes (int64 ``(N,)``) the bundled classifier predicts for ``uint8`` images."""
     model = load_classifier()
     with scoring_threads():
         return torch.cat([model(uint8_to_input(chunk)).argmax(1) for chunk in images.split(batch_size)])

@@ -1,20 +1,6 @@
-"""Feature extractors for torch-fidelity: the bundled ``ganzoo-mnist`` classifier, and Inception weights.
-
-:class:`FeatureExtractorGanzooMnist` wraps :class:`~ganzoo.metrics.classifier.MnistCNN` in torch-fidelity's
-``FeatureExtractorBase`` interface and is registered under :data:`GANZOO_MNIST` by :func:`register`
-(idempotent). It takes torch-fidelity's ``uint8`` NCHW batches, converts them to the classifier's input
-(grayscale, 28x28, ``[-1, 1]``) and provides:
-
-- ``"128"``: the penultimate features, used for FID, KID and precision/recall;
-- ``"logits_unbiased"`` (used for the Inception Score) and ``"logits"``: the 10 digit logits (identical, the
-  classifier's last layer has no bias).
-
-:func:`resolve_weights` finds the weights file of a supported extractor, never downloading anything: for
-``inception-v3-compat`` an explicit path or the file already in torch's hub cache, otherwise
-:class:`FeatureExtractorUnavailable`. :func:`create_extractor` builds either from weights that were first checked
-against their pinned sha256 and then read without unpickling anything but tensors (see
-:func:`load_inception_state`).
-"""
+"""Feature extractors for torch-fidelity: :class:`FeatureExtractorGanzooMnist` (the bundled classifier, registered
+as :data:`GANZOO_MNIST`) and Inception; :func:`resolve_weights` finds weights locally, never downloading, and
+:func:`create_extractor` builds either from sha256-checked weights without unpickling anything but tensors."""
 
 from __future__ import annotations
 
@@ -42,8 +28,7 @@ from .classifier import (
 GANZOO_MNIST = "ganzoo-mnist"
 INCEPTION = "inception-v3-compat"
 SUPPORTED_EXTRACTORS = (GANZOO_MNIST, INCEPTION)
-#: sha256 of torch-fidelity's released Inception weights, ``weights-inception-2015-12-05-6726825d.pth`` (its
-#: file name carries the first 8 hex digits, torch hub style). Any other file is refused.
+#: sha256 of torch-fidelity's released ``weights-inception-2015-12-05-6726825d.pth``; any other file is refused.
 INCEPTION_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
 INCEPTION_PREPROCESSING = "torch-fidelity-inception-v3-compat:gray->rgb,tf1x-bilinear-299,(x-128)/128"
 
@@ -91,14 +76,13 @@ class FeatureExtractorGanzooMnist(FeatureExtractorBase):
 def register() -> None:
     """Register :class:`FeatureExtractorGanzooMnist` with torch-fidelity as ``ganzoo-mnist`` (idempotent)."""
     from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
-
     existing = FEATURE_EXTRACTORS_REGISTRY.get(GANZOO_MNIST)
     if existing is None:
         register_feature_extractor(GANZOO_MNIST, FeatureExtractorGanzooMnist)
     elif existing.__qualname__ != FeatureExtractorGanzooMnist.__qualname__ or existing.__module__ != __name__:
-        raise GanzooError(
-            f"torch-fidelity feature extractor {GANZOO_MNIST!r} is already registered to "
-            f"{existing.__module__}.{existing.__qualname__}; remove that registration, ganzoo owns this name")
+        raise GanzooError(f"torch-fidelity feature extractor {GANZOO_MNIST!r} is already registered to "
+                          f"{existing.__module__}.{existing.__qualname__}; remove that registration, ganzoo owns this "
+                          "name")
 
 
 def inception_hub_path() -> Path:
@@ -115,13 +99,7 @@ def _inception_unavailable(reason: str) -> FeatureExtractorUnavailable:
 
 
 def resolve_weights(feature_extractor: str, weights: str | Path | None = None) -> Path:
-    """Return the local weights file for ``feature_extractor``; never downloads.
-
-    ``ganzoo-mnist``: ``weights`` or the bundled file. ``inception-v3-compat``: ``weights`` or the file in
-    torch's hub cache; raises :class:`FeatureExtractorUnavailable` when neither exists. Either is checked
-    against its pinned sha256 (:class:`~ganzoo.metrics.WeightsIntegrityError` on a mismatch).
-    Unknown names raise :class:`~ganzoo.errors.UnknownNameError`.
-    """
+    """The local weights file of ``feature_extractor``, sha256-checked; never downloads."""
     if feature_extractor == GANZOO_MNIST:
         path = Path(weights).expanduser() if weights is not None else WEIGHTS_PATH
         verify_weights(path)
@@ -141,23 +119,21 @@ def resolve_weights(feature_extractor: str, weights: str | Path | None = None) -
 
 
 def verify_inception_weights(path: str | Path, expected_sha256: str | None = None) -> str:
-    """Check an Inception weights file against :data:`INCEPTION_SHA256` and return its sha256; raise
-    :class:`~ganzoo.metrics.WeightsIntegrityError` on a mismatch, before anything in the file is read."""
+    """Check Inception weights' sha256 (before reading anything in them) and return it."""
     expected = expected_sha256 or INCEPTION_SHA256
     if not Path(path).is_file():  # a device or a pipe would be read forever
         raise WeightsIntegrityError(f"Inception weights {str(path)!r}: not a regular file")
     actual = sha256_file(path)
     if actual != expected:  # the file's own digest is not shown: the path may name any file
-        raise WeightsIntegrityError(
-            f"{str(path)!r} is not the Inception weights: its sha256 is not the expected {expected} (torch-fidelity's "
-            f"released {os.path.basename(URL_INCEPTION_V3)}): the file is corrupt, tampered with or other "
-            f"weights; ganzoo loads no other file under the name {INCEPTION!r}. Download {URL_INCEPTION_V3}.")
+        raise WeightsIntegrityError(f"{str(path)!r} is not the Inception weights: its sha256 is not the expected "
+                                    f"{expected} (torch-fidelity's released {os.path.basename(URL_INCEPTION_V3)}): "
+                                    "the file is corrupt, tampered with or other weights; ganzoo loads no other file "
+                                    f"under the name {INCEPTION!r}. Download {URL_INCEPTION_V3}.")
     return actual
 
 
 def load_inception_state(path: str | Path) -> dict[str, torch.Tensor]:
-    """The Inception state dict in ``path``, sha256-verified, then read with ``weights_only=True`` (tensors and
-    plain containers only: nothing in the file can run code)."""
+    """The Inception state dict in ``path``, sha256-verified, then read with ``weights_only=True``."""
     verify_inception_weights(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -170,13 +146,7 @@ def load_inception_state(path: str | Path) -> dict[str, torch.Tensor]:
 
 def create_extractor(name: str, features: list[str], weights: str | Path, device: torch.device | str = "cpu",
                      ) -> FeatureExtractorBase:
-    """A feature extractor (``ganzoo-mnist`` or ``inception-v3-compat``) in eval mode on ``device``, built from
-    the weights file that :func:`resolve_weights` returned.
-
-    torch-fidelity's own Inception loader unpickles its file in full (any object, any code). ganzoo never hands it
-    a file: it verifies the sha256, reads the tensors with ``weights_only=True`` (:func:`load_inception_state`)
-    and gives torch-fidelity an in-memory copy of that plain state dict, which holds nothing but tensors.
-    """
+    """A feature extractor in eval mode on ``device`` (Inception from :func:`load_inception_state`)."""
     if name == GANZOO_MNIST:
         extractor: FeatureExtractorBase = FeatureExtractorGanzooMnist(name, features, str(weights))
     elif name == INCEPTION:

@@ -1,12 +1,5 @@
-"""Features of image sets for the metrics, and the real set's features cached as safetensors.
-
-torch-fidelity's own cache pickles its entries and unpickles them in full when reading them back,
-so a replaced cache file runs code. ganzoo does not use it: :func:`real_features` stores the real set's
-features in a ``.safetensors`` file (tensors and a JSON header, nothing executable) named by
-:func:`~ganzoo.metrics.real_stats_key`, with the sha256 of the tensors in the header; an entry whose name,
-layers or content hash does not check out is recomputed and rewritten, never trusted; one that cannot be
-written (a full disk) is skipped with a warning.
-"""
+"""Features of image sets for the metrics, and the real set's features cached as ``.safetensors`` with their sha256
+(torch-fidelity's own cache unpickles); an entry that does not check out is recomputed."""
 
 from __future__ import annotations
 
@@ -72,10 +65,7 @@ def _read_entry(path: Path, key: str, layers: list[str]) -> dict[str, torch.Tens
 
 def real_features(key: str, layers: list[str], compute: Callable[[], dict[str, torch.Tensor]],
                   cache_dir: Path) -> dict[str, torch.Tensor]:
-    """The real set's features from ``cache_dir/KEY.safetensors``, or ``compute()`` them and store them there.
-
-    The cache only saves time: when the entry cannot be written (a full disk, a read-only or missing
-    ``cache_dir``), a warning says so and the features are returned all the same."""
+    """The real set's features from ``cache_dir/KEY.safetensors``, else ``compute()``d and stored there."""
     path = Path(cache_dir) / f"{key}{CACHE_SUFFIX}"
     if path.is_file():
         cached = _read_entry(path, key, layers)

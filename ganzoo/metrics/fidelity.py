@@ -1,15 +1,6 @@
-"""Image-set metrics: FID, KID, IS, precision/recall (torch-fidelity) on one feature extractor's features.
-
-:func:`score_images` extracts the features of both image sets with one feature extractor (default: the bundled
-``ganzoo-mnist`` classifier; ``inception-v3-compat`` when its weights are on disk), built from sha256-verified
-weights, and scores them with torch-fidelity's metric functions. The real set's features are cached as
-safetensors under a name derived from :func:`real_stats_key` (sha256 of the real tensor's bytes, its shape
-and dtype, the preprocessing, the extractor name and its weights' sha256), so a changed dataset or extractor
-never reuses stale statistics; see :mod:`ganzoo.metrics.features`. Nothing is ever unpickled.
-
-Figures that only mean something for one dataset (digit classes for MNIST, modes for Stacked MNIST) are that
-dataset's own metrics (:attr:`ganzoo.DatasetSpec.metrics`), not these.
-"""
+"""Image-set metrics: FID, KID, IS, precision/recall (torch-fidelity's metric functions) on the features of one
+sha256-verified extractor, the real set's cached under :func:`real_stats_key`. A dataset's own metrics (MNIST's
+classes, Stacked MNIST's modes) are its :attr:`ganzoo.DatasetSpec.metrics`."""
 
 from __future__ import annotations
 
@@ -38,15 +29,9 @@ MIN_IMAGES = 4
 MAX_ISC_SPLITS = 10
 MAX_KID_SUBSET_SIZE = 1000
 
-_FIDELITY_KEYS = {
-    "frechet_inception_distance": FID,
-    "kernel_inception_distance_mean": KID_MEAN,
-    "kernel_inception_distance_std": KID_STD,
-    "inception_score_mean": IS_MEAN,
-    "inception_score_std": IS_STD,
-    "precision": PRECISION,
-    "recall": RECALL,
-}
+_FIDELITY_KEYS = {"frechet_inception_distance": FID, "kernel_inception_distance_mean": KID_MEAN,
+                  "kernel_inception_distance_std": KID_STD, "inception_score_mean": IS_MEAN,
+                  "inception_score_std": IS_STD, "precision": PRECISION, "recall": RECALL}
 
 
 def _check_images(images: object, what: str) -> torch.Tensor:
@@ -73,12 +58,8 @@ def _file_sha256(path: Path) -> str:
 
 
 def extractor_info(feature_extractor: str = GANZOO_MNIST, weights: str | Path | None = None) -> dict[str, str]:
-    """Describe the protocol of ``feature_extractor``: name, weights file and sha256, preprocessing.
-
-    Raises :class:`~ganzoo.metrics.FeatureExtractorUnavailable` when Inception weights are not on disk.
-    """
+    """Describe the protocol of ``feature_extractor``: name, weights file and sha256, preprocessing."""
     import torch_fidelity
-
     path = resolve_weights(feature_extractor, weights)
     return {"name": feature_extractor, "sha256": _file_sha256(path), "weights_path": str(path),
             "preprocessing": preprocessing_of(feature_extractor),
@@ -95,13 +76,8 @@ def extractor_layer(feature_extractor: str, metric: str) -> str:
     return str(cls.get_default_feature_layer_for_metric(metric))
 
 
-def real_stats_key(real: torch.Tensor, feature_extractor: str = GANZOO_MNIST,
-                   weights_sha256: str | None = None) -> str:
-    """The cache name of ``real``'s reference statistics under ``feature_extractor``.
-
-    Derived from the sha256 of the tensor's bytes, its shape and dtype, the extractor's preprocessing, its
-    name and its weights' sha256 (resolved when not given). Any change to one of them changes the key.
-    """
+def real_stats_key(real: torch.Tensor, feature_extractor: str = GANZOO_MNIST, weights_sha256: str | None = None) -> str:
+    """The cache name of ``real``'s features: a hash of its bytes, shape, dtype and the extractor's protocol."""
     real = _check_images(real, "real")
     if weights_sha256 is None:
         weights_sha256 = extractor_info(feature_extractor)["sha256"]
@@ -114,9 +90,7 @@ def real_stats_key(real: torch.Tensor, feature_extractor: str = GANZOO_MNIST,
 
 
 def histogram_kl(counts: torch.Tensor) -> float:
-    """KL(p || uniform), natural log, of the histogram ``counts`` over its ``len(counts)`` bins (classes,
-    modes): 0 when balanced, ``log(len(counts))`` when everything falls in one bin, and that too for an empty
-    histogram (nothing in any bin is no better than a single one)."""
+    """KL(p || uniform), natural log, of the histogram ``counts`` (``log(len(counts))`` when empty)."""
     counts = counts.double()
     if counts.sum() == 0:
         return math.log(counts.numel())
@@ -124,28 +98,15 @@ def histogram_kl(counts: torch.Tensor) -> float:
     return max(float((p * (p * counts.numel()).log()).sum()), 0.0)
 
 
-def score_images(
-    fake: torch.Tensor,
-    real: torch.Tensor,
-    *,
-    feature_extractor: str = GANZOO_MNIST,
-    feature_extractor_weights: str | Path | None = None,
-    cache_dir: str | Path | None = None,
-    kid_subset_size: int | None = None,
-    verbose: bool = False,
-) -> dict[str, float]:
+def score_images(fake: torch.Tensor, real: torch.Tensor, *, feature_extractor: str = GANZOO_MNIST,
+                 feature_extractor_weights: str | Path | None = None, cache_dir: str | Path | None = None,
+                 kid_subset_size: int | None = None, verbose: bool = False) -> dict[str, float]:
     """Score generated images ``fake`` against ``real`` ones; both ``uint8`` tensors ``(N, C, H, W)``.
-
-    Returns the keys in :data:`~ganzoo.metric_keys.IMAGE_METRIC_KEYS` (FID, KID, IS and precision/recall), from
-    torch-fidelity's metric functions on the features of ``feature_extractor`` (``"ganzoo-mnist"`` or
-    ``"inception-v3-compat"``, the latter only with weights on disk: see
-    :func:`~ganzoo.metrics.extractor.resolve_weights`). ``kid_subset_size`` defaults to
-    ``min(1000, len(fake), len(real))``; the Inception Score uses ``min(10, len(fake))`` splits. The real
-    set's features are cached in ``cache_dir`` (default ``~/.cache/ganzoo/fidelity``) as ``KEY.safetensors``,
-    ``KEY`` from :func:`real_stats_key`. Every figure is computed on fixed thread pools
-    (:func:`~ganzoo.metrics.thread_pools.scoring_threads`), so it does not depend on the caller's torch or BLAS
-    thread count.
-    """
+    Returns :data:`~ganzoo.metric_keys.IMAGE_METRIC_KEYS` from torch-fidelity's metric functions on the features
+    of ``feature_extractor`` (``"ganzoo-mnist"``, or ``"inception-v3-compat"`` with weights on disk).
+    ``kid_subset_size`` defaults to ``min(1000, len(fake), len(real))``, IS uses ``min(10, len(fake))`` splits.
+    The real features are cached in ``cache_dir`` (default ``~/.cache/ganzoo/fidelity``) under
+    :func:`real_stats_key`; every figure is computed on fixed thread pools."""
     with scoring_threads():
         return _score_images(fake, real, feature_extractor, feature_extractor_weights, cache_dir, kid_subset_size,
                              verbose)
@@ -176,11 +137,9 @@ def _score_images(fake: torch.Tensor, real: torch.Tensor, feature_extractor: str
     # torch-fidelity's metric functions, with the arguments its calculate_metrics would pass them.
     options = {"kid_subset_size": kid_subset_size, "isc_splits": min(MAX_ISC_SPLITS, n), "save_cpu_ram": True,
                "verbose": verbose}
-    raw = {
-        **isc_featuresdict_to_metric(fake_features, layers["isc"], **options),
-        **fid_statistics_to_metric(fid_featuresdict_to_statistics(fake_features, layers["fid"]),
-                                   fid_featuresdict_to_statistics(real_feats, layers["fid"]), verbose),
-        **kid_featuresdict_to_metric(fake_features, real_feats, layers["kid"], **options),
-        **prc_featuresdict_to_metric(fake_features, real_feats, layers["prc"], **options),
-    }
+    raw = {**isc_featuresdict_to_metric(fake_features, layers["isc"], **options),
+           **fid_statistics_to_metric(fid_featuresdict_to_statistics(fake_features, layers["fid"]),
+                                      fid_featuresdict_to_statistics(real_feats, layers["fid"]), verbose),
+           **kid_featuresdict_to_metric(fake_features, real_feats, layers["kid"], **options),
+           **prc_featuresdict_to_metric(fake_features, real_feats, layers["prc"], **options)}
     return {ours: float(raw[theirs]) for theirs, ours in _FIDELITY_KEYS.items()}

@@ -1,7 +1,5 @@
-"""What a sweep searches: a profile's ``sweep:`` section (:class:`SweepSpec`) and the names of a sweep's files.
-
-A leaf module: it imports nothing of the bench, so a benchmark profile can hold a sweep section.
-"""
+"""What a sweep searches: a profile's ``sweep:`` section (:class:`SweepSpec`) and the names of a sweep's files
+(a leaf module: it imports nothing of the bench)."""
 
 from __future__ import annotations
 
@@ -71,8 +69,7 @@ def _check_distribution(key: str, dist: Any) -> None:
 
 
 def nest(params: dict[str, Any]) -> dict[str, Any]:
-    """Dotted keys to nested dictionaries: ``{"extensions.ema.decay": 0.99}`` -> ``{"extensions": {"ema":
-    {"decay": 0.99}}}``."""
+    """Dotted keys to nested dicts: ``{"extensions.ema.decay": 0.99}`` -> ``{"extensions": {"ema": {...}}}``."""
     nested: dict[str, Any] = {}
     for key, value in params.items():
         set_path(nested, key.split("."), value)

@@ -1,23 +1,7 @@
-"""Hyperparameter sweeps on Ray Tune: a search per variant row under one equal step budget, then the tuned
-configurations and the paper defaults benchmarked side by side.
-
-A profile's ``sweep:`` section (:class:`~ganzoo.sweep.spec.SweepSpec`) names the search space (training config
-keys, dotted for nested ones: ``lr_g``, ``betas``, ``extensions.ema.decay``), how many configurations to try per
-row and the scheduler. :func:`sweep` runs, for every row of the profile, a Tune experiment whose trials each train the
-row with one sampled configuration for the row's budget, evaluated every ``eval_every`` steps by the bench's
-own evaluator (:func:`ganzoo.bench.trial.make_evaluator`) and reported to Tune at each evaluation with a
-checkpoint; ASHA stops the worst trials at those evaluations. It writes
-
-- ``OUT/sweep.json``: every trial of every row (its configuration, each evaluation's scores, how it ended)
-  and the best configuration per row, chosen among the trials that trained the whole budget;
-- ``OUT/tuned.yaml``: the profile with each row's best configuration in its ``variant_overrides``;
-- ``OUT/paper-defaults/results.json`` and ``OUT/tuned/results.json``: the bench of the profile as it is
-  and of ``tuned.yaml``, same seeds and budget, for the leaderboard's "tuned" and "paper defaults" sections.
-
-Everything is resumable: a row whose search finished is not searched again, an interrupted Tune experiment
-is restored (``Tuner.restore``, unfinished and errored trials resumed from their last checkpoint), and the
-two benches skip the trials they already hold. Ray is imported only when a sweep runs (``ganzoo-gan[ray]``).
-"""
+"""Hyperparameter sweeps on Ray Tune: per variant row of a profile with a ``sweep:`` section, a Tune experiment
+under the row's step budget (trials report each evaluation with a checkpoint; ASHA stops the worst), then the
+tuned configurations and the paper defaults benchmarked side by side. Writes ``OUT/sweep.json``,
+``OUT/tuned.yaml``, ``OUT/paper-defaults/`` and ``OUT/tuned/``; everything resumes."""
 
 from __future__ import annotations
 
@@ -56,10 +40,7 @@ from .spec import COMPLETED, DEFAULTS_DIR, FAILED, STOPPED, SWEEP_FILE, TUNED_DI
 
 
 class Search(Protocol):
-    """What makes a row's search the same search, the one object its ``spec_hash`` in ``sweep.json`` is hashed
-    from (:func:`spec_hash`): the protocol's fields, with the profile's own ``steps`` and ``eval_every`` and
-    ``threads`` even when unset, and the whole ``budgets``, ``sweep`` and ``datasets``. Not the seeds of the
-    benches, the rows run, the presentation nor where trials run."""
+    """What makes a row's search the same search (:func:`spec_hash`), ``threads`` even when unset."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -67,31 +48,12 @@ class Search(Protocol):
     sweep: SweepSpec | None
     datasets: dict[str, dict[str, Any]]
 
-    @classmethod
-    def of(cls, profile: BenchProfile) -> Search:
-        """The search ``profile`` asks for."""
-        return cls(**profile.model_dump(include=set(cls.model_fields)))
-
-    def hashed(self) -> dict[str, Any]:
-        """The search as it enters the hash (every field, ``threads`` too)."""
-        return self.model_dump(mode="json")
-
 
 def spec_hash(profile: BenchProfile, row: str) -> str:
-    """The identity of ``row``'s search under ``profile`` (its :class:`Search`): a finished search of the same
-    hash is not run again."""
-    blob = json.dumps({"row": row, "profile": Search.of(profile).hashed()}, sort_keys=True)
+    """The identity of ``row``'s search under ``profile``: a finished search of the same hash is not run again."""
+    search = Search(**profile.model_dump(include=set(Search.model_fields)))
+    blob = json.dumps({"row": row, "profile": search.model_dump(mode="json")}, sort_keys=True)  # threads too
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _tune_space(space: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    from ray import tune
-
-    made = {}
-    for key, dist in space.items():
-        (kind, args), = dist.items()
-        made[key] = tune.choice(args) if kind == "choice" else getattr(tune, kind)(*args)
-    return made
 
 
 @dataclass(frozen=True)
@@ -105,16 +67,13 @@ class _Row:
 
     @property
     def max_evaluations(self) -> int:
-        steps, every = self.entry.config.steps, self.entry.eval_every
-        return steps // every + (1 if steps % every else 0)
+        return -(-self.entry.config.steps // self.entry.eval_every)  # rounded up
 
 
 def _tune_trial(params: dict[str, Any], *, row: _Row) -> None:
-    """One Tune trial (runs in a Ray worker): train the row with ``params`` for the budget, reporting each
-    evaluation's scores and a checkpoint; restored from Tune's checkpoint when the trial is resumed."""
+    """One Tune trial (in a Ray worker): train the row with ``params``, resumed from Tune's checkpoint if any."""
     from ray import tune
-
-    torch.set_num_threads(row.entry.profile.execution.ray_threads)
+    torch.set_num_threads(row.entry.profile.ray_threads)
     # the row's config as the bench resolves it, with this trial's values of the searched keys
     cfg = validate_config(merge(row.entry.config.model_dump(mode="json"), nest(params)),
                           f"sweep trial of row {row.entry.row!r}")
@@ -132,7 +91,6 @@ class TuneReport(Callback):
 
     def on_evaluation(self, run: RunState, scores: dict[str, float]) -> None:
         from ray import tune
-
         with tempfile.TemporaryDirectory() as folder:
             run.trainer.save_checkpoint(Path(folder))
             tune.report({**scores, "step": run.step, TRAIN_SECONDS: round(run.train_seconds, 3)},
@@ -140,8 +98,7 @@ class TuneReport(Callback):
 
 
 def _train(row: _Row, cfg: TrainConfig, state: dict[str, Any] | None) -> None:
-    """The training call of a Tune trial: train ``cfg`` from ``state``, evaluating at the row's interval after
-    step 0 (the untrained generator ranks nothing) and reporting each evaluation to Tune with a checkpoint."""
+    """Train ``cfg`` from ``state``, evaluating at the row's interval after step 0 and reporting each to Tune."""
     profile = row.entry.profile
     evaluator = make_evaluator(row.real, profile, row.spec.trial_seed, None,
                                get_registry().datasets.get(profile.dataset).item.metrics)
@@ -155,9 +112,8 @@ def _history(result: Any) -> list[dict[str, Any]]:
     if frame is None or not len(frame):
         return []
     keep = [c for c in frame.columns if c in ("step", TRAIN_SECONDS) or c in METRIC_DIRECTIONS]
-    return [{k: (int(v) if k == "step" else float(v)) for k, v in row.items()
-             if not (isinstance(v, float) and math.isnan(v))}
-            for row in frame[keep].to_dict("records")]
+    return [{k: (int(v) if k == "step" else float(v)) for k, v in row.items() if not (isinstance(v, float) and
+             math.isnan(v))} for row in frame[keep].to_dict("records")]
 
 
 def _trial_table(result_grid: Any, metric: str, lower: bool, max_evaluations: int) -> tuple[list[dict], Any]:
@@ -174,8 +130,7 @@ def _trial_table(result_grid: Any, metric: str, lower: bool, max_evaluations: in
             status, reason = STOPPED, f"stopped by the scheduler after {evaluations} of {max_evaluations} evaluations"
         final = history[-1].get(metric) if history else None
         trial = {"trial_id": result.metrics.get("trial_id") if result.metrics else Path(result.path).name,
-                 "params": result.config, "status": status, "reason": reason, "evaluations": history,
-                 "final": final}
+                 "params": result.config, "status": status, "reason": reason, "evaluations": history, "final": final}
         trials.append(trial)
         if status == COMPLETED and final is not None and math.isfinite(final):
             if best is None or (final < best["final"] if lower else final > best["final"]):
@@ -183,26 +138,14 @@ def _trial_table(result_grid: Any, metric: str, lower: bool, max_evaluations: in
     return trials, best
 
 
-def sweep(
-    profile: str | Path | BenchProfile,
-    *,
-    out: str | Path = "runs/sweep",
-    variants: list[str] | None = None,
-    samples: int | None = None,
-    seeds: int | None = None,
-    address: str | None = None,
-    compare: bool = True,
-    progress: bool = True,
-) -> dict[str, Any]:
+def sweep(profile: str | Path | BenchProfile, *, out: str | Path = "runs/sweep", variants: list[str] | None = None,
+          samples: int | None = None, seeds: int | None = None, address: str | None = None, compare: bool = True,
+          progress: bool = True) -> dict[str, Any]:
     """Search each row's hyperparameters on Ray Tune, then bench the tuned rows beside the paper defaults.
-
-    ``profile`` is a bundled profile name, a YAML file or a :class:`~ganzoo.bench.profile.BenchProfile` with a
-    ``sweep`` section; ``variants``, ``samples`` (configurations per row) and ``seeds`` (of the two benches)
-    override it. Runs on the Ray cluster at ``address`` (default ``RAY_ADDRESS``, else a local Ray instance),
-    each trial with the profile's ``cpus_per_trial``/``gpus_per_trial``. ``compare=False`` stops after the
-    search. Returns the contents of ``OUT/sweep.json``. Plugins are those of the process-wide plugin manager.
-
-    Example::
+    ``profile`` (a name, a YAML file or a :class:`~ganzoo.bench.profile.BenchProfile`) needs a ``sweep`` section;
+    ``variants``, ``samples`` and ``seeds`` (of the benches) override it. Runs on the Ray cluster at ``address``
+    (default ``RAY_ADDRESS``, else a local instance); ``compare=False`` stops after the search. Returns
+    ``OUT/sweep.json``. Example::
 
         table = ganzoo.sweep("dcgan-sweep", out="runs/sweep", samples=8)
         print(table["rows"]["dcgan"]["best"])
@@ -218,10 +161,7 @@ def _sweep_profile(profile: str | Path | BenchProfile, *, variants: list[str] | 
                    seeds: int | None) -> BenchProfile:
     """The profile a sweep runs, with the arguments applied, checked to be sweepable."""
     prof = profile if isinstance(profile, BenchProfile) else load_profile(profile)
-    if variants is not None:
-        prof = prof.model_copy(update={"variants": variants})
-    if seeds is not None:
-        prof = prof.model_copy(update={"seeds": seeds})
+    prof = prof.model_copy(update={k: v for k, v in (("variants", variants), ("seeds", seeds)) if v is not None})
     spec = prof.sweep
     if spec is None:
         raise UsageError(f"profile {prof.name!r} has no sweep section; add one (docs/distributed.md#sweeps)")
@@ -240,14 +180,12 @@ def _sweep_profile(profile: str | Path | BenchProfile, *, variants: list[str] | 
     return prof
 
 
-# Tune's own console reporting and its checkpoint-frequency advice would bury the progress bar and the table;
-# a value the user set stays.
+# Tune's console reporting and checkpoint advice would bury the progress bar; a value the user set stays.
 _TUNE_QUIET = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
 
 
 @contextlib.contextmanager
 def _quiet_tune() -> Iterator[None]:
-    """Set :data:`_TUNE_QUIET` in the environment for the length of a sweep, then put it back as it was."""
     added = [name for name in _TUNE_QUIET if name not in os.environ]
     os.environ.update({name: _TUNE_QUIET[name] for name in added})
     try:
@@ -281,7 +219,7 @@ def _sweep(prof: BenchProfile, out: Path, address: str | None, compare: bool, pr
     plan = _sweep_plan(prof, spec, out, registry)
     done = load_sweep(out / SWEEP_FILE)["rows"] if (out / SWEEP_FILE).is_file() else {}  # a resumed sweep
     ray = connect(address)
-    check_resources(ray, *prof.execution.ray_resources, prof.device)
+    check_resources(ray, *prof.ray_resources, prof.device)
     bar = tqdm(total=len(plan), desc="sweep", unit="row", disable=not progress, dynamic_ncols=True)
     results: dict[str, Any] = {}
     real = None
@@ -313,9 +251,8 @@ def _tuner(row: _Row, key: str, out: Path) -> Any:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.basic_variant import BasicVariantGenerator
-
     spec = row.spec
-    cpus, gpus = row.entry.profile.execution.ray_resources
+    cpus, gpus = row.entry.profile.ray_resources
     trainable = tune.with_resources(tune.with_parameters(_tune_trial, row=row), {"cpu": cpus, "gpu": gpus})
     experiment = out / "tune" / f"{row.entry.row}-{key}"  # a changed search starts afresh
     if tune.Tuner.can_restore(str(experiment)):
@@ -324,36 +261,33 @@ def _tuner(row: _Row, key: str, out: Path) -> Any:
     scheduler = (ASHAScheduler(time_attr="training_iteration", max_t=most, grace_period=min(spec.grace_period, most),
                                reduction_factor=spec.reduction_factor)
                  if spec.scheduler == "asha" else FIFOScheduler())
-    return tune.Tuner(
-        trainable, param_space=_tune_space(spec.row_space(row.entry.row, row.entry.config.variant)),
-        tune_config=tune.TuneConfig(metric=spec.metric, mode="min" if METRIC_DIRECTIONS[spec.metric] else "max",
-                                    scheduler=scheduler, num_samples=spec.samples,
-                                    search_alg=BasicVariantGenerator(random_state=spec.search_seed)),
-        run_config=tune.RunConfig(name=experiment.name, storage_path=str(out / "tune"), verbose=0,
-                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=2)))
+    space = spec.row_space(row.entry.row, row.entry.config.variant).items()
+    pairs = ((key, *next(iter(dist.items()))) for key, dist in space)  # key, distribution, its arguments
+    return tune.Tuner(trainable, param_space={key: tune.choice(args) if kind == "choice" else getattr(tune, kind)(*args)
+                                              for key, kind, args in pairs},
+                      tune_config=tune.TuneConfig(metric=spec.metric, scheduler=scheduler, num_samples=spec.samples,
+                                                  mode="min" if METRIC_DIRECTIONS[spec.metric] else "max",
+                                                  search_alg=BasicVariantGenerator(random_state=spec.search_seed)),
+                      run_config=tune.RunConfig(name=experiment.name, storage_path=str(out / "tune"), verbose=0,
+                                                checkpoint_config=tune.CheckpointConfig(num_to_keep=2)))
 
 
 def _search(ray: Any, row: _Row, key: str, out: Path) -> dict[str, Any]:
-    """Search ``row`` on Tune; its entry of ``sweep.json``."""
     entry, spec = row.entry, row.spec
-    cpus, gpus = entry.profile.execution.ray_resources
+    cpus, gpus = entry.profile.ray_resources
     tuner = _tuner(row, key, out)
     started = time.perf_counter()
     trials, best = _trial_table(tuner.fit(), spec.metric, METRIC_DIRECTIONS[spec.metric], row.max_evaluations)
+    seconds = round(time.perf_counter() - started, 1)  # of this attempt (a restored search counts from its restart)
     return {"spec_hash": key, "variant": entry.config.variant, "steps": entry.config.steps,
-            "eval_every": entry.eval_every, "metric": spec.metric,
-            # of this attempt (a restored search counts from its restart)
-            "wall_seconds": round(time.perf_counter() - started, 1),
+            "eval_every": entry.eval_every, "metric": spec.metric, "wall_seconds": seconds,
             "cluster": {"cpus": ray.cluster_resources().get("CPU", 0), "gpus": ray.cluster_resources().get("GPU", 0),
                         "cpus_per_trial": cpus, "gpus_per_trial": gpus, "driver": hardware()},
-            "best": None if best is None else {"params": best["params"], "final": best["final"],
-                                               "trial_id": best["trial_id"]},
-            "trials": trials}
+            "best": None if best is None else {k: best[k] for k in ("params", "final", "trial_id")}, "trials": trials}
 
 
 def tuned_profile(profile: BenchProfile, rows: dict[str, Any], registry: Registry) -> BenchProfile:
-    """``profile`` with every row's best configuration merged into its ``variant_overrides`` (rows without
-    a completed trial keep their defaults), named ``NAME (tuned)`` and without its sweep section."""
+    """``profile`` named ``NAME (tuned)``, with every row's best configuration in its ``variant_overrides``."""
     overrides = {name: dict(options) for name, options in profile.variant_overrides.items()}
     for row, found in rows.items():
         if not found.get("best"):
