@@ -49,11 +49,9 @@ real and fake batch as two separate passes would, when the batch size is a multi
 generator update reuses the discriminator update's fake batch (``generator_batch: reuse``).
 
 Measured with ``ganzoo train stylegan2 --steps 50 --out /tmp/x --set sample_every=0`` (mnist-5k, batch 64) on
-an "AMD EPYC" (lscpu's model name) with 2 cores shared with other jobs (load average 4 to 7): 98.9 s of training
-for the 50 steps, 1.6 s per step after the first 10, 1.3 CPU-seconds per step. Back to back under the same load,
-a default ``dcgan`` step took 2.4 s and a default ``stylegan2`` step 4.5 s: StyleGAN2 costs about 1.9 DCGAN steps.
-The wall-clock figures follow the machine's load; on an idle 2-core machine about 0.6 s per step is expected
-(1,000 steps in about 10 minutes, not measured).
+an idle 2-core "AMD EPYC" (lscpu's model name, load average 0.25): 9.4 s of training for the 50 steps, 0.19 s per
+step, so 1,000 steps in about 3 minutes; a default ``dcgan`` took 0.35 s and ``r3gan`` 0.21 s per step in the same
+minute. Under a load average of 4 to 7 the same command took 1.6 s per step.
 """
 
 from __future__ import annotations
