@@ -37,6 +37,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from ganzoo_plugins.extensions import name_list
 
 from ganzoo import Extension, ExtensionContext, ExtensionSpec, hookimpl
 
@@ -122,17 +123,8 @@ class ADA(Extension):
             raise ValueError(f"interval must be a whole number >= 1, not {interval!r}")
         if not isinstance(adjust, bool):
             raise ValueError(f"adjust must be true or false, not {adjust!r}")
-        if isinstance(groups, str):
-            names = [g.strip() for g in groups.split(",") if g.strip()]
-        elif isinstance(groups, (list, tuple)) and all(isinstance(g, str) for g in groups):
-            names = [g.strip() for g in groups]
-        else:
-            raise ValueError(f"groups must be a comma-separated string of {', '.join(GROUPS)}, not {groups!r}")
-        unknown = [g for g in names if g not in GROUPS]
-        if unknown:
-            raise ValueError(f"groups names unknown group(s) {', '.join(map(repr, unknown))}; valid: "
-                             f"{', '.join(GROUPS)}")
-        self.groups, self.interval, self.adjust = tuple(names), interval, adjust
+        self.groups = name_list("groups", groups, GROUPS, "group")
+        self.interval, self.adjust = interval, adjust
         self.batch_size = 0
         self.signs, self.count = 0.0, 0  # sum of sign(D(real)) and updates gathered since p last moved
         self.generator: torch.Generator | None = None

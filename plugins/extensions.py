@@ -39,6 +39,22 @@ from torch import nn
 from ganzoo import Extension, ExtensionContext, ExtensionSpec, hookimpl
 
 
+def name_list(option: str, value: Any, known: Sequence[str], kind: str) -> tuple[str, ...]:
+    """``value`` (a comma-separated string or a list of strings) as a tuple of names, each one of ``known``;
+    a ``ValueError`` naming ``option`` and the unknown ``kind`` otherwise (``policy: color,cutout``)."""
+    if isinstance(value, str):
+        names = [part.strip() for part in value.split(",") if part.strip()]
+    elif isinstance(value, (list, tuple)) and all(isinstance(part, str) for part in value):
+        names = [part.strip() for part in value]
+    else:
+        raise ValueError(f"{option} must be a comma-separated string of {', '.join(known)}, not {value!r}")
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"{option} names unknown {kind}(s) {', '.join(map(repr, unknown))}; valid: "
+                         f"{', '.join(known)}")
+    return tuple(names)
+
+
 def _real(name: str, value: Any) -> float:
     """``value`` as a finite float, or a ValueError naming the option."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -122,17 +138,7 @@ class DiffAugment(Extension):
 
     def __init__(self, policy: str | Sequence[str] = "color,translation,cutout", translation_ratio: float = 0.125,
                  cutout_ratio: float = 0.5) -> None:
-        if isinstance(policy, str):
-            names = [part.strip() for part in policy.split(",") if part.strip()]
-        elif isinstance(policy, (list, tuple)) and all(isinstance(part, str) for part in policy):
-            names = [part.strip() for part in policy]
-        else:
-            raise ValueError(f"policy must be a comma-separated string of {', '.join(POLICIES)}, not {policy!r}")
-        unknown = [name for name in names if name not in POLICIES]
-        if unknown:
-            raise ValueError(f"policy names unknown augmentation(s) {', '.join(map(repr, unknown))}; valid: "
-                             f"{', '.join(POLICIES)}")
-        self.policy = tuple(names)
+        self.policy = name_list("policy", policy, POLICIES, "augmentation")
         self.translation_ratio = _real("translation_ratio", translation_ratio)
         self.cutout_ratio = _real("cutout_ratio", cutout_ratio)
         if not 0.0 <= self.translation_ratio <= 1.0:
