@@ -1,7 +1,7 @@
 """Run under torchrun by test_distributed.py: trains a few steps with DDP on gloo and records, after every
 step, whether all ranks hold identical weights, the sampling generator of an extension (EMA) included, and
 that they trained on different data. The optional fourth argument is the data_loading mode (memory or
-stream), the fifth a comma-separated list of extensions."""
+stream), the fifth a comma-separated list of extensions (without it, the variant's own)."""
 
 import json
 import sys
@@ -14,10 +14,11 @@ from ganzoo.training.run import build_trainer
 
 variant, steps, report = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 loading = sys.argv[4] if len(sys.argv) > 4 else "memory"
-extensions = sys.argv[5] if len(sys.argv) > 5 else ""
+overrides = {"batch_size": 8, "data_loading": loading, "data_workers": 1}
+if len(sys.argv) > 5:
+    overrides["extensions"] = sys.argv[5]
 torch.set_num_threads(1)
-cfg = ganzoo.build_config(variant, steps=steps, overrides={"batch_size": 8, "data_loading": loading,
-                                                           "data_workers": 1, "extensions": extensions})
+cfg = ganzoo.build_config(variant, steps=steps, overrides=overrides)
 info, device = distributed.setup(torch.device("cpu"))
 trainer = build_trainer(cfg, ganzoo.load_dataset(), device=device, dist_info=info)
 batches: list[tuple[torch.Tensor, torch.Tensor | None]] = []  # what this rank trained on during the current step

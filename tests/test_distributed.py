@@ -40,14 +40,17 @@ def test_each_rank_ends_with_the_commands_exit_status(tmp_path: Path) -> None:
     ("dcgan", "memory", "TensorBatches", ""),
     ("wgan-gp", "stream", "LoaderBatches", ""),
     ("cgan-pd", "stream", "LoaderBatches", "ema"),  # labels streamed with their images; the EMA on every rank
+    ("r3gan", "memory", "TensorBatches", None),  # its own extensions: R1 and R2 (double backward) and a scheduled EMA
 ])
 def test_ranks_hold_identical_weights_after_every_step(tmp_path: Path, variant: str, loading: str,
-                                                       loader: str, extensions: str) -> None:
+                                                       loader: str, extensions: str | None) -> None:
     report = tmp_path / "report.json"
-    torchrun([str(HERE / "ddp_check.py"), variant, "3", str(report), loading, extensions])
+    torchrun([str(HERE / "ddp_check.py"), variant, "3", str(report), loading,
+              *([] if extensions is None else [extensions])])
     data = json.loads(report.read_text())
     assert data == {"world_size": 2, "steps": 3, "loader": loader, "labelled": variant == "cgan-pd",
-                    "sampler": extensions or None, "unequal_after": [], "same_batches": []}
+                    "sampler": "ema" if extensions is None else extensions or None, "unequal_after": [],
+                    "same_batches": []}
 
 
 @pytest.mark.parametrize(("variant", "extra"), [("dcgan", []),
