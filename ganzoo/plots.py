@@ -84,3 +84,46 @@ def plot_points(real: torch.Tensor | None, fake: torch.Tensor, out: Path, title:
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
     return Path(out)
+
+
+def plot_sweep(rows: dict[str, dict[str, Any]], out: Path, target: float | None = None, title: str = "") -> Path:
+    """The final metric of every configuration of a sweep (``sweep.json``'s ``rows``), one column per row, on a log
+    scale: completed trials as dots, those a scheduler stopped as grey circles at their last score, failed
+    (diverged) ones as red crosses at the top; ``target`` (if any) as a dashed line, with each row's count of
+    completed configurations at or below it."""
+    fig = Figure(figsize=(1.1 * max(4, len(rows)) + 1.5, 3.8), dpi=100)
+    ax = fig.subplots()
+    metric = next(iter(rows.values()))["metric"] if rows else ""
+    top = max((t["final"] for row in rows.values() for t in row["trials"] if _finite(t.get("final"))), default=1.0) * 2
+    for x, row in enumerate(rows.values()):
+        trials = row["trials"]
+        points: dict[str, list[tuple[float, float]]] = {"completed": [], "stopped": [], "failed": []}
+        for i, t in enumerate(trials):
+            kind = t["status"] if _finite(t.get("final")) and t["status"] != "failed" else "failed"
+            points[kind].append((x + (i - (len(trials) - 1) / 2) * 0.5 / len(trials), t["final"] if kind != "failed"
+                                 else top))
+        for kind, style in (("completed", {"color": "tab:blue"}), ("stopped", {"facecolors": "none", "color": "grey"}),
+                            ("failed", {"marker": "x", "color": "tab:red"})):
+            if points[kind]:
+                ax.scatter(*zip(*points[kind], strict=True), s=26, zorder=3, **style)
+        if target is not None:
+            reached = sum(v <= target for _, v in points["completed"])
+            ax.annotate(f"{reached}/{len(trials)}", (x, top), textcoords="offset points", xytext=(0, -22),
+                        ha="center", fontsize=8, color="tab:green")
+    if target is not None:
+        ax.axhline(target, linestyle="--", color="tab:green", linewidth=1, label=f"{metric} ≤ {target:g}")
+        ax.legend(loc="lower right", fontsize=8)
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+    ax.set_xticks(range(len(rows)), [str(name) for name in rows], rotation=30, ha="right", fontsize=8)
+    ax.set_xlim(-0.6, len(rows) - 0.4)
+    ax.set_ylabel(f"final {metric} (× failed)", fontsize=8)
+    ax.set_title(title or "every configuration's final score", fontsize=9)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(out)
+    return Path(out)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)

@@ -14,7 +14,7 @@ from ganzoo.bench import BenchProfile, bench, load_profile, load_results
 from ganzoo.bench.leaderboard import render
 from ganzoo.cli import cli
 from ganzoo.errors import ConfigError, UsageError
-from ganzoo.sweep.spec import DEFAULTS_DIR, SWEEP_FILE, TUNED_DIR, TUNED_PROFILE, SweepSpec
+from ganzoo.sweep.spec import DEFAULTS_DIR, SWEEP_FILE, SWEEP_PLOT, TUNED_DIR, TUNED_PROFILE, SweepSpec
 from ganzoo.sweep.tune import sweep
 
 ray = pytest.importorskip("ray")  # the ray extra; CI installs it with the test extra
@@ -118,6 +118,7 @@ def test_a_tiny_sweep_finishes_writes_its_table_and_benches_the_tuned_rows(tmp_p
     best = min(completed, key=lambda t: t["final"])  # fid: lower is better, among trials of the whole budget
     assert row["best"]["trial_id"] == best["trial_id"] and row["best"]["params"] == best["params"]
     assert "vanilla" in result.output and f"{best['final']:.4g}" in result.output
+    assert (tmp_path / "s" / SWEEP_PLOT).stat().st_size > 5000  # every configuration's final score, drawn
 
     tuned = load_profile(tmp_path / "s" / TUNED_PROFILE)
     assert tuned.name == "tiny-sweep (tuned)" and tuned.sweep is None

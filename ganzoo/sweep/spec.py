@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from ..config import set_path
 
 SWEEP_FILE = "sweep.json"
+#: The figure of every configuration's final score that a sweep draws beside its ``sweep.json``.
+SWEEP_PLOT = "sweep.png"
 TUNED_PROFILE = "tuned.yaml"
 TUNED_DIR = "tuned"
 DEFAULTS_DIR = "paper-defaults"

@@ -31,12 +31,25 @@ from ..bench.trial import METRIC_DIRECTIONS, hardware, make_evaluator
 from ..checkpoint import latest_checkpoint, load_checkpoint
 from ..config import TrainConfig, merge, validate_config
 from ..errors import ConfigError, UsageError
+from ..metric_keys import FID
+from ..plots import plot_sweep
 from ..ray_cluster import check_resources, connect
 from ..registry import Registry, get_registry
 from ..training.callbacks import Evaluation
 from ..training.loop import Callback, RunState
 from ..training.run import run_config
-from .spec import COMPLETED, DEFAULTS_DIR, FAILED, STOPPED, SWEEP_FILE, TUNED_DIR, TUNED_PROFILE, SweepSpec, nest
+from .spec import (
+    COMPLETED,
+    DEFAULTS_DIR,
+    FAILED,
+    STOPPED,
+    SWEEP_FILE,
+    SWEEP_PLOT,
+    TUNED_DIR,
+    TUNED_PROFILE,
+    SweepSpec,
+    nest,
+)
 
 
 class Search(Protocol):
@@ -235,6 +248,8 @@ def _sweep(prof: BenchProfile, out: Path, address: str | None, compare: bool, pr
         bar.update(1)
     bar.close()
     data = write_sweep(out, prof, {**done, **results})
+    plot_sweep(data["rows"], out / SWEEP_PLOT, prof.fid_target if spec.metric == FID else None,
+               f"{prof.name}: {spec.samples} configurations per row, {spec.metric} at the end of the budget")
     tuned = tuned_profile(prof, data["rows"], registry)
     (out / TUNED_PROFILE).write_text(yaml.safe_dump(portable_profile(tuned), sort_keys=False))
     if compare:
