@@ -22,7 +22,6 @@ class Generator:
     ``conditional=True``: ``build`` also receives ``num_classes`` (a keyword argument) and the network is called
     as ``G(z, y)`` with ``y`` an ``int64`` tensor of class indices ``(B,)``.
     """
-
     name: str
     build: Callable[..., nn.Module]
     description: str = ""
@@ -41,7 +40,6 @@ class Discriminator:
     returns ``(scores (B,), class_logits (B, num_classes))`` (AC-GAN's auxiliary classifier); only a loss
     registered with ``classifier=True`` can train it.
     """
-
     name: str
     build: Callable[..., nn.Module]
     description: str = ""
@@ -72,7 +70,6 @@ class Loss:
     gradient of ``D`` (a gradient penalty, as WGAN-GP's): with ``compile`` on, the trainer then keeps the
     discriminator step eager, since compiled graphs do not support double backward.
     """
-
     #: The discriminator loss differentiates a gradient of ``D`` (see the class docstring).
     double_backward: bool = False
 
@@ -118,7 +115,6 @@ class LossSpec:
     ``classifier=True``: the loss expects a discriminator registered with ``classifier=True``, whose output is
     ``(scores, class_logits)`` (AC-GAN).
     """
-
     name: str
     build: Callable[..., Loss]
     description: str = ""
@@ -134,7 +130,6 @@ class ExtensionContext:
     whether G is called as ``G(z, labels)``, ``conditional_discriminator`` whether D takes labels (the ``D``
     an extension is given takes them either way and ignores them when it is not conditional).
     """
-
     generator: nn.Module
     discriminator: nn.Module
     config: TrainConfig
@@ -172,7 +167,6 @@ class Extension:
     resumed run continues bit for bit. Random numbers must come from a ``torch.Generator`` the extension
     owns and saves (or from the global streams, which ganzoo saves), never from anything unsaved.
     """
-
     def setup(self, context: ExtensionContext) -> None:
         """Called once after the networks are built and before any checkpoint is restored."""
 
@@ -248,7 +242,6 @@ def implements(ext: Any, method: str) -> bool:
 class ExtensionSpec:
     """A training extension: ``build(**options) -> Extension``; a run enables it with ``extensions: {name:
     {options}}`` (or a list of names)."""
-
     name: str
     build: Callable[..., Extension]
     description: str = ""
@@ -263,7 +256,6 @@ class ExtensionSpec:
 class Variant:
     """A named recipe: which generator, discriminator and loss, with default hyperparameters (which may enable
     extensions: ``defaults={"extensions": {"weight-clip": {"clip": 0.01}}}``)."""
-
     name: str
     generator: str
     discriminator: str
@@ -284,7 +276,6 @@ class DatasetSpec:
     points); ``None`` when it is only known after loading (an image folder). ``num_classes``: how many classes
     its labels index (default: the largest label + 1).
     """
-
     name: str
     load: Callable[[Path, str, bool, int | None], tuple[torch.Tensor | Dataset, torch.Tensor | None]]
     image_shape: tuple[int, ...] | None = None
@@ -310,7 +301,6 @@ class ScheduleSpec:
     discriminator), ``args`` what the kind's key holds (``[2.0e-4, 5.0e-5]``) and ``over`` (``None`` when not
     given). It must be a pure function of its arguments (that is what makes a resumed run exact) and raise
     ``ValueError`` for ``args`` it cannot take."""
-
     name: str
     value: Callable[[float, Any, float | None], float]
     description: str = ""

@@ -50,7 +50,6 @@ Schedule = dict[str, Any]
 
 class TrainConfig(BaseModel):
     """Everything a training run needs. The trainer reads it; it never parses anything itself."""
-
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     variant: str = Field(description="Variant name or alias (see `ganzoo list`).")
@@ -178,7 +177,6 @@ class TrainConfig(BaseModel):
 
 class _SafeLoader(yaml.SafeLoader):
     """PyYAML's safe loader with YAML 1.2 floats (``1e-4``), refusing aliases and duplicate keys."""
-
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()

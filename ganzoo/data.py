@@ -26,7 +26,6 @@ from .registry import Registry
 class ImageData:
     """One dataset split: ``uint8`` images ``(N, C, H, W)`` (a tensor, or a lazy Dataset of ``(C, H, W)`` items)
     or float32 samples ``(N, *shape)`` (:attr:`is_image`), and optional ``int64`` labels."""
-
     name: str
     split: str
     images: torch.Tensor | Dataset
@@ -95,7 +94,6 @@ class ImageData:
 
 class _CheckedCollate:
     """Stack ``uint8`` ``(C, H, W)`` items into a batch (resized if asked), in the DataLoader workers."""
-
     def __init__(self, data: ImageData) -> None:
         self.name, self.plugin, self.image_size = data.name, data.plugin, data.image_size
 
@@ -211,7 +209,6 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 class BatchOrder:
     """The seeded, resumable order of training batches, the same on every rank (each takes its slice)."""
-
     def __init__(self, count: int, batch_size: int, seed: int, world_size: int = 1, rank: int = 0) -> None:
         if batch_size * world_size > count:
             raise DatasetError(f"batch_size {batch_size} x {world_size} process(es) is larger than the dataset "
@@ -253,7 +250,6 @@ class BatchOrder:
 
 class TensorBatches:
     """Endless batches indexed from a tensor held on the training device (see :class:`BatchOrder`)."""
-
     def __init__(self, data: torch.Tensor, batch_size: int, seed: int, world_size: int = 1, rank: int = 0,
                  labels: torch.Tensor | None = None) -> None:
         self.data = data
@@ -283,7 +279,6 @@ class TensorBatches:
 
 class _Labelled(Dataset):
     """A dataset's images paired with the labels the plugin returned beside them: ``(image, label)`` items."""
-
     def __init__(self, images: Dataset, labels: torch.Tensor) -> None:
         self.images, self.labels = images, labels
 
@@ -296,7 +291,6 @@ class _Labelled(Dataset):
 
 class _PairCollate:
     """Stack a batch of ``(image, label)`` items into ``(images, labels)`` (labels ``None`` when unlabelled)."""
-
     def __init__(self, images: _CheckedCollate, labelled: bool) -> None:
         self.images, self.labelled = images, labelled
 
@@ -307,7 +301,6 @@ class _PairCollate:
 
 class _OrderSampler(Sampler[list[int]]):
     """Yields this rank's batches of a copy of a :class:`BatchOrder`, endlessly."""
-
     def __init__(self, order: BatchOrder) -> None:
         self.order = order
 
@@ -320,7 +313,6 @@ class _OrderSampler(Sampler[list[int]]):
 class LoaderBatches:
     """Endless batches streamed by DataLoader workers in the order of a :class:`BatchOrder` (the batches of
     :class:`TensorBatches`), converted on the device; the saved order is the one consumed, not read ahead."""
-
     def __init__(self, data: ImageData, batch_size: int, seed: int, device: torch.device, *, workers: int = 2,
                  world_size: int = 1, rank: int = 0, channels_last: bool = False) -> None:
         # data held on the host is streamed as (image,) items, which the collate unpacks like (image, label) pairs

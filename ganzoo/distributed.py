@@ -20,7 +20,6 @@ from .errors import ConfigError
 @dataclass(frozen=True)
 class DistInfo:
     """Where this process stands in the job: rank, world size, local rank (1 process: 0, 1, 0)."""
-
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0

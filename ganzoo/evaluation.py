@@ -157,7 +157,6 @@ def _not_npz(path: Path) -> str:
 
 class _NpzMember:
     """One ``.npy`` member of an ``.npz``: its header read from the zip stream (never the data, never a pickle)."""
-
     def __init__(self, path: Path, archive: zipfile.ZipFile, name: str) -> None:
         self.path, self.array = path, name[: -len(".npy")]
         info = archive.getinfo(name)
@@ -333,7 +332,6 @@ def match_shape(images: torch.Tensor, shape: tuple[int, ...], source: str, datas
 
 class EvaluationResult(TypedDict):
     """What :func:`evaluate` returns: the scores and what was compared."""
-
     source: str
     kind: str  # "generator", "npz" or "images"
     dataset: str

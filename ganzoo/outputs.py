@@ -92,7 +92,6 @@ def write_error(path: Path, exc: OSError) -> GanzooError:
 
 class PendingOutput:
     """A temporary file (or folder) beside ``path`` that :meth:`commit` makes ``path``."""
-
     def __init__(self, path: str | Path, directory: bool = False) -> None:
         self.path, self.directory = Path(path), directory
         try:

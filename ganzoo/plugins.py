@@ -20,7 +20,6 @@ BUILTIN_DISTRIBUTION = DISTRIBUTION
 @dataclass(frozen=True)
 class LoadFailure:
     """A plugin that could not be loaded, and why."""
-
     name: str
     distribution: str
     error: str
@@ -29,7 +28,6 @@ class LoadFailure:
 @dataclass(frozen=True)
 class PluginInfo:
     """One loaded plugin, as ``ganzoo plugins`` lists it."""
-
     name: str
     distribution: str | None
     version: str | None

@@ -31,7 +31,6 @@ HOOKS: dict[str, tuple[str, type]] = {
 @dataclass(frozen=True)
 class Entry(Generic[T]):
     """A registered thing and the plugin that registered it."""
-
     item: T
     plugin: str
 
@@ -39,7 +38,6 @@ class Entry(Generic[T]):
 @dataclass
 class Table(Generic[T]):
     """One registry: names (and aliases) to entries."""
-
     kind: str
     entries: dict[str, Entry[T]] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
@@ -78,7 +76,6 @@ class Table(Generic[T]):
 @dataclass
 class Registry:
     """Everything the loaded plugins registered."""
-
     generators: Table[Generator]
     discriminators: Table[Discriminator]
     losses: Table[LossSpec]

@@ -127,7 +127,6 @@ def references(registry: Registry, plan: list[PlannedTrial], *, progress: bool) 
 
 class _Book:
     """A bench's ``results.json`` as its trials finish, then other benches' trials it keeps."""
-
     def __init__(self, out: Path, profile: BenchProfile, plan: list[PlannedTrial], previous: list[TrialRecord], *,
                  overwrite: bool, progress: bool) -> None:
         self.out, self.profile = out, profile

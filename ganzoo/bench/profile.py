@@ -18,7 +18,6 @@ from ..sweep.spec import SweepSpec
 
 class Budget(BaseModel):
     """One row's budget in a profile's ``budgets``: generator steps and, optionally, its evaluation interval."""
-
     model_config = ConfigDict(extra="forbid")
 
     steps: int = Field(gt=0, description="Generator steps per trial of this row.")
@@ -28,7 +27,6 @@ class Budget(BaseModel):
 
 class BenchProfile(BaseModel):
     """A benchmark protocol, loaded from a YAML profile (``benchmarks/profiles/*.yaml``) or built in code."""
-
     model_config = ConfigDict(extra="forbid")
 
     name: str = "custom"
@@ -117,7 +115,6 @@ class Protocol(BaseModel):
     identity (:func:`trial_hash`). ``steps`` and ``eval_every`` are the trial's own budget (adding a row to
     ``budgets`` changes no other trial), and ``threads`` is hashed only when set (older hashes stay). The rest of
     a profile (presentation, rows and seeds, ``datasets``, Ray resources, ``sweep``) is left out by not being here."""
-
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     dataset: str

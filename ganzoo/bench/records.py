@@ -41,13 +41,11 @@ _COUNT_LIMIT = 2**53  # steps, image counts: beyond any run, and exact as a floa
 
 class _Record(BaseModel):
     """A part of a results file: the keys ganzoo reads are typed (strictly: ``"12"`` is no number), others kept."""
-
     model_config = ConfigDict(extra="allow", strict=True)
 
 
 class Scores(_Record):
     """Metric values by key (``final``, ``untrained``, ``best``, one evaluation of ``history``): numbers only."""
-
     __pydantic_extra__: dict[str, float]
 
     @property
@@ -58,7 +56,6 @@ class Scores(_Record):
 
 class Evaluation(Scores):
     """One entry of a trial's ``history``: the generator step it was made at, and its scores and timings."""
-
     step: int = Field(ge=0, le=_COUNT_LIMIT)
 
 
@@ -80,7 +77,6 @@ class Versions(_Record):
 
 class TrialProtocol(_Record):
     """What a trial's figures depend on besides its seed, as recorded (``ganzoo.bench.trial.trial_record``)."""
-
     profile: str
     dataset: str
     real_split: str
@@ -101,7 +97,6 @@ class Hardware(_Record):
 
 class Trial(_Record):
     """One trial of ``results.json`` (a :data:`TrialRecord`): a (row, seed) and how it ended."""
-
     variant: str = Field(min_length=1)
     seed: int = Field(ge=0, lt=_SEED_LIMIT)
     status: Literal[TRIAL_STATUSES]  # type: ignore[valid-type]
@@ -142,7 +137,6 @@ class Trial(_Record):
 
 class ResultsSchema(_Record):
     """The whole of ``results.json``: its format, the profile it was run with and its trials."""
-
     format: Literal[RESULTS_FORMAT]  # type: ignore[valid-type]
     profile: BenchProfile
     trials: list[Trial]
@@ -178,7 +172,6 @@ class SweepRow(_Record):
 
 class SweepSchema(_Record):
     """The whole of ``sweep.json``: the profile with its ``sweep`` section, and per row every trial Tune ran."""
-
     format: Literal[SWEEP_FORMAT]  # type: ignore[valid-type]
     profile: BenchProfile
     rows: dict[str, SweepRow]
@@ -195,7 +188,6 @@ class SweepSchema(_Record):
 @dataclass(frozen=True)
 class ResultsFile:
     """A results file that passed :class:`ResultsSchema`: its path, its JSON as written, and typed."""
-
     path: Path
     data: dict[str, Any]
     profile: BenchProfile

@@ -37,7 +37,6 @@ COMPARED = tuple(m.key for m in METRICS if m.column)
 @dataclass(frozen=True)
 class Comparison:
     """One row's one metric: committed and re-run values by seed, the committed spread and the verdict."""
-
     variant: str
     metric: str
     committed: dict[int, float]  # seed -> value, every committed seed
@@ -62,7 +61,6 @@ class Comparison:
 @dataclass
 class Reproduction:
     """What :func:`reproduce` found: a comparison per row and metric, and the rows that did not reproduce."""
-
     results: Path  # the committed results file
     out: Path  # the re-run's bench directory
     seeds: list[int]

@@ -153,7 +153,6 @@ def _empty(trial_dir: Path) -> None:
 
 class TrialHistory(Callback):
     """Appends each evaluation of a trial to ``history``: the step, the scores and its timings."""
-
     def __init__(self, history: list[dict[str, Any]]) -> None:
         self.history = history
 

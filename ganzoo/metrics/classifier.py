@@ -31,7 +31,6 @@ def _block(c_in: int, c_out: int, padding: int = 1) -> list[nn.Module]:
 
 class MnistCNN(nn.Module):
     """A compact CNN digit classifier (~140k parameters) without a bias in its last layer."""
-
     def __init__(self) -> None:
         super().__init__()
         self.body = nn.Sequential(

@@ -39,7 +39,6 @@ class FeatureExtractorUnavailable(GanzooError):
 
 class FeatureExtractorGanzooMnist(FeatureExtractorBase):
     """torch-fidelity feature extractor around the bundled MNIST classifier (see the module docstring)."""
-
     def __init__(self, name: str, features_list: list[str], feature_extractor_weights_path: str | None = None,
                  **kwargs: object) -> None:
         super().__init__(name, features_list)

@@ -25,7 +25,6 @@ BATCH_SIZE = 64  # torch-fidelity's default: features do not depend on it, speed
 
 class ImageTensorDataset(Dataset):
     """A ``uint8`` ``(N, C, H, W)`` tensor as a Dataset of ``(C, H, W)`` images, optionally gray->RGB."""
-
     def __init__(self, images: torch.Tensor, rgb: bool) -> None:
         self.images = images
         self.rgb = rgb and images.shape[1] == 1

@@ -22,7 +22,6 @@ DISTRIBUTIONS = ("loguniform", "uniform", "choice", "randint")
 
 class SweepSpec(BaseModel):
     """A profile's ``sweep:`` section: what to search, how many configurations, how to schedule them."""
-
     model_config = ConfigDict(extra="forbid")
 
     space: dict[str, dict[str, Any]] = Field(

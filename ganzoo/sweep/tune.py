@@ -41,7 +41,6 @@ from .spec import COMPLETED, DEFAULTS_DIR, FAILED, STOPPED, SWEEP_FILE, TUNED_DI
 
 class Search(Protocol):
     """What makes a row's search the same search (:func:`spec_hash`), ``threads`` even when unset."""
-
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     budgets: dict[str, Budget]
@@ -59,7 +58,6 @@ def spec_hash(profile: BenchProfile, row: str) -> str:
 @dataclass(frozen=True)
 class _Row:
     """One row to search: its planned trial (config and budget as a bench's), what a Tune trial needs."""
-
     entry: PlannedTrial
     spec: SweepSpec
     real: torch.Tensor
@@ -88,7 +86,6 @@ def _tune_trial(params: dict[str, Any], *, row: _Row) -> None:
 
 class TuneReport(Callback):
     """Reports each evaluation of a sweep trial to Tune, with a checkpoint to resume the trial from."""
-
     def on_evaluation(self, run: RunState, scores: dict[str, float]) -> None:
         from ray import tune
         with tempfile.TemporaryDirectory() as folder:

@@ -127,7 +127,6 @@ def declared_keywords(method: Callable[..., Any], offered: tuple[str, ...]) -> t
 
 class BuiltExtension(NamedTuple):
     """An extension a run built: its registered name, the plugin that registered it, the built object."""
-
     name: str
     plugin: str
     extension: Extension
@@ -136,7 +135,6 @@ class BuiltExtension(NamedTuple):
 @dataclass
 class Assembly:
     """The built parts of a run and the plugins that supplied each."""
-
     config: TrainConfig
     generator: nn.Module
     discriminator: nn.Module

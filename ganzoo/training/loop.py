@@ -33,7 +33,6 @@ STOPPED_BY_STEPS, STOPPED_BY_SECONDS, STOPPED_BY_DIVERGENCE = "steps", "seconds"
 class TrainResult:
     """What a run reports (also written to ``out/result.json``); a diverged run has ``stopped_by`` ``diverged``,
     ``diverged_at`` and ``reason``, and no checkpoint or samples."""
-
     out: Path
     variant: str
     steps: int
@@ -60,7 +59,6 @@ class Callback:
     the :class:`RunState`. Under torchrun every rank calls every callback: check ``run.is_main`` before writing
     files. Whatever a callback draws from the global random generators shifts training unless it restores them
     (:class:`~ganzoo.training.callbacks.Evaluation` does)."""
-
     def on_run_start(self, run: RunState) -> None:
         """Before the first step of this call (``run.step`` is the checkpoint's on a resumed run)."""
 
@@ -84,7 +82,6 @@ class Callback:
 @dataclass
 class RunState:
     """A run in progress, as callbacks see it."""
-
     trainer: Trainer
     out: Path
     callbacks: Sequence[Callback]

@@ -31,7 +31,6 @@ SCHEDULABLE = ("lr_g", "lr_d", "betas.0", "betas.1")
 class Schedule:
     """One scheduled value: where it is in the config (``lr_g``, ``betas.1``, ``loss_options.gamma``,
     ``extensions.r1.gamma``), its kind and arguments."""
-
     key: str
     spec: ScheduleSpec
     args: Any

@@ -60,7 +60,6 @@ class DiscriminatorView:
     (an unconditional one ignores labels), with every extension's :meth:`~ganzoo.Extension.augment` and then
     :meth:`~ganzoo.Extension.discriminator_input` applied to ``x`` first (``augments``, in that order), so that
     whatever the loss feeds D (real, fake, interpolates) is seen the same way."""
-
     def __init__(self, D: nn.Module, conditional: bool, augments: list[Callable[[torch.Tensor], torch.Tensor]],
                  name: str, joint: bool = False) -> None:
         self.D, self.conditional, self.augments, self.name, self.joint = D, conditional, augments, name, joint
@@ -120,7 +119,6 @@ def checked_interval(entry: BuiltExtension) -> int:
 
 class Trainer:
     """One GAN training run: build it from an :class:`Assembly` and the training images, then :meth:`run`."""
-
     def __init__(self, assembly: Assembly, images: torch.Tensor | ImageData, device: torch.device,
                  versions: dict[str, Any], dist_info: DistInfo | None = None, progress: bool = False):
         """``images``: the training split, ``uint8`` ``(N, C, H, W)`` (or an :class:`ImageData`, possibly
