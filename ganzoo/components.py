@@ -190,12 +190,11 @@ class Extension:
 
     def discriminator_penalty(self, D: Callable[..., Any], real: torch.Tensor, real_labels: torch.Tensor | None,
                               step: int) -> torch.Tensor | None:
-        """A scalar added to the discriminator loss at discriminator update ``step`` (counted from 0), or
-        ``None``. ``D`` is the discriminator in train mode as the loss sees it (every extension's
-        :meth:`augment` and :meth:`discriminator_input` applied to what it is given; call it as ``D(x,
-        labels)``). Declare the keyword arguments ``fake`` and ``fake_labels`` to receive the update's fake
-        batch (detached from G's graph) and its labels, as a loss does: ``def discriminator_penalty(self, D,
-        real, real_labels, step, fake, fake_labels)``."""
+        """A scalar added to the discriminator loss at discriminator update ``step`` (counted from 0), or ``None``.
+        ``D`` is the discriminator in train mode as the loss sees it (every extension's :meth:`augment` and
+        :meth:`discriminator_input` applied to what it is given; call it as ``D(x, labels)``). Declare the keyword
+        arguments ``fake`` and ``fake_labels`` to receive the update's fake batch (detached from G's graph) and its
+        labels, as a loss does: ``def discriminator_penalty(self, D, real, real_labels, step, fake, fake_labels)``."""
         return None
 
     def observe_discriminator(self, real_scores: Any, fake_scores: Any, step: int) -> None:
@@ -294,13 +293,12 @@ class DatasetSpec:
 
 @dataclass(frozen=True)
 class ScheduleSpec:
-    """A kind of schedule: how a numeric hyperparameter changes over training, ``value(at, args, over) ->
-    float``. A config gives a schedule as a mapping with the kind's name as its one key besides ``over`` and
-    ``unit``: ``lr_g: {cosine: [2.0e-4, 5.0e-5], over: 10000}``; ``value`` is then called with ``at`` the
-    position in ``unit`` (``steps``, generator steps done, or ``images``, real images shown to the
-    discriminator), ``args`` what the kind's key holds (``[2.0e-4, 5.0e-5]``) and ``over`` (``None`` when not
-    given). It must be a pure function of its arguments (that is what makes a resumed run exact) and raise
-    ``ValueError`` for ``args`` it cannot take."""
+    """A kind of schedule: how a numeric hyperparameter changes over training, ``value(at, args, over) -> float``. A
+    config gives a schedule as a mapping with the kind's name as its one key besides ``over`` and ``unit``: ``lr_g:
+    {cosine: [2.0e-4, 5.0e-5], over: 10000}``; ``value`` is then called with ``at`` the position in ``unit`` (``steps``,
+    generator steps done, or ``images``, real images shown to the discriminator), ``args`` what the kind's key holds
+    (``[2.0e-4, 5.0e-5]``) and ``over`` (``None`` when not given). It must be a pure function of its arguments (that is
+    what makes a resumed run exact) and raise ``ValueError`` for ``args`` it cannot take."""
     name: str
     value: Callable[[float, Any, float | None], float]
     description: str = ""

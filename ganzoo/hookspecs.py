@@ -26,17 +26,16 @@ hookimpl = pluggy.HookimplMarker("ganzoo")
 def register_generators(register: Callable) -> None:
     """Register generator networks.
 
-    Call ``register(ganzoo.Generator(name, build, description=..., conditional=False))`` once per generator.
-    ``build`` is called as ``build(latent_dim: int, image_shape: tuple[int, int, int], **options)`` and must
-    return an ``nn.Module`` mapping a latent batch of shape ``(B, latent_dim)`` to images of shape
-    ``(B, *image_shape)`` with values in ``[-1, 1]`` (ganzoo checks the shape before training starts).
-    ``options`` come from the run's ``generator_options`` config key. ``vectors=True``: it also builds for
-    non-image data (``image_shape`` then the shape of one sample, such as ``(2,)``, with values in the
-    dataset's coordinates: end such a network without tanh).
+    Call ``register(ganzoo.Generator(name, build, description=..., conditional=False))`` once per generator. ``build``
+    is called as ``build(latent_dim: int, image_shape: tuple[int, int, int], **options)`` and must return an
+    ``nn.Module`` mapping a latent batch of shape ``(B, latent_dim)`` to images of shape ``(B, *image_shape)`` with
+    values in ``[-1, 1]`` (ganzoo checks the shape before training starts). ``options`` come from the run's
+    ``generator_options`` config key. ``vectors=True``: it also builds for non-image data (``image_shape`` then the
+    shape of one sample, such as ``(2,)``, with values in the dataset's coordinates: end such a network without tanh).
 
-    A generator registered with ``conditional=True`` is built with ``num_classes=`` as well and called as
-    ``G(z, y)``, ``y`` an ``int64`` tensor of class indices ``(B,)`` drawn from the dataset's class
-    frequencies; it can only train on a dataset with labels.
+    A generator registered with ``conditional=True`` is built with ``num_classes=`` as well and called as ``G(z, y)``,
+    ``y`` an ``int64`` tensor of class indices ``(B,)`` drawn from the dataset's class frequencies; it can only train on
+    a dataset with labels.
 
     Example::
 
@@ -127,12 +126,11 @@ def register_extensions(register: Callable) -> None:
 def register_variants(register: Callable) -> None:
     """Register variants: named recipes that users train with ``ganzoo train NAME``.
 
-    Call ``register(ganzoo.Variant(name, generator=..., discriminator=..., loss=..., defaults={...},
-    aliases=(...), description=..., paper=...))``. ``generator``, ``discriminator`` and ``loss`` name
-    registered components, possibly from other plugins. ``defaults`` holds any training config keys
-    (``lr_g``, ``lr_d``, ``betas``, ``n_critic``, ``batch_size``, ``latent_dim``, ``init``,
-    ``loss_options``, ``extensions``, ...); the user's config file and ``--set`` overrides take precedence
-    (``--set extensions.NAME=false`` turns off an extension the variant enables).
+    Call ``register(ganzoo.Variant(name, generator=..., discriminator=..., loss=..., defaults={...}, aliases=(...),
+    description=..., paper=...))``. ``generator``, ``discriminator`` and ``loss`` name registered components, possibly
+    from other plugins. ``defaults`` holds any training config keys (``lr_g``, ``lr_d``, ``betas``, ``n_critic``,
+    ``batch_size``, ``latent_dim``, ``init``, ``loss_options``, ``extensions``, ...); the user's config file and
+    ``--set`` overrides take precedence (``--set extensions.NAME=false`` turns off an extension the variant enables).
     """
 
 
@@ -140,23 +138,22 @@ def register_variants(register: Callable) -> None:
 def register_datasets(register: Callable) -> None:
     """Register datasets.
 
-    Call ``register(ganzoo.DatasetSpec(name, load, image_shape=..., description=...))``. ``load`` is called
-    as ``load(root: pathlib.Path, split: str, download: bool, image_size: int | None)`` with split
-    ``"train"`` or ``"test"`` and returns ``(images, labels)``: ``images`` a ``uint8`` tensor of shape
-    ``(N, C, H, W)``, or a map-style ``torch.utils.data.Dataset`` of ``uint8`` ``(C, H, W)`` items (or
-    ``(image, label)`` pairs) for data too large to hold or slow to decode (read by DataLoader workers, so
-    picklable); ``labels`` an ``int64`` tensor of shape ``(N,)`` or ``None``. Labels travel with their
-    images (the same permutation, in memory, streamed and under torchrun) to conditional components and to
-    losses that take them; register ``num_classes=`` when the labels need not cover every class. Raise
-    ``ganzoo.DatasetError`` with an actionable message when the data cannot be had (for example offline).
+    Call ``register(ganzoo.DatasetSpec(name, load, image_shape=..., description=...))``. ``load`` is called as
+    ``load(root: pathlib.Path, split: str, download: bool, image_size: int | None)`` with split ``"train"`` or
+    ``"test"`` and returns ``(images, labels)``: ``images`` a ``uint8`` tensor of shape ``(N, C, H, W)``, or a map-style
+    ``torch.utils.data.Dataset`` of ``uint8`` ``(C, H, W)`` items (or ``(image, label)`` pairs) for data too large to
+    hold or slow to decode (read by DataLoader workers, so picklable); ``labels`` an ``int64`` tensor of shape ``(N,)``
+    or ``None``. Labels travel with their images (the same permutation, in memory, streamed and under torchrun) to
+    conditional components and to losses that take them; register ``num_classes=`` when the labels need not cover every
+    class. Raise ``ganzoo.DatasetError`` with an actionable message when the data cannot be had (for example offline).
 
-    Non-image data (points of a 2-D mixture, feature vectors): return a floating-point tensor ``(N, *shape)``
-    of samples in the dataset's own coordinates. It is held in memory, trains only components registered
-    with ``vectors=True`` (the others are refused with a message naming them), is evaluated by the dataset's
-    own ``metrics=`` (image metrics need images) and drawn as a scatter plot of real and generated points
-    instead of a sample grid. ``metrics(samples) -> {key: value}`` adds scores to every bench evaluation of
-    the dataset, for images as well; declared as ``metrics(samples, labels=None)`` it also gets the classes a
-    conditional generator was asked for (``None`` for an unconditional one), as MNIST's class agreement does.
+    Non-image data (points of a 2-D mixture, feature vectors): return a floating-point tensor ``(N, *shape)`` of samples
+    in the dataset's own coordinates. It is held in memory, trains only components registered with ``vectors=True`` (the
+    others are refused with a message naming them), is evaluated by the dataset's own ``metrics=`` (image metrics need
+    images) and drawn as a scatter plot of real and generated points instead of a sample grid. ``metrics(samples) ->
+    {key: value}`` adds scores to every bench evaluation of the dataset, for images as well; declared as
+    ``metrics(samples, labels=None)`` it also gets the classes a conditional generator was asked for (``None`` for an
+    unconditional one), as MNIST's class agreement does.
     """
 
 

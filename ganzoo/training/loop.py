@@ -1,13 +1,12 @@
 """The training loop: steps of a :class:`~ganzoo.training.trainer.Trainer`, and callbacks around them.
 
-:func:`run_loop` is all there is: it calls :meth:`Trainer.train_step` until the step budget (or the budget of
-training seconds) is spent and tells its callbacks what happened, in list order, at the six points of
-:class:`Callback`.
+:func:`run_loop` is all there is: it calls :meth:`Trainer.train_step` until the step budget (or the budget of training
+seconds) is spent and tells its callbacks what happened, in list order, at the six points of :class:`Callback`.
 
 Everything else a run does (the progress bar, stopping on divergence, ``log.jsonl``, TensorBoard, sample grids,
-checkpoints, evaluations, the exported generator, ``result.json``) is a callback of
-:mod:`ganzoo.training.callbacks`; the bench, the sweep and any caller of :func:`ganzoo.train` add behaviour the
-same way. Time spent in callbacks is not counted as training time.
+checkpoints, evaluations, the exported generator, ``result.json``) is a callback of :mod:`ganzoo.training.callbacks`;
+the bench, the sweep and any caller of :func:`ganzoo.train` add behaviour the same way. Time spent in callbacks is not
+counted as training time.
 """
 
 from __future__ import annotations

@@ -1,11 +1,10 @@
 """Where a step happens: :class:`Trainer` holds everything a run must carry across a restart and
 :meth:`Trainer.train_step` is the only place a step happens.
 
-Read it top to bottom: the trainer owns the networks, optimisers, data position, random states and extension
-states behind ``state_dict()`` / ``load_state_dict()``; :meth:`Trainer.train_step` runs ``n_critic``
-discriminator updates, then one generator update, with the points where extensions act named there. What
-happens around the steps (logs, grids, checkpoints, evaluations) is added by the callbacks of
-:func:`ganzoo.training.loop.run_loop`.
+Read it top to bottom: the trainer owns the networks, optimisers, data position, random states and extension states
+behind ``state_dict()`` / ``load_state_dict()``; :meth:`Trainer.train_step` runs ``n_critic`` discriminator updates,
+then one generator update, with the points where extensions act named there. What happens around the steps (logs, grids,
+checkpoints, evaluations) is added by the callbacks of :func:`ganzoo.training.loop.run_loop`.
 """
 
 from __future__ import annotations
@@ -221,9 +220,8 @@ class Trainer:
     def _choose_loss_graphs(self) -> None:
         """With compile, the generator's forward is one compiled graph and each loss computation (D and the loss
         together) another. A loss that differentiates D twice (a gradient penalty), and a run with a penalising
-        extension (R1, R2: they differentiate the D they are given twice), keep the discriminator step eager:
-        compiled graphs do not support double backward. The generator step, which differentiates D once, still
-        compiles."""
+        extension (R1, R2: they differentiate the D they are given twice), keep the discriminator step eager: compiled
+        graphs do not support double backward. The generator step, which differentiates D once, still compiles."""
         self.discriminator_loss: Callable[..., torch.Tensor] = self._discriminator_loss
         self.generator_loss: Callable[..., torch.Tensor] = self._generator_loss
         if self.fast["compile"]:
@@ -442,11 +440,10 @@ class Trainer:
     def train_step(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One generator step: ``n_critic`` discriminator updates, then one generator update.
 
-        With ``generator_batch: reuse`` the generator update scores the fake batch of the (one) discriminator
-        update, generated once with its graph; with ``fresh`` it generates a new batch from new latents.
-        Extensions act at the points marked ``[extensions]``: ``augment`` inside every call of ``D_view``,
-        ``discriminator_penalty``, ``observe_discriminator``, ``after_discriminator_step``,
-        ``generator_penalty`` and ``after_generator_step``.
+        With ``generator_batch: reuse`` the generator update scores the fake batch of the (one) discriminator update,
+        generated once with its graph; with ``fresh`` it generates a new batch from new latents. Extensions act at the
+        points marked ``[extensions]``: ``augment`` inside every call of ``D_view``, ``discriminator_penalty``,
+        ``observe_discriminator``, ``after_discriminator_step``, ``generator_penalty`` and ``after_generator_step``.
         """
         cfg = self.config
         reuse = cfg.generator_batch == "reuse"
