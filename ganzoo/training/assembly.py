@@ -1,9 +1,6 @@
-"""How a run is assembled: resolve the config from the variant, build G, D, the loss and the extensions, and
-check that they fit each other and the dataset.
-
-Components may come from different plugins (DCGAN's networks with the WGAN-GP loss); every check names
-the plugin at fault.
-"""
+"""How a run is assembled: resolve the config from the variant, build G, D, the loss and the extensions, and check
+that they fit each other and the dataset. Components may come from different plugins (DCGAN's networks with the
+WGAN-GP loss); every check names the plugin at fault."""
 
 from __future__ import annotations
 
@@ -38,11 +35,8 @@ class CompositionError(UsageError):
     """The chosen generator, discriminator, loss and dataset do not fit together."""
 
 
-def user_settings(
-    config: str | Path | dict[str, Any] | None = None,
-    overrides: list[str] | dict[str, Any] | None = None,
-    **explicit: Any,
-) -> tuple[dict[str, Any], str]:
+def user_settings(config: str | Path | dict[str, Any] | None = None,
+                  overrides: list[str] | dict[str, Any] | None = None, **explicit: Any) -> tuple[dict[str, Any], str]:
     """The layer the user sets, config file/dict < overrides < explicit keywords, read and parsed once; and the
     name of its source for error messages. Explicit keywords whose value is ``None`` are left out."""
     user: dict[str, Any] = {}
@@ -65,21 +59,13 @@ def user_settings(
     return user, source
 
 
-def resolve_config(
-    registry: Registry,
-    variant: str,
-    *,
-    config: str | Path | dict[str, Any] | None = None,
-    overrides: list[str] | dict[str, Any] | None = None,
-    source: str | None = None,
-    **explicit: Any,
-) -> TrainConfig:
-    """Resolve a run's config: variant defaults < config file/dict < overrides < explicit keywords.
-
-    ``overrides`` is a list of ``key=value`` strings (as ``--set`` takes them) or a dict of dotted keys.
-    Explicit keywords whose value is ``None`` are ignored, so CLI options can be passed straight through.
-    ``source`` names a dict ``config`` in error messages (see :func:`user_settings`).
-    """
+def resolve_config(registry: Registry, variant: str, *, config: str | Path | dict[str, Any] | None = None,
+                   overrides: list[str] | dict[str, Any] | None = None, source: str | None = None,
+                   **explicit: Any) -> TrainConfig:
+    """Resolve a run's config: variant defaults < config file/dict < overrides < explicit keywords. ``overrides`` is
+    a list of ``key=value`` strings (as ``--set`` takes them) or a dict of dotted keys. Explicit keywords whose value
+    is ``None`` are ignored, so CLI options can be passed straight through. ``source`` names a dict ``config`` in
+    error messages (see :func:`user_settings`)."""
     user, found = user_settings(config, overrides, **explicit)
     source = source or found
     variant_name = variant or user.get("variant")
@@ -221,10 +207,8 @@ def check_fit(assembly: Assembly, device: torch.device | str = "cpu") -> None:
     try:
         assembly.loss.check_discriminator(D)
     except ValueError as exc:
-        raise CompositionError(
-            f"loss {assembly.names['loss']!r} (plugin {assembly.plugins['loss']!r}) cannot train discriminator "
-            f"{dname!r} (plugin {dp!r}): {exc}"
-        ) from exc
+        raise CompositionError(f"loss {assembly.names['loss']!r} (plugin {assembly.plugins['loss']!r}) cannot train "
+                               f"discriminator {dname!r} (plugin {dp!r}): {exc}") from exc
 
 
 def _checked_generator_output(assembly: Assembly, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -240,11 +224,9 @@ def _checked_generator_output(assembly: Assembly, z: torch.Tensor, y: torch.Tens
                           f"{tuple(z.shape)}: {type(exc).__name__}: {exc}", "register_generators") from exc
     if not isinstance(fake, torch.Tensor) or tuple(fake.shape) != (n, *shape):
         got = tuple(fake.shape)[1:] if isinstance(fake, torch.Tensor) else type(fake).__name__
-        raise CompositionError(
-            f"generator {gname!r} (plugin {gp!r}) makes images of shape {got}"
-            f" but dataset {cfg.dataset!r} has images of shape {shape}; choose a generator sized for "
-            f"this dataset or set image_size"
-        )
+        raise CompositionError(f"generator {gname!r} (plugin {gp!r}) makes images of shape {got} but dataset "
+                               f"{cfg.dataset!r} has images of shape {shape}; choose a generator sized for this "
+                               "dataset or set image_size")
     if not fake.is_floating_point():
         raise PluginError(gp, f"generator {gname!r} returned {fake.dtype} images; return floats in [-1, 1]",
                           "register_generators")
@@ -268,10 +250,8 @@ def _check_discriminator_output(assembly: Assembly, seen: torch.Tensor, y: torch
     try:
         out = D(seen, y) if assembly.conditional_discriminator else D(seen)
     except Exception as exc:
-        raise CompositionError(
-            f"discriminator {dname!r} (plugin {dp!r}) cannot take images of shape "
-            f"{tuple(seen.shape[1:])}: {type(exc).__name__}: {exc}"
-        ) from exc
+        raise CompositionError(f"discriminator {dname!r} (plugin {dp!r}) cannot take images of shape "
+                               f"{tuple(seen.shape[1:])}: {type(exc).__name__}: {exc}") from exc
     score = out
     if assembly.classifier_discriminator:
         if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], torch.Tensor)
@@ -352,10 +332,8 @@ def discriminator_shape(extensions: list[BuiltExtension], config: TrainConfig,
     return tuple(x.shape[1:])
 
 
-def assemble(
-    registry: Registry, config: TrainConfig, image_shape: tuple[int, ...], device: torch.device | str = "cpu",
-    num_classes: int | None = None,
-) -> Assembly:
+def assemble(registry: Registry, config: TrainConfig, image_shape: tuple[int, ...], device: torch.device | str = "cpu",
+             num_classes: int | None = None) -> Assembly:
     """Build and check the generator, discriminator, loss and extensions a config names, for a dataset with
     ``num_classes`` classes (``None``: unlabelled). Seeds nothing itself."""
     names, entries = _components(registry, config)
@@ -382,13 +360,12 @@ def assemble(
     if config.init == "normal":
         init_weights(G, config.init_std)
         init_weights(D, config.init_std)
-    assembly = Assembly(
-        config=config, generator=G.to(device), discriminator=D.to(device), loss=loss,
-        plugins={role: entry.plugin for role, entry in entries.items()}, names=names, image_shape=image_shape,
-        num_classes=num_classes if labelled else None, conditional_generator=g_spec.conditional,
-        conditional_discriminator=d_spec.conditional, classifier_discriminator=d_spec.classifier,
-        loss_keywords=keywords, extensions=extensions, discriminator_shape=d_shape, schedules=schedules,
-    )
+    assembly = Assembly(config=config, generator=G.to(device), discriminator=D.to(device), loss=loss,
+                        plugins={role: entry.plugin for role, entry in entries.items()}, names=names,
+                        image_shape=image_shape, num_classes=num_classes if labelled else None,
+                        conditional_generator=g_spec.conditional, conditional_discriminator=d_spec.conditional,
+                        classifier_discriminator=d_spec.classifier, loss_keywords=keywords, extensions=extensions,
+                        discriminator_shape=d_shape, schedules=schedules)
     check_fit(assembly, device)
     return assembly
 
@@ -398,11 +375,8 @@ def _components(registry: Registry, config: TrainConfig) -> tuple[dict[str, str]
     registry entries; a name no plugin registers is refused, saying where it came from."""
     variant_entry = registry.variants.get(config.variant)
     variant = variant_entry.item
-    names = {
-        "generator": config.generator or variant.generator,
-        "discriminator": config.discriminator or variant.discriminator,
-        "loss": config.loss or variant.loss,
-    }
+    names = {"generator": config.generator or variant.generator,
+             "discriminator": config.discriminator or variant.discriminator, "loss": config.loss or variant.loss}
     tables = {"generator": registry.generators, "discriminator": registry.discriminators, "loss": registry.losses}
     entries: dict[str, Entry[Any]] = {}
     for role, name in names.items():
@@ -421,9 +395,9 @@ def _check_data_fits(config: TrainConfig, names: dict[str, str], entries: dict[s
     for role in ("generator", "discriminator"):
         spec = entries[role].item
         if (getattr(spec, "conditional", False) or getattr(spec, "classifier", False)) and num_classes is None:
-            raise CompositionError(
-                f"{role} {names[role]!r} (plugin {entries[role].plugin!r}) is conditional and needs class labels, "
-                f"but dataset {config.dataset!r} has none; choose a labelled dataset or an unconditional {role}")
+            raise CompositionError(f"{role} {names[role]!r} (plugin {entries[role].plugin!r}) is conditional and "
+                                   f"needs class labels, but dataset {config.dataset!r} has none; choose a labelled "
+                                   f"dataset or an unconditional {role}")
     for role in ("generator", "discriminator"):
         if len(image_shape) != 3 and not getattr(entries[role].item, "vectors", False):  # e.g. 2-D points
             raise CompositionError(
