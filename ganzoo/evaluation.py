@@ -221,15 +221,6 @@ class _NpzMember:
         self.stream.close()
 
 
-def _declared_chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
-    """``(C, H, W)`` of one image of an array of ``shape`` ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)``."""
-    if len(shape) == 3:
-        return 1, shape[1], shape[2]
-    if shape[-1] in (1, 3):
-        return shape[3], shape[1], shape[2]
-    return shape[1], shape[2], shape[3]
-
-
 def read_npz(path: Path, num: int | None = None, num_classes: int | None = None,
              image_shape: tuple[int, ...] | None = None, resize: bool = False
              ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -245,7 +236,12 @@ def read_npz(path: Path, num: int | None = None, num_classes: int | None = None,
             raise UsageError(f"{str(path)!r} is not a readable .npz of images: {_not_npz(path)}") from None
         with archive, ExitStack() as members:  # each member's stream closed before the archive
             arrays = {name[: -len(".npy")]: name for name in archive.namelist() if name.endswith(".npy")}
-            images = members.enter_context(_NpzMember(path, archive, arrays[_images_key(path, list(arrays))]))
+            keys = list(arrays)
+            key = NPZ_IMAGES if NPZ_IMAGES in keys else keys[0] if len(keys) == 1 else None
+            if key is None:
+                raise UsageError(f"{str(path)!r} holds arrays {keys}; name the images {NPZ_IMAGES!r} (numpy's name "
+                                 "for np.savez(path, images)) or store only them")
+            images = members.enter_context(_NpzMember(path, archive, arrays[key]))
             _check_images_header(images, image_shape, resize)
             count = min(num, images.count) if num else images.count
             _check_size(f"{str(path)!r} (array {images.array!r})", images.needed(count), images.row_bytes,
@@ -275,14 +271,6 @@ def read_npz(path: Path, num: int | None = None, num_classes: int | None = None,
     return tensor.contiguous(), torch.from_numpy(label_array) if label_array is not None else None
 
 
-def _images_key(path: Path, keys: list[str]) -> str:
-    key = NPZ_IMAGES if NPZ_IMAGES in keys else keys[0] if len(keys) == 1 else None
-    if key is None:
-        raise UsageError(f"{str(path)!r} holds arrays {keys}; name the images {NPZ_IMAGES!r} (numpy's name "
-                         "for np.savez(path, images)) or store only them")
-    return key
-
-
 def _check_images_header(images: _NpzMember, image_shape: tuple[int, ...] | None, resize: bool) -> None:
     """Refuse, from its header, an array that is not ``uint8`` images of ``image_shape`` (unless ``resize``)."""
     where = f"{str(images.path)!r}: images (array {images.array!r})"
@@ -293,7 +281,8 @@ def _check_images_header(images: _NpzMember, image_shape: tuple[int, ...] | None
     if not (len(shape) == 3 or (len(shape) == 4 and (shape[-1] in (1, 3) or shape[1] in (1, 3)))):
         raise UsageError(f"{where} of shape {shape} are neither (N, H, W), (N, H, W, C) nor (N, C, H, W) with 1 or "
                          "3 channels")
-    declared = _declared_chw(shape)
+    # (C, H, W) of one image of (N, H, W), (N, H, W, C) or (N, C, H, W)
+    declared = (1, *shape[1:]) if len(shape) == 3 else (shape[3], *shape[1:3]) if shape[-1] in (1, 3) else shape[1:]
     if image_shape is None or declared == tuple(image_shape):
         return
     if not resize:
@@ -360,7 +349,14 @@ def evaluate(source: str | Path, *, dataset: str | None = None, split: str = "te
     from .api import load_generator
     from .data import load_images
     from .registry import get_registry
-    path = _checked_source(source, num)
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise UsageError(f"source {str(path)!r} does not exist")
+    if num is not None and num < 2:
+        raise ConfigError(f"num must be at least 2, not {num}")
+    if num is not None and num > MAX_EVAL_IMAGES:
+        raise ConfigError(f"num {num} is more than the {MAX_EVAL_IMAGES} images ganzoo evaluate scores "
+                          "(MAX_EVAL_IMAGES); pass a smaller --num (num=)")
     G, cfg = load_generator(path, raw=raw) if is_generator_source(path) else (None, None)
     kind = "generator" if cfg is not None else "npz" if path.suffix == ".npz" else "images"
     if kind == "images" and path.is_file():
@@ -382,18 +378,6 @@ def evaluate(source: str | Path, *, dataset: str | None = None, split: str = "te
     return EvaluationResult(source=str(path), kind=kind, dataset=dataset, split=split, num_fake=int(images.shape[0]),
                             num_real=int(real.shape[0]), seed=seed if kind == "generator" else None,
                             feature_extractor=feature_extractor if real_data.is_image else None, scores=scores)
-
-
-def _checked_source(source: str | Path, num: int | None) -> Path:
-    path = Path(source).expanduser()
-    if not path.exists():
-        raise UsageError(f"source {str(path)!r} does not exist")
-    if num is not None and num < 2:
-        raise ConfigError(f"num must be at least 2, not {num}")
-    if num is not None and num > MAX_EVAL_IMAGES:
-        raise ConfigError(f"num {num} is more than the {MAX_EVAL_IMAGES} images ganzoo evaluate scores "
-                          "(MAX_EVAL_IMAGES); pass a smaller --num (num=)")
-    return path
 
 
 def _generated(registry: Registry, G: torch.nn.Module, cfg: TrainConfig, path: Path, real: torch.Tensor, n: int,
