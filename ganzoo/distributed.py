@@ -14,8 +14,6 @@ from typing import Any, NoReturn
 import torch
 import torch.distributed as dist
 
-from .errors import ConfigError
-
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -33,14 +31,10 @@ class DistInfo:
         return self.rank == 0
 
 
-def launched_by_torchrun() -> bool:
-    """True when the environment holds a torch.distributed launch with more than one process."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
-
-
 def setup(device: torch.device) -> tuple[DistInfo, torch.device]:
-    """Join the process group when launched by torchrun (NCCL on CUDA, else gloo); the rank's info and device."""
-    if not launched_by_torchrun():
+    """Join the process group when launched by torchrun with more than one process (NCCL on CUDA, else gloo); the
+    rank's info and device."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return DistInfo(), device
     info = DistInfo(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
     if device.type == "cuda":
@@ -91,7 +85,3 @@ def mean_across_ranks(info: DistInfo, values: torch.Tensor) -> torch.Tensor:
     dist.all_reduce(values)
     return values / info.world_size
 
-
-def check_sync_batchnorm(enabled: bool, device: torch.device) -> None:
-    if enabled and device.type != "cuda":
-        raise ConfigError("sync_batchnorm: SyncBatchNorm needs CUDA devices; on the CPU leave it off")

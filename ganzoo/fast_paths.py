@@ -50,5 +50,4 @@ def batch_independent(module: nn.Module) -> bool:
     concatenated gives the scores of two passes, one per batch: no BatchNorm statistics shared by the samples of a
     batch, no state that every pass updates (spectral norm's power iteration, whose count per step would halve)."""
     from torch.nn.utils import parametrize
-
     return next(module.buffers(), None) is None and not any(parametrize.is_parametrized(m) for m in module.modules())

@@ -171,7 +171,6 @@ class SampleGrids(Callback):
         images = trainer.sample()
         if trainer.reference_points is not None:  # 2-D points and other non-image samples
             from ..plots import plot_points  # matplotlib: only runs that draw points pay for its import
-
             plot_points(trainer.reference_points, images.cpu(), path, f"{trainer.config.variant}, step {run.step}")
             run.record_samples(read_png(path))
             return
@@ -213,12 +212,11 @@ class ResultFile(Callback):
 
 
 class Evaluation(Callback):
-    """Score the sampling generator with ``score(trainer)`` every ``every`` steps and/or every ``every_seconds``
-    of training, at step 0 (the untrained generator, unless ``at_start=False``) and at the end, on rank 0, and
-    report the scores (:meth:`~ganzoo.training.loop.RunState.record_evaluation`, with the seconds it took).
-
-    The global random generators (python, numpy, torch) are restored after each call, so scoring never changes
-    the training trajectory; a scorer that wants reproducible scores draws from its own generator."""
+    """Score the sampling generator with ``score(trainer)`` every ``every`` steps and/or every ``every_seconds`` of
+    training, at step 0 (the untrained generator, unless ``at_start=False``) and at the end, on rank 0, and report the
+    scores (:meth:`~ganzoo.training.loop.RunState.record_evaluation`, with the seconds it took). The global random
+    generators (python, numpy, torch) are restored after each call, so scoring never changes the training
+    trajectory; a scorer that wants reproducible scores draws from its own generator."""
     def __init__(self, score: Scorer, every: int = 0, every_seconds: float = 0.0, at_start: bool = True) -> None:
         self.score, self.every, self.every_seconds, self.at_start = score, every, every_seconds, at_start
         self.next_at = math.inf

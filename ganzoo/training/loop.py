@@ -1,13 +1,9 @@
-"""The training loop: steps of a :class:`~ganzoo.training.trainer.Trainer`, and callbacks around them.
-
-:func:`run_loop` is all there is: it calls :meth:`Trainer.train_step` until the step budget (or the budget of training
-seconds) is spent and tells its callbacks what happened, in list order, at the six points of :class:`Callback`.
-
-Everything else a run does (the progress bar, stopping on divergence, ``log.jsonl``, TensorBoard, sample grids,
-checkpoints, evaluations, the exported generator, ``result.json``) is a callback of :mod:`ganzoo.training.callbacks`;
-the bench, the sweep and any caller of :func:`ganzoo.train` add behaviour the same way. Time spent in callbacks is not
-counted as training time.
-"""
+"""The training loop: :func:`run_loop` calls :meth:`Trainer.train_step` until the step budget (or the budget of
+training seconds) is spent and tells its callbacks what happened, in list order, at the six points of
+:class:`Callback`. Everything else a run does (the progress bar, stopping on divergence, ``log.jsonl``, TensorBoard,
+sample grids, checkpoints, evaluations, the exported generator, ``result.json``) is a callback of
+:mod:`ganzoo.training.callbacks`; the bench, the sweep and any caller of :func:`ganzoo.train` add behaviour the same
+way. Time spent in callbacks is not counted as training time."""
 
 from __future__ import annotations
 
@@ -49,8 +45,7 @@ class TrainResult:
     reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        return {k: str(v) if isinstance(v, Path) else v for k, v in data.items()}
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
 
 
 class Callback:
@@ -127,8 +122,8 @@ class RunState:
             getattr(callback, point)(self, *args)
 
     def record_evaluation(self, scores: dict[str, float], seconds: float | None = None) -> None:
-        """Add scores of the sampling generator at this step (and the ``seconds`` scoring took) to
-        :attr:`evaluations`, then tell every callback."""
+        """Add scores of the sampling generator at this step (and the ``seconds`` scoring took) to :attr:`evaluations`,
+        then tell every callback."""
         entry = {"step": self.step, "train_seconds": round(self.train_seconds, 3), **scores}
         if seconds is not None:
             entry["eval_seconds"] = round(seconds, 3)
@@ -141,8 +136,7 @@ class RunState:
 
     def result(self) -> TrainResult:
         """The run as :class:`TrainResult`."""
-        trainer, cfg = self.trainer, self.trainer.config
-        assembly = trainer.assembly
+        cfg, assembly = self.trainer.config, self.trainer.assembly
         diverged = self.error.step if isinstance(self.error, DivergenceError) else None
         return TrainResult(
             out=self.out, variant=cfg.variant, steps=self.step, images_seen=self.step * self.images_per_step,
