@@ -22,6 +22,12 @@ FORMER_DEFAULTS: dict[str, Any] = {"generator_batch": "fresh", "compile": False,
                                    "fused_optimizer": False, "discriminator_pass": "separate"}
 #: The largest seed ganzoo accepts (training, sampling, evaluation): torch's generators take 64-bit seeds.
 MAX_SEED = 2**62
+#: A schedule where a number is expected: ``{kind: args, over: N, unit: steps}`` (:mod:`ganzoo.training.schedules`).
+Schedule = dict[str, Any]
+#: Deepest nesting a config may have (a few thousand levels would exhaust Python's stack).
+MAX_DEPTH = 50
+#: Longest text of a value shown in an error message.
+MAX_SHOWN = 80
 
 
 def check_seed(seed: int, what: str = "seed") -> int:
@@ -42,10 +48,6 @@ def extension_names_as_mapping(value: Any) -> Any:
                               f"once (its options say how strongly it acts)")
         return {name: {} for name in value}
     return value
-
-
-#: A schedule where a number is expected: ``{kind: args, over: N, unit: steps}`` (:mod:`ganzoo.training.schedules`).
-Schedule = dict[str, Any]
 
 
 class TrainConfig(BaseModel):
@@ -147,12 +149,8 @@ class TrainConfig(BaseModel):
         if isinstance(value, (list, tuple)):
             raise ValueError("a list of extensions must hold names (strings)")
         if isinstance(value, dict):  # `NAME: false` (or null) turns an extension off; `NAME: true` or {}: on
-            out = {}
-            for name, options in value.items():
-                if options is False or options is None:
-                    continue
-                out[name] = {} if options is True else options
-            return out
+            return {name: {} if options is True else options for name, options in value.items()
+                    if options is not False and options is not None}
         return value
 
     @field_validator("out")
@@ -204,12 +202,6 @@ _SafeLoader.add_implicit_resolver(
                   |\.(?:nan|NaN|NAN))$""", re.X),
     list("-+0123456789."),
 )
-
-
-#: Deepest nesting a config may have (a few thousand levels would exhaust Python's stack).
-MAX_DEPTH = 50
-#: Longest text of a value shown in an error message.
-MAX_SHOWN = 80
 
 
 def _depth(value: Any, level: int = 0) -> int:

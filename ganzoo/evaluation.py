@@ -37,6 +37,9 @@ DEFAULT_DATASET = "mnist-5k"
 MAX_EVAL_IMAGES = 200_000
 #: The most bytes of ``uint8`` images :func:`evaluate` holds, checked before anything is read.
 MAX_EVAL_BYTES = 4 * 2**30
+#: The ``.npy`` header versions :func:`read_npz` reads.
+_NPY_HEADERS = {(1, 0): "read_array_header_1_0", (2, 0): "read_array_header_2_0"}
+_READ_CHUNK = 1 << 24
 
 
 def evaluation_samples(generate: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor], latent_dim: int,
@@ -132,11 +135,6 @@ def read_image_folder(folder: Path, num: int | None = None) -> torch.Tensor:
                              f"{_shape(first[1])}; every image of a folder must have one size and channel count")
         arrays.append(tensor)
     return torch.stack(arrays)
-
-
-#: The ``.npy`` header versions :func:`read_npz` reads.
-_NPY_HEADERS = {(1, 0): "read_array_header_1_0", (2, 0): "read_array_header_2_0"}
-_READ_CHUNK = 1 << 24
 
 
 def _not_npz(path: Path) -> str:

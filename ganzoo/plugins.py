@@ -15,6 +15,7 @@ from .meta import DISTRIBUTION
 GROUP = "ganzoo"
 LOAD_ENV = "GANZOO_LOAD_PLUGINS"
 BUILTIN_DISTRIBUTION = DISTRIBUTION
+_pm: pluggy.PluginManager | None = None
 
 
 @dataclass(frozen=True)
@@ -33,9 +34,6 @@ class PluginInfo:
     version: str | None
     hooks: tuple[str, ...]
     builtin: bool
-
-
-_pm: pluggy.PluginManager | None = None
 
 
 def _is_builtin(dist: importlib.metadata.Distribution) -> bool:

@@ -20,6 +20,9 @@ KEYWORD_ADDRESSES = ("auto", "local")
 CLIENT_SCHEME = "ray://"
 #: What a cluster address looks like, for messages.
 ADDRESS_FORMS = "auto, local, HOST:PORT (e.g. head-node:6379) or ray://HOST:PORT (Ray Client, e.g. ray://head-node:10001)"
+#: An HTTP/2 connection preface (RFC 9113 3.4) and an empty SETTINGS frame, which a gRPC server answers in kind.
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+_HTTP2_SETTINGS = 4
 
 
 def parse_address(address: str, source: str = "--address") -> tuple[str, int] | None:
@@ -67,11 +70,6 @@ def check_reachable(address: str, source: str = "--address", timeout: float | No
                           f"connections but does not answer as Ray does (gRPC) within {timeout:g} s; check the port "
                           "(the head's GCS port, 6379 by default; 10001 for ray://) and that a Ray head node runs "
                           "there (docs/distributed.md)")
-
-
-#: An HTTP/2 connection preface (RFC 9113 3.4) and an empty SETTINGS frame, which a gRPC server answers in kind.
-_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
-_HTTP2_SETTINGS = 4
 
 
 def _answers_http2(conn: socket.socket) -> bool:

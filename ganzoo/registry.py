@@ -26,6 +26,8 @@ HOOKS: dict[str, tuple[str, type]] = {
     "register_datasets": ("dataset", DatasetSpec),
     "register_schedules": ("schedule", ScheduleSpec),
 }
+_built: weakref.WeakKeyDictionary[pluggy.PluginManager, tuple[frozenset[tuple[str, int]], list[Any], Registry]] = (
+    weakref.WeakKeyDictionary())
 
 
 @dataclass(frozen=True)
@@ -116,10 +118,6 @@ def build_registry(pm: pluggy.PluginManager | None = None) -> Registry:
     for hook, (_, expected) in HOOKS.items():
         _call_hook(pm, hook, registry.table(hook), expected)
     return registry
-
-
-_built: weakref.WeakKeyDictionary[pluggy.PluginManager, tuple[frozenset[tuple[str, int]], list[Any], Registry]] = (
-    weakref.WeakKeyDictionary())
 
 
 def get_registry(pm: pluggy.PluginManager | None = None) -> Registry:

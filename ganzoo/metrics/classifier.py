@@ -18,6 +18,8 @@ WEIGHTS_PATH = Path(__file__).parent / "weights" / "mnist_cnn.safetensors"
 WEIGHTS_SHA256 = "057ded40dbc0abcf981703cbe5d996270ff7f4ebbefcd09519c9c773562fc7bd"
 FEATURE_DIM = 128
 NUM_CLASSES = 10
+#: Identifies :func:`uint8_to_input`; part of the real-statistics cache key. Bump it when that changes.
+PREPROCESSING = "ganzoo-mnist-v1:gray601,bilinear-antialias-28,uint8/127.5-1"
 
 
 class WeightsIntegrityError(GanzooError):
@@ -63,10 +65,6 @@ def uint8_to_input(images: torch.Tensor) -> torch.Tensor:
     if x.shape[-2:] != (28, 28):
         x = F.interpolate(x, size=(28, 28), mode="bilinear", antialias=True, align_corners=False)
     return (x / 127.5 - 1.0).clamp_(-1.0, 1.0)
-
-
-#: Identifies :func:`uint8_to_input`; part of the real-statistics cache key. Bump it when that changes.
-PREPROCESSING = "ganzoo-mnist-v1:gray601,bilinear-antialias-28,uint8/127.5-1"
 
 
 def sha256_file(path: str | Path) -> str:

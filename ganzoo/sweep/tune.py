@@ -38,6 +38,9 @@ from ..training.loop import Callback, RunState
 from ..training.run import run_config
 from .spec import COMPLETED, DEFAULTS_DIR, FAILED, STOPPED, SWEEP_FILE, TUNED_DIR, TUNED_PROFILE, SweepSpec, nest
 
+# Tune's console reporting and checkpoint advice would bury the progress bar; a value the user set stays.
+_TUNE_QUIET = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
+
 
 class Search(Protocol):
     """What makes a row's search the same search (:func:`spec_hash`), ``threads`` even when unset."""
@@ -175,10 +178,6 @@ def _sweep_profile(profile: str | Path | BenchProfile, *, variants: list[str] | 
         raise ConfigError(f"profile {prof.name!r}, sweep.metric: unknown metric {spec.metric!r}; known: "
                           f"{', '.join(METRIC_DIRECTIONS)}")
     return prof
-
-
-# Tune's console reporting and checkpoint advice would bury the progress bar; a value the user set stays.
-_TUNE_QUIET = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
 
 
 @contextlib.contextmanager

@@ -30,6 +30,12 @@ from ..registry import Entry, Registry
 from .sampling import generate
 from .schedules import Schedule, find_schedules, values_at, with_values
 
+#: The keyword arguments a loss method may declare, and so receive (see :class:`ganzoo.Loss`).
+LOSS_KEYWORDS = {"discriminator_loss": ("real_labels", "fake_labels"),
+                 "generator_loss": ("real", "real_labels", "fake_labels")}
+#: The keyword arguments :meth:`ganzoo.Extension.discriminator_penalty` may declare, and so receive.
+PENALTY_KEYWORDS = ("fake", "fake_labels")
+
 
 class CompositionError(UsageError):
     """The chosen generator, discriminator, loss and dataset do not fit together."""
@@ -90,13 +96,6 @@ def resolve_config(registry: Registry, variant: str, *, config: str | Path | dic
     if not isinstance(data.get("betas", ()), (list, tuple)):
         raise ConfigError(f"invalid {source}:\n  betas: must be a list of two numbers (got {shown(data['betas'])})")
     return validate_config(data, source)
-
-
-#: The keyword arguments a loss method may declare, and so receive (see :class:`ganzoo.Loss`).
-LOSS_KEYWORDS = {"discriminator_loss": ("real_labels", "fake_labels"),
-                 "generator_loss": ("real", "real_labels", "fake_labels")}
-#: The keyword arguments :meth:`ganzoo.Extension.discriminator_penalty` may declare, and so receive.
-PENALTY_KEYWORDS = ("fake", "fake_labels")
 
 
 def declared_keywords(method: Callable[..., Any], offered: tuple[str, ...]) -> tuple[str, ...]:
