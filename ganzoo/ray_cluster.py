@@ -87,20 +87,14 @@ def _answers_http2(conn: socket.socket) -> bool:
     return head[3] == _HTTP2_SETTINGS
 
 
-def import_ray() -> Any:
-    """The ``ray`` module, or a usage error saying how to install it."""
-    try:
-        import ray
-    except ImportError:
-        raise UsageError(f"the Ray executor needs Ray, which is not installed: {INSTALL_HINT}") from None
-    return ray
-
-
 def connect(address: str | None = None) -> Any:
     """Join the Ray cluster at ``address`` (``auto``, ``HOST:6379``, ``ray://HOST:10001``), else ``RAY_ADDRESS``'s,
     else start one here (an open session is used as it is); return the ``ray`` module. A malformed address is a
     :class:`~ganzoo.errors.UsageError`, one that cannot be joined a :class:`~ganzoo.errors.GanzooError`."""
-    ray = import_ray()
+    try:
+        import ray
+    except ImportError:
+        raise UsageError(f"the Ray executor needs Ray, which is not installed: {INSTALL_HINT}") from None
     if not ray.is_initialized():
         source, given = ("--address", address) if address is not None else ("RAY_ADDRESS",
                                                                           os.environ.get("RAY_ADDRESS") or None)

@@ -150,8 +150,7 @@ def _errors(exc: ValidationError) -> str:
 
 def load_profile(profile: str | Path | None = None, **changes: Any) -> BenchProfile:
     """Load a bundled profile by name (default ``default``) or a YAML file, then apply non-``None`` ``changes``."""
-    if profile is None:
-        profile = "default"
+    profile = "default" if profile is None else profile
     path = Path(profile)
     if not path.suffix:
         path = profiles_dir() / f"{profile}.yaml"

@@ -201,7 +201,8 @@ def results_path(path: str | Path, name: str = RESULTS_FILE) -> Path:
 
 
 def _load(path: Path, what: str, fmt: int, schema: type[BaseModel]) -> tuple[dict[str, Any], Any]:
-    """A results or sweep file's JSON, checked against ``schema``, with its profile :func:`_normalised`."""
+    """A results or sweep file's JSON, checked against ``schema``, each known key of its profile in the type
+    validation gave it (others as written)."""
     try:
         data = _read_json(path, what)
         if not isinstance(data, dict) or data.get("format") != fmt:
@@ -209,7 +210,8 @@ def _load(path: Path, what: str, fmt: int, schema: type[BaseModel]) -> tuple[dic
         checked = _validate(schema, data, path, what)
     except RecursionError:
         raise ResultsFileError(f"{what} {str(path)!r} nests arrays or objects too deeply") from None
-    data["profile"] = _normalised(data["profile"], checked.profile)
+    known = set(data["profile"]) & set(BenchProfile.model_fields)
+    data["profile"] = {**data["profile"], **checked.profile.model_dump(mode="json", include=known)}
     return data, checked
 
 
@@ -235,11 +237,6 @@ def load_results(path: str | Path) -> dict[str, Any]:
 def load_sweep(path: str | Path) -> dict[str, Any]:
     """The JSON of a ``sweep.json`` (or of the one inside a sweep directory), checked against :class:`SweepSchema`."""
     return _load(results_path(path, SWEEP_FILE), "sweep file", SWEEP_FORMAT, SweepSchema)[0]
-
-
-def _normalised(raw: dict[str, Any], profile: BenchProfile) -> dict[str, Any]:
-    """``raw`` (a file's profile) with each known key in the type validation gave it; others as written."""
-    return {**raw, **profile.model_dump(mode="json", include=set(raw) & set(BenchProfile.model_fields))}
 
 
 def _read_json(path: Path, what: str) -> Any:
