@@ -22,7 +22,7 @@ from ..plots import plot_losses, plot_metrics
 from ..registry import get_registry
 from ..runlog import LOG_FILE
 from ..training.callbacks import Evaluation, Scorer
-from ..training.loop import Callback, RunState, TrainResult
+from ..training.loop import Callback, RunState
 from ..training.run import run_config, versions
 from ..training.trainer import Trainer
 from .plan import PlannedTrial
@@ -162,25 +162,19 @@ class TrialHistory(Callback):
                              EVAL_SECONDS: timing["eval_seconds"]})
 
 
-def train(entry: PlannedTrial, real: torch.Tensor, history: list[dict[str, Any]], *, progress: bool,
-          cache_dir: Path | None) -> TrainResult:
-    """Train ``entry.config`` under the profile's budget, each evaluation appended to ``history``."""
-    profile = entry.profile
-    evaluator = make_evaluator(real, profile, entry.seed, cache_dir,
-                               get_registry().datasets.get(profile.dataset).item.metrics)
-    return run_config(entry.config, progress=progress, max_seconds=profile.seconds, callbacks=[
-        Evaluation(evaluator, entry.eval_every, profile.eval_every_seconds), TrialHistory(history)])
-
-
 def _train_trial(entry: PlannedTrial, out: Path, real: torch.Tensor, *, progress: bool,
                  cache_dir: Path | None) -> TrialRecord:
-    """:func:`run_trial` in its locked, emptied run directory."""
-    record = trial_record(entry, real)
+    """:func:`run_trial` in its locked, emptied run directory: train under the profile's budget, each evaluation
+    appended to the record's history."""
+    record, profile = trial_record(entry, real), entry.profile
     record["hardware"] = hardware()  # the thread count too: figures depend on it
     started = time.perf_counter()
     history: list[dict[str, Any]] = []
     try:
-        result = train(entry, real, history, progress=progress, cache_dir=cache_dir)
+        evaluator = make_evaluator(real, profile, entry.seed, cache_dir,
+                                   get_registry().datasets.get(profile.dataset).item.metrics)
+        result = run_config(entry.config, progress=progress, max_seconds=profile.seconds, callbacks=[
+            Evaluation(evaluator, entry.eval_every, profile.eval_every_seconds), TrialHistory(history)])
     except DivergenceError as exc:
         record.update(status="diverged", reason=str(exc), diverged_at=exc.step)
     except GanzooError as exc:
