@@ -5,7 +5,6 @@ plugins return ``uint8`` images as one tensor or a lazy ``Dataset``; batches are
 from __future__ import annotations
 
 import copy
-import dataclasses
 import functools
 import math
 from collections.abc import Iterator
@@ -125,9 +124,8 @@ def load_images(registry: Registry, name: str, *, split: str = "train", root: st
     """Load a registered dataset split and check what its plugin returned."""
     entry = registry.datasets.get(name)
     spec = entry.item
-    root = Path(root).expanduser()
     try:
-        result = spec.load(root, split, download, image_size)
+        result = spec.load(Path(root).expanduser(), split, download, image_size)
     except GanzooError:
         raise
     except Exception as exc:
@@ -138,8 +136,7 @@ def load_images(registry: Registry, name: str, *, split: str = "train", root: st
                           "register_datasets")
     images, labels = result
     if isinstance(images, Dataset) and not isinstance(images, torch.Tensor):
-        data = _lazy_image_data(spec.name, split, images, labels, entry.plugin, image_size)
-        return dataclasses.replace(data, classes=spec.num_classes)
+        return _lazy_image_data(spec.name, split, images, labels, entry.plugin, image_size, spec.num_classes)
     vectors = isinstance(images, torch.Tensor) and images.is_floating_point() and images.ndim >= 2
     if not (vectors or (isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.ndim == 4)):
         got = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images)
@@ -173,8 +170,8 @@ def _check_labels(plugin: str, name: str, labels: Any, count: int, num_classes: 
                           f"{int(labels.min())}..{int(labels.max())}", "register_datasets")
 
 
-def _lazy_image_data(name: str, split: str, dataset: Dataset, labels: Any, plugin: str,
-                     image_size: int | None) -> ImageData:
+def _lazy_image_data(name: str, split: str, dataset: Dataset, labels: Any, plugin: str, image_size: int | None,
+                     classes: int | None) -> ImageData:
     try:
         count = len(dataset)  # type: ignore[arg-type]
     except TypeError:
@@ -183,7 +180,7 @@ def _lazy_image_data(name: str, split: str, dataset: Dataset, labels: Any, plugi
     if count == 0:
         raise DatasetError(f"dataset {name!r} split {split!r} is empty")
     _check_labels(plugin, name, labels, count)
-    data = ImageData(name, split, dataset, labels, plugin, image_size)  # items already that size stay as read
+    data = ImageData(name, split, dataset, labels, plugin, image_size, classes)  # items of that size stay as read
     try:
         first = dataset[0]
     except Exception as exc:
@@ -215,8 +212,7 @@ class BatchOrder:
                                f"({count} images)")
         self.count, self.batch_size, self.world_size, self.rank = count, batch_size, world_size, rank
         self.generator = torch.Generator().manual_seed(seed)
-        self.epoch = 0
-        self.position = 0
+        self.epoch, self.position = 0, 0
         self.perm = torch.randperm(count, generator=self.generator)
 
     def next(self) -> slice:
