@@ -28,8 +28,7 @@ Configuration keys for `--set` and `--config` are listed in [configuration](conf
 
 
 def _help(command: click.Command, info_name: str, parent: click.Context | None) -> tuple[click.Context, str]:
-    ctx = click.Context(command, info_name=info_name, parent=parent, terminal_width=WIDTH,
-                        max_content_width=WIDTH)
+    ctx = click.Context(command, info_name=info_name, parent=parent, terminal_width=WIDTH, max_content_width=WIDTH)
     return ctx, command.get_help(ctx)
 
 

@@ -113,8 +113,7 @@ def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
         return images
     out = []
     for chunk in images.split(1024):
-        resized = F.interpolate(chunk.float(), size=(size, size), mode="bilinear", antialias=True,
-                                align_corners=False)
+        resized = F.interpolate(chunk.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
         out.append(resized.round().clamp_(0, 255).to(torch.uint8))
     return torch.cat(out)
 

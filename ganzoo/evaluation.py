@@ -42,9 +42,8 @@ _NPY_HEADERS = {(1, 0): "read_array_header_1_0", (2, 0): "read_array_header_2_0"
 _READ_CHUNK = 1 << 24
 
 
-def evaluation_samples(generate: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor], latent_dim: int,
-                       n: int, seed: int, device: torch.device | str = "cpu",
-                       class_probs: torch.Tensor | None = None,
+def evaluation_samples(generate: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor], latent_dim: int, n: int,
+                       seed: int, device: torch.device | str = "cpu", class_probs: torch.Tensor | None = None,
                        images: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``n`` samples of ``generate(z, labels)`` (``uint8`` images, or float samples with ``images=False``) and,
     with ``class_probs``, the labels drawn for them: every evaluation of a ``seed`` sees the same inputs."""

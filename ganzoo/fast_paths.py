@@ -21,10 +21,7 @@ SWITCHES = ("fused_optimizer", "channels_last", "compile")
 #: compile was slower or equal, channels-last within the host's noise, so both stay off. On CUDA (one H200,
 #: fast-paths-cuda.json) fused Adam was faster for vanilla and dcgan and equal for wgan-gp, channels-last equal
 #: or slower; compile was timed only in whole runs (cuda-paths.json), where its compilation outweighed 600 steps.
-AUTO: dict[str, frozenset[str]] = {
-    "cpu": frozenset({"fused_optimizer"}),
-    "cuda": frozenset({"fused_optimizer"}),
-}
+AUTO: dict[str, frozenset[str]] = {"cpu": frozenset({"fused_optimizer"}), "cuda": frozenset({"fused_optimizer"})}
 
 
 def enabled(config: Any, switch: str, device_type: str) -> bool:

@@ -75,6 +75,5 @@ def real_features(key: str, layers: list[str], compute: Callable[[], dict[str, t
     try:
         atomic_write_bytes(path, lambda f: f.write(save(features, metadata=meta)))
     except OSError as exc:
-        log.warning("cannot write the metric cache entry %s (%s); scoring without the cache", path,
-                    exc.strerror or exc)
+        log.warning("cannot write the metric cache entry %s (%s); scoring without the cache", path, exc.strerror or exc)
     return features

@@ -255,8 +255,7 @@ def _tuner(row: _Row, key: str, out: Path) -> Any:
         return tune.Tuner.restore(str(experiment), trainable=trainable, resume_errored=True)
     most = row.max_evaluations
     scheduler = (ASHAScheduler(time_attr="training_iteration", max_t=most, grace_period=min(spec.grace_period, most),
-                               reduction_factor=spec.reduction_factor)
-                 if spec.scheduler == "asha" else FIFOScheduler())
+                               reduction_factor=spec.reduction_factor) if spec.scheduler == "asha" else FIFOScheduler())
     space = spec.row_space(row.entry.row, row.entry.config.variant).items()
     pairs = ((key, *next(iter(dist.items()))) for key, dist in space)  # key, distribution, its arguments
     return tune.Tuner(trainable, param_space={key: tune.choice(args) if kind == "choice" else getattr(tune, kind)(*args)
@@ -293,5 +292,4 @@ def tuned_profile(profile: BenchProfile, rows: dict[str, Any], registry: Registr
             key = next((name for name in overrides if EXTENSION_JOINER not in name
                         and registry.variants.get(name).item.name == row), row)
         overrides[key] = merge(overrides.get(key, {}), nest(found["best"]["params"]))
-    return profile.model_copy(update={"name": f"{profile.name} (tuned)", "variant_overrides": overrides,
-                                      "sweep": None})
+    return profile.model_copy(update={"name": f"{profile.name} (tuned)", "variant_overrides": overrides, "sweep": None})

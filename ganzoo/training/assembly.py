@@ -269,8 +269,7 @@ def check_labels_fit(entries: dict[str, Any], names: dict[str, str], loss: Any) 
     """Refuse a loss that cannot train the discriminator (labels, class logits); return the keyword arguments
     each loss method declared."""
     d, spec = entries["discriminator"].item, entries["loss"].item
-    keywords = {method: declared_keywords(getattr(loss, method), offered)
-                for method, offered in LOSS_KEYWORDS.items()}
+    keywords = {method: declared_keywords(getattr(loss, method), offered) for method, offered in LOSS_KEYWORDS.items()}
     lname = f"loss {names['loss']!r} (plugin {entries['loss'].plugin!r})"
     dname = f"discriminator {names['discriminator']!r} (plugin {entries['discriminator'].plugin!r})"
     if (d.conditional or d.classifier) and not {"real_labels", "fake_labels"} <= set(keywords["discriminator_loss"]):
@@ -347,9 +346,8 @@ def assemble(registry: Registry, config: TrainConfig, image_shape: tuple[int, ..
     d_classes = {"num_classes": num_classes} if (d_spec.conditional or d_spec.classifier) else {}
     G = _build(entries["generator"].plugin, "register_generators", f"generator {names['generator']!r}",
                g_spec.build, config.latent_dim, image_shape, **g_classes, **config.generator_options)
-    D = _build(entries["discriminator"].plugin, "register_discriminators",
-               f"discriminator {names['discriminator']!r}", d_spec.build, d_shape, **d_classes,
-               **config.discriminator_options)
+    D = _build(entries["discriminator"].plugin, "register_discriminators", f"discriminator {names['discriminator']!r}",
+               d_spec.build, d_shape, **d_classes, **config.discriminator_options)
     loss = _build(entries["loss"].plugin, "register_losses", f"loss {names['loss']!r}", entries["loss"].item.build,
                   **built.loss_options)
     _check_built(names, entries, G, D, loss)
