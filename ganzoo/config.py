@@ -53,7 +53,6 @@ def extension_names_as_mapping(value: Any) -> Any:
 class TrainConfig(BaseModel):
     """Everything a training run needs. The trainer reads it; it never parses anything itself."""
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
-
     variant: str = Field(description="Variant name or alias (see `ganzoo list`).")
     generator: str | None = Field(None, description="Generator name; default: the variant's.")
     discriminator: str | None = Field(None, description="Discriminator name; default: the variant's.")
@@ -95,8 +94,7 @@ class TrainConfig(BaseModel):
         "when that gives the same scores (no buffers or parametrizations in D, such as BatchNorm statistics or "
         "spectral norm's power iteration, and no extension augmenting what D sees), else separate.")
     init: Literal["default", "normal"] = Field(
-        "default", description="'normal': weights N(0, init_std), BatchNorm scales N(1, init_std)."
-    )
+        "default", description="'normal': weights N(0, init_std), BatchNorm scales N(1, init_std).")
     init_std: float = Field(0.02, gt=0)
 
     # Fast paths: 'auto' is on for the device types where it was measured faster (ganzoo.fast_paths.AUTO).

@@ -19,7 +19,6 @@ from ..sweep.spec import SweepSpec
 class Budget(BaseModel):
     """One row's budget in a profile's ``budgets``: generator steps and, optionally, its evaluation interval."""
     model_config = ConfigDict(extra="forbid")
-
     steps: int = Field(gt=0, description="Generator steps per trial of this row.")
     eval_every: int | None = Field(None, ge=0, description="Evaluate every N generator steps (default: the "
                                                            "profile's eval_every).")
@@ -28,7 +27,6 @@ class Budget(BaseModel):
 class BenchProfile(BaseModel):
     """A benchmark protocol, loaded from a YAML profile (``benchmarks/profiles/*.yaml``) or built in code."""
     model_config = ConfigDict(extra="forbid")
-
     name: str = "custom"
     description: str = ""
     variants: list[str] = Field(default_factory=lambda: ["vanilla", "dcgan", "wgan-gp"], min_length=1)
@@ -116,7 +114,6 @@ class Protocol(BaseModel):
     ``budgets`` changes no other trial), and ``threads`` is hashed only when set (older hashes stay). The rest of
     a profile (presentation, rows and seeds, ``datasets``, Ray resources, ``sweep``) is left out by not being here."""
     model_config = ConfigDict(extra="forbid", frozen=True)
-
     dataset: str
     real_split: str
     steps: int

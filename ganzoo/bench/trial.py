@@ -31,8 +31,7 @@ from .records import EVAL_SECONDS, LOST, TIMING_KEYS, TRAIN_SECONDS, TrialRecord
 
 #: The plots a trial draws into its run directory beside what the run itself writes.
 LOSS_PLOT, METRICS_PLOT = "loss.png", "metrics.png"
-# metric -> lower is better
-METRIC_DIRECTIONS = {m.key: m.lower_is_better for m in METRICS}
+METRIC_DIRECTIONS = {m.key: m.lower_is_better for m in METRICS}  # metric -> lower is better
 
 
 def hardware() -> dict[str, Any]:

@@ -45,7 +45,6 @@ _TUNE_QUIET = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKP
 class Search(Protocol):
     """What makes a row's search the same search (:func:`spec_hash`), ``threads`` even when unset."""
     model_config = ConfigDict(extra="forbid", frozen=True)
-
     budgets: dict[str, Budget]
     sweep: SweepSpec | None
     datasets: dict[str, dict[str, Any]]
