@@ -1,11 +1,5 @@
-"""Render the CLI reference (``docs/cli.md``) from the click commands themselves.
-
-Regenerate the page with::
-
-    python -m ganzoo.cli_reference > docs/cli.md
-
-The output depends only on the commands' definitions, never on the terminal it runs in (fixed width).
-"""
+"""Render the CLI reference from the click commands themselves: ``python -m ganzoo.cli_reference > docs/cli.md``.
+The output depends only on the commands' definitions, never on the terminal it runs in (fixed width)."""
 
 from __future__ import annotations
 

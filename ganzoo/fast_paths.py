@@ -1,11 +1,8 @@
-"""Which fast paths a run takes: each switch is ``true``, ``false`` or ``auto``, on where it was measured faster.
-The ``discriminator_pass`` key (:func:`joint_discriminator_pass`) decides by the network instead of the device.
-
-``auto`` (every switch's default) turns a switch on for the device types listed in :data:`AUTO`: those where
-``benchmarks/throughput.py --fast-paths`` measured it faster for the built-in variants and the bench found
-equal-step quality unchanged (docs/performance.md has the tables and the runs behind each entry). Elsewhere
-``auto`` leaves it off; ``true`` and ``false`` force it either way.
-"""
+"""Which fast paths a run takes. Each switch is ``true``, ``false`` or ``auto`` (the default), which turns it on for
+the device types listed in :data:`AUTO`: those where ``benchmarks/throughput.py --fast-paths`` measured it faster for
+the built-in variants and the bench found equal-step quality unchanged (docs/performance.md has the tables and the
+runs behind each entry); elsewhere ``auto`` leaves it off. The ``discriminator_pass`` key
+(:func:`joint_discriminator_pass`) decides by the network instead of the device."""
 
 from __future__ import annotations
 
@@ -15,12 +12,12 @@ if TYPE_CHECKING:
     from torch import nn
 
 SWITCHES = ("fused_optimizer", "channels_last", "compile")
-#: Device type -> the switches ``auto`` turns on there. A device type not listed gets none of them. On the CPU,
-#: fused Adam was timed against the unfused default for every built-in variant (benchmarks/results/
-#: fast-paths-cpu.json); channels-last and compile were timed the same way (fast-paths-layout-cpu.json):
-#: compile was slower or equal, channels-last within the host's noise, so both stay off. On CUDA (one H200,
-#: fast-paths-cuda.json) fused Adam was faster for vanilla and dcgan and equal for wgan-gp, channels-last equal
-#: or slower; compile was timed only in whole runs (cuda-paths.json), where its compilation outweighed 600 steps.
+#: Device type -> the switches ``auto`` turns on there (none for a device type not listed). On the CPU, fused Adam
+#: was timed against the unfused default for every built-in variant (benchmarks/results/fast-paths-cpu.json);
+#: channels-last and compile the same way (fast-paths-layout-cpu.json): compile was slower or equal, channels-last
+#: within the host's noise, so both stay off. On CUDA (one H200, fast-paths-cuda.json) fused Adam was faster for
+#: vanilla and dcgan and equal for wgan-gp, channels-last equal or slower; compile was timed only in whole runs
+#: (cuda-paths.json), where its compilation outweighed 600 steps.
 AUTO: dict[str, frozenset[str]] = {"cpu": frozenset({"fused_optimizer"}), "cuda": frozenset({"fused_optimizer"})}
 
 
