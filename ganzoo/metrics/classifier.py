@@ -85,19 +85,15 @@ def verify_weights(path: str | Path, expected_sha256: str = WEIGHTS_SHA256) -> s
             f"with the package) or recreate it with benchmarks/train_feature_extractor.py")
     # a file of another size is refused unread, and no digest of it is shown (a profile may name any file)
     bundled_size = WEIGHTS_PATH.stat().st_size if WEIGHTS_PATH.is_file() else None
-    if expected_sha256 == WEIGHTS_SHA256 and bundled_size is not None and path.stat().st_size != bundled_size:
-        raise WeightsIntegrityError(_not_the_weights(path, expected_sha256))
-    actual = sha256_file(path)
+    wrong_size = expected_sha256 == WEIGHTS_SHA256 and bundled_size is not None and path.stat().st_size != bundled_size
+    actual = None if wrong_size else sha256_file(path)
     if actual != expected_sha256:
-        raise WeightsIntegrityError(_not_the_weights(path, expected_sha256))
-    return actual
-
-
-def _not_the_weights(path: Path, expected_sha256: str) -> str:
-    return (f"{str(path)!r} is not the ganzoo-mnist classifier weights (sha256 {expected_sha256}): the file is "
+        raise WeightsIntegrityError(
+            f"{str(path)!r} is not the ganzoo-mnist classifier weights (sha256 {expected_sha256}): the file is "
             f"corrupt, tampered with, another file or not the classifier this ganzoo version was released with. "
             f"Reinstall ganzoo, or retrain with benchmarks/train_feature_extractor.py and update WEIGHTS_SHA256 in "
             f"ganzoo/metrics/classifier.py.")
+    return actual  # type: ignore[return-value]
 
 
 def load_classifier(path: str | Path | None = None, *, expected_sha256: str = WEIGHTS_SHA256) -> MnistCNN:

@@ -397,10 +397,10 @@ def _check_data_fits(config: TrainConfig, names: dict[str, str], entries: dict[s
                                    f"dataset or an unconditional {role}")
     for role in ("generator", "discriminator"):
         if len(image_shape) != 3 and not getattr(entries[role].item, "vectors", False):  # e.g. 2-D points
-            raise CompositionError(
-                f"dataset {config.dataset!r} holds samples of shape {tuple(image_shape)}, not images (C, H, W), "
-                f"and {role} {names[role]!r} (plugin {entries[role].plugin!r}) is built for images only; "
-                f"choose one registered with vectors=True (the mlp {role}: --set {role}=mlp, or variant vanilla)")
+            raise CompositionError(f"dataset {config.dataset!r} holds samples of shape {tuple(image_shape)}, not "
+                                   f"images (C, H, W), and {role} {names[role]!r} (plugin {entries[role].plugin!r}) "
+                                   f"is built for images only; choose one registered with vectors=True (the mlp "
+                                   f"{role}: --set {role}=mlp, or variant vanilla)")
 
 
 def _check_extensions_fit(registry: Registry, config: TrainConfig, extensions: list[BuiltExtension],
@@ -409,11 +409,10 @@ def _check_extensions_fit(registry: Registry, config: TrainConfig, extensions: l
     if len(image_shape) != 3:
         for name, plugin, ext in extensions:
             if implements(ext, "augment") and not registry.extensions.get(name).item.vectors:
-                raise CompositionError(
-                    f"extension {name!r} (plugin {plugin!r}) augments images, but dataset {config.dataset!r} holds "
-                    f"samples of shape {tuple(image_shape)}, not images (C, H, W); leave {name!r} out of "
-                    f"extensions for this dataset (an extension that also transforms such samples is registered "
-                    f"with vectors=True)")
+                raise CompositionError(f"extension {name!r} (plugin {plugin!r}) augments images, but dataset "
+                                       f"{config.dataset!r} holds samples of shape {tuple(image_shape)}, not images "
+                                       f"(C, H, W); leave {name!r} out of extensions for this dataset (an extension "
+                                       "that also transforms such samples is registered with vectors=True)")
     samplers = [e.name for e in extensions if implements(e.extension, "sampling_generator")]
     if len(samplers) > 1:
         raise CompositionError(f"extensions {', '.join(map(repr, samplers))} each replace the sampling generator; "
