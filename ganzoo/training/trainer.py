@@ -251,28 +251,21 @@ class Trainer:
     # -- state that survives a restart ----------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {
-            "format": CHECKPOINT_FORMAT,
-            "step": self.step,
+            "format": CHECKPOINT_FORMAT, "step": self.step,
             "critic_position": 0,  # checkpoints are taken between generator steps
-            "generator": self.G.state_dict(),
-            "discriminator": self.D.state_dict(),
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            "scaler_d": self.scaler_d.state_dict(),
-            "scaler_g": self.scaler_g.state_dict(),
+            "generator": self.G.state_dict(), "discriminator": self.D.state_dict(),
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "scaler_d": self.scaler_d.state_dict(), "scaler_g": self.scaler_g.state_dict(),
             "data": self.batches.state_dict(),
             # Per-rank random streams, in rank order (one entry without torchrun).
-            "world_size": self.dist.world_size,
-            "noise": gather_objects(self.dist, self.noise.get_state()),
+            "world_size": self.dist.world_size, "noise": gather_objects(self.dist, self.noise.get_state()),
             "rng": gather_objects(self.dist, rng_state()),
             "config": self.config.model_dump(mode="json"),
             "components": {"names": self.assembly.names, "plugins": self.assembly.plugins,
                            "extensions": {e.name: e.plugin for e in self.extensions},
                            "conditional_generator": self.assembly.conditional_generator,
                            "sampling_generator": self.sampler_name},
-            "image_shape": list(self.assembly.image_shape),
-            "versions": self.versions,
-            "num_classes": self.num_classes,
+            "image_shape": list(self.assembly.image_shape), "versions": self.versions, "num_classes": self.num_classes,
             "extensions": {e.name: e.extension.state_dict() for e in self.extensions},
             # the weights of an extension's sampling generator (an EMA), checkpointed for it by ganzoo
             "sample_generator": self.sampling_generator.state_dict() if self.sampler_name else None,
@@ -299,12 +292,9 @@ class Trainer:
                                   f"has {[e.name for e in self.extensions] or 'none'}; resume with the "
                                   "checkpoint's config")
         try:
-            self.G.load_state_dict(state["generator"])
-            self.D.load_state_dict(state["discriminator"])
-            self.opt_g.load_state_dict(state["opt_g"])
-            self.opt_d.load_state_dict(state["opt_d"])
-            self.scaler_d.load_state_dict(state["scaler_d"])
-            self.scaler_g.load_state_dict(state["scaler_g"])
+            for part, key in ((self.G, "generator"), (self.D, "discriminator"), (self.opt_g, "opt_g"),
+                              (self.opt_d, "opt_d"), (self.scaler_d, "scaler_d"), (self.scaler_g, "scaler_g")):
+                part.load_state_dict(state[key])
         except (RuntimeError, KeyError, ValueError, TypeError) as exc:
             raise CheckpointError(f"the checkpoint's networks or optimisers do not fit this run (were the "
                                   f"components or their options changed?): {str(exc)[:500]}") from None
