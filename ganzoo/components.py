@@ -221,8 +221,7 @@ def implements(ext: Any, method: str) -> bool:
 
 @dataclass(frozen=True)
 class ExtensionSpec:
-    """A training extension: ``build(**options) -> Extension``; a run enables it with ``extensions: {name:
-    {options}}`` (or a list of names)."""
+    """A training extension: ``build(**options) -> Extension``, enabled by ``extensions: {name: {options}}``."""
     name: str
     build: Callable[..., Extension]
     description: str = ""

@@ -32,8 +32,7 @@ class DistInfo:
 
 
 def setup(device: torch.device) -> tuple[DistInfo, torch.device]:
-    """Join the process group when launched by torchrun with more than one process (NCCL on CUDA, else gloo); the
-    rank's info and device."""
+    """Join the process group if torchrun started several processes (NCCL on CUDA, else gloo): rank info, device."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return DistInfo(), device
     info = DistInfo(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))

@@ -24,9 +24,7 @@ AUTO: dict[str, frozenset[str]] = {"cpu": frozenset({"fused_optimizer"}), "cuda"
 def enabled(config: Any, switch: str, device_type: str) -> bool:
     """Whether ``switch`` (one of :data:`SWITCHES`) is on for a run of ``config`` on ``device_type``."""
     value = getattr(config, switch)
-    if value == "auto":
-        return switch in AUTO.get(device_type, frozenset())
-    return bool(value)
+    return switch in AUTO.get(device_type, frozenset()) if value == "auto" else bool(value)
 
 
 def joint_discriminator_pass(config: Any, discriminator: nn.Module, augmented: bool) -> bool:

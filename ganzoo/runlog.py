@@ -40,8 +40,7 @@ TAG_SCHEDULED = "scheduled/"  # + config key of a scheduled hyperparameter (lr_g
 
 
 def summary_writer(out: Path, start_step: int) -> Any | None:
-    """TensorBoard's ``SummaryWriter`` into ``out`` (purging events after ``start_step`` on a resume), or
-    ``None`` when tensorboard is not installed."""
+    """TensorBoard's ``SummaryWriter`` into ``out`` (purging events after ``start_step``), or ``None`` without it."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # tensorboard is optional (ganzoo-gan[tensorboard])
@@ -66,8 +65,7 @@ def _created(path: Path) -> int | None:
 
 
 def drop_lines_after(path: Path, step: int) -> None:
-    """Keep the lines of ``path`` (a ``log.jsonl``) up to ``step``: those after it belong to an interrupted run
-    that is resumed from ``step``."""
+    """Keep the lines of ``path`` (a ``log.jsonl``) up to ``step``: later ones are an interrupted run's."""
     if not path.is_file():
         return
     kept = [line for line in path.read_text().splitlines(keepends=True)

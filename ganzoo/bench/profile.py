@@ -83,8 +83,7 @@ class BenchProfile(BaseModel):
         return parts
 
     def budget(self, row: str, *fallbacks: str) -> Budget:
-        """The budget of ``row`` (``dcgan+ema``), else of the first of ``fallbacks`` (its variant) that has one, else
-        the profile's ``steps`` and ``eval_every``."""
+        """The budget of ``row`` (``dcgan+ema``), else of the first of ``fallbacks`` with one, else the profile's."""
         for name in (row, *fallbacks):
             if name in self.budgets:
                 found = self.budgets[name]

@@ -201,8 +201,7 @@ def results_path(path: str | Path, name: str = RESULTS_FILE) -> Path:
 
 
 def _load(path: Path, what: str, fmt: int, schema: type[BaseModel]) -> tuple[dict[str, Any], Any]:
-    """A results or sweep file's JSON, checked against ``schema``, each known key of its profile in the type
-    validation gave it (others as written)."""
+    """A results or sweep file's JSON checked against ``schema``, its profile's known keys as validation typed them."""
     try:
         data = _read_json(path, what)
         if not isinstance(data, dict) or data.get("format") != fmt:

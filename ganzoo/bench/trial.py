@@ -163,8 +163,7 @@ class TrialHistory(Callback):
 
 def _train_trial(entry: PlannedTrial, out: Path, real: torch.Tensor, *, progress: bool,
                  cache_dir: Path | None) -> TrialRecord:
-    """:func:`run_trial` in its locked, emptied run directory: train under the profile's budget, each evaluation
-    appended to the record's history."""
+    """:func:`run_trial` in its locked, emptied run directory: train under the profile's budget, record the history."""
     record, profile = trial_record(entry, real), entry.profile
     record["hardware"] = hardware()  # the thread count too: figures depend on it
     started = time.perf_counter()

@@ -211,8 +211,7 @@ def check_fit(assembly: Assembly, device: torch.device | str = "cpu") -> None:
 
 
 def _checked_generator_output(assembly: Assembly, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """G's batch for ``z`` (and ``y``, if G is conditional), refused unless it is finite floats of the dataset's
-    shape (in [-1, 1] for images)."""
+    """G's batch for ``z`` (and ``y`` if conditional), refused unless finite floats of the dataset's shape."""
     cfg, shape, n = assembly.config, assembly.image_shape, z.shape[0]
     gp, gname = assembly.plugins["generator"], assembly.names["generator"]
     call = "G(z, y)" if assembly.conditional_generator else "G(z)"
@@ -243,8 +242,7 @@ def _checked_generator_output(assembly: Assembly, z: torch.Tensor, y: torch.Tens
 
 
 def _check_discriminator_output(assembly: Assembly, seen: torch.Tensor, y: torch.Tensor) -> None:
-    """Refuse a D that cannot take ``seen`` or does not give one score per sample (and class logits, for a
-    classifier discriminator)."""
+    """Refuse a D that cannot take ``seen`` or gives not one score per sample (and class logits if a classifier)."""
     D, dp, dname = assembly.discriminator, assembly.plugins["discriminator"], assembly.names["discriminator"]
     try:
         out = D(seen, y) if assembly.conditional_discriminator else D(seen)
@@ -266,8 +264,7 @@ def _check_discriminator_output(assembly: Assembly, seen: torch.Tensor, y: torch
 
 
 def check_labels_fit(entries: dict[str, Any], names: dict[str, str], loss: Any) -> dict[str, tuple[str, ...]]:
-    """Refuse a loss that cannot train the discriminator (labels, class logits); return the keyword arguments
-    each loss method declared."""
+    """Refuse a loss that cannot train the discriminator (labels, class logits); return its methods' keywords."""
     d, spec = entries["discriminator"].item, entries["loss"].item
     keywords = {method: declared_keywords(getattr(loss, method), offered) for method, offered in LOSS_KEYWORDS.items()}
     lname = f"loss {names['loss']!r} (plugin {entries['loss'].plugin!r})"
@@ -432,8 +429,7 @@ def _check_built(names: dict[str, str], entries: dict[str, Entry[Any]], G: objec
 
 def _check_schedulable(schedules: list[Schedule], names: dict[str, str], entries: dict[str, Entry[Any]],
                        loss: object, extensions: list[BuiltExtension]) -> None:
-    """Refuse a scheduled option that its component does not keep as an attribute of the same name: ganzoo
-    sets that attribute before every step."""
+    """Refuse a scheduled option its component does not keep as an attribute of that name (set before every step)."""
     owners = {"loss_options": (loss, f"loss {names['loss']!r} (plugin {entries['loss'].plugin!r})")}
     owners.update({f"extensions.{e.name}": (e.extension, f"extension {e.name!r} (plugin {e.plugin!r})")
                    for e in extensions})

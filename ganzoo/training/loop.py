@@ -122,8 +122,7 @@ class RunState:
             getattr(callback, point)(self, *args)
 
     def record_evaluation(self, scores: dict[str, float], seconds: float | None = None) -> None:
-        """Add scores of the sampling generator at this step (and the ``seconds`` scoring took) to :attr:`evaluations`,
-        then tell every callback."""
+        """Add this step's scores (and the ``seconds`` scoring took) to :attr:`evaluations`; tell every callback."""
         entry = {"step": self.step, "train_seconds": round(self.train_seconds, 3), **scores}
         if seconds is not None:
             entry["eval_seconds"] = round(seconds, 3)

@@ -25,8 +25,7 @@ UNITS = ("steps", "images")
 
 @dataclass(frozen=True)
 class Schedule:
-    """One scheduled value: where it is in the config (``lr_g``, ``betas.1``, ``loss_options.gamma``,
-    ``extensions.r1.gamma``), its kind and arguments."""
+    """One scheduled value: its config key (``lr_g``, ``betas.1``, ``loss_options.gamma``, ...), kind and arguments."""
     key: str
     spec: ScheduleSpec
     args: Any
