@@ -31,13 +31,11 @@ def render(group: click.Group = cli, prog_name: str = "ganzoo") -> str:
     root, root_help = _help(group, prog_name, None)
     parts = [HEADER, "## Commands", ""]
     names = sorted(group.list_commands(root))
-    parts += [f"- [`{prog_name} {name}`](#{prog_name}-{name}): "
-              f"{group.get_command(root, name).get_short_help_str(200)}"
+    parts += [f"- [`{prog_name} {name}`](#{prog_name}-{name}): {group.get_command(root, name).get_short_help_str(200)}"
               for name in names]
     parts += ["", f"## {prog_name}", "", "```text", root_help, "```", ""]
     for name in names:
-        command = group.get_command(root, name)
-        _, text = _help(command, name, root)
+        _, text = _help(group.get_command(root, name), name, root)
         parts += [f"## {prog_name} {name}", "", "```text", text, "```", ""]
     return "\n".join(parts).rstrip() + "\n"
 

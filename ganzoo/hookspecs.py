@@ -1,16 +1,13 @@
-"""Hook specifications: the whole contract between ganzoo and its plugins.
-
-A plugin is a module (or object) with functions decorated by :data:`hookimpl`, exposed through the
-``ganzoo`` entry-point group of its distribution::
+"""Hook specifications: the whole contract between ganzoo and its plugins. A plugin is a module (or object) with
+functions decorated by :data:`hookimpl`, exposed through the ``ganzoo`` entry-point group of its distribution::
 
     # pyproject.toml of your package
     [project.entry-points.ganzoo]
     lsgan = "ganzoo_lsgan"
 
-Every hook is a ``register_*`` hook: ganzoo calls it once with a ``register`` callable, and the plugin
-calls ``register(...)`` as often as it likes. ganzoo owns the registries, rejects name clashes and reports
-any error with the plugin's name. A hook implementation may accept fewer arguments than the spec lists.
-"""
+Every hook is a ``register_*`` hook: ganzoo calls it once with a ``register`` callable, and the plugin calls
+``register(...)`` as often as it likes. ganzoo owns the registries, rejects name clashes and reports any error with
+the plugin's name. A hook implementation may accept fewer arguments than the spec lists."""
 
 from __future__ import annotations
 

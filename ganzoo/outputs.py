@@ -1,4 +1,4 @@
-"""Output files and folders: one rule for everything a command writes to a path the user names.
+"""Output files and folders: one rule for everything a command writes to a path the user names:
 
 - An existing output is replaced only with ``overwrite=True`` (``--overwrite``); an empty folder counts as new.
 - A symbolic link at the output path is never written through: ``overwrite`` replaces the link itself.

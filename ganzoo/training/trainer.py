@@ -59,14 +59,13 @@ class DiscriminatorView:
     def __init__(self, D: nn.Module, conditional: bool, augments: list[Callable[[torch.Tensor], torch.Tensor]],
                  name: str, joint: bool = False) -> None:
         self.D, self.conditional, self.augments, self.name, self.joint = D, conditional, augments, name, joint
-        self.watched: dict[str, torch.Tensor] = {}
-        self.scores: dict[str, Any] = {}
+        self.watch()
 
     def watch(self, real: torch.Tensor | None = None, fake: torch.Tensor | None = None) -> None:
         """Record, detached, what D returns on exactly these batch objects (``scores["real"]``,
         ``scores["fake"]``) until the next call; ``watch()`` stops recording."""
-        self.watched = {role: x for role, x in (("real", real), ("fake", fake)) if x is not None}
-        self.scores = {}
+        self.watched: dict[str, torch.Tensor] = {r: x for r, x in (("real", real), ("fake", fake)) if x is not None}
+        self.scores: dict[str, Any] = {}
 
     def _record(self, given: torch.Tensor, out: Any) -> None:
         for role, batch in self.watched.items():
