@@ -28,10 +28,9 @@ def enabled(config: Any, switch: str, device_type: str) -> bool:
 
 
 def joint_discriminator_pass(config: Any, discriminator: nn.Module, augmented: bool) -> bool:
-    """Whether :func:`ganzoo.score_pair` scores the real and the fake batch in one call of the discriminator, as
-    the ``discriminator_pass`` config key says. ``auto``: when ``discriminator`` is batch-independent (see
-    :func:`batch_independent`) and no extension augments what it sees (an augmentation may act across a batch,
-    mixing the real samples with the fake ones)."""
+    """Whether :func:`ganzoo.score_pair` scores the real and the fake batch in one discriminator call, as
+    ``discriminator_pass`` says; ``auto``: when ``discriminator`` is :func:`batch_independent` and no extension
+    augments what it sees (an augmentation may act across a batch, mixing real samples with fake ones)."""
     if config.discriminator_pass != "auto":
         return config.discriminator_pass == "joint"
     return not augmented and batch_independent(discriminator)

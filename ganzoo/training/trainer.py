@@ -52,10 +52,9 @@ def make_optimizer(name: str, params: Iterable[nn.Parameter], lr: float, betas: 
 
 
 class DiscriminatorView:
-    """The discriminator as losses and extensions call it: ``D(x)``, or ``D(x, labels)`` when it is conditional
-    (an unconditional one ignores labels), with every extension's :meth:`~ganzoo.Extension.augment` and then
-    :meth:`~ganzoo.Extension.discriminator_input` applied to ``x`` first (``augments``, in that order), so that
-    whatever the loss feeds D (real, fake, interpolates) is seen the same way."""
+    """The discriminator as losses and extensions call it: ``D(x)``, or ``D(x, labels)`` when it is conditional (an
+    unconditional one ignores labels), with ``augments`` (every extension's :meth:`~ganzoo.Extension.augment`, then
+    :meth:`~ganzoo.Extension.discriminator_input`) applied to ``x`` first, so all the loss feeds D is seen alike."""
     def __init__(self, D: nn.Module, conditional: bool, augments: list[Callable[[torch.Tensor], torch.Tensor]],
                  name: str, joint: bool = False) -> None:
         self.D, self.conditional, self.augments, self.name, self.joint = D, conditional, augments, name, joint
