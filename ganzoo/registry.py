@@ -1,6 +1,5 @@
-"""The registries: what every loaded plugin registered, with the name of the plugin that registered it.
-Each ``register_*`` hook implementation gets a ``register`` callable that knows its plugin, so that clashes and
-later failures name the plugin at fault."""
+"""The registries: what every loaded plugin registered, and which plugin registered it. Each ``register_*`` hook
+implementation gets a ``register`` callable that knows its plugin, so that clashes and failures name it."""
 
 from __future__ import annotations
 
@@ -54,8 +53,7 @@ class Table(Generic[T]):
                 raise PluginError(plugin, f"{self.kind} {key!r} is already registered by plugin {owner.plugin!r}; "
                                   "choose another name", hook)
         self.entries[name] = Entry(item, plugin)
-        for alias in getattr(item, "aliases", ()):
-            self.aliases[alias] = name
+        self.aliases.update(dict.fromkeys(getattr(item, "aliases", ()), name))
 
     def resolve(self, name: str) -> str:
         """The canonical name for ``name`` (which may be an alias)."""

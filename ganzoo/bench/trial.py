@@ -56,9 +56,8 @@ def portable_extractor_info(info: dict[str, Any]) -> dict[str, Any]:
 
 def make_evaluator(real: torch.Tensor, profile: BenchProfile, seed: int, cache_dir: Path | None,
                    dataset_metrics: Callable[[torch.Tensor], dict[str, float]] | None = None) -> Scorer:
-    """A scorer for :class:`~ganzoo.training.callbacks.Evaluation`: ``profile.num_fake`` samples drawn by
-    :func:`~ganzoo.evaluation.evaluation_samples` for ``seed`` (as ``ganzoo evaluate`` draws them), scored by
-    :func:`~ganzoo.evaluation.score_samples` with the dataset's own ``dataset_metrics``."""
+    """A scorer for :class:`~ganzoo.training.callbacks.Evaluation`: ``profile.num_fake`` samples drawn for ``seed`` as
+    ``ganzoo evaluate`` draws them, scored by :func:`~ganzoo.evaluation.score_samples` with ``dataset_metrics``."""
     images = not real.is_floating_point()
 
     def evaluate(trainer: Trainer) -> dict[str, float]:

@@ -149,9 +149,8 @@ class RunState:
 
 def run_loop(trainer: Trainer, out: Path, callbacks: Sequence[Callback] = (), *,
              max_seconds: float | None = None) -> TrainResult:
-    """Train until ``config.steps`` generator steps (or ``max_seconds`` of training), calling ``callbacks``
-    at the points of :class:`Callback` around the steps; return what the run did. ``out`` is the run directory, created
-    if missing; the standard callbacks (:func:`~ganzoo.training.callbacks.standard_callbacks`) write there."""
+    """Train until ``config.steps`` generator steps (or ``max_seconds`` of training), calling ``callbacks`` at the
+    points of :class:`Callback`; return what the run did. The standard callbacks write in ``out`` (made if missing)."""
     out.mkdir(parents=True, exist_ok=True)
     run = RunState(trainer, out, list(callbacks), max_seconds, start_step=trainer.step)
     try:

@@ -62,9 +62,8 @@ def parse_schedule(registry: Registry, key: str, value: dict[str, Any]) -> Sched
 
 
 def find_schedules(registry: Registry, config: TrainConfig) -> list[Schedule]:
-    """Every schedule of ``config``. An option of the loss or of an extension is a schedule when it is a mapping
-    whose one key besides ``over`` and ``unit`` is a registered kind; ``lr_g``, ``lr_d`` and ``betas`` that are
-    mappings must be schedules."""
+    """Every schedule of ``config``: ``lr_g``, ``lr_d`` and ``betas`` that are mappings, and each option of the loss or
+    an extension that is a mapping whose one key besides ``over`` and ``unit`` is a registered kind."""
     top = {"lr_g": config.lr_g, "lr_d": config.lr_d, "betas.0": config.betas[0], "betas.1": config.betas[1]}
     found = [parse_schedule(registry, key, value) for key, value in top.items() if isinstance(value, dict)]
     options = {f"loss_options.{k}": v for k, v in config.loss_options.items()}

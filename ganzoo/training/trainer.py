@@ -358,9 +358,8 @@ class Trainer:
             "generator_loss", real=real, real_labels=real_labels, fake_labels=fake_labels))
 
     def _penalised(self, loss: torch.Tensor, point: str, step: int, *args: Any, **offered: Any) -> torch.Tensor:
-        """``loss`` plus the sum of the extensions' ``point`` terms (``discriminator_penalty`` or
-        ``generator_penalty``) at update ``step``: a penalty with interval k is computed on every k-th update only,
-        and weighted by k; a discriminator penalty gets the keywords of ``offered`` it declared."""
+        """``loss`` plus the extensions' ``point`` terms at update ``step``: a penalty with interval k is computed on
+        every k-th update only and weighted by k; a discriminator penalty gets the ``offered`` keywords it declared."""
         total = None
         for name, plugin, ext in self.acting[point]:
             interval = self.penalty_intervals[name]
@@ -453,9 +452,8 @@ class Trainer:
     # -- around the step -------------------------------------------------------------------------------
     @torch.no_grad()
     def sample(self, z: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Images in [-1, 1] from the sampling generator (an extension's EMA, else G) in eval mode (BatchNorm
-        running statistics). Without ``z``: the fixed grid latents (and, for a conditional generator, one row
-        per class). A conditional generator needs ``labels`` with ``z``."""
+        """Images in [-1, 1] from the sampling generator (an extension's EMA, else G) in eval mode; without ``z``, of
+        the fixed grid latents (one row per class for a conditional generator, which needs ``labels`` with ``z``)."""
         if z is None:
             z, labels = self.fixed_z, self.fixed_labels
         if self.assembly.conditional_generator and labels is None:
