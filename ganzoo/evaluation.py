@@ -85,15 +85,6 @@ def score_samples(samples: torch.Tensor, real: torch.Tensor, labels: torch.Tenso
     return scores
 
 
-def is_generator_source(path: Path) -> bool:
-    """A checkpoint, an exported generator, a run directory (one with a ``checkpoints`` folder) or that folder."""
-    from .checkpoint import CHECKPOINT_DIR, list_checkpoints
-    if path.suffix in (".pt", ".safetensors"):
-        return True
-    return path.is_dir() and ((path / CHECKPOINT_DIR).is_dir()
-                              or (path.name == CHECKPOINT_DIR and bool(list_checkpoints(path.parent))))
-
-
 def _check_size(source: str, count: int, image_bytes: int, what: str) -> None:
     if count > MAX_EVAL_IMAGES:
         raise UsageError(f"{source}: {what} {count} images, more than the {MAX_EVAL_IMAGES} ganzoo evaluate scores "
@@ -344,6 +335,7 @@ def evaluate(source: str | Path, *, dataset: str | None = None, split: str = "te
         ganzoo.evaluate("runs/bench/dcgan/seed-0", split="train", num=1000)["scores"]["fid"]
     """
     from .api import load_generator
+    from .checkpoint import CHECKPOINT_DIR, list_checkpoints
     from .data import load_images
     from .registry import get_registry
     path = Path(source).expanduser()
@@ -354,7 +346,10 @@ def evaluate(source: str | Path, *, dataset: str | None = None, split: str = "te
     if num is not None and num > MAX_EVAL_IMAGES:
         raise ConfigError(f"num {num} is more than the {MAX_EVAL_IMAGES} images ganzoo evaluate scores "
                           "(MAX_EVAL_IMAGES); pass a smaller --num (num=)")
-    G, cfg = load_generator(path, raw=raw) if is_generator_source(path) else (None, None)
+    # a checkpoint, an exported generator, a run directory (one with a checkpoints folder) or that folder
+    generator = path.suffix in (".pt", ".safetensors") or path.is_dir() and (
+        (path / CHECKPOINT_DIR).is_dir() or (path.name == CHECKPOINT_DIR and bool(list_checkpoints(path.parent))))
+    G, cfg = load_generator(path, raw=raw) if generator else (None, None)
     kind = "generator" if cfg is not None else "npz" if path.suffix == ".npz" else "images"
     if kind == "images" and path.is_file():
         raise UsageError(f"source {str(path)!r}: give a checkpoint (.pt), an exported generator (.safetensors), "
