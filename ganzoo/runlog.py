@@ -1,9 +1,7 @@
 """The names and files of what a run records as it trains: ``log.jsonl`` and, when tensorboard is installed,
 TensorBoard event files (written by the :class:`~ganzoo.training.callbacks.LossLog` and
-:class:`~ganzoo.training.callbacks.TensorBoard` callbacks).
-
-Both live in the run directory, so ``tensorboard --logdir runs`` shows every run (and every bench trial) by
-its path. The tags, one scheme for every variant:
+:class:`~ganzoo.training.callbacks.TensorBoard` callbacks). Both live in the run directory, so ``tensorboard --logdir
+runs`` shows every run (and every bench trial) by its path. The tags, one scheme for every variant:
 
 =============================  ==================================================================
 ``loss/discriminator``         the discriminator loss at every logged step (``log_every``)
@@ -17,8 +15,7 @@ its path. The tags, one scheme for every variant:
 =============================  ==================================================================
 
 The x axis is the generator step. A resumed run continues both files from its checkpoint's step: lines and
-events of steps after it (written by the run that was interrupted) are dropped, so no step appears twice.
-"""
+events of steps after it (written by the run that was interrupted) are dropped, so no step appears twice."""
 
 from __future__ import annotations
 
