@@ -28,6 +28,16 @@ LATEST = "latest"
 _NAME = re.compile(r"^step-(\d{8})\.pt$")
 #: Prefix of the temporary files an atomic write (checkpoints, the latest pointer) writes before its rename.
 ATOMIC_TMP_PREFIX = ".tmp-"
+#: Key of the sha256 over every tensor of a checkpoint (see :func:`tensors_sha256`), checked on load.
+TENSORS_SHA256 = "tensors_sha256"
+GENERATOR_FILE = "generator.safetensors"
+EXPORT_FORMATS = ("ganzoo-generator-1", "ganzoo-generator-2")  # 2 adds num_classes and weights
+#: What an exported generator's metadata may describe (checked before anything is allocated).
+MAX_HEADER_BYTES = 16 << 20
+MAX_CHANNELS, MAX_SIDE, MAX_CLASSES = 16, 4096, 100_000
+MAX_VECTOR = 1 << 20  # values per non-image sample
+#: Tensor dtypes an export may hold: floating-point weights, and int64 counters (BatchNorm's num_batches_tracked).
+EXPORT_DTYPES = {"F16", "BF16", "F32", "F64", "I64"}
 
 
 def atomic_write_bytes(path: Path, write: Any) -> None:
@@ -58,10 +68,6 @@ def clean_stale_temporaries(directory: Path) -> list[Path]:
 
 def checkpoint_name(step: int) -> str:
     return f"step-{step:08d}.pt"
-
-
-#: Key of the sha256 over every tensor of a checkpoint (see :func:`tensors_sha256`), checked on load.
-TENSORS_SHA256 = "tensors_sha256"
 
 
 def tensors_sha256(state: Any) -> str:
@@ -169,10 +175,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return state
 
 
-GENERATOR_FILE = "generator.safetensors"
-EXPORT_FORMATS = ("ganzoo-generator-1", "ganzoo-generator-2")  # 2 adds num_classes and weights
-
-
 def export_generator(path: Path, weights: dict[str, torch.Tensor], config: dict[str, Any], generator: str,
                      image_shape: list[int], num_classes: int | None = None, source: str = "generator") -> Path:
     """Write generator weights as ``.safetensors``, with what rebuilding it needs in the metadata."""
@@ -181,14 +183,6 @@ def export_generator(path: Path, weights: dict[str, torch.Tensor], config: dict[
     tensors = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
     atomic_write_bytes(Path(path), lambda f: f.write(safetensors_save(tensors, metadata=metadata)))
     return Path(path)
-
-
-#: What an exported generator's metadata may describe (checked before anything is allocated).
-MAX_HEADER_BYTES = 16 << 20
-MAX_CHANNELS, MAX_SIDE, MAX_CLASSES = 16, 4096, 100_000
-MAX_VECTOR = 1 << 20  # values per non-image sample
-#: Tensor dtypes an export may hold: floating-point weights, and int64 counters (BatchNorm's num_batches_tracked).
-EXPORT_DTYPES = {"F16", "BF16", "F32", "F64", "I64"}
 
 
 def _export_error(path: Path, what: str) -> CheckpointError:
@@ -247,11 +241,6 @@ def read_export_header(path: Path, data: bytes) -> tuple[dict[str, Any], dict[st
     return header, decoded
 
 
-def stored_elements(header: dict[str, Any]) -> int:
-    """How many tensor elements a validated header describes."""
-    return sum(math.prod(int(v) for v in entry.get("shape", [])) for entry in header.values())
-
-
 def load_exported_generator(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """``(weights, metadata)`` of an export checked by :func:`read_export_header`, with the ``"elements"`` stored."""
     path = Path(path)
@@ -263,4 +252,5 @@ def load_exported_generator(path: Path) -> tuple[dict[str, torch.Tensor], dict[s
         weights = safetensors_load(data)
     except (SafetensorError, ValueError) as exc:
         raise CheckpointError(f"{str(path)!r} is not a valid safetensors file: {exc}") from None
-    return weights, {**meta, "elements": stored_elements(header)}
+    elements = sum(math.prod(int(v) for v in entry.get("shape", [])) for entry in header.values())
+    return weights, {**meta, "elements": elements}

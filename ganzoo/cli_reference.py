@@ -1,11 +1,5 @@
-"""Render the CLI reference (``docs/cli.md``) from the click commands themselves.
-
-Regenerate the page with::
-
-    python -m ganzoo.cli_reference > docs/cli.md
-
-The output depends only on the commands' definitions, never on the terminal it runs in (fixed width).
-"""
+"""Render the CLI reference from the click commands themselves: ``python -m ganzoo.cli_reference > docs/cli.md``.
+The output depends only on the commands' definitions, never on the terminal it runs in (fixed width)."""
 
 from __future__ import annotations
 
@@ -28,8 +22,7 @@ Configuration keys for `--set` and `--config` are listed in [configuration](conf
 
 
 def _help(command: click.Command, info_name: str, parent: click.Context | None) -> tuple[click.Context, str]:
-    ctx = click.Context(command, info_name=info_name, parent=parent, terminal_width=WIDTH,
-                        max_content_width=WIDTH)
+    ctx = click.Context(command, info_name=info_name, parent=parent, terminal_width=WIDTH, max_content_width=WIDTH)
     return ctx, command.get_help(ctx)
 
 
@@ -38,13 +31,11 @@ def render(group: click.Group = cli, prog_name: str = "ganzoo") -> str:
     root, root_help = _help(group, prog_name, None)
     parts = [HEADER, "## Commands", ""]
     names = sorted(group.list_commands(root))
-    parts += [f"- [`{prog_name} {name}`](#{prog_name}-{name}): "
-              f"{group.get_command(root, name).get_short_help_str(200)}"
+    parts += [f"- [`{prog_name} {name}`](#{prog_name}-{name}): {group.get_command(root, name).get_short_help_str(200)}"
               for name in names]
     parts += ["", f"## {prog_name}", "", "```text", root_help, "```", ""]
     for name in names:
-        command = group.get_command(root, name)
-        _, text = _help(command, name, root)
+        _, text = _help(group.get_command(root, name), name, root)
         parts += [f"## {prog_name} {name}", "", "```text", text, "```", ""]
     return "\n".join(parts).rstrip() + "\n"
 

@@ -17,31 +17,25 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Generator:
-    """A generator network: ``build(latent_dim, image_shape, **options) -> nn.Module``, called as ``G(z)``.
-
-    ``conditional=True``: ``build`` also receives ``num_classes`` (a keyword argument) and the network is called
-    as ``G(z, y)`` with ``y`` an ``int64`` tensor of class indices ``(B,)``.
-    """
-
+    """A generator network: ``build(latent_dim, image_shape, **options) -> nn.Module``, called as ``G(z)``. With
+    ``conditional=True`` ``build`` also receives ``num_classes`` (a keyword argument) and the network is called as
+    ``G(z, y)``, ``y`` an ``int64`` tensor of class indices ``(B,)``."""
     name: str
     build: Callable[..., nn.Module]
     description: str = ""
     conditional: bool = False
-    #: Also builds for non-image samples (a sample shape other than ``(C, H, W)``, e.g. 2-D points), whose values
-    #: are in the dataset's own coordinates rather than [-1, 1]. Without it ganzoo refuses such data, naming it.
+    #: Also builds for non-image samples (a shape other than ``(C, H, W)``, e.g. 2-D points), in the dataset's own
+    #: coordinates rather than [-1, 1]. Without it ganzoo refuses such data.
     vectors: bool = False
 
 
 @dataclass(frozen=True)
 class Discriminator:
     """A discriminator (critic): ``build(image_shape, **options) -> nn.Module`` giving one score per sample.
-
-    ``conditional=True``: ``build`` also receives ``num_classes`` and the network is called as ``D(x, y)``
-    (a projection discriminator). ``classifier=True``: ``build`` receives ``num_classes`` and the network
-    returns ``(scores (B,), class_logits (B, num_classes))`` (AC-GAN's auxiliary classifier); only a loss
-    registered with ``classifier=True`` can train it.
-    """
-
+    ``conditional=True``: ``build`` also receives ``num_classes`` and the network is called as ``D(x, y)`` (a
+    projection discriminator). ``classifier=True``: ``build`` receives ``num_classes`` and the network returns
+    ``(scores (B,), class_logits (B, num_classes))`` (AC-GAN's auxiliary classifier); only a loss registered with
+    ``classifier=True`` can train it."""
     name: str
     build: Callable[..., nn.Module]
     description: str = ""
@@ -52,28 +46,24 @@ class Discriminator:
 
 
 class Loss:
-    """The adversarial loss interface a :class:`LossSpec` builds.
-
-    Subclass it (or provide the same methods). Both losses are minimised; each returns a scalar tensor.
+    """The adversarial loss interface a :class:`LossSpec` builds: subclass it (or provide the same methods). Both
+    losses are minimised; each returns a scalar tensor.
 
     ``D`` is what the discriminator sees through the run: call it as ``D(x)``, or ``D(x, labels)`` when the
-    discriminator is conditional (extensions may augment ``x`` on the way in). To score a real and a fake
-    batch, call :func:`score_pair` (one pass where the run allows it) rather than ``D`` twice. The methods may
-    declare any of the optional keyword arguments below; the trainer passes only those a method declares (as
-    pluggy does for hook implementations), so a loss written for unconditional GANs keeps working unchanged:
+    discriminator is conditional (extensions may augment ``x`` on the way in). To score a real and a fake batch,
+    call :func:`score_pair` (one pass where the run allows it) rather than ``D`` twice. The methods may declare any
+    of the optional keyword arguments below; the trainer passes only those a method declares (as pluggy does for
+    hook implementations), so a loss written for unconditional GANs keeps working unchanged:
 
-    - ``real_labels``, ``fake_labels``: ``int64`` class indices ``(B,)`` of the real batch and of the labels
-      the fake batch was generated for (``None`` on unlabelled data). A conditional or classifier
-      discriminator can only be trained by a loss that declares them.
+    - ``real_labels``, ``fake_labels``: ``int64`` class indices ``(B,)`` of the real batch and of the labels the
+      fake batch was generated for (``None`` on unlabelled data). A conditional or classifier discriminator can
+      only be trained by a loss that declares them.
     - ``real`` (``generator_loss`` only): the real batch of the last discriminator update, for losses whose
       generator term compares with real scores (the relativistic GANs).
 
     Set the class attribute ``double_backward = True`` when ``discriminator_loss`` differentiates through a
     gradient of ``D`` (a gradient penalty, as WGAN-GP's): with ``compile`` on, the trainer then keeps the
-    discriminator step eager, since compiled graphs do not support double backward.
-    """
-
-    #: The discriminator loss differentiates a gradient of ``D`` (see the class docstring).
+    discriminator step eager, since compiled graphs do not support double backward."""
     double_backward: bool = False
 
     def discriminator_loss(self, D: Callable[..., Any], real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -92,13 +82,11 @@ def score_pair(D: Callable[..., Any], real: torch.Tensor, fake: torch.Tensor, re
                fake_labels: torch.Tensor | None = None) -> tuple[Any, Any]:
     """The discriminator's scores of ``real`` and of ``fake``: ``(D(real, real_labels), D(fake, fake_labels))``.
 
-    A loss that scores both batches should call this rather than ``D`` twice: the trainer's ``D`` then scores
-    them in one pass on the two batches concatenated where that gives the same scores (the
-    ``discriminator_pass`` config key; fewer, larger matrix products, measured faster in docs/performance.md).
-    Any other callable ``D`` (a plain module in a test) is called twice. A discriminator that returns a tuple
-    (AC-GAN's ``(scores, class_logits)``) gives a tuple for each batch.
-
-    Example::
+    A loss that scores both batches should call this rather than ``D`` twice: the trainer's ``D`` then scores them
+    in one pass on the two batches concatenated where that gives the same scores (the ``discriminator_pass`` config
+    key; fewer, larger matrix products, measured faster in docs/performance.md). Any other callable ``D`` (a plain
+    module in a test) is called twice. A discriminator that returns a tuple (AC-GAN's ``(scores, class_logits)``)
+    gives a tuple for each batch. Example::
 
         d_real, d_fake = score_pair(D, real, fake, real_labels, fake_labels)
         return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
@@ -113,12 +101,8 @@ def score_pair(D: Callable[..., Any], real: torch.Tensor, fake: torch.Tensor, re
 
 @dataclass(frozen=True)
 class LossSpec:
-    """An adversarial loss: ``build(**options) -> Loss``.
-
-    ``classifier=True``: the loss expects a discriminator registered with ``classifier=True``, whose output is
-    ``(scores, class_logits)`` (AC-GAN).
-    """
-
+    """An adversarial loss: ``build(**options) -> Loss``. ``classifier=True``: the loss expects a discriminator
+    registered with ``classifier=True``, whose output is ``(scores, class_logits)`` (AC-GAN)."""
     name: str
     build: Callable[..., Loss]
     description: str = ""
@@ -127,14 +111,11 @@ class LossSpec:
 
 @dataclass(frozen=True)
 class ExtensionContext:
-    """What an extension is given once, before training starts (:meth:`Extension.setup`).
-
-    ``generator`` and ``discriminator`` are the plain networks (not DDP-wrapped); ``rank`` is this process's
-    rank under torchrun (0 otherwise): seed per-rank random streams with it. ``conditional_generator`` says
-    whether G is called as ``G(z, labels)``, ``conditional_discriminator`` whether D takes labels (the ``D``
-    an extension is given takes them either way and ignores them when it is not conditional).
-    """
-
+    """What an extension is given once, before training starts (:meth:`Extension.setup`). ``generator`` and
+    ``discriminator`` are the plain networks (not DDP-wrapped); ``rank`` is this process's rank under torchrun (0
+    otherwise): seed per-rank random streams with it. ``conditional_generator`` says whether G is called as ``G(z,
+    labels)``, ``conditional_discriminator`` whether D takes labels (the ``D`` an extension is given takes them
+    either way and ignores them when it is not conditional)."""
     generator: nn.Module
     discriminator: nn.Module
     config: TrainConfig
@@ -147,32 +128,28 @@ class ExtensionContext:
 
 
 class Extension:
-    """Something that acts at named points of every training step and owns state that is checkpointed.
+    """Something that acts at named points of every training step and owns state that is checkpointed. Subclass it
+    and override what you need; every method has a do-nothing default. The points, in the order a step runs them
+    (see ``Trainer.train_step``):
 
-    Subclass it and override what you need; every method has a do-nothing default. The points, in the order a
-    step runs them (see ``Trainer.train_step``):
-
-    1. :meth:`augment`: transforms every image batch the discriminator sees (real and fake, in the
-       discriminator and the generator updates), for example differentiable augmentation;
-       :meth:`discriminator_input` then reshapes it (PacGAN packs m samples into one input), and the
-       discriminator is built for the shape that gives.
-    2. :meth:`discriminator_penalty`: a term added to the discriminator's loss (a regulariser such as R1 on
-       the real batch or R2 on the fake one); with :attr:`penalty_interval` ``k`` it is computed on every
-       k-th discriminator update only and multiplied by ``k`` (lazy regularisation).
+    1. :meth:`augment`: transforms every image batch the discriminator sees (real and fake, in the discriminator
+       and the generator updates), for example differentiable augmentation; :meth:`discriminator_input` then
+       reshapes it (PacGAN packs m samples into one input), and the discriminator is built for the shape that gives.
+    2. :meth:`discriminator_penalty`: a term added to the discriminator's loss (a regulariser such as R1 on the
+       real batch or R2 on the fake one); with :attr:`penalty_interval` ``k`` it is computed on every k-th
+       discriminator update only and multiplied by ``k`` (lazy regularisation).
     3. :meth:`observe_discriminator`: what D said on the update's real and fake batches (ADA's heuristic,
        logging), without a second forward pass.
     4. :meth:`after_discriminator_step`: after each discriminator optimiser step (weight clipping).
-    5. :meth:`generator_penalty`: a term added to the generator's loss (StyleGAN2's path length
-       regularisation), lazily with :attr:`penalty_interval` as well.
+    5. :meth:`generator_penalty`: a term added to the generator's loss (StyleGAN2's path length regularisation),
+       lazily with :attr:`penalty_interval` as well.
     6. :meth:`after_generator_step`: after each generator optimiser step (an exponential moving average).
 
-    :meth:`sampling_generator` may return a network that draws sample grids, evaluations, exports and
-    ``ganzoo sample`` instead of the trained generator (at most one extension of a run may); its weights are
-    checkpointed by ganzoo. Anything else that must survive a restart goes in :meth:`state_dict`, so that a
-    resumed run continues bit for bit. Random numbers must come from a ``torch.Generator`` the extension
-    owns and saves (or from the global streams, which ganzoo saves), never from anything unsaved.
-    """
-
+    :meth:`sampling_generator` may return a network that draws sample grids, evaluations, exports and ``ganzoo
+    sample`` instead of the trained generator (at most one extension of a run may); its weights are checkpointed by
+    ganzoo. Anything else that must survive a restart goes in :meth:`state_dict`, so that a resumed run continues
+    bit for bit. Random numbers must come from a ``torch.Generator`` the extension owns and saves (or from the
+    global streams, which ganzoo saves), never from anything unsaved."""
     def setup(self, context: ExtensionContext) -> None:
         """Called once after the networks are built and before any checkpoint is restored."""
 
@@ -188,20 +165,18 @@ class Extension:
         changes the batch size cannot train a conditional or classifier discriminator (one label per sample)."""
         return x
 
-    #: Compute :meth:`discriminator_penalty` (and :meth:`generator_penalty`) on every ``penalty_interval``-th
-    #: update only (those whose ``step`` is a multiple of it) and multiply it by the interval, so its average
-    #: strength does not depend on the interval: lazy regularisation (StyleGAN2: R1 every 16 updates, path
-    #: length every 4).
+    #: Compute :meth:`discriminator_penalty` (and :meth:`generator_penalty`) only at updates whose ``step`` is a
+    #: multiple of this, multiplied by it so that its average strength does not depend on it: lazy regularisation
+    #: (StyleGAN2: R1 every 16 updates, path length every 4).
     penalty_interval: int = 1
 
     def discriminator_penalty(self, D: Callable[..., Any], real: torch.Tensor, real_labels: torch.Tensor | None,
                               step: int) -> torch.Tensor | None:
-        """A scalar added to the discriminator loss at discriminator update ``step`` (counted from 0), or
-        ``None``. ``D`` is the discriminator in train mode as the loss sees it (every extension's
-        :meth:`augment` and :meth:`discriminator_input` applied to what it is given; call it as ``D(x,
-        labels)``). Declare the keyword arguments ``fake`` and ``fake_labels`` to receive the update's fake
-        batch (detached from G's graph) and its labels, as a loss does: ``def discriminator_penalty(self, D,
-        real, real_labels, step, fake, fake_labels)``."""
+        """A scalar added to the discriminator loss at discriminator update ``step`` (counted from 0), or ``None``.
+        ``D`` is the discriminator in train mode as the loss sees it (every extension's :meth:`augment` and
+        :meth:`discriminator_input` applied to what it is given; call it as ``D(x, labels)``). Declare the keyword
+        arguments ``fake`` and ``fake_labels`` to receive the update's fake batch (detached from G's graph) and its
+        labels, as a loss does: ``def discriminator_penalty(self, D, real, real_labels, step, fake, fake_labels)``."""
         return None
 
     def observe_discriminator(self, real_scores: Any, fake_scores: Any, step: int) -> None:
@@ -246,16 +221,13 @@ def implements(ext: Any, method: str) -> bool:
 
 @dataclass(frozen=True)
 class ExtensionSpec:
-    """A training extension: ``build(**options) -> Extension``; a run enables it with ``extensions: {name:
-    {options}}`` (or a list of names)."""
-
+    """A training extension: ``build(**options) -> Extension``, enabled by ``extensions: {name: {options}}``."""
     name: str
     build: Callable[..., Extension]
     description: str = ""
     paper: str = ""
-    #: An extension that implements :meth:`Extension.augment` also transforms non-image samples (a sample shape
-    #: other than ``(C, H, W)``, e.g. 2-D points). Without it ganzoo refuses such an extension on such data,
-    #: naming both; extensions that do not augment act on any data.
+    #: An extension that implements :meth:`Extension.augment` also transforms non-image samples (e.g. 2-D points);
+    #: without it ganzoo refuses such an extension on such data. Extensions that do not augment act on any data.
     vectors: bool = False
 
 
@@ -263,7 +235,6 @@ class ExtensionSpec:
 class Variant:
     """A named recipe: which generator, discriminator and loss, with default hyperparameters (which may enable
     extensions: ``defaults={"extensions": {"weight-clip": {"clip": 0.01}}}``)."""
-
     name: str
     generator: str
     discriminator: str
@@ -276,15 +247,11 @@ class Variant:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A dataset: ``load(root, split, download, image_size) -> (images, labels or None)``, the images a
-    ``uint8`` tensor NCHW or a ``torch.utils.data.Dataset`` of ``uint8`` CHW items (see the hookspec); or, for
-    non-image data, a float tensor ``(N, *shape)`` of samples in the dataset's own coordinates (2-D points).
-
-    ``image_shape`` is the shape of one sample at the dataset's native size, ``(C, H, W)`` (``(2,)`` for 2-D
-    points); ``None`` when it is only known after loading (an image folder). ``num_classes``: how many classes
-    its labels index (default: the largest label + 1).
-    """
-
+    """A dataset: ``load(root, split, download, image_size) -> (images, labels or None)``, the images a ``uint8``
+    tensor NCHW or a ``torch.utils.data.Dataset`` of ``uint8`` CHW items (see the hookspec); or, for non-image data,
+    a float tensor ``(N, *shape)`` of samples in the dataset's own coordinates (2-D points). ``image_shape``: one
+    sample's shape at the dataset's native size, ``(C, H, W)`` (``(2,)`` for 2-D points), ``None`` when only known
+    after loading (an image folder). ``num_classes``: how many classes its labels index (default: largest + 1)."""
     name: str
     load: Callable[[Path, str, bool, int | None], tuple[torch.Tensor | Dataset, torch.Tensor | None]]
     image_shape: tuple[int, ...] | None = None
@@ -292,25 +259,22 @@ class DatasetSpec:
     offline: bool = False
     num_classes: int | None = None
     #: Scores only this dataset defines, ``metrics(samples) -> {key: value}``, computed by the bench and ``ganzoo
-    #: evaluate`` on every evaluation's generated samples (``uint8`` images, or for non-image data float samples in
-    #: the dataset's coordinates) beside FID and the other image metrics, or instead of them for non-image data.
-    #: A callable that declares a keyword ``labels`` (``metrics(samples, labels=None)``) also gets the classes the
-    #: samples were drawn for (int64 ``(N,)``; ``None`` when the generator is unconditional). Keys of
-    #: :mod:`ganzoo.metric_keys` (``modes``, ``classes_covered``, ...) get their titles and directions on the
-    #: leaderboard; other keys are shown as they are.
+    #: evaluate`` on every evaluation's generated samples (``uint8`` images; float samples in the dataset's
+    #: coordinates for non-image data, scored by these alone) beside FID and the other image metrics. Declared as
+    #: ``metrics(samples, labels=None)`` it also gets the classes the samples were drawn for (int64 ``(N,)``;
+    #: ``None`` for an unconditional generator). Keys of :mod:`ganzoo.metric_keys` (``modes``, ...) get their
+    #: titles and directions on the leaderboard; other keys are shown as they are.
     metrics: Callable[..., dict[str, float]] | None = None
 
 
 @dataclass(frozen=True)
 class ScheduleSpec:
-    """A kind of schedule: how a numeric hyperparameter changes over training, ``value(at, args, over) ->
-    float``. A config gives a schedule as a mapping with the kind's name as its one key besides ``over`` and
-    ``unit``: ``lr_g: {cosine: [2.0e-4, 5.0e-5], over: 10000}``; ``value`` is then called with ``at`` the
-    position in ``unit`` (``steps``, generator steps done, or ``images``, real images shown to the
-    discriminator), ``args`` what the kind's key holds (``[2.0e-4, 5.0e-5]``) and ``over`` (``None`` when not
-    given). It must be a pure function of its arguments (that is what makes a resumed run exact) and raise
-    ``ValueError`` for ``args`` it cannot take."""
-
+    """A kind of schedule: how a numeric hyperparameter changes over training, ``value(at, args, over) -> float``. A
+    config gives a schedule as a mapping with the kind's name as its one key besides ``over`` and ``unit``: ``lr_g:
+    {cosine: [2.0e-4, 5.0e-5], over: 10000}``; ``value`` is then called with ``at`` the position in ``unit`` (``steps``,
+    generator steps done, or ``images``, real images shown to the discriminator), ``args`` what the kind's key holds
+    (``[2.0e-4, 5.0e-5]``) and ``over`` (``None`` when not given). It must be a pure function of its arguments (that is
+    what makes a resumed run exact) and raise ``ValueError`` for ``args`` it cannot take."""
     name: str
     value: Callable[[float, Any, float | None], float]
     description: str = ""

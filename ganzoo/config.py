@@ -22,6 +22,12 @@ FORMER_DEFAULTS: dict[str, Any] = {"generator_batch": "fresh", "compile": False,
                                    "fused_optimizer": False, "discriminator_pass": "separate"}
 #: The largest seed ganzoo accepts (training, sampling, evaluation): torch's generators take 64-bit seeds.
 MAX_SEED = 2**62
+#: A schedule where a number is expected: ``{kind: args, over: N, unit: steps}`` (:mod:`ganzoo.training.schedules`).
+Schedule = dict[str, Any]
+#: Deepest nesting a config may have (a few thousand levels would exhaust Python's stack).
+MAX_DEPTH = 50
+#: Longest text of a value shown in an error message.
+MAX_SHOWN = 80
 
 
 def check_seed(seed: int, what: str = "seed") -> int:
@@ -44,15 +50,9 @@ def extension_names_as_mapping(value: Any) -> Any:
     return value
 
 
-#: A schedule where a number is expected: ``{kind: args, over: N, unit: steps}`` (:mod:`ganzoo.training.schedules`).
-Schedule = dict[str, Any]
-
-
 class TrainConfig(BaseModel):
     """Everything a training run needs. The trainer reads it; it never parses anything itself."""
-
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
-
     variant: str = Field(description="Variant name or alias (see `ganzoo list`).")
     generator: str | None = Field(None, description="Generator name; default: the variant's.")
     discriminator: str | None = Field(None, description="Discriminator name; default: the variant's.")
@@ -94,8 +94,7 @@ class TrainConfig(BaseModel):
         "when that gives the same scores (no buffers or parametrizations in D, such as BatchNorm statistics or "
         "spectral norm's power iteration, and no extension augmenting what D sees), else separate.")
     init: Literal["default", "normal"] = Field(
-        "default", description="'normal': weights N(0, init_std), BatchNorm scales N(1, init_std)."
-    )
+        "default", description="'normal': weights N(0, init_std), BatchNorm scales N(1, init_std).")
     init_std: float = Field(0.02, gt=0)
 
     # Fast paths: 'auto' is on for the device types where it was measured faster (ganzoo.fast_paths.AUTO).
@@ -148,12 +147,8 @@ class TrainConfig(BaseModel):
         if isinstance(value, (list, tuple)):
             raise ValueError("a list of extensions must hold names (strings)")
         if isinstance(value, dict):  # `NAME: false` (or null) turns an extension off; `NAME: true` or {}: on
-            out = {}
-            for name, options in value.items():
-                if options is False or options is None:
-                    continue
-                out[name] = {} if options is True else options
-            return out
+            return {name: {} if options is True else options for name, options in value.items()
+                    if options is not False and options is not None}
         return value
 
     @field_validator("out")
@@ -178,7 +173,6 @@ class TrainConfig(BaseModel):
 
 class _SafeLoader(yaml.SafeLoader):
     """PyYAML's safe loader with YAML 1.2 floats (``1e-4``), refusing aliases and duplicate keys."""
-
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
@@ -206,12 +200,6 @@ _SafeLoader.add_implicit_resolver(
                   |\.(?:nan|NaN|NAN))$""", re.X),
     list("-+0123456789."),
 )
-
-
-#: Deepest nesting a config may have (a few thousand levels would exhaust Python's stack).
-MAX_DEPTH = 50
-#: Longest text of a value shown in an error message.
-MAX_SHOWN = 80
 
 
 def _depth(value: Any, level: int = 0) -> int:

@@ -5,7 +5,6 @@ plugins return ``uint8`` images as one tensor or a lazy ``Dataset``; batches are
 from __future__ import annotations
 
 import copy
-import dataclasses
 import functools
 import math
 from collections.abc import Iterator
@@ -26,7 +25,6 @@ from .registry import Registry
 class ImageData:
     """One dataset split: ``uint8`` images ``(N, C, H, W)`` (a tensor, or a lazy Dataset of ``(C, H, W)`` items)
     or float32 samples ``(N, *shape)`` (:attr:`is_image`), and optional ``int64`` labels."""
-
     name: str
     split: str
     images: torch.Tensor | Dataset
@@ -95,7 +93,6 @@ class ImageData:
 
 class _CheckedCollate:
     """Stack ``uint8`` ``(C, H, W)`` items into a batch (resized if asked), in the DataLoader workers."""
-
     def __init__(self, data: ImageData) -> None:
         self.name, self.plugin, self.image_size = data.name, data.plugin, data.image_size
 
@@ -116,8 +113,7 @@ def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
         return images
     out = []
     for chunk in images.split(1024):
-        resized = F.interpolate(chunk.float(), size=(size, size), mode="bilinear", antialias=True,
-                                align_corners=False)
+        resized = F.interpolate(chunk.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
         out.append(resized.round().clamp_(0, 255).to(torch.uint8))
     return torch.cat(out)
 
@@ -127,9 +123,8 @@ def load_images(registry: Registry, name: str, *, split: str = "train", root: st
     """Load a registered dataset split and check what its plugin returned."""
     entry = registry.datasets.get(name)
     spec = entry.item
-    root = Path(root).expanduser()
     try:
-        result = spec.load(root, split, download, image_size)
+        result = spec.load(Path(root).expanduser(), split, download, image_size)
     except GanzooError:
         raise
     except Exception as exc:
@@ -140,8 +135,7 @@ def load_images(registry: Registry, name: str, *, split: str = "train", root: st
                           "register_datasets")
     images, labels = result
     if isinstance(images, Dataset) and not isinstance(images, torch.Tensor):
-        data = _lazy_image_data(spec.name, split, images, labels, entry.plugin, image_size)
-        return dataclasses.replace(data, classes=spec.num_classes)
+        return _lazy_image_data(spec.name, split, images, labels, entry.plugin, image_size, spec.num_classes)
     vectors = isinstance(images, torch.Tensor) and images.is_floating_point() and images.ndim >= 2
     if not (vectors or (isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.ndim == 4)):
         got = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images)
@@ -175,8 +169,8 @@ def _check_labels(plugin: str, name: str, labels: Any, count: int, num_classes: 
                           f"{int(labels.min())}..{int(labels.max())}", "register_datasets")
 
 
-def _lazy_image_data(name: str, split: str, dataset: Dataset, labels: Any, plugin: str,
-                     image_size: int | None) -> ImageData:
+def _lazy_image_data(name: str, split: str, dataset: Dataset, labels: Any, plugin: str, image_size: int | None,
+                     classes: int | None) -> ImageData:
     try:
         count = len(dataset)  # type: ignore[arg-type]
     except TypeError:
@@ -185,7 +179,7 @@ def _lazy_image_data(name: str, split: str, dataset: Dataset, labels: Any, plugi
     if count == 0:
         raise DatasetError(f"dataset {name!r} split {split!r} is empty")
     _check_labels(plugin, name, labels, count)
-    data = ImageData(name, split, dataset, labels, plugin, image_size)  # items already that size stay as read
+    data = ImageData(name, split, dataset, labels, plugin, image_size, classes)  # items of that size stay as read
     try:
         first = dataset[0]
     except Exception as exc:
@@ -211,15 +205,13 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 class BatchOrder:
     """The seeded, resumable order of training batches, the same on every rank (each takes its slice)."""
-
     def __init__(self, count: int, batch_size: int, seed: int, world_size: int = 1, rank: int = 0) -> None:
         if batch_size * world_size > count:
             raise DatasetError(f"batch_size {batch_size} x {world_size} process(es) is larger than the dataset "
                                f"({count} images)")
         self.count, self.batch_size, self.world_size, self.rank = count, batch_size, world_size, rank
         self.generator = torch.Generator().manual_seed(seed)
-        self.epoch = 0
-        self.position = 0
+        self.epoch, self.position = 0, 0
         self.perm = torch.randperm(count, generator=self.generator)
 
     def next(self) -> slice:
@@ -253,7 +245,6 @@ class BatchOrder:
 
 class TensorBatches:
     """Endless batches indexed from a tensor held on the training device (see :class:`BatchOrder`)."""
-
     def __init__(self, data: torch.Tensor, batch_size: int, seed: int, world_size: int = 1, rank: int = 0,
                  labels: torch.Tensor | None = None) -> None:
         self.data = data
@@ -283,7 +274,6 @@ class TensorBatches:
 
 class _Labelled(Dataset):
     """A dataset's images paired with the labels the plugin returned beside them: ``(image, label)`` items."""
-
     def __init__(self, images: Dataset, labels: torch.Tensor) -> None:
         self.images, self.labels = images, labels
 
@@ -296,7 +286,6 @@ class _Labelled(Dataset):
 
 class _PairCollate:
     """Stack a batch of ``(image, label)`` items into ``(images, labels)`` (labels ``None`` when unlabelled)."""
-
     def __init__(self, images: _CheckedCollate, labelled: bool) -> None:
         self.images, self.labelled = images, labelled
 
@@ -307,7 +296,6 @@ class _PairCollate:
 
 class _OrderSampler(Sampler[list[int]]):
     """Yields this rank's batches of a copy of a :class:`BatchOrder`, endlessly."""
-
     def __init__(self, order: BatchOrder) -> None:
         self.order = order
 
@@ -320,7 +308,6 @@ class _OrderSampler(Sampler[list[int]]):
 class LoaderBatches:
     """Endless batches streamed by DataLoader workers in the order of a :class:`BatchOrder` (the batches of
     :class:`TensorBatches`), converted on the device; the saved order is the one consumed, not read ahead."""
-
     def __init__(self, data: ImageData, batch_size: int, seed: int, device: torch.device, *, workers: int = 2,
                  world_size: int = 1, rank: int = 0, channels_last: bool = False) -> None:
         # data held on the host is streamed as (image,) items, which the collate unpacks like (image, label) pairs

@@ -14,13 +14,10 @@ from typing import Any, NoReturn
 import torch
 import torch.distributed as dist
 
-from .errors import ConfigError
-
 
 @dataclass(frozen=True)
 class DistInfo:
     """Where this process stands in the job: rank, world size, local rank (1 process: 0, 1, 0)."""
-
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
@@ -34,14 +31,9 @@ class DistInfo:
         return self.rank == 0
 
 
-def launched_by_torchrun() -> bool:
-    """True when the environment holds a torch.distributed launch with more than one process."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
-
-
 def setup(device: torch.device) -> tuple[DistInfo, torch.device]:
-    """Join the process group when launched by torchrun (NCCL on CUDA, else gloo); the rank's info and device."""
-    if not launched_by_torchrun():
+    """Join the process group if torchrun started several processes (NCCL on CUDA, else gloo): rank info, device."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return DistInfo(), device
     info = DistInfo(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
     if device.type == "cuda":
@@ -92,7 +84,3 @@ def mean_across_ranks(info: DistInfo, values: torch.Tensor) -> torch.Tensor:
     dist.all_reduce(values)
     return values / info.world_size
 
-
-def check_sync_batchnorm(enabled: bool, device: torch.device) -> None:
-    if enabled and device.type != "cuda":
-        raise ConfigError("sync_batchnorm: SyncBatchNorm needs CUDA devices; on the CPU leave it off")

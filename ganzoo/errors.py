@@ -21,7 +21,6 @@ class ResultsFileError(UsageError):
 
 class UnknownNameError(UsageError, KeyError):
     """A variant, generator, discriminator, loss or dataset name that no plugin registered."""
-
     def __init__(self, kind: str, name: str, available: list[str]) -> None:
         self.kind, self.name, self.available = kind, name, available
         choices = ", ".join(available) if available else "(none registered)"
@@ -33,7 +32,6 @@ class UnknownNameError(UsageError, KeyError):
 
 class PluginError(GanzooError):
     """A plugin misbehaved: failed to import, broke the hook contract, or built something unusable."""
-
     def __init__(self, plugin: str, message: str, hook: str | None = None) -> None:
         self.plugin, self.hook = plugin, hook
         where = f"plugin {plugin!r}" + (f" (hook {hook})" if hook else "")
@@ -50,7 +48,6 @@ class CheckpointError(GanzooError):
 
 class DivergenceError(GanzooError):
     """Training produced a non-finite loss or parameter."""
-
     def __init__(self, step: int, message: str) -> None:
         self.step = step
         super().__init__(f"diverged at step {step}: {message}")

@@ -37,11 +37,13 @@ DEFAULT_DATASET = "mnist-5k"
 MAX_EVAL_IMAGES = 200_000
 #: The most bytes of ``uint8`` images :func:`evaluate` holds, checked before anything is read.
 MAX_EVAL_BYTES = 4 * 2**30
+#: The ``.npy`` header versions :func:`read_npz` reads.
+_NPY_HEADERS = {(1, 0): "read_array_header_1_0", (2, 0): "read_array_header_2_0"}
+_READ_CHUNK = 1 << 24
 
 
-def evaluation_samples(generate: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor], latent_dim: int,
-                       n: int, seed: int, device: torch.device | str = "cpu",
-                       class_probs: torch.Tensor | None = None,
+def evaluation_samples(generate: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor], latent_dim: int, n: int,
+                       seed: int, device: torch.device | str = "cpu", class_probs: torch.Tensor | None = None,
                        images: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``n`` samples of ``generate(z, labels)`` (``uint8`` images, or float samples with ``images=False``) and,
     with ``class_probs``, the labels drawn for them: every evaluation of a ``seed`` sees the same inputs."""
@@ -81,15 +83,6 @@ def score_samples(samples: torch.Tensor, real: torch.Tensor, labels: torch.Tenso
             extra = {"labels": labels} if declared_keywords(dataset_metrics, ("labels",)) else {}
             scores.update({key: float(value) for key, value in dataset_metrics(samples, **extra).items()})
     return scores
-
-
-def is_generator_source(path: Path) -> bool:
-    """A checkpoint, an exported generator, a run directory (one with a ``checkpoints`` folder) or that folder."""
-    from .checkpoint import CHECKPOINT_DIR, list_checkpoints
-    if path.suffix in (".pt", ".safetensors"):
-        return True
-    return path.is_dir() and ((path / CHECKPOINT_DIR).is_dir()
-                              or (path.name == CHECKPOINT_DIR and bool(list_checkpoints(path.parent))))
 
 
 def _check_size(source: str, count: int, image_bytes: int, what: str) -> None:
@@ -134,11 +127,6 @@ def read_image_folder(folder: Path, num: int | None = None) -> torch.Tensor:
     return torch.stack(arrays)
 
 
-#: The ``.npy`` header versions :func:`read_npz` reads.
-_NPY_HEADERS = {(1, 0): "read_array_header_1_0", (2, 0): "read_array_header_2_0"}
-_READ_CHUNK = 1 << 24
-
-
 def _not_npz(path: Path) -> str:
     expected = ("an .npz is a zip archive of .npy arrays, as np.savez(path, images) and `ganzoo sample --format "
                 "npz` write")
@@ -157,7 +145,6 @@ def _not_npz(path: Path) -> str:
 
 class _NpzMember:
     """One ``.npy`` member of an ``.npz``: its header read from the zip stream (never the data, never a pickle)."""
-
     def __init__(self, path: Path, archive: zipfile.ZipFile, name: str) -> None:
         self.path, self.array = path, name[: -len(".npy")]
         info = archive.getinfo(name)
@@ -222,15 +209,6 @@ class _NpzMember:
         self.stream.close()
 
 
-def _declared_chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
-    """``(C, H, W)`` of one image of an array of ``shape`` ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)``."""
-    if len(shape) == 3:
-        return 1, shape[1], shape[2]
-    if shape[-1] in (1, 3):
-        return shape[3], shape[1], shape[2]
-    return shape[1], shape[2], shape[3]
-
-
 def read_npz(path: Path, num: int | None = None, num_classes: int | None = None,
              image_shape: tuple[int, ...] | None = None, resize: bool = False
              ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -246,7 +224,12 @@ def read_npz(path: Path, num: int | None = None, num_classes: int | None = None,
             raise UsageError(f"{str(path)!r} is not a readable .npz of images: {_not_npz(path)}") from None
         with archive, ExitStack() as members:  # each member's stream closed before the archive
             arrays = {name[: -len(".npy")]: name for name in archive.namelist() if name.endswith(".npy")}
-            images = members.enter_context(_NpzMember(path, archive, arrays[_images_key(path, list(arrays))]))
+            keys = list(arrays)
+            key = NPZ_IMAGES if NPZ_IMAGES in keys else keys[0] if len(keys) == 1 else None
+            if key is None:
+                raise UsageError(f"{str(path)!r} holds arrays {keys}; name the images {NPZ_IMAGES!r} (numpy's name "
+                                 "for np.savez(path, images)) or store only them")
+            images = members.enter_context(_NpzMember(path, archive, arrays[key]))
             _check_images_header(images, image_shape, resize)
             count = min(num, images.count) if num else images.count
             _check_size(f"{str(path)!r} (array {images.array!r})", images.needed(count), images.row_bytes,
@@ -276,14 +259,6 @@ def read_npz(path: Path, num: int | None = None, num_classes: int | None = None,
     return tensor.contiguous(), torch.from_numpy(label_array) if label_array is not None else None
 
 
-def _images_key(path: Path, keys: list[str]) -> str:
-    key = NPZ_IMAGES if NPZ_IMAGES in keys else keys[0] if len(keys) == 1 else None
-    if key is None:
-        raise UsageError(f"{str(path)!r} holds arrays {keys}; name the images {NPZ_IMAGES!r} (numpy's name "
-                         "for np.savez(path, images)) or store only them")
-    return key
-
-
 def _check_images_header(images: _NpzMember, image_shape: tuple[int, ...] | None, resize: bool) -> None:
     """Refuse, from its header, an array that is not ``uint8`` images of ``image_shape`` (unless ``resize``)."""
     where = f"{str(images.path)!r}: images (array {images.array!r})"
@@ -294,7 +269,8 @@ def _check_images_header(images: _NpzMember, image_shape: tuple[int, ...] | None
     if not (len(shape) == 3 or (len(shape) == 4 and (shape[-1] in (1, 3) or shape[1] in (1, 3)))):
         raise UsageError(f"{where} of shape {shape} are neither (N, H, W), (N, H, W, C) nor (N, C, H, W) with 1 or "
                          "3 channels")
-    declared = _declared_chw(shape)
+    # (C, H, W) of one image of (N, H, W), (N, H, W, C) or (N, C, H, W)
+    declared = (1, *shape[1:]) if len(shape) == 3 else (shape[3], *shape[1:3]) if shape[-1] in (1, 3) else shape[1:]
     if image_shape is None or declared == tuple(image_shape):
         return
     if not resize:
@@ -333,7 +309,6 @@ def match_shape(images: torch.Tensor, shape: tuple[int, ...], source: str, datas
 
 class EvaluationResult(TypedDict):
     """What :func:`evaluate` returns: the scores and what was compared."""
-
     source: str
     kind: str  # "generator", "npz" or "images"
     dataset: str
@@ -360,10 +335,21 @@ def evaluate(source: str | Path, *, dataset: str | None = None, split: str = "te
         ganzoo.evaluate("runs/bench/dcgan/seed-0", split="train", num=1000)["scores"]["fid"]
     """
     from .api import load_generator
+    from .checkpoint import CHECKPOINT_DIR, list_checkpoints
     from .data import load_images
     from .registry import get_registry
-    path = _checked_source(source, num)
-    G, cfg = load_generator(path, raw=raw) if is_generator_source(path) else (None, None)
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise UsageError(f"source {str(path)!r} does not exist")
+    if num is not None and num < 2:
+        raise ConfigError(f"num must be at least 2, not {num}")
+    if num is not None and num > MAX_EVAL_IMAGES:
+        raise ConfigError(f"num {num} is more than the {MAX_EVAL_IMAGES} images ganzoo evaluate scores "
+                          "(MAX_EVAL_IMAGES); pass a smaller --num (num=)")
+    # a checkpoint, an exported generator, a run directory (one with a checkpoints folder) or that folder
+    generator = path.suffix in (".pt", ".safetensors") or path.is_dir() and (
+        (path / CHECKPOINT_DIR).is_dir() or (path.name == CHECKPOINT_DIR and bool(list_checkpoints(path.parent))))
+    G, cfg = load_generator(path, raw=raw) if generator else (None, None)
     kind = "generator" if cfg is not None else "npz" if path.suffix == ".npz" else "images"
     if kind == "images" and path.is_file():
         raise UsageError(f"source {str(path)!r}: give a checkpoint (.pt), an exported generator (.safetensors), "
@@ -384,18 +370,6 @@ def evaluate(source: str | Path, *, dataset: str | None = None, split: str = "te
     return EvaluationResult(source=str(path), kind=kind, dataset=dataset, split=split, num_fake=int(images.shape[0]),
                             num_real=int(real.shape[0]), seed=seed if kind == "generator" else None,
                             feature_extractor=feature_extractor if real_data.is_image else None, scores=scores)
-
-
-def _checked_source(source: str | Path, num: int | None) -> Path:
-    path = Path(source).expanduser()
-    if not path.exists():
-        raise UsageError(f"source {str(path)!r} does not exist")
-    if num is not None and num < 2:
-        raise ConfigError(f"num must be at least 2, not {num}")
-    if num is not None and num > MAX_EVAL_IMAGES:
-        raise ConfigError(f"num {num} is more than the {MAX_EVAL_IMAGES} images ganzoo evaluate scores "
-                          "(MAX_EVAL_IMAGES); pass a smaller --num (num=)")
-    return path
 
 
 def _generated(registry: Registry, G: torch.nn.Module, cfg: TrainConfig, path: Path, real: torch.Tensor, n: int,

@@ -1,16 +1,13 @@
-"""Hook specifications: the whole contract between ganzoo and its plugins.
-
-A plugin is a module (or object) with functions decorated by :data:`hookimpl`, exposed through the
-``ganzoo`` entry-point group of its distribution::
+"""Hook specifications: the whole contract between ganzoo and its plugins. A plugin is a module (or object) with
+functions decorated by :data:`hookimpl`, exposed through the ``ganzoo`` entry-point group of its distribution::
 
     # pyproject.toml of your package
     [project.entry-points.ganzoo]
     lsgan = "ganzoo_lsgan"
 
-Every hook is a ``register_*`` hook: ganzoo calls it once with a ``register`` callable, and the plugin
-calls ``register(...)`` as often as it likes. ganzoo owns the registries, rejects name clashes and reports
-any error with the plugin's name. A hook implementation may accept fewer arguments than the spec lists.
-"""
+Every hook is a ``register_*`` hook: ganzoo calls it once with a ``register`` callable, and the plugin calls
+``register(...)`` as often as it likes. ganzoo owns the registries, rejects name clashes and reports any error with the
+plugin's name. A hook implementation may accept fewer arguments than the spec lists."""
 
 from __future__ import annotations
 
@@ -24,21 +21,16 @@ hookimpl = pluggy.HookimplMarker("ganzoo")
 
 @hookspec
 def register_generators(register: Callable) -> None:
-    """Register generator networks.
+    """Register generator networks. Call ``register(ganzoo.Generator(name, build, description=..., conditional=False))``
+    once per generator. ``build`` is called as ``build(latent_dim: int, image_shape: tuple[int, int, int], **options)``
+    and must return an ``nn.Module`` mapping a latent batch of shape ``(B, latent_dim)`` to images of shape ``(B,
+    *image_shape)`` with values in ``[-1, 1]`` (ganzoo checks the shape before training starts). ``options`` come from
+    the run's ``generator_options`` config key. ``vectors=True``: it also builds for non-image data (``image_shape``
+    then one sample's shape, such as ``(2,)``, values in the dataset's coordinates: end such a network without tanh).
 
-    Call ``register(ganzoo.Generator(name, build, description=..., conditional=False))`` once per generator.
-    ``build`` is called as ``build(latent_dim: int, image_shape: tuple[int, int, int], **options)`` and must
-    return an ``nn.Module`` mapping a latent batch of shape ``(B, latent_dim)`` to images of shape
-    ``(B, *image_shape)`` with values in ``[-1, 1]`` (ganzoo checks the shape before training starts).
-    ``options`` come from the run's ``generator_options`` config key. ``vectors=True``: it also builds for
-    non-image data (``image_shape`` then the shape of one sample, such as ``(2,)``, with values in the
-    dataset's coordinates: end such a network without tanh).
-
-    A generator registered with ``conditional=True`` is built with ``num_classes=`` as well and called as
-    ``G(z, y)``, ``y`` an ``int64`` tensor of class indices ``(B,)`` drawn from the dataset's class
-    frequencies; it can only train on a dataset with labels.
-
-    Example::
+    A generator registered with ``conditional=True`` is built with ``num_classes=`` as well and called as ``G(z, y)``,
+    ``y`` an ``int64`` tensor of class indices ``(B,)`` drawn from the dataset's class frequencies; it can only train on
+    a dataset with labels. Example::
 
         @hookimpl
         def register_generators(register):
@@ -50,38 +42,31 @@ def register_generators(register: Callable) -> None:
 
 @hookspec
 def register_discriminators(register: Callable) -> None:
-    """Register discriminators (critics).
-
-    Call ``register(ganzoo.Discriminator(name, build, description=..., conditional=False,
-    classifier=False))``. ``build`` is called as ``build(image_shape: tuple[int, int, int], **options)`` and
-    must return an ``nn.Module`` that maps an image batch ``(B, *image_shape)`` to one raw score (a logit,
-    not a probability) per sample: shape ``(B,)`` or ``(B, 1)``. ``options`` come from the run's
+    """Register discriminators (critics). Call ``register(ganzoo.Discriminator(name, build, description=...,
+    conditional=False, classifier=False))``. ``build`` is called as ``build(image_shape: tuple[int, int, int],
+    **options)`` and must return an ``nn.Module`` that maps an image batch ``(B, *image_shape)`` to one raw score (a
+    logit, not a probability) per sample: shape ``(B,)`` or ``(B, 1)``. ``options`` come from the run's
     ``discriminator_options`` config key. ``vectors=True``: it also builds for non-image data.
 
     ``conditional=True``: built with ``num_classes=`` and called as ``D(x, y)`` (for example a projection
     discriminator). ``classifier=True``: built with ``num_classes=`` and returns ``(scores, class_logits)``,
-    ``class_logits`` of shape ``(B, num_classes)`` (AC-GAN); only a loss registered with
-    ``classifier=True`` trains it. Either needs a loss that takes labels (see :func:`register_losses`).
-    """
+    ``class_logits`` of shape ``(B, num_classes)`` (AC-GAN); only a loss registered with ``classifier=True`` trains it.
+    Either needs a loss that takes labels (see :func:`register_losses`)."""
 
 
 @hookspec
 def register_losses(register: Callable) -> None:
-    """Register adversarial losses.
+    """Register adversarial losses. Call ``register(ganzoo.LossSpec(name, build, description=..., classifier=False))``.
+    ``build(**options)`` returns an object implementing :class:`ganzoo.Loss`: ``discriminator_loss(D, real, fake)`` and
+    ``generator_loss(D, fake)``, each returning a scalar tensor, and optionally ``check_discriminator(D)``, which raises
+    ``ValueError`` for a network the loss cannot train (WGAN-GP refuses a critic with BatchNorm). ``options`` come from
+    the run's ``loss_options`` config key.
 
-    Call ``register(ganzoo.LossSpec(name, build, description=..., classifier=False))``. ``build(**options)``
-    returns an object implementing :class:`ganzoo.Loss`: ``discriminator_loss(D, real, fake)`` and
-    ``generator_loss(D, fake)``, each returning a scalar tensor, and optionally
-    ``check_discriminator(D)``, which raises ``ValueError`` for a network the loss cannot train (WGAN-GP
-    refuses a critic with BatchNorm). ``options`` come from the run's ``loss_options`` config key.
-
-    Both methods may also declare the keyword arguments ``real_labels`` and ``fake_labels`` (class indices,
-    ``None`` on unlabelled data), and ``generator_loss`` may declare ``real`` (the real batch of the last
-    discriminator update, as a relativistic loss needs); ganzoo passes only what a method declares. ``D``
-    is called as ``D(x)``, or ``D(x, labels)`` for a conditional discriminator. ``classifier=True`` says
-    the loss trains a discriminator that returns ``(scores, class_logits)``.
-
-    Example (a conditional-capable hinge loss)::
+    Both methods may also declare the keyword arguments ``real_labels`` and ``fake_labels`` (class indices, ``None`` on
+    unlabelled data), and ``generator_loss`` may declare ``real`` (the real batch of the last discriminator update, as a
+    relativistic loss needs); ganzoo passes only what a method declares. ``D`` is called as ``D(x)``, or ``D(x,
+    labels)`` for a conditional discriminator. ``classifier=True`` says the loss trains a discriminator that returns
+    ``(scores, class_logits)``. Example (a conditional-capable hinge loss)::
 
         class Hinge(ganzoo.Loss):
             def discriminator_loss(self, D, real, fake, real_labels=None, fake_labels=None):
@@ -94,19 +79,16 @@ def register_losses(register: Callable) -> None:
 
 @hookspec
 def register_extensions(register: Callable) -> None:
-    """Register training extensions: things that act at named points of every step and own state.
-
-    Call ``register(ganzoo.ExtensionSpec(name, build, description=..., paper=...))``. ``build(**options)``
-    returns a :class:`ganzoo.Extension`; ``options`` come from the run's ``extensions`` config key, a mapping
-    of extension names to their options (``extensions: {ema: {decay: 0.999}, diffaugment: {}}``) or a list
-    of names. Extensions act in the order the config lists them, at these points of each step:
-    ``augment`` (what the discriminator sees), ``discriminator_penalty`` (a term added to the
-    discriminator's loss), ``after_discriminator_step``, ``after_generator_step``; ``sampling_generator``
-    replaces the generator that draws samples (an EMA). ``state_dict()`` / ``load_state_dict()`` carry their
-    state through checkpoints, so a resumed run continues bit for bit. An extension that implements
-    ``augment`` is refused on non-image data (2-D points) unless it is registered with ``vectors=True``.
-
-    Example::
+    """Register training extensions: things that act at named points of every step and own state. Call
+    ``register(ganzoo.ExtensionSpec(name, build, description=..., paper=...))``. ``build(**options)`` returns a
+    :class:`ganzoo.Extension`; ``options`` come from the run's ``extensions`` config key, a mapping of extension names
+    to their options (``extensions: {ema: {decay: 0.999}, diffaugment: {}}``) or a list of names. Extensions act in the
+    order the config lists them, at these points of each step: ``augment`` (what the discriminator sees),
+    ``discriminator_penalty`` (a term added to the discriminator's loss), ``after_discriminator_step``,
+    ``after_generator_step``; ``sampling_generator`` replaces the generator that draws samples (an EMA).
+    ``state_dict()`` / ``load_state_dict()`` carry their state through checkpoints, so a resumed run continues bit for
+    bit. An extension that implements ``augment`` is refused on non-image data (2-D points) unless it is registered with
+    ``vectors=True``. Example::
 
         class ClipWeights(ganzoo.Extension):
             def __init__(self, clip: float = 0.01):
@@ -125,52 +107,42 @@ def register_extensions(register: Callable) -> None:
 
 @hookspec
 def register_variants(register: Callable) -> None:
-    """Register variants: named recipes that users train with ``ganzoo train NAME``.
-
-    Call ``register(ganzoo.Variant(name, generator=..., discriminator=..., loss=..., defaults={...},
-    aliases=(...), description=..., paper=...))``. ``generator``, ``discriminator`` and ``loss`` name
-    registered components, possibly from other plugins. ``defaults`` holds any training config keys
-    (``lr_g``, ``lr_d``, ``betas``, ``n_critic``, ``batch_size``, ``latent_dim``, ``init``,
-    ``loss_options``, ``extensions``, ...); the user's config file and ``--set`` overrides take precedence
-    (``--set extensions.NAME=false`` turns off an extension the variant enables).
-    """
+    """Register variants: named recipes that users train with ``ganzoo train NAME``. Call
+    ``register(ganzoo.Variant(name, generator=..., discriminator=..., loss=..., defaults={...}, aliases=(...),
+    description=..., paper=...))``. ``generator``, ``discriminator`` and ``loss`` name registered components, possibly
+    from other plugins. ``defaults`` holds any training config keys (``lr_g``, ``lr_d``, ``betas``, ``n_critic``,
+    ``batch_size``, ``latent_dim``, ``init``, ``loss_options``, ``extensions``, ...); the user's config file and
+    ``--set`` overrides take precedence (``--set extensions.NAME=false`` turns off an extension the variant enables)."""
 
 
 @hookspec
 def register_datasets(register: Callable) -> None:
-    """Register datasets.
+    """Register datasets. Call ``register(ganzoo.DatasetSpec(name, load, image_shape=..., description=...))``. ``load``
+    is called as ``load(root: pathlib.Path, split: str, download: bool, image_size: int | None)`` with split ``"train"``
+    or ``"test"`` and returns ``(images, labels)``: ``images`` a ``uint8`` tensor of shape ``(N, C, H, W)``, or a
+    map-style ``torch.utils.data.Dataset`` of ``uint8`` ``(C, H, W)`` items (or ``(image, label)`` pairs) for data too
+    large to hold or slow to decode (read by DataLoader workers, so picklable); ``labels`` an ``int64`` tensor of shape
+    ``(N,)`` or ``None``. Labels travel with their images (the same permutation, in memory, streamed and under torchrun)
+    to conditional components and to losses that take them; register ``num_classes=`` when the labels need not cover
+    every class. Raise ``ganzoo.DatasetError`` with an actionable message when the data cannot be had (e.g. offline).
 
-    Call ``register(ganzoo.DatasetSpec(name, load, image_shape=..., description=...))``. ``load`` is called
-    as ``load(root: pathlib.Path, split: str, download: bool, image_size: int | None)`` with split
-    ``"train"`` or ``"test"`` and returns ``(images, labels)``: ``images`` a ``uint8`` tensor of shape
-    ``(N, C, H, W)``, or a map-style ``torch.utils.data.Dataset`` of ``uint8`` ``(C, H, W)`` items (or
-    ``(image, label)`` pairs) for data too large to hold or slow to decode (read by DataLoader workers, so
-    picklable); ``labels`` an ``int64`` tensor of shape ``(N,)`` or ``None``. Labels travel with their
-    images (the same permutation, in memory, streamed and under torchrun) to conditional components and to
-    losses that take them; register ``num_classes=`` when the labels need not cover every class. Raise
-    ``ganzoo.DatasetError`` with an actionable message when the data cannot be had (for example offline).
-
-    Non-image data (points of a 2-D mixture, feature vectors): return a floating-point tensor ``(N, *shape)``
-    of samples in the dataset's own coordinates. It is held in memory, trains only components registered
-    with ``vectors=True`` (the others are refused with a message naming them), is evaluated by the dataset's
-    own ``metrics=`` (image metrics need images) and drawn as a scatter plot of real and generated points
-    instead of a sample grid. ``metrics(samples) -> {key: value}`` adds scores to every bench evaluation of
-    the dataset, for images as well; declared as ``metrics(samples, labels=None)`` it also gets the classes a
-    conditional generator was asked for (``None`` for an unconditional one), as MNIST's class agreement does.
-    """
+    Non-image data (points of a 2-D mixture, feature vectors): return a floating-point tensor ``(N, *shape)`` of samples
+    in the dataset's own coordinates. It is held in memory, trains only components registered with ``vectors=True`` (the
+    others are refused with a message naming them), is evaluated by the dataset's own ``metrics=`` (image metrics need
+    images) and drawn as a scatter plot of real and generated points instead of a sample grid. ``metrics(samples) ->
+    {key: value}`` adds scores to every bench evaluation of the dataset, for images as well; declared as
+    ``metrics(samples, labels=None)`` it also gets the classes a conditional generator was asked for (``None`` for an
+    unconditional one), as MNIST's class agreement does."""
 
 
 @hookspec
 def register_schedules(register: Callable) -> None:
-    """Register kinds of schedule: how a numeric hyperparameter may change over training.
-
-    Call ``register(ganzoo.ScheduleSpec(name, value, description=...))``. A config then gives any schedulable
-    value (``lr_g``, ``lr_d``, each of ``betas``, a numeric option in ``loss_options`` or of an extension) as
-    ``{name: args, over: N, unit: steps}``, and ganzoo calls ``value(at, args, over)`` before every step, with
-    ``at`` the number of generator steps done (or, with ``unit: images``, of real images shown). The built-in
-    kinds ``constant``, ``linear``, ``cosine`` and ``piecewise`` are registered through this hook.
-
-    Example::
+    """Register kinds of schedule: how a numeric hyperparameter may change over training. Call
+    ``register(ganzoo.ScheduleSpec(name, value, description=...))``. A config then gives any schedulable value
+    (``lr_g``, ``lr_d``, each of ``betas``, a numeric option in ``loss_options`` or of an extension) as ``{name: args,
+    over: N, unit: steps}``, and ganzoo calls ``value(at, args, over)`` before every step, with ``at`` the number of
+    generator steps done (or, with ``unit: images``, of real images shown). The built-in kinds ``constant``, ``linear``,
+    ``cosine`` and ``piecewise`` are registered through this hook. Example::
 
         @hookimpl
         def register_schedules(register):

@@ -10,6 +10,8 @@ from pathlib import Path
 #: The distribution's name on the package index (``pip install ganzoo-gan``): ``ganzoo`` there is an unrelated
 #: 2018 project. The package is imported as ``ganzoo`` and the command is ``ganzoo``.
 DISTRIBUTION = "ganzoo-gan"
+#: Where a bench runs its trials: in this process or local worker processes (``jobs``), or as Ray tasks.
+EXECUTORS = ("local", "ray")
 
 
 def version() -> str:
@@ -23,10 +25,6 @@ def version() -> str:
 def profiles_dir() -> Path:
     """Where the bundled benchmark profiles live (``benchmarks/profiles`` in the source tree)."""
     return Path(str(resources.files("ganzoo.profiles")))
-
-
-#: Where a bench runs its trials: in this process or local worker processes (``jobs``), or as Ray tasks.
-EXECUTORS = ("local", "ray")
 
 
 def list_profiles() -> list[str]:

@@ -31,7 +31,6 @@ MODE_KL = "mode_kl"
 @dataclass(frozen=True)
 class MetricInfo:
     """How one metric is read and shown."""
-
     key: str
     title: str  # a column title and a plot title
     lower_is_better: bool

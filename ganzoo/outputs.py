@@ -1,4 +1,4 @@
-"""Output files and folders: one rule for everything a command writes to a path the user names.
+"""Output files and folders: one rule for everything a command writes to a path the user names:
 
 - An existing output is replaced only with ``overwrite=True`` (``--overwrite``); an empty folder counts as new.
 - A symbolic link at the output path is never written through: ``overwrite`` replaces the link itself.
@@ -92,7 +92,6 @@ def write_error(path: Path, exc: OSError) -> GanzooError:
 
 class PendingOutput:
     """A temporary file (or folder) beside ``path`` that :meth:`commit` makes ``path``."""
-
     def __init__(self, path: str | Path, directory: bool = False) -> None:
         self.path, self.directory = Path(path), directory
         try:

@@ -15,12 +15,12 @@ from .meta import DISTRIBUTION
 GROUP = "ganzoo"
 LOAD_ENV = "GANZOO_LOAD_PLUGINS"
 BUILTIN_DISTRIBUTION = DISTRIBUTION
+_pm: pluggy.PluginManager | None = None
 
 
 @dataclass(frozen=True)
 class LoadFailure:
     """A plugin that could not be loaded, and why."""
-
     name: str
     distribution: str
     error: str
@@ -29,15 +29,11 @@ class LoadFailure:
 @dataclass(frozen=True)
 class PluginInfo:
     """One loaded plugin, as ``ganzoo plugins`` lists it."""
-
     name: str
     distribution: str | None
     version: str | None
     hooks: tuple[str, ...]
     builtin: bool
-
-
-_pm: pluggy.PluginManager | None = None
 
 
 def _is_builtin(dist: importlib.metadata.Distribution) -> bool:
@@ -75,19 +71,6 @@ def _load_entry_points(pm: pluggy.PluginManager, failures: list[LoadFailure],
                                     f"{GROUP!r} entry point of that name; check the spelling"))
 
 
-def _check_pending(pm: pluggy.PluginManager, failures: list[LoadFailure]) -> None:
-    """Unregister plugins with misspelled hook names, as pytest does, reporting each."""
-    while True:
-        try:
-            pm.check_pending()
-            return
-        except pluggy.PluginValidationError as exc:
-            name = pm.get_name(exc.plugin) or repr(exc.plugin)
-            dist = getattr(pm, "ganzoo_distinfo", {}).get(name, ("?", ""))[0]
-            failures.append(LoadFailure(name, dist, f"PluginValidationError: {exc}"))
-            pm.unregister(exc.plugin)
-
-
 def make_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
     """Return a new plugin manager with the hookspecs added and, by default, all entry points loaded."""
     pm = pluggy.PluginManager(GROUP)
@@ -98,7 +81,14 @@ def make_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
     pm.ganzoo_load_failures = failures  # type: ignore[attr-defined]
     if load_entry_points:
         _load_entry_points(pm, failures, distinfo)
-        _check_pending(pm, failures)
+        while True:  # unregister plugins with misspelled hook names, as pytest does, reporting each
+            try:
+                pm.check_pending()
+                break
+            except pluggy.PluginValidationError as exc:
+                name = pm.get_name(exc.plugin) or repr(exc.plugin)
+                failures.append(LoadFailure(name, distinfo.get(name, ("?", ""))[0], f"PluginValidationError: {exc}"))
+                pm.unregister(exc.plugin)
     return pm
 
 

@@ -20,6 +20,9 @@ KEYWORD_ADDRESSES = ("auto", "local")
 CLIENT_SCHEME = "ray://"
 #: What a cluster address looks like, for messages.
 ADDRESS_FORMS = "auto, local, HOST:PORT (e.g. head-node:6379) or ray://HOST:PORT (Ray Client, e.g. ray://head-node:10001)"
+#: An HTTP/2 connection preface (RFC 9113 3.4) and an empty SETTINGS frame, which a gRPC server answers in kind.
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+_HTTP2_SETTINGS = 4
 
 
 def parse_address(address: str, source: str = "--address") -> tuple[str, int] | None:
@@ -69,11 +72,6 @@ def check_reachable(address: str, source: str = "--address", timeout: float | No
                           "there (docs/distributed.md)")
 
 
-#: An HTTP/2 connection preface (RFC 9113 3.4) and an empty SETTINGS frame, which a gRPC server answers in kind.
-_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
-_HTTP2_SETTINGS = 4
-
-
 def _answers_http2(conn: socket.socket) -> bool:
     """Whether the server on ``conn`` answers an HTTP/2 preface with a SETTINGS frame before ``conn``'s timeout."""
     try:
@@ -89,20 +87,14 @@ def _answers_http2(conn: socket.socket) -> bool:
     return head[3] == _HTTP2_SETTINGS
 
 
-def import_ray() -> Any:
-    """The ``ray`` module, or a usage error saying how to install it."""
-    try:
-        import ray
-    except ImportError:
-        raise UsageError(f"the Ray executor needs Ray, which is not installed: {INSTALL_HINT}") from None
-    return ray
-
-
 def connect(address: str | None = None) -> Any:
     """Join the Ray cluster at ``address`` (``auto``, ``HOST:6379``, ``ray://HOST:10001``), else ``RAY_ADDRESS``'s,
     else start one here (an open session is used as it is); return the ``ray`` module. A malformed address is a
     :class:`~ganzoo.errors.UsageError`, one that cannot be joined a :class:`~ganzoo.errors.GanzooError`."""
-    ray = import_ray()
+    try:
+        import ray
+    except ImportError:
+        raise UsageError(f"the Ray executor needs Ray, which is not installed: {INSTALL_HINT}") from None
     if not ray.is_initialized():
         source, given = ("--address", address) if address is not None else ("RAY_ADDRESS",
                                                                           os.environ.get("RAY_ADDRESS") or None)

@@ -1,6 +1,5 @@
-"""The registries: what every loaded plugin registered, with the name of the plugin that registered it.
-Each ``register_*`` hook implementation gets a ``register`` callable that knows its plugin, so that clashes and
-later failures name the plugin at fault."""
+"""The registries: what every loaded plugin registered, and which plugin registered it. Each ``register_*`` hook
+implementation gets a ``register`` callable that knows its plugin, so that clashes and failures name it."""
 
 from __future__ import annotations
 
@@ -26,12 +25,13 @@ HOOKS: dict[str, tuple[str, type]] = {
     "register_datasets": ("dataset", DatasetSpec),
     "register_schedules": ("schedule", ScheduleSpec),
 }
+_built: weakref.WeakKeyDictionary[pluggy.PluginManager, tuple[frozenset[tuple[str, int]], list[Any], Registry]] = (
+    weakref.WeakKeyDictionary())
 
 
 @dataclass(frozen=True)
 class Entry(Generic[T]):
     """A registered thing and the plugin that registered it."""
-
     item: T
     plugin: str
 
@@ -39,7 +39,6 @@ class Entry(Generic[T]):
 @dataclass
 class Table(Generic[T]):
     """One registry: names (and aliases) to entries."""
-
     kind: str
     entries: dict[str, Entry[T]] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
@@ -54,8 +53,7 @@ class Table(Generic[T]):
                 raise PluginError(plugin, f"{self.kind} {key!r} is already registered by plugin {owner.plugin!r}; "
                                   "choose another name", hook)
         self.entries[name] = Entry(item, plugin)
-        for alias in getattr(item, "aliases", ()):
-            self.aliases[alias] = name
+        self.aliases.update(dict.fromkeys(getattr(item, "aliases", ()), name))
 
     def resolve(self, name: str) -> str:
         """The canonical name for ``name`` (which may be an alias)."""
@@ -78,7 +76,6 @@ class Table(Generic[T]):
 @dataclass
 class Registry:
     """Everything the loaded plugins registered."""
-
     generators: Table[Generator]
     discriminators: Table[Discriminator]
     losses: Table[LossSpec]
@@ -119,10 +116,6 @@ def build_registry(pm: pluggy.PluginManager | None = None) -> Registry:
     for hook, (_, expected) in HOOKS.items():
         _call_hook(pm, hook, registry.table(hook), expected)
     return registry
-
-
-_built: weakref.WeakKeyDictionary[pluggy.PluginManager, tuple[frozenset[tuple[str, int]], list[Any], Registry]] = (
-    weakref.WeakKeyDictionary())
 
 
 def get_registry(pm: pluggy.PluginManager | None = None) -> Registry:

@@ -123,20 +123,14 @@ def run_lock(run_dir: str | Path) -> Iterator[Path]:
             path.unlink(missing_ok=True)
 
 
-def held_run(run_dir: Path) -> str | None:
-    """A description of the run ``run_dir`` holds (its latest checkpoint, else its files), or ``None``."""
-    found = list_checkpoints(run_dir)
-    if found:
-        return f"checkpoints up to {found[-1].name}"
-    present = [name for name in RUN_FILES if (run_dir / name).exists()]
-    return ", ".join(present) if present else None
-
-
 def claim_fresh(run_dir: Path, overwrite: bool = False) -> None:
     """Refuse a fresh run in ``run_dir`` holding another run, unless ``overwrite``, which deletes that run's files."""
     if run_dir.exists() and not run_dir.is_dir():
         raise UsageError(f"--out {str(run_dir)!r} is a file, not a directory; choose another --out")
-    held = held_run(run_dir) if run_dir.is_dir() else None
+    # the run it holds: its latest checkpoint, else its files
+    found = list_checkpoints(run_dir) if run_dir.is_dir() else []
+    present = [name for name in RUN_FILES if (run_dir / name).exists()]
+    held = f"checkpoints up to {found[-1].name}" if found else ", ".join(present) or None
     if held is None:
         return
     if not overwrite:

@@ -1,9 +1,7 @@
 """The names and files of what a run records as it trains: ``log.jsonl`` and, when tensorboard is installed,
 TensorBoard event files (written by the :class:`~ganzoo.training.callbacks.LossLog` and
-:class:`~ganzoo.training.callbacks.TensorBoard` callbacks).
-
-Both live in the run directory, so ``tensorboard --logdir runs`` shows every run (and every bench trial) by
-its path. The tags, one scheme for every variant:
+:class:`~ganzoo.training.callbacks.TensorBoard` callbacks). Both live in the run directory, so ``tensorboard --logdir
+runs`` shows every run (and every bench trial) by its path. The tags, one scheme for every variant:
 
 =============================  ==================================================================
 ``loss/discriminator``         the discriminator loss at every logged step (``log_every``)
@@ -17,8 +15,7 @@ its path. The tags, one scheme for every variant:
 =============================  ==================================================================
 
 The x axis is the generator step. A resumed run continues both files from its checkpoint's step: lines and
-events of steps after it (written by the run that was interrupted) are dropped, so no step appears twice.
-"""
+events of steps after it (written by the run that was interrupted) are dropped, so no step appears twice."""
 
 from __future__ import annotations
 
@@ -40,8 +37,7 @@ TAG_SCHEDULED = "scheduled/"  # + config key of a scheduled hyperparameter (lr_g
 
 
 def summary_writer(out: Path, start_step: int) -> Any | None:
-    """TensorBoard's ``SummaryWriter`` into ``out`` (purging events after ``start_step`` on a resume), or
-    ``None`` when tensorboard is not installed."""
+    """TensorBoard's ``SummaryWriter`` into ``out`` (purging events after ``start_step``), or ``None`` without it."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # tensorboard is optional (ganzoo-gan[tensorboard])
@@ -66,8 +62,7 @@ def _created(path: Path) -> int | None:
 
 
 def drop_lines_after(path: Path, step: int) -> None:
-    """Keep the lines of ``path`` (a ``log.jsonl``) up to ``step``: those after it belong to an interrupted run
-    that is resumed from ``step``."""
+    """Keep the lines of ``path`` (a ``log.jsonl``) up to ``step``: later ones are an interrupted run's."""
     if not path.is_file():
         return
     kept = [line for line in path.read_text().splitlines(keepends=True)

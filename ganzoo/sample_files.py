@@ -53,7 +53,6 @@ def _png_dir_reason(folder: Path) -> str | None:
 
 class PngDirWriter:
     """``out/000000.png``, ``out/000001.png``, ... (and ``labels.csv``)."""
-
     def __init__(self, out: Path, total: int, overwrite: bool = False) -> None:
         self.out = check_output(out, overwrite, directory=True, replaceable=_png_dir_reason)
         self.digits, self.count = max(6, len(str(total - 1))), 0
@@ -85,7 +84,6 @@ class PngDirWriter:
 
 class NpzImageWriter:
     """One ``.npz`` with ``arr_0`` (``uint8`` ``(N, H, W, C)``) and, for labelled samples, ``labels``."""
-
     def __init__(self, out: Path, total: int, overwrite: bool = False) -> None:
         if Path(out).suffix != ".npz":
             raise ConfigError(f"-o {str(out)!r}: name a file ending in .npz for --format npz")

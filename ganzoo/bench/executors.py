@@ -36,7 +36,6 @@ TrialRunner = Callable[..., TrialRecord]
 @dataclass(frozen=True)
 class Trials:
     """The trials still to do, the reference data of each profile part (by ``id``), and where they write."""
-
     todo: list[PlannedTrial]
     reals: dict[int, torch.Tensor]
     out: Path
@@ -50,7 +49,6 @@ class Trials:
 
 class Reporter(Protocol):
     """What an executor tells as trials run (the bench's progress bar and results file)."""
-
     def start(self, entry: PlannedTrial) -> None:
         """``entry`` starts training here (the serial local executor only)."""
 
@@ -60,7 +58,6 @@ class Reporter(Protocol):
 
 class Executor(Protocol):
     """Runs ``trials`` with ``run_trial``, telling ``report`` as each one ends (in the order they end)."""
-
     def run(self, trials: Trials, run_trial: TrialRunner, report: Reporter) -> None:
         """Run every trial of ``trials``; return once each one is reported."""
 
@@ -68,7 +65,6 @@ class Executor(Protocol):
 @dataclass(frozen=True)
 class LocalExecutor:
     """Trials in this process (``jobs`` 1) or a pool of ``jobs`` processes, each with ``threads`` threads."""
-
     jobs: int = 1
     threads: int | None = None
 
@@ -141,7 +137,6 @@ def _run_remote_trial(run_trial: TrialRunner, threads: int, real: torch.Tensor, 
 @dataclass(frozen=True)
 class RayExecutor:
     """Trials as Ray tasks on the cluster at ``address``, each with its profile's resources."""
-
     address: str | None = None
 
     def run(self, trials: Trials, run_trial: TrialRunner, report: Reporter) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
 import yaml
 from tqdm.auto import tqdm
 
@@ -50,7 +49,9 @@ def bench(variants: list[str] | None = None, *, profile: str | Path | BenchProfi
     with rundir.run_lock(out):  # one bench at a time writes into out
         registry = get_registry()
         plan, previous = _checked_plan(prof, out, registry, runner, overwrite=overwrite)
-        reals = references(registry, plan, progress=progress)
+        # the reference data of each part of the profile that plan covers, by the part's id, loaded once
+        firsts = {id(entry.profile): entry for entry in reversed(plan)}  # each part's first entry, last part first
+        reals = {key: load_reference(registry, entry, progress=progress) for key, entry in reversed(firsts.items())}
         book = _Book(out, prof, plan, previous, overwrite=overwrite, progress=progress)
         cache = Path(cache_dir).expanduser() if cache_dir is not None else None
         runner.run(Trials(book.todo, reals, out, cache, progress), run_trial, book)
@@ -119,15 +120,8 @@ def _checked_plan(prof: BenchProfile, out: Path, registry: Registry, runner: Exe
     return plan, previous
 
 
-def references(registry: Registry, plan: list[PlannedTrial], *, progress: bool) -> dict[int, torch.Tensor]:
-    """The reference data of each part of the profile that ``plan`` covers, by the part's ``id``, loaded once."""
-    firsts = {id(entry.profile): entry for entry in reversed(plan)}  # each part's first entry, last part first
-    return {key: load_reference(registry, entry, progress=progress) for key, entry in reversed(firsts.items())}
-
-
 class _Book:
     """A bench's ``results.json`` as its trials finish, then other benches' trials it keeps."""
-
     def __init__(self, out: Path, profile: BenchProfile, plan: list[PlannedTrial], previous: list[TrialRecord], *,
                  overwrite: bool, progress: bool) -> None:
         self.out, self.profile = out, profile

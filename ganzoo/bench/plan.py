@@ -22,7 +22,6 @@ EXTENSION_JOINER = "+"
 
 class PlannedTrial(NamedTuple):
     """One trial of a bench: its profile part, row, seed, resolved config, evaluation interval and hash."""
-
     profile: BenchProfile
     row: str
     seed: int

@@ -18,9 +18,7 @@ from ..sweep.spec import SweepSpec
 
 class Budget(BaseModel):
     """One row's budget in a profile's ``budgets``: generator steps and, optionally, its evaluation interval."""
-
     model_config = ConfigDict(extra="forbid")
-
     steps: int = Field(gt=0, description="Generator steps per trial of this row.")
     eval_every: int | None = Field(None, ge=0, description="Evaluate every N generator steps (default: the "
                                                            "profile's eval_every).")
@@ -28,9 +26,7 @@ class Budget(BaseModel):
 
 class BenchProfile(BaseModel):
     """A benchmark protocol, loaded from a YAML profile (``benchmarks/profiles/*.yaml``) or built in code."""
-
     model_config = ConfigDict(extra="forbid")
-
     name: str = "custom"
     description: str = ""
     variants: list[str] = Field(default_factory=lambda: ["vanilla", "dcgan", "wgan-gp"], min_length=1)
@@ -87,8 +83,7 @@ class BenchProfile(BaseModel):
         return parts
 
     def budget(self, row: str, *fallbacks: str) -> Budget:
-        """The budget of ``row`` (``dcgan+ema``), else of the first of ``fallbacks`` (its variant) that has one, else
-        the profile's ``steps`` and ``eval_every``."""
+        """The budget of ``row`` (``dcgan+ema``), else of the first of ``fallbacks`` with one, else the profile's."""
         for name in (row, *fallbacks):
             if name in self.budgets:
                 found = self.budgets[name]
@@ -117,9 +112,7 @@ class Protocol(BaseModel):
     identity (:func:`trial_hash`). ``steps`` and ``eval_every`` are the trial's own budget (adding a row to
     ``budgets`` changes no other trial), and ``threads`` is hashed only when set (older hashes stay). The rest of
     a profile (presentation, rows and seeds, ``datasets``, Ray resources, ``sweep``) is left out by not being here."""
-
     model_config = ConfigDict(extra="forbid", frozen=True)
-
     dataset: str
     real_split: str
     steps: int
@@ -153,8 +146,7 @@ def _errors(exc: ValidationError) -> str:
 
 def load_profile(profile: str | Path | None = None, **changes: Any) -> BenchProfile:
     """Load a bundled profile by name (default ``default``) or a YAML file, then apply non-``None`` ``changes``."""
-    if profile is None:
-        profile = "default"
+    profile = "default" if profile is None else profile
     path = Path(profile)
     if not path.suffix:
         path = profiles_dir() / f"{profile}.yaml"

@@ -41,13 +41,11 @@ _COUNT_LIMIT = 2**53  # steps, image counts: beyond any run, and exact as a floa
 
 class _Record(BaseModel):
     """A part of a results file: the keys ganzoo reads are typed (strictly: ``"12"`` is no number), others kept."""
-
     model_config = ConfigDict(extra="allow", strict=True)
 
 
 class Scores(_Record):
     """Metric values by key (``final``, ``untrained``, ``best``, one evaluation of ``history``): numbers only."""
-
     __pydantic_extra__: dict[str, float]
 
     @property
@@ -58,7 +56,6 @@ class Scores(_Record):
 
 class Evaluation(Scores):
     """One entry of a trial's ``history``: the generator step it was made at, and its scores and timings."""
-
     step: int = Field(ge=0, le=_COUNT_LIMIT)
 
 
@@ -80,7 +77,6 @@ class Versions(_Record):
 
 class TrialProtocol(_Record):
     """What a trial's figures depend on besides its seed, as recorded (``ganzoo.bench.trial.trial_record``)."""
-
     profile: str
     dataset: str
     real_split: str
@@ -101,7 +97,6 @@ class Hardware(_Record):
 
 class Trial(_Record):
     """One trial of ``results.json`` (a :data:`TrialRecord`): a (row, seed) and how it ended."""
-
     variant: str = Field(min_length=1)
     seed: int = Field(ge=0, lt=_SEED_LIMIT)
     status: Literal[TRIAL_STATUSES]  # type: ignore[valid-type]
@@ -142,7 +137,6 @@ class Trial(_Record):
 
 class ResultsSchema(_Record):
     """The whole of ``results.json``: its format, the profile it was run with and its trials."""
-
     format: Literal[RESULTS_FORMAT]  # type: ignore[valid-type]
     profile: BenchProfile
     trials: list[Trial]
@@ -178,7 +172,6 @@ class SweepRow(_Record):
 
 class SweepSchema(_Record):
     """The whole of ``sweep.json``: the profile with its ``sweep`` section, and per row every trial Tune ran."""
-
     format: Literal[SWEEP_FORMAT]  # type: ignore[valid-type]
     profile: BenchProfile
     rows: dict[str, SweepRow]
@@ -195,7 +188,6 @@ class SweepSchema(_Record):
 @dataclass(frozen=True)
 class ResultsFile:
     """A results file that passed :class:`ResultsSchema`: its path, its JSON as written, and typed."""
-
     path: Path
     data: dict[str, Any]
     profile: BenchProfile
@@ -209,7 +201,7 @@ def results_path(path: str | Path, name: str = RESULTS_FILE) -> Path:
 
 
 def _load(path: Path, what: str, fmt: int, schema: type[BaseModel]) -> tuple[dict[str, Any], Any]:
-    """A results or sweep file's JSON, checked against ``schema``, with its profile :func:`_normalised`."""
+    """A results or sweep file's JSON checked against ``schema``, its profile's known keys as validation typed them."""
     try:
         data = _read_json(path, what)
         if not isinstance(data, dict) or data.get("format") != fmt:
@@ -217,7 +209,8 @@ def _load(path: Path, what: str, fmt: int, schema: type[BaseModel]) -> tuple[dic
         checked = _validate(schema, data, path, what)
     except RecursionError:
         raise ResultsFileError(f"{what} {str(path)!r} nests arrays or objects too deeply") from None
-    data["profile"] = _normalised(data["profile"], checked.profile)
+    known = set(data["profile"]) & set(BenchProfile.model_fields)
+    data["profile"] = {**data["profile"], **checked.profile.model_dump(mode="json", include=known)}
     return data, checked
 
 
@@ -243,11 +236,6 @@ def load_results(path: str | Path) -> dict[str, Any]:
 def load_sweep(path: str | Path) -> dict[str, Any]:
     """The JSON of a ``sweep.json`` (or of the one inside a sweep directory), checked against :class:`SweepSchema`."""
     return _load(results_path(path, SWEEP_FILE), "sweep file", SWEEP_FORMAT, SweepSchema)[0]
-
-
-def _normalised(raw: dict[str, Any], profile: BenchProfile) -> dict[str, Any]:
-    """``raw`` (a file's profile) with each known key in the type validation gave it; others as written."""
-    return {**raw, **profile.model_dump(mode="json", include=set(raw) & set(BenchProfile.model_fields))}
 
 
 def _read_json(path: Path, what: str) -> Any:

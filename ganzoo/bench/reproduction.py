@@ -20,7 +20,7 @@ from ..registry import Registry, get_registry
 from .harness import bench
 from .plan import EXTENSION_JOINER, plan_trials
 from .profile import BenchProfile
-from .records import TrialRecord, read_results
+from .records import Trial, TrialRecord, read_results
 
 #: The prediction interval's coverage: a re-run from another machine falls outside it 5% of the time by chance.
 CONFIDENCE = 0.95
@@ -37,7 +37,6 @@ COMPARED = tuple(m.key for m in METRICS if m.column)
 @dataclass(frozen=True)
 class Comparison:
     """One row's one metric: committed and re-run values by seed, the committed spread and the verdict."""
-
     variant: str
     metric: str
     committed: dict[int, float]  # seed -> value, every committed seed
@@ -62,7 +61,6 @@ class Comparison:
 @dataclass
 class Reproduction:
     """What :func:`reproduce` found: a comparison per row and metric, and the rows that did not reproduce."""
-
     results: Path  # the committed results file
     out: Path  # the re-run's bench directory
     seeds: list[int]
@@ -211,8 +209,12 @@ def reproduce(results: str | Path, *, out: str | Path | None = None, seeds: int 
         print(report.reproduced, report.rows)
     """
     loaded = read_results(results)
-    path, profile, committed = loaded.path, loaded.profile, loaded.data["trials"]
-    rows = _rows_asked(path, committed, variants)
+    path, profile, committed = loaded.path, loaded.profile, loaded.trials
+    rows = list(dict.fromkeys(t.variant for t in committed))
+    unknown = [v for v in variants or () if v not in rows]
+    if unknown:
+        raise UsageError(f"{str(path)!r} has no row {', '.join(map(repr, unknown))}; its rows: {', '.join(rows)}")
+    rows = [r for r in rows if r in variants] if variants else rows
     most = max(part.seeds for part in profile.parts())
     if seeds is not None and not 1 <= seeds <= most:
         raise UsageError(f"{str(path)!r} has seeds 0..{most - 1}; --seeds must be 1 to {most}")
@@ -220,30 +222,24 @@ def reproduce(results: str | Path, *, out: str | Path | None = None, seeds: int 
     out = Path(out) if out is not None else Path("runs/reproduce") / profile.name
     if out.resolve() == path.parent.resolve():
         raise UsageError(f"the re-run would overwrite the committed results in {str(out)!r}; give another --out")
-    mine = [t for t in committed if t["variant"] in rows]
-    if not any(key in (t.get("final") or {}) for t in mine if t["status"] == "ok" for key in COMPARED):
+    mine = [t for t in committed if t.variant in rows]
+    if not any(key in t.final.values for t in mine if t.status == "ok" and t.final for key in COMPARED):
         raise UsageError(f"nothing to compare: no finished trial of {str(path)!r} (rows {', '.join(rows)}) recorded "
                          f"a final score ({', '.join(COMPARED)}); a reproduction needs committed figures")
-    datasets = len({_dataset(t) for t in committed})
+    datasets = len({t.protocol.dataset for t in committed})
+    records = [r for r in loaded.data["trials"] if r["variant"] in rows]  # as written: compared with the re-run's
     rerun_profile = pin_former_defaults(_rerun_profile(profile, committed, rows, seeds, run_seeds,
-                                                       feature_extractor_weights), mine)
+                                                       feature_extractor_weights), records)
     rerun = bench(profile=rerun_profile, out=out, jobs=jobs, threads=_recorded_threads(profile, mine, jobs),
-                  progress=progress)
-    return _report(path, out, run_seeds, mine, rerun["trials"], datasets)
+                  progress=progress)["trials"]
+    return Reproduction(path, out, list(range(run_seeds)), compare(records, rerun, datasets),
+                        [f"{row_label(t, datasets)} seed {t['seed']}: {t['status']}, {t['reason']}"
+                         for t in rerun if t["status"] != "ok"], sorted({machine_type(t) for t in records}),
+                        sorted({machine_type(t) for t in rerun if t.get("hardware")}),
+                        list(dict.fromkeys(row_label(t, datasets) for t in records)))
 
 
-def _rows_asked(path: Path, committed: list[TrialRecord], variants: list[str] | None) -> list[str]:
-    """The committed rows to re-run: all, or those of ``variants`` (each checked to be one)."""
-    rows = list(dict.fromkeys(t["variant"] for t in committed))
-    if variants:
-        unknown = [v for v in variants if v not in rows]
-        if unknown:
-            raise UsageError(f"{str(path)!r} has no row {', '.join(map(repr, unknown))}; its rows: {', '.join(rows)}")
-        rows = [r for r in rows if r in variants]
-    return rows
-
-
-def _rerun_profile(profile: BenchProfile, committed: list[TrialRecord], rows: list[str], seeds: int | None,
+def _rerun_profile(profile: BenchProfile, committed: list[Trial], rows: list[str], seeds: int | None,
                    run_seeds: int, weights: str | Path | None) -> BenchProfile:
     """The committed ``profile`` restricted to ``rows`` and ``run_seeds`` (per dataset), with ``weights`` here."""
     update: dict[str, Any] = {"variants": rows, "seeds": run_seeds}
@@ -252,7 +248,7 @@ def _rerun_profile(profile: BenchProfile, committed: list[TrialRecord], rows: li
     if profile.datasets:  # each dataset re-runs the rows it has of those asked for, with its own seeds
         part_seeds = {part.dataset: part.seeds for part in profile.parts()}
         parts = {name: {**changes, "seeds": min(run_seeds, part_seeds[name]) if seeds is not None else part_seeds[name],
-                        "variants": [r for r in rows if any(t["variant"] == r and t["protocol"]["dataset"] == name
+                        "variants": [r for r in rows if any(t.variant == r and t.protocol.dataset == name
                                                             for t in committed)]}
                  for name, changes in profile.datasets.items()}
         if weights is not None:  # where the file is here, for a dataset naming its own too
@@ -263,19 +259,10 @@ def _rerun_profile(profile: BenchProfile, committed: list[TrialRecord], rows: li
     return profile.model_copy(update=update)
 
 
-def _recorded_threads(profile: BenchProfile, mine: list[TrialRecord], jobs: int) -> int | None:
+def _recorded_threads(profile: BenchProfile, mine: list[Trial], jobs: int) -> int | None:
     """The thread count a profile without one re-runs with: the recorded one, where the cores allow (else ``None``)."""
     if profile.threads is not None:
         return None
-    counts = {(t.get("hardware") or {}).get("threads") for t in mine}
+    counts = {t.hardware.threads if t.hardware else None for t in mine}
     recorded = counts.pop() if len(counts) == 1 else None
     return recorded if recorded is not None and recorded * jobs <= (os.cpu_count() or 1) else None
-
-
-def _report(path: Path, out: Path, run_seeds: int, mine: list[TrialRecord], rerun: list[TrialRecord],
-            datasets: int) -> Reproduction:
-    return Reproduction(path, out, list(range(run_seeds)), compare(mine, rerun, datasets),
-                        [f"{row_label(t, datasets)} seed {t['seed']}: {t['status']}, {t['reason']}"
-                         for t in rerun if t["status"] != "ok"], sorted({machine_type(t) for t in mine}),
-                        sorted({machine_type(t) for t in rerun if t.get("hardware")}),
-                        list(dict.fromkeys(row_label(t, datasets) for t in mine)))

@@ -22,7 +22,7 @@ from ..plots import plot_losses, plot_metrics
 from ..registry import get_registry
 from ..runlog import LOG_FILE
 from ..training.callbacks import Evaluation, Scorer
-from ..training.loop import Callback, RunState, TrainResult
+from ..training.loop import Callback, RunState
 from ..training.run import run_config, versions
 from ..training.trainer import Trainer
 from .plan import PlannedTrial
@@ -31,8 +31,7 @@ from .records import EVAL_SECONDS, LOST, TIMING_KEYS, TRAIN_SECONDS, TrialRecord
 
 #: The plots a trial draws into its run directory beside what the run itself writes.
 LOSS_PLOT, METRICS_PLOT = "loss.png", "metrics.png"
-# metric -> lower is better
-METRIC_DIRECTIONS = {m.key: m.lower_is_better for m in METRICS}
+METRIC_DIRECTIONS = {m.key: m.lower_is_better for m in METRICS}  # metric -> lower is better
 
 
 def hardware() -> dict[str, Any]:
@@ -57,9 +56,8 @@ def portable_extractor_info(info: dict[str, Any]) -> dict[str, Any]:
 
 def make_evaluator(real: torch.Tensor, profile: BenchProfile, seed: int, cache_dir: Path | None,
                    dataset_metrics: Callable[[torch.Tensor], dict[str, float]] | None = None) -> Scorer:
-    """A scorer for :class:`~ganzoo.training.callbacks.Evaluation`: ``profile.num_fake`` samples drawn by
-    :func:`~ganzoo.evaluation.evaluation_samples` for ``seed`` (as ``ganzoo evaluate`` draws them), scored by
-    :func:`~ganzoo.evaluation.score_samples` with the dataset's own ``dataset_metrics``."""
+    """A scorer for :class:`~ganzoo.training.callbacks.Evaluation`: ``profile.num_fake`` samples drawn for ``seed`` as
+    ``ganzoo evaluate`` draws them, scored by :func:`~ganzoo.evaluation.score_samples` with ``dataset_metrics``."""
     images = not real.is_floating_point()
 
     def evaluate(trainer: Trainer) -> dict[str, float]:
@@ -153,7 +151,6 @@ def _empty(trial_dir: Path) -> None:
 
 class TrialHistory(Callback):
     """Appends each evaluation of a trial to ``history``: the step, the scores and its timings."""
-
     def __init__(self, history: list[dict[str, Any]]) -> None:
         self.history = history
 
@@ -163,25 +160,18 @@ class TrialHistory(Callback):
                              EVAL_SECONDS: timing["eval_seconds"]})
 
 
-def train(entry: PlannedTrial, real: torch.Tensor, history: list[dict[str, Any]], *, progress: bool,
-          cache_dir: Path | None) -> TrainResult:
-    """Train ``entry.config`` under the profile's budget, each evaluation appended to ``history``."""
-    profile = entry.profile
-    evaluator = make_evaluator(real, profile, entry.seed, cache_dir,
-                               get_registry().datasets.get(profile.dataset).item.metrics)
-    return run_config(entry.config, progress=progress, max_seconds=profile.seconds, callbacks=[
-        Evaluation(evaluator, entry.eval_every, profile.eval_every_seconds), TrialHistory(history)])
-
-
 def _train_trial(entry: PlannedTrial, out: Path, real: torch.Tensor, *, progress: bool,
                  cache_dir: Path | None) -> TrialRecord:
-    """:func:`run_trial` in its locked, emptied run directory."""
-    record = trial_record(entry, real)
+    """:func:`run_trial` in its locked, emptied run directory: train under the profile's budget, record the history."""
+    record, profile = trial_record(entry, real), entry.profile
     record["hardware"] = hardware()  # the thread count too: figures depend on it
     started = time.perf_counter()
     history: list[dict[str, Any]] = []
     try:
-        result = train(entry, real, history, progress=progress, cache_dir=cache_dir)
+        evaluator = make_evaluator(real, profile, entry.seed, cache_dir,
+                                   get_registry().datasets.get(profile.dataset).item.metrics)
+        result = run_config(entry.config, progress=progress, max_seconds=profile.seconds, callbacks=[
+            Evaluation(evaluator, entry.eval_every, profile.eval_every_seconds), TrialHistory(history)])
     except DivergenceError as exc:
         record.update(status="diverged", reason=str(exc), diverged_at=exc.step)
     except GanzooError as exc:

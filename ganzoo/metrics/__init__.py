@@ -28,10 +28,8 @@ from .fidelity import DEFAULT_CACHE_DIR, extractor_info, histogram_kl, real_stat
 
 register()
 
-__all__ = [
-    "DEFAULT_CACHE_DIR", "GANZOO_MNIST", "INCEPTION", "PREPROCESSING", "SUPPORTED_EXTRACTORS", "WEIGHTS_PATH",
-    "WEIGHTS_SHA256", "FeatureExtractorGanzooMnist", "FeatureExtractorUnavailable", "MnistCNN",
-    "WeightsIntegrityError", "extractor_info", "histogram_kl", "inception_hub_path", "load_classifier",
-    "predict_digits", "real_stats_key", "register", "resolve_weights", "score_images", "uint8_to_input",
-    "verify_weights",
-]
+__all__ = ["DEFAULT_CACHE_DIR", "GANZOO_MNIST", "INCEPTION", "PREPROCESSING", "SUPPORTED_EXTRACTORS", "WEIGHTS_PATH",
+           "WEIGHTS_SHA256", "FeatureExtractorGanzooMnist", "FeatureExtractorUnavailable", "MnistCNN",
+           "WeightsIntegrityError", "extractor_info", "histogram_kl", "inception_hub_path", "load_classifier",
+           "predict_digits", "real_stats_key", "register", "resolve_weights", "score_images", "uint8_to_input",
+           "verify_weights"]

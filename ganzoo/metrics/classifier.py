@@ -18,6 +18,8 @@ WEIGHTS_PATH = Path(__file__).parent / "weights" / "mnist_cnn.safetensors"
 WEIGHTS_SHA256 = "057ded40dbc0abcf981703cbe5d996270ff7f4ebbefcd09519c9c773562fc7bd"
 FEATURE_DIM = 128
 NUM_CLASSES = 10
+#: Identifies :func:`uint8_to_input`; part of the real-statistics cache key. Bump it when that changes.
+PREPROCESSING = "ganzoo-mnist-v1:gray601,bilinear-antialias-28,uint8/127.5-1"
 
 
 class WeightsIntegrityError(GanzooError):
@@ -31,7 +33,6 @@ def _block(c_in: int, c_out: int, padding: int = 1) -> list[nn.Module]:
 
 class MnistCNN(nn.Module):
     """A compact CNN digit classifier (~140k parameters) without a bias in its last layer."""
-
     def __init__(self) -> None:
         super().__init__()
         self.body = nn.Sequential(
@@ -66,10 +67,6 @@ def uint8_to_input(images: torch.Tensor) -> torch.Tensor:
     return (x / 127.5 - 1.0).clamp_(-1.0, 1.0)
 
 
-#: Identifies :func:`uint8_to_input`; part of the real-statistics cache key. Bump it when that changes.
-PREPROCESSING = "ganzoo-mnist-v1:gray601,bilinear-antialias-28,uint8/127.5-1"
-
-
 def sha256_file(path: str | Path) -> str:
     """Hex sha256 of a file's bytes."""
     digest = hashlib.sha256()
@@ -88,19 +85,15 @@ def verify_weights(path: str | Path, expected_sha256: str = WEIGHTS_SHA256) -> s
             f"with the package) or recreate it with benchmarks/train_feature_extractor.py")
     # a file of another size is refused unread, and no digest of it is shown (a profile may name any file)
     bundled_size = WEIGHTS_PATH.stat().st_size if WEIGHTS_PATH.is_file() else None
-    if expected_sha256 == WEIGHTS_SHA256 and bundled_size is not None and path.stat().st_size != bundled_size:
-        raise WeightsIntegrityError(_not_the_weights(path, expected_sha256))
-    actual = sha256_file(path)
+    wrong_size = expected_sha256 == WEIGHTS_SHA256 and bundled_size is not None and path.stat().st_size != bundled_size
+    actual = None if wrong_size else sha256_file(path)
     if actual != expected_sha256:
-        raise WeightsIntegrityError(_not_the_weights(path, expected_sha256))
-    return actual
-
-
-def _not_the_weights(path: Path, expected_sha256: str) -> str:
-    return (f"{str(path)!r} is not the ganzoo-mnist classifier weights (sha256 {expected_sha256}): the file is "
+        raise WeightsIntegrityError(
+            f"{str(path)!r} is not the ganzoo-mnist classifier weights (sha256 {expected_sha256}): the file is "
             f"corrupt, tampered with, another file or not the classifier this ganzoo version was released with. "
             f"Reinstall ganzoo, or retrain with benchmarks/train_feature_extractor.py and update WEIGHTS_SHA256 in "
             f"ganzoo/metrics/classifier.py.")
+    return actual  # type: ignore[return-value]
 
 
 def load_classifier(path: str | Path | None = None, *, expected_sha256: str = WEIGHTS_SHA256) -> MnistCNN:

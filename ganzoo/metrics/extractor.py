@@ -39,7 +39,6 @@ class FeatureExtractorUnavailable(GanzooError):
 
 class FeatureExtractorGanzooMnist(FeatureExtractorBase):
     """torch-fidelity feature extractor around the bundled MNIST classifier (see the module docstring)."""
-
     def __init__(self, name: str, features_list: list[str], feature_extractor_weights_path: str | None = None,
                  **kwargs: object) -> None:
         super().__init__(name, features_list)
@@ -105,14 +104,10 @@ def resolve_weights(feature_extractor: str, weights: str | Path | None = None) -
         verify_weights(path)
         return path
     if feature_extractor == INCEPTION:
-        if weights is not None:
-            path = Path(weights).expanduser()
-            if not path.is_file():
-                raise _inception_unavailable(f"the weights file {str(path)!r} does not exist")
-        else:
-            path = inception_hub_path()
-            if not path.is_file():
-                raise _inception_unavailable(f"no weights file given and none at {str(path)!r}")
+        path = Path(weights).expanduser() if weights is not None else inception_hub_path()
+        if not path.is_file():
+            raise _inception_unavailable(f"the weights file {str(path)!r} does not exist" if weights is not None
+                                         else f"no weights file given and none at {str(path)!r}")
         verify_inception_weights(path)
         return path
     raise UnknownNameError("feature extractor", feature_extractor, list(SUPPORTED_EXTRACTORS))

@@ -25,7 +25,6 @@ BATCH_SIZE = 64  # torch-fidelity's default: features do not depend on it, speed
 
 class ImageTensorDataset(Dataset):
     """A ``uint8`` ``(N, C, H, W)`` tensor as a Dataset of ``(C, H, W)`` images, optionally gray->RGB."""
-
     def __init__(self, images: torch.Tensor, rgb: bool) -> None:
         self.images = images
         self.rgb = rgb and images.shape[1] == 1
@@ -76,6 +75,5 @@ def real_features(key: str, layers: list[str], compute: Callable[[], dict[str, t
     try:
         atomic_write_bytes(path, lambda f: f.write(save(features, metadata=meta)))
     except OSError as exc:
-        log.warning("cannot write the metric cache entry %s (%s); scoring without the cache", path,
-                    exc.strerror or exc)
+        log.warning("cannot write the metric cache entry %s (%s); scoring without the cache", path, exc.strerror or exc)
     return features

@@ -52,16 +52,13 @@ def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
     return sha256_file(path)
 
 
-def _file_sha256(path: Path) -> str:
-    stat = path.stat()
-    return _sha256_cached(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-
-
 def extractor_info(feature_extractor: str = GANZOO_MNIST, weights: str | Path | None = None) -> dict[str, str]:
     """Describe the protocol of ``feature_extractor``: name, weights file and sha256, preprocessing."""
     import torch_fidelity
     path = resolve_weights(feature_extractor, weights)
-    return {"name": feature_extractor, "sha256": _file_sha256(path), "weights_path": str(path),
+    stat = path.stat()
+    sha256 = _sha256_cached(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    return {"name": feature_extractor, "sha256": sha256, "weights_path": str(path),
             "preprocessing": preprocessing_of(feature_extractor),
             "feature_layer": "128" if feature_extractor == GANZOO_MNIST else "2048",
             "torch_fidelity_version": torch_fidelity.__version__}
@@ -108,38 +105,32 @@ def score_images(fake: torch.Tensor, real: torch.Tensor, *, feature_extractor: s
     The real features are cached in ``cache_dir`` (default ``~/.cache/ganzoo/fidelity``) under
     :func:`real_stats_key`; every figure is computed on fixed thread pools."""
     with scoring_threads():
-        return _score_images(fake, real, feature_extractor, feature_extractor_weights, cache_dir, kid_subset_size,
-                             verbose)
-
-
-def _score_images(fake: torch.Tensor, real: torch.Tensor, feature_extractor: str,
-                  feature_extractor_weights: str | Path | None, cache_dir: str | Path | None,
-                  kid_subset_size: int | None, verbose: bool) -> dict[str, float]:
-    fake = _check_images(fake, "fake")
-    real = _check_images(real, "real")
-    info = extractor_info(feature_extractor, feature_extractor_weights)
-    n, m = fake.shape[0], real.shape[0]
-    if kid_subset_size is None:
-        kid_subset_size = min(MAX_KID_SUBSET_SIZE, n, m)
-    if not 2 <= kid_subset_size <= min(n, m):
-        raise UsageError(f"kid_subset_size={kid_subset_size} must be between 2 and "
-                         f"min(len(fake), len(real)) = {min(n, m)}; leave it unset to use "
-                         f"min(1000, len(fake), len(real))")
-    cache_root = Path(cache_dir if cache_dir is not None else DEFAULT_CACHE_DIR).expanduser()  # made on first write
-    rgb = feature_extractor == INCEPTION
-    cuda = torch.cuda.is_available()
-    layers = {metric: extractor_layer(feature_extractor, metric) for metric in ("isc", "fid", "kid", "prc")}
-    extractor = create_extractor(feature_extractor, sorted(set(layers.values())), info["weights_path"],
-                                 "cuda" if cuda else "cpu")
-    fake_features = extract_features(extractor, fake, rgb, cuda=cuda, verbose=verbose)
-    real_feats = real_features(real_stats_key(real, feature_extractor, info["sha256"]), sorted(set(layers.values())),
-                               lambda: extract_features(extractor, real, rgb, cuda=cuda, verbose=verbose), cache_root)
-    # torch-fidelity's metric functions, with the arguments its calculate_metrics would pass them.
-    options = {"kid_subset_size": kid_subset_size, "isc_splits": min(MAX_ISC_SPLITS, n), "save_cpu_ram": True,
-               "verbose": verbose}
-    raw = {**isc_featuresdict_to_metric(fake_features, layers["isc"], **options),
-           **fid_statistics_to_metric(fid_featuresdict_to_statistics(fake_features, layers["fid"]),
-                                      fid_featuresdict_to_statistics(real_feats, layers["fid"]), verbose),
-           **kid_featuresdict_to_metric(fake_features, real_feats, layers["kid"], **options),
-           **prc_featuresdict_to_metric(fake_features, real_feats, layers["prc"], **options)}
-    return {ours: float(raw[theirs]) for theirs, ours in _FIDELITY_KEYS.items()}
+        fake = _check_images(fake, "fake")
+        real = _check_images(real, "real")
+        info = extractor_info(feature_extractor, feature_extractor_weights)
+        n, m = fake.shape[0], real.shape[0]
+        if kid_subset_size is None:
+            kid_subset_size = min(MAX_KID_SUBSET_SIZE, n, m)
+        if not 2 <= kid_subset_size <= min(n, m):
+            raise UsageError(f"kid_subset_size={kid_subset_size} must be between 2 and "
+                             f"min(len(fake), len(real)) = {min(n, m)}; leave it unset to use "
+                             f"min(1000, len(fake), len(real))")
+        cache_root = Path(cache_dir if cache_dir is not None else DEFAULT_CACHE_DIR).expanduser()  # made on first write
+        rgb = feature_extractor == INCEPTION
+        cuda = torch.cuda.is_available()
+        layers = {metric: extractor_layer(feature_extractor, metric) for metric in ("isc", "fid", "kid", "prc")}
+        names = sorted(set(layers.values()))
+        extractor = create_extractor(feature_extractor, names, info["weights_path"], "cuda" if cuda else "cpu")
+        fake_features = extract_features(extractor, fake, rgb, cuda=cuda, verbose=verbose)
+        real_feats = real_features(real_stats_key(real, feature_extractor, info["sha256"]), names,
+                                   lambda: extract_features(extractor, real, rgb, cuda=cuda, verbose=verbose),
+                                   cache_root)
+        # torch-fidelity's metric functions, with the arguments its calculate_metrics would pass them.
+        options = {"kid_subset_size": kid_subset_size, "isc_splits": min(MAX_ISC_SPLITS, n), "save_cpu_ram": True,
+                   "verbose": verbose}
+        raw = {**isc_featuresdict_to_metric(fake_features, layers["isc"], **options),
+               **fid_statistics_to_metric(fid_featuresdict_to_statistics(fake_features, layers["fid"]),
+                                          fid_featuresdict_to_statistics(real_feats, layers["fid"]), verbose),
+               **kid_featuresdict_to_metric(fake_features, real_feats, layers["kid"], **options),
+               **prc_featuresdict_to_metric(fake_features, real_feats, layers["prc"], **options)}
+        return {ours: float(raw[theirs]) for theirs, ours in _FIDELITY_KEYS.items()}

@@ -24,9 +24,7 @@ DISTRIBUTIONS = ("loguniform", "uniform", "choice", "randint")
 
 class SweepSpec(BaseModel):
     """A profile's ``sweep:`` section: what to search, how many configurations, how to schedule them."""
-
     model_config = ConfigDict(extra="forbid")
-
     space: dict[str, dict[str, Any]] = Field(
         min_length=1, description="Training config key (dotted for nested keys) -> one distribution: "
                                   "{loguniform: [low, high]}, {uniform: [low, high]}, {choice: [a, b, ...]} or "

@@ -51,12 +51,13 @@ from .spec import (
     nest,
 )
 
+# Tune's console reporting and checkpoint advice would bury the progress bar; a value the user set stays.
+_TUNE_QUIET = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
+
 
 class Search(Protocol):
     """What makes a row's search the same search (:func:`spec_hash`), ``threads`` even when unset."""
-
     model_config = ConfigDict(extra="forbid", frozen=True)
-
     budgets: dict[str, Budget]
     sweep: SweepSpec | None
     datasets: dict[str, dict[str, Any]]
@@ -72,7 +73,6 @@ def spec_hash(profile: BenchProfile, row: str) -> str:
 @dataclass(frozen=True)
 class _Row:
     """One row to search: its planned trial (config and budget as a bench's), what a Tune trial needs."""
-
     entry: PlannedTrial
     spec: SweepSpec
     real: torch.Tensor
@@ -101,7 +101,6 @@ def _tune_trial(params: dict[str, Any], *, row: _Row) -> None:
 
 class TuneReport(Callback):
     """Reports each evaluation of a sweep trial to Tune, with a checkpoint to resume the trial from."""
-
     def on_evaluation(self, run: RunState, scores: dict[str, float]) -> None:
         from ray import tune
         with tempfile.TemporaryDirectory() as folder:
@@ -193,10 +192,6 @@ def _sweep_profile(profile: str | Path | BenchProfile, *, variants: list[str] | 
     return prof
 
 
-# Tune's console reporting and checkpoint advice would bury the progress bar; a value the user set stays.
-_TUNE_QUIET = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
-
-
 @contextlib.contextmanager
 def _quiet_tune() -> Iterator[None]:
     added = [name for name in _TUNE_QUIET if name not in os.environ]
@@ -274,8 +269,7 @@ def _tuner(row: _Row, key: str, out: Path) -> Any:
         return tune.Tuner.restore(str(experiment), trainable=trainable, resume_errored=True)
     most = row.max_evaluations
     scheduler = (ASHAScheduler(time_attr="training_iteration", max_t=most, grace_period=min(spec.grace_period, most),
-                               reduction_factor=spec.reduction_factor)
-                 if spec.scheduler == "asha" else FIFOScheduler())
+                               reduction_factor=spec.reduction_factor) if spec.scheduler == "asha" else FIFOScheduler())
     space = spec.row_space(row.entry.row, row.entry.config.variant).items()
     pairs = ((key, *next(iter(dist.items()))) for key, dist in space)  # key, distribution, its arguments
     return tune.Tuner(trainable, param_space={key: tune.choice(args) if kind == "choice" else getattr(tune, kind)(*args)
@@ -312,5 +306,4 @@ def tuned_profile(profile: BenchProfile, rows: dict[str, Any], registry: Registr
             key = next((name for name in overrides if EXTENSION_JOINER not in name
                         and registry.variants.get(name).item.name == row), row)
         overrides[key] = merge(overrides.get(key, {}), nest(found["best"]["params"]))
-    return profile.model_copy(update={"name": f"{profile.name} (tuned)", "variant_overrides": overrides,
-                                      "sweep": None})
+    return profile.model_copy(update={"name": f"{profile.name} (tuned)", "variant_overrides": overrides, "sweep": None})

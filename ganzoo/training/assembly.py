@@ -1,9 +1,6 @@
-"""How a run is assembled: resolve the config from the variant, build G, D, the loss and the extensions, and
-check that they fit each other and the dataset.
-
-Components may come from different plugins (DCGAN's networks with the WGAN-GP loss); every check names
-the plugin at fault.
-"""
+"""How a run is assembled: resolve the config from the variant, build G, D, the loss and the extensions, and check
+that they fit each other and the dataset. Components may come from different plugins (DCGAN's networks with the
+WGAN-GP loss); every check names the plugin at fault."""
 
 from __future__ import annotations
 
@@ -33,16 +30,19 @@ from ..registry import Entry, Registry
 from .sampling import generate
 from .schedules import Schedule, find_schedules, values_at, with_values
 
+#: The keyword arguments a loss method may declare, and so receive (see :class:`ganzoo.Loss`).
+LOSS_KEYWORDS = {"discriminator_loss": ("real_labels", "fake_labels"),
+                 "generator_loss": ("real", "real_labels", "fake_labels")}
+#: The keyword arguments :meth:`ganzoo.Extension.discriminator_penalty` may declare, and so receive.
+PENALTY_KEYWORDS = ("fake", "fake_labels")
+
 
 class CompositionError(UsageError):
     """The chosen generator, discriminator, loss and dataset do not fit together."""
 
 
-def user_settings(
-    config: str | Path | dict[str, Any] | None = None,
-    overrides: list[str] | dict[str, Any] | None = None,
-    **explicit: Any,
-) -> tuple[dict[str, Any], str]:
+def user_settings(config: str | Path | dict[str, Any] | None = None,
+                  overrides: list[str] | dict[str, Any] | None = None, **explicit: Any) -> tuple[dict[str, Any], str]:
     """The layer the user sets, config file/dict < overrides < explicit keywords, read and parsed once; and the
     name of its source for error messages. Explicit keywords whose value is ``None`` are left out."""
     user: dict[str, Any] = {}
@@ -65,21 +65,13 @@ def user_settings(
     return user, source
 
 
-def resolve_config(
-    registry: Registry,
-    variant: str,
-    *,
-    config: str | Path | dict[str, Any] | None = None,
-    overrides: list[str] | dict[str, Any] | None = None,
-    source: str | None = None,
-    **explicit: Any,
-) -> TrainConfig:
-    """Resolve a run's config: variant defaults < config file/dict < overrides < explicit keywords.
-
-    ``overrides`` is a list of ``key=value`` strings (as ``--set`` takes them) or a dict of dotted keys.
-    Explicit keywords whose value is ``None`` are ignored, so CLI options can be passed straight through.
-    ``source`` names a dict ``config`` in error messages (see :func:`user_settings`).
-    """
+def resolve_config(registry: Registry, variant: str, *, config: str | Path | dict[str, Any] | None = None,
+                   overrides: list[str] | dict[str, Any] | None = None, source: str | None = None,
+                   **explicit: Any) -> TrainConfig:
+    """Resolve a run's config: variant defaults < config file/dict < overrides < explicit keywords. ``overrides`` is
+    a list of ``key=value`` strings (as ``--set`` takes them) or a dict of dotted keys. Explicit keywords whose value
+    is ``None`` are ignored, so CLI options can be passed straight through. ``source`` names a dict ``config`` in
+    error messages (see :func:`user_settings`)."""
     user, found = user_settings(config, overrides, **explicit)
     source = source or found
     variant_name = variant or user.get("variant")
@@ -106,13 +98,6 @@ def resolve_config(
     return validate_config(data, source)
 
 
-#: The keyword arguments a loss method may declare, and so receive (see :class:`ganzoo.Loss`).
-LOSS_KEYWORDS = {"discriminator_loss": ("real_labels", "fake_labels"),
-                 "generator_loss": ("real", "real_labels", "fake_labels")}
-#: The keyword arguments :meth:`ganzoo.Extension.discriminator_penalty` may declare, and so receive.
-PENALTY_KEYWORDS = ("fake", "fake_labels")
-
-
 def declared_keywords(method: Callable[..., Any], offered: tuple[str, ...]) -> tuple[str, ...]:
     """Which of ``offered`` ``method`` accepts as keyword arguments (all of them if it takes ``**kwargs``)."""
     try:
@@ -127,7 +112,6 @@ def declared_keywords(method: Callable[..., Any], offered: tuple[str, ...]) -> t
 
 class BuiltExtension(NamedTuple):
     """An extension a run built: its registered name, the plugin that registered it, the built object."""
-
     name: str
     plugin: str
     extension: Extension
@@ -136,7 +120,6 @@ class BuiltExtension(NamedTuple):
 @dataclass
 class Assembly:
     """The built parts of a run and the plugins that supplied each."""
-
     config: TrainConfig
     generator: nn.Module
     discriminator: nn.Module
@@ -223,15 +206,12 @@ def check_fit(assembly: Assembly, device: torch.device | str = "cpu") -> None:
     try:
         assembly.loss.check_discriminator(D)
     except ValueError as exc:
-        raise CompositionError(
-            f"loss {assembly.names['loss']!r} (plugin {assembly.plugins['loss']!r}) cannot train discriminator "
-            f"{dname!r} (plugin {dp!r}): {exc}"
-        ) from exc
+        raise CompositionError(f"loss {assembly.names['loss']!r} (plugin {assembly.plugins['loss']!r}) cannot train "
+                               f"discriminator {dname!r} (plugin {dp!r}): {exc}") from exc
 
 
 def _checked_generator_output(assembly: Assembly, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """G's batch for ``z`` (and ``y``, if G is conditional), refused unless it is finite floats of the dataset's
-    shape (in [-1, 1] for images)."""
+    """G's batch for ``z`` (and ``y`` if conditional), refused unless finite floats of the dataset's shape."""
     cfg, shape, n = assembly.config, assembly.image_shape, z.shape[0]
     gp, gname = assembly.plugins["generator"], assembly.names["generator"]
     call = "G(z, y)" if assembly.conditional_generator else "G(z)"
@@ -242,11 +222,9 @@ def _checked_generator_output(assembly: Assembly, z: torch.Tensor, y: torch.Tens
                           f"{tuple(z.shape)}: {type(exc).__name__}: {exc}", "register_generators") from exc
     if not isinstance(fake, torch.Tensor) or tuple(fake.shape) != (n, *shape):
         got = tuple(fake.shape)[1:] if isinstance(fake, torch.Tensor) else type(fake).__name__
-        raise CompositionError(
-            f"generator {gname!r} (plugin {gp!r}) makes images of shape {got}"
-            f" but dataset {cfg.dataset!r} has images of shape {shape}; choose a generator sized for "
-            f"this dataset or set image_size"
-        )
+        raise CompositionError(f"generator {gname!r} (plugin {gp!r}) makes images of shape {got} but dataset "
+                               f"{cfg.dataset!r} has images of shape {shape}; choose a generator sized for this "
+                               "dataset or set image_size")
     if not fake.is_floating_point():
         raise PluginError(gp, f"generator {gname!r} returned {fake.dtype} images; return floats in [-1, 1]",
                           "register_generators")
@@ -264,16 +242,13 @@ def _checked_generator_output(assembly: Assembly, z: torch.Tensor, y: torch.Tens
 
 
 def _check_discriminator_output(assembly: Assembly, seen: torch.Tensor, y: torch.Tensor) -> None:
-    """Refuse a D that cannot take ``seen`` or does not give one score per sample (and class logits, for a
-    classifier discriminator)."""
+    """Refuse a D that cannot take ``seen`` or gives not one score per sample (and class logits if a classifier)."""
     D, dp, dname = assembly.discriminator, assembly.plugins["discriminator"], assembly.names["discriminator"]
     try:
         out = D(seen, y) if assembly.conditional_discriminator else D(seen)
     except Exception as exc:
-        raise CompositionError(
-            f"discriminator {dname!r} (plugin {dp!r}) cannot take images of shape "
-            f"{tuple(seen.shape[1:])}: {type(exc).__name__}: {exc}"
-        ) from exc
+        raise CompositionError(f"discriminator {dname!r} (plugin {dp!r}) cannot take images of shape "
+                               f"{tuple(seen.shape[1:])}: {type(exc).__name__}: {exc}") from exc
     score = out
     if assembly.classifier_discriminator:
         if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], torch.Tensor)
@@ -289,11 +264,9 @@ def _check_discriminator_output(assembly: Assembly, seen: torch.Tensor, y: torch
 
 
 def check_labels_fit(entries: dict[str, Any], names: dict[str, str], loss: Any) -> dict[str, tuple[str, ...]]:
-    """Refuse a loss that cannot train the discriminator (labels, class logits); return the keyword arguments
-    each loss method declared."""
+    """Refuse a loss that cannot train the discriminator (labels, class logits); return its methods' keywords."""
     d, spec = entries["discriminator"].item, entries["loss"].item
-    keywords = {method: declared_keywords(getattr(loss, method), offered)
-                for method, offered in LOSS_KEYWORDS.items()}
+    keywords = {method: declared_keywords(getattr(loss, method), offered) for method, offered in LOSS_KEYWORDS.items()}
     lname = f"loss {names['loss']!r} (plugin {entries['loss'].plugin!r})"
     dname = f"discriminator {names['discriminator']!r} (plugin {entries['discriminator'].plugin!r})"
     if (d.conditional or d.classifier) and not {"real_labels", "fake_labels"} <= set(keywords["discriminator_loss"]):
@@ -354,10 +327,8 @@ def discriminator_shape(extensions: list[BuiltExtension], config: TrainConfig,
     return tuple(x.shape[1:])
 
 
-def assemble(
-    registry: Registry, config: TrainConfig, image_shape: tuple[int, ...], device: torch.device | str = "cpu",
-    num_classes: int | None = None,
-) -> Assembly:
+def assemble(registry: Registry, config: TrainConfig, image_shape: tuple[int, ...], device: torch.device | str = "cpu",
+             num_classes: int | None = None) -> Assembly:
     """Build and check the generator, discriminator, loss and extensions a config names, for a dataset with
     ``num_classes`` classes (``None``: unlabelled). Seeds nothing itself."""
     names, entries = _components(registry, config)
@@ -372,9 +343,8 @@ def assemble(
     d_classes = {"num_classes": num_classes} if (d_spec.conditional or d_spec.classifier) else {}
     G = _build(entries["generator"].plugin, "register_generators", f"generator {names['generator']!r}",
                g_spec.build, config.latent_dim, image_shape, **g_classes, **config.generator_options)
-    D = _build(entries["discriminator"].plugin, "register_discriminators",
-               f"discriminator {names['discriminator']!r}", d_spec.build, d_shape, **d_classes,
-               **config.discriminator_options)
+    D = _build(entries["discriminator"].plugin, "register_discriminators", f"discriminator {names['discriminator']!r}",
+               d_spec.build, d_shape, **d_classes, **config.discriminator_options)
     loss = _build(entries["loss"].plugin, "register_losses", f"loss {names['loss']!r}", entries["loss"].item.build,
                   **built.loss_options)
     _check_built(names, entries, G, D, loss)
@@ -384,13 +354,12 @@ def assemble(
     if config.init == "normal":
         init_weights(G, config.init_std)
         init_weights(D, config.init_std)
-    assembly = Assembly(
-        config=config, generator=G.to(device), discriminator=D.to(device), loss=loss,
-        plugins={role: entry.plugin for role, entry in entries.items()}, names=names, image_shape=image_shape,
-        num_classes=num_classes if labelled else None, conditional_generator=g_spec.conditional,
-        conditional_discriminator=d_spec.conditional, classifier_discriminator=d_spec.classifier,
-        loss_keywords=keywords, extensions=extensions, discriminator_shape=d_shape, schedules=schedules,
-    )
+    assembly = Assembly(config=config, generator=G.to(device), discriminator=D.to(device), loss=loss,
+                        plugins={role: entry.plugin for role, entry in entries.items()}, names=names,
+                        image_shape=image_shape, num_classes=num_classes if labelled else None,
+                        conditional_generator=g_spec.conditional, conditional_discriminator=d_spec.conditional,
+                        classifier_discriminator=d_spec.classifier, loss_keywords=keywords, extensions=extensions,
+                        discriminator_shape=d_shape, schedules=schedules)
     check_fit(assembly, device)
     return assembly
 
@@ -400,11 +369,8 @@ def _components(registry: Registry, config: TrainConfig) -> tuple[dict[str, str]
     registry entries; a name no plugin registers is refused, saying where it came from."""
     variant_entry = registry.variants.get(config.variant)
     variant = variant_entry.item
-    names = {
-        "generator": config.generator or variant.generator,
-        "discriminator": config.discriminator or variant.discriminator,
-        "loss": config.loss or variant.loss,
-    }
+    names = {"generator": config.generator or variant.generator,
+             "discriminator": config.discriminator or variant.discriminator, "loss": config.loss or variant.loss}
     tables = {"generator": registry.generators, "discriminator": registry.discriminators, "loss": registry.losses}
     entries: dict[str, Entry[Any]] = {}
     for role, name in names.items():
@@ -423,15 +389,15 @@ def _check_data_fits(config: TrainConfig, names: dict[str, str], entries: dict[s
     for role in ("generator", "discriminator"):
         spec = entries[role].item
         if (getattr(spec, "conditional", False) or getattr(spec, "classifier", False)) and num_classes is None:
-            raise CompositionError(
-                f"{role} {names[role]!r} (plugin {entries[role].plugin!r}) is conditional and needs class labels, "
-                f"but dataset {config.dataset!r} has none; choose a labelled dataset or an unconditional {role}")
+            raise CompositionError(f"{role} {names[role]!r} (plugin {entries[role].plugin!r}) is conditional and "
+                                   f"needs class labels, but dataset {config.dataset!r} has none; choose a labelled "
+                                   f"dataset or an unconditional {role}")
     for role in ("generator", "discriminator"):
         if len(image_shape) != 3 and not getattr(entries[role].item, "vectors", False):  # e.g. 2-D points
-            raise CompositionError(
-                f"dataset {config.dataset!r} holds samples of shape {tuple(image_shape)}, not images (C, H, W), "
-                f"and {role} {names[role]!r} (plugin {entries[role].plugin!r}) is built for images only; "
-                f"choose one registered with vectors=True (the mlp {role}: --set {role}=mlp, or variant vanilla)")
+            raise CompositionError(f"dataset {config.dataset!r} holds samples of shape {tuple(image_shape)}, not "
+                                   f"images (C, H, W), and {role} {names[role]!r} (plugin {entries[role].plugin!r}) "
+                                   f"is built for images only; choose one registered with vectors=True (the mlp "
+                                   f"{role}: --set {role}=mlp, or variant vanilla)")
 
 
 def _check_extensions_fit(registry: Registry, config: TrainConfig, extensions: list[BuiltExtension],
@@ -440,11 +406,10 @@ def _check_extensions_fit(registry: Registry, config: TrainConfig, extensions: l
     if len(image_shape) != 3:
         for name, plugin, ext in extensions:
             if implements(ext, "augment") and not registry.extensions.get(name).item.vectors:
-                raise CompositionError(
-                    f"extension {name!r} (plugin {plugin!r}) augments images, but dataset {config.dataset!r} holds "
-                    f"samples of shape {tuple(image_shape)}, not images (C, H, W); leave {name!r} out of "
-                    f"extensions for this dataset (an extension that also transforms such samples is registered "
-                    f"with vectors=True)")
+                raise CompositionError(f"extension {name!r} (plugin {plugin!r}) augments images, but dataset "
+                                       f"{config.dataset!r} holds samples of shape {tuple(image_shape)}, not images "
+                                       f"(C, H, W); leave {name!r} out of extensions for this dataset (an extension "
+                                       "that also transforms such samples is registered with vectors=True)")
     samplers = [e.name for e in extensions if implements(e.extension, "sampling_generator")]
     if len(samplers) > 1:
         raise CompositionError(f"extensions {', '.join(map(repr, samplers))} each replace the sampling generator; "
@@ -464,8 +429,7 @@ def _check_built(names: dict[str, str], entries: dict[str, Entry[Any]], G: objec
 
 def _check_schedulable(schedules: list[Schedule], names: dict[str, str], entries: dict[str, Entry[Any]],
                        loss: object, extensions: list[BuiltExtension]) -> None:
-    """Refuse a scheduled option that its component does not keep as an attribute of the same name: ganzoo
-    sets that attribute before every step."""
+    """Refuse a scheduled option its component does not keep as an attribute of that name (set before every step)."""
     owners = {"loss_options": (loss, f"loss {names['loss']!r} (plugin {entries['loss'].plugin!r})")}
     owners.update({f"extensions.{e.name}": (e.extension, f"extension {e.name!r} (plugin {e.plugin!r})")
                    for e in extensions})

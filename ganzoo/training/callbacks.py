@@ -55,7 +55,6 @@ def loss_record(run: RunState) -> dict[str, Any]:
 class Divergence(Callback):
     """Stop the run (:class:`~ganzoo.errors.DivergenceError`) at a non-finite loss or one beyond
     :data:`DIVERGED_LOSS`. First in the list, so nothing logs a blown-up step."""
-
     def on_step_end(self, run: RunState) -> None:
         d, g = run.d_loss, run.g_loss
         if not (math.isfinite(d) and math.isfinite(g)):
@@ -67,7 +66,6 @@ class Divergence(Callback):
 
 class ProgressBar(Callback):
     """A tqdm bar on rank 0: seconds of training with a time budget (its ETA is then right), else steps."""
-
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
         self.bar: tqdm | None = None
@@ -97,7 +95,6 @@ class ProgressBar(Callback):
 class LossLog(Callback):
     """``log.jsonl`` in the run directory: one line per logged step (:func:`loss_record`). A resumed run drops
     the lines after its checkpoint's step first (written by the run that was interrupted)."""
-
     def __init__(self) -> None:
         self.file: IO[str] | None = None
 
@@ -120,7 +117,6 @@ class LossLog(Callback):
 class TensorBoard(Callback):
     """TensorBoard event files in the run directory (when tensorboard is installed), with the tags of
     :mod:`ganzoo.runlog`: losses and throughput at logged steps, every evaluation, every sample grid."""
-
     def __init__(self) -> None:
         self.writer: SummaryWriter | None = None
 
@@ -155,7 +151,6 @@ class TensorBoard(Callback):
 class SampleGrids(Callback):
     """The fixed-latent samples: ``samples/step-N.png`` every ``sample_every`` steps and ``samples.png`` at the
     end, a scatter plot over real points for non-image data."""
-
     def on_run_start(self, run: RunState) -> None:
         (run.out / SAMPLES_DIR).mkdir(exist_ok=True)
 
@@ -176,7 +171,6 @@ class SampleGrids(Callback):
         images = trainer.sample()
         if trainer.reference_points is not None:  # 2-D points and other non-image samples
             from ..plots import plot_points  # matplotlib: only runs that draw points pay for its import
-
             plot_points(trainer.reference_points, images.cpu(), path, f"{trainer.config.variant}, step {run.step}")
             run.record_samples(read_png(path))
             return
@@ -186,7 +180,6 @@ class SampleGrids(Callback):
 
 class Checkpoints(Callback):
     """A checkpoint every ``checkpoint_every`` steps (the newest ``keep_last`` kept) and one at the end."""
-
     def on_step_end(self, run: RunState) -> None:
         cfg = run.trainer.config
         if cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0 and run.step < cfg.steps \
@@ -199,7 +192,6 @@ class Checkpoints(Callback):
 
 class GeneratorExport(Callback):
     """``generator.safetensors``: the final sampling generator with what rebuilds it, for ``ganzoo sample``."""
-
     def on_run_end(self, run: RunState) -> None:
         if not run.is_main:
             return
@@ -214,20 +206,17 @@ class GeneratorExport(Callback):
 class ResultFile(Callback):
     """``result.json``: the run's :class:`~ganzoo.training.loop.TrainResult`, when it ended by its budget or
     diverged (then ``stopped_by`` says ``diverged``, with the step and the reason)."""
-
     def on_run_exit(self, run: RunState, error: BaseException | None) -> None:
         if run.is_main and (error is None or isinstance(error, DivergenceError)):
             (run.out / RESULT_FILE).write_text(json.dumps(run.result().to_json(), indent=2) + "\n")
 
 
 class Evaluation(Callback):
-    """Score the sampling generator with ``score(trainer)`` every ``every`` steps and/or every ``every_seconds``
-    of training, at step 0 (the untrained generator, unless ``at_start=False``) and at the end, on rank 0, and
-    report the scores (:meth:`~ganzoo.training.loop.RunState.record_evaluation`, with the seconds it took).
-
-    The global random generators (python, numpy, torch) are restored after each call, so scoring never changes
-    the training trajectory; a scorer that wants reproducible scores draws from its own generator."""
-
+    """Score the sampling generator with ``score(trainer)`` every ``every`` steps and/or every ``every_seconds`` of
+    training, at step 0 (the untrained generator, unless ``at_start=False``) and at the end, on rank 0, and report the
+    scores (:meth:`~ganzoo.training.loop.RunState.record_evaluation`, with the seconds it took). The global random
+    generators (python, numpy, torch) are restored after each call, so scoring never changes the training
+    trajectory; a scorer that wants reproducible scores draws from its own generator."""
     def __init__(self, score: Scorer, every: int = 0, every_seconds: float = 0.0, at_start: bool = True) -> None:
         self.score, self.every, self.every_seconds, self.at_start = score, every, every_seconds, at_start
         self.next_at = math.inf

@@ -1,14 +1,9 @@
-"""The training loop: steps of a :class:`~ganzoo.training.trainer.Trainer`, and callbacks around them.
-
-:func:`run_loop` is all there is: it calls :meth:`Trainer.train_step` until the step budget (or the budget of
+"""The training loop: :func:`run_loop` calls :meth:`Trainer.train_step` until the step budget (or the budget of
 training seconds) is spent and tells its callbacks what happened, in list order, at the six points of
-:class:`Callback`.
-
-Everything else a run does (the progress bar, stopping on divergence, ``log.jsonl``, TensorBoard, sample grids,
-checkpoints, evaluations, the exported generator, ``result.json``) is a callback of
-:mod:`ganzoo.training.callbacks`; the bench, the sweep and any caller of :func:`ganzoo.train` add behaviour the
-same way. Time spent in callbacks is not counted as training time.
-"""
+:class:`Callback`. Everything else a run does (the progress bar, stopping on divergence, ``log.jsonl``, TensorBoard,
+sample grids, checkpoints, evaluations, the exported generator, ``result.json``) is a callback of
+:mod:`ganzoo.training.callbacks`; the bench, the sweep and any caller of :func:`ganzoo.train` add behaviour the same
+way. Time spent in callbacks is not counted as training time."""
 
 from __future__ import annotations
 
@@ -33,7 +28,6 @@ STOPPED_BY_STEPS, STOPPED_BY_SECONDS, STOPPED_BY_DIVERGENCE = "steps", "seconds"
 class TrainResult:
     """What a run reports (also written to ``out/result.json``); a diverged run has ``stopped_by`` ``diverged``,
     ``diverged_at`` and ``reason``, and no checkpoint or samples."""
-
     out: Path
     variant: str
     steps: int
@@ -51,8 +45,7 @@ class TrainResult:
     reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        return {k: str(v) if isinstance(v, Path) else v for k, v in data.items()}
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
 
 
 class Callback:
@@ -60,7 +53,6 @@ class Callback:
     the :class:`RunState`. Under torchrun every rank calls every callback: check ``run.is_main`` before writing
     files. Whatever a callback draws from the global random generators shifts training unless it restores them
     (:class:`~ganzoo.training.callbacks.Evaluation` does)."""
-
     def on_run_start(self, run: RunState) -> None:
         """Before the first step of this call (``run.step`` is the checkpoint's on a resumed run)."""
 
@@ -84,7 +76,6 @@ class Callback:
 @dataclass
 class RunState:
     """A run in progress, as callbacks see it."""
-
     trainer: Trainer
     out: Path
     callbacks: Sequence[Callback]
@@ -131,8 +122,7 @@ class RunState:
             getattr(callback, point)(self, *args)
 
     def record_evaluation(self, scores: dict[str, float], seconds: float | None = None) -> None:
-        """Add scores of the sampling generator at this step (and the ``seconds`` scoring took) to
-        :attr:`evaluations`, then tell every callback."""
+        """Add this step's scores (and the ``seconds`` scoring took) to :attr:`evaluations`; tell every callback."""
         entry = {"step": self.step, "train_seconds": round(self.train_seconds, 3), **scores}
         if seconds is not None:
             entry["eval_seconds"] = round(seconds, 3)
@@ -145,8 +135,7 @@ class RunState:
 
     def result(self) -> TrainResult:
         """The run as :class:`TrainResult`."""
-        trainer, cfg = self.trainer, self.trainer.config
-        assembly = trainer.assembly
+        cfg, assembly = self.trainer.config, self.trainer.assembly
         diverged = self.error.step if isinstance(self.error, DivergenceError) else None
         return TrainResult(
             out=self.out, variant=cfg.variant, steps=self.step, images_seen=self.step * self.images_per_step,
@@ -160,9 +149,8 @@ class RunState:
 
 def run_loop(trainer: Trainer, out: Path, callbacks: Sequence[Callback] = (), *,
              max_seconds: float | None = None) -> TrainResult:
-    """Train until ``config.steps`` generator steps (or ``max_seconds`` of training), calling ``callbacks``
-    at the points of :class:`Callback` around the steps; return what the run did. ``out`` is the run directory, created
-    if missing; the standard callbacks (:func:`~ganzoo.training.callbacks.standard_callbacks`) write there."""
+    """Train until ``config.steps`` generator steps (or ``max_seconds`` of training), calling ``callbacks`` at the
+    points of :class:`Callback`; return what the run did. The standard callbacks write in ``out`` (made if missing)."""
     out.mkdir(parents=True, exist_ok=True)
     run = RunState(trainer, out, list(callbacks), max_seconds, start_step=trainer.step)
     try:

@@ -34,11 +34,8 @@ CONFIG_FILE = "config.yaml"
 
 def versions() -> dict[str, Any]:
     """Versions that pin a run: ganzoo, torch, and each plugin's distribution."""
-    return {
-        "ganzoo": version(),
-        "torch": str(torch.__version__),
-        "plugins": {p.name: f"{p.distribution} {p.version}" for p in list_plugins()},
-    }
+    return {"ganzoo": version(), "torch": str(torch.__version__),
+            "plugins": {p.name: f"{p.distribution} {p.version}" for p in list_plugins()}}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -54,13 +51,10 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def build_trainer(cfg: TrainConfig, data: ImageData | None = None, *, device: torch.device | None = None,
+def build_trainer(cfg: TrainConfig, data: ImageData, *, device: torch.device | None = None,
                   dist_info: DistInfo | None = None, progress: bool = False) -> Trainer:
-    """Seed, assemble and build the trainer of ``cfg`` on ``data`` (default: the config's training split)."""
+    """Seed, assemble and build the trainer of ``cfg`` on ``data`` (its training split)."""
     device = device or resolve_device(cfg.device)
-    if data is None:
-        data = load_images(get_registry(), cfg.dataset, split="train", root=cfg.data_root, download=cfg.download,
-                           image_size=cfg.image_size)
     seed_everything(cfg.seed)
     assembly = assemble(get_registry(), cfg, data.image_shape, device, num_classes=data.num_classes)
     return Trainer(assembly, data, device, versions(), dist_info=dist_info, progress=progress)
@@ -68,8 +62,7 @@ def build_trainer(cfg: TrainConfig, data: ImageData | None = None, *, device: to
 
 @contextmanager
 def _determinism(enabled: bool) -> Iterator[None]:
-    """Deterministic algorithms for the length of a run when ``enabled``; the process-wide switch is left as
-    it was found."""
+    """Deterministic algorithms for the length of a run when ``enabled``; the process-wide switch is left as it was."""
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     if enabled:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # what deterministic cuBLAS needs
@@ -87,7 +80,8 @@ def run_config(cfg: TrainConfig, state: dict[str, Any] | None = None, *, progres
     run the loop with :func:`~ganzoo.training.callbacks.standard_callbacks` and then ``callbacks``, for
     ``cfg.steps`` steps or ``max_seconds`` of training. Under torchrun each rank trains its slice (DDP)."""
     info, device = distributed.setup(resolve_device(cfg.device))
-    distributed.check_sync_batchnorm(cfg.sync_batchnorm, device)
+    if cfg.sync_batchnorm and device.type != "cuda":
+        raise ConfigError("sync_batchnorm: SyncBatchNorm needs CUDA devices; on the CPU leave it off")
     trainer = None
     try:
         with _determinism(cfg.deterministic):

@@ -1,12 +1,9 @@
-"""Hyperparameters given as schedules: ``lr_g: {cosine: [2.0e-4, 5.0e-5], over: 10000}``.
-
-A schedulable value (``lr_g``, ``lr_d``, each of ``betas``, a numeric option in ``loss_options`` or of an
-extension) may be a mapping whose one key besides ``over`` and ``unit`` names a registered kind of schedule
-(:class:`ganzoo.ScheduleSpec`; built in: ``constant``, ``linear``, ``cosine``, ``piecewise``). Components are
-built with each schedule's value at step 0; before every step the trainer computes every value at that step
-(a pure function of the step, so a resumed run is exact) and sets it: the optimisers' ``lr`` and ``betas``,
-and the attribute of the same name on the loss or extension whose option it is.
-"""
+"""Hyperparameters given as schedules: ``lr_g: {cosine: [2.0e-4, 5.0e-5], over: 10000}``. A schedulable value (``lr_g``,
+``lr_d``, each of ``betas``, a numeric option in ``loss_options`` or of an extension) may be a mapping whose one key
+besides ``over`` and ``unit`` names a registered kind of schedule (:class:`ganzoo.ScheduleSpec`; built in: ``constant``,
+``linear``, ``cosine``, ``piecewise``). Components are built with each schedule's value at step 0; before every step the
+trainer computes every value at that step (a pure function of the step, so a resumed run is exact) and sets it: the
+optimisers' ``lr`` and ``betas``, and the attribute of the same name on the loss or extension whose option it is."""
 
 from __future__ import annotations
 
@@ -23,15 +20,11 @@ from ..registry import Registry
 SCHEDULE_KEYS = ("over", "unit")
 #: What a schedule counts: generator steps done, or real images shown to the discriminator.
 UNITS = ("steps", "images")
-#: The training config keys that may be schedules (besides options of the loss and of extensions).
-SCHEDULABLE = ("lr_g", "lr_d", "betas.0", "betas.1")
 
 
 @dataclass(frozen=True)
 class Schedule:
-    """One scheduled value: where it is in the config (``lr_g``, ``betas.1``, ``loss_options.gamma``,
-    ``extensions.r1.gamma``), its kind and arguments."""
-
+    """One scheduled value: its config key (``lr_g``, ``betas.1``, ``loss_options.gamma``, ...), kind and arguments."""
     key: str
     spec: ScheduleSpec
     args: Any
@@ -69,9 +62,8 @@ def parse_schedule(registry: Registry, key: str, value: dict[str, Any]) -> Sched
 
 
 def find_schedules(registry: Registry, config: TrainConfig) -> list[Schedule]:
-    """Every schedule of ``config``. An option of the loss or of an extension is a schedule when it is a
-    mapping whose one key besides ``over`` and ``unit`` is a registered kind; ``lr_g``, ``lr_d`` and ``betas``
-    that are mappings must be schedules."""
+    """Every schedule of ``config``: ``lr_g``, ``lr_d`` and ``betas`` that are mappings, and each option of the loss or
+    an extension that is a mapping whose one key besides ``over`` and ``unit`` is a registered kind."""
     top = {"lr_g": config.lr_g, "lr_d": config.lr_d, "betas.0": config.betas[0], "betas.1": config.betas[1]}
     found = [parse_schedule(registry, key, value) for key, value in top.items() if isinstance(value, dict)]
     options = {f"loss_options.{k}": v for k, v in config.loss_options.items()}

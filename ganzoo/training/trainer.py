@@ -1,12 +1,8 @@
-"""Where a step happens: :class:`Trainer` holds everything a run must carry across a restart and
-:meth:`Trainer.train_step` is the only place a step happens.
-
-Read it top to bottom: the trainer owns the networks, optimisers, data position, random states and extension
-states behind ``state_dict()`` / ``load_state_dict()``; :meth:`Trainer.train_step` runs ``n_critic``
-discriminator updates, then one generator update, with the points where extensions act named there. What
+"""Where a step happens: :class:`Trainer` owns the networks, optimisers, data position, random states and extension
+states behind ``state_dict()`` / ``load_state_dict()``; :meth:`Trainer.train_step`, the only place a step happens,
+runs ``n_critic`` discriminator updates, then one generator update, naming the points where extensions act. What
 happens around the steps (logs, grids, checkpoints, evaluations) is added by the callbacks of
-:func:`ganzoo.training.loop.run_loop`.
-"""
+:func:`ganzoo.training.loop.run_loop`."""
 
 from __future__ import annotations
 
@@ -35,9 +31,9 @@ CHECKPOINT_FORMAT = 2
 #: Points drawn (real and generated) in the scatter plot that replaces the sample grid for non-image data.
 SCATTER_POINTS = 2500
 # What a format-1 checkpoint (the first format, from before labels and extensions) holds.
-STATE_KEYS_FORMAT_1 = ("format", "step", "critic_position", "generator", "discriminator", "opt_g", "opt_d",
-                       "scaler_d", "scaler_g", "data", "world_size", "noise", "rng", "config", "components",
-                       "image_shape", "versions")
+STATE_KEYS_FORMAT_1 = ("format", "step", "critic_position", "generator", "discriminator", "opt_g", "opt_d", "scaler_d",
+                       "scaler_g", "data", "world_size", "noise", "rng", "config", "components", "image_shape",
+                       "versions")
 # What Trainer.state_dict() writes; a checkpoint missing any of these cannot be resumed exactly.
 STATE_KEYS = (*STATE_KEYS_FORMAT_1, "num_classes", "extensions", "sample_generator")
 #: The points of a step where extensions act, besides ``setup`` (see :class:`ganzoo.Extension`).
@@ -56,23 +52,19 @@ def make_optimizer(name: str, params: Iterable[nn.Parameter], lr: float, betas: 
 
 
 class DiscriminatorView:
-    """The discriminator as losses and extensions call it: ``D(x)``, or ``D(x, labels)`` when it is conditional
-    (an unconditional one ignores labels), with every extension's :meth:`~ganzoo.Extension.augment` and then
-    :meth:`~ganzoo.Extension.discriminator_input` applied to ``x`` first (``augments``, in that order), so that
-    whatever the loss feeds D (real, fake, interpolates) is seen the same way."""
-
+    """The discriminator as losses and extensions call it: ``D(x)``, or ``D(x, labels)`` when it is conditional (an
+    unconditional one ignores labels), with ``augments`` (every extension's :meth:`~ganzoo.Extension.augment`, then
+    :meth:`~ganzoo.Extension.discriminator_input`) applied to ``x`` first, so all the loss feeds D is seen alike."""
     def __init__(self, D: nn.Module, conditional: bool, augments: list[Callable[[torch.Tensor], torch.Tensor]],
                  name: str, joint: bool = False) -> None:
         self.D, self.conditional, self.augments, self.name, self.joint = D, conditional, augments, name, joint
-        #: the batches whose scores are recorded into :attr:`scores` (see :meth:`watch`), by role
-        self.watched: dict[str, torch.Tensor] = {}
-        self.scores: dict[str, Any] = {}
+        self.watch()
 
     def watch(self, real: torch.Tensor | None = None, fake: torch.Tensor | None = None) -> None:
         """Record, detached, what D returns on exactly these batch objects (``scores["real"]``,
         ``scores["fake"]``) until the next call; ``watch()`` stops recording."""
-        self.watched = {role: x for role, x in (("real", real), ("fake", fake)) if x is not None}
-        self.scores = {}
+        self.watched: dict[str, torch.Tensor] = {r: x for r, x in (("real", real), ("fake", fake)) if x is not None}
+        self.scores: dict[str, Any] = {}
 
     def _record(self, given: torch.Tensor, out: Any) -> None:
         for role, batch in self.watched.items():
@@ -120,19 +112,16 @@ def checked_interval(entry: BuiltExtension) -> int:
 
 class Trainer:
     """One GAN training run: build it from an :class:`Assembly` and the training images, then :meth:`run`."""
-
     def __init__(self, assembly: Assembly, images: torch.Tensor | ImageData, device: torch.device,
                  versions: dict[str, Any], dist_info: DistInfo | None = None, progress: bool = False):
-        """``images``: the training split, ``uint8`` ``(N, C, H, W)`` (or an :class:`ImageData`, possibly
-        lazy); held in memory or streamed as the ``data_loading`` config key says. ``progress`` shows a bar
-        while a lazy dataset is read into memory."""
+        """``images``: the training split, ``uint8`` ``(N, C, H, W)`` (or an :class:`ImageData`, possibly lazy), held
+        in memory or streamed as ``data_loading`` says; ``progress``: a bar while a lazy one is read into memory."""
         cfg: TrainConfig = assembly.config
         self.config, self.assembly, self.device, self.versions = cfg, assembly, device, versions
         self.dist = dist_info or DistInfo()
         self.G: nn.Module = assembly.generator
         self.D: nn.Module = assembly.discriminator
-        self.loss = assembly.loss
-        self.step = 0
+        self.loss, self.step = assembly.loss, 0
         if isinstance(images, torch.Tensor):
             images = ImageData("tensor", "train", images, None, "ganzoo")
         # Labels reach G, D and the loss only when a network is conditional; fake labels are then drawn from the
@@ -142,14 +131,12 @@ class Trainer:
         self.class_probs = frequencies.float().to(device) if frequencies is not None else None
         if not assembly.uses_labels:  # an unconditional run: batches carry no labels, the loss is given None
             images = dataclasses.replace(images, labels=None)
-        # Fast paths: true, false, or 'auto' (on for this device type where measured faster)
         self.fast = {switch: fast_paths.enabled(cfg, switch, device.type) for switch in fast_paths.SWITCHES}
         # One global batch per step, the same permutation on every rank; each rank trains on its own slice.
         self.batches = make_batches(images, cfg.batch_size, cfg.seed + 1, device, mode=cfg.data_loading,
                                     workers=cfg.data_workers, memory_limit_gb=cfg.memory_limit_gb,
                                     world_size=self.dist.world_size, rank=self.dist.rank,
-                                    channels_last=self.fast["channels_last"],
-                                    progress=progress and self.dist.is_main)
+                                    channels_last=self.fast["channels_last"], progress=progress and self.dist.is_main)
         self._place_networks()
         self._set_up_extensions()
         self._choose_loss_graphs()
@@ -159,8 +146,7 @@ class Trainer:
         start = with_values(cfg, self.scheduled)  # the optimisers start with each schedule's value at step 0
         self.opt_g = make_optimizer(cfg.optimizer, self.G.parameters(), start.lr_g, start.betas, fused)
         self.opt_d = make_optimizer(cfg.optimizer, self.D.parameters(), start.lr_d, start.betas, fused)
-        # Latents come from a dedicated generator (one stream per rank), so nothing else that draws random
-        # numbers shifts them.
+        # latents from a generator of their own (one stream per rank): nothing else that draws shifts them
         self.noise = torch.Generator(device=device).manual_seed(cfg.seed + 2 + 7919 * self.dist.rank)
         self._fix_sample_inputs(images)
 
@@ -178,9 +164,8 @@ class Trainer:
         if cfg.sync_batchnorm and self.dist.enabled:
             self.G = nn.SyncBatchNorm.convert_sync_batchnorm(self.G)
             self.D = nn.SyncBatchNorm.convert_sync_batchnorm(self.D)
-        # Forward passes go through G_fwd and D_fwd (DDP-wrapped under torchrun); state_dict() and sampling
-        # use the plain modules. The generator step calls the plain D (D_gen): it needs gradients through D,
-        # not a gradient all-reduce for D's frozen weights.
+        # Forward passes go through G_fwd and D_fwd (DDP-wrapped under torchrun); state_dict() and sampling use the
+        # plain modules, and so does the generator step (D_gen): it needs no gradient all-reduce for D's frozen weights.
         self.G_fwd, self.D_fwd = self.G, self.D
         if self.dist.enabled:
             ddp_args = {"device_ids": [device.index]} if device.type == "cuda" else {}
@@ -191,8 +176,7 @@ class Trainer:
         """Set every extension up, in config order, and the views of D that apply their augmentations."""
         assembly = self.assembly
         self.extensions: list[BuiltExtension] = assembly.extensions
-        # who acts at each point: every extension is set up; elsewhere the base class's do-nothing defaults are
-        # skipped, once here rather than on every step
+        # who acts at each point: every extension is set up; elsewhere do-nothing defaults are skipped, once here
         self.acting = {"setup": list(self.extensions), **{
             point: [entry for entry in self.extensions if implements(entry.extension, point)]
             for point in EXTENSION_POINTS}}
@@ -201,9 +185,8 @@ class Trainer:
                                    assembly.conditional_discriminator)
         self._at_extensions("setup", context)
         #: per penalising extension: its interval (lazy regularisation) and the keywords its penalty declared
-        self.penalty_intervals = {e.name: checked_interval(e) for point in ("discriminator_penalty",
-                                                                          "generator_penalty")
-                                  for e in self.acting[point]}
+        self.penalty_intervals = {e.name: checked_interval(e) for p in ("discriminator_penalty", "generator_penalty")
+                                  for e in self.acting[p]}
         self.penalty_keywords = {e.name: declared_keywords(e.extension.discriminator_penalty, PENALTY_KEYWORDS)
                                  for e in self.acting["discriminator_penalty"]}
         # what D sees: each extension's augment, then each discriminator_input (PacGAN packing), in config order
@@ -212,20 +195,16 @@ class Trainer:
         dname = assembly.names["discriminator"]
         #: whether a loss's score_pair scores real and fake in one pass (the discriminator_pass key)
         self.joint_pass = fast_paths.joint_discriminator_pass(self.config, self.D, bool(augments))
-        self.D_view = DiscriminatorView(self.D_fwd, assembly.conditional_discriminator, augments, dname,
-                                        self.joint_pass)
-        self.D_gen_view = DiscriminatorView(self.D_gen, assembly.conditional_discriminator, augments, dname,
-                                            self.joint_pass)
+        self.D_view, self.D_gen_view = (DiscriminatorView(D, assembly.conditional_discriminator, augments, dname,
+                                                          self.joint_pass) for D in (self.D_fwd, self.D_gen))
         sampler = self.acting["sampling_generator"][:1]  # assembly allows at most one
         self.sampler_name = sampler[0].name if sampler else None
         self.sampler: Extension | None = sampler[0].extension if sampler else None
 
     def _choose_loss_graphs(self) -> None:
-        """With compile, the generator's forward is one compiled graph and each loss computation (D and the loss
-        together) another. A loss that differentiates D twice (a gradient penalty), and a run with a penalising
-        extension (R1, R2: they differentiate the D they are given twice), keep the discriminator step eager:
-        compiled graphs do not support double backward. The generator step, which differentiates D once, still
-        compiles."""
+        """With compile, the generator's forward is one compiled graph and each loss computation (D and the loss)
+        another. A loss that differentiates D twice (a gradient penalty) and a penalising extension (R1, R2) keep the
+        discriminator step eager: compiled graphs do not support double backward. The generator step still compiles."""
         self.discriminator_loss: Callable[..., torch.Tensor] = self._discriminator_loss
         self.generator_loss: Callable[..., torch.Tensor] = self._generator_loss
         if self.fast["compile"]:
@@ -243,7 +222,6 @@ class Trainer:
         self.grid_columns: int | None = None
         self.fixed_labels: torch.Tensor | None = None
         count = cfg.sample_count
-        #: Non-image data is drawn as a scatter plot of generated points over real ones, not as a grid.
         self.reference_points: torch.Tensor | None = None
         if not images.is_image:
             self.reference_points = images.images[:SCATTER_POINTS].cpu()  # type: ignore[index,union-attr]
@@ -271,37 +249,29 @@ class Trainer:
     # -- state that survives a restart ----------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {
-            "format": CHECKPOINT_FORMAT,
-            "step": self.step,
+            "format": CHECKPOINT_FORMAT, "step": self.step,
             "critic_position": 0,  # checkpoints are taken between generator steps
-            "generator": self.G.state_dict(),
-            "discriminator": self.D.state_dict(),
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            "scaler_d": self.scaler_d.state_dict(),
-            "scaler_g": self.scaler_g.state_dict(),
+            "generator": self.G.state_dict(), "discriminator": self.D.state_dict(),
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "scaler_d": self.scaler_d.state_dict(), "scaler_g": self.scaler_g.state_dict(),
             "data": self.batches.state_dict(),
             # Per-rank random streams, in rank order (one entry without torchrun).
-            "world_size": self.dist.world_size,
-            "noise": gather_objects(self.dist, self.noise.get_state()),
+            "world_size": self.dist.world_size, "noise": gather_objects(self.dist, self.noise.get_state()),
             "rng": gather_objects(self.dist, rng_state()),
             "config": self.config.model_dump(mode="json"),
             "components": {"names": self.assembly.names, "plugins": self.assembly.plugins,
                            "extensions": {e.name: e.plugin for e in self.extensions},
                            "conditional_generator": self.assembly.conditional_generator,
                            "sampling_generator": self.sampler_name},
-            "image_shape": list(self.assembly.image_shape),
-            "versions": self.versions,
-            "num_classes": self.num_classes,
+            "image_shape": list(self.assembly.image_shape), "versions": self.versions, "num_classes": self.num_classes,
             "extensions": {e.name: e.extension.state_dict() for e in self.extensions},
             # the weights of an extension's sampling generator (an EMA), checkpointed for it by ganzoo
             "sample_generator": self.sampling_generator.state_dict() if self.sampler_name else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore everything :meth:`state_dict` saved; a checkpoint missing any part is refused, never half-used.
-
-        A format-1 checkpoint (the first format) resumes a run without labels and extensions, exactly as before."""
+        """Restore everything :meth:`state_dict` saved; a checkpoint missing any part is refused, never half-used. A
+        format-1 checkpoint (the first format) resumes a run without labels and extensions, exactly as before."""
         fmt = state.get("format")
         if fmt not in (1, CHECKPOINT_FORMAT):
             raise CheckpointError(f"checkpoint format {fmt!r} is not one this ganzoo version reads (1 or "
@@ -320,12 +290,9 @@ class Trainer:
                                   f"has {[e.name for e in self.extensions] or 'none'}; resume with the "
                                   "checkpoint's config")
         try:
-            self.G.load_state_dict(state["generator"])
-            self.D.load_state_dict(state["discriminator"])
-            self.opt_g.load_state_dict(state["opt_g"])
-            self.opt_d.load_state_dict(state["opt_d"])
-            self.scaler_d.load_state_dict(state["scaler_d"])
-            self.scaler_g.load_state_dict(state["scaler_g"])
+            for part, key in ((self.G, "generator"), (self.D, "discriminator"), (self.opt_g, "opt_g"),
+                              (self.opt_d, "opt_d"), (self.scaler_d, "scaler_d"), (self.scaler_g, "scaler_g")):
+                part.load_state_dict(state[key])
         except (RuntimeError, KeyError, ValueError, TypeError) as exc:
             raise CheckpointError(f"the checkpoint's networks or optimisers do not fit this run (were the "
                                   f"components or their options changed?): {str(exc)[:500]}") from None
@@ -346,15 +313,11 @@ class Trainer:
         self.step = int(state["step"])
 
     # -- the step --------------------------------------------------------------------------------------
-    def _latents(self) -> torch.Tensor:
+    def _fake_inputs(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Latents for a fake batch and its labels, drawn from the dataset's class frequencies (``None`` if none)."""
         cfg = self.config
-        return torch.randn(cfg.batch_size, cfg.latent_dim, device=self.device, generator=self.noise)
-
-    def _fake_labels(self) -> torch.Tensor | None:
-        """Labels for a fake batch, drawn from the dataset's class frequencies (``None`` if the run has none)."""
-        if self.class_probs is None:
-            return None
-        return draw_labels(self.class_probs, self.config.batch_size, self.noise)
+        z = torch.randn(cfg.batch_size, cfg.latent_dim, device=self.device, generator=self.noise)
+        return z, None if self.class_probs is None else draw_labels(self.class_probs, cfg.batch_size, self.noise)
 
     def _generate(self, G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         return generate(G, z, labels if self.assembly.conditional_generator else None)
@@ -394,10 +357,9 @@ class Trainer:
         return self.loss.generator_loss(self.D_gen_view, fake, **self._loss_keywords(
             "generator_loss", real=real, real_labels=real_labels, fake_labels=fake_labels))
 
-    def _penalties(self, point: str, step: int, *args: Any, **offered: Any) -> torch.Tensor | None:
-        """The sum of the extensions' ``point`` terms (``discriminator_penalty`` or ``generator_penalty``) at
-        update ``step`` (``None`` if none applies): a penalty with interval k is computed on every k-th update
-        only, and weighted by k; a discriminator penalty gets the keywords of ``offered`` it declared."""
+    def _penalised(self, loss: torch.Tensor, point: str, step: int, *args: Any, **offered: Any) -> torch.Tensor:
+        """``loss`` plus the extensions' ``point`` terms at update ``step``: a penalty with interval k is computed on
+        every k-th update only and weighted by k; a discriminator penalty gets the ``offered`` keywords it declared."""
         total = None
         for name, plugin, ext in self.acting[point]:
             interval = self.penalty_intervals[name]
@@ -409,7 +371,7 @@ class Trainer:
                 term = self._checked(term, point, plugin, f"extension {name!r}")
                 term = term * interval if interval != 1 else term
                 total = term if total is None else total + term
-        return total
+        return loss if total is None else loss + total
 
     def _observe_discriminator(self, step: int) -> None:
         """Hand what D said on the update's real and fake batches to the extensions that observe it."""
@@ -442,14 +404,10 @@ class Trainer:
                 setattr(owners[where], name, value)
 
     def train_step(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """One generator step: ``n_critic`` discriminator updates, then one generator update.
-
-        With ``generator_batch: reuse`` the generator update scores the fake batch of the (one) discriminator
-        update, generated once with its graph; with ``fresh`` it generates a new batch from new latents.
-        Extensions act at the points marked ``[extensions]``: ``augment`` inside every call of ``D_view``,
-        ``discriminator_penalty``, ``observe_discriminator``, ``after_discriminator_step``,
-        ``generator_penalty`` and ``after_generator_step``.
-        """
+        """One generator step: ``n_critic`` discriminator updates, then one generator update. With ``generator_batch:
+        reuse`` the generator update scores the fake batch of the (one) discriminator update, generated once with its
+        graph; with ``fresh``, a new batch from new latents. Extensions act at the points marked ``[extensions]``, and
+        ``augment`` inside every call of ``D_view``."""
         cfg = self.config
         reuse = cfg.generator_batch == "reuse"
         self._apply_schedules()  # learning rates, betas, loss and extension options given as schedules
@@ -457,7 +415,7 @@ class Trainer:
         for i in range(cfg.n_critic):
             d_step = self.step * cfg.n_critic + i
             real, real_labels = self.batches.next()  # this rank's slice of the global batch, labels with it
-            z, fake_labels = self._latents(), self._fake_labels()
+            z, fake_labels = self._fake_inputs()
             with self._autocast():
                 fake = self._fake_batch(z, fake_labels, graph=reuse)
                 seen = fake.detach()  # the discriminator update's fake batch: no gradient reaches G
@@ -466,10 +424,8 @@ class Trainer:
                 d_loss = self._checked(self.discriminator_loss(real, real_labels, seen, fake_labels),
                                        "discriminator_loss")
                 # [extensions] e.g. R1 on real, R2 on fake, lazily every k updates
-                penalty = self._penalties("discriminator_penalty", d_step, self.D_view, real, real_labels,
-                                          fake=seen, fake_labels=fake_labels)
-                if penalty is not None:
-                    d_loss = d_loss + penalty
+                d_loss = self._penalised(d_loss, "discriminator_penalty", d_step, self.D_view, real, real_labels,
+                                         fake=seen, fake_labels=fake_labels)
             self.opt_d.zero_grad(set_to_none=True)
             self.scaler_d.scale(d_loss).backward()
             self.scaler_d.step(self.opt_d)
@@ -479,13 +435,11 @@ class Trainer:
         self.D.requires_grad_(False)  # the generator step needs gradients through D, not for D's weights
         with self._autocast():
             if not reuse:
-                z, fake_labels = self._latents(), self._fake_labels()
+                z, fake_labels = self._fake_inputs()
                 fake = self._fake_batch(z, fake_labels, graph=True)
             g_loss = self._checked(self.generator_loss(fake, fake_labels, real, real_labels), "generator_loss")
             # [extensions] e.g. path length regularisation, lazily every k updates
-            penalty = self._penalties("generator_penalty", self.step, self.G, z, fake_labels)
-            if penalty is not None:
-                g_loss = g_loss + penalty
+            g_loss = self._penalised(g_loss, "generator_penalty", self.step, self.G, z, fake_labels)
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler_g.scale(g_loss).backward()
         self.scaler_g.step(self.opt_g)
@@ -498,9 +452,8 @@ class Trainer:
     # -- around the step -------------------------------------------------------------------------------
     @torch.no_grad()
     def sample(self, z: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Images in [-1, 1] from the sampling generator (an extension's EMA, else G) in eval mode (BatchNorm
-        running statistics). Without ``z``: the fixed grid latents (and, for a conditional generator, one row
-        per class). A conditional generator needs ``labels`` with ``z``."""
+        """Images in [-1, 1] from the sampling generator (an extension's EMA, else G) in eval mode; without ``z``, of
+        the fixed grid latents (one row per class for a conditional generator, which needs ``labels`` with ``z``)."""
         if z is None:
             z, labels = self.fixed_z, self.fixed_labels
         if self.assembly.conditional_generator and labels is None:
@@ -513,13 +466,10 @@ class Trainer:
         finally:
             G.train(was_training)
 
-    def _parameters_finite(self) -> bool:
-        networks = {id(m): m for m in (self.G, self.D, self.sampling_generator)}.values()
-        return all(bool(torch.isfinite(p).all()) for m in networks for p in m.parameters())
-
     def save_checkpoint(self, out: Path) -> Path:
         """Write a checkpoint (rank 0 writes; every rank contributes its random states, then waits)."""
-        if not self._parameters_finite():
+        networks = {id(m): m for m in (self.G, self.D, self.sampling_generator)}.values()
+        if not all(bool(torch.isfinite(p).all()) for m in networks for p in m.parameters()):
             raise DivergenceError(self.step, "non-finite parameters; refusing to write a checkpoint")
         state = self.state_dict()
         path = out / ckpt.CHECKPOINT_DIR / ckpt.checkpoint_name(self.step)
