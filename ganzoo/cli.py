@@ -157,7 +157,7 @@ def train_cmd(variant: str, config_file: Path | None, overrides: tuple[str, ...]
 
 
 TRUNCATION = click.option(
-    "--truncation", type=click.FloatRange(min=0, min_open=True), metavar="PSI",
+    "--truncation", type=float, metavar="PSI",
     help="Draw latents from the normal truncated to |z| <= PSI (values outside redrawn, not clamped): variety "
          "traded for typical images; the bundled generators degrade below about 1.5.")
 

@@ -110,11 +110,11 @@ def test_truncation_samples_and_errors(conditional_run: Path, tmp_path: Path) ->
     code, output = _cli("sample", str(conditional_run), "--class", "3", "--truncation", "0.7", "-n", "4", "-o",
                         str(tmp_path / "t.png"))
     assert code == 0, output
-    for psi in ("0", "-1", "nan"):
+    for psi in ("0", "-1", "nan", "0.001"):
         code, output = _cli("sample", "pretrained:dcgan", "--truncation", psi, "-o", str(tmp_path / "x.png"))
         assert code == 2 and "--truncation" in output, output
-    for psi in (0.0, -0.5, math.nan):
-        with pytest.raises(ganzoo.ConfigError, match="must be positive"):
+    for psi in (0.0, -0.5, math.nan, 0.009):
+        with pytest.raises(ganzoo.ConfigError, match="must be at least 0.01"):
             ganzoo.sample("pretrained:dcgan", n=2, truncation=psi)
 
 

@@ -13,6 +13,9 @@ from torch import nn
 
 from ..errors import ConfigError
 
+#: The smallest truncation psi :func:`draw_latents` accepts.
+MIN_TRUNCATION = 0.01
+
 
 def generate(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
     """``G(z, labels)`` for a conditional generator (``labels`` given), else ``G(z)``."""
@@ -27,16 +30,20 @@ def draw_labels(class_probs: torch.Tensor, n: int, generator: torch.Generator) -
 
 def draw_latents(n: int, latent_dim: int, generator: torch.Generator, truncation: float | None = None) -> torch.Tensor:
     """``n`` latents from ``generator``'s stream: standard normal, the distribution every ganzoo generator is
-    trained on (the trainer's latents are ``torch.randn``). With ``truncation`` psi > 0, a truncated
-    normal (the truncation trick, Brock et al. 2019): each value with ``|z| > psi`` is redrawn until it falls
-    inside, never clamped, which would pile the outside mass onto ``±psi`` (StudioGAN issue #62)."""
+    trained on (the trainer's latents are ``torch.randn``). With ``truncation`` psi (at least
+    :data:`MIN_TRUNCATION`), a truncated normal (the truncation trick, Brock et al. 2019): each value with
+    ``|z| > psi`` is redrawn until it falls inside, never clamped, which would pile the outside mass onto ``±psi``
+    (StudioGAN issue #62)."""
     z = torch.randn(n, latent_dim, generator=generator)
     if truncation is not None:
-        if not truncation > 0:
-            raise ConfigError(f"truncation (--truncation PSI) must be positive, the largest |z| kept, not "
-                              f"{truncation}")
-        while (outside := z.abs() > truncation).any():
-            z[outside] = torch.randn(int(outside.sum()), generator=generator)
+        if not truncation >= MIN_TRUNCATION:  # below, ~1/psi rounds of redraws for latents near 0 anyway
+            raise ConfigError(f"truncation (--truncation PSI, the largest |z| kept) must be at least "
+                              f"{MIN_TRUNCATION}, not {truncation}")
+        flat = z.view(-1)
+        redo = (flat.abs() > truncation).nonzero().flatten()
+        while redo.numel():
+            flat[redo] = fresh = torch.randn(redo.numel(), generator=generator)
+            redo = redo[fresh.abs() > truncation]
     return z
 
 
