@@ -6,6 +6,7 @@ The library API (the CLI is a thin layer over it)::
     print([v["name"] for v in ganzoo.list_variants()])
     result = ganzoo.train("dcgan", steps=300, out="runs/dcgan")
     images = ganzoo.sample(result.checkpoint, n=64, out="grid.png")
+    digits = ganzoo.sample("pretrained:dcgan", n=64, truncation=1.5)   # a generator that ships with ganzoo
 
 Plugin authors use :data:`hookimpl` and the component classes (:class:`Generator`,
 :class:`Discriminator`, :class:`Loss`, :class:`LossSpec`, :class:`Extension`, :class:`ExtensionSpec`,
@@ -40,6 +41,7 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers and IDEs
     from .api import (
         build_config,
         export_samples,
+        interpolate,
         list_components,
         list_variants,
         load_dataset,
@@ -66,14 +68,15 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers and IDEs
     from .evaluation import evaluate
     from .plugins import get_plugin_manager as plugin_manager
     from .plugins import list_plugins, load_failures
+    from .pretrained import list_pretrained
     from .sweep.tune import sweep
     from .training.callbacks import Evaluation
     from .training.loop import Callback, RunState, TrainResult
 
 #: Public name -> (module, attribute): imported on first access.
 _LAZY: dict[str, tuple[str, str]] = {
-    **{name: ("api", name) for name in ("build_config", "export_samples", "list_components", "list_variants",
-                                        "load_dataset", "load_generator", "sample", "train")},
+    **{name: ("api", name) for name in ("build_config", "export_samples", "interpolate", "list_components",
+                                        "list_variants", "load_dataset", "load_generator", "sample", "train")},
     "bench": ("bench.harness", "bench"),
     **{name: ("components", name) for name in ("DatasetSpec", "Discriminator", "Extension", "ExtensionContext",
                                                "ExtensionSpec", "Generator", "Loss", "LossSpec", "ScheduleSpec",
@@ -83,6 +86,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "plugin_manager": ("plugins", "get_plugin_manager"),  # the process-wide manager, by its public name
     "list_plugins": ("plugins", "list_plugins"),
     "load_failures": ("plugins", "load_failures"),
+    "list_pretrained": ("pretrained", "list_pretrained"),
     "reproduce": ("bench.reproduction", "reproduce"),
     "sweep": ("sweep.tune", "sweep"),
     **{name: ("training.loop", name) for name in ("Callback", "RunState", "TrainResult")},
@@ -95,9 +99,9 @@ __all__ = [
     "Callback", "CheckpointError", "ConfigError", "DatasetError", "DatasetSpec", "Discriminator", "DivergenceError",
     "Evaluation", "Extension", "ExtensionContext", "ExtensionSpec", "GanzooError", "Generator", "Loss", "LossSpec",
     "PluginError", "RunState", "ScheduleSpec", "TrainConfig", "TrainResult", "UnknownNameError", "UsageError",
-    "Variant", "bench", "build_config", "evaluate", "export_samples", "hookimpl", "list_components", "list_plugins",
-    "list_variants", "load_dataset", "load_failures", "load_generator", "plugin_manager", "reproduce", "sample",
-    "score_pair", "sweep", "train", "version"
+    "Variant", "bench", "build_config", "evaluate", "export_samples", "hookimpl", "interpolate", "list_components",
+    "list_plugins", "list_pretrained", "list_variants", "load_dataset", "load_failures", "load_generator",
+    "plugin_manager", "reproduce", "sample", "score_pair", "sweep", "train", "version"
 ]
 
 

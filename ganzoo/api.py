@@ -1,5 +1,5 @@
-"""The library API: train, sample, export and list; the CLI formats what these (and evaluate, bench, reproduce,
-sweep) return, every check and effect happens here."""
+"""The library API: train, sample, interpolate, export and list; the CLI formats what these (and evaluate, bench,
+reproduce, sweep) return, every check and effect happens here."""
 
 from __future__ import annotations
 
@@ -19,11 +19,12 @@ from .data import ImageData, load_images
 from .errors import CheckpointError, ConfigError, UsageError
 from .images import IMAGE_SUFFIXES, save_grid
 from .outputs import atomic_file, check_output
+from .pretrained import resolve
 from .registry import get_registry
 from .training.assembly import resolve_config, user_settings
 from .training.loop import Callback, TrainResult
 from .training.run import run_config
-from .training.sampling import generate
+from .training.sampling import draw_latents, generate, slerp
 
 
 def list_variants() -> list[dict[str, Any]]:
@@ -157,10 +158,13 @@ def _saved_generator(path: Path, device: str, raw: bool) -> _SavedGenerator:
 
 def load_generator(checkpoint: str | Path, device: str = "cpu",
                    raw: bool = False) -> tuple[torch.nn.Module, TrainConfig]:
-    """Rebuild the generator of a checkpoint, run directory or exported ``generator.safetensors``, in eval mode:
-    the sampling generator (``ema``) unless ``raw=True``; a conditional one has ``num_classes`` (``G(z, y)``)."""
-    path = Path(checkpoint)
+    """Rebuild the generator of a checkpoint, run directory, exported ``generator.safetensors`` or bundled
+    ``pretrained:NAME`` (:func:`~ganzoo.pretrained.list_pretrained`), in eval mode: the sampling generator (``ema``)
+    unless ``raw=True``; a conditional one has ``num_classes`` (``G(z, y)``)."""
+    path, bundled = resolve(checkpoint)
     weights, saved_config, name, shape, num_classes, elements = _saved_generator(path, device, raw)
+    if bundled:  # shipped in fp16, sampled in fp32
+        weights = {key: value.float() if value.is_floating_point() else value for key, value in weights.items()}
     if not isinstance(saved_config, dict):
         raise CheckpointError(f"the config stored in {str(path)!r} is not a mapping")
     cfg = validate_config(saved_config, f"config stored in {str(path)!r}")
@@ -223,33 +227,44 @@ def _sample_labels(G: torch.nn.Module, checkpoint: str | Path, n: int,
     return y, None
 
 
-def _sample_batches(G: torch.nn.Module, latent_dim: int, n: int, seed: int, y: torch.Tensor | None,
+def _latents(n: int, latent_dim: int, seed: int, truncation: float | None) -> torch.Tensor:
+    """``n`` latents of ``seed`` (:func:`~ganzoo.training.sampling.draw_latents`)."""
+    return draw_latents(n, latent_dim, torch.Generator().manual_seed(check_seed(seed)), truncation)
+
+
+def _sample_batches(G: torch.nn.Module, z: torch.Tensor, y: torch.Tensor | None,
                     batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-    """``(images in [-1, 1], their labels)`` for ``n`` latents of ``seed``, ``batch_size`` at a time."""
-    z = torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(check_seed(seed)))
+    """``(images in [-1, 1], their labels)`` for the latents ``z``, ``batch_size`` at a time."""
     with torch.no_grad():
-        for start in range(0, n, batch_size):
+        for start in range(0, len(z), batch_size):
             part = slice(start, start + batch_size)
             labels = y[part] if y is not None else None
             yield generate(G, z[part], labels), labels
 
 
-def sample(checkpoint: str | Path, n: int = 64, *, out: str | Path | None = None, seed: int = 0,
-           labels: int | list[int] | torch.Tensor | None = None, raw: bool = False, batch_size: int = 500,
-           overwrite: bool = False) -> torch.Tensor:
-    """Generate ``n`` images in [-1, 1] from a checkpoint, run directory or exported generator; with ``out``, also
-    save a PNG grid (a scatter plot for non-image data), under :mod:`ganzoo.outputs`' rule.
-    ``labels`` (conditional generators) is one class for every image or one per image; without it a grid row
-    per class. ``raw=True`` samples the trained generator, not the EMA. :func:`export_samples` writes files."""
-    if n <= 0:
-        raise ConfigError(f"n must be positive, not {n}")
+def _check_grid_file(out: str | Path | None) -> None:
+    """A grid goes to an image file."""
     if out is not None and Path(out).suffix.lower() not in IMAGE_SUFFIXES:
         raise ConfigError(f"-o {str(out)!r}: name an image file ending in {', '.join(IMAGE_SUFFIXES)}")
+
+
+def sample(checkpoint: str | Path, n: int = 64, *, out: str | Path | None = None, seed: int = 0,
+           labels: int | list[int] | torch.Tensor | None = None, truncation: float | None = None, raw: bool = False,
+           batch_size: int = 500, overwrite: bool = False) -> torch.Tensor:
+    """Generate ``n`` images in [-1, 1] from a checkpoint, run directory, exported generator or ``pretrained:NAME``;
+    with ``out``, also save a PNG grid (a scatter plot for non-image data), under :mod:`ganzoo.outputs`' rule.
+    ``labels`` (conditional generators) is one class for every image or one per image; without it a grid row
+    per class. ``truncation`` psi draws latents from the normal truncated to ``|z| <= psi`` (redrawn, not clamped).
+    ``raw=True`` samples the trained generator, not the EMA. :func:`export_samples` writes files."""
+    if n <= 0:
+        raise ConfigError(f"n must be positive, not {n}")
+    _check_grid_file(out)
     G, cfg = load_generator(checkpoint, raw=raw)
+    z = _latents(n, cfg.latent_dim, seed, truncation)
     if out is not None:
         out = check_output(out, overwrite)  # before generating anything
     y, nrow = _sample_labels(G, checkpoint, n, labels)
-    images = torch.cat([batch for batch, _ in _sample_batches(G, cfg.latent_dim, n, seed, y, batch_size)])
+    images = torch.cat([batch for batch, _ in _sample_batches(G, z, y, batch_size)])
     if out is not None and images.ndim != 4:  # non-image samples (2-D points): a scatter plot, not a grid
         from .plots import plot_points
         with atomic_file(out) as tmp:
@@ -260,8 +275,8 @@ def sample(checkpoint: str | Path, n: int = 64, *, out: str | Path | None = None
 
 
 def export_samples(checkpoint: str | Path, n: int, out: str | Path, *, format: str = "png-dir", seed: int = 0,
-                   labels: int | list[int] | torch.Tensor | None = None, raw: bool = False, batch_size: int = 500,
-                   progress: bool = True, overwrite: bool = False) -> Path:
+                   labels: int | list[int] | torch.Tensor | None = None, truncation: float | None = None,
+                   raw: bool = False, batch_size: int = 500, progress: bool = True, overwrite: bool = False) -> Path:
     """Write ``n`` samples of :func:`sample` for external metric tools, ``batch_size`` at a time; return ``out``.
     ``format="png-dir"``: a new or empty folder of ``000000.png``, ... (and ``labels.csv``); ``format="npz"``:
     an ``.npz`` with ``arr_0``, ``uint8`` ``(N, H, W, C)``, and ``labels``. ``out`` follows
@@ -276,12 +291,13 @@ def export_samples(checkpoint: str | Path, n: int, out: str | Path, *, format: s
     if n <= 0:
         raise ConfigError(f"n must be positive, not {n}")
     G, cfg = load_generator(checkpoint, raw=raw)
+    z = _latents(n, cfg.latent_dim, seed, truncation)
     y, _ = _sample_labels(G, checkpoint, n, labels)
     out = Path(out).expanduser()
     writer = writers[format](out, n, overwrite)  # checks out before generating anything
     bar = tqdm(total=n, desc="sample", unit="img", disable=not progress, dynamic_ncols=True)
     with writer:
-        for images, batch_labels in _sample_batches(G, cfg.latent_dim, n, seed, y, batch_size):
+        for images, batch_labels in _sample_batches(G, z, y, batch_size):
             if images.ndim != 4:
                 raise UsageError(f"{str(checkpoint)!r} generates samples of shape {tuple(images.shape[1:])}, not "
                                  "images: export writes image files; get the samples as a tensor with "
@@ -291,3 +307,34 @@ def export_samples(checkpoint: str | Path, n: int, out: str | Path, *, format: s
     bar.close()
     return out
 
+
+def interpolate(checkpoint: str | Path, rows: int = 8, steps: int = 10, *, out: str | Path | None = None,
+                seed: int = 0, labels: int | list[int] | torch.Tensor | None = None, linear: bool = False,
+                truncation: float | None = None, raw: bool = False, overwrite: bool = False) -> torch.Tensor:
+    """A latent walk: ``rows`` walks, each between two latents of ``seed`` in ``steps`` images (``rows * steps``
+    images in [-1, 1], walk after walk); with ``out``, a PNG grid of one walk per row. The walk is spherical
+    (:func:`~ganzoo.training.sampling.slerp`, for ganzoo's Gaussian latents) unless ``linear=True``. A
+    conditional generator keeps one class per walk: ``labels`` (one class, or one per walk), else class
+    ``r mod num_classes`` for walk ``r``. ``checkpoint``, ``truncation`` and ``raw`` are :func:`sample`'s. Example::
+
+        walk = ganzoo.interpolate("pretrained:dcgan", rows=4, steps=8, out="walk.png")
+    """
+    if rows <= 0 or steps < 2:
+        raise ConfigError(f"a walk needs rows >= 1 and steps >= 2, not rows={rows}, steps={steps}")
+    _check_grid_file(out)
+    G, cfg = load_generator(checkpoint, raw=raw)
+    ends = _latents(2 * rows, cfg.latent_dim, seed, truncation)
+    classes = getattr(G, "num_classes", None)
+    y, _ = _sample_labels(G, checkpoint, rows, torch.arange(rows) % classes if classes and labels is None else labels)
+    if out is not None:
+        out = check_output(out, overwrite)
+    a, b, t = ends[:rows, None], ends[rows:, None], torch.linspace(0, 1, steps)[None, :, None]
+    z = (torch.lerp(a, b, t) if linear else slerp(a, b, t)).flatten(0, 1)
+    y = y.repeat_interleave(steps) if y is not None else None
+    images = torch.cat([batch for batch, _ in _sample_batches(G, z, y, 500)])
+    if out is not None:
+        if images.ndim != 4:
+            raise UsageError(f"{str(checkpoint)!r} generates samples of shape {tuple(images.shape[1:])}, not images, "
+                             "which a grid cannot show; get the walk as a tensor with ganzoo.interpolate(...)")
+        save_grid(images, out, steps)
+    return images

@@ -58,6 +58,7 @@ def cli() -> None:
       ganzoo list
       ganzoo train dcgan --steps 300 --out runs/dcgan
       ganzoo sample runs/dcgan -n 64 -o grid.png
+      ganzoo sample pretrained:dcgan -n 64 -o grid.png
     """
 
 
@@ -65,12 +66,14 @@ def cli() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @library_errors
 def list_cmd(as_json: bool) -> None:
-    """List variants, networks, losses and datasets, with the plugin that registered each."""
+    """List variants, networks, losses, datasets, their plugins and pretrained generators."""
     from . import api
+    from .pretrained import list_pretrained
     variants = api.list_variants()
     components = api.list_components()
+    pretrained = list_pretrained()
     if as_json:
-        click.echo(json.dumps({"variants": variants, **components}, indent=2))
+        click.echo(json.dumps({"variants": variants, **components, "pretrained": pretrained}, indent=2))
         return
     warn_load_failures()
     click.echo("Variants:")
@@ -86,6 +89,10 @@ def list_cmd(as_json: bool) -> None:
         click.echo(f"{kind.capitalize()}:")
         for row in rows:
             click.echo(f"  {row['name']}  [{row['plugin']}]  {row['description']}")
+    click.echo("Pretrained (ganzoo sample pretrained:NAME, ganzoo interpolate pretrained:NAME):")
+    for p in pretrained:
+        click.echo(f"  {p['name']}  {p['section']} benchmark, seed {p['seed']}, {p['steps']} steps, "
+                   f"FID {p['fid']:.{BY_KEY[FID].decimals}f}")
 
 
 @cli.command("plugins")
@@ -149,6 +156,12 @@ def train_cmd(variant: str, config_file: Path | None, overrides: tuple[str, ...]
     click.echo(f"checkpoint: {result.checkpoint}")
 
 
+TRUNCATION = click.option(
+    "--truncation", type=float, metavar="PSI",
+    help="Draw latents from the normal truncated to |z| <= PSI (values outside redrawn, not clamped): variety "
+         "traded for typical images; the bundled generators degrade below about 1.5.")
+
+
 @cli.command("sample")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("-n", "count", type=click.IntRange(min=1), default=64, show_default=True, help="Images.")
@@ -161,15 +174,17 @@ def train_cmd(variant: str, config_file: Path | None, overrides: tuple[str, ...]
               help="Seed of the latent batch.")
 @click.option("--class", "label", type=click.IntRange(min=0), default=None,
               help="Conditional generators: draw every image of this class (default: a grid row per class).")
+@TRUNCATION
 @click.option("--raw", is_flag=True, help="Sample the trained generator, not an extension's (the EMA).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing -o (a file, a symbolic link itself, or a folder "
                                                 "of an earlier png-dir export).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar (png-dir and npz).")
 @library_errors
-def sample_cmd(checkpoint: Path, count: int, out: Path | None, fmt: str, seed: int, label: int | None, raw: bool,
-               overwrite: bool, no_progress: bool) -> None:
-    """Write COUNT samples from CHECKPOINT (a .pt file, a run directory or an exported
-    generator.safetensors): a grid, or single images for external metric tools.
+def sample_cmd(checkpoint: Path, count: int, out: Path | None, fmt: str, seed: int, label: int | None,
+               truncation: float | None, raw: bool, overwrite: bool, no_progress: bool) -> None:
+    """Write COUNT samples from CHECKPOINT (a .pt file, a run directory, an exported generator.safetensors, or
+    pretrained:NAME, a generator that ships with ganzoo: see `ganzoo list`): a grid, or single images for
+    external metric tools.
 
     Outputs follow one rule, as train's --out does: an existing -o is not replaced without --overwrite (an
     empty folder counts as new); a symbolic link at -o is never written through (--overwrite replaces the
@@ -177,6 +192,7 @@ def sample_cmd(checkpoint: Path, count: int, out: Path | None, fmt: str, seed: i
 
     \b
     ganzoo sample runs/dcgan -n 64 -o grid.png
+    ganzoo sample pretrained:dcgan -n 64 -o grid.png --truncation 1.5
     ganzoo sample runs/cgan-pd --class 3 -n 16 -o threes.png
     ganzoo sample runs/dcgan -n 10000 --format png-dir -o runs/dcgan-samples
     ganzoo sample runs/dcgan -n 10000 --format npz -o runs/dcgan-samples.npz
@@ -184,14 +200,48 @@ def sample_cmd(checkpoint: Path, count: int, out: Path | None, fmt: str, seed: i
     from . import api
     if fmt == "grid":
         out = out or Path("samples.png")
-        api.sample(checkpoint, n=count, out=out, seed=seed, labels=label, raw=raw, overwrite=overwrite)
+        api.sample(checkpoint, n=count, out=out, seed=seed, labels=label, truncation=truncation, raw=raw,
+                   overwrite=overwrite)
     else:
         if out is None:
             raise click.UsageError(f"--format {fmt} needs -o: " + ("a new or empty folder" if fmt == "png-dir"
                                                                    else "a file ending in .npz"))
-        api.export_samples(checkpoint, count, out, format=fmt, seed=seed, labels=label, raw=raw,
-                           progress=not no_progress, overwrite=overwrite)
+        api.export_samples(checkpoint, count, out, format=fmt, seed=seed, labels=label, truncation=truncation,
+                           raw=raw, progress=not no_progress, overwrite=overwrite)
     click.echo(f"wrote {count} samples to {out}")
+
+
+@cli.command("interpolate")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("walk.png"),
+              show_default=True, help="The grid image: one walk per row.")
+@click.option("--rows", type=click.IntRange(min=1), default=8, show_default=True, help="Walks, each between two "
+                                                                                       "random latents.")
+@click.option("--steps", type=click.IntRange(min=2), default=10, show_default=True,
+              help="Images per walk, both ends included.")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Seed of the ends.")
+@click.option("--class", "label", type=click.IntRange(min=0), default=None,
+              help="Conditional generators: walk within this class (default: walk r in class r).")
+@click.option("--linear", is_flag=True, help="Walk in a straight line rather than along the sphere (slerp).")
+@TRUNCATION
+@click.option("--raw", is_flag=True, help="Walk the trained generator, not an extension's (the EMA).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing -o (a symbolic link there is replaced itself).")
+@library_errors
+def interpolate_cmd(checkpoint: Path, out: Path, rows: int, steps: int, seed: int, label: int | None, linear: bool,
+                    truncation: float | None, raw: bool, overwrite: bool) -> None:
+    """Write a grid of latent walks from CHECKPOINT: each row walks between two random latents in --steps images.
+
+    CHECKPOINT is what sample takes, pretrained:NAME included. A walk follows the sphere that Gaussian latents
+    lie near (slerp), or a straight line with --linear; a conditional generator keeps one class per row.
+
+    \b
+    ganzoo interpolate pretrained:dcgan -o walk.png
+    ganzoo interpolate runs/cgan-pd --class 3 --rows 4 --steps 12 -o walk3.png
+    """
+    from . import api
+    api.interpolate(checkpoint, rows, steps, out=out, seed=seed, labels=label, linear=linear, truncation=truncation,
+                    raw=raw, overwrite=overwrite)
+    click.echo(f"wrote {rows} walks of {steps} steps to {out}")
 
 
 @cli.command("evaluate")
