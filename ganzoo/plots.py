@@ -49,10 +49,7 @@ def plot_metrics(history: list[dict[str, Any]], out: Path, title: str = "") -> P
         values = [h.get(metric.key, float("nan")) for h in history]
         ax.plot(steps, values, marker="o", markersize=3)
         if metric.log_scale and all(v > 0 for v in values):  # an untrained FID of ~500 would flatten the rest
-            ax.set_yscale("log")
-            ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
-            ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
-            ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+            _log_axis(ax)
             name += ", log scale"
         ax.set_title(f"{name} ({'lower' if lower else 'higher'} is better)", fontsize=9)
         ax.set_xlabel("step", fontsize=8)
@@ -63,6 +60,14 @@ def plot_metrics(history: list[dict[str, Any]], out: Path, title: str = "") -> P
     fig.tight_layout()
     fig.savefig(out)
     return out
+
+
+def _log_axis(ax: Any) -> None:
+    """A log-scale y axis labelled 1, 2, 5, 10, 20... as plain numbers."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(ticker.NullFormatter())
 
 
 def plot_points(real: torch.Tensor | None, fake: torch.Tensor, out: Path, title: str = "") -> Path:
@@ -160,8 +165,7 @@ def plot_time_to_quality(curves: list[Curve], out: Path, target: float | None = 
     if target:
         ax.axhline(target, color="0.4", linestyle="--", linewidth=0.8, label=f"FID {target:g}")
     if all(v > 0 for c in curves for v in c[3]):
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        _log_axis(ax)
     ax.set_xlabel("seconds of training", fontsize=8)
     ax.set_ylabel("FID (lower is better)", fontsize=8)
     ax.tick_params(labelsize=7)

@@ -146,6 +146,11 @@ class Section:
     def scored(self) -> set[str]:
         return {key for _, trials in self.rows for t in trials for key in (t.final.values if t.final else {})}
 
+    @property
+    def primary(self) -> str:
+        """The metric rows are ranked by: the first of :data:`TABLE_KEYS` scored, else FID."""
+        return next(iter(k for k in TABLE_KEYS if k in self.scored), FID)
+
     def collapsed(self, trials: list[Trial]) -> list[Trial]:
         """The finished ``trials`` covering at most :data:`COLLAPSE_SHARE` of the dataset's classes (modes)."""
         key = MODES if MODES in self.scored else CLASSES_COVERED
@@ -302,27 +307,15 @@ def render(results: list[str | Path], out: str | Path) -> str:
 
 def _section(section: Section, out_dir: Path, folder: Path, rel: str,
              figures: dict[Path, Callable[[Path], Path]]) -> list[str]:
-    """A section: heading, caption, table (best first), the figures, and the provenance behind a ``<details>``."""
+    """A section: heading, caption, table (best first), its figures (into ``figures``, in ``folder``: ``rel`` from
+    the page), and the provenance behind a ``<details>``."""
     from ..plots import plot_comparison, plot_time_to_quality
 
     rows = section.rows
-    proto = rows[0][1][0].protocol
-    fx = proto.feature_extractor
-    unit = "images" if fx else "samples"  # non-image data: points, vectors
     columns = _columns(section)
-    rows.sort(key=_ranker(next(iter(k for k in TABLE_KEYS if k in section.scored), FID)))
+    rows.sort(key=_ranker(section.primary))
     budgets, seeds = {budget(trials) for _, trials in rows}, sorted({len(trials) for _, trials in rows})
-    machines = sorted({hardware(t) for _, trials in rows for t in trials if t.hardware})
-    time_budget = proto.budget.seconds is not None
-    caption = [
-        f"{budget(rows[0][1])} of training per trial" + (" (a time budget)" if time_budget else "")
-        if len(budgets) == 1 else "Each row's budget under its name",
-        _seeds(seeds[0]) + " per row" if len(seeds) == 1 else "each row's seeds under its name",
-        text("; ".join(machines) or "hardware not recorded"),
-        f"{proto.num_fake:,} generated {unit} per evaluation against {proto.num_real:,} real "
-        f"({text(proto.real_split)} split)",
-    ]
-    lines = [f"## {section.heading} {{ #{section.anchor} }}", "", " · ".join(caption) + ".", "",
+    lines = [f"## {section.heading} {{ #{section.anchor} }}", "", _caption(section, budgets, seeds), "",
              "| Variant | " + " | ".join(c[0] for c in columns) + " |", "|---|" + "---:|" * len(columns)]
     panels = []
     for variant, trials in rows:
@@ -333,9 +326,9 @@ def _section(section: Section, out_dir: Path, folder: Path, rel: str,
                      + " | ".join(cell(trials) for _, cell in columns) + " |")
         shown = next((t for t in sorted(trials, key=lambda t: t.seed) if "samples" in t.artifacts
                       and (section.path.parent / t.artifacts["samples"]).is_file()), None)
-        if shown:
-            key = MODES if MODES in section.scored else next(iter(k for k in TABLE_KEYS if k in section.scored), "")
-            value = shown.final.values.get(key) if shown.final and key else None
+        if shown:  # the row's lowest seed with a sample grid, under its figure on the section's question
+            key = MODES if MODES in section.scored else section.primary
+            value = shown.final.values.get(key) if shown.final else None
             figure = "" if value is None else f" · {BY_KEY[key].title} {value:.{0 if value.is_integer() else 2}f}"
             note = f"seed {shown.seed}{figure}" + (" · collapsed" if shown in collapsed else "")
             panels.append((variant, note, section.path.parent / shown.artifacts["samples"]))
@@ -354,16 +347,36 @@ def _section(section: Section, out_dir: Path, folder: Path, rel: str,
     elif FID in section.scored and len(rows) > 1:
         lines += ["*No FID-against-time figure: " + ("only some" if curves else "none") + " of these rows' results "
                   "record the seconds trained before each evaluation.*", ""]
+    return lines + _details(section, out_dir)
+
+
+def _caption(section: Section, budgets: set[str], seeds: list[int]) -> str:
+    """What a section's rows share: budget, seeds, hardware, how many samples each evaluation compares."""
+    proto = section.rows[0][1][0].protocol
+    unit = "images" if proto.feature_extractor else "samples"  # non-image data: points, vectors
+    machines = sorted({hardware(t) for _, trials in section.rows for t in trials if t.hardware})
+    return " · ".join([
+        f"{next(iter(budgets))} of training per trial" + (" (a time budget)" if proto.budget.seconds else "")
+        if len(budgets) == 1 else "Each row's budget under its name",
+        _seeds(seeds[0]) + " per row" if len(seeds) == 1 else "each row's seeds under its name",
+        text("; ".join(machines) or "hardware not recorded"),
+        f"{proto.num_fake:,} generated {unit} per evaluation against {proto.num_real:,} real "
+        f"({text(proto.real_split)} split)"]) + "."
+
+
+def _details(section: Section, out_dir: Path) -> list[str]:
+    """A section's provenance and links to every seed's samples and plots, behind a ``<details>``."""
+    proto = section.rows[0][1][0].protocol
+    fx = proto.feature_extractor
     fx_text = (f"Feature extractor {code(fx.name)} (weights sha256 {code(fx.sha256[:16] + '…')}). " if fx else
                "The samples are not images: no feature extractor. ")
-    lines += ['<details markdown="1">', "<summary>Provenance, and every seed's samples, metrics and losses</summary>",
-              "", f"Results: [{code(section.link)}]({url(section.link)}). {fx_text}torch "
-              f"{text(proto.versions.torch)}, torch-fidelity {text(proto.versions.torch_fidelity)}, ganzoo "
-              f"{text(proto.versions.ganzoo)}.", ""]
-    folder_of = section.path.parent
-    for variant, trials in rows:
-        kinds = [f"{what}, seed " + " ".join(f"[{t.seed}]({url(_link(folder_of / t.artifacts[key], out_dir))})"
-                                             for t in trials if key in t.artifacts)
+    lines = ['<details markdown="1">', "<summary>Provenance, and every seed's samples, metrics and losses</summary>",
+             "", f"Results: [{code(section.link)}]({url(section.link)}). {fx_text}torch {text(proto.versions.torch)}, "
+             f"torch-fidelity {text(proto.versions.torch_fidelity)}, ganzoo {text(proto.versions.ganzoo)}.", ""]
+    for variant, trials in section.rows:
+        kinds = [f"{what}, seed " + " ".join(
+                 f"[{t.seed}]({url(_link(section.path.parent / t.artifacts[key], out_dir))})"
+                 for t in trials if key in t.artifacts)
                  for key, what in (("samples", "samples"), ("metrics_plot", "metrics"), ("loss_plot", "losses"))
                  if any(key in t.artifacts for t in trials)]
         lines.append(f"- {text(variant)}" + (f": {' · '.join(kinds)}" if kinds else ""))
