@@ -49,10 +49,7 @@ def plot_metrics(history: list[dict[str, Any]], out: Path, title: str = "") -> P
         values = [h.get(metric.key, float("nan")) for h in history]
         ax.plot(steps, values, marker="o", markersize=3)
         if metric.log_scale and all(v > 0 for v in values):  # an untrained FID of ~500 would flatten the rest
-            ax.set_yscale("log")
-            ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
-            ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
-            ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+            _log_axis(ax)
             name += ", log scale"
         ax.set_title(f"{name} ({'lower' if lower else 'higher'} is better)", fontsize=9)
         ax.set_xlabel("step", fontsize=8)
@@ -63,6 +60,14 @@ def plot_metrics(history: list[dict[str, Any]], out: Path, title: str = "") -> P
     fig.tight_layout()
     fig.savefig(out)
     return out
+
+
+def _log_axis(ax: Any) -> None:
+    """A log-scale y axis labelled 1, 2, 5, 10, 20... as plain numbers."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(ticker.NullFormatter())
 
 
 def plot_points(real: torch.Tensor | None, fake: torch.Tensor, out: Path, title: str = "") -> Path:
@@ -84,6 +89,90 @@ def plot_points(real: torch.Tensor | None, fake: torch.Tensor, out: Path, title:
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
     return Path(out)
+
+
+def _label(value: str, limit: int = 32) -> str:
+    """``value`` as a plot label: one line, at most ``limit`` characters, no ``$`` starting mathtext."""
+    line = "".join(c if c.isprintable() else " " for c in value)
+    return (line if len(line) <= limit else line[:limit - 1] + "…").replace("$", r"\$")
+
+
+def save_compact(fig: Figure, out: Path, colors: int = 128) -> Path:
+    """Write ``fig`` as a palette PNG of at most ``colors`` colours: a fraction of the bytes, the same from the same
+    figure (no timestamp or version is stored)."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from PIL import Image
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    image = Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3])
+    image.quantize(colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(out, "PNG", optimize=True)
+    return Path(out)
+
+
+def plot_comparison(panels: list[tuple[str, str, Path]], out: Path, panel_px: int = 180) -> Path:
+    """The PNG images of ``panels`` (name, note, file: a run's samples.png) side by side at one scale (the largest
+    ``panel_px`` wide), four to a row at most, each under its name and note."""
+    import numpy as np
+    from PIL import Image
+
+    images = []
+    for _, _, path in panels:
+        try:
+            with Image.open(path) as img:
+                images.append(np.asarray(img.convert("RGB")))
+        except (OSError, ValueError, Image.DecompressionBombError):  # a results folder's file, not trusted
+            images.append(None)
+    width = max((a.shape[1] for a in images if a is not None), default=1)
+    height = max((a.shape[0] for a in images if a is not None), default=1)
+    rows = math.ceil(len(panels) / 4)
+    cols = math.ceil(len(panels) / rows)
+    side, title = panel_px / 100, 0.34  # inches at 100 dpi: a panel's width, the two lines of its label
+    tall = side * height / width
+    fig = Figure(figsize=(cols * side, rows * (tall + title)), dpi=100)
+    axes = fig.subplots(rows, cols, squeeze=False, gridspec_kw={
+        "left": 0, "right": 1, "bottom": 0, "top": 1 - title / (rows * (tall + title)), "wspace": 0.04,
+        "hspace": title / tall})
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (name, note, _), image in zip(axes.flat, panels, images, strict=False):
+        if image is None:
+            ax.text(0.5, 0.5, "unreadable image", ha="center", va="center", fontsize=8, transform=ax.transAxes)
+        else:  # centred in the largest image's frame, pixel for pixel
+            left, top = (width - image.shape[1]) / 2, (height - image.shape[0]) / 2
+            ax.imshow(image, extent=(left, left + image.shape[1], top + image.shape[0], top),
+                      interpolation="antialiased")
+            ax.set_xlim(0, width)
+            ax.set_ylim(height, 0)
+        ax.set_title(f"{_label(name)}\n{_label(note)}", fontsize=8, pad=2)
+    return save_compact(fig, out)
+
+
+#: One curve of :func:`plot_time_to_quality`: its label, and per evaluation the mean seconds of training before
+#: it, the mean FID over seeds and the lowest and highest seed's FID.
+Curve = tuple[str, list[float], list[float], list[float], list[float]]
+
+
+def plot_time_to_quality(curves: list[Curve], out: Path, target: float | None = None) -> Path:
+    """FID against seconds of training, one curve per row (the mean over seeds, shaded between the seeds' lowest
+    and highest), a dashed line at an FID ``target``."""
+    fig = Figure(figsize=(7.2, 2.5), dpi=100)
+    ax = fig.subplots()
+    for i, (label, seconds, mean, low, high) in enumerate(curves):
+        ax.plot(seconds, mean, marker="o", markersize=3, linewidth=1.2, color=f"C{i % 10}", label=_label(label))
+        ax.fill_between(seconds, low, high, color=f"C{i % 10}", alpha=0.15, linewidth=0)
+    if target:
+        ax.axhline(target, color="0.4", linestyle="--", linewidth=0.8, label=f"FID {target:g}")
+    if all(v > 0 for c in curves for v in c[3]):
+        _log_axis(ax)
+    ax.set_xlabel("seconds of training", fontsize=8)
+    ax.set_ylabel("FID (lower is better)", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    fig.tight_layout()
+    return save_compact(fig, out)
 
 
 def plot_sweep(rows: dict[str, dict[str, Any]], out: Path, target: float | None = None, title: str = "") -> Path:
@@ -115,14 +204,13 @@ def plot_sweep(rows: dict[str, dict[str, Any]], out: Path, target: float | None 
         ax.legend(loc="lower right", fontsize=8)
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
-    ax.set_xticks(range(len(rows)), [str(name) for name in rows], rotation=30, ha="right", fontsize=8)
+    ax.set_xticks(range(len(rows)), [_label(str(name)) for name in rows], rotation=30, ha="right", fontsize=8)
     ax.set_xlim(-0.6, len(rows) - 0.4)
     ax.set_ylabel(f"final {metric} (× failed)", fontsize=8)
     ax.set_title(title or "every configuration's final score", fontsize=9)
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
-    fig.savefig(out)
-    return Path(out)
+    return save_compact(fig, out)
 
 
 def _finite(value: Any) -> bool:

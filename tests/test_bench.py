@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from torch import nn
 import ganzoo
 from ganzoo import Generator, Loss, LossSpec, Variant, hookimpl
 from ganzoo.bench import BenchProfile, bench, load_profile
-from ganzoo.bench.leaderboard import render
+from ganzoo.bench.leaderboard import render, write_leaderboard
 from ganzoo.cli import cli
 from ganzoo.meta import list_profiles
 
@@ -180,9 +181,9 @@ def test_leaderboard_mean_and_std_over_seeds(tmp_path: Path, runner) -> None:
     results = _fake_results(tmp_path / "results.json", [10.0, 14.0])
     page = render([results], tmp_path / "board.md")
     # mean 12, sample std sqrt(((10-12)^2 + (14-12)^2) / 1) = 2.828...
-    assert "| dcgan | 2 | 12.00 ± 2.83 |" in page
-    assert "0.500 ± 0.000" in page and "400.00 ± 0.00" in page
-    assert "| 5 ± 1 s | 12 ± 3 s |" in page  # train seconds 4 and 6: mean 5, std 1.41; wall 10 and 14: 12, 2.83
+    assert "| dcgan | 12.00&nbsp;<small>±&nbsp;2.83</small> | 0.500&nbsp;/&nbsp;– |" in page  # no recall scored
+    assert "| 5&nbsp;<small>±&nbsp;1</small> |" in page  # train seconds 4 and 6: mean 5, std 1.41
+    assert "2 seeds per row" in page  # what every row shares is said once, above the table
     out = tmp_path / "board.md"
     assert runner.invoke(cli, ["leaderboard", str(results), "-o", str(out)]).exit_code == 0
     assert runner.invoke(cli, ["leaderboard", str(results), "-o", str(out), "--check"]).exit_code == 0
@@ -198,12 +199,17 @@ def test_parallel_jobs_record_every_trial_in_plan_order(tmp_path: Path) -> None:
     assert [(t["variant"], t["seed"], t["status"]) for t in results["trials"]] == [
         ("vanilla", 0, "ok"), ("vanilla", 1, "ok"), ("dcgan", 0, "ok"), ("dcgan", 1, "ok")]
     assert all(t["hardware"]["threads"] == 1 for t in results["trials"])
-    # with several seeds the leaderboard shows every seed's sample grid, and the first seed's plots
+    # the leaderboard shows seed 0's samples of every row in one image, and links every seed's grid and plots
     page = render([tmp_path], tmp_path / "board.md")
-    assert "### dcgan (seeds 0, 1)" in page
-    for seed in (0, 1):
-        assert f"![dcgan samples, seed {seed}](dcgan/seed-{seed}/samples.png)" in page
-    assert "![dcgan losses](dcgan/seed-0/loss.png)" in page and "seed-1/loss.png" not in page
+    assert page.count("![The samples of every row side by side") == 1
+    assert "samples, seed [0](dcgan/seed-0/samples.png) [1](dcgan/seed-1/samples.png)" in page
+    assert "losses, seed [0](dcgan/seed-0/loss.png) [1](dcgan/seed-1/loss.png)" in page
+    # its figures are drawn from the results and their sample grids: the same bytes every time
+    for out in ("a", "b"):
+        write_leaderboard([tmp_path], tmp_path / out / "board.md")
+    drawn = sorted((tmp_path / "a" / "board-figures").iterdir())
+    assert [f.name for f in drawn] == sorted(re.findall(r"board-figures/([\w-]+\.png)", page))
+    assert all(f.read_bytes() == (tmp_path / "b" / "board-figures" / f.name).read_bytes() for f in drawn)
 
 
 def test_a_trial_whose_worker_died_is_trained_again(tmp_path: Path) -> None:

@@ -5,7 +5,10 @@
 - every ``ganzoo ...`` command line in README.md and docs/*.md code blocks names a real command and options;
 - every relative Markdown link points to an existing file;
 - files quoted between ``<!-- include: PATH -->`` markers are quoted verbatim;
-- the MkDocs site builds with ``--strict``: no broken link, image or anchor, no page left out of the navigation.
+- the MkDocs site builds with ``--strict``: no broken link, image or anchor, no page left out of the navigation;
+  its leaderboard opens with the headline table, keeps section tables to 8 columns, shows one comparison image per
+  section, repeats no heading and loads every image lazily;
+- the home page copies the README's two commands, and no paragraph of the long pages runs past 150 words.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from urllib.parse import unquote
 
 import click
 import pytest
+from test_leaderboard_page import PAGE_SOURCES
 
 from ganzoo import cli_reference, hookspecs
 from ganzoo.bench import load_profile
@@ -29,6 +33,7 @@ from ganzoo.meta import list_profiles
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
+
 PAGES = sorted(DOCS.glob("*.md"))
 MARKDOWN = [ROOT / "README.md", *PAGES]
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", re.M | re.S)
@@ -269,6 +274,53 @@ def test_site_builds_strict(tmp_path: Path) -> None:
     assert images, "the leaderboard page shows no images"
     for src in images:
         assert (site / "leaderboard" / unquote(src)).resolve().is_file(), f"leaderboard image {src} is not in the site"
+    check_leaderboard_html(leaderboard)
+    for page in ("index.html", "leaderboard/index.html"):  # no image is fetched before it is scrolled to
+        html = (site / page).read_text()
+        assert all('loading="lazy"' in img for img in re.findall(r"<img[^>]*>", _article(html))), page
+
+
+def _article(html: str) -> str:
+    return html.split('<article class="md-content__inner md-typeset">', 1)[1].split("</article>", 1)[0]
+
+
+def check_leaderboard_html(html: str) -> None:
+    """What a reader sees first and how wide it gets: the headline table before any section, no section table
+    wider than 8 columns, one image of every row's samples per section, headings that name their section once."""
+    article = _article(html)
+    sections = re.split(r"(?=<h2 )", article)[1:]
+    assert re.match(r'<h2 id="which-variant-to-use"', sections[0]) and "<table>" in sections[0], (
+        "the page opens with the headline table")
+    assert article.index("<table>") > article.index('id="which-variant-to-use"')
+    headings = re.findall(r'<h([1-6]) id="([^"]+)"[^>]*>(.*?)<a class="headerlink"', article, re.S)
+    texts = [re.sub(r"<[^>]+>", "", text).strip() for _, _, text in headings]
+    assert len(set(texts)) == len(texts) and len({i for _, i, _ in headings}) == len(headings), "a repeated heading"
+    benches = [s for s in sections if re.search(r"<th[^>]*>Variant</th>", s) and "which-variant-to-use" not in s]
+    assert len(benches) >= len(PAGE_SOURCES), "a section without a table"
+    for section in benches:
+        name = re.sub(r"<[^>]+>", "", section.split("</h2>", 1)[0])
+        for table in re.findall(r"<table>(.*?)</table>", section, re.S):
+            assert len(re.findall(r"<th[ >]", table.split("</thead>")[0])) <= 8, f"{name}: a table over 8 columns"
+        assert section.count('alt="The samples of every row side by side') == 1, f"{name}: not one comparison image"
+
+
+def test_home_page_shows_the_readme_commands() -> None:
+    """docs/index.md shows the README's two commands (the bench and the tests) exactly as the README has them."""
+    commands = [line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("python3 -m venv ")]
+    assert len(commands) == 2 and set(commands) <= set((DOCS / "index.md").read_text().splitlines())
+
+
+#: The most words in one paragraph (or list item) of a page a reader has to get through.
+PARAGRAPH_WORDS = 150
+
+
+@pytest.mark.parametrize("name", ["benchmarks.md", "leaderboard.md", "index.md"])
+def test_no_paragraph_is_a_wall_of_text(name: str) -> None:
+    text = FENCE.sub("", (DOCS / name).read_text())
+    blocks = [item for block in re.split(r"\n\s*\n", text) if not block.lstrip().startswith(("|", "<"))
+              for item in re.split(r"\n(?=- )", block)]
+    long = [f"{len(b.split())} words: {b[:60]}" for b in blocks if len(b.split()) > PARAGRAPH_WORDS]
+    assert not long, f"docs/{name}: paragraphs over {PARAGRAPH_WORDS} words (split them): {long}"
 
 
 def test_site_build_catches_a_missing_image(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ import yaml
 from click.testing import CliRunner
 
 import ganzoo
-from ganzoo.bench.leaderboard import render
+from ganzoo.bench.leaderboard import render, write_leaderboard
 from ganzoo.bench.reproduction import IDENTICAL, NOT_COMPARED, Comparison, Reproduction
 from ganzoo.cli import cli
 from ganzoo.errors import ResultsFileError, UsageError
@@ -122,20 +122,26 @@ def hostile_results() -> dict[str, Any]:
 def test_hostile_strings_render_as_inert_text(tmp_path: Path) -> None:
     folder = tmp_path / "r"
     write(folder, hostile_results())
-    page = render([folder], folder / "board.md")  # the page beside the results: the image link is bare
+    (folder / "javascript:alert(1).png").write_bytes(b"\x89PNG\r\n\x1a\n")  # a samples file: a comparison image
+    page = render([folder], folder / "board.md")  # the page beside the results: the links are bare
     lines = page.splitlines()
-    assert [line.split(" ")[0] for line in lines if line.startswith("#")] == ["#", "##", "###"]
+    # the page's own headings: its title, the headline, the section, the definitions
+    assert [line.split(" ")[0] for line in lines if line.startswith("#")] == ["#", "##", "##", "##"]
     assert not re.search(r"(?<!\\)\]\(\s*javascript:", page)  # a link to a javascript: URL: only as escaped text
     html = to_html(page)
     assert_inert(html)
-    headings = [tag for tag, _ in Elements(html).found if re.fullmatch(r"h[1-6]", tag)]
-    assert headings == ["h1", "h2", "h3"]  # the page's own headings, no injected one
-    table = html.split("<table>")[1].split("</table>")[0]
-    header = table.count("<th>")
-    rows = re.findall(r"<tr>(.*?)</tr>", table, re.S)[1:]
-    assert len(rows) == 1 and all(row.count("<td>") == header for row in rows), "a pipe added a table cell"
-    images = [attrs["src"] for tag, attrs in Elements(html).found if tag == "img"]
-    assert images == ["javascript%3Aalert%281%29.png"]  # percent-encoded: a file name, not a scheme
+    elements = Elements(html).found
+    assert [tag for tag, _ in elements if re.fullmatch(r"h[1-6]", tag)] == ["h1", "h2", "h2", "h2"]  # none injected
+    ids = [attrs["id"] for tag, attrs in elements if re.fullmatch(r"h[1-6]", tag) and "id" in attrs]
+    assert all(re.fullmatch(r"[a-z0-9-]+", i) for i in ids) and len(ids) == 4  # the results' names as a slug
+    for table in re.findall(r"<table>(.*?)</table>", html, re.S):  # the headline's and the section's
+        header = len(re.findall(r"<th[ >]", table))
+        rows = re.findall(r"<tr>(.*?)</tr>", table, re.S)[1:]
+        assert len(rows) == 1 and all(len(re.findall(r"<td[ >]", row)) == header for row in rows), "a pipe added a cell"
+    images = [attrs["src"] for tag, attrs in elements if tag == "img"]
+    assert images == ["board-figures/script-alert-1-script-heading-x-javascript-alert-1-onclick-a.png"]
+    links = [attrs["href"] for tag, attrs in elements if tag == "a" and ".png" in attrs.get("href", "")]
+    assert links == ["javascript%3Aalert%281%29.png"]  # percent-encoded: a file name, not a scheme
 
 
 def _links_out(results_dir: Path, tmp_path: Path, file_link: str, folder_link: str) -> Path:
@@ -162,7 +168,7 @@ def test_hostile_page_builds_into_an_inert_site_without_linked_files(tmp_path: P
     docs = project / "docs"
     docs.mkdir()
     (docs / "site_hooks.py").write_text((ROOT / "docs" / "site_hooks.py").read_text())
-    (docs / "leaderboard.md").write_text(render([folder], docs / "leaderboard.md"))
+    write_leaderboard([folder], docs / "leaderboard.md")  # the page and its figure
     (docs / "benchmarks.md").write_text("# Methodology\n")  # the page's one link to another page
     config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
     config.update(nav=["leaderboard.md", "benchmarks.md"], exclude_docs="/site_hooks.py\n")
@@ -317,7 +323,7 @@ def test_committed_and_well_formed_results_files_pass_the_schema(tmp_path: Path)
     assert read_results(write(tmp_path / "r", results(trial(), trial(seed=1)))).profile.name == "small"
     out = CliRunner().invoke(cli, ["leaderboard", str(tmp_path / "r"), "-o", str(tmp_path / "board.md")])
     assert out.exit_code == 0, out.output
-    assert "| dcgan | 2 | 200.50 ± 0.71 |" in (tmp_path / "board.md").read_text()
+    assert "| dcgan | 200.50&nbsp;<small>±&nbsp;0.71</small> |" in (tmp_path / "board.md").read_text()
     found = sorted((ROOT / "benchmarks" / "results").rglob("results.json"))
     assert len(found) >= 15
     for path in found:
@@ -349,7 +355,7 @@ def test_values_that_pass_the_schema_render_without_a_traceback(tmp_path: Path) 
     nan = trial(seed=1, final={"fid": float("nan")}, train_seconds=float("inf"))
     path = write(tmp_path / "lax", results(trial(), nan, fid_target="5"))
     page = render([path], tmp_path / "board.md")
-    assert "200.00" in page and "nan" not in page.lower()  # seed 0's FID alone
+    assert "200.00" in page and not re.search(r"\bnan\b", page.lower())  # seed 0's FID alone
     huge = write(tmp_path / "huge", results(trial(steps=10**400)))
     out = CliRunner().invoke(cli, ["leaderboard", str(huge), "-o", str(tmp_path / "b.md")])
     assert out.exit_code == 2 and "trials[0].steps" in out.output and "Traceback" not in out.output

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 import pytest
 
-from ganzoo.bench.leaderboard import render
+from ganzoo.bench.leaderboard import build
 from ganzoo.bench.records import RESULTS_FILE, load_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,14 +26,45 @@ PAGE_SOURCES = ["default", "long", "zoo", "generator-batch-fresh", "generator-ba
 ZOO_ROWS = {"vanilla", "dcgan", "wgan-gp", "wgan-clip", "sngan", "ragan", "cgan-pd", "acgan", "dcgan+ema",
             "dcgan+ema+diffaugment"}
 PAGE = ROOT / "docs" / "leaderboard.md"
+FIGURES = ROOT / "docs" / "leaderboard-figures"
 
 
 def test_leaderboard_page_matches_committed_results() -> None:
     sources = [ROOT / "benchmarks" / "results" / name for name in PAGE_SOURCES]
-    assert PAGE.read_text() == render(sources, PAGE), (
-        "docs/leaderboard.md is out of date; regenerate it with: ganzoo leaderboard "
-        + " ".join(f"benchmarks/results/{name}" for name in PAGE_SOURCES) + " -o docs/leaderboard.md"
-    )
+    page, figures = build(sources, PAGE)
+    regenerate = ("regenerate it with: ganzoo leaderboard " + " ".join(f"benchmarks/results/{name}" for name in
+                                                                       PAGE_SOURCES) + " -o docs/leaderboard.md")
+    assert PAGE.read_text() == page, f"docs/leaderboard.md is out of date; {regenerate} --overwrite"
+    # every figure it shows is committed, and nothing else is in their folder
+    assert sorted(p.name for p in FIGURES.iterdir()) == sorted(p.name for p in figures), f"stale figures; {regenerate}"
+
+
+def headline_rows() -> dict[str, list[str]]:
+    """The committed page's headline table: its cells by variant."""
+    table = PAGE.read_text().split("## Which variant to use", 1)[1].split("\n\n")[2].splitlines()
+    return {cells[0]: cells[1:] for cells in ([c.strip() for c in row.strip("|").split("|")] for row in table[2:])}
+
+
+def test_headline_compares_every_variant_at_the_common_budget() -> None:
+    """FID's column is the zoo's budget (the one most variants ran at), each cell a row's mean linking to its section,
+    the best in bold; a collapsed row is flagged there, in its section and in its sentence."""
+    rows = headline_rows()
+    trials = load_results(ROOT / "benchmarks" / "results" / "zoo")["trials"]
+    assert set(rows) >= ZOO_ROWS
+    fids = {row: statistics.fmean(t["final"]["fid"] for t in trials if t["variant"] == row) for row in ZOO_ROWS}
+    best = min(fids, key=fids.get)
+    for row, fid in fids.items():
+        shown = f"**{fid:.2f}**" if row == best else f"{fid:.2f}"
+        assert rows[row][0].startswith(f"[{shown}](#"), (row, rows[row][0])
+    page = PAGE.read_text()
+    zoo = page.split("## mnist-5k — `zoo`", 1)[1].split("\n## ", 1)[0]
+    classes = {t["variant"]: t["final"]["classes_covered"] for t in trials if t["seed"] == 0}
+    for row in ZOO_ROWS:  # the rule: a third of mnist-5k's 10 classes at most (every seed alike here)
+        flagged = f"| {row}<br><small>⚠ collapsed in 3 of 3 seeds</small> |" in zoo
+        assert flagged == (classes[row] <= 10 / 3), row
+    assert rows["vanilla"][0].endswith("&nbsp;⚠")
+    sentence = next(line for line in page.splitlines() if line.startswith("- **vanilla** "))
+    assert "is last with [FID" in sentence and "collapses in [mnist-5k — `zoo`" in sentence
 
 
 def section_results() -> list[Path]:

@@ -131,8 +131,8 @@ def test_a_tiny_sweep_finishes_writes_its_table_and_benches_the_tuned_rows(tmp_p
 
     page = render([tmp_path / "s"], tmp_path / "leaderboard.md")  # the trial table, then both benches
     assert "## mnist-5k — sweep `tiny-sweep`" in page and f"| {best['trial_id']} ★ |" in page
-    assert page.index("sweep `tiny-sweep`") < page.index("`tiny-sweep (paper defaults)`") < page.index(
-        "`tiny-sweep (tuned)`")
+    assert page.index("## mnist-5k — sweep `tiny-sweep`") < page.index(
+        "## mnist-5k — `tiny-sweep (paper defaults)`") < page.index("## mnist-5k — `tiny-sweep (tuned)`")
 
     monkeypatch.delenv("RAY_AIR_NEW_OUTPUT", raising=False)
     again = sweep(path, out=tmp_path / "s", progress=False)  # finished: nothing is searched or trained again

@@ -70,7 +70,7 @@ def test_rows_take_their_own_step_budget_and_eval_interval(tmp_path: Path) -> No
     assert steps == {"vanilla": (2, [0, 2]), "wgan-gp": (3, [0, 1, 2, 3])}
     assert {t["variant"]: t["protocol"]["budget"]["steps"] for t in results["trials"]} == {"vanilla": 2, "wgan-gp": 3}
     page = render([tmp_path / "b"], tmp_path / "board.md")
-    assert "Budget: generator steps per row (the Steps column)" in page
+    assert "Each row's budget under its name" in page and "| wgan-gp<br><small>3 steps" in page
     # an explicit step budget is every row's
     again = bench(profile=profile, out=tmp_path / "c", steps=1, progress=False, cache_dir=tmp_path / "cache")
     assert {t["steps"] for t in again["trials"]} == {1}

@@ -1,31 +1,43 @@
-"""Render a Markdown leaderboard from ``results.json`` files, and nothing else: the same results give the same
-bytes. Nothing in a results file is trusted: each is checked on load (:mod:`ganzoo.bench.records`), every string
-from it is written as inert text (:func:`text`, :func:`code`) and every link percent-encoded (:func:`url`)."""
+"""Render a Markdown leaderboard and its figures from ``results.json`` files, and nothing else: the same results
+give the same bytes. Nothing in a results file is trusted: each is checked on load (:mod:`ganzoo.bench.records`),
+every string from it is written as inert text (:func:`text`, :func:`code`), every link percent-encoded
+(:func:`url`), and a heading's id or a figure's name keeps only letters, digits and hyphens of it (:func:`slug`).
+
+The page opens with the headline (:mod:`ganzoo.bench.headline`); then a section per profile and dataset: a caption
+with what its rows share, a table of at most :data:`MAX_COLUMNS` columns, one image of every row's samples side by
+side, FID against seconds of training where evaluations are timed, and behind a ``<details>`` the provenance and
+every seed's pictures. The figures go into a folder beside the page (:data:`FIGURES`)."""
 
 from __future__ import annotations
 
 import html
 import math
 import os
+import re
 import statistics
 import urllib.parse
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..metric_keys import BY_KEY, FID, IMAGE_METRIC_KEYS, METRICS
+from .. import metric_keys as mk
+from ..metric_keys import BY_KEY, CLASSES_COVERED, FID, KID_MEAN, MODES, PRECISION, RECALL
 from ..outputs import atomic_file, check_output
 from ..sweep.spec import DEFAULTS_DIR, SWEEP_FILE, TUNED_DIR
-from .records import EVAL_SECONDS, RESULTS_FILE, TRAIN_SECONDS, ResultsFile, Trial, load_sweep, read_results
+from .records import RESULTS_FILE, TRAIN_SECONDS, ResultsFile, Trial, load_sweep, read_results
 
-#: A table column: (metric key, column title, lower is better, decimals).
-Column = tuple[str, str, bool, int]
-# every leaderboard metric of ganzoo.metric_keys; a section shows those its trials scored
-COLUMNS: list[Column] = [
-    (m.key, f"{m.title} {'↓' if m.lower_is_better else '↑'}", m.lower_is_better, m.decimals)
-    for m in METRICS if m.column
-]
-
+#: The most columns a section's table has.
+MAX_COLUMNS = 8
+#: A finished trial covering at most this share of its dataset's classes (modes) is flagged as collapsed.
+COLLAPSE_SHARE = 1 / 3
+#: The metrics a section's table can show, in this order: recall shares precision's column, classes give way to
+#: modes, and the 2-D mixtures' own metrics to FID's family.
+TABLE_KEYS = (FID, KID_MEAN, PRECISION, MODES, CLASSES_COVERED, mk.CLASS_AGREEMENT, mk.HIGH_QUALITY, mk.MODE_KL)
+#: The folder of a page's figures, beside it (``leaderboard.md``: ``leaderboard-figures/``).
+FIGURES = "{stem}-figures"
+#: A section table's column: its title and its cell for a row's trials.
+Column = tuple[str, Callable[[list[Trial]], str]]
 
 #: Characters that start Markdown structure mid-line, and the backslash: escaped by :func:`text` (``_`` is kept).
 MARKDOWN_SPECIALS = "\\`*{}[]#|"
@@ -52,6 +64,11 @@ def url(link: str) -> str:
     return urllib.parse.quote(link, safe="/+")
 
 
+def slug(value: str) -> str:
+    """``value`` as a heading id or a file name: lower-case ASCII letters, digits and hyphens, at most 60."""
+    return re.sub(r"[^a-z0-9]+", "-", value.lower()).strip("-")[:60].strip("-") or "section"
+
+
 def mean_std(values: list[float], decimals: int) -> str:
     """``mean ± std`` of the finite ``values`` at ``decimals`` places: the one value alone, or ``–`` for none."""
     values = [v for v in values if math.isfinite(v)]
@@ -63,35 +80,37 @@ def mean_std(values: list[float], decimals: int) -> str:
     return f"{mean:.{decimals}f} ± {statistics.stdev(values):.{decimals}f}"
 
 
-def _group(trials: list[Trial]) -> dict[tuple[str, str, str], list[Trial]]:
-    groups: dict[tuple[str, str, str], list[Trial]] = {}
-    for t in trials:
-        key = (t.protocol.profile, t.protocol.dataset, t.variant)
-        groups.setdefault(key, []).append(t)
-    return groups
+def spread(values: list[float], decimals: int) -> str:
+    """:func:`mean_std` for a table cell: the spread in small type, on the mean's line."""
+    mean, _, std = mean_std(values, decimals).partition(" ± ")
+    return f"{mean}&nbsp;<small>±&nbsp;{std}</small>" if std else mean
 
 
-def section_columns(trials: list[Trial]) -> list[Column]:
-    """A section's metric columns: those of :data:`COLUMNS` its trials scored, then their other keys."""
-    scored = {key for t in trials for key in (t.final.values if t.final else {})}
-    if not scored:  # nothing finished: the image metrics' columns, empty
-        return [c for c in COLUMNS if c[0] in IMAGE_METRIC_KEYS]
-    known = {m.key for m in METRICS}
-    return [c for c in COLUMNS if c[0] in scored] + [(k, text(k), False, 3) for k in sorted(scored - known)]
+def finished(trials: list[Trial]) -> list[Trial]:
+    return [t for t in trials if t.status == "ok" and t.final]
 
 
-def _ranker(primary: Column) -> Callable[[tuple[str, list[Trial]]], tuple[float, str]]:
-    key, _, lower, _ = primary
+def mean(trials: list[Trial], key: str) -> float | None:
+    """The mean final ``key`` over the finished ``trials`` (finite values only), or ``None``."""
+    found = [t.final.values[key] for t in finished(trials) if math.isfinite(t.final.values.get(key, math.nan))]
+    return statistics.fmean(found) if found else None
 
-    def rank(row: tuple[str, list[Trial]]) -> tuple[float, str]:
-        """Rows by the mean final value of the section's first metric, best first; unfinished rows last."""
-        values = [t.final.values[key] for t in row[1] if t.status == "ok" and t.final and key in t.final.values]
-        if not values:
-            return (float("inf"), row[0])
-        mean = statistics.fmean(values)
-        return (mean if lower else -mean, row[0])
 
-    return rank
+def budget(trials: list[Trial]) -> str:
+    b = trials[0].protocol.budget
+    return f"{b.seconds:g} s" if b.seconds else f"{b.steps:,} steps"
+
+
+def hardware(trial: Trial) -> str:
+    hw = trial.hardware
+    threads = (hw and hw.threads) or "?"
+    return (hw and hw.gpu) or f"{(hw and hw.cpu) or '?'}, {threads} thread{'' if threads == 1 else 's'}"
+
+
+def timed(trials: list[Trial]) -> bool:
+    """Whether every finished trial's evaluations (two at least) record the seconds trained before them."""
+    done = finished(trials)
+    return bool(done) and all(len(t.history) > 1 and all(TRAIN_SECONDS in h.values for h in t.history) for t in done)
 
 
 def seconds_to_fid(trial: Trial, target: float) -> float | None:
@@ -102,49 +121,127 @@ def seconds_to_fid(trial: Trial, target: float) -> float | None:
     return None
 
 
-def evaluation_seconds(trial: Trial) -> float | None:
-    """Seconds all evaluations of ``trial`` took (``None`` for a history without per-evaluation timings)."""
-    timed = [h.values[EVAL_SECONDS] for h in trial.history if EVAL_SECONDS in h.values]
-    return sum(timed) if timed and len(timed) == len(trial.history) else None
+def dataset_size(name: str) -> int | None:
+    """The classes (modes) the plugin of dataset ``name`` registers, or ``None`` where no loaded plugin has it."""
+    from ..registry import get_registry
+
+    datasets = get_registry().datasets
+    return datasets.get(name).item.num_classes if name in datasets else None
+
+
+@dataclass
+class Section:
+    """One profile's and one dataset's trials of a results file: its rows (best first) and where it is shown."""
+
+    path: Path  # the results file
+    link: str  # to it, from the page
+    profile: str
+    dataset: str
+    rows: list[tuple[str, list[Trial]]]
+    target: float | None  # the profile's FID target
+    heading: str = ""
+    anchor: str = ""
+
+    @property
+    def scored(self) -> set[str]:
+        return {key for _, trials in self.rows for t in trials for key in (t.final.values if t.final else {})}
+
+    @property
+    def primary(self) -> str:
+        """The metric rows are ranked by: the first of :data:`TABLE_KEYS` scored, else FID."""
+        return next(iter(k for k in TABLE_KEYS if k in self.scored), FID)
+
+    def collapsed(self, trials: list[Trial]) -> list[Trial]:
+        """The finished ``trials`` covering at most :data:`COLLAPSE_SHARE` of the dataset's classes (modes)."""
+        key = MODES if MODES in self.scored else CLASSES_COVERED
+        size = dataset_size(self.dataset)
+        return [t for t in finished(trials) if size and t.final.values.get(key, size) <= COLLAPSE_SHARE * size]
+
+
+def _group(trials: list[Trial]) -> dict[tuple[str, str, str], list[Trial]]:
+    groups: dict[tuple[str, str, str], list[Trial]] = {}
+    for t in trials:
+        groups.setdefault((t.protocol.profile, t.protocol.dataset, t.variant), []).append(t)
+    return groups
+
+
+def _columns(section: Section) -> list[Column]:
+    """A section's metric columns (:data:`TABLE_KEYS` its trials scored, or its own keys), the seconds to its FID
+    target and the seconds of training: :data:`MAX_COLUMNS` with the variant's."""
+    scored = section.scored
+    keys = [k for k in TABLE_KEYS if k in scored] if scored else [FID, KID_MEAN, PRECISION]
+    drop = ({CLASSES_COVERED} if MODES in keys else set()) | (set(TABLE_KEYS[-2:]) if FID in keys else set())
+    keys = [k for k in keys if k not in drop] or sorted(scored)
+    target = section.target if all(timed(trials) for _, trials in section.rows) else None
+    columns: list[Column] = []
+    for key in keys[:MAX_COLUMNS - 2 - bool(target)]:
+        info = BY_KEY.get(key)
+        if key == PRECISION:
+            columns.append(("Precision / recall ↑", lambda ts: "&nbsp;/&nbsp;".join(
+                "–" if (m := mean(ts, k)) is None else f"{m:.3f}" for k in (PRECISION, RECALL))))
+        else:
+            title = f"{info.title} {'↓' if info.lower_is_better else '↑'}" if info else text(key)
+            columns.append((title, lambda ts, key=key, d=info.decimals if info else 3: spread(
+                [t.final.values[key] for t in finished(ts) if key in t.final.values], d)))
+    if target:
+        columns.append((f"Train s to FID ≤ {target:g}", lambda ts: _time_to_quality(finished(ts), target)))
+    return [*columns, ("Train s", lambda ts: spread([t.train_seconds for t in finished(ts)], 0))]
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed{'' if n == 1 else 's'}"
+
+
+def _ranker(key: str) -> Callable[[tuple[str, list[Trial]]], tuple[float, str]]:
+    lower = BY_KEY[key].lower_is_better if key in BY_KEY else False
+
+    def rank(row: tuple[str, list[Trial]]) -> tuple[float, str]:
+        """Rows by the mean final value of the section's first metric, best first; unfinished rows last."""
+        value = mean(row[1], key)
+        return (math.inf, row[0]) if value is None else (value if lower else -value, row[0])
+
+    return rank
 
 
 def _time_to_quality(trials: list[Trial], target: float) -> str:
     reached = [s for s in (seconds_to_fid(t, target) for t in trials) if s is not None]
-    cell = mean_std(reached, 0) + " s" if reached else "not reached"
-    return cell if len(reached) in (0, len(trials)) else f"{cell} ({len(reached)} of {len(trials)} seeds)"
+    cell = spread(reached, 0) if reached else "not reached"
+    return cell if len(reached) in (0, len(trials)) else f"{cell} <small>({len(reached)} of {len(trials)})</small>"
 
 
 def _link(target: Path, out_dir: Path) -> str:
     return os.path.relpath(target.resolve(), out_dir)
 
 
-#: The page's introduction, above its sections.
 INTRO = [
     "# Leaderboard",
     "",
-    "<!-- Generated by `ganzoo leaderboard` from the results files listed below. Do not edit by hand. -->",
+    "<!-- Generated by `ganzoo leaderboard` from the results files each section links. Do not edit by hand. -->",
     "",
-    "Final scores after each variant's budget (mean ± std over seeds where there are several), best FID first.",
-    "FID, KID and",
-    "precision/recall use the features of the feature extractor named under each table; IS uses its logits;",
-    "*Classes* counts the digit classes covered by at least 1% of the samples and *Class KL* is the KL",
-    "divergence of the predicted-class histogram from uniform (0 is balanced, 2.303 is a single class).",
-    "*Class agreement* (class-conditional variants only) is the share of samples the same classifier assigns",
-    "to the class they were generated for. A row such as `dcgan+ema` is the variant trained with those",
-    "extensions added. Datasets with known modes (Stacked MNIST, the 2-D Gaussian mixtures) add their own",
-    "metrics: *Modes* covered, *Mode KL* (of the mode histogram from uniform) and, for the mixtures, the",
-    "*High-quality share* of samples near a mode; non-image sections are scored by those alone.",
-    "*Untrained FID* scores the same generator before its first step. *Train time* is the seconds of",
-    "training, *Wall time* the whole trial with its evaluations, on the hardware named in the row.",
-    "*Eval time* (results that record it) is the seconds all of a trial's evaluations took, with their share",
-    "of its training time. Where a profile names an FID target, *Train s to FID ≤ X* is the seconds of",
-    "training before the first evaluation at or below it (so it is as coarse as the evaluation interval).",
-    "A sweep (`ganzoo sweep`) shows every configuration it tried, the best one marked ★, and then the",
-    "benches of its paper defaults and of its tuned configuration under the same budget and seeds.",
-    "`ganzoo bench --reproduce RESULTS` re-runs a section's results file and says, per row and metric, whether",
-    "the new figures are identical (the same machine type) or within the seed spread shown here. See",
-    "[benchmark methodology](benchmarks.md) for the protocol.",
+]
+#: The page's last section: how to read it.
+DEFINITIONS = [
+    "## Definitions { #definitions }",
     "",
+    "Each table row is one variant (`dcgan+ema` is dcgan trained with the `ema` extension), its figures the mean",
+    "over its seeds with their standard deviation in small type, best first. FID, KID and precision/recall use the",
+    "features of the feature extractor named in the section's details. *Classes* counts the digit classes covered",
+    "by at least 1% of the samples; *Class agreement* (class-conditional variants) is the share of samples the",
+    "classifier reads as the class they were drawn for. Datasets with known modes (Stacked MNIST, the 2-D Gaussian",
+    "mixtures) count the *Modes* covered, the *Mode KL* of the mode histogram from uniform and, for the mixtures,",
+    "the *High-quality share* of samples near a mode; non-image sections are scored by those alone.",
+    "",
+    f"A trial is *collapsed* (⚠) where it covers at most {COLLAPSE_SHARE:.0%} of the classes its dataset's plugin",
+    "registers (`num_classes`; the modes, for a dataset with modes). *Train s* is the seconds of training on the",
+    "hardware named in the section's caption; where a profile names",
+    "an FID target, *Train s to FID ≤ X* is the seconds before the first evaluation at or below it, as coarse as",
+    "the evaluation interval. Inception score, class KL, the untrained generator's scores, wall time and",
+    "throughput are in each section's results file.",
+    "",
+    "A sweep (`ganzoo sweep`) shows every configuration it tried, the best one marked ★, then the benches of its",
+    "paper defaults and of its tuned configuration. `ganzoo bench --reproduce RESULTS` re-runs a section's results",
+    "file and says, per row and metric, whether the new figures are identical (the same machine type) or within",
+    "the seed spread shown here. See [benchmark methodology](benchmarks.md) for the protocol.",
 ]
 
 
@@ -163,90 +260,142 @@ def _sources(results: list[str | Path]) -> list[tuple[Path, dict[str, Any] | Res
     return sources
 
 
-def render(results: list[str | Path], out: str | Path) -> str:
-    """The Markdown page for ``results`` (files or bench directories), with links relative to ``out``."""
-    out_dir = Path(out).resolve().parent
-    lines = list(INTRO)
+def _unique(heading: str, anchor: str, used: set[str]) -> tuple[str, str]:
+    """``heading`` and its id ``anchor``, numbered where either is on the page already."""
+    n = 1
+    while (f"{heading} ({n})" if n > 1 else heading) in used or (f"{anchor}-{n}" if n > 1 else anchor) in used:
+        n += 1
+    heading, anchor = (f"{heading} ({n})", f"{anchor}-{n}") if n > 1 else (heading, anchor)
+    used.update((heading, anchor))
+    return heading, anchor
+
+
+def build(results: list[str | Path], out: str | Path) -> tuple[str, dict[Path, Callable[[Path], Path]]]:
+    """The page for ``results`` (files or bench directories), with links relative to ``out``, and its figures:
+    each file's path and how to draw it (into the path given)."""
+    from .headline import ANCHOR, headline
+
+    out = Path(out)
+    out_dir, folder = out.resolve().parent, FIGURES.format(stem=out.stem)
+    used = {ANCHOR, "definitions"}
+    body: list[str] = []
+    sections: list[Section] = []
+    figures: dict[Path, Callable[[Path], Path]] = {}
     for path, data in _sources(results):
         link = _link(path, out_dir)  # a path the user named, yet written as inert as a results file's strings
         if not isinstance(data, ResultsFile):  # a sweep's trial table
-            lines += sweep_table(data, link)
+            body += sweep_table(data, link, used)
             continue
         groups = _group(data.trials)
         for profile, dataset in sorted({(k[0], k[1]) for k in groups}):
             rows = [(k[2], v) for k, v in groups.items() if (k[0], k[1]) == (profile, dataset)]
-            lines += _section(profile, dataset, rows, link, data.profile.fid_target)
-            for variant, trials in rows:
-                lines += _pictures(variant, trials, path, out_dir)
-    return "\n".join(lines).rstrip() + "\n"
+            section = Section(path, link, profile, dataset, rows, data.profile.fid_target)
+            budgets = {budget(trials) for _, trials in rows}
+            section.heading, section.anchor = _unique(
+                f"{text(dataset)} — {code(profile)}" + (f", {budgets.pop()}" if len(budgets) == 1 else ""),
+                slug(f"{profile}-{dataset}"), used)
+            sections.append(section)
+            body += _section(section, out_dir, out.parent / folder, folder, figures)
+    page = [*INTRO, *headline(sections), *body, *DEFINITIONS]
+    return "\n".join(page).rstrip() + "\n", figures
 
 
-def _budget_text(rows: list[tuple[str, list[Trial]]]) -> str:
-    budget = rows[0][1][0].protocol.budget
-    steps = {t.protocol.budget.steps for _, trials in rows for t in trials}
-    if budget.seconds:
-        return (f"{budget.seconds:g} s of training per trial (a time budget: other hardware "
-                "trains a different number of steps)")
-    if len(steps) == 1:
-        return f"{budget.steps} generator steps per trial"
-    return "generator steps per row (the Steps column)"
+def render(results: list[str | Path], out: str | Path) -> str:
+    """The Markdown page for ``results`` (files or bench directories), with links relative to ``out``."""
+    return build(results, out)[0]
 
 
-def _section(profile: str, dataset: str, rows: list[tuple[str, list[Trial]]], link: str,
-             target: float | None) -> list[str]:
-    """One profile's and dataset's table: its heading, protocol, and a row per variant, best first."""
-    proto = rows[0][1][0].protocol
+def _section(section: Section, out_dir: Path, folder: Path, rel: str,
+             figures: dict[Path, Callable[[Path], Path]]) -> list[str]:
+    """A section: heading, caption, table (best first), its figures (into ``figures``, in ``folder``: ``rel`` from
+    the page), and the provenance behind a ``<details>``."""
+    from ..plots import plot_comparison, plot_time_to_quality
+
+    rows = section.rows
+    columns = _columns(section)
+    rows.sort(key=_ranker(section.primary))
+    budgets, seeds = {budget(trials) for _, trials in rows}, sorted({len(trials) for _, trials in rows})
+    lines = [f"## {section.heading} {{ #{section.anchor} }}", "", _caption(section, budgets, seeds), "",
+             "| Variant | " + " | ".join(c[0] for c in columns) + " |", "|---|" + "---:|" * len(columns)]
+    panels = []
+    for variant, trials in rows:
+        collapsed = section.collapsed(trials)
+        notes = ([budget(trials)] if len(budgets) > 1 else []) + ([_seeds(len(trials))] if len(seeds) > 1 else [])
+        notes += ([f"⚠ collapsed in {len(collapsed)} of {len(trials)} seeds"] if collapsed else []) + _status(trials)
+        lines.append(f"| {text(variant)}" + (f"<br><small>{'; '.join(notes)}</small>" if notes else "") + " | "
+                     + " | ".join(cell(trials) for _, cell in columns) + " |")
+        shown = next((t for t in sorted(trials, key=lambda t: t.seed) if "samples" in t.artifacts
+                      and (section.path.parent / t.artifacts["samples"]).is_file()), None)
+        if shown:  # the row's lowest seed with a sample grid, under its figure on the section's question
+            key = MODES if MODES in section.scored else section.primary
+            value = shown.final.values.get(key) if shown.final else None
+            figure = "" if value is None else f" · {BY_KEY[key].title} {value:.{0 if value.is_integer() else 2}f}"
+            note = f"seed {shown.seed}{figure}" + (" · collapsed" if shown in collapsed else "")
+            panels.append((variant, note, section.path.parent / shown.artifacts["samples"]))
+    lines.append("")
+    if panels:
+        name = f"{section.anchor}.png"
+        figures[folder / name] = lambda out, panels=panels: plot_comparison(panels, out)
+        lines += [f"![The samples of every row side by side, from the seed named under each]({url(f'{rel}/{name}')})"
+                  "{ loading=lazy }", ""]
+    curves = [_curve(variant, trials) for variant, trials in rows if timed(trials)]
+    if FID in section.scored and len(curves) == len(rows) > 1:
+        name = f"{section.anchor}-time.png"
+        figures[folder / name] = lambda out, c=curves, x=section.target: plot_time_to_quality(c, out, x)
+        lines += [f"![FID against seconds of training, each row's mean over its seeds, shaded between its seeds' "
+                  f"lowest and highest]({url(f'{rel}/{name}')}){{ loading=lazy }}", ""]
+    elif FID in section.scored and len(rows) > 1:
+        lines += ["*No FID-against-time figure: " + ("only some" if curves else "none") + " of these rows' results "
+                  "record the seconds trained before each evaluation.*", ""]
+    return lines + _details(section, out_dir)
+
+
+def _caption(section: Section, budgets: set[str], seeds: list[int]) -> str:
+    """What a section's rows share: budget, seeds, hardware, how many samples each evaluation compares."""
+    proto = section.rows[0][1][0].protocol
+    unit = "images" if proto.feature_extractor else "samples"  # non-image data: points, vectors
+    machines = sorted({hardware(t) for _, trials in section.rows for t in trials if t.hardware})
+    return " · ".join([
+        f"{next(iter(budgets))} of training per trial" + (" (a time budget)" if proto.budget.seconds else "")
+        if len(budgets) == 1 else "Each row's budget under its name",
+        _seeds(seeds[0]) + " per row" if len(seeds) == 1 else "each row's seeds under its name",
+        text("; ".join(machines) or "hardware not recorded"),
+        f"{proto.num_fake:,} generated {unit} per evaluation against {proto.num_real:,} real "
+        f"({text(proto.real_split)} split)"]) + "."
+
+
+def _details(section: Section, out_dir: Path) -> list[str]:
+    """A section's provenance and links to every seed's samples and plots, behind a ``<details>``."""
+    proto = section.rows[0][1][0].protocol
     fx = proto.feature_extractor
-    columns = section_columns([t for _, trials in rows for t in trials])
-    unit = "images" if fx else "samples"  # non-image data: points, vectors
-    primary = columns[0]  # FID for images; else the dataset's first metric
-    every = [t for _, trials in rows for t in trials if t.status == "ok"]
-    timed = any(evaluation_seconds(t) is not None for t in every)
-    target = target if timed else None
-    extra = ([f"Train s to FID ≤ {target:g}"] if target else []) + (["Eval time"] if timed else [])
-    lines = [f"## {text(dataset)} — profile {code(profile)}", "",
-             f"Results: [{code(link)}]({url(link)}). Budget: {_budget_text(rows)}. Reference: {proto.num_real} real "
-             f"{unit} ({text(proto.real_split)} split); {proto.num_fake} generated {unit} per evaluation. "
-             + (f"Feature extractor: {code(fx.name)} (weights sha256 {code(fx.sha256[:16] + '…')}). " if fx
-                else "Scored by the dataset's own metrics (the samples are not images: no feature extractor). ")
-             + f"torch {text(proto.versions.torch)}, torch-fidelity {text(proto.versions.torch_fidelity)}, ganzoo "
-             f"{text(proto.versions.ganzoo)}.", "",
-             "| Variant | Seeds | " + " | ".join(c[1] for c in columns) + f" | Untrained {primary[1].rstrip(' ↓↑')} "
-             "| Steps | Train time | Wall time | " + "".join(f"{e} | " for e in extra) + "img/s | Hardware | Status |",
-             "|" + "---|" * (len(columns) + 9 + len(extra))]
-    rows.sort(key=_ranker(primary))
-    lines += [_row(variant, trials, columns, target, timed) for variant, trials in rows]
-    return [*lines, ""]
+    fx_text = (f"Feature extractor {code(fx.name)} (weights sha256 {code(fx.sha256[:16] + '…')}). " if fx else
+               "The samples are not images: no feature extractor. ")
+    lines = ['<details markdown="1">', "<summary>Provenance, and every seed's samples, metrics and losses</summary>",
+             "", f"Results: [{code(section.link)}]({url(section.link)}). {fx_text}torch {text(proto.versions.torch)}, "
+             f"torch-fidelity {text(proto.versions.torch_fidelity)}, ganzoo {text(proto.versions.ganzoo)}.", ""]
+    for variant, trials in section.rows:
+        kinds = [f"{what}, seed " + " ".join(
+                 f"[{t.seed}]({url(_link(section.path.parent / t.artifacts[key], out_dir))})"
+                 for t in trials if key in t.artifacts)
+                 for key, what in (("samples", "samples"), ("metrics_plot", "metrics"), ("loss_plot", "losses"))
+                 if any(key in t.artifacts for t in trials)]
+        lines.append(f"- {text(variant)}" + (f": {' · '.join(kinds)}" if kinds else ""))
+    return [*lines, "", "</details>", ""]
 
 
-def _row(variant: str, trials: list[Trial], columns: list[Column], target: float | None, timed: bool) -> str:
-    """A variant's line of its section's table: the mean ± std over its finished seeds of each column."""
-    ok = [t for t in trials if t.status == "ok" and t.final]
-    primary = columns[0]
-    cells = [mean_std([t.final.values[key] for t in ok if key in t.final.values], dec) for key, _, _, dec in columns]
-    untrained = mean_std([t.untrained.values[primary[0]] for t in trials
-                          if t.untrained and primary[0] in t.untrained.values], primary[3])
-    steps = mean_std([t.steps for t in ok], 0)
-    train = mean_std([t.train_seconds for t in ok], 0)
-    wall = mean_std([t.wall_seconds for t in ok if t.wall_seconds is not None], 0)
-    extra_cells = []
-    if target:
-        extra_cells.append(_time_to_quality(ok, target))
-    if timed:
-        spent = [(evaluation_seconds(t), t.train_seconds) for t in ok]
-        spent = [(e, train) for e, train in spent if e is not None]
-        share = [e / train for e, train in spent if train]
-        extra_cells.append(f"{mean_std([e for e, _ in spent], 0)} s ({statistics.fmean(share):.1%} "
-                           "of train)" if share else "–")
-    ips = mean_std([t.images_per_second for t in ok], 0)
-    hw = trials[0].hardware
-    hardware = text((hw and hw.gpu) or f"{(hw and hw.cpu) or '?'}, {(hw and hw.threads) or '?'} threads")
-    return (f"| {text(variant)} | {len(trials)} | " + " | ".join(cells)
-            + f" | {untrained} | {steps} | {train} s | {wall} s | "
-            + "".join(f"{c} | " for c in extra_cells) + f"{ips} | {hardware} | {_status(trials)} |")
+def _curve(variant: str, trials: list[Trial]) -> tuple[str, list[float], list[float], list[float], list[float]]:
+    """A row's FID against seconds of training: per evaluation step, the means over seeds, the lowest and highest."""
+    steps: dict[int, list[tuple[float, float]]] = {}
+    for t in finished(trials):
+        for h in t.history:
+            if math.isfinite(h.values.get(FID, math.nan)) and math.isfinite(h.values[TRAIN_SECONDS]):
+                steps.setdefault(h.step, []).append((h.values[TRAIN_SECONDS], h.values[FID]))
+    points = [steps[s] for s in sorted(steps)]
+    return (variant, [statistics.fmean(x for x, _ in p) for p in points], [statistics.fmean(y for _, y in p)
+            for p in points], [min(y for _, y in p) for p in points], [max(y for _, y in p) for p in points])
 
 
-def _status(trials: list[Trial]) -> str:
+def _status(trials: list[Trial]) -> list[str]:
     statuses = []
     for t in trials:
         if t.status == "diverged":
@@ -254,25 +403,17 @@ def _status(trials: list[Trial]) -> str:
         elif t.status != "ok":
             reason = (str(t.reason).strip().splitlines() or ["no reason recorded"])[0]
             statuses.append(f"{text(t.status)} (seed {t.seed}): {text(reason)}")
-    return "; ".join(statuses) or "ok"
+    return statuses
 
 
-def _pictures(variant: str, trials: list[Trial], path: Path, out_dir: Path) -> list[str]:
-    """Every seed's sample grid (seed variance shows), then the first trial's plots, under a heading."""
-    shown = [(t, "samples", f"samples, seed {t.seed}" if len(trials) > 1 else "samples") for t in trials]
-    shown += [(trials[0], key, alt) for key, alt in (("metrics_plot", "metrics vs step"), ("loss_plot", "losses"))]
-    pictures = [f"![{text(variant)} {alt}]({url(_link(path.parent / t.artifacts[key], out_dir))})"
-                for t, key, alt in shown if key in t.artifacts]
-    seeds = "seeds " + ", ".join(str(t.seed) for t in trials) if len(trials) > 1 else f"seed {trials[0].seed}"
-    return [f"### {text(variant)} ({seeds})", "", " ".join(pictures), ""] if pictures else []
-
-
-def sweep_table(data: dict[str, Any], link: str) -> list[str]:
+def sweep_table(data: dict[str, Any], link: str, used: set[str] | None = None) -> list[str]:
     """The Markdown of a ``sweep.json``: per row, every trial's configuration, how it ended and its score."""
     profile = data["profile"]
     spec = profile["sweep"]
     metric = BY_KEY[spec["metric"]]
-    lines = [f"## {text(profile['dataset'])} — sweep {code(profile['name'])}", "",
+    heading, anchor = _unique(f"{text(profile['dataset'])} — sweep {code(profile['name'])}",
+                              slug(f"sweep-{profile['name']}-{profile['dataset']}"), set() if used is None else used)
+    lines = [f"## {heading} {{ #{anchor} }}", "",
              f"Results: [{code(link)}]({url(link)}). Ray Tune, scheduler `{spec['scheduler']}` (grace period "
              f"{spec['grace_period']} evaluation, reduction factor {spec['reduction_factor']:g}), "
              f"{spec['samples']} configurations per row drawn with seed {spec['search_seed']}, each trained with "
@@ -289,12 +430,13 @@ def sweep_table(data: dict[str, Any], link: str) -> list[str]:
                 if found.get("wall_seconds") is not None and cluster else "")
         lines += [f"**{text(row)}**: {found['steps']} generator steps, evaluated every {found['eval_every']} "
                   f"steps.{took}", "", "| Trial | " + " | ".join(code(k) for k in keys)
-                  + f" | Status | Steps | Train time | {metric.title} |", "|" + "---|" * (len(keys) + 5)]
+                  + f" | Status | Steps | Train s | {metric.title} |",
+                  "|---|" + "---:|" * len(keys) + "---|---:|---:|---:|"]
         for t in found["trials"]:
             params = [_param(t["params"].get(k)) for k in keys]
             last = t["evaluations"][-1] if t["evaluations"] else {}
             score = f"{t['final']:.{metric.decimals}f}" if t["final"] is not None else "–"
-            trained = f"{last['train_seconds']:.0f} s" if "train_seconds" in last else "–"
+            trained = f"{last['train_seconds']:.0f}" if "train_seconds" in last else "–"
             lines.append(f"| {text(t['trial_id'])}{' ★' if t['trial_id'] == best else ''} | " + " | ".join(params)
                          + f" | {text(t['status'])} | {last.get('step', 0)} | {trained} | {score} |")
         lines.append("")
@@ -310,9 +452,15 @@ def _param(value: Any) -> str:
 
 
 def write_leaderboard(results: list[str | Path], out: str | Path, overwrite: bool = False) -> Path:
-    """Write :func:`render` into ``out`` (under :mod:`ganzoo.outputs`' rule) and return its path."""
+    """Write :func:`build`'s page into ``out`` and its figures into the folder beside it (each file under
+    :mod:`ganzoo.outputs`' rule) and return the page's path."""
     out = check_output(out, overwrite, option="-o")
-    page = render(results, out)
+    page, figures = build(results, out)
+    for path in figures:
+        check_output(path, overwrite, option="-o")
+    for path, draw in figures.items():
+        with atomic_file(path) as tmp:
+            draw(tmp)
     with atomic_file(out) as tmp:
         tmp.write_text(page)
     return out
