@@ -19,7 +19,8 @@ RESULTS = ROOT / "benchmarks" / "results" / "default" / "results.json"
 # each generator_batch (docs/performance.md#generator-batch), also for the other variants with n_critic 1, and
 # dcgan against dcgan+pac2 on Stacked MNIST, the collapse profile (three datasets in one results file) and the
 # dcgan sweep (its trial table, then its paper-default and tuned benches); after the zoo, the modern baselines
-# (r3gan, stylegan2, stylegan2+ada beside dcgan) and r3gan-conditional beside cgan-pd. Every section is step-budgeted and has at least 3 seeds.
+# (r3gan, stylegan2, stylegan2+ada beside dcgan) and r3gan-conditional beside cgan-pd. Every section is
+# step-budgeted and has at least 3 seeds.
 PAGE_SOURCES = ["default", "long", "zoo", "modern", "generator-batch-fresh", "generator-batch-reuse",
                 "generator-batch-zoo-fresh", "generator-batch-zoo-reuse", "conditional", "conditional-long",
                 "conditional-modern", "early",
