@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..metric_keys import BY_KEY, CLASS_AGREEMENT, FID, MODES
-from .leaderboard import Section, finished, hardware, mean, seconds_to_fid, text, timed
+from .sections import Section, finished, hardware, mean, seconds_to_fid, text, timed
 
 #: The questions, a column each: a metric, and whether it gets a column per dataset (else one, on the dataset
 #: and budget most variants were scored at). A new kind of section (a dataset with modes, a conditional one)

@@ -1,7 +1,8 @@
 """Render a Markdown leaderboard and its figures from ``results.json`` files, and nothing else: the same results
 give the same bytes. Nothing in a results file is trusted: each is checked on load (:mod:`ganzoo.bench.records`),
-every string from it is written as inert text (:func:`text`, :func:`code`), every link percent-encoded
-(:func:`url`), and a heading's id or a figure's name keeps only letters, digits and hyphens of it (:func:`slug`).
+every string from it is written as inert text (``text`` and ``code`` of :mod:`ganzoo.bench.sections`), every link
+percent-encoded (:func:`url`), and a heading's id or a figure's name keeps only letters, digits and hyphens of it
+(:func:`slug`).
 
 The page opens with the headline (:mod:`ganzoo.bench.headline`); then a section per profile and dataset: a caption
 with what its rows share, a table of at most :data:`MAX_COLUMNS` columns, one image of every row's samples side by
@@ -10,54 +11,38 @@ every seed's pictures. The figures go into a folder beside the page (:data:`FIGU
 
 from __future__ import annotations
 
-import html
 import math
 import os
 import re
 import statistics
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import metric_keys as mk
 from ..metric_keys import BY_KEY, CLASSES_COVERED, FID, KID_MEAN, MODES, PRECISION, RECALL
 from ..outputs import atomic_file, check_output
 from ..sweep.spec import DEFAULTS_DIR, SWEEP_FILE, TUNED_DIR
 from .records import RESULTS_FILE, TRAIN_SECONDS, ResultsFile, Trial, load_sweep, read_results
+from .sections import (
+    COLLAPSE_SHARE,
+    TABLE_KEYS,
+    Section,
+    code,
+    finished,
+    hardware,
+    mean,
+    seconds_to_fid,
+    text,
+    timed,
+)
 
 #: The most columns a section's table has.
 MAX_COLUMNS = 8
-#: A finished trial covering at most this share of its dataset's classes (modes) is flagged as collapsed.
-COLLAPSE_SHARE = 1 / 3
-#: The metrics a section's table can show, in this order: recall shares precision's column, classes give way to
-#: modes, and the 2-D mixtures' own metrics to FID's family.
-TABLE_KEYS = (FID, KID_MEAN, PRECISION, MODES, CLASSES_COVERED, mk.CLASS_AGREEMENT, mk.HIGH_QUALITY, mk.MODE_KL)
 #: The folder of a page's figures, beside it (``leaderboard.md``: ``leaderboard-figures/``).
 FIGURES = "{stem}-figures"
 #: A section table's column: its title and its cell for a row's trials.
 Column = tuple[str, Callable[[list[Trial]], str]]
-
-#: Characters that start Markdown structure mid-line, and the backslash: escaped by :func:`text` (``_`` is kept).
-MARKDOWN_SPECIALS = "\\`*{}[]#|"
-_ESCAPE = str.maketrans({c: "\\" + c for c in MARKDOWN_SPECIALS})
-
-
-def _one_line(value: object) -> str:
-    return "".join(c if c.isprintable() else " " for c in str(value))
-
-
-def text(value: object) -> str:
-    """``value`` as inert Markdown on one line: HTML entities, :data:`MARKDOWN_SPECIALS` escaped."""
-    return html.escape(_one_line(value), quote=False).translate(_ESCAPE)
-
-
-def code(value: object) -> str:
-    """``value`` as an inline code span, or as :func:`text` where a backtick or a pipe would end it."""
-    line = _one_line(value)
-    return text(line) if "`" in line or "|" in line or not line.strip() else f"`{line}`"
-
 
 def url(link: str) -> str:
     """A relative link percent-encoded for a Markdown link target (no scheme, space or bracket survives)."""
@@ -86,76 +71,9 @@ def spread(values: list[float], decimals: int) -> str:
     return f"{mean}&nbsp;<small>±&nbsp;{std}</small>" if std else mean
 
 
-def finished(trials: list[Trial]) -> list[Trial]:
-    return [t for t in trials if t.status == "ok" and t.final]
-
-
-def mean(trials: list[Trial], key: str) -> float | None:
-    """The mean final ``key`` over the finished ``trials`` (finite values only), or ``None``."""
-    found = [t.final.values[key] for t in finished(trials) if math.isfinite(t.final.values.get(key, math.nan))]
-    return statistics.fmean(found) if found else None
-
-
 def budget(trials: list[Trial]) -> str:
     b = trials[0].protocol.budget
     return f"{b.seconds:g} s" if b.seconds else f"{b.steps:,} steps"
-
-
-def hardware(trial: Trial) -> str:
-    hw = trial.hardware
-    threads = (hw and hw.threads) or "?"
-    return (hw and hw.gpu) or f"{(hw and hw.cpu) or '?'}, {threads} thread{'' if threads == 1 else 's'}"
-
-
-def timed(trials: list[Trial]) -> bool:
-    """Whether every finished trial's evaluations (two at least) record the seconds trained before them."""
-    done = finished(trials)
-    return bool(done) and all(len(t.history) > 1 and all(TRAIN_SECONDS in h.values for h in t.history) for t in done)
-
-
-def seconds_to_fid(trial: Trial, target: float) -> float | None:
-    """Seconds of training before the first evaluation after step 0 with FID at most ``target`` (else ``None``)."""
-    for h in trial.history:
-        if h.step > 0 and h.values.get(FID, float("inf")) <= target and TRAIN_SECONDS in h.values:
-            return h.values[TRAIN_SECONDS]
-    return None
-
-
-def dataset_size(name: str) -> int | None:
-    """The classes (modes) the plugin of dataset ``name`` registers, or ``None`` where no loaded plugin has it."""
-    from ..registry import get_registry
-
-    datasets = get_registry().datasets
-    return datasets.get(name).item.num_classes if name in datasets else None
-
-
-@dataclass
-class Section:
-    """One profile's and one dataset's trials of a results file: its rows (best first) and where it is shown."""
-
-    path: Path  # the results file
-    link: str  # to it, from the page
-    profile: str
-    dataset: str
-    rows: list[tuple[str, list[Trial]]]
-    target: float | None  # the profile's FID target
-    heading: str = ""
-    anchor: str = ""
-
-    @property
-    def scored(self) -> set[str]:
-        return {key for _, trials in self.rows for t in trials for key in (t.final.values if t.final else {})}
-
-    @property
-    def primary(self) -> str:
-        """The metric rows are ranked by: the first of :data:`TABLE_KEYS` scored, else FID."""
-        return next(iter(k for k in TABLE_KEYS if k in self.scored), FID)
-
-    def collapsed(self, trials: list[Trial]) -> list[Trial]:
-        """The finished ``trials`` covering at most :data:`COLLAPSE_SHARE` of the dataset's classes (modes)."""
-        key = MODES if MODES in self.scored else CLASSES_COVERED
-        size = dataset_size(self.dataset)
-        return [t for t in finished(trials) if size and t.final.values.get(key, size) <= COLLAPSE_SHARE * size]
 
 
 def _group(trials: list[Trial]) -> dict[tuple[str, str, str], list[Trial]]:
