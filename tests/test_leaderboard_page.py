@@ -273,3 +273,14 @@ def test_startup_table_matches_the_committed_measurement() -> None:
     assert [row["args"] for row in report["commands"]] == [["--help"], ["--version"], ["list"]]
     assert startup.render_table(report) in (ROOT / "docs" / "performance.md").read_text(), (
         "docs/performance.md is out of date; rerun python benchmarks/startup.py --update-doc")
+
+
+def test_each_default_row_names_the_command_that_samples_its_bundled_generator() -> None:
+    import ganzoo
+
+    page = PAGE.read_text()
+    for bundled in ganzoo.list_pretrained():
+        row = next(line for line in page.splitlines() if line.startswith(f"| {bundled['name']}<br>")
+                   and f"<code>ganzoo sample {bundled['source']}</code>" in line)
+        assert "(seed 0, no training)" in row
+    assert page.count("<code>ganzoo sample pretrained:") == len(ganzoo.list_pretrained())

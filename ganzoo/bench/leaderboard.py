@@ -228,7 +228,9 @@ def _section(section: Section, out_dir: Path, folder: Path, rel: str,
     """A section: heading, caption, table (best first), its figures (into ``figures``, in ``folder``: ``rel`` from
     the page), and the provenance behind a ``<details>``."""
     from ..plots import plot_comparison, plot_time_to_quality
+    from ..pretrained import list_pretrained
 
+    bundled = {p["config_hash"]: p["source"] for p in list_pretrained()}  # generators that ship with ganzoo
     rows = section.rows
     columns = _columns(section)
     rows.sort(key=_ranker(section.primary))
@@ -240,6 +242,8 @@ def _section(section: Section, out_dir: Path, folder: Path, rel: str,
         collapsed = section.collapsed(trials)
         notes = ([budget(trials)] if len(budgets) > 1 else []) + ([_seeds(len(trials))] if len(seeds) > 1 else [])
         notes += ([f"⚠ collapsed in {len(collapsed)} of {len(trials)} seeds"] if collapsed else []) + _status(trials)
+        notes += [f"<code>ganzoo sample {text(bundled[t.config_hash])}</code> (seed {t.seed}, no training)"
+                  for t in trials if t.config_hash in bundled]
         lines.append(f"| {text(variant)}" + (f"<br><small>{'; '.join(notes)}</small>" if notes else "") + " | "
                      + " | ".join(cell(trials) for _, cell in columns) + " |")
         shown = next((t for t in sorted(trials, key=lambda t: t.seed) if "samples" in t.artifacts
