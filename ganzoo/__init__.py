@@ -8,10 +8,9 @@ The library API (the CLI is a thin layer over it)::
     images = ganzoo.sample(result.checkpoint, n=64, out="grid.png")
     digits = ganzoo.sample("pretrained:dcgan", n=64, truncation=1.5)   # a generator that ships with ganzoo
 
-Plugin authors use :data:`hookimpl` and the component classes (:class:`Generator`,
-:class:`Discriminator`, :class:`Loss`, :class:`LossSpec`, :class:`Extension`, :class:`ExtensionSpec`,
-:class:`Variant`, :class:`DatasetSpec`); callers add behaviour around a run's steps with :class:`Callback`
-(``ganzoo.train(..., callbacks=[...])``).
+Plugin authors use :data:`hookimpl` and the component classes (:class:`Generator`, :class:`Discriminator`,
+:class:`Loss`, :class:`LossSpec`, :class:`Extension`, :class:`ExtensionSpec`, :class:`Variant`, :class:`DatasetSpec`);
+callers add behaviour around a run's steps with :class:`Callback` (``ganzoo.train(..., callbacks=[...])``).
 
 ``import ganzoo`` imports neither torch nor any plugin: each name below is imported from its module on first
 use, so ``ganzoo --help`` answers at once.

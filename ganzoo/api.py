@@ -8,7 +8,7 @@ import dataclasses
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 
@@ -124,26 +124,17 @@ def load_dataset(name: str = "mnist-5k", split: str = "train", *, root: str | Pa
     return data
 
 
-class _SavedGenerator(NamedTuple):
-    """What a checkpoint or export records of its generator."""
-
-    weights: dict[str, Any]
-    config: object  # as stored: validated by the caller
-    name: str
-    image_shape: list[int]
-    num_classes: int | None
-    elements: int | None  # an export's tensor elements: a bound on the generator it may describe
-
-
-def _saved_generator(path: Path, device: str, raw: bool) -> _SavedGenerator:
-    """The generator weights (the sampling generator unless ``raw``) and what rebuilds them."""
+def _saved_generator(path: Path, device: str,
+                     raw: bool) -> tuple[dict[str, Any], object, str, list[int], int | None, int | None]:
+    """What a checkpoint or export records of its generator: ``(weights, config as stored, generator name, image
+    shape, num_classes, elements)``, the weights the sampling generator's unless ``raw``, ``elements`` an export's
+    tensor elements (a bound on the generator it may describe; ``None`` for a checkpoint)."""
     if path.suffix == ".safetensors":
         if raw:
             raise CheckpointError(f"{str(path)!r} is an export, which holds only the sampling generator; "
                                   "pass a checkpoint or run directory for the raw generator")
         weights, meta = ckpt.load_exported_generator(path)
-        return _SavedGenerator(weights, meta["config"], meta["generator"], meta["image_shape"], meta["num_classes"],
-                               meta["elements"])
+        return weights, meta["config"], meta["generator"], meta["image_shape"], meta["num_classes"], meta["elements"]
     state = ckpt.load_checkpoint(path, map_location=device)
     missing = [key for key in ("generator", "config", "components", "image_shape") if key not in state]
     names = state.get("components", {}).get("names", {}) if isinstance(state.get("components"), dict) else {}
@@ -152,8 +143,8 @@ def _saved_generator(path: Path, device: str, raw: bool) -> _SavedGenerator:
                               "it was not written by ganzoo or is damaged")
     sampled = state.get("sample_generator")
     num_classes = state.get("num_classes") if state["components"].get("conditional_generator") else None
-    return _SavedGenerator(state["generator"] if raw or sampled is None else sampled, state["config"],
-                           names["generator"], state["image_shape"], num_classes, None)
+    return (state["generator"] if raw or sampled is None else sampled, state["config"], names["generator"],
+            state["image_shape"], num_classes, None)
 
 
 def load_generator(checkpoint: str | Path, device: str = "cpu",
@@ -172,26 +163,23 @@ def load_generator(checkpoint: str | Path, device: str = "cpu",
     if entry.item.conditional and num_classes is None:
         raise CheckpointError(f"generator {name!r} is conditional, but {str(path)!r} records no number of classes")
     classes = {"num_classes": num_classes} if entry.item.conditional else {}
-
     def build() -> torch.nn.Module:
         try:
             return entry.item.build(cfg.latent_dim, tuple(shape), **classes, **cfg.generator_options)
         except Exception as exc:
             raise CheckpointError(f"generator {name!r} (plugin {entry.plugin!r}) cannot be built from what "
                                   f"{str(path)!r} records: {type(exc).__name__}: {exc}") from None
-
     with torch.device("meta"):  # the network's layout, nothing allocated, before trusting the file's metadata
         expected = build().state_dict()
     needed = sum(t.numel() for t in expected.values())
     if elements is not None and needed > elements:
         raise CheckpointError(f"{str(path)!r} describes generator {name!r} with {needed} weights but holds "
                               f"{elements}; its metadata does not match its weights")
-    wrong = [key for key, value in weights.items()
-             if key in expected and isinstance(value, torch.Tensor) and value.dtype != expected[key].dtype]
-    if wrong:
-        key = wrong[0]
-        raise CheckpointError(f"{str(path)!r}: tensor {key!r} is {weights[key].dtype}, but generator {name!r} "
-                              f"holds {expected[key].dtype} there; refusing to cast weights")
+    wrong = next((key for key, value in weights.items()
+                  if key in expected and isinstance(value, torch.Tensor) and value.dtype != expected[key].dtype), None)
+    if wrong is not None:
+        raise CheckpointError(f"{str(path)!r}: tensor {wrong!r} is {weights[wrong].dtype}, but generator {name!r} "
+                              f"holds {expected[wrong].dtype} there; refusing to cast weights")
     G = build()
     try:
         G.load_state_dict(weights)
@@ -227,9 +215,11 @@ def _sample_labels(G: torch.nn.Module, checkpoint: str | Path, n: int,
     return y, None
 
 
-def _latents(n: int, latent_dim: int, seed: int, truncation: float | None) -> torch.Tensor:
-    """``n`` latents of ``seed`` (:func:`~ganzoo.training.sampling.draw_latents`)."""
-    return draw_latents(n, latent_dim, torch.Generator().manual_seed(check_seed(seed)), truncation)
+def _with_latents(checkpoint: str | Path, raw: bool, n: int, seed: int,
+                  truncation: float | None) -> tuple[torch.nn.Module, TrainConfig, torch.Tensor]:
+    """:func:`load_generator`'s generator and config, and ``n`` latents of ``seed`` for it (:func:`draw_latents`)."""
+    G, cfg = load_generator(checkpoint, raw=raw)
+    return G, cfg, draw_latents(n, cfg.latent_dim, torch.Generator().manual_seed(check_seed(seed)), truncation)
 
 
 def _sample_batches(G: torch.nn.Module, z: torch.Tensor, y: torch.Tensor | None,
@@ -259,8 +249,7 @@ def sample(checkpoint: str | Path, n: int = 64, *, out: str | Path | None = None
     if n <= 0:
         raise ConfigError(f"n must be positive, not {n}")
     _check_grid_file(out)
-    G, cfg = load_generator(checkpoint, raw=raw)
-    z = _latents(n, cfg.latent_dim, seed, truncation)
+    G, cfg, z = _with_latents(checkpoint, raw, n, seed, truncation)
     if out is not None:
         out = check_output(out, overwrite)  # before generating anything
     y, nrow = _sample_labels(G, checkpoint, n, labels)
@@ -290,13 +279,11 @@ def export_samples(checkpoint: str | Path, n: int, out: str | Path, *, format: s
         raise ConfigError(f"format must be one of {', '.join(writers)}, not {format!r}")
     if n <= 0:
         raise ConfigError(f"n must be positive, not {n}")
-    G, cfg = load_generator(checkpoint, raw=raw)
-    z = _latents(n, cfg.latent_dim, seed, truncation)
+    G, _, z = _with_latents(checkpoint, raw, n, seed, truncation)
     y, _ = _sample_labels(G, checkpoint, n, labels)
     out = Path(out).expanduser()
     writer = writers[format](out, n, overwrite)  # checks out before generating anything
-    bar = tqdm(total=n, desc="sample", unit="img", disable=not progress, dynamic_ncols=True)
-    with writer:
+    with tqdm(total=n, desc="sample", unit="img", disable=not progress, dynamic_ncols=True) as bar, writer:
         for images, batch_labels in _sample_batches(G, z, y, batch_size):
             if images.ndim != 4:
                 raise UsageError(f"{str(checkpoint)!r} generates samples of shape {tuple(images.shape[1:])}, not "
@@ -304,7 +291,6 @@ def export_samples(checkpoint: str | Path, n: int, out: str | Path, *, format: s
                                  "ganzoo.sample(...) instead")
             writer.write(to_uint8(images).cpu(), batch_labels)
             bar.update(images.shape[0])
-    bar.close()
     return out
 
 
@@ -322,8 +308,7 @@ def interpolate(checkpoint: str | Path, rows: int = 8, steps: int = 10, *, out: 
     if rows <= 0 or steps < 2:
         raise ConfigError(f"a walk needs rows >= 1 and steps >= 2, not rows={rows}, steps={steps}")
     _check_grid_file(out)
-    G, cfg = load_generator(checkpoint, raw=raw)
-    ends = _latents(2 * rows, cfg.latent_dim, seed, truncation)
+    G, _, ends = _with_latents(checkpoint, raw, 2 * rows, seed, truncation)
     classes = getattr(G, "num_classes", None)
     y, _ = _sample_labels(G, checkpoint, rows, torch.arange(rows) % classes if classes and labels is None else labels)
     if out is not None:

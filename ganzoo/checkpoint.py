@@ -73,7 +73,6 @@ def checkpoint_name(step: int) -> str:
 def tensors_sha256(state: Any) -> str:
     """sha256 over every tensor in a nested state (its path, dtype, shape and bytes, in a fixed order)."""
     digest = hashlib.sha256()
-
     def visit(node: Any, path: str) -> None:
         if isinstance(node, torch.Tensor):
             t = node.detach().cpu().contiguous()
@@ -87,7 +86,6 @@ def tensors_sha256(state: Any) -> str:
         elif isinstance(node, (list, tuple)):
             for i, item in enumerate(node):
                 visit(item, f"{path}/{i}")
-
     visit(state, "")
     return digest.hexdigest()
 
@@ -193,7 +191,6 @@ def read_export_header(path: Path, data: bytes) -> tuple[dict[str, Any], dict[st
     """Validate an export's header before any tensor is read: ``(tensor entries, decoded metadata)``."""
     def invalid(what: str) -> CheckpointError:
         return CheckpointError(f"{str(path)!r} is not a valid safetensors file: {what}")
-
     if len(data) < 8:
         raise invalid("it is shorter than a safetensors header")
     header_len = int.from_bytes(data[:8], "little")

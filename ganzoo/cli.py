@@ -23,7 +23,6 @@ from .plugins import list_plugins, load_failures
 
 def library_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn ganzoo's exceptions into click's, so users see a message and the right exit code."""
-
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -38,7 +37,6 @@ def library_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             where = f"{exc.filename}: " if exc.filename else ""
             raise click.ClickException(f"{where}{exc.strerror or exc}; free space or choose another output, "
                                        "then run the command again") from None
-
     return wrapper
 
 
@@ -69,9 +67,7 @@ def list_cmd(as_json: bool) -> None:
     """List variants, networks, losses, datasets, their plugins and pretrained generators."""
     from . import api
     from .pretrained import list_pretrained
-    variants = api.list_variants()
-    components = api.list_components()
-    pretrained = list_pretrained()
+    variants, components, pretrained = api.list_variants(), api.list_components(), list_pretrained()
     if as_json:
         click.echo(json.dumps({"variants": variants, **components, "pretrained": pretrained}, indent=2))
         return
@@ -79,8 +75,7 @@ def list_cmd(as_json: bool) -> None:
     click.echo("Variants:")
     for v in variants:
         aliases = f" (alias: {', '.join(v['aliases'])})" if v["aliases"] else ""
-        extensions = v["defaults"].get("extensions") or {}
-        with_ext = f" +{' +'.join(extensions)}" if extensions else ""
+        with_ext = "".join(f" +{name}" for name in v["defaults"].get("extensions") or {})
         click.echo(f"  {v['name']}{aliases}  [{v['plugin']}]  G={v['generator']} D={v['discriminator']} "
                    f"loss={v['loss']}{with_ext}  {v['description']}")
         if v["paper"]:
@@ -496,15 +491,14 @@ def sweep_cmd(profile_name: str | None, profile_file: Path | None, variants: str
                  address=address, compare=not no_compare, progress=not no_progress)
     click.echo(f"{'row':<24} {'trials':>6} {'completed':>9} {'best':>10}  best configuration")
     for row, found in data["rows"].items():
-        metric = found["metric"]
+        metric, best = found["metric"], found["best"]
         completed = sum(t["status"] == COMPLETED for t in found["trials"])
-        best = found["best"]
-        lower = METRIC_DIRECTIONS[metric]
         shown = f"{best['final']:.4g}" if best else "-"
         params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                            for k, v in (best or {}).get("params", {}).items()) or "no trial trained the whole budget"
         click.echo(f"{row:<24} {len(found['trials']):>6} {completed:>9} {shown:>10}  {params}")
-    click.echo(f"{metric} ({'lower' if lower else 'higher'} is better) after each row's full budget")
+    click.echo(f"{metric} ({'lower' if METRIC_DIRECTIONS[metric] else 'higher'} is better) after each row's full "
+               "budget")
     click.echo(f"trials: {out / SWEEP_FILE}; tuned profile: {out / TUNED_PROFILE}")
     if not no_compare:
         click.echo(f"benches: {out / DEFAULTS_DIR}, {out / TUNED_DIR} "

@@ -64,7 +64,6 @@ class TrainConfig(BaseModel):
         default_factory=dict, description="Training extensions in the order they act, each with its options "
         "(`{ema: {decay: 0.999}}`); a list of names enables them with default options; `NAME: false` turns off "
         "one that the variant enables.")
-
     dataset: str = Field("mnist-5k", description="Dataset name (see `ganzoo list`).")
     data_root: Path = Field(DEFAULT_DATA_ROOT, description="Where datasets are stored or downloaded.")
     download: bool = Field(True, description="Download datasets that are missing from data_root.")
@@ -75,7 +74,6 @@ class TrainConfig(BaseModel):
     data_workers: int = Field(2, ge=0, description="DataLoader worker processes for streamed or decoded datasets.")
     memory_limit_gb: float = Field(4.0, ge=0, description="Largest float32 copy of a dataset that 'auto' holds "
                                    "in memory (GB).")
-
     steps: int = Field(1000, gt=0, description="Generator steps.")
     n_critic: int = Field(1, gt=0, description="Discriminator steps per generator step.")
     batch_size: int = Field(64, gt=0)
@@ -96,7 +94,6 @@ class TrainConfig(BaseModel):
     init: Literal["default", "normal"] = Field(
         "default", description="'normal': weights N(0, init_std), BatchNorm scales N(1, init_std).")
     init_std: float = Field(0.02, gt=0)
-
     # Fast paths: 'auto' is on for the device types where it was measured faster (ganzoo.fast_paths.AUTO).
     compile: bool | Literal["auto"] = Field(
         "auto", description="torch.compile the generator's forward and each loss step (D and loss; a double-backward "
@@ -107,7 +104,6 @@ class TrainConfig(BaseModel):
     fused_optimizer: bool | Literal["auto"] = Field(
         "auto", description="Fused Adam kernels (torch.optim.Adam(fused=True)); 'auto': where measured faster.")
     sync_batchnorm: bool = Field(False, description="Under torchrun on CUDA: BatchNorm statistics over all ranks.")
-
     seed: int = Field(0, ge=0, le=MAX_SEED, description="Random seed (0 .. 2**62).")
     deterministic: bool = Field(False, description="torch.use_deterministic_algorithms (and what CUDA needs).")
     device: str = Field("cpu", description="'cpu', 'cuda', 'cuda:N' or 'auto'.")

@@ -92,13 +92,11 @@ def _call_hook(pm: pluggy.PluginManager, hook: str, table: Table[Any], expected:
     caller = getattr(pm.hook, hook)
     for impl in caller.get_hookimpls():  # registration order: the built-ins first, so a clash names the newcomer
         plugin = impl.plugin_name
-
         def register(item: Any, _plugin: str = plugin) -> None:
             if not isinstance(item, expected):
                 raise PluginError(_plugin, f"register() takes a ganzoo.{expected.__name__}, got {type(item).__name__}",
                                   hook)
             table.add(item, _plugin, hook)
-
         kwargs = {"register": register}
         try:
             impl.function(*[kwargs[arg] for arg in impl.argnames])

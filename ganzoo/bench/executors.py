@@ -110,20 +110,16 @@ def _init_worker(threads: int, parent: int) -> None:
         import ctypes
         with contextlib.suppress(OSError, AttributeError):  # else the watcher still stops it
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
-
     def orphaned() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5 * PARENT_CHECK_SECONDS)  # a handler someone installed for SIGTERM had its chance
         os._exit(1)
-
     if os.getppid() != parent:  # the bench died before this worker got here
         orphaned()
-
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(PARENT_CHECK_SECONDS)
         orphaned()
-
     threading.Thread(target=watch, name="ganzoo-bench-parent-watch", daemon=True).start()
 
 

@@ -27,15 +27,14 @@ def bench(variants: list[str] | None = None, *, profile: str | Path | BenchProfi
           feature_extractor_weights: str | Path | None = None, cache_dir: str | Path | None = None, jobs: int = 1,
           threads: int | None = None, executor: Literal["local", "ray"] = "local", address: str | None = None,
           overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Run a benchmark and return its ``results.json`` with this bench's trials, in plan order.
-    ``profile`` is a bundled profile name (default ``default``: offline, minutes on a CPU), a YAML file or a
-    :class:`BenchProfile`; the keyword arguments override it (``steps`` replaces every row's budget). Trials
-    already in ``out/results.json`` with the same config are kept. ``jobs > 1`` runs trials in that many
-    processes; ``threads`` sets each trial's CPU threads there without entering its hash (the profile's does).
-    ``executor="ray"`` runs each trial as a Ray task on the cluster at ``address`` (default ``RAY_ADDRESS``, else
-    a local instance), ``out`` on storage every node shares. Finished trials of other settings at a planned row
-    and seed are refused unless ``overwrite=True``, which trains over them and keeps this bench's trials alone.
-    Example::
+    """Run a benchmark and return its ``results.json`` with this bench's trials, in plan order. ``profile`` is a bundled
+    profile name (default ``default``: offline, minutes on a CPU), a YAML file or a :class:`BenchProfile`; the keyword
+    arguments override it (``steps`` replaces every row's budget). Trials already in ``out/results.json`` with the same
+    config are kept. ``jobs > 1`` runs trials in that many processes; ``threads`` sets each trial's CPU threads there
+    without entering its hash (the profile's does). ``executor="ray"`` runs each trial as a Ray task on the cluster at
+    ``address`` (default ``RAY_ADDRESS``, else a local instance), ``out`` on storage every node shares. Finished trials
+    of other settings at a planned row and seed are refused unless ``overwrite=True``, which trains over them and keeps
+    this bench's trials alone. Example::
 
         results = ganzoo.bench(["vanilla", "dcgan", "wgan"], out="runs/bench")
         print([(t["variant"], t["final"]["fid"]) for t in results["trials"]])

@@ -131,12 +131,10 @@ def headline(sections: list[Section]) -> list[str]:
     fid = next((c for c in columns if c.key == FID), None)
     columns += _time_columns(sections, fid.dataset) if fid else []
     first = columns[0] if columns else None
-
     def rank(variant: str) -> tuple[bool, float, str]:
         if first is None or variant not in first.cells:
             return (True, 0.0, variant)
         return (False, first.cells[variant][0] * (1 if first.lower else -1), variant)
-
     variants = sorted({variant for s in sections for variant, _ in s.rows}, key=rank)
     if not variants:
         return []

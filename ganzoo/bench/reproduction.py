@@ -169,7 +169,6 @@ def pin_former_defaults(profile: BenchProfile, committed: list[TrialRecord]) -> 
                 pins.setdefault((dataset, entry.row), {})[key] = values[0]
     if not pins:
         return profile
-
     def pinned(variant_overrides: dict[str, Any], rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
         overrides = {name: dict(options) for name, options in variant_overrides.items()}
         for row, keys in rows.items():
@@ -177,7 +176,6 @@ def pin_former_defaults(profile: BenchProfile, committed: list[TrialRecord]) -> 
             same = [name for name in overrides if EXTENSION_JOINER not in name and _canonical(registry, name) == row]
             overrides[row] = merge(overrides.get(row, overrides[same[0]] if same else {}), keys)
         return overrides
-
     if not profile.datasets:
         return profile.model_copy(update={"variant_overrides": pinned(
             profile.variant_overrides, {row: keys for (_, row), keys in pins.items()})})

@@ -59,7 +59,6 @@ def make_evaluator(real: torch.Tensor, profile: BenchProfile, seed: int, cache_d
     """A scorer for :class:`~ganzoo.training.callbacks.Evaluation`: ``profile.num_fake`` samples drawn for ``seed`` as
     ``ganzoo evaluate`` draws them, scored by :func:`~ganzoo.evaluation.score_samples` with ``dataset_metrics``."""
     images = not real.is_floating_point()
-
     def evaluate(trainer: Trainer) -> dict[str, float]:
         conditional = trainer.assembly.conditional_generator
         samples, labels = evaluation_samples(trainer.sample, trainer.config.latent_dim, profile.num_fake, seed,
@@ -67,7 +66,6 @@ def make_evaluator(real: torch.Tensor, profile: BenchProfile, seed: int, cache_d
         return score_samples(samples, real, labels, feature_extractor=profile.feature_extractor,
                              feature_extractor_weights=profile.feature_extractor_weights, cache_dir=cache_dir,
                              dataset_metrics=dataset_metrics)
-
     return evaluate
 
 

@@ -1,10 +1,7 @@
-"""How a generator is sampled: the one place that knows a conditional generator takes labels.
-
-Training, evaluation, ``ganzoo sample`` and the assembly check all call :func:`generate` and draw labels with
-:func:`draw_labels`, so a conditional generator is called the same way everywhere and labels come from one
-random stream per caller. ``ganzoo sample`` and ``ganzoo interpolate`` draw latents with :func:`draw_latents`
-(optionally truncated) and walk between them with :func:`slerp`.
-"""
+"""How a generator is sampled, the one place that knows a conditional generator takes labels: training,
+evaluation, ``ganzoo sample`` and the assembly check call :func:`generate` and draw labels with :func:`draw_labels`
+(from one random stream per caller); ``ganzoo sample`` and ``interpolate`` draw latents with :func:`draw_latents`
+and walk between them with :func:`slerp`."""
 
 from __future__ import annotations
 
@@ -29,9 +26,8 @@ def draw_labels(class_probs: torch.Tensor, n: int, generator: torch.Generator) -
 
 
 def draw_latents(n: int, latent_dim: int, generator: torch.Generator, truncation: float | None = None) -> torch.Tensor:
-    """``n`` latents from ``generator``'s stream: standard normal, the distribution every ganzoo generator is
-    trained on (the trainer's latents are ``torch.randn``). With ``truncation`` psi (at least
-    :data:`MIN_TRUNCATION`), a truncated normal (the truncation trick, Brock et al. 2019): each value with
+    """``n`` standard normal latents from ``generator``'s stream, as the trainer draws them. With ``truncation`` psi
+    (at least :data:`MIN_TRUNCATION`), a truncated normal (the truncation trick, Brock et al. 2019): each value with
     ``|z| > psi`` is redrawn until it falls inside, never clamped, which would pile the outside mass onto ``±psi``
     (StudioGAN issue #62)."""
     z = torch.randn(n, latent_dim, generator=generator)
