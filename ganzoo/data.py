@@ -319,17 +319,13 @@ class LoaderBatches:
         self.order = BatchOrder(len(data), batch_size, seed, world_size, rank)
         self._batches: Iterator[tuple[torch.Tensor, torch.Tensor | None]] | None = None
 
-    def _start(self) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-        # its own generator: starting workers must not draw from the global RNG stream
-        return iter(DataLoader(self.dataset, batch_sampler=_OrderSampler(self.order.copy()), num_workers=self.workers,
-                               collate_fn=self.collate, pin_memory=self.pin_memory,
-                               prefetch_factor=4 if self.workers else None,
-                               generator=torch.Generator().manual_seed(self.order.epoch)))
-
     def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """This rank's next ``(images, labels)``; ``labels`` is ``None`` for unlabelled data."""
-        if self._batches is None:
-            self._batches = self._start()
+        if self._batches is None:  # its own generator: starting workers must not draw from the global RNG stream
+            self._batches = iter(DataLoader(self.dataset, batch_sampler=_OrderSampler(self.order.copy()),
+                                            num_workers=self.workers, collate_fn=self.collate,
+                                            pin_memory=self.pin_memory, prefetch_factor=4 if self.workers else None,
+                                            generator=torch.Generator().manual_seed(self.order.epoch)))
         try:
             batch, labels = next(self._batches)
         except PluginError:

@@ -23,7 +23,6 @@ from .training.sampling import draw_labels, generate
 if TYPE_CHECKING:
     import numpy as np
 
-    from .components import DatasetSpec
     from .config import TrainConfig
     from .registry import Registry
 
@@ -362,8 +361,14 @@ def evaluate(source: str | Path, *, dataset: str | None = None, split: str = "te
     if G is not None and cfg is not None:
         seed = cfg.seed if seed is None else seed
         images, labels = _generated(registry, G, cfg, path, real, num or int(real.shape[0]), seed)
+    elif real.is_floating_point():
+        raise UsageError(f"dataset {spec.name!r} holds samples of shape {tuple(real.shape[1:])}, not images: score "
+                         "a checkpoint, a run directory or an exported generator against it, not image files")
+    elif kind == "npz":
+        images, labels = read_npz(path, num, num_classes=spec.num_classes, image_shape=tuple(real.shape[1:]),
+                                  resize=resize)
     else:
-        images, labels = _read_images(path, num, spec, real, resize)
+        images, labels = read_image_folder(path, num), None
     images = _fitted(images, real, path, dataset, resize)
     scores = score_samples(images, real, labels, feature_extractor=feature_extractor, cache_dir=cache_dir,
                            feature_extractor_weights=feature_extractor_weights, dataset_metrics=spec.metrics)
@@ -385,17 +390,6 @@ def _generated(registry: Registry, G: torch.nn.Module, cfg: TrainConfig, path: P
         class_probs = train.class_frequencies().float()
     return evaluation_samples(torch.no_grad()(partial(generate, G)), cfg.latent_dim, n, seed, "cpu", class_probs,
                               images)
-
-
-def _read_images(path: Path, num: int | None, spec: DatasetSpec, real: torch.Tensor,
-                 resize: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The images of a folder or an ``.npz`` (with its labels) to score against ``real``, of dataset ``spec``."""
-    if real.is_floating_point():
-        raise UsageError(f"dataset {spec.name!r} holds samples of shape {tuple(real.shape[1:])}, not images: score "
-                         "a checkpoint, a run directory or an exported generator against it, not image files")
-    if path.suffix == ".npz":
-        return read_npz(path, num, num_classes=spec.num_classes, image_shape=tuple(real.shape[1:]), resize=resize)
-    return read_image_folder(path, num), None
 
 
 def _fitted(samples: torch.Tensor, real: torch.Tensor, path: Path, dataset: str, resize: bool) -> torch.Tensor:

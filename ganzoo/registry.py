@@ -84,13 +84,9 @@ class Registry:
     datasets: Table[DatasetSpec]
     schedules: Table[ScheduleSpec]
 
-    def table(self, hook: str) -> Table[Any]:
-        return getattr(self, hook.removeprefix("register_"))
-
 
 def _call_hook(pm: pluggy.PluginManager, hook: str, table: Table[Any], expected: type) -> None:
-    caller = getattr(pm.hook, hook)
-    for impl in caller.get_hookimpls():  # registration order: the built-ins first, so a clash names the newcomer
+    for impl in getattr(pm.hook, hook).get_hookimpls():  # built-ins first, so a clash names the newcomer
         plugin = impl.plugin_name
         def register(item: Any, _plugin: str = plugin) -> None:
             if not isinstance(item, expected):
@@ -106,25 +102,19 @@ def _call_hook(pm: pluggy.PluginManager, hook: str, table: Table[Any], expected:
             raise PluginError(plugin, f"raised {type(exc).__name__}: {exc}", hook) from exc
 
 
-def build_registry(pm: pluggy.PluginManager | None = None) -> Registry:
-    """Call every ``register_*`` hook of ``pm`` (default: the process-wide manager) and collect the results."""
-    pm = pm or get_plugin_manager()
-    tables = {hook.removeprefix("register_"): Table(kind) for hook, (kind, _) in HOOKS.items()}
-    registry = Registry(**tables)
-    for hook, (_, expected) in HOOKS.items():
-        _call_hook(pm, hook, registry.table(hook), expected)
-    return registry
-
-
 def get_registry(pm: pluggy.PluginManager | None = None) -> Registry:
-    """The registries of the current plugins, rebuilt whenever a plugin is registered or unregistered."""
+    """What every ``register_*`` hook of ``pm`` (default: the process-wide manager) registered, collected again
+    whenever a plugin is registered or unregistered."""
     pm = pm or get_plugin_manager()
     plugins = pm.get_plugins()
     key = frozenset((pm.get_name(plugin), id(plugin)) for plugin in plugins)
     cached = _built.get(pm)
     if cached is not None and cached[0] == key:
         return cached[2]
-    registry = build_registry(pm)
+    tables = {hook: Table(kind) for hook, (kind, _) in HOOKS.items()}
+    for hook, (_, expected) in HOOKS.items():
+        _call_hook(pm, hook, tables[hook], expected)
+    registry = Registry(**{hook.removeprefix("register_"): table for hook, table in tables.items()})
     # the plugins are kept with the key: while they live, no new plugin object can take one of their ids
     _built[pm] = (key, list(plugins), registry)
     return registry

@@ -228,8 +228,11 @@ def reproduce(results: str | Path, *, out: str | Path | None = None, seeds: int 
     records = [r for r in loaded.data["trials"] if r["variant"] in rows]  # as written: compared with the re-run's
     rerun_profile = pin_former_defaults(_rerun_profile(profile, committed, rows, seeds, run_seeds,
                                                        feature_extractor_weights), records)
-    rerun = bench(profile=rerun_profile, out=out, jobs=jobs, threads=_recorded_threads(profile, mine, jobs),
-                  progress=progress)["trials"]
+    # a profile without threads re-runs with the recorded ones, where the cores allow
+    counts = {t.hardware.threads if t.hardware else None for t in mine}
+    recorded = counts.pop() if len(counts) == 1 and profile.threads is None else None
+    threads = recorded if recorded is not None and recorded * jobs <= (os.cpu_count() or 1) else None
+    rerun = bench(profile=rerun_profile, out=out, jobs=jobs, threads=threads, progress=progress)["trials"]
     return Reproduction(path, out, list(range(run_seeds)), compare(records, rerun, datasets),
                         [f"{row_label(t, datasets)} seed {t['seed']}: {t['status']}, {t['reason']}"
                          for t in rerun if t["status"] != "ok"], sorted({machine_type(t) for t in records}),
@@ -256,11 +259,3 @@ def _rerun_profile(profile: BenchProfile, committed: list[Trial], rows: list[str
         update["datasets"] = {name: changes for name, changes in parts.items() if changes["variants"]}
     return profile.model_copy(update=update)
 
-
-def _recorded_threads(profile: BenchProfile, mine: list[Trial], jobs: int) -> int | None:
-    """The thread count a profile without one re-runs with: the recorded one, where the cores allow (else ``None``)."""
-    if profile.threads is not None:
-        return None
-    counts = {t.hardware.threads if t.hardware else None for t in mine}
-    recorded = counts.pop() if len(counts) == 1 else None
-    return recorded if recorded is not None and recorded * jobs <= (os.cpu_count() or 1) else None

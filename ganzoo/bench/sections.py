@@ -71,7 +71,6 @@ def seconds_to_fid(trial: Trial, target: float) -> float | None:
 def dataset_size(name: str) -> int | None:
     """The classes (modes) the plugin of dataset ``name`` registers, or ``None`` where no loaded plugin has it."""
     from ..registry import get_registry
-
     datasets = get_registry().datasets
     return datasets.get(name).item.num_classes if name in datasets else None
 
@@ -79,7 +78,6 @@ def dataset_size(name: str) -> int | None:
 @dataclass
 class Section:
     """One profile's and one dataset's trials of a results file: its rows (best first) and where it is shown."""
-
     path: Path  # the results file
     link: str  # to it, from the page
     profile: str

@@ -46,14 +46,6 @@ def hardware() -> dict[str, Any]:
             "gpu": gpu, "platform": platform.platform()}
 
 
-def portable_extractor_info(info: dict[str, Any]) -> dict[str, Any]:
-    """``info`` with its weights path machine-independent: ``bundled:NAME``, else the file name."""
-    from ..metrics import WEIGHTS_PATH  # heavy (torch-fidelity): only where a trial is recorded
-    path = Path(info["weights_path"])
-    shown = f"bundled:{WEIGHTS_PATH.name}" if path.resolve() == WEIGHTS_PATH.resolve() else path.name
-    return {**info, "weights_path": shown}
-
-
 def make_evaluator(real: torch.Tensor, profile: BenchProfile, seed: int, cache_dir: Path | None,
                    dataset_metrics: Callable[[torch.Tensor], dict[str, float]] | None = None) -> Scorer:
     """A scorer for :class:`~ganzoo.training.callbacks.Evaluation`: ``profile.num_fake`` samples drawn for ``seed`` as
@@ -89,9 +81,12 @@ def trial_record(entry: PlannedTrial, real: torch.Tensor, status: str = "running
 
     from .. import metrics  # heavy (torch-fidelity): only where a trial is recorded
     profile, cfg, seed = entry.profile, entry.config, entry.seed
-    # non-image data is scored by its dataset's metrics alone: no feature extractor
-    extractor = None if real.is_floating_point() else portable_extractor_info(
-        metrics.extractor_info(profile.feature_extractor, profile.feature_extractor_weights))
+    extractor: dict[str, Any] | None = None  # non-image data is scored by its dataset's metrics alone
+    if not real.is_floating_point():  # its weights path machine-independent: bundled:NAME, else the file name
+        extractor = metrics.extractor_info(profile.feature_extractor, profile.feature_extractor_weights)
+        path = Path(extractor["weights_path"])
+        bundled = path.resolve() == metrics.WEIGHTS_PATH.resolve()
+        extractor["weights_path"] = f"bundled:{metrics.WEIGHTS_PATH.name}" if bundled else path.name
     return {"variant": entry.row, "base_variant": cfg.variant, "extensions": list(cfg.extensions), "seed": seed,
             "status": status, "reason": reason, "diverged_at": None, "config_hash": entry.config_hash,
             "protocol": {"profile": profile.name, "dataset": profile.dataset, "train_split": "train",
@@ -130,21 +125,14 @@ def run_trial(entry: PlannedTrial, out: Path, real: torch.Tensor, *, progress: b
             return trial_record(entry, real, status=LOST, reason=f"trial directory {str(trial_dir)!r} holds files no "
                                 f"ganzoo run wrote ({', '.join(foreign[:5])}); move them away and re-run the bench, or "
                                 "choose another --out")
-        _empty(trial_dir)
+        for child in trial_dir.iterdir():  # what an interrupted attempt left, the lock aside
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            elif child.name != rundir.LOCK_FILE:
+                child.unlink(missing_ok=True)
         return _train_trial(entry, out, real, progress=progress, cache_dir=cache_dir)
     finally:
         lock.__exit__(None, None, None)
-
-
-def _empty(trial_dir: Path) -> None:
-    """Delete what an interrupted attempt left in ``trial_dir`` (the lock stays)."""
-    for child in trial_dir.iterdir():
-        if child.name == rundir.LOCK_FILE:
-            continue
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child, ignore_errors=True)
-        else:
-            child.unlink(missing_ok=True)
 
 
 class TrialHistory(Callback):

@@ -89,14 +89,6 @@ def inception_hub_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(URL_INCEPTION_V3)
 
 
-def _inception_unavailable(reason: str) -> FeatureExtractorUnavailable:
-    return FeatureExtractorUnavailable(
-        f"feature extractor {INCEPTION!r} needs its weights and ganzoo never downloads them: {reason}. "
-        f"Download {URL_INCEPTION_V3} and either pass it with --feature-extractor-weights PATH "
-        f"(feature_extractor_weights=PATH in the API) or place it at {str(inception_hub_path())!r} "
-        f"(torch's hub cache, where torch-fidelity looks). Or use the offline extractor {GANZOO_MNIST!r}.")
-
-
 def resolve_weights(feature_extractor: str, weights: str | Path | None = None) -> Path:
     """The local weights file of ``feature_extractor``, sha256-checked; never downloads."""
     if feature_extractor == GANZOO_MNIST:
@@ -106,8 +98,13 @@ def resolve_weights(feature_extractor: str, weights: str | Path | None = None) -
     if feature_extractor == INCEPTION:
         path = Path(weights).expanduser() if weights is not None else inception_hub_path()
         if not path.is_file():
-            raise _inception_unavailable(f"the weights file {str(path)!r} does not exist" if weights is not None
-                                         else f"no weights file given and none at {str(path)!r}")
+            reason = (f"the weights file {str(path)!r} does not exist" if weights is not None
+                      else f"no weights file given and none at {str(path)!r}")
+            raise FeatureExtractorUnavailable(
+                f"feature extractor {INCEPTION!r} needs its weights and ganzoo never downloads them: {reason}. "
+                f"Download {URL_INCEPTION_V3} and either pass it with --feature-extractor-weights PATH "
+                f"(feature_extractor_weights=PATH in the API) or place it at {str(inception_hub_path())!r} "
+                f"(torch's hub cache, where torch-fidelity looks). Or use the offline extractor {GANZOO_MNIST!r}.")
         verify_inception_weights(path)
         return path
     raise UnknownNameError("feature extractor", feature_extractor, list(SUPPORTED_EXTRACTORS))

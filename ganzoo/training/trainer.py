@@ -373,13 +373,6 @@ class Trainer:
                 total = term if total is None else total + term
         return loss if total is None else loss + total
 
-    def _observe_discriminator(self, step: int) -> None:
-        """Hand what D said on the update's real and fake batches to the extensions that observe it."""
-        if self.acting["observe_discriminator"]:
-            scores = self.D_view.scores
-            self._at_extensions("observe_discriminator", scores.get("real"), scores.get("fake"), step)
-            self.D_view.watch()
-
     def _apply_schedules(self) -> None:
         """Set every scheduled hyperparameter to its value at this step: the optimisers' ``lr`` and ``betas``
         (SGD's momentum is ``betas[0]``), and the attribute of the same name on the loss or an extension."""
@@ -430,7 +423,10 @@ class Trainer:
             self.scaler_d.scale(d_loss).backward()
             self.scaler_d.step(self.opt_d)
             self.scaler_d.update()
-            self._observe_discriminator(d_step)  # [extensions] e.g. ADA's r_t from the signs of D(real)
+            if self.acting["observe_discriminator"]:  # [extensions] e.g. ADA's r_t from the signs of D(real)
+                scores = self.D_view.scores
+                self._at_extensions("observe_discriminator", scores.get("real"), scores.get("fake"), d_step)
+                self.D_view.watch()
             self._at_extensions("after_discriminator_step", self.D, d_step)  # [extensions] e.g. weight clipping
         self.D.requires_grad_(False)  # the generator step needs gradients through D, not for D's weights
         with self._autocast():
