@@ -13,8 +13,7 @@ Plugin authors use :data:`hookimpl` and the component classes (:class:`Generator
 callers add behaviour around a run's steps with :class:`Callback` (``ganzoo.train(..., callbacks=[...])``).
 
 ``import ganzoo`` imports neither torch nor any plugin: each name below is imported from its module on first
-use, so ``ganzoo --help`` answers at once.
-"""
+use, so ``ganzoo --help`` answers at once."""
 
 from __future__ import annotations
 
@@ -119,10 +118,9 @@ def __dir__() -> list[str]:
 
 
 class _Package(types.ModuleType):
-    """``ganzoo.bench`` and ``ganzoo.sweep`` are the functions even once the packages ``ganzoo.bench`` and
-    ``ganzoo.sweep`` are imported: the import system sets a package attribute for every subpackage it loads,
-    which is not kept for a public function of that name (``__getattr__`` resolves the function on first use;
-    the subpackage stays in ``sys.modules``, so ``from ganzoo.bench.profile import BenchProfile`` works)."""
+    """``ganzoo.bench`` and ``ganzoo.sweep`` stay the functions once their packages are imported: the attribute the
+    import system sets for a subpackage is not kept where a lazy name is a function (the subpackage stays in
+    ``sys.modules``, so ``from ganzoo.bench.profile import BenchProfile`` works)."""
 
     def __setattr__(self, name: str, value: Any) -> None:
         if isinstance(value, types.ModuleType) and name in _LAZY and _LAZY[name][0].split(".")[0] == name:

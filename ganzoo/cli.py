@@ -321,9 +321,10 @@ def _rows(profile_name: str | None, profile_file: Path | None, variants: str | N
     return names
 
 
-def _num(scores: dict, key: str, fmt: str) -> str:
-    """A score formatted for the bench table, or '-' where the trial has none."""
-    return format(scores[key], fmt) if key in scores else format("-", ">" + fmt.split(".")[0])
+def _num(trial: dict, scores: str, key: str, fmt: str) -> str:
+    """The trial's ``scores`` (final, untrained) of ``key`` formatted for the bench table, or '-' where it has none."""
+    found = trial.get(scores) or {}
+    return format(found[key], fmt) if key in found else format("-", ">" + fmt.split(".")[0])
 
 
 @cli.command("bench")
@@ -408,17 +409,15 @@ def _bench_table(trials: list[dict[str, Any]]) -> None:
     labels = [row_label(t, datasets) for t in trials]
     width = max([10, *map(len, labels)])
     # every leaderboard metric that some trial scored, then the untrained generator's FID
-    shown = [m for m in METRICS if m.column and any(m.key in (t.get("final") or {}) for t in trials)]
-    widths = [max(8, len(m.title)) for m in shown]
+    shown = [(m, max(8, len(m.title))) for m in METRICS
+             if m.column and any(m.key in (t.get("final") or {}) for t in trials)]
     untrained = f"untrained {BY_KEY[FID].title}"
     click.echo(f"{'variant':<{width}} {'seed':>4} {'status':<9} {'steps':>7}"
-               + "".join(f" {m.title:>{w}}" for m, w in zip(shown, widths, strict=True)) + f" {untrained}")
+               + "".join(f" {m.title:>{w}}" for m, w in shown) + f" {untrained}")
     for label, t in zip(labels, trials, strict=True):
-        f = t.get("final") or {}
-        u = t.get("untrained") or {}
         click.echo(f"{label:<{width}} {t['seed']:>4} {t['status']:<9} {t.get('steps', '-')!s:>7}"
-                   + "".join(f" {_num(f, m.key, f'{w}.{m.decimals}f')}" for m, w in zip(shown, widths, strict=True))
-                   + f" {_num(u, FID, f'{len(untrained)}.{BY_KEY[FID].decimals}f')}")
+                   + "".join(f" {_num(t, 'final', m.key, f'{w}.{m.decimals}f')}" for m, w in shown)
+                   + f" {_num(t, 'untrained', FID, f'{len(untrained)}.{BY_KEY[FID].decimals}f')}")
         if t["status"] != "ok":
             click.echo(f"    {t['reason']}")
 

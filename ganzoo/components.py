@@ -165,9 +165,8 @@ class Extension:
         changes the batch size cannot train a conditional or classifier discriminator (one label per sample)."""
         return x
 
-    #: Compute :meth:`discriminator_penalty` (and :meth:`generator_penalty`) only at updates whose ``step`` is a
-    #: multiple of this, multiplied by it so that its average strength does not depend on it: lazy regularisation
-    #: (StyleGAN2: R1 every 16 updates, path length every 4).
+    #: Lazy regularisation: the penalties are computed only at updates whose ``step`` is a multiple of this, and
+    #: multiplied by it so that their average strength does not depend on it (StyleGAN2: R1 every 16, path length 4).
     penalty_interval: int = 1
 
     def discriminator_penalty(self, D: Callable[..., Any], real: torch.Tensor, real_labels: torch.Tensor | None,
@@ -193,8 +192,7 @@ class Extension:
         """A scalar added to the generator loss at generator update ``step`` (counted from 0), or ``None``.
         ``G`` is the plain generator in train mode (call it as ``G(z)``, or ``G(z, labels)`` when
         ``context.conditional_generator``; its submodules may be called directly), ``z`` and ``labels`` the
-        update's latents and fake labels; ``D`` is frozen during this update. With :attr:`penalty_interval` k
-        it is called on every k-th update only and multiplied by k."""
+        update's latents and fake labels; ``D`` is frozen during this update (lazily: :attr:`penalty_interval`)."""
         return None
 
     def after_generator_step(self, G: nn.Module, step: int) -> None:
@@ -258,12 +256,10 @@ class DatasetSpec:
     description: str = ""
     offline: bool = False
     num_classes: int | None = None
-    #: Scores only this dataset defines, ``metrics(samples) -> {key: value}``, computed by the bench and ``ganzoo
-    #: evaluate`` on every evaluation's generated samples (``uint8`` images; float samples in the dataset's
-    #: coordinates for non-image data, scored by these alone) beside FID and the other image metrics. Declared as
-    #: ``metrics(samples, labels=None)`` it also gets the classes the samples were drawn for (int64 ``(N,)``;
-    #: ``None`` for an unconditional generator). Keys of :mod:`ganzoo.metric_keys` (``modes``, ...) get their
-    #: titles and directions on the leaderboard; other keys are shown as they are.
+    #: Scores only this dataset defines, ``metrics(samples) -> {key: value}`` (or ``metrics(samples, labels=None)``:
+    #: :func:`~ganzoo.hookspecs.register_datasets`), computed by the bench and ``ganzoo evaluate`` on every
+    #: evaluation's generated samples (``uint8`` images, or float samples for non-image data, scored by these alone).
+    #: Keys of :mod:`ganzoo.metric_keys` get their titles and directions on the leaderboard; others are shown as is.
     metrics: Callable[..., dict[str, float]] | None = None
 
 

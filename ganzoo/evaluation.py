@@ -50,9 +50,8 @@ def evaluation_samples(generate: Callable[[torch.Tensor, torch.Tensor | None], t
     from .data import to_uint8
     rng = torch.Generator().manual_seed(EVAL_SEED_OFFSET + check_seed(seed))
     fake, asked = [], []
-    remaining = n
-    while remaining > 0:
-        size = min(EVAL_BATCH, remaining)
+    for start in range(0, n, EVAL_BATCH):
+        size = min(EVAL_BATCH, n - start)
         z = torch.randn(size, latent_dim, generator=rng).to(device)
         labels = None
         if class_probs is not None:
@@ -60,7 +59,6 @@ def evaluation_samples(generate: Callable[[torch.Tensor, torch.Tensor | None], t
             asked.append(labels.cpu())
         out = generate(z, labels)
         fake.append((to_uint8(out) if images else out.detach().float()).cpu())
-        remaining -= size
     return torch.cat(fake), torch.cat(asked) if asked else None
 
 

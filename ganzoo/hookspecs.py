@@ -46,12 +46,9 @@ def register_discriminators(register: Callable) -> None:
     conditional=False, classifier=False))``. ``build`` is called as ``build(image_shape: tuple[int, int, int],
     **options)`` and must return an ``nn.Module`` that maps an image batch ``(B, *image_shape)`` to one raw score (a
     logit, not a probability) per sample: shape ``(B,)`` or ``(B, 1)``. ``options`` come from the run's
-    ``discriminator_options`` config key. ``vectors=True``: it also builds for non-image data.
-
-    ``conditional=True``: built with ``num_classes=`` and called as ``D(x, y)`` (for example a projection
-    discriminator). ``classifier=True``: built with ``num_classes=`` and returns ``(scores, class_logits)``,
-    ``class_logits`` of shape ``(B, num_classes)`` (AC-GAN); only a loss registered with ``classifier=True`` trains it.
-    Either needs a loss that takes labels (see :func:`register_losses`)."""
+    ``discriminator_options`` config key. ``vectors=True``: it also builds for non-image data. A ``conditional``
+    discriminator (``D(x, y)``) or a ``classifier`` (AC-GAN's ``(scores, class_logits)``; see
+    :class:`ganzoo.Discriminator`) needs a loss that takes labels (see :func:`register_losses`)."""
 
 
 @hookspec
@@ -62,11 +59,9 @@ def register_losses(register: Callable) -> None:
     ``ValueError`` for a network the loss cannot train (WGAN-GP refuses a critic with BatchNorm). ``options`` come from
     the run's ``loss_options`` config key.
 
-    Both methods may also declare the keyword arguments ``real_labels`` and ``fake_labels`` (class indices, ``None`` on
-    unlabelled data), and ``generator_loss`` may declare ``real`` (the real batch of the last discriminator update, as a
-    relativistic loss needs); ganzoo passes only what a method declares. ``D`` is called as ``D(x)``, or ``D(x,
-    labels)`` for a conditional discriminator. ``classifier=True`` says the loss trains a discriminator that returns
-    ``(scores, class_logits)``. Example (a conditional-capable hinge loss)::
+    Both methods may also declare the optional keyword arguments :class:`ganzoo.Loss` lists (``real_labels``,
+    ``fake_labels``, ``real``); ganzoo passes only what a method declares. ``classifier=True`` says the loss trains a
+    discriminator that returns ``(scores, class_logits)``. Example (a conditional-capable hinge loss)::
 
         class Hinge(ganzoo.Loss):
             def discriminator_loss(self, D, real, fake, real_labels=None, fake_labels=None):
@@ -83,12 +78,9 @@ def register_extensions(register: Callable) -> None:
     ``register(ganzoo.ExtensionSpec(name, build, description=..., paper=...))``. ``build(**options)`` returns a
     :class:`ganzoo.Extension`; ``options`` come from the run's ``extensions`` config key, a mapping of extension names
     to their options (``extensions: {ema: {decay: 0.999}, diffaugment: {}}``) or a list of names. Extensions act in the
-    order the config lists them, at these points of each step: ``augment`` (what the discriminator sees),
-    ``discriminator_penalty`` (a term added to the discriminator's loss), ``after_discriminator_step``,
-    ``after_generator_step``; ``sampling_generator`` replaces the generator that draws samples (an EMA).
-    ``state_dict()`` / ``load_state_dict()`` carry their state through checkpoints, so a resumed run continues bit for
-    bit. An extension that implements ``augment`` is refused on non-image data (2-D points) unless it is registered with
-    ``vectors=True``. Example::
+    order the config lists them, at the points of a step :class:`ganzoo.Extension` lists, and carry their state through
+    checkpoints. An extension that implements ``augment`` is refused on non-image data (2-D points) unless it is
+    registered with ``vectors=True``. Example::
 
         class ClipWeights(ganzoo.Extension):
             def __init__(self, clip: float = 0.01):
@@ -138,11 +130,9 @@ def register_datasets(register: Callable) -> None:
 @hookspec
 def register_schedules(register: Callable) -> None:
     """Register kinds of schedule: how a numeric hyperparameter may change over training. Call
-    ``register(ganzoo.ScheduleSpec(name, value, description=...))``. A config then gives any schedulable value
-    (``lr_g``, ``lr_d``, each of ``betas``, a numeric option in ``loss_options`` or of an extension) as ``{name: args,
-    over: N, unit: steps}``, and ganzoo calls ``value(at, args, over)`` before every step, with ``at`` the number of
-    generator steps done (or, with ``unit: images``, of real images shown). The built-in kinds ``constant``, ``linear``,
-    ``cosine`` and ``piecewise`` are registered through this hook. Example::
+    ``register(ganzoo.ScheduleSpec(name, value, description=...))``; :class:`ganzoo.ScheduleSpec` says how a config
+    gives a schedule and how ``value`` is called. The built-in kinds ``constant``, ``linear``, ``cosine`` and
+    ``piecewise`` are registered through this hook. Example::
 
         @hookimpl
         def register_schedules(register):

@@ -130,12 +130,9 @@ def headline(sections: list[Section]) -> list[str]:
     columns = _metric_columns(sections)
     fid = next((c for c in columns if c.key == FID), None)
     columns += _time_columns(sections, fid.dataset) if fid else []
-    first = columns[0] if columns else None
-    def rank(variant: str) -> tuple[bool, float, str]:
-        if first is None or variant not in first.cells:
-            return (True, 0.0, variant)
-        return (False, first.cells[variant][0] * (1 if first.lower else -1), variant)
-    variants = sorted({variant for s in sections for variant, _ in s.rows}, key=rank)
+    first = columns[0] if columns else None  # variants ranked by it, those without a figure last
+    variants = sorted({variant for s in sections for variant, _ in s.rows}, key=lambda v: (
+        (False, first.cells[v][0] * (1 if first.lower else -1), v) if first and v in first.cells else (True, 0.0, v)))
     if not variants:
         return []
     return [f"## Which variant to use {{ #{ANCHOR} }}", "",

@@ -170,8 +170,7 @@ def _train_trial(entry: PlannedTrial, out: Path, real: torch.Tensor, *, progress
                       stopped_by=result.stopped_by, components=result.components)
     record["wall_seconds"] = round(time.perf_counter() - started, 3)
     record["history"] = history
-    untrained = [h for h in history if h["step"] == 0]
-    record["untrained"] = _scores(untrained[0]) if untrained else None
+    record["untrained"] = next((_scores(h) for h in history if h["step"] == 0), None)
     if record["status"] == "ok":
         record["final"] = _scores(history[-1])
         record["best"] = best_scores(history)

@@ -102,8 +102,7 @@ def load_classifier(path: str | Path | None = None, *, expected_sha256: str = WE
     path = Path(path) if path is not None else WEIGHTS_PATH
     verify_weights(path, expected_sha256)
     model = MnistCNN()
-    state = load_file(str(path))
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()})
     model.requires_grad_(False)
     return model.eval()
 

@@ -66,10 +66,9 @@ def real_features(key: str, layers: list[str], compute: Callable[[], dict[str, t
                   cache_dir: Path) -> dict[str, torch.Tensor]:
     """The real set's features from ``cache_dir/KEY.safetensors``, else ``compute()``d and stored there."""
     path = Path(cache_dir) / f"{key}{CACHE_SUFFIX}"
-    if path.is_file():
-        cached = _read_entry(path, key, layers)
-        if cached is not None:
-            return cached
+    cached = _read_entry(path, key, layers) if path.is_file() else None
+    if cached is not None:
+        return cached
     features = {name: tensor.contiguous() for name, tensor in compute().items()}
     meta = {"format": CACHE_FORMAT, "key": key, "sha256": tensors_sha256(features)}
     try:

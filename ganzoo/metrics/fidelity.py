@@ -37,8 +37,7 @@ _FIDELITY_KEYS = {"frechet_inception_distance": FID, "kernel_inception_distance_
 def _check_images(images: object, what: str) -> torch.Tensor:
     if not (isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.ndim == 4
             and images.shape[1] in (1, 3)):
-        is_tensor = isinstance(images, torch.Tensor)
-        got = f"{images.dtype} {tuple(images.shape)}" if is_tensor else type(images).__name__
+        got = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images).__name__
         raise UsageError(f"{what} images must be a uint8 tensor (N, 1|3, H, W) with values 0..255, got "
                          f"{got}; convert float images in [-1, 1] with "
                          f"((x + 1) * 127.5).round().clamp(0, 255).byte()")

@@ -52,11 +52,8 @@ def user_settings(config: str | Path | dict[str, Any] | None = None,
         source = f"config (file {str(config)!r} and overrides)"
     elif isinstance(config, dict):
         user = copy.deepcopy(config)  # overrides must not reach into the caller's nested dicts
-    items: list[tuple[list[str], Any]] = []
-    if isinstance(overrides, dict):
-        items = [(key.split("."), value) for key, value in overrides.items()]
-    elif overrides:
-        items = [parse_override(text) for text in overrides]
+    items = ([(key.split("."), value) for key, value in overrides.items()] if isinstance(overrides, dict)
+             else [parse_override(text) for text in overrides or ()])
     for path, value in items:
         if path == ["variant"]:
             raise ConfigError("override variant: choose the variant as the command's argument instead")

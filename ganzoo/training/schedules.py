@@ -1,9 +1,8 @@
-"""Hyperparameters given as schedules: ``lr_g: {cosine: [2.0e-4, 5.0e-5], over: 10000}``. A schedulable value (``lr_g``,
-``lr_d``, each of ``betas``, a numeric option in ``loss_options`` or of an extension) may be a mapping whose one key
-besides ``over`` and ``unit`` names a registered kind of schedule (:class:`ganzoo.ScheduleSpec`; built in: ``constant``,
-``linear``, ``cosine``, ``piecewise``). Components are built with each schedule's value at step 0; before every step the
-trainer computes every value at that step (a pure function of the step, so a resumed run is exact) and sets it: the
-optimisers' ``lr`` and ``betas``, and the attribute of the same name on the loss or extension whose option it is."""
+"""Hyperparameters given as schedules (:class:`ganzoo.ScheduleSpec`): ``lr_g: {cosine: [2.0e-4, 5.0e-5], over: 10000}``
+for ``lr_g``, ``lr_d``, each of ``betas``, or a numeric option in ``loss_options`` or of an extension. Components are
+built with each schedule's value at step 0; before every step the trainer computes every value at that step (a pure
+function of the step, so a resumed run is exact) and sets it: the optimisers' ``lr`` and ``betas`` (SGD's momentum is
+``betas[0]``), and the attribute of the same name on the loss or extension whose option it is."""
 
 from __future__ import annotations
 

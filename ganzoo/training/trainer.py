@@ -374,8 +374,7 @@ class Trainer:
         return loss if total is None else loss + total
 
     def _apply_schedules(self) -> None:
-        """Set every scheduled hyperparameter to its value at this step: the optimisers' ``lr`` and ``betas``
-        (SGD's momentum is ``betas[0]``), and the attribute of the same name on the loss or an extension."""
+        """Set every scheduled hyperparameter to its value at this step (:mod:`ganzoo.training.schedules`)."""
         schedules = self.assembly.schedules
         if not schedules:
             return
