@@ -58,11 +58,9 @@ def atomic_write_bytes(path: Path, write: Any) -> None:
 
 def clean_stale_temporaries(directory: Path) -> list[Path]:
     """Remove temporary files left by a write that was killed; returns what was removed."""
-    removed = []
-    if directory.is_dir():
-        for p in directory.glob(ATOMIC_TMP_PREFIX + "*"):
-            p.unlink(missing_ok=True)
-            removed.append(p)
+    removed = list(directory.glob(ATOMIC_TMP_PREFIX + "*")) if directory.is_dir() else []
+    for p in removed:
+        p.unlink(missing_ok=True)
     return removed
 
 

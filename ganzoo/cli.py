@@ -98,8 +98,7 @@ def plugins_cmd(as_json: bool) -> None:
 
     GANZOO_LOAD_PLUGINS=name1,name2 loads only those third-party plugins (empty: none); built-ins always load.
     """
-    infos = list_plugins()
-    failures = load_failures()
+    infos, failures = list_plugins(), load_failures()
     if as_json:
         click.echo(json.dumps({"plugins": list(map(asdict, infos)), "failed": list(map(asdict, failures))}, indent=2))
         return

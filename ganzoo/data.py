@@ -111,11 +111,9 @@ def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
     """Resize ``uint8`` NCHW images to ``size x size`` with antialiased bilinear interpolation."""
     if images.shape[-1] == size and images.shape[-2] == size:
         return images
-    out = []
-    for chunk in images.split(1024):
-        resized = F.interpolate(chunk.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        out.append(resized.round().clamp_(0, 255).to(torch.uint8))
-    return torch.cat(out)
+    return torch.cat([F.interpolate(chunk.float(), size=(size, size), mode="bilinear", antialias=True,
+                                    align_corners=False).round().clamp_(0, 255).to(torch.uint8)
+                      for chunk in images.split(1024)])
 
 
 def load_images(registry: Registry, name: str, *, split: str = "train", root: str | Path = "~/.cache/ganzoo/data",
@@ -230,8 +228,7 @@ class BatchOrder:
                 "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.epoch = int(state["epoch"])
-        self.position = int(state["position"])
+        self.epoch, self.position = int(state["epoch"]), int(state["position"])
         self.perm = state["perm"].cpu()
         self.generator.set_state(state["generator"])
 

@@ -12,12 +12,8 @@ if TYPE_CHECKING:
     from torch import nn
 
 SWITCHES = ("fused_optimizer", "channels_last", "compile")
-#: Device type -> the switches ``auto`` turns on there (none for a device type not listed). On the CPU, fused Adam
-#: was timed against the unfused default for every built-in variant (benchmarks/results/fast-paths-cpu.json);
-#: channels-last and compile the same way (fast-paths-layout-cpu.json): compile was slower or equal, channels-last
-#: within the host's noise, so both stay off. On CUDA (one H200, fast-paths-cuda.json) fused Adam was faster for
-#: vanilla and dcgan and equal for wgan-gp, channels-last equal or slower; compile was timed only in whole runs
-#: (cuda-paths.json), where its compilation outweighed 600 steps.
+#: Device type -> the switches ``auto`` turns on there (none for a device type not listed): fused Adam, faster on the
+#: CPU and on CUDA; channels-last and compile were slower, equal or within noise (docs/performance.md).
 AUTO: dict[str, frozenset[str]] = {"cpu": frozenset({"fused_optimizer"}), "cuda": frozenset({"fused_optimizer"})}
 
 

@@ -27,10 +27,8 @@ def register_generators(register: Callable) -> None:
     *image_shape)`` with values in ``[-1, 1]`` (ganzoo checks the shape before training starts). ``options`` come from
     the run's ``generator_options`` config key. ``vectors=True``: it also builds for non-image data (``image_shape``
     then one sample's shape, such as ``(2,)``, values in the dataset's coordinates: end such a network without tanh).
-
-    A generator registered with ``conditional=True`` is built with ``num_classes=`` as well and called as ``G(z, y)``,
-    ``y`` an ``int64`` tensor of class indices ``(B,)`` drawn from the dataset's class frequencies; it can only train on
-    a dataset with labels. Example::
+    A ``conditional`` generator (:class:`ganzoo.Generator`) is given labels drawn from the dataset's class frequencies
+    and can only train on a dataset with labels. Example::
 
         @hookimpl
         def register_generators(register):

@@ -1,5 +1,4 @@
-"""Facts about the installation that cost no heavy import (the CLI reads them at start-up): the version, the
-bundled profile files."""
+"""Facts about the installation that cost no heavy import (read at the CLI's start-up): version, bundled profiles."""
 
 from __future__ import annotations
 

@@ -1,21 +1,9 @@
 """The names and files of what a run records as it trains: ``log.jsonl`` and, when tensorboard is installed,
 TensorBoard event files (written by the :class:`~ganzoo.training.callbacks.LossLog` and
-:class:`~ganzoo.training.callbacks.TensorBoard` callbacks). Both live in the run directory, so ``tensorboard --logdir
-runs`` shows every run (and every bench trial) by its path. The tags, one scheme for every variant:
-
-=============================  ==================================================================
-``loss/discriminator``         the discriminator loss at every logged step (``log_every``)
-``loss/generator``             the generator loss at the same steps
-``throughput/images_per_second``  real images per second of training since the run (or resume) began
-``eval/<metric>``              every evaluation (the bench's, or an :class:`~ganzoo.training.callbacks.Evaluation`):
-                               ``eval/fid``, ``eval/kid_mean``, ``eval/precision``, ... (the keys of
-                               :mod:`ganzoo.metric_keys`)
-``samples/fixed_latents``      the fixed-latent sample grid, at every ``sample_every`` and at the end
-``scheduled/<key>``            a scheduled hyperparameter's value at every logged step (``scheduled/lr_g``)
-=============================  ==================================================================
-
-The x axis is the generator step. A resumed run continues both files from its checkpoint's step: lines and
-events of steps after it (written by the run that was interrupted) are dropped, so no step appears twice."""
+:class:`~ganzoo.training.callbacks.TensorBoard` callbacks), both in the run directory, so ``tensorboard --logdir
+runs`` shows every run (and every bench trial) by its path. The tags below (docs/concepts.md says what each holds)
+are one scheme for every variant, against the generator step. A resumed run continues both files from its
+checkpoint's step: lines and events of steps after it (written by the run that was interrupted) are dropped."""
 
 from __future__ import annotations
 

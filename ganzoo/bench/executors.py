@@ -70,10 +70,7 @@ class LocalExecutor:
 
     def run(self, trials: Trials, run_trial: TrialRunner, report: Reporter) -> None:
         """Run ``trials`` here (see :class:`Executor`)."""
-        if self.jobs <= 1:
-            self._serial(trials, run_trial, report)
-        else:
-            self._pool(trials, run_trial, report)
+        (self._serial if self.jobs <= 1 else self._pool)(trials, run_trial, report)
 
     def _serial(self, trials: Trials, run_trial: TrialRunner, report: Reporter) -> None:
         threads_before = torch.get_num_threads()

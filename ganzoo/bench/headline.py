@@ -12,8 +12,7 @@ from ..metric_keys import BY_KEY, CLASS_AGREEMENT, FID, MODES
 from .sections import Section, finished, hardware, mean, seconds_to_fid, text, timed
 
 #: The questions, a column each: a metric, and whether it gets a column per dataset (else one, on the dataset
-#: and budget most variants were scored at). A new kind of section (a dataset with modes, a conditional one)
-#: brings its column; a new question (a stability share, once a metric has it) is one more entry.
+#: and budget most variants were scored at); a new question (a stability share, say) is one more entry.
 QUESTIONS = ((FID, False), (CLASS_AGREEMENT, True), (MODES, True))
 ANCHOR = "which-variant-to-use"
 

@@ -110,8 +110,7 @@ def prediction_interval(values: list[float], m: int) -> tuple[float, float]:
     values = [v for v in values if math.isfinite(v)]
     if not values:
         return math.nan, math.nan
-    mean = statistics.fmean(values)
-    n = len(values)
+    mean, n = statistics.fmean(values), len(values)
     if n < 2:
         return mean, mean
     half = float(t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * statistics.stdev(values) * math.sqrt(1 / m + 1 / n)
@@ -144,12 +143,8 @@ def compare(committed: list[TrialRecord], new: list[TrialRecord], datasets: int 
                 comparisons.append(Comparison(row, metric, before, after, math.nan, math.nan, MISSING))
                 continue
             low, high = prediction_interval(list(before.values()), len(after))
-            if all(seed in before and before[seed] == value for seed, value in after.items()):
-                verdict = IDENTICAL
-            elif low <= statistics.fmean(after.values()) <= high:
-                verdict = WITHIN
-            else:
-                verdict = OUTSIDE
+            identical = all(seed in before and before[seed] == value for seed, value in after.items())
+            verdict = IDENTICAL if identical else WITHIN if low <= statistics.fmean(after.values()) <= high else OUTSIDE
             comparisons.append(Comparison(row, metric, before, after, low, high, verdict))
     return comparisons
 

@@ -27,8 +27,7 @@ class WeightsIntegrityError(GanzooError):
 
 
 def _block(c_in: int, c_out: int, padding: int = 1) -> list[nn.Module]:
-    conv = nn.Conv2d(c_in, c_out, 3, padding=padding, bias=False)
-    return [conv, nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+    return [nn.Conv2d(c_in, c_out, 3, padding=padding, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
 
 
 class MnistCNN(nn.Module):

@@ -252,7 +252,6 @@ class Evaluation(Callback):
 
 
 def standard_callbacks(progress: bool = True) -> list[Callback]:
-    """What every run does around its steps, in this order: stop on divergence, the progress bar, ``log.jsonl``,
-    TensorBoard, checkpoints, sample grids, the exported generator and ``result.json``."""
+    """What every run does around its steps, in this order (stopping on divergence first)."""
     return [Divergence(), ProgressBar(progress), LossLog(), TensorBoard(), Checkpoints(), SampleGrids(),
             GeneratorExport(), ResultFile()]

@@ -1,9 +1,7 @@
 """The training loop: :func:`run_loop` calls :meth:`Trainer.train_step` until the step budget (or the budget of
 training seconds) is spent and tells its callbacks what happened, in list order, at the six points of
-:class:`Callback`. Everything else a run does (the progress bar, stopping on divergence, ``log.jsonl``, TensorBoard,
-sample grids, checkpoints, evaluations, the exported generator, ``result.json``) is a callback of
-:mod:`ganzoo.training.callbacks`; the bench, the sweep and any caller of :func:`ganzoo.train` add behaviour the same
-way. Time spent in callbacks is not counted as training time."""
+:class:`Callback`. Everything else a run does is a callback (:mod:`ganzoo.training.callbacks`), and so is what the
+bench, the sweep and any caller of :func:`ganzoo.train` add. Time spent in callbacks is not training time."""
 
 from __future__ import annotations
 

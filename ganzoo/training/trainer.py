@@ -119,8 +119,7 @@ class Trainer:
         cfg: TrainConfig = assembly.config
         self.config, self.assembly, self.device, self.versions = cfg, assembly, device, versions
         self.dist = dist_info or DistInfo()
-        self.G: nn.Module = assembly.generator
-        self.D: nn.Module = assembly.discriminator
+        self.G, self.D = assembly.generator, assembly.discriminator
         self.loss, self.step = assembly.loss, 0
         if isinstance(images, torch.Tensor):
             images = ImageData("tensor", "train", images, None, "ganzoo")
@@ -246,19 +245,16 @@ class Trainer:
         """The network that draws grids, evaluations and exports: an extension's (an EMA), else :attr:`G`."""
         return self.sampler.sampling_generator() if self.sampler is not None else self.G
 
-    # -- state that survives a restart ----------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {
-            "format": CHECKPOINT_FORMAT, "step": self.step,
-            "critic_position": 0,  # checkpoints are taken between generator steps
+            "format": CHECKPOINT_FORMAT, "step": self.step, "critic_position": 0,  # taken between generator steps
             "generator": self.G.state_dict(), "discriminator": self.D.state_dict(),
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "scaler_d": self.scaler_d.state_dict(), "scaler_g": self.scaler_g.state_dict(),
             "data": self.batches.state_dict(),
             # Per-rank random streams, in rank order (one entry without torchrun).
             "world_size": self.dist.world_size, "noise": gather_objects(self.dist, self.noise.get_state()),
-            "rng": gather_objects(self.dist, rng_state()),
-            "config": self.config.model_dump(mode="json"),
+            "rng": gather_objects(self.dist, rng_state()), "config": self.config.model_dump(mode="json"),
             "components": {"names": self.assembly.names, "plugins": self.assembly.plugins,
                            "extensions": {e.name: e.plugin for e in self.extensions},
                            "conditional_generator": self.assembly.conditional_generator,
@@ -312,7 +308,6 @@ class Trainer:
             self.sampling_generator.load_state_dict(state["sample_generator"])
         self.step = int(state["step"])
 
-    # -- the step --------------------------------------------------------------------------------------
     def _fake_inputs(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Latents for a fake batch and its labels, drawn from the dataset's class frequencies (``None`` if none)."""
         cfg = self.config
@@ -444,7 +439,6 @@ class Trainer:
         self._at_extensions("after_generator_step", self.G, self.step)  # [extensions] e.g. EMA
         return d_loss.detach(), g_loss.detach()
 
-    # -- around the step -------------------------------------------------------------------------------
     @torch.no_grad()
     def sample(self, z: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Images in [-1, 1] from the sampling generator (an extension's EMA, else G) in eval mode; without ``z``, of
