@@ -150,10 +150,9 @@ def train_cmd(variant: str, config_file: Path | None, overrides: tuple[str, ...]
     click.echo(f"checkpoint: {result.checkpoint}")
 
 
-TRUNCATION = click.option(
-    "--truncation", type=float, metavar="PSI",
-    help="Draw latents from the normal truncated to |z| <= PSI (values outside redrawn, not clamped): variety "
-         "traded for typical images; the bundled generators degrade below about 1.5.")
+TRUNCATION = click.option("--truncation", type=float, metavar="PSI", help="Draw latents from the normal truncated "
+                          "to |z| <= PSI (values outside redrawn, not clamped): variety traded for typical images; "
+                          "the bundled generators degrade below about 1.5.")
 
 
 @cli.command("sample")

@@ -55,11 +55,10 @@ def register_losses(register: Callable) -> None:
     ``build(**options)`` returns an object implementing :class:`ganzoo.Loss`: ``discriminator_loss(D, real, fake)`` and
     ``generator_loss(D, fake)``, each returning a scalar tensor, and optionally ``check_discriminator(D)``, which raises
     ``ValueError`` for a network the loss cannot train (WGAN-GP refuses a critic with BatchNorm). ``options`` come from
-    the run's ``loss_options`` config key.
-
-    Both methods may also declare the optional keyword arguments :class:`ganzoo.Loss` lists (``real_labels``,
-    ``fake_labels``, ``real``); ganzoo passes only what a method declares. ``classifier=True`` says the loss trains a
-    discriminator that returns ``(scores, class_logits)``. Example (a conditional-capable hinge loss)::
+    the run's ``loss_options`` config key. Both methods may also declare the optional keyword arguments
+    :class:`ganzoo.Loss` lists (``real_labels``, ``fake_labels``, ``real``); ganzoo passes only what a method declares.
+    ``classifier=True`` says the loss trains a discriminator that returns ``(scores, class_logits)``. Example (a
+    conditional-capable hinge loss)::
 
         class Hinge(ganzoo.Loss):
             def discriminator_loss(self, D, real, fake, real_labels=None, fake_labels=None):

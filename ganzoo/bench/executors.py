@@ -69,7 +69,6 @@ class LocalExecutor:
     threads: int | None = None
 
     def run(self, trials: Trials, run_trial: TrialRunner, report: Reporter) -> None:
-        """Run ``trials`` here (see :class:`Executor`)."""
         (self._serial if self.jobs <= 1 else self._pool)(trials, run_trial, report)
 
     def _serial(self, trials: Trials, run_trial: TrialRunner, report: Reporter) -> None:
@@ -133,7 +132,6 @@ class RayExecutor:
     address: str | None = None
 
     def run(self, trials: Trials, run_trial: TrialRunner, report: Reporter) -> None:
-        """Run ``trials`` on Ray (see :class:`Executor`)."""
         if not trials.todo:
             return
         ray = connect(self.address)

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from ..config import FORMER_DEFAULTS, merge
-from ..errors import GanzooError, UsageError
+from ..errors import UsageError
 from ..metric_keys import FID, METRICS
-from ..registry import Registry, get_registry
+from ..registry import get_registry
 from .harness import bench
 from .plan import EXTENSION_JOINER, plan_trials
 from .profile import BenchProfile
@@ -168,7 +168,8 @@ def pin_former_defaults(profile: BenchProfile, committed: list[TrialRecord]) -> 
         overrides = {name: dict(options) for name, options in variant_overrides.items()}
         for row, keys in rows.items():
             # a variant's options may sit under an alias (wgan for wgan-gp): the row's own entry takes them over
-            same = [name for name in overrides if EXTENSION_JOINER not in name and _canonical(registry, name) == row]
+            same = [name for name in overrides if EXTENSION_JOINER not in name and name in registry.variants
+                    and registry.variants.get(name).item.name == row]
             overrides[row] = merge(overrides.get(row, overrides[same[0]] if same else {}), keys)
         return overrides
     if not profile.datasets:
@@ -181,13 +182,6 @@ def pin_former_defaults(profile: BenchProfile, committed: list[TrialRecord]) -> 
         datasets[part.dataset] = ({**changes, "variant_overrides": pinned(part.variant_overrides, rows)} if rows
                                   else changes)
     return profile.model_copy(update={"datasets": datasets})
-
-
-def _canonical(registry: Registry, name: str) -> str | None:
-    try:
-        return registry.variants.get(name).item.name
-    except GanzooError:
-        return None
 
 
 def reproduce(results: str | Path, *, out: str | Path | None = None, seeds: int | None = None,

@@ -37,9 +37,7 @@ class MnistCNN(nn.Module):
         self.body = nn.Sequential(
             *_block(1, 32), *_block(32, 32), nn.MaxPool2d(2),  # 14x14
             *_block(32, 64), *_block(64, 64), nn.MaxPool2d(2),  # 7x7
-            *_block(64, FEATURE_DIM, padding=0),  # 5x5
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-        )
+            *_block(64, FEATURE_DIM, padding=0), nn.AdaptiveAvgPool2d(1), nn.Flatten())  # 5x5, then pooled
         self.dropout = nn.Dropout(0.3)
         self.head = nn.Linear(FEATURE_DIM, NUM_CLASSES, bias=False)
 

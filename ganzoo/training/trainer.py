@@ -111,7 +111,7 @@ def checked_interval(entry: BuiltExtension) -> int:
 
 
 class Trainer:
-    """One GAN training run: build it from an :class:`Assembly` and the training images, then :meth:`run`."""
+    """One GAN training run, built from an :class:`Assembly` and the training images; :meth:`train_step` steps it."""
     def __init__(self, assembly: Assembly, images: torch.Tensor | ImageData, device: torch.device,
                  versions: dict[str, Any], dist_info: DistInfo | None = None, progress: bool = False):
         """``images``: the training split, ``uint8`` ``(N, C, H, W)`` (or an :class:`ImageData`, possibly lazy), held
