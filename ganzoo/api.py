@@ -11,16 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
 from . import rundir
 from .config import TrainConfig, check_seed, validate_config
-from .data import ImageData, load_images
+from .data import ImageData, load_images, to_uint8
 from .errors import CheckpointError, ConfigError, UsageError
 from .images import IMAGE_SUFFIXES, save_grid
 from .outputs import atomic_file, check_output
 from .pretrained import resolve
 from .registry import get_registry
+from .sample_files import NpzImageWriter, PngDirWriter
 from .training.assembly import resolve_config, user_settings
 from .training.loop import Callback, TrainResult
 from .training.run import run_config
@@ -270,10 +272,6 @@ def export_samples(checkpoint: str | Path, n: int, out: str | Path, *, format: s
     ``format="png-dir"``: a new or empty folder of ``000000.png``, ... (and ``labels.csv``); ``format="npz"``:
     an ``.npz`` with ``arr_0``, ``uint8`` ``(N, H, W, C)``, and ``labels``. ``out`` follows
     :mod:`ganzoo.outputs`' rule (a folder is replaced only if it holds an earlier png-dir export)."""
-    from tqdm.auto import tqdm
-
-    from .data import to_uint8
-    from .sample_files import NpzImageWriter, PngDirWriter
     writers = {"png-dir": PngDirWriter, "npz": NpzImageWriter}
     if format not in writers:
         raise ConfigError(f"format must be one of {', '.join(writers)}, not {format!r}")

@@ -299,8 +299,6 @@ def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     """Recursive merge of two mappings; values of ``update`` win."""
     out = copy.deepcopy(base)
     for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = merge(out[key], value) if both else copy.deepcopy(value)
     return out

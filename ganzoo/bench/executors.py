@@ -84,9 +84,8 @@ class LocalExecutor:
 
     def _pool(self, trials: Trials, run_trial: TrialRunner, report: Reporter) -> None:
         # each worker builds its own plugin manager from the entry points
-        context = multiprocessing.get_context("spawn")
         threads = self.threads or max(1, (os.cpu_count() or 1) // self.jobs)
-        with ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_init_worker,
+        with ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
                                  initargs=(threads, os.getpid())) as pool:
             futures = {pool.submit(run_trial, entry, trials.out, trials.real(entry), progress=False,
                                    cache_dir=trials.cache_dir): entry for entry in trials.todo}

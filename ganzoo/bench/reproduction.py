@@ -130,8 +130,7 @@ def compare(committed: list[TrialRecord], new: list[TrialRecord], datasets: int 
     """Compare two lists of trial records row by row (:func:`row_label`) and metric by metric."""
     comparisons = []
     datasets = datasets or len({_dataset(t) for t in committed})
-    rows = list(dict.fromkeys(row_label(t, datasets) for t in committed))
-    for row in rows:
+    for row in dict.fromkeys(row_label(t, datasets) for t in committed):
         old = [t for t in committed if row_label(t, datasets) == row and t["status"] == "ok"]
         rerun = [t for t in new if row_label(t, datasets) == row and t["status"] == "ok"]
         for metric in COMPARED:

@@ -65,10 +65,9 @@ def user_settings(config: str | Path | dict[str, Any] | None = None,
 def resolve_config(registry: Registry, variant: str, *, config: str | Path | dict[str, Any] | None = None,
                    overrides: list[str] | dict[str, Any] | None = None, source: str | None = None,
                    **explicit: Any) -> TrainConfig:
-    """Resolve a run's config: variant defaults < config file/dict < overrides < explicit keywords. ``overrides`` is
-    a list of ``key=value`` strings (as ``--set`` takes them) or a dict of dotted keys. Explicit keywords whose value
-    is ``None`` are ignored, so CLI options can be passed straight through. ``source`` names a dict ``config`` in
-    error messages (see :func:`user_settings`)."""
+    """Resolve a run's config: variant defaults < :func:`user_settings` (config file/dict < overrides < explicit
+    keywords, ``None`` ones ignored so CLI options pass straight through); ``source`` names a dict ``config`` in
+    error messages."""
     user, found = user_settings(config, overrides, **explicit)
     source = source or found
     variant_name = variant or user.get("variant")

@@ -79,8 +79,7 @@ class ProgressBar(Callback):
                         bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
 
     def on_step_end(self, run: RunState) -> None:
-        by_time = run.max_seconds is not None
-        self.bar.update(min(run.train_seconds, run.max_seconds) - self.bar.n if by_time else 1)
+        self.bar.update(min(run.train_seconds, run.max_seconds) - self.bar.n if run.max_seconds is not None else 1)
         if is_log_step(run):
             self.bar.set_postfix(step=run.step, d=f"{run.d_loss:.3f}", g=f"{run.g_loss:.3f}")
 

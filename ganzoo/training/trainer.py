@@ -202,8 +202,7 @@ class Trainer:
 
     def _choose_loss_graphs(self) -> None:
         """With compile, the generator's forward is one compiled graph and each loss computation (D and the loss)
-        another. A loss that differentiates D twice (a gradient penalty) and a penalising extension (R1, R2) keep the
-        discriminator step eager: compiled graphs do not support double backward. The generator step still compiles."""
+        another; a double-backward loss or a discriminator penalty (R1, R2) keeps the discriminator step eager."""
         self.discriminator_loss: Callable[..., torch.Tensor] = self._discriminator_loss
         self.generator_loss: Callable[..., torch.Tensor] = self._generator_loss
         if self.fast["compile"]:
