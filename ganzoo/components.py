@@ -274,4 +274,3 @@ class ScheduleSpec:
     name: str
     value: Callable[[float, Any, float | None], float]
     description: str = ""
-

@@ -83,4 +83,3 @@ def mean_across_ranks(info: DistInfo, values: torch.Tensor) -> torch.Tensor:
     values = values.clone()
     dist.all_reduce(values)
     return values / info.world_size
-

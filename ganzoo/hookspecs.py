@@ -135,4 +135,3 @@ def register_schedules(register: Callable) -> None:
         def register_schedules(register):
             register(ScheduleSpec("step-decay", lambda at, args, over: args[0] * 0.5 ** (at // args[1])))
     """
-

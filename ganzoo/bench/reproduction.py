@@ -246,4 +246,3 @@ def _rerun_profile(profile: BenchProfile, committed: list[Trial], rows: list[str
                     changes["feature_extractor_weights"] = str(Path(weights).expanduser())
         update["datasets"] = {name: changes for name, changes in parts.items() if changes["variants"]}
     return profile.model_copy(update=update)
-

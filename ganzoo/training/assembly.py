@@ -434,4 +434,3 @@ def _check_schedulable(schedules: list[Schedule], names: dict[str, str], entries
         if where in owners and not hasattr(owners[where][0], option):
             raise ConfigError(f"{schedule.key}: {owners[where][1]} does not keep its option {option!r} as an "
                               f"attribute of that name, so it cannot be scheduled; give it a number")
-
