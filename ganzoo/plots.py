@@ -11,7 +11,8 @@ import torch
 from matplotlib import ticker
 from matplotlib.figure import Figure
 
-from .metric_keys import METRICS, MetricInfo
+from .metric_keys import BY_KEY, METRICS, MetricInfo
+from .sweep.spec import COMPLETED, FAILED, STOPPED
 
 # Figures, not pyplot: no backend is chosen, so the user's stays.
 #: The metrics shown, one panel each (only those an evaluation history holds are drawn).
@@ -177,36 +178,44 @@ def plot_time_to_quality(curves: list[Curve], out: Path, target: float | None = 
 
 def plot_sweep(rows: dict[str, dict[str, Any]], out: Path, target: float | None = None, title: str = "") -> Path:
     """The final metric of every configuration of a sweep (``sweep.json``'s ``rows``), one column per row, on a log
-    scale: completed trials as dots, those a scheduler stopped as grey circles at their last score, failed
-    (diverged) ones as red crosses at the top; ``target`` (if any) as a dashed line, with each row's count of
-    completed configurations at or below it."""
-    fig = Figure(figsize=(1.1 * max(4, len(rows)) + 1.5, 3.8), dpi=100)
+    scale where every score is positive: completed trials as dots, those a scheduler stopped as grey circles at their
+    last score, failed (diverged) ones as red crosses at the top; ``target`` (if any) as a dashed line, with the
+    count of each row's completed configurations at or below it above the row."""
+    fig = Figure(figsize=(1.1 * max(4, len(rows)) + 3.2, 3.8), dpi=100)
     ax = fig.subplots()
-    metric = next(iter(rows.values()))["metric"] if rows else ""
-    top = max((t["final"] for row in rows.values() for t in row["trials"] if _finite(t.get("final"))), default=1.0) * 2
+    key = next(iter(rows.values()))["metric"] if rows else ""
+    metric = BY_KEY[key].title if key in BY_KEY else key
+    finals = [t["final"] for row in rows.values() for t in row["trials"] if _finite(t.get("final"))]
+    log = all(v > 0 for v in finals + [target or 1.0])  # KID, say, can end below zero: a linear scale then
+    low, high = min(finals + [target or 1.0]), max(finals, default=1.0)
+    top = high * 2 if log else high + 0.1 * (high - low or 1.0)  # failed configurations are drawn at the top
     for x, row in enumerate(rows.values()):
         trials = row["trials"]
-        points: dict[str, list[tuple[float, float]]] = {"completed": [], "stopped": [], "failed": []}
+        points: dict[str, list[tuple[float, float]]] = {COMPLETED: [], STOPPED: [], FAILED: []}
         for i, t in enumerate(trials):
-            kind = t["status"] if _finite(t.get("final")) and t["status"] != "failed" else "failed"
-            points[kind].append((x + (i - (len(trials) - 1) / 2) * 0.5 / len(trials), t["final"] if kind != "failed"
+            kind = t["status"] if _finite(t.get("final")) and t["status"] != FAILED else FAILED
+            points[kind].append((x + (i - (len(trials) - 1) / 2) * 0.5 / len(trials), t["final"] if kind != FAILED
                                  else top))
-        for kind, style in (("completed", {"color": "tab:blue"}), ("stopped", {"facecolors": "none", "color": "grey"}),
-                            ("failed", {"marker": "x", "color": "tab:red"})):
+        for kind, style in ((COMPLETED, {"color": "tab:blue", "label": "trained the whole budget"}),
+                            (STOPPED, {"facecolors": "none", "color": "grey", "label": "stopped early (last score)"}),
+                            (FAILED, {"marker": "x", "color": "tab:red", "label": "failed (diverged)"})):
             if points[kind]:
                 ax.scatter(*zip(*points[kind], strict=True), s=26, zorder=3, **style)
         if target is not None:
-            reached = sum(v <= target for _, v in points["completed"])
-            ax.annotate(f"{reached}/{len(trials)}", (x, top), textcoords="offset points", xytext=(0, -22),
-                        ha="center", fontsize=8, color="tab:green")
+            reached = sum(v <= target for _, v in points[COMPLETED])
+            ax.text(x, top * 1.4 if log else top + 0.05 * (top - low), f"{reached}/{len(trials)}", ha="center",
+                    fontsize=8, color="tab:green")
     if target is not None:
         ax.axhline(target, linestyle="--", color="tab:green", linewidth=1, label=f"{metric} ≤ {target:g}")
-        ax.legend(loc="lower right", fontsize=8)
-    ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+    handles = dict(zip(*reversed(ax.get_legend_handles_labels()), strict=True))  # one entry per kind
+    ax.legend(handles.values(), handles.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    if log:
+        ax.set_yscale("log")
+        ax.set_ylim(10 ** math.floor(math.log10(low / 1.2)), top * 2.2)  # down to a labelled power of ten
+        ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
     ax.set_xticks(range(len(rows)), [_label(str(name)) for name in rows], rotation=30, ha="right", fontsize=8)
     ax.set_xlim(-0.6, len(rows) - 0.4)
-    ax.set_ylabel(f"final {metric} (× failed)", fontsize=8)
+    ax.set_ylabel(f"final {metric}", fontsize=8)
     ax.set_title(title or "every configuration's final score", fontsize=9)
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()

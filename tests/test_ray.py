@@ -14,6 +14,7 @@ from ganzoo.bench import BenchProfile, bench, load_profile, load_results
 from ganzoo.bench.leaderboard import render
 from ganzoo.cli import cli
 from ganzoo.errors import ConfigError, UsageError
+from ganzoo.plots import plot_sweep
 from ganzoo.sweep.spec import DEFAULTS_DIR, SWEEP_FILE, SWEEP_PLOT, TUNED_DIR, TUNED_PROFILE, SweepSpec
 from ganzoo.sweep.tune import sweep
 
@@ -118,7 +119,9 @@ def test_a_tiny_sweep_finishes_writes_its_table_and_benches_the_tuned_rows(tmp_p
     best = min(completed, key=lambda t: t["final"])  # fid: lower is better, among trials of the whole budget
     assert row["best"]["trial_id"] == best["trial_id"] and row["best"]["params"] == best["params"]
     assert "vanilla" in result.output and f"{best['final']:.4g}" in result.output
-    assert (tmp_path / "s" / SWEEP_PLOT).stat().st_size > 5000  # every configuration's final score, drawn
+    again = plot_sweep(table["rows"], tmp_path / "again.png", profile.fid_target,
+                       f"{profile.name}: 4 configurations per row, fid at the end of the budget")
+    assert (tmp_path / "s" / SWEEP_PLOT).read_bytes() == again.read_bytes()  # the figure is drawn from sweep.json
 
     tuned = load_profile(tmp_path / "s" / TUNED_PROFILE)
     assert tuned.name == "tiny-sweep (tuned)" and tuned.sweep is None
@@ -152,3 +155,28 @@ def load_json(path: Path) -> dict:
     import json
 
     return json.loads(path.read_text())
+
+
+def _pixels_near(path: Path, rgb: tuple[int, int, int], tolerance: int = 40) -> int:
+    import numpy as np
+    from PIL import Image
+
+    image = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    return int((np.abs(image - np.array(rgb)).sum(axis=-1) < tolerance).sum())
+
+
+def test_the_sweep_figure_marks_failed_configurations_and_the_target(tmp_path: Path) -> None:
+    def trial(status: str, final: float) -> dict:
+        return {"status": status, "final": final}
+
+    rows = {"a": {"metric": "fid", "trials": [trial("completed", 12.0), trial("completed", 80.0),
+                                              trial("stopped", 40.0)]},
+            "b": {"metric": "fid", "trials": [trial("completed", 25.0), trial("failed", float("nan"))]}}
+    red, blue, green = (214, 39, 40), (31, 119, 180), (44, 160, 44)
+    with_failure = plot_sweep(rows, tmp_path / "failed.png", target=30)
+    assert _pixels_near(with_failure, red) > 20 and _pixels_near(with_failure, blue) > 60
+    assert _pixels_near(with_failure, green) > 100  # the dashed target line and each row's "k/n" count
+    rows["b"]["trials"][1] = trial("completed", 300.0)
+    without = plot_sweep(rows, tmp_path / "completed.png")
+    assert _pixels_near(without, red) == 0 and _pixels_near(without, green) == 0
+    assert _pixels_near(without, blue) > _pixels_near(with_failure, blue)  # one more completed dot

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..metric_keys import BY_KEY, CLASS_AGREEMENT, FID, MODES
-from .sections import Section, finished, hardware, mean, seconds_to_fid, text, timed
+from .sections import Section, SweepSection, finished, hardware, mean, seconds_to_fid, text, timed
 
-#: The questions, a column each: a metric, and whether it gets a column per dataset (else one, on the dataset
-#: and budget most variants were scored at); a new question (a stability share, say) is one more entry.
+#: The questions of bench sections, a column each: a metric, and whether it gets a column per dataset (else one, on
+#: the dataset and budget most variants were scored at); a new question is one more entry. Sweeps that train every
+#: configuration to the end add a column of their own (how often a variant trains, :func:`_stability_columns`).
 QUESTIONS = ((FID, False), (CLASS_AGREEMENT, True), (MODES, True))
 ANCHOR = "which-variant-to-use"
 
@@ -105,6 +107,22 @@ def _time_columns(sections: list[Section], dataset: str) -> list[Column]:
     return columns
 
 
+def _stability_columns(sweeps: list[SweepSection]) -> list[Column]:
+    """Per sweep that trains every configuration its whole budget and has an FID target: the share of each row's
+    configurations reaching it."""
+    columns = []
+    for sweep in (s for s in sweeps if s.unbiased and s.target is not None):
+        profile = sweep.data["profile"]
+        where = f"{text(profile['dataset'])}, {profile['steps']:,} steps"
+        column = Column("stability", f"Configs to FID ≤ {sweep.target:g} ↑<br><small>{where}</small>",
+                        f"{{}} of configurations reaching FID ≤ {sweep.target:g}",
+                        f"{where}, {profile['sweep']['samples']} drawn per variant", profile["dataset"], False, 0, "%")
+        for row, found in sweep.data["rows"].items():
+            column.cells[row] = (100 * sweep.reached(row) / len(found["trials"]), sweep.anchor, False)
+        columns.append(column)
+    return columns
+
+
 def _join(items: list[str]) -> str:
     return " and ".join(items) if len(items) < 3 else ", ".join(items[:-1]) + " and " + items[-1]
 
@@ -124,13 +142,14 @@ def _sentence(variant: str, columns: list[Column], sections: list[Section]) -> s
             + (f"it {_join(fails)}." if fails else "it is last in none and never collapses."))
 
 
-def headline(sections: list[Section]) -> list[str]:
-    """The headline's Markdown for the bench ``sections`` (none without a variant)."""
+def headline(sections: list[Section], sweeps: Sequence[SweepSection] = ()) -> list[str]:
+    """The headline's Markdown for the bench ``sections`` and the ``sweeps`` (none without a variant)."""
     columns = _metric_columns(sections)
     fid = next((c for c in columns if c.key == FID), None)
-    columns += _time_columns(sections, fid.dataset) if fid else []
+    columns += (_time_columns(sections, fid.dataset) if fid else []) + _stability_columns(list(sweeps))
     first = columns[0] if columns else None  # variants ranked by it, those without a figure last
-    variants = sorted({variant for s in sections for variant, _ in s.rows}, key=lambda v: (
+    variants = sorted({variant for s in sections for variant, _ in s.rows} | {v for c in columns for v in c.cells},
+                      key=lambda v: (
         (False, first.cells[v][0] * (1 if first.lower else -1), v) if first and v in first.cells else (True, 0.0, v)))
     if not variants:
         return []
@@ -143,4 +162,7 @@ def headline(sections: list[Section]) -> list[str]:
             *(f"- {_sentence(v, columns, sections)}" for v in variants), "",
             *(f"*Train s to FID ≤ X* is the least, over the sections timed on {text(machine)}, of the mean seconds of "
               "training before the first evaluation at or below X, so as coarse as their evaluation intervals."
-              for machine in dict.fromkeys(c.machine for c in columns if c.machine)), ""]
+              for machine in dict.fromkeys(c.machine for c in columns if c.machine)),
+            *(["*Configs to FID ≤ X* is the share of a sweep's configurations (learning rates and betas drawn from one "
+               "wide space, each trained its whole budget) that end at or below X: how often a variant trains "
+               "untuned."] if any(c.key == "stability" for c in columns) else []), ""]

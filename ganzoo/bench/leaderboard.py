@@ -16,18 +16,20 @@ import os
 import re
 import statistics
 import urllib.parse
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..metric_keys import BY_KEY, CLASSES_COVERED, FID, KID_MEAN, MODES, PRECISION, RECALL
 from ..outputs import atomic_file, check_output
-from ..sweep.spec import DEFAULTS_DIR, SWEEP_FILE, TUNED_DIR
+from ..sweep.spec import DEFAULTS_DIR, FAILED, STOPPED, SWEEP_FILE, TUNED_DIR
 from .records import RESULTS_FILE, TRAIN_SECONDS, ResultsFile, Trial, load_sweep, read_results
 from .sections import (
     COLLAPSE_SHARE,
     TABLE_KEYS,
     Section,
+    SweepSection,
     code,
     finished,
     hardware,
@@ -191,18 +193,24 @@ def _unique(heading: str, anchor: str, used: set[str]) -> tuple[str, str]:
 def build(results: list[str | Path], out: str | Path) -> tuple[str, dict[Path, Callable[[Path], Path]]]:
     """The page for ``results`` (files or bench directories), with links relative to ``out``, and its figures:
     each file's path and how to draw it (into the path given)."""
+    from ..pretrained import list_pretrained
     from .headline import ANCHOR, headline
 
+    bundled = {p["config_hash"]: p["source"] for p in list_pretrained()}  # generators that ship with ganzoo
     out = Path(out)
     out_dir, folder = out.resolve().parent, FIGURES.format(stem=out.stem)
     used = {ANCHOR, "definitions"}
     body: list[str] = []
     sections: list[Section] = []
+    sweeps: list[SweepSection] = []
     figures: dict[Path, Callable[[Path], Path]] = {}
     for path, data in _sources(results):
         link = _link(path, out_dir)  # a path the user named, yet written as inert as a results file's strings
         if not isinstance(data, ResultsFile):  # a sweep's trial table
-            body += sweep_table(data, link, used)
+            heading, anchor = _unique(f"{text(data['profile']['dataset'])} — sweep {code(data['profile']['name'])}",
+                                      slug(f"sweep-{data['profile']['name']}-{data['profile']['dataset']}"), used)
+            sweeps.append(SweepSection(data, link, heading, anchor))
+            body += sweep_section(sweeps[-1], out.parent / folder, folder, figures)
             continue
         groups = _group(data.trials)
         for profile, dataset in sorted({(k[0], k[1]) for k in groups}):
@@ -213,8 +221,8 @@ def build(results: list[str | Path], out: str | Path) -> tuple[str, dict[Path, C
                 f"{text(dataset)} — {code(profile)}" + (f", {budgets.pop()}" if len(budgets) == 1 else ""),
                 slug(f"{profile}-{dataset}"), used)
             sections.append(section)
-            body += _section(section, out_dir, out.parent / folder, folder, figures)
-    page = [*INTRO, *headline(sections), *body, *DEFINITIONS]
+            body += _section(section, out_dir, out.parent / folder, folder, figures, bundled)
+    page = [*INTRO, *headline(sections, sweeps), *body, *DEFINITIONS]
     return "\n".join(page).rstrip() + "\n", figures
 
 
@@ -223,14 +231,12 @@ def render(results: list[str | Path], out: str | Path) -> str:
     return build(results, out)[0]
 
 
-def _section(section: Section, out_dir: Path, folder: Path, rel: str,
-             figures: dict[Path, Callable[[Path], Path]]) -> list[str]:
+def _section(section: Section, out_dir: Path, folder: Path, rel: str, figures: dict[Path, Callable[[Path], Path]],
+             bundled: dict[str, str]) -> list[str]:
     """A section: heading, caption, table (best first), its figures (into ``figures``, in ``folder``: ``rel`` from
-    the page), and the provenance behind a ``<details>``."""
+    the page), the ``bundled`` generators' sampling command (by config hash), and the provenance behind a
+    ``<details>``."""
     from ..plots import plot_comparison, plot_time_to_quality
-    from ..pretrained import list_pretrained
-
-    bundled = {p["config_hash"]: p["source"] for p in list_pretrained()}  # generators that ship with ganzoo
     rows = section.rows
     columns = _columns(section)
     rows.sort(key=_ranker(section.primary))
@@ -328,21 +334,38 @@ def _status(trials: list[Trial]) -> list[str]:
     return statuses
 
 
-def sweep_table(data: dict[str, Any], link: str, used: set[str] | None = None) -> list[str]:
-    """The Markdown of a ``sweep.json``: per row, every trial's configuration, how it ended and its score."""
-    profile = data["profile"]
-    spec = profile["sweep"]
-    metric = BY_KEY[spec["metric"]]
-    heading, anchor = _unique(f"{text(profile['dataset'])} — sweep {code(profile['name'])}",
-                              slug(f"sweep-{profile['name']}-{profile['dataset']}"), set() if used is None else used)
-    lines = [f"## {heading} {{ #{anchor} }}", "",
-             f"Results: [{code(link)}]({url(link)}). Ray Tune, scheduler `{spec['scheduler']}` (grace period "
-             f"{spec['grace_period']} evaluation, reduction factor {spec['reduction_factor']:g}), "
-             f"{spec['samples']} configurations per row drawn with seed {spec['search_seed']}, each trained with "
-             f"seed {spec['trial_seed']} and ranked by {metric.title} "
-             f"({'lower' if metric.lower_is_better else 'higher'} is better) on {profile['num_fake']} generated "
-             "images at each evaluation. The best configuration (★) is the best of those that trained the whole "
-             "budget; the sections `(paper defaults)` and `(tuned)` below bench both with the profile's seeds.", ""]
+def sweep_section(sweep: SweepSection, folder: Path, rel: str, figures: dict[Path, Callable[[Path], Path]]
+                  ) -> list[str]:
+    """The Markdown of a sweep: how its configurations were drawn and trained, per row the share that reached the
+    profile's target and the spread of their final scores (a figure, into ``figures`` in ``folder``: ``rel`` from the
+    page), then every configuration behind a ``<details>``."""
+    from ..plots import plot_sweep
+
+    data, profile = sweep.data, sweep.data["profile"]
+    spec, metric = profile["sweep"], BY_KEY[profile["sweep"]["metric"]]
+    scheduler = ("FIFO: every configuration trains the whole budget" if sweep.unbiased else
+                 f"`{spec['scheduler']}` (grace period {spec['grace_period']} evaluation, reduction factor "
+                 f"{spec['reduction_factor']:g}: poor configurations stop early)")
+    lines = [f"## {sweep.heading} {{ #{sweep.anchor} }}", "",
+             f"{spec['samples']} configurations per row, drawn with seed {spec['search_seed']} from one space and "
+             f"each trained with seed {spec['trial_seed']}; Ray Tune, scheduler {scheduler}. {metric.title} "
+             f"({'lower' if metric.lower_is_better else 'higher'} is better) on {profile['num_fake']:,} generated "
+             f"images. Results: [{code(sweep.link)}]({url(sweep.link)}).", ""]
+    target = f"{metric.title} ≤ {sweep.target:g}" if sweep.target is not None else None
+    lines += ["| Variant | Steps | " + (f"Reach {target} | " if target else "") + f"Median {metric.title} | "
+              f"Best {metric.title} | Stopped · failed |", "|---|---:|" + "---:|" * (4 if target else 3)]
+    for row, found in data["rows"].items():
+        finals, ended = sweep.finals(row), Counter(t["status"] for t in found["trials"])
+        cells = [f"{found['steps']:,}"] + ([f"{sweep.reached(row)} of {len(found['trials'])}"] if target else [])
+        cells += [f"{v:.{metric.decimals}f}" if finals else "–" for v in (
+            statistics.median(finals or [0]), (min if metric.lower_is_better else max)(finals or [0]))]
+        lines.append(f"| {text(row)} | " + " | ".join([*cells, f"{ended[STOPPED]} · {ended[FAILED]}"]) + " |")
+    name = f"{sweep.anchor}.png"
+    figures[folder / name] = lambda out, d=data, t=sweep.target, title=f"{profile['name']}: final {metric.title} " \
+        f"of every configuration": plot_sweep(d["rows"], out, t, title)
+    lines += ["", f"![Every configuration's final {metric.title} per row, failed (diverged) ones as crosses at the "
+              f"top]({url(f'{rel}/{name}')}){{ loading=lazy }}", "",
+              '<details markdown="1">', "<summary>Every configuration, how it ended and its score</summary>", ""]
     for row, found in data["rows"].items():
         keys = list(dict.fromkeys(k for t in found["trials"] for k in t["params"]))
         best = (found.get("best") or {}).get("trial_id")
@@ -350,9 +373,9 @@ def sweep_table(data: dict[str, Any], link: str, used: set[str] | None = None) -
         took = (f" The search took {found['wall_seconds']:.0f} s of wall time on {cluster['cpus']:g} CPUs "
                 f"({cluster['cpus_per_trial']:g} per trial; driver: {text(cluster['driver'].get('cpu') or '?')})."
                 if found.get("wall_seconds") is not None and cluster else "")
-        lines += [f"**{text(row)}**: {found['steps']} generator steps, evaluated every {found['eval_every']} "
-                  f"steps.{took}", "", "| Trial | " + " | ".join(code(k) for k in keys)
-                  + f" | Status | Steps | Train s | {metric.title} |",
+        lines += [f"**{text(row)}**: {found['steps']} generator steps, evaluated every {found['eval_every']} steps; "
+                  f"★ the best of those that trained the whole budget.{took}", "",
+                  "| Trial | " + " | ".join(code(k) for k in keys) + f" | Status | Steps | Train s | {metric.title} |",
                   "|---|" + "---:|" * len(keys) + "---|---:|---:|---:|"]
         for t in found["trials"]:
             params = [_param(t["params"].get(k)) for k in keys]
@@ -362,7 +385,7 @@ def sweep_table(data: dict[str, Any], link: str, used: set[str] | None = None) -
             lines.append(f"| {text(t['trial_id'])}{' ★' if t['trial_id'] == best else ''} | " + " | ".join(params)
                          + f" | {text(t['status'])} | {last.get('step', 0)} | {trained} | {score} |")
         lines.append("")
-    return lines
+    return [*lines, "</details>", ""]
 
 
 def _param(value: Any) -> str:

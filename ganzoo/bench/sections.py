@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .. import metric_keys as mk
 from ..metric_keys import CLASSES_COVERED, FID, KID_MEAN, MODES, PRECISION
+from ..sweep.spec import COMPLETED
 from .records import TRAIN_SECONDS, Trial
 
 #: A finished trial covering at most this share of its dataset's classes (modes) is flagged as collapsed.
@@ -101,3 +102,32 @@ class Section:
         key = MODES if MODES in self.scored else CLASSES_COVERED
         size = dataset_size(self.dataset)
         return [t for t in finished(trials) if size and t.final.values.get(key, size) <= COLLAPSE_SHARE * size]
+
+
+@dataclass
+class SweepSection:
+    """A ``sweep.json`` on the page: per row, every configuration drawn and how far it got."""
+    data: dict  # the sweep file, as records.load_sweep read it
+    link: str
+    heading: str
+    anchor: str
+
+    @property
+    def target(self) -> float | None:
+        """The profile's FID target where the sweep ranks by FID, else ``None``."""
+        return self.data["profile"].get("fid_target") if self.data["profile"]["sweep"]["metric"] == FID else None
+
+    @property
+    def unbiased(self) -> bool:
+        """Whether every configuration trained the whole budget (FIFO: no scheduler stopped the poor ones early),
+        so that a row's share of configurations reaching the target says how often it trains."""
+        return self.data["profile"]["sweep"]["scheduler"] == "fifo"
+
+    def finals(self, row: str) -> list[float]:
+        """The final scores of ``row``'s configurations that trained the whole budget."""
+        return [t["final"] for t in self.data["rows"][row]["trials"]
+                if t["status"] == COMPLETED and isinstance(t["final"], int | float) and math.isfinite(t["final"])]
+
+    def reached(self, row: str) -> int:
+        """How many of ``row``'s configurations end at or below the target."""
+        return sum(v <= self.target for v in self.finals(row)) if self.target is not None else 0
