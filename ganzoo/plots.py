@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 from matplotlib import ticker
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from .metric_keys import BY_KEY, METRICS, MetricInfo
@@ -63,7 +64,7 @@ def plot_metrics(history: list[dict[str, Any]], out: Path, title: str = "") -> P
     return out
 
 
-def _log_axis(ax: Any) -> None:
+def _log_axis(ax: Axes) -> None:
     """A log-scale y axis labelled 1, 2, 5, 10, 20... as plain numbers."""
     ax.set_yscale("log")
     ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
@@ -210,9 +211,8 @@ def plot_sweep(rows: dict[str, dict[str, Any]], out: Path, target: float | None 
     handles = dict(zip(*reversed(ax.get_legend_handles_labels()), strict=True))  # one entry per kind
     ax.legend(handles.values(), handles.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     if log:
-        ax.set_yscale("log")
-        ax.set_ylim(10 ** math.floor(math.log10(low / 1.2)), top * 2.2)  # down to a labelled power of ten
-        ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        _log_axis(ax)
+        ax.set_ylim(low / 1.4, top * 2.2)
     ax.set_xticks(range(len(rows)), [_label(str(name)) for name in rows], rotation=30, ha="right", fontsize=8)
     ax.set_xlim(-0.6, len(rows) - 0.4)
     ax.set_ylabel(f"final {metric}", fontsize=8)

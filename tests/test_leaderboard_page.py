@@ -24,7 +24,8 @@ RESULTS = ROOT / "benchmarks" / "results" / "default" / "results.json"
 PAGE_SOURCES = ["default", "long", "zoo", "modern", "generator-batch-fresh", "generator-batch-reuse",
                 "generator-batch-zoo-fresh", "generator-batch-zoo-reuse", "conditional", "conditional-long",
                 "conditional-modern", "early",
-                "early-half-width", "pacgan-stacked-mnist", "pacgan-stacked-mnist-long", "collapse", "dcgan-sweep"]
+                "early-half-width", "pacgan-stacked-mnist", "pacgan-stacked-mnist-long", "collapse", "dcgan-sweep",
+                "stability"]
 ZOO_ROWS = {"vanilla", "dcgan", "wgan-gp", "wgan-clip", "sngan", "ragan", "cgan-pd", "acgan", "dcgan+ema",
             "dcgan+ema+diffaugment"}
 PAGE = ROOT / "docs" / "leaderboard.md"
@@ -69,6 +70,32 @@ def test_headline_compares_every_variant_at_the_common_budget() -> None:
     assert "is last with [FID" in sentence and "collapses in [mnist-5k — `zoo`" in sentence
 
 
+def test_headline_stability_column_is_each_rows_share_of_configurations_reaching_the_target() -> None:
+    """The stability sweep trains 6 configurations per unconditional variant to the end (FIFO); its headline column
+    is the share of each row's that end at FID <= 30, its section the count, median and best, by hand here."""
+    import json
+
+    data = json.loads((ROOT / "benchmarks" / "results" / "stability" / "sweep.json").read_text())
+    spec = data["profile"]["sweep"]
+    assert spec["scheduler"] == "fifo" and data["profile"]["fid_target"] == 30 and spec["samples"] == 6
+    assert set(data["rows"]) == {"vanilla", "dcgan", "wgan-gp", "wgan-clip", "sngan", "ragan", "r3gan", "stylegan2"}
+    column = next(i for i, title in enumerate(PAGE.read_text().split("## Which variant to use", 1)[1].split(
+        "\n\n")[2].splitlines()[0].strip("|").split("|")[1:]) if "Configs to FID ≤ 30" in title)
+    rows, section = headline_rows(), PAGE.read_text().split("sweep `stability`", 1)[1].split("\n## ", 1)[0]
+    shares = {}
+    for row, found in data["rows"].items():
+        finals = [t["final"] for t in found["trials"] if t["status"] == "completed"]
+        assert len(found["trials"]) == 6 and all(t["evaluations"][-1]["step"] == 600 for t in found["trials"]
+                                                 if t["status"] == "completed")
+        shares[row] = 100 * sum(f <= 30 for f in finals) / 6
+        failed = sum(t["status"] == "failed" for t in found["trials"])
+        assert (f"| {row} | 600 | {sum(f <= 30 for f in finals)} of 6 | {statistics.median(finals):.2f} | "
+                f"{min(finals):.2f} | 0 · {failed} |") in section, row
+    for row, share in shares.items():
+        shown = f"**{share:.0f}%**" if share == max(shares.values()) else f"{share:.0f}%"
+        assert rows[row][column].startswith(f"[{shown}](#sweep-stability-mnist-5k)"), (row, rows[row][column])
+
+
 def section_results() -> list[Path]:
     """The results files behind the page's sections (a sweep's two benches for a sweep directory)."""
     found = []
@@ -80,7 +107,8 @@ def section_results() -> list[Path]:
 
 
 def test_every_leaderboard_section_is_step_budgeted_with_at_least_3_seeds() -> None:
-    assert len(section_results()) == len(PAGE_SOURCES) + 1  # the sweep's paper-defaults and tuned benches
+    # dcgan-sweep's paper-defaults and tuned benches for its directory; stability is a sweep alone (--no-compare)
+    assert len(section_results()) == len(PAGE_SOURCES)
     for path in section_results():
         trials = load_results(path)["trials"]
         for row in {(t["protocol"]["dataset"], t["variant"]) for t in trials}:

@@ -259,7 +259,7 @@ def _check_discriminator_output(assembly: Assembly, seen: torch.Tensor, y: torch
                           f"(B, 1); for B={seen.shape[0]} it returned {got}", "register_discriminators")
 
 
-def check_labels_fit(entries: dict[str, Any], names: dict[str, str], loss: Any) -> dict[str, tuple[str, ...]]:
+def check_labels_fit(entries: dict[str, Entry], names: dict[str, str], loss: Loss) -> dict[str, tuple[str, ...]]:
     """Refuse a loss that cannot train the discriminator (labels, class logits); return its methods' keywords."""
     d, spec = entries["discriminator"].item, entries["loss"].item
     keywords = {method: declared_keywords(getattr(loss, method), offered) for method, offered in LOSS_KEYWORDS.items()}
