@@ -295,8 +295,12 @@ def check_leaderboard_html(html: str) -> None:
     headings = re.findall(r'<h([1-6]) id="([^"]+)"[^>]*>(.*?)<a class="headerlink"', article, re.S)
     texts = [re.sub(r"<[^>]+>", "", text).strip() for _, _, text in headings]
     assert len(set(texts)) == len(texts) and len({i for _, i, _ in headings}) == len(headings), "a repeated heading"
-    benches = [s for s in sections if re.search(r"<th[^>]*>Variant</th>", s) and "which-variant-to-use" not in s]
-    assert len(benches) >= len(PAGE_SOURCES), "a section without a table"
+    sweeps = [s for s in sections if s.startswith('<h2 id="sweep-')]
+    benches = [s for s in sections if re.search(r"<th[^>]*>Variant</th>", s) and "which-variant-to-use" not in s
+               and s not in sweeps]
+    assert len(benches) + len(sweeps) >= len(PAGE_SOURCES), "a section without a table"
+    for section in sweeps:  # a table of rows, and every configuration's final score drawn once
+        assert re.search(r"<th[^>]*>Variant</th>", section) and section.count("alt=\"Every configuration's final") == 1
     for section in benches:
         name = re.sub(r"<[^>]+>", "", section.split("</h2>", 1)[0])
         for table in re.findall(r"<table>(.*?)</table>", section, re.S):

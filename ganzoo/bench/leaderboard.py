@@ -350,7 +350,8 @@ def sweep_section(sweep: SweepSection, folder: Path, rel: str, figures: dict[Pat
              f"{spec['samples']} configurations per row, drawn with seed {spec['search_seed']} from one space and "
              f"each trained with seed {spec['trial_seed']}; Ray Tune, scheduler {scheduler}. {metric.title} "
              f"({'lower' if metric.lower_is_better else 'higher'} is better) on {profile['num_fake']:,} generated "
-             f"images. Results: [{code(sweep.link)}]({url(sweep.link)}).", ""]
+             f"images; median and best over the configurations that trained the whole budget. Results: "
+             f"[{code(sweep.link)}]({url(sweep.link)}).", ""]
     target = f"{metric.title} ≤ {sweep.target:g}" if sweep.target is not None else None
     lines += ["| Variant | Steps | " + (f"Reach {target} | " if target else "") + f"Median {metric.title} | "
               f"Best {metric.title} | Stopped · failed |", "|---|---:|" + "---:|" * (4 if target else 3)]
