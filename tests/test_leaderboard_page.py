@@ -23,9 +23,8 @@ RESULTS = ROOT / "benchmarks" / "results" / "default" / "results.json"
 # step-budgeted and has at least 3 seeds.
 PAGE_SOURCES = ["default", "long", "zoo", "modern", "generator-batch-fresh", "generator-batch-reuse",
                 "generator-batch-zoo-fresh", "generator-batch-zoo-reuse", "conditional", "conditional-long",
-                "conditional-modern", "early",
-                "early-half-width", "pacgan-stacked-mnist", "pacgan-stacked-mnist-long", "collapse", "dcgan-sweep",
-                "stability"]
+                "conditional-modern", "early", "early-half-width", "pacgan-stacked-mnist", "pacgan-stacked-mnist-long",
+                "stacked-mnist-modern", "collapse", "dcgan-sweep", "stability"]
 ZOO_ROWS = {"vanilla", "dcgan", "wgan-gp", "wgan-clip", "sngan", "ragan", "cgan-pd", "acgan", "dcgan+ema",
             "dcgan+ema+diffaugment"}
 PAGE = ROOT / "docs" / "leaderboard.md"
