@@ -211,7 +211,9 @@ COMMITTED = sorted((ROOT / "benchmarks" / "results").rglob("results.json"))
 
 
 def test_every_committed_results_directory_is_checked() -> None:
-    dirs = {p.parent.relative_to(ROOT / "benchmarks" / "results").parts[0] for p in COMMITTED}
+    """Every results directory holds a bench (its trial hashes checked below) or a sweep (its spec hashes)."""
+    sweeps = sorted((ROOT / "benchmarks" / "results").rglob("sweep.json"))
+    dirs = {p.parent.relative_to(ROOT / "benchmarks" / "results").parts[0] for p in [*COMMITTED, *sweeps]}
     assert dirs == {p.name for p in (ROOT / "benchmarks" / "results").iterdir() if p.is_dir()}
 
 
