@@ -17,6 +17,8 @@ from .sections import Section, SweepSection, finished, hardware, mean, seconds_t
 #: configuration to the end add a column of their own (how often a variant trains, :func:`_stability_columns`).
 QUESTIONS = ((FID, False), (CLASS_AGREEMENT, True), (MODES, True))
 ANCHOR = "which-variant-to-use"
+#: The key of a stability column (a share of a sweep's configurations, not a metric of metric_keys).
+STABILITY = "stability"
 
 
 @dataclass
@@ -114,7 +116,7 @@ def _stability_columns(sweeps: list[SweepSection]) -> list[Column]:
     for sweep in (s for s in sweeps if s.unbiased and s.target is not None):
         profile = sweep.data["profile"]
         where = f"{text(profile['dataset'])}, {profile['steps']:,} steps"
-        column = Column("stability", f"Configs to FID ≤ {sweep.target:g} ↑<br><small>{where}</small>",
+        column = Column(STABILITY, f"Configs to FID ≤ {sweep.target:g} ↑<br><small>{where}</small>",
                         f"{{}} of configurations reaching FID ≤ {sweep.target:g}",
                         f"{where}, {profile['sweep']['samples']} drawn per variant", profile["dataset"], False, 0, "%")
         for row, found in sweep.data["rows"].items():
@@ -165,4 +167,4 @@ def headline(sections: list[Section], sweeps: Sequence[SweepSection] = ()) -> li
               for machine in dict.fromkeys(c.machine for c in columns if c.machine)),
             *(["*Configs to FID ≤ X* is the share of a sweep's configurations (learning rates and betas drawn from one "
                "wide space, each trained its whole budget) that end at or below X: how often a variant trains "
-               "untuned."] if any(c.key == "stability" for c in columns) else []), ""]
+               "untuned."] if any(c.key == STABILITY for c in columns) else []), ""]
