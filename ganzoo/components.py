@@ -31,39 +31,34 @@ class Generator:
 
 @dataclass(frozen=True)
 class Discriminator:
-    """A discriminator (critic): ``build(image_shape, **options) -> nn.Module`` giving one score per sample.
-    ``conditional=True``: ``build`` also receives ``num_classes`` and the network is called as ``D(x, y)`` (a
-    projection discriminator). ``classifier=True``: ``build`` receives ``num_classes`` and the network returns
-    ``(scores (B,), class_logits (B, num_classes))`` (AC-GAN's auxiliary classifier); only a loss registered with
-    ``classifier=True`` can train it."""
+    """A discriminator (critic): ``build(image_shape, **options) -> nn.Module`` giving one score per sample. With
+    ``conditional=True`` (a projection discriminator, called as ``D(x, y)``) or ``classifier=True`` (AC-GAN's
+    auxiliary classifier, returning ``(scores (B,), class_logits (B, num_classes))``, which only a loss registered
+    with ``classifier=True`` can train), ``build`` also receives ``num_classes``."""
     name: str
     build: Callable[..., nn.Module]
     description: str = ""
     conditional: bool = False
     classifier: bool = False
-    #: Also builds for non-image samples (see :attr:`Generator.vectors`).
-    vectors: bool = False
+    vectors: bool = False  #: also builds for non-image samples (see :attr:`Generator.vectors`)
 
 
 class Loss:
     """The adversarial loss interface a :class:`LossSpec` builds: subclass it (or provide the same methods). Both
     losses are minimised; each returns a scalar tensor.
 
-    ``D`` is what the discriminator sees through the run: call it as ``D(x)``, or ``D(x, labels)`` when the
-    discriminator is conditional (extensions may augment ``x`` on the way in). To score a real and a fake batch,
-    call :func:`score_pair` (one pass where the run allows it) rather than ``D`` twice. The methods may declare any
-    of the optional keyword arguments below; the trainer passes only those a method declares (as pluggy does for
-    hook implementations), so a loss written for unconditional GANs keeps working unchanged:
+    ``D`` is the discriminator as the run sees it: ``D(x)``, or ``D(x, labels)`` when it is conditional (extensions
+    may augment ``x`` on the way in). Score a real and a fake batch with :func:`score_pair` (one pass where the run
+    allows it), not ``D`` twice. The trainer passes a method only those of the optional keyword arguments below that
+    it declares (as pluggy does for hook implementations), so a loss written for unconditional GANs works unchanged:
 
-    - ``real_labels``, ``fake_labels``: ``int64`` class indices ``(B,)`` of the real batch and of the labels the
-      fake batch was generated for (``None`` on unlabelled data). A conditional or classifier discriminator can
-      only be trained by a loss that declares them.
+    - ``real_labels``, ``fake_labels``: ``int64`` class indices ``(B,)`` of the real batch and of the fake batch's
+      labels (``None`` on unlabelled data); only a loss declaring them can train a conditional or classifier D.
     - ``real`` (``generator_loss`` only): the real batch of the last discriminator update, for losses whose
       generator term compares with real scores (the relativistic GANs).
 
-    Set the class attribute ``double_backward = True`` when ``discriminator_loss`` differentiates through a
-    gradient of ``D`` (a gradient penalty, as WGAN-GP's): with ``compile`` on, the trainer then keeps the
-    discriminator step eager, since compiled graphs do not support double backward."""
+    Set ``double_backward = True`` when ``discriminator_loss`` differentiates through a gradient of ``D`` (a gradient
+    penalty, as WGAN-GP's): with ``compile`` on, that step then stays eager (compiled graphs cannot double backward)."""
     double_backward: bool = False
 
     def discriminator_loss(self, D: Callable[..., Any], real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -82,11 +77,10 @@ def score_pair(D: Callable[..., Any], real: torch.Tensor, fake: torch.Tensor, re
                fake_labels: torch.Tensor | None = None) -> tuple[Any, Any]:
     """The discriminator's scores of ``real`` and of ``fake``: ``(D(real, real_labels), D(fake, fake_labels))``.
 
-    A loss that scores both batches should call this rather than ``D`` twice: the trainer's ``D`` then scores them
-    in one pass on the two batches concatenated where that gives the same scores (the ``discriminator_pass`` config
-    key; fewer, larger matrix products, measured faster in docs/performance.md). Any other callable ``D`` (a plain
-    module in a test) is called twice. A discriminator that returns a tuple (AC-GAN's ``(scores, class_logits)``)
-    gives a tuple for each batch. Example::
+    Call this rather than ``D`` twice: the trainer's ``D`` then scores both batches in one pass on the two concatenated
+    where that gives the same scores (the ``discriminator_pass`` key; measured faster in docs/performance.md). Any other
+    callable ``D`` (a plain module in a test) is called twice. A discriminator that returns a tuple (AC-GAN's ``(scores,
+    class_logits)``) gives a tuple for each batch. Example::
 
         d_real, d_fake = score_pair(D, real, fake, real_labels, fake_labels)
         return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
@@ -111,11 +105,10 @@ class LossSpec:
 
 @dataclass(frozen=True)
 class ExtensionContext:
-    """What an extension is given once, before training starts (:meth:`Extension.setup`). ``generator`` and
-    ``discriminator`` are the plain networks (not DDP-wrapped); ``rank`` is this process's rank under torchrun (0
-    otherwise): seed per-rank random streams with it. ``conditional_generator`` says whether G is called as ``G(z,
-    labels)``, ``conditional_discriminator`` whether D takes labels (the ``D`` an extension is given takes them
-    either way and ignores them when it is not conditional)."""
+    """What :meth:`Extension.setup` is given, once, before training starts. ``generator`` and ``discriminator`` are the
+    plain networks (not DDP-wrapped); ``rank`` is this process's rank under torchrun (0 otherwise): seed per-rank random
+    streams with it. ``conditional_generator``: whether G is called as ``G(z, labels)``; ``conditional_discriminator``:
+    whether D takes labels (the ``D`` an extension is given takes them either way, ignoring them if not conditional)."""
     generator: nn.Module
     discriminator: nn.Module
     config: TrainConfig
@@ -128,28 +121,23 @@ class ExtensionContext:
 
 
 class Extension:
-    """Something that acts at named points of every training step and owns state that is checkpointed. Subclass it
-    and override what you need; every method has a do-nothing default. The points, in the order a step runs them
-    (see ``Trainer.train_step``):
+    """Something that acts at named points of every training step and owns checkpointed state. Subclass it and override
+    what you need; every method has a do-nothing default. The points, in the order a step runs them:
 
     1. :meth:`augment`: transforms every image batch the discriminator sees (real and fake, in the discriminator
        and the generator updates), for example differentiable augmentation; :meth:`discriminator_input` then
        reshapes it (PacGAN packs m samples into one input), and the discriminator is built for the shape that gives.
-    2. :meth:`discriminator_penalty`: a term added to the discriminator's loss (a regulariser such as R1 on the
-       real batch or R2 on the fake one); with :attr:`penalty_interval` ``k`` it is computed on every k-th
-       discriminator update only and multiplied by ``k`` (lazy regularisation).
-    3. :meth:`observe_discriminator`: what D said on the update's real and fake batches (ADA's heuristic,
-       logging), without a second forward pass.
+    2. :meth:`discriminator_penalty`: a term added to D's loss (R1 on the real batch, R2 on the fake); with
+       :attr:`penalty_interval` ``k`` it is computed every k-th update only, multiplied by ``k`` (lazy regularisation).
+    3. :meth:`observe_discriminator`: D's outputs on the update's real and fake batches, no extra pass (ADA, logging).
     4. :meth:`after_discriminator_step`: after each discriminator optimiser step (weight clipping).
-    5. :meth:`generator_penalty`: a term added to the generator's loss (StyleGAN2's path length regularisation),
-       lazily with :attr:`penalty_interval` as well.
+    5. :meth:`generator_penalty`: a term added to G's loss (StyleGAN2's path length regularisation), lazily as well.
     6. :meth:`after_generator_step`: after each generator optimiser step (an exponential moving average).
 
-    :meth:`sampling_generator` may return a network that draws sample grids, evaluations, exports and ``ganzoo
-    sample`` instead of the trained generator (at most one extension of a run may); its weights are checkpointed by
-    ganzoo. Anything else that must survive a restart goes in :meth:`state_dict`, so that a resumed run continues
-    bit for bit. Random numbers must come from a ``torch.Generator`` the extension owns and saves (or from the
-    global streams, which ganzoo saves), never from anything unsaved."""
+    :meth:`sampling_generator` may return a network that draws grids, evaluations, exports and ``ganzoo sample`` in
+    place of the trained generator (one extension of a run at most); ganzoo checkpoints its weights. Anything else that
+    must survive a restart goes in :meth:`state_dict`, so a resumed run continues bit for bit. Random numbers must come
+    from a ``torch.Generator`` the extension owns and saves, or from the global streams (ganzoo saves those)."""
     def setup(self, context: ExtensionContext) -> None:
         """Called once after the networks are built and before any checkpoint is restored."""
 
@@ -158,11 +146,10 @@ class Extension:
         return images
 
     def discriminator_input(self, x: torch.Tensor) -> torch.Tensor:
-        """Return what the discriminator takes in place of the (augmented) batch ``x`` ``(B, *shape)``: a batch
-        of another shape, e.g. PacGAN's ``(B / m, m * C, H, W)``, one score per row. ganzoo builds the
-        discriminator for the shape this gives a batch of ``batch_size`` zeros, so it is called before
-        :meth:`setup` and must not depend on it; it must be differentiable and deterministic. An extension that
-        changes the batch size cannot train a conditional or classifier discriminator (one label per sample)."""
+        """What the discriminator takes in place of the (augmented) batch ``x`` ``(B, *shape)``: a batch of another
+        shape, e.g. PacGAN's ``(B / m, m * C, H, W)``, one score per row. D is built for the shape this gives
+        ``batch_size`` zeros, so it is called before :meth:`setup` and must not depend on it; it must be differentiable
+        and deterministic. Changing the batch size rules out a conditional or classifier D (one label per sample)."""
         return x
 
     #: Lazy regularisation: the penalties are computed only at updates whose ``step`` is a multiple of this, and
@@ -172,17 +159,15 @@ class Extension:
     def discriminator_penalty(self, D: Callable[..., Any], real: torch.Tensor, real_labels: torch.Tensor | None,
                               step: int) -> torch.Tensor | None:
         """A scalar added to the discriminator loss at discriminator update ``step`` (counted from 0), or ``None``.
-        ``D`` is the discriminator in train mode as the loss sees it (every extension's :meth:`augment` and
-        :meth:`discriminator_input` applied to what it is given; call it as ``D(x, labels)``). Declare the keyword
-        arguments ``fake`` and ``fake_labels`` to receive the update's fake batch (detached from G's graph) and its
-        labels, as a loss does: ``def discriminator_penalty(self, D, real, real_labels, step, fake, fake_labels)``."""
+        ``D`` is the discriminator in train mode as the loss sees it (augmented and reshaped by every extension; call it
+        as ``D(x, labels)``). Declare ``fake`` and ``fake_labels`` to get the update's fake batch (detached from G) and
+        its labels: ``def discriminator_penalty(self, D, real, real_labels, step, fake, fake_labels)``."""
         return None
 
     def observe_discriminator(self, real_scores: Any, fake_scores: Any, step: int) -> None:
         """Called after discriminator update ``step`` with what D returned (detached) when the loss scored the
-        update's real and fake batches: scores ``(B,)`` or ``(B, 1)``, or ``(scores, class_logits)`` for a
-        classifier discriminator; ``None`` for a batch the loss never passed to D as it was given (a loss that
-        scores only interpolates, say)."""
+        update's real and fake batches: scores ``(B,)`` or ``(B, 1)``, or ``(scores, class_logits)`` for a classifier;
+        ``None`` for a batch the loss never passed to D as it was given (a loss that scores only interpolates, say)."""
 
     def after_discriminator_step(self, D: nn.Module, step: int) -> None:
         """Called after discriminator update ``step`` (counted from 0) with the plain network."""
@@ -266,11 +251,10 @@ class DatasetSpec:
 @dataclass(frozen=True)
 class ScheduleSpec:
     """A kind of schedule: how a numeric hyperparameter changes over training, ``value(at, args, over) -> float``. A
-    config gives a schedule as a mapping with the kind's name as its one key besides ``over`` and ``unit``: ``lr_g:
-    {cosine: [2.0e-4, 5.0e-5], over: 10000}``; ``value`` is then called with ``at`` the position in ``unit`` (``steps``,
-    generator steps done, or ``images``, real images shown to the discriminator), ``args`` what the kind's key holds
-    (``[2.0e-4, 5.0e-5]``) and ``over`` (``None`` when not given). It must be a pure function of its arguments (that is
-    what makes a resumed run exact) and raise ``ValueError`` for ``args`` it cannot take."""
+    config gives a schedule as a mapping with the kind's name as its one key besides ``over`` and ``unit``, e.g. ``lr_g:
+    {cosine: [2.0e-4, 5.0e-5], over: 10000}``: ``value`` then gets ``at`` the position in ``unit`` (generator ``steps``
+    done or real ``images`` shown to D), ``args`` the kind's value and ``over`` (or ``None``). It must be a pure
+    function of its arguments (so a resumed run is exact) and raise ``ValueError`` for ``args`` it cannot take."""
     name: str
     value: Callable[[float, Any, float | None], float]
     description: str = ""

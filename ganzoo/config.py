@@ -15,19 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import ConfigError
 
-DEFAULT_DATA_ROOT = Path("~/.cache/ganzoo/data")
 #: Defaults that changed after results were committed: key -> the value every earlier run had. ``--reproduce``
 #: pins each to what the committed trials recorded (this value where they lack the key).
 FORMER_DEFAULTS: dict[str, Any] = {"generator_batch": "fresh", "compile": False, "channels_last": False,
                                    "fused_optimizer": False, "discriminator_pass": "separate"}
-#: The largest seed ganzoo accepts (training, sampling, evaluation): torch's generators take 64-bit seeds.
-MAX_SEED = 2**62
-#: A schedule where a number is expected: ``{kind: args, over: N, unit: steps}`` (:mod:`ganzoo.training.schedules`).
-Schedule = dict[str, Any]
-#: Deepest nesting a config may have (a few thousand levels would exhaust Python's stack).
-MAX_DEPTH = 50
-#: Longest text of a value shown in an error message.
-MAX_SHOWN = 80
+MAX_SEED = 2**62  #: the largest seed ganzoo accepts anywhere: torch's generators take 64-bit seeds
+Schedule = dict[str, Any]  #: ``{kind: args, over: N, unit: steps}`` (:mod:`ganzoo.training.schedules`)
+MAX_DEPTH = 50  #: deepest nesting a config may have (a few thousand levels would exhaust Python's stack)
+MAX_SHOWN = 80  #: longest text of a value shown in an error message
 
 
 def check_seed(seed: int, what: str = "seed") -> int:
@@ -65,15 +60,14 @@ class TrainConfig(BaseModel):
         "(`{ema: {decay: 0.999}}`); a list of names enables them with default options; `NAME: false` turns off "
         "one that the variant enables.")
     dataset: str = Field("mnist-5k", description="Dataset name (see `ganzoo list`).")
-    data_root: Path = Field(DEFAULT_DATA_ROOT, description="Where datasets are stored or downloaded.")
+    data_root: Path = Field(Path("~/.cache/ganzoo/data"), description="Where datasets are stored or downloaded.")
     download: bool = Field(True, description="Download datasets that are missing from data_root.")
     image_size: int | None = Field(None, gt=0, description="Resize images to this size (square).")
     data_loading: Literal["auto", "memory", "stream"] = Field(
         "auto", description="'memory': one tensor on the device, batched by indexing; 'stream': a DataLoader with "
         "workers (pinned memory on CUDA); 'auto': memory when the float32 copy fits memory_limit_gb.")
     data_workers: int = Field(2, ge=0, description="DataLoader worker processes for streamed or decoded datasets.")
-    memory_limit_gb: float = Field(4.0, ge=0, description="Largest float32 copy of a dataset that 'auto' holds "
-                                   "in memory (GB).")
+    memory_limit_gb: float = Field(4.0, ge=0, description="Largest float32 dataset copy 'auto' holds in memory (GB).")
     steps: int = Field(1000, gt=0, description="Generator steps.")
     n_critic: int = Field(1, gt=0, description="Discriminator steps per generator step.")
     batch_size: int = Field(64, gt=0)
@@ -118,14 +112,11 @@ class TrainConfig(BaseModel):
     @classmethod
     def _strict_numbers(cls, data: Any) -> Any:
         """A bool is not a number and a string is not a number (pydantic's lax mode would take both)."""
-        if isinstance(data, dict):
-            for key, value in data.items():
-                field = cls.model_fields.get(key)
-                if field is None or value is None:
-                    continue
+        for key, value in data.items() if isinstance(data, dict) else ():
+            field = cls.model_fields.get(key)
+            if field is not None and isinstance(value, (bool, str)):
                 kinds = set(typing.get_args(field.annotation)) or {field.annotation}
-                numeric = kinds & {int, float} and bool not in kinds
-                if numeric and isinstance(value, (bool, str)):
+                if kinds & {int, float} and bool not in kinds:
                     raise ValueError(f"{key}: must be a number, not {type(value).__name__} {shown(value)}")
         return data
 
@@ -171,9 +162,8 @@ class _SafeLoader(yaml.SafeLoader):
     """PyYAML's safe loader with YAML 1.2 floats (``1e-4``), refusing aliases and duplicate keys."""
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in ganzoo config "
-                                              "files; write the value out", event.start_mark)
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in ganzoo config files; "
+                                              "write the value out", self.peek_event().start_mark)
         return super().compose_node(parent, index)
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
@@ -187,15 +177,12 @@ class _SafeLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-_SafeLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+
-                  |[-+]?[0-9][0-9_]*\.[0-9_]*
-                  |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-                  |[-+]?\.(?:inf|Inf|INF)
-                  |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."),
-)
+_SafeLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"""^(?:
+    [-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+
+    |[-+]?[0-9][0-9_]*\.[0-9_]*
+    |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X), list("-+0123456789."))
 
 
 def _depth(value: Any, level: int = 0) -> int:
@@ -218,17 +205,16 @@ def safe_load(text: str) -> Any:
     """Parse YAML with :class:`_SafeLoader` (no Python tags, aliases or duplicate keys), :data:`MAX_DEPTH` deep."""
     loader = _SafeLoader(text)
     try:
-        try:
-            data = loader.get_single_data()
-        except RecursionError:
-            raise yaml.YAMLError(f"nested more than {MAX_DEPTH} levels deep") from None
-        except ValueError as exc:  # e.g. an integer of thousands of digits
-            raise yaml.YAMLError(str(exc)[:200]) from None
-        if _depth(data) > MAX_DEPTH:
-            raise yaml.YAMLError(f"nested more than {MAX_DEPTH} levels deep")
-        return data
+        data = loader.get_single_data()
+    except RecursionError:
+        raise yaml.YAMLError(f"nested more than {MAX_DEPTH} levels deep") from None
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        raise yaml.YAMLError(str(exc)[:200]) from None
     finally:
         loader.dispose()
+    if _depth(data) > MAX_DEPTH:
+        raise yaml.YAMLError(f"nested more than {MAX_DEPTH} levels deep")
+    return data
 
 
 def validate_config(data: dict[str, Any], source: str = "config") -> TrainConfig:
@@ -242,8 +228,7 @@ def validate_config(data: dict[str, Any], source: str = "config") -> TrainConfig
             if not err["loc"]:  # a check of the whole config, whose message names the key
                 lines.append(str(err["msg"]).removeprefix("Value error, "))
             elif err["type"] == "extra_forbidden":
-                known = ", ".join(sorted(TrainConfig.model_fields))
-                lines.append(f"{key}: unknown key (known keys: {known})")
+                lines.append(f"{key}: unknown key (known keys: {', '.join(sorted(TrainConfig.model_fields))})")
             else:
                 lines.append(f"{key}: {err['msg']} (got {shown(err.get('input'))})")
         raise ConfigError(f"invalid {source}:\n  " + "\n  ".join(lines)) from None
@@ -262,11 +247,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         data = safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {str(path)!r} is not valid safe YAML: {exc}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
+    if data is not None and not isinstance(data, dict):
         raise ConfigError(f"config file {str(path)!r} must hold a mapping of keys, not {type(data).__name__}")
-    return data
+    return data or {}  # an empty file is an empty mapping
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -274,7 +257,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError(f"override {text!r} must look like key=value (e.g. lr_g=1e-4)")
     key, raw = text.split("=", 1)
-    path = [part for part in key.strip().split(".")]
+    path = key.strip().split(".")
     if not all(path):
         raise ConfigError(f"override {text!r} has an empty key")
     try:

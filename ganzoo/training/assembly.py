@@ -1,6 +1,5 @@
-"""How a run is assembled: resolve the config from the variant, build G, D, the loss and the extensions, and check
-that they fit each other and the dataset. Components may come from different plugins (DCGAN's networks with the
-WGAN-GP loss); every check names the plugin at fault."""
+"""How a run is assembled: resolve the config from the variant, build G, D, the loss and the extensions, and check that
+they fit each other and the dataset. Components may come from different plugins; every check names the one at fault."""
 
 from __future__ import annotations
 
@@ -33,8 +32,7 @@ from .schedules import Schedule, find_schedules, values_at, with_values
 #: The keyword arguments a loss method may declare, and so receive (see :class:`ganzoo.Loss`).
 LOSS_KEYWORDS = {"discriminator_loss": ("real_labels", "fake_labels"),
                  "generator_loss": ("real", "real_labels", "fake_labels")}
-#: The keyword arguments :meth:`ganzoo.Extension.discriminator_penalty` may declare, and so receive.
-PENALTY_KEYWORDS = ("fake", "fake_labels")
+PENALTY_KEYWORDS = ("fake", "fake_labels")  #: what :meth:`ganzoo.Extension.discriminator_penalty` may declare
 
 
 class CompositionError(UsageError):
@@ -48,8 +46,7 @@ def user_settings(config: str | Path | dict[str, Any] | None = None,
     user: dict[str, Any] = {}
     source = "config"
     if isinstance(config, (str, Path)):
-        user = load_yaml(config)
-        source = f"config (file {str(config)!r} and overrides)"
+        user, source = load_yaml(config), f"config (file {str(config)!r} and overrides)"
     elif isinstance(config, dict):
         user = copy.deepcopy(config)  # overrides must not reach into the caller's nested dicts
     items = ([(key.split("."), value) for key, value in overrides.items()] if isinstance(overrides, dict)
@@ -66,8 +63,7 @@ def resolve_config(registry: Registry, variant: str, *, config: str | Path | dic
                    overrides: list[str] | dict[str, Any] | None = None, source: str | None = None,
                    **explicit: Any) -> TrainConfig:
     """Resolve a run's config: variant defaults < :func:`user_settings` (config file/dict < overrides < explicit
-    keywords, ``None`` ones ignored so CLI options pass straight through); ``source`` names a dict ``config`` in
-    error messages."""
+    keywords, ``None`` ones ignored so CLI options pass through); ``source`` names a dict ``config`` in errors."""
     user, found = user_settings(config, overrides, **explicit)
     source = source or found
     variant_name = variant or user.get("variant")
@@ -127,24 +123,15 @@ class Assembly:
     conditional_generator: bool = False  # G(z, y)
     conditional_discriminator: bool = False  # D(x, y)
     classifier_discriminator: bool = False  # D(x) -> (scores, class_logits)
-    #: the keyword arguments each loss method declared, of :data:`LOSS_KEYWORDS`
-    loss_keywords: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    #: the built extensions, in the order they act
-    extensions: list[BuiltExtension] = field(default_factory=list)
-    #: one sample as the discriminator takes it, after the extensions' discriminator_input (PacGAN packing)
-    discriminator_shape: tuple[int, ...] | None = None
-    #: the config's schedules (the components were built with their values at step 0)
-    schedules: list[Schedule] = field(default_factory=list)
+    loss_keywords: dict[str, tuple[str, ...]] = field(default_factory=dict)  # per method: the LOSS_KEYWORDS it declared
+    extensions: list[BuiltExtension] = field(default_factory=list)  # the built extensions, in the order they act
+    discriminator_shape: tuple[int, ...] | None = None  # one sample as D takes it, after discriminator_input
+    schedules: list[Schedule] = field(default_factory=list)  # the components were built with their step-0 values
 
-    def discriminator_inputs(self) -> list[tuple[str, str, Callable[[torch.Tensor], torch.Tensor]]]:
-        """``(name, plugin, discriminator_input)`` of the extensions that reshape what D takes, in order."""
-        return [(e.name, e.plugin, e.extension.discriminator_input) for e in self.extensions
+    def discriminator_inputs(self) -> list[Callable[[torch.Tensor], torch.Tensor]]:
+        """The ``discriminator_input`` of each extension that reshapes what D takes, in order."""
+        return [e.extension.discriminator_input for e in self.extensions
                 if implements(e.extension, "discriminator_input")]
-
-    @property
-    def uses_labels(self) -> bool:
-        """Whether labels reach any component: then fake labels are drawn for every fake batch."""
-        return self.num_classes is not None
 
 
 def init_weights(module: nn.Module, std: float) -> None:
@@ -192,7 +179,7 @@ def check_fit(assembly: Assembly, device: torch.device | str = "cpu") -> None:
     try:
         with torch.no_grad():
             fake = _checked_generator_output(assembly, z, y)
-            for _, _, reshape in assembly.discriminator_inputs():
+            for reshape in assembly.discriminator_inputs():
                 fake = reshape(fake)
             _check_discriminator_output(assembly, fake, y)
     finally:
@@ -229,11 +216,9 @@ def _checked_generator_output(assembly: Assembly, z: torch.Tensor, y: torch.Tens
             raise ConfigError(f"generator {gname!r} returns values that are not finite after init=normal "
                               f"with init_std={cfg.init_std}; choose a smaller init_std (DCGAN's is 0.02)")
         raise PluginError(gp, f"generator {gname!r} returned values that are not finite", "register_generators")
-    images = len(shape) == 3  # non-image samples are in the dataset's coordinates, not [-1, 1]
-    if images and (fake.min() < -1.001 or fake.max() > 1.001):
-        raise PluginError(gp, f"generator {gname!r} returned values outside [-1, 1] "
-                          f"(min {fake.min().item():.3g}, max {fake.max().item():.3g}); end it with tanh",
-                          "register_generators")
+    if len(shape) == 3 and (fake.min() < -1.001 or fake.max() > 1.001):  # other samples: the dataset's coordinates
+        raise PluginError(gp, f"generator {gname!r} returned values outside [-1, 1] (min {fake.min().item():.3g}, "
+                          f"max {fake.max().item():.3g}); end it with tanh", "register_generators")
     return fake
 
 
@@ -245,14 +230,12 @@ def _check_discriminator_output(assembly: Assembly, seen: torch.Tensor, y: torch
     except Exception as exc:
         raise CompositionError(f"discriminator {dname!r} (plugin {dp!r}) cannot take images of shape "
                                f"{tuple(seen.shape[1:])}: {type(exc).__name__}: {exc}") from exc
-    score = out
-    if assembly.classifier_discriminator:
-        if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], torch.Tensor)
-                and tuple(out[1].shape) == (seen.shape[0], assembly.num_classes)):
-            raise PluginError(dp, f"discriminator {dname!r} is registered with classifier=True and must "
-                              f"return (scores, class_logits of shape (B, {assembly.num_classes}))",
-                              "register_discriminators")
-        score = out[0]
+    if assembly.classifier_discriminator and not (
+            isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], torch.Tensor)
+            and tuple(out[1].shape) == (seen.shape[0], assembly.num_classes)):
+        raise PluginError(dp, f"discriminator {dname!r} is registered with classifier=True and must return "
+                          f"(scores, class_logits of shape (B, {assembly.num_classes}))", "register_discriminators")
+    score = out[0] if assembly.classifier_discriminator else out
     if not isinstance(score, torch.Tensor) or score.numel() != seen.shape[0] or score.ndim > 2:
         got = tuple(score.shape) if isinstance(score, torch.Tensor) else type(score).__name__
         raise PluginError(dp, f"discriminator {dname!r} must return one score per sample, shape (B,) or "
@@ -285,8 +268,6 @@ def build_extensions(registry: Registry, config: TrainConfig) -> list[BuiltExten
             raise ConfigError(f"config key extensions names {name!r}, which no loaded plugin registers; "
                               f"available: {', '.join(registry.extensions.names()) or '(none)'}")
         entry = registry.extensions.get(name)
-        if not isinstance(options, dict):
-            raise ConfigError(f"extensions.{name}: options must be a mapping (or true/false), not {options!r}")
         ext = _build(entry.plugin, "register_extensions", f"extension {name!r}", entry.item.build, **options)
         missing = [m for m in ("augment", "discriminator_penalty", "after_discriminator_step",
                                "after_generator_step", "sampling_generator", "state_dict", "load_state_dict", "setup")
@@ -350,12 +331,11 @@ def assemble(registry: Registry, config: TrainConfig, image_shape: tuple[int, ..
     if config.init == "normal":
         init_weights(G, config.init_std)
         init_weights(D, config.init_std)
-    assembly = Assembly(config=config, generator=G.to(device), discriminator=D.to(device), loss=loss,
-                        plugins={role: entry.plugin for role, entry in entries.items()}, names=names,
-                        image_shape=image_shape, num_classes=num_classes if labelled else None,
-                        conditional_generator=g_spec.conditional, conditional_discriminator=d_spec.conditional,
-                        classifier_discriminator=d_spec.classifier, loss_keywords=keywords, extensions=extensions,
-                        discriminator_shape=d_shape, schedules=schedules)
+    assembly = Assembly(config=config, generator=G.to(device), discriminator=D.to(device), loss=loss, names=names,
+                        plugins={role: entry.plugin for role, entry in entries.items()}, image_shape=image_shape,
+                        num_classes=num_classes if labelled else None, conditional_generator=g_spec.conditional,
+                        conditional_discriminator=d_spec.conditional, classifier_discriminator=d_spec.classifier,
+                        loss_keywords=keywords, extensions=extensions, discriminator_shape=d_shape, schedules=schedules)
     check_fit(assembly, device)
     return assembly
 
@@ -365,9 +345,8 @@ def _components(registry: Registry, config: TrainConfig) -> tuple[dict[str, str]
     registry entries; a name no plugin registers is refused, saying where it came from."""
     variant_entry = registry.variants.get(config.variant)
     variant = variant_entry.item
-    names = {"generator": config.generator or variant.generator,
-             "discriminator": config.discriminator or variant.discriminator, "loss": config.loss or variant.loss}
     tables = {"generator": registry.generators, "discriminator": registry.discriminators, "loss": registry.losses}
+    names = {role: getattr(config, role) or getattr(variant, role) for role in tables}
     entries: dict[str, Entry[Any]] = {}
     for role, name in names.items():
         if name not in tables[role]:

@@ -1,6 +1,5 @@
-"""The callbacks every run has (:func:`standard_callbacks`) and :class:`Evaluation`, which the bench and the
-sweep add. Each is one small class over :class:`~ganzoo.training.loop.Callback`; a third-party package writes
-its own the same way and passes it to :func:`ganzoo.train` (``callbacks=[...]``)."""
+"""The callbacks every run has (:func:`standard_callbacks`) and :class:`Evaluation`, which the bench and the sweep add;
+each is one small :class:`ganzoo.Callback`, as a third-party one for ``ganzoo.train(callbacks=[...])`` would be."""
 
 from __future__ import annotations
 
@@ -25,14 +24,10 @@ from .trainer import Trainer
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
 
-#: A loss this large means the run has blown up (no GAN loss is meaningful there): it stops as diverged.
-DIVERGED_LOSS = 1e12
-#: The file a run's :class:`~ganzoo.training.loop.TrainResult` is written to.
-RESULT_FILE = "result.json"
-#: The folder of the grids drawn every ``sample_every`` steps, and the final grid.
-SAMPLES_DIR, FINAL_SAMPLES = "samples", "samples.png"
-#: What :class:`Evaluation` calls to score the sampling generator: ``score(trainer) -> {metric: value}``.
-Scorer = Callable[[Trainer], dict[str, float]]
+DIVERGED_LOSS = 1e12  #: a loss this large means the run has blown up (no GAN loss is meaningful there)
+RESULT_FILE = "result.json"  #: the file a run's :class:`~ganzoo.training.loop.TrainResult` is written to
+SAMPLES_DIR, FINAL_SAMPLES = "samples", "samples.png"  #: the periodic grids' folder; the final grid
+Scorer = Callable[[Trainer], dict[str, float]]  #: what :class:`Evaluation` calls: ``score(trainer) -> {metric: value}``
 
 
 def is_log_step(run: RunState) -> bool:
@@ -42,8 +37,7 @@ def is_log_step(run: RunState) -> bool:
 
 
 def loss_record(run: RunState) -> dict[str, Any]:
-    """One ``log.jsonl`` line: the step's losses, images seen, training seconds and throughput, and the values
-    of scheduled hyperparameters at the step (``scheduled``, when the config has schedules)."""
+    """One ``log.jsonl`` line: losses, images seen, training seconds, throughput, ``scheduled`` values (if any)."""
     record = {"step": run.step, "d_loss": run.d_loss, "g_loss": run.g_loss,
               "images_seen": run.step * run.images_per_step, "train_s": round(run.train_seconds, 4),
               "img_per_s": run.images_per_second if run.train_seconds > 0 else None}
@@ -53,8 +47,7 @@ def loss_record(run: RunState) -> dict[str, Any]:
 
 
 class Divergence(Callback):
-    """Stop the run (:class:`~ganzoo.errors.DivergenceError`) at a non-finite loss or one beyond
-    :data:`DIVERGED_LOSS`. First in the list, so nothing logs a blown-up step."""
+    """Stop the run at a non-finite loss or one beyond :data:`DIVERGED_LOSS`; first, so nothing logs a blown-up step."""
     def on_step_end(self, run: RunState) -> None:
         d, g = run.d_loss, run.g_loss
         if not (math.isfinite(d) and math.isfinite(g)):
@@ -73,9 +66,8 @@ class ProgressBar(Callback):
     def on_run_start(self, run: RunState) -> None:
         by_time = run.max_seconds is not None
         self.bar = tqdm(total=round(run.max_seconds) if by_time else run.trainer.config.steps,  # type: ignore[arg-type]
-                        initial=0 if by_time else run.step, desc=run.trainer.config.variant,
-                        unit="s" if by_time else "step", disable=not (self.enabled and run.is_main),
-                        dynamic_ncols=True, leave=False,
+                        initial=0 if by_time else run.step, desc=run.trainer.config.variant, dynamic_ncols=True,
+                        unit="s" if by_time else "step", disable=not (self.enabled and run.is_main), leave=False,
                         bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
 
     def on_step_end(self, run: RunState) -> None:
@@ -92,8 +84,7 @@ class ProgressBar(Callback):
 
 
 class LossLog(Callback):
-    """``log.jsonl`` in the run directory: one line per logged step (:func:`loss_record`). A resumed run drops
-    the lines after its checkpoint's step first (written by the run that was interrupted)."""
+    """``log.jsonl``: a :func:`loss_record` per logged step (a resumed run first drops those after its checkpoint)."""
     def __init__(self) -> None:
         self.file: IO[str] | None = None
 
@@ -114,8 +105,7 @@ class LossLog(Callback):
 
 
 class TensorBoard(Callback):
-    """TensorBoard event files in the run directory (when tensorboard is installed), with the tags of
-    :mod:`ganzoo.runlog`: losses and throughput at logged steps, every evaluation, every sample grid."""
+    """TensorBoard event files (if installed), tagged as in :mod:`ganzoo.runlog`: losses, throughput, scores, grids."""
     def __init__(self) -> None:
         self.writer: SummaryWriter | None = None
 
@@ -180,9 +170,8 @@ class SampleGrids(Callback):
 class Checkpoints(Callback):
     """A checkpoint every ``checkpoint_every`` steps (the newest ``keep_last`` kept) and one at the end."""
     def on_step_end(self, run: RunState) -> None:
-        cfg = run.trainer.config
-        if cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0 and run.step < cfg.steps \
-                and not run.out_of_time:
+        every = run.trainer.config.checkpoint_every
+        if every and run.step % every == 0 and run.step < run.trainer.config.steps and not run.out_of_time:
             run.trainer.save_checkpoint(run.out)
 
     def on_run_end(self, run: RunState) -> None:
@@ -197,25 +186,22 @@ class GeneratorExport(Callback):
         trainer, assembly = run.trainer, run.trainer.assembly
         ckpt.export_generator(run.out / ckpt.GENERATOR_FILE, trainer.sampling_generator.state_dict(),
                               trainer.config.model_dump(mode="json"), assembly.names["generator"],
-                              list(assembly.image_shape),
-                              num_classes=trainer.num_classes if assembly.conditional_generator else None,
-                              source=trainer.sampler_name or "generator")
+                              list(assembly.image_shape), source=trainer.sampler_name or "generator",
+                              num_classes=trainer.num_classes if assembly.conditional_generator else None)
 
 
 class ResultFile(Callback):
-    """``result.json``: the run's :class:`~ganzoo.training.loop.TrainResult`, when it ended by its budget or
-    diverged (then ``stopped_by`` says ``diverged``, with the step and the reason)."""
+    """``result.json``: the run's :class:`~ganzoo.training.loop.TrainResult` when it ended by its budget or diverged."""
     def on_run_exit(self, run: RunState, error: BaseException | None) -> None:
         if run.is_main and (error is None or isinstance(error, DivergenceError)):
             (run.out / RESULT_FILE).write_text(json.dumps(run.result().to_json(), indent=2) + "\n")
 
 
 class Evaluation(Callback):
-    """Score the sampling generator with ``score(trainer)`` every ``every`` steps and/or every ``every_seconds`` of
-    training, at step 0 (the untrained generator, unless ``at_start=False``) and at the end, on rank 0, and report the
-    scores (:meth:`~ganzoo.training.loop.RunState.record_evaluation`, with the seconds it took). The global random
-    generators (python, numpy, torch) are restored after each call, so scoring never changes the training
-    trajectory; a scorer that wants reproducible scores draws from its own generator."""
+    """Score the sampling generator with ``score(trainer)`` on rank 0: every ``every`` steps and/or ``every_seconds`` of
+    training, at step 0 (the untrained generator; not with ``at_start=False``) and at the end, reporting scores and
+    seconds taken (:meth:`RunState.record_evaluation`). The global random generators (python, numpy, torch) are restored
+    after each call, so scoring never changes training; a scorer wanting reproducible scores uses its own generator."""
     def __init__(self, score: Scorer, every: int = 0, every_seconds: float = 0.0, at_start: bool = True) -> None:
         self.score, self.every, self.every_seconds, self.at_start = score, every, every_seconds, at_start
         self.next_at = math.inf
@@ -226,10 +212,8 @@ class Evaluation(Callback):
             self.evaluate(run)
 
     def on_step_end(self, run: RunState) -> None:
-        if run.out_of_time:
-            return
         due = (self.every and run.step % self.every == 0) or run.train_seconds >= self.next_at
-        if due and run.step < run.trainer.config.steps:
+        if due and run.step < run.trainer.config.steps and not run.out_of_time:
             self.evaluate(run)
             while self.next_at <= run.train_seconds:
                 self.next_at += self.every_seconds

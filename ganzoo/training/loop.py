@@ -47,10 +47,9 @@ class TrainResult:
 
 
 class Callback:
-    """Behaviour added around the steps of a run. Subclass it and override the points you need; each receives
-    the :class:`RunState`. Under torchrun every rank calls every callback: check ``run.is_main`` before writing
-    files. Whatever a callback draws from the global random generators shifts training unless it restores them
-    (:class:`~ganzoo.training.callbacks.Evaluation` does)."""
+    """Behaviour added around the steps of a run. Subclass it and override the points you need; each receives the
+    :class:`RunState`. Under torchrun every rank calls every callback: check ``run.is_main`` before writing files. A
+    callback that draws from the global random generators shifts training unless it restores them."""
     def on_run_start(self, run: RunState) -> None:
         """Before the first step of this call (``run.step`` is the checkpoint's on a resumed run)."""
 
@@ -79,18 +78,15 @@ class RunState:
     callbacks: Sequence[Callback]
     max_seconds: float | None = None
     start_step: int = 0
-    #: seconds spent in train_step during this call (callbacks, grids, checkpoints and evaluations excluded)
-    train_seconds: float = 0.0
+    train_seconds: float = 0.0  #: seconds in train_step during this call (callbacks, checkpoints, scoring excluded)
     d_loss: float = math.nan
     g_loss: float = math.nan
-    #: whether the budget of training seconds is spent (this step is the last)
-    out_of_time: bool = False
+    out_of_time: bool = False  #: whether the budget of training seconds is spent (this step is the last)
     stopped_by: str = STOPPED_BY_STEPS
     #: every evaluation reported so far: ``{"step", "train_seconds", **scores, "eval_seconds"}``
     evaluations: list[dict[str, Any]] = field(default_factory=list)
-    #: set by the callbacks that write them
-    checkpoint: Path | None = None
-    samples: Path | None = None
+    checkpoint: Path | None = None  #: set by the callback that writes it
+    samples: Path | None = None  #: set by the callback that draws them
     error: BaseException | None = None
 
     @property
@@ -137,12 +133,11 @@ class RunState:
         diverged = self.error.step if isinstance(self.error, DivergenceError) else None
         return TrainResult(
             out=self.out, variant=cfg.variant, steps=self.step, images_seen=self.step * self.images_per_step,
-            train_seconds=round(self.train_seconds, 3), images_per_second=self.images_per_second,
-            final_d_loss=self.d_loss, final_g_loss=self.g_loss, checkpoint=self.checkpoint, samples=self.samples,
+            train_seconds=round(self.train_seconds, 3), images_per_second=self.images_per_second, samples=self.samples,
+            final_d_loss=self.d_loss, final_g_loss=self.g_loss, checkpoint=self.checkpoint, stopped_by=self.stopped_by,
             components={role: f"{assembly.names[role]} ({assembly.plugins[role]})"
-                        for role in ("generator", "discriminator", "loss")},
-            stopped_by=self.stopped_by, evaluations=self.evaluations, diverged_at=diverged,
-            reason=str(self.error) if diverged is not None else None)
+                        for role in ("generator", "discriminator", "loss")}, evaluations=self.evaluations,
+            diverged_at=diverged, reason=str(self.error) if diverged is not None else None)
 
 
 def run_loop(trainer: Trainer, out: Path, callbacks: Sequence[Callback] = (), *,
@@ -155,8 +150,7 @@ def run_loop(trainer: Trainer, out: Path, callbacks: Sequence[Callback] = (), *,
         run.notify("on_run_start")
         while trainer.step < trainer.config.steps and not run.out_of_time:
             t0 = time.perf_counter()
-            d_loss, g_loss = trainer.train_step()
-            run.d_loss, run.g_loss = float(d_loss), float(g_loss)  # synchronises, so the timing below is honest
+            run.d_loss, run.g_loss = map(float, trainer.train_step())  # synchronises, so the timing below is honest
             run.train_seconds += time.perf_counter() - t0
             run.out_of_time = max_seconds is not None and run.train_seconds >= max_seconds
             if trainer.dist.enabled:  # every rank logs, stops and diverges on the same agreed values

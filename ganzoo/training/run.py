@@ -1,6 +1,5 @@
-"""A run from a resolved config: load the data, set determinism and DDP up, seed, assemble, build the
-:class:`~ganzoo.training.trainer.Trainer`, restore a checkpoint, run the loop with the standard callbacks and
-the caller's, and leave the process as it was found."""
+"""A run from a resolved config: load the data, set determinism and DDP up, seed, assemble, build the trainer, restore a
+checkpoint, run the loop with the standard callbacks and the caller's, and leave the process as it was found."""
 
 from __future__ import annotations
 
@@ -28,8 +27,7 @@ from .loop import Callback, TrainResult, run_loop
 from .randomness import seed_everything
 from .trainer import Trainer
 
-#: The resolved config a run directory keeps beside its outputs.
-CONFIG_FILE = "config.yaml"
+CONFIG_FILE = "config.yaml"  #: the resolved config a run directory keeps beside its outputs
 
 
 def versions() -> dict[str, Any]:
@@ -76,13 +74,11 @@ def _determinism(enabled: bool) -> Iterator[None]:
 
 def run_config(cfg: TrainConfig, state: dict[str, Any] | None = None, *, progress: bool = True,
                callbacks: Sequence[Callback] = (), max_seconds: float | None = None) -> TrainResult:
-    """Train a resolved config: build its trainer, restore ``state`` (a checkpoint's), write ``config.yaml`` and
-    run the loop with :func:`~ganzoo.training.callbacks.standard_callbacks` and then ``callbacks``, for
-    ``cfg.steps`` steps or ``max_seconds`` of training. Under torchrun each rank trains its slice (DDP)."""
+    """Train a resolved config: build its trainer, restore ``state`` (a checkpoint's), write ``config.yaml`` and run the
+    loop with the standard callbacks, then ``callbacks``. Under torchrun each rank trains its slice (DDP)."""
     info, device = distributed.setup(resolve_device(cfg.device))
     if cfg.sync_batchnorm and device.type != "cuda":
         raise ConfigError("sync_batchnorm: SyncBatchNorm needs CUDA devices; on the CPU leave it off")
-    trainer = None
     try:
         with _determinism(cfg.deterministic):
             data = load_images(get_registry(), cfg.dataset, split="train", root=cfg.data_root,

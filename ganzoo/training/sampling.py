@@ -1,7 +1,6 @@
-"""How a generator is sampled, the one place that knows a conditional generator takes labels: training,
-evaluation, ``ganzoo sample`` and the assembly check call :func:`generate` and draw labels with :func:`draw_labels`
-(from one random stream per caller); ``ganzoo sample`` and ``interpolate`` draw latents with :func:`draw_latents`
-and walk between them with :func:`slerp`."""
+"""How a generator is sampled, the one place that knows a conditional generator takes labels: training, evaluation,
+``ganzoo sample`` and the assembly check call :func:`generate` and :func:`draw_labels` (each from its own random
+stream); ``ganzoo sample`` and ``interpolate`` draw latents with :func:`draw_latents` and :func:`slerp` between them."""
 
 from __future__ import annotations
 
@@ -10,8 +9,7 @@ from torch import nn
 
 from ..errors import ConfigError
 
-#: The smallest truncation psi :func:`draw_latents` accepts.
-MIN_TRUNCATION = 0.01
+MIN_TRUNCATION = 0.01  #: the smallest truncation psi :func:`draw_latents` accepts
 
 
 def generate(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -20,16 +18,14 @@ def generate(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None) 
 
 
 def draw_labels(class_probs: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
-    """``n`` class indices (int64) drawn with replacement from the frequencies ``class_probs``, from
-    ``generator``'s stream, on ``generator``'s device."""
+    """``n`` int64 class indices, drawn with replacement from ``class_probs`` by ``generator``, on its device."""
     return torch.multinomial(class_probs.to(generator.device), n, replacement=True, generator=generator)
 
 
 def draw_latents(n: int, latent_dim: int, generator: torch.Generator, truncation: float | None = None) -> torch.Tensor:
-    """``n`` standard normal latents from ``generator``'s stream, as the trainer draws them. With ``truncation`` psi
-    (at least :data:`MIN_TRUNCATION`), a truncated normal (the truncation trick, Brock et al. 2019): each value with
-    ``|z| > psi`` is redrawn until it falls inside, never clamped, which would pile the outside mass onto ``±psi``
-    (StudioGAN issue #62)."""
+    """``n`` standard normal latents from ``generator``'s stream, as the trainer draws them. With ``truncation`` psi (at
+    least :data:`MIN_TRUNCATION`), a truncated normal (Brock et al. 2019's truncation trick): values with ``|z| > psi``
+    are redrawn until inside, never clamped, which would pile the outside mass onto ``±psi`` (StudioGAN #62)."""
     z = torch.randn(n, latent_dim, generator=generator)
     if truncation is not None:
         if not truncation >= MIN_TRUNCATION:  # below, ~1/psi rounds of redraws for latents near 0 anyway

@@ -1,8 +1,7 @@
-"""Hyperparameters given as schedules (:class:`ganzoo.ScheduleSpec`): ``lr_g: {cosine: [2.0e-4, 5.0e-5], over: 10000}``
-for ``lr_g``, ``lr_d``, each of ``betas``, or a numeric option in ``loss_options`` or of an extension. Components are
-built with each schedule's value at step 0; before every step the trainer computes every value at that step (a pure
-function of the step, so a resumed run is exact) and sets it: the optimisers' ``lr`` and ``betas`` (SGD's momentum is
-``betas[0]``), and the attribute of the same name on the loss or extension whose option it is."""
+"""Hyperparameters given as schedules (:class:`ganzoo.ScheduleSpec`): ``lr_g``, ``lr_d``, each of ``betas``, or a
+numeric option of the loss or an extension. Components are built with each schedule's value at step 0; before every step
+the trainer sets every value at that step (a pure function of the step, so a resumed run is exact): the optimisers'
+``lr`` and ``betas`` (SGD's momentum is ``betas[0]``), and the loss's or extension's attribute named as the option."""
 
 from __future__ import annotations
 
@@ -15,10 +14,8 @@ from ..config import TrainConfig
 from ..errors import ConfigError
 from ..registry import Registry
 
-#: The keys of a schedule mapping besides its kind.
-SCHEDULE_KEYS = ("over", "unit")
-#: What a schedule counts: generator steps done, or real images shown to the discriminator.
-UNITS = ("steps", "images")
+SCHEDULE_KEYS = ("over", "unit")  #: the keys of a schedule mapping besides its kind
+UNITS = ("steps", "images")  #: what a schedule counts: generator steps done, or real images shown to D
 
 
 @dataclass(frozen=True)
@@ -39,10 +36,9 @@ def parse_schedule(registry: Registry, key: str, value: dict[str, Any]) -> Sched
     """The schedule ``value`` gives ``key``, checked: one known kind, ``over`` a positive number if given,
     ``unit`` steps or images, and a value at step 0 the kind accepts."""
     kinds = [name for name in value if name not in SCHEDULE_KEYS]
-    known = ", ".join(registry.schedules.names())
     if len(kinds) != 1 or kinds[0] not in registry.schedules:
-        raise ConfigError(f"{key}: a schedule is a mapping with one kind ({known}) and optionally over and unit, "
-                          f"e.g. {{cosine: [2.0e-4, 5.0e-5], over: 10000}}; got {value!r}")
+        raise ConfigError(f"{key}: a schedule is a mapping with one kind ({', '.join(registry.schedules.names())}) and "
+                          f"optionally over and unit, e.g. {{cosine: [2.0e-4, 5.0e-5], over: 10000}}; got {value!r}")
     over, unit = value.get("over"), value.get("unit", "steps")
     if over is not None and (isinstance(over, bool) or not isinstance(over, (int, float)) or over <= 0):
         raise ConfigError(f"{key}: over must be a positive number of {unit}, not {over!r}")

@@ -1,8 +1,7 @@
 """Where a step happens: :class:`Trainer` owns the networks, optimisers, data position, random states and extension
-states behind ``state_dict()`` / ``load_state_dict()``; :meth:`Trainer.train_step`, the only place a step happens,
-runs ``n_critic`` discriminator updates, then one generator update, naming the points where extensions act. What
-happens around the steps (logs, grids, checkpoints, evaluations) is added by the callbacks of
-:func:`ganzoo.training.loop.run_loop`."""
+states behind ``state_dict()`` / ``load_state_dict()``; :meth:`Trainer.train_step` runs ``n_critic`` discriminator
+updates, then one generator update, naming the points where extensions act. What happens around the steps (logs,
+grids, checkpoints, evaluations) is added by the callbacks of :func:`ganzoo.training.loop.run_loop`."""
 
 from __future__ import annotations
 
@@ -17,7 +16,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from .. import checkpoint as ckpt
 from .. import fast_paths
-from ..components import Extension, ExtensionContext, Loss, implements
+from ..components import ExtensionContext, Loss, implements
 from ..config import TrainConfig
 from ..data import ImageData, make_batches
 from ..distributed import DistInfo, barrier, gather_objects
@@ -28,8 +27,7 @@ from .sampling import draw_labels, generate
 from .schedules import values_at, with_values
 
 CHECKPOINT_FORMAT = 2
-#: Points drawn (real and generated) in the scatter plot that replaces the sample grid for non-image data.
-SCATTER_POINTS = 2500
+SCATTER_POINTS = 2500  #: real and generated points in the scatter plot that replaces the grid for non-image data
 # What a format-1 checkpoint (the first format, from before labels and extensions) holds.
 STATE_KEYS_FORMAT_1 = ("format", "step", "critic_position", "generator", "discriminator", "opt_g", "opt_d", "scaler_d",
                        "scaler_g", "data", "world_size", "noise", "rng", "config", "components", "image_shape",
@@ -52,17 +50,15 @@ def make_optimizer(name: str, params: Iterable[nn.Parameter], lr: float, betas: 
 
 
 class DiscriminatorView:
-    """The discriminator as losses and extensions call it: ``D(x)``, or ``D(x, labels)`` when it is conditional (an
-    unconditional one ignores labels), with ``augments`` (every extension's :meth:`~ganzoo.Extension.augment`, then
-    :meth:`~ganzoo.Extension.discriminator_input`) applied to ``x`` first, so all the loss feeds D is seen alike."""
+    """D as losses and extensions call it: ``D(x)``, or ``D(x, labels)`` (ignored by an unconditional one), with
+    ``augments`` (each extension's ``augment``, then ``discriminator_input``) applied to ``x`` first."""
     def __init__(self, D: nn.Module, conditional: bool, augments: list[Callable[[torch.Tensor], torch.Tensor]],
                  name: str, joint: bool = False) -> None:
         self.D, self.conditional, self.augments, self.name, self.joint = D, conditional, augments, name, joint
         self.watch()
 
     def watch(self, real: torch.Tensor | None = None, fake: torch.Tensor | None = None) -> None:
-        """Record, detached, what D returns on exactly these batch objects (``scores["real"]``,
-        ``scores["fake"]``) until the next call; ``watch()`` stops recording."""
+        """Record D's outputs (detached) in ``scores`` on these very batches till the next call; ``watch()`` stops."""
         self.watched: dict[str, torch.Tensor] = {r: x for r, x in (("real", real), ("fake", fake)) if x is not None}
         self.scores: dict[str, Any] = {}
 
@@ -78,8 +74,7 @@ class DiscriminatorView:
         if self.conditional and labels is None:
             raise TypeError(f"discriminator {self.name!r} is conditional: the loss must call D(x, labels)")
         out = self.D(x, labels) if self.conditional else self.D(x)
-        if self.watched:
-            self._record(given, out)
+        self._record(given, out)
         return out
 
     def pair(self, real: torch.Tensor, fake: torch.Tensor, real_labels: torch.Tensor | None = None,
@@ -95,9 +90,8 @@ class DiscriminatorView:
             pair: tuple[Any, Any] = tuple(s[:n] for s in scores), tuple(s[n:] for s in scores)
         else:
             pair = scores[:n], scores[n:]
-        if self.watched:
-            self._record(real, pair[0])
-            self._record(fake, pair[1])
+        self._record(real, pair[0])
+        self._record(fake, pair[1])
         return pair
 
 
@@ -119,16 +113,15 @@ class Trainer:
         cfg: TrainConfig = assembly.config
         self.config, self.assembly, self.device, self.versions = cfg, assembly, device, versions
         self.dist = dist_info or DistInfo()
-        self.G, self.D = assembly.generator, assembly.discriminator
-        self.loss, self.step = assembly.loss, 0
+        self.G, self.D, self.loss, self.step = assembly.generator, assembly.discriminator, assembly.loss, 0
         if isinstance(images, torch.Tensor):
             images = ImageData("tensor", "train", images, None, "ganzoo")
-        # Labels reach G, D and the loss only when a network is conditional; fake labels are then drawn from the
-        # dataset's class frequencies by the latent generator (below), so resume and DDP stay exact.
+        # Labels reach G, D and the loss only when a network is conditional (num_classes is set); fake labels are then
+        # drawn from the dataset's class frequencies by the latent generator (below), so resume and DDP stay exact.
         self.num_classes = assembly.num_classes
-        frequencies = images.class_frequencies() if assembly.uses_labels else None
+        frequencies = images.class_frequencies() if self.num_classes is not None else None
         self.class_probs = frequencies.float().to(device) if frequencies is not None else None
-        if not assembly.uses_labels:  # an unconditional run: batches carry no labels, the loss is given None
+        if self.num_classes is None:  # an unconditional run: batches carry no labels, the loss is given None
             images = dataclasses.replace(images, labels=None)
         self.fast = {switch: fast_paths.enabled(cfg, switch, device.type) for switch in fast_paths.SWITCHES}
         # One global batch per step, the same permutation on every rank; each rank trains on its own slice.
@@ -140,8 +133,7 @@ class Trainer:
         self._set_up_extensions()
         self._choose_loss_graphs()
         fused = self.fast["fused_optimizer"]
-        #: the scheduled hyperparameters' values at the current step (set by train_step), by config key
-        self.scheduled = values_at(assembly.schedules, 0, 0)
+        self.scheduled = values_at(assembly.schedules, 0, 0)  #: scheduled values at the current step, by config key
         start = with_values(cfg, self.scheduled)  # the optimisers start with each schedule's value at step 0
         self.opt_g = make_optimizer(cfg.optimizer, self.G.parameters(), start.lr_g, start.betas, fused)
         self.opt_d = make_optimizer(cfg.optimizer, self.D.parameters(), start.lr_d, start.betas, fused)
@@ -164,21 +156,19 @@ class Trainer:
             self.G = nn.SyncBatchNorm.convert_sync_batchnorm(self.G)
             self.D = nn.SyncBatchNorm.convert_sync_batchnorm(self.D)
         # Forward passes go through G_fwd and D_fwd (DDP-wrapped under torchrun); state_dict() and sampling use the
-        # plain modules, and so does the generator step (D_gen): it needs no gradient all-reduce for D's frozen weights.
+        # plain modules, and so does the generator step (D_gen_view): no gradient all-reduce for D's frozen weights.
         self.G_fwd, self.D_fwd = self.G, self.D
         if self.dist.enabled:
             ddp_args = {"device_ids": [device.index]} if device.type == "cuda" else {}
             self.G_fwd, self.D_fwd = DDP(self.G, **ddp_args), DDP(self.D, **ddp_args)
-        self.D_gen: nn.Module = self.D if self.dist.enabled else self.D_fwd
 
     def _set_up_extensions(self) -> None:
         """Set every extension up, in config order, and the views of D that apply their augmentations."""
         assembly = self.assembly
         self.extensions: list[BuiltExtension] = assembly.extensions
         # who acts at each point: every extension is set up; elsewhere do-nothing defaults are skipped, once here
-        self.acting = {"setup": list(self.extensions), **{
-            point: [entry for entry in self.extensions if implements(entry.extension, point)]
-            for point in EXTENSION_POINTS}}
+        self.acting = {"setup": list(self.extensions),
+                       **{p: [e for e in self.extensions if implements(e.extension, p)] for p in EXTENSION_POINTS}}
         context = ExtensionContext(self.G, self.D, self.config, self.num_classes, tuple(assembly.image_shape),
                                    self.device, self.dist.rank, assembly.conditional_generator,
                                    assembly.conditional_discriminator)
@@ -189,16 +179,13 @@ class Trainer:
         self.penalty_keywords = {e.name: declared_keywords(e.extension.discriminator_penalty, PENALTY_KEYWORDS)
                                  for e in self.acting["discriminator_penalty"]}
         # what D sees: each extension's augment, then each discriminator_input (PacGAN packing), in config order
-        augments = [entry.extension.augment for entry in self.acting["augment"]]
-        augments += [reshape for _, _, reshape in assembly.discriminator_inputs()]
+        augments = [entry.extension.augment for entry in self.acting["augment"]] + assembly.discriminator_inputs()
         dname = assembly.names["discriminator"]
         #: whether a loss's score_pair scores real and fake in one pass (the discriminator_pass key)
         self.joint_pass = fast_paths.joint_discriminator_pass(self.config, self.D, bool(augments))
         self.D_view, self.D_gen_view = (DiscriminatorView(D, assembly.conditional_discriminator, augments, dname,
-                                                          self.joint_pass) for D in (self.D_fwd, self.D_gen))
-        sampler = self.acting["sampling_generator"][:1]  # assembly allows at most one
-        self.sampler_name = sampler[0].name if sampler else None
-        self.sampler: Extension | None = sampler[0].extension if sampler else None
+                                                          self.joint_pass) for D in (self.D_fwd, self.D))
+        self.sampler_name = next((e.name for e in self.acting["sampling_generator"]), None)  # one at most (assembly)
 
     def _choose_loss_graphs(self) -> None:
         """With compile, the generator's forward is one compiled graph and each loss computation (D and the loss)
@@ -242,7 +229,8 @@ class Trainer:
     @property
     def sampling_generator(self) -> nn.Module:
         """The network that draws grids, evaluations and exports: an extension's (an EMA), else :attr:`G`."""
-        return self.sampler.sampling_generator() if self.sampler is not None else self.G
+        samplers = self.acting["sampling_generator"]
+        return samplers[0].extension.sampling_generator() if samplers else self.G
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -281,9 +269,8 @@ class Trainer:
                                   "start a new run with --out elsewhere")
         saved_extensions = list(state.get("extensions", {}))
         if fmt != 1 and saved_extensions != [e.name for e in self.extensions]:
-            raise CheckpointError(f"checkpoint was written with extensions {saved_extensions or 'none'}, this run "
-                                  f"has {[e.name for e in self.extensions] or 'none'}; resume with the "
-                                  "checkpoint's config")
+            raise CheckpointError(f"checkpoint was written with extensions {saved_extensions or 'none'}, this run has "
+                                  f"{[e.name for e in self.extensions] or 'none'}; resume with the checkpoint's config")
         try:
             for part, key in ((self.G, "generator"), (self.D, "discriminator"), (self.opt_g, "opt_g"),
                               (self.opt_d, "opt_d"), (self.scaler_d, "scaler_d"), (self.scaler_g, "scaler_g")):
@@ -306,12 +293,6 @@ class Trainer:
         if self.sampler_name:
             self.sampling_generator.load_state_dict(state["sample_generator"])
         self.step = int(state["step"])
-
-    def _fake_inputs(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Latents for a fake batch and its labels, drawn from the dataset's class frequencies (``None`` if none)."""
-        cfg = self.config
-        z = torch.randn(cfg.batch_size, cfg.latent_dim, device=self.device, generator=self.noise)
-        return z, None if self.class_probs is None else draw_labels(self.class_probs, cfg.batch_size, self.noise)
 
     def _generate(self, G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         return generate(G, z, labels if self.assembly.conditional_generator else None)
@@ -336,10 +317,13 @@ class Trainer:
     def _autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None)
 
-    def _fake_batch(self, z: torch.Tensor, fake_labels: torch.Tensor | None, graph: bool) -> torch.Tensor:
-        """The generator's batch for latents ``z``; with its autograd graph when the generator update uses it."""
+    def _fake_batch(self, graph: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """New latents, their labels (or ``None``) and G's batch for them, with its graph if G's update needs it."""
+        cfg = self.config
+        z = torch.randn(cfg.batch_size, cfg.latent_dim, device=self.device, generator=self.noise)
+        labels = None if self.class_probs is None else draw_labels(self.class_probs, cfg.batch_size, self.noise)
         with torch.set_grad_enabled(graph):
-            return self._generate(self.G_fwd, z, fake_labels)
+            return z, labels, self._generate(self.G_fwd, z, labels)
 
     def _discriminator_loss(self, real: torch.Tensor, real_labels: torch.Tensor | None, fake: torch.Tensor,
                             fake_labels: torch.Tensor | None) -> torch.Tensor:
@@ -369,11 +353,8 @@ class Trainer:
 
     def _apply_schedules(self) -> None:
         """Set every scheduled hyperparameter to its value at this step (:mod:`ganzoo.training.schedules`)."""
-        schedules = self.assembly.schedules
-        if not schedules:
-            return
         images = self.step * self.config.batch_size * self.config.n_critic * self.dist.world_size
-        self.scheduled = values_at(schedules, self.step, images)
+        self.scheduled = values_at(self.assembly.schedules, self.step, images)
         owners = {"loss_options": self.loss, **{f"extensions.{e.name}": e.extension for e in self.extensions}}
         for key, value in self.scheduled.items():
             where, _, name = key.rpartition(".")
@@ -390,10 +371,9 @@ class Trainer:
                 setattr(owners[where], name, value)
 
     def train_step(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """One generator step: ``n_critic`` discriminator updates, then one generator update. With ``generator_batch:
-        reuse`` the generator update scores the fake batch of the (one) discriminator update, generated once with its
-        graph; with ``fresh``, a new batch from new latents. Extensions act at the points marked ``[extensions]``, and
-        ``augment`` inside every call of ``D_view``."""
+        """``n_critic`` discriminator updates, then one generator update. With ``generator_batch: reuse`` the generator
+        update scores the fake batch of the discriminator update, generated once with its graph; with ``fresh``, a new
+        batch from new latents. Extensions act where marked ``[extensions]``, ``augment`` in every ``D_view`` call."""
         cfg = self.config
         reuse = cfg.generator_batch == "reuse"
         self._apply_schedules()  # learning rates, betas, loss and extension options given as schedules
@@ -401,9 +381,8 @@ class Trainer:
         for i in range(cfg.n_critic):
             d_step = self.step * cfg.n_critic + i
             real, real_labels = self.batches.next()  # this rank's slice of the global batch, labels with it
-            z, fake_labels = self._fake_inputs()
             with self._autocast():
-                fake = self._fake_batch(z, fake_labels, graph=reuse)
+                z, fake_labels, fake = self._fake_batch(graph=reuse)
                 seen = fake.detach()  # the discriminator update's fake batch: no gradient reaches G
                 if self.acting["observe_discriminator"]:
                     self.D_view.watch(real, seen)  # record D's outputs on these two batches as the loss scores them
@@ -424,8 +403,7 @@ class Trainer:
         self.D.requires_grad_(False)  # the generator step needs gradients through D, not for D's weights
         with self._autocast():
             if not reuse:
-                z, fake_labels = self._fake_inputs()
-                fake = self._fake_batch(z, fake_labels, graph=True)
+                z, fake_labels, fake = self._fake_batch(graph=True)
             g_loss = self._checked(self.generator_loss(fake, fake_labels, real, real_labels), "generator_loss")
             # [extensions] e.g. path length regularisation, lazily every k updates
             g_loss = self._penalised(g_loss, "generator_penalty", self.step, self.G, z, fake_labels)
