@@ -12,12 +12,10 @@ from matplotlib import ticker
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .metric_keys import BY_KEY, METRICS, MetricInfo
+from .metric_keys import BY_KEY, METRICS
 from .sweep.spec import COMPLETED, FAILED, STOPPED
 
 # Figures, not pyplot: no backend is chosen, so the user's stays.
-#: The metrics shown, one panel each (only those an evaluation history holds are drawn).
-PLOTTED_METRICS: tuple[MetricInfo, ...] = tuple(m for m in METRICS if m.plotted)
 
 
 def plot_losses(log_path: Path, out: Path, title: str = "") -> Path:
@@ -28,8 +26,7 @@ def plot_losses(log_path: Path, out: Path, title: str = "") -> Path:
     steps = [r["step"] for r in rows]
     ax.plot(steps, [r["d_loss"] for r in rows], label="D loss", linewidth=1)
     ax.plot(steps, [r["g_loss"] for r in rows], label="G loss", linewidth=1)
-    ax.set_xlabel("generator step")
-    ax.set_title(title or "losses")
+    ax.set(xlabel="generator step", title=title or "losses")
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -38,8 +35,8 @@ def plot_losses(log_path: Path, out: Path, title: str = "") -> Path:
 
 
 def plot_metrics(history: list[dict[str, Any]], out: Path, title: str = "") -> Path:
-    """Plot each metric of :data:`PLOTTED_METRICS` that ``history`` holds against the step, three panels a row."""
-    shown = [m for m in PLOTTED_METRICS if any(m.key in h for h in history)]
+    """Plot each plotted metric of :data:`~ganzoo.metric_keys.METRICS` in ``history`` by step, three panels a row."""
+    shown = [m for m in METRICS if m.plotted and any(m.key in h for h in history)]
     rows = max(1, math.ceil(len(shown) / 3))
     fig = Figure(figsize=(9, 2.5 * rows), dpi=100)
     axes = fig.subplots(rows, 3, squeeze=False)
@@ -74,15 +71,14 @@ def _log_axis(ax: Axes) -> None:
 
 def plot_points(real: torch.Tensor | None, fake: torch.Tensor, out: Path, title: str = "") -> Path:
     """A scatter plot of generated points over real ones (if any): the sample grid of non-image data."""
-    fake = fake.detach().flatten(1).float().cpu()
     fig = Figure(figsize=(4.2, 4.2), dpi=100)
     ax = fig.subplots()
-    if real is not None:
-        real = real.flatten(1).float().cpu()
-        ax.scatter(real[:, 0], real[:, 1] if real.shape[1] > 1 else real[:, 0] * 0, s=4, alpha=0.35,
-                   color="tab:blue", label="real", linewidths=0)
-    ax.scatter(fake[:, 0], fake[:, 1] if fake.shape[1] > 1 else fake[:, 0] * 0, s=4, alpha=0.5,
-               color="tab:orange", label="generated", linewidths=0)
+    layers = ((real, 0.35, "tab:blue", "real"), (fake.detach(), 0.5, "tab:orange", "generated"))
+    for points, alpha, color, label in layers:
+        if points is not None:
+            points = points.flatten(1).float().cpu()
+            ax.scatter(points[:, 0], points[:, 1] if points.shape[1] > 1 else points[:, 0] * 0, s=4, alpha=alpha,
+                       color=color, label=label, linewidths=0)
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_title(title or "samples")
     ax.legend(loc="upper right", markerscale=3, fontsize=8)
@@ -100,12 +96,10 @@ def _label(value: str, limit: int = 32) -> str:
 
 
 def save_compact(fig: Figure, out: Path, colors: int = 128) -> Path:
-    """Write ``fig`` as a palette PNG of at most ``colors`` colours: a fraction of the bytes, the same from the same
-    figure (no timestamp or version is stored)."""
+    """Write ``fig`` as a palette PNG of at most ``colors`` colours: few bytes, and no timestamp or version in them."""
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from PIL import Image
-
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     image = Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3])
@@ -118,7 +112,6 @@ def plot_comparison(panels: list[tuple[str, str, Path]], out: Path, panel_px: in
     ``panel_px`` wide), four to a row at most, each under its name and note."""
     import numpy as np
     from PIL import Image
-
     images = []
     for _, _, path in panels:
         try:
@@ -145,8 +138,7 @@ def plot_comparison(panels: list[tuple[str, str, Path]], out: Path, panel_px: in
             left, top = (width - image.shape[1]) / 2, (height - image.shape[0]) / 2
             ax.imshow(image, extent=(left, left + image.shape[1], top + image.shape[0], top),
                       interpolation="antialiased")
-            ax.set_xlim(0, width)
-            ax.set_ylim(height, 0)
+            ax.set(xlim=(0, width), ylim=(height, 0))
         ax.set_title(f"{_label(name)}\n{_label(note)}", fontsize=8, pad=2)
     return save_compact(fig, out)
 
@@ -178,10 +170,9 @@ def plot_time_to_quality(curves: list[Curve], out: Path, target: float | None = 
 
 
 def plot_sweep(rows: dict[str, dict[str, Any]], out: Path, target: float | None = None, title: str = "") -> Path:
-    """The final metric of every configuration of a sweep (``sweep.json``'s ``rows``), one column per row, on a log
-    scale where every score is positive: completed trials as dots, those a scheduler stopped as grey circles at their
-    last score, failed (diverged) ones as red crosses at the top; ``target`` (if any) as a dashed line, with the
-    count of each row's completed configurations at or below it above the row."""
+    """The final metric of every configuration of a sweep (``sweep.json``'s ``rows``), a column per row, log scale where
+    every score is positive: completed trials as dots, stopped ones as grey circles at their last score, failed ones as
+    red crosses at the top; ``target`` as a dashed line, each row's completed configurations at or below it counted."""
     fig = Figure(figsize=(1.1 * max(4, len(rows)) + 3.2, 3.8), dpi=100)
     ax = fig.subplots()
     key = next(iter(rows.values()))["metric"] if rows else ""

@@ -10,29 +10,19 @@ from typing import Any
 
 from .errors import GanzooError, UsageError
 
-#: What a missing Ray installation is told.
-INSTALL_HINT = "pip install 'ganzoo-gan[ray]'"
 #: Seconds :func:`connect` waits for a cluster's address to answer (Ray itself would retry for minutes).
 CONNECT_TIMEOUT_S = 30.0
-#: Addresses that name no host: Ray finds (``auto``) or starts (``local``) the cluster itself.
-KEYWORD_ADDRESSES = ("auto", "local")
-#: The scheme of a Ray Client address (``ray://HOST:10001``).
-CLIENT_SCHEME = "ray://"
-#: What a cluster address looks like, for messages.
-ADDRESS_FORMS = "auto, local, HOST:PORT (e.g. head-node:6379) or ray://HOST:PORT (Ray Client, e.g. ray://head-node:10001)"
 #: An HTTP/2 connection preface (RFC 9113 3.4) and an empty SETTINGS frame, which a gRPC server answers in kind.
 _HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
-_HTTP2_SETTINGS = 4
 
 
 def parse_address(address: str, source: str = "--address") -> tuple[str, int] | None:
     """The ``(host, port)`` a Ray cluster address names (``None`` for ``auto`` and ``local``), else a usage error
     naming ``source``. Example: ``parse_address("ray://head:10001")`` -> ``("head", 10001)``; IPv6 as ``[::1]:6379``."""
     text = address.strip()
-    if text in KEYWORD_ADDRESSES:
+    if text in ("auto", "local"):  # no host: Ray finds (auto) or starts (local) the cluster itself
         return None
-    rest = text[len(CLIENT_SCHEME):] if text.startswith(CLIENT_SCHEME) else text
-    host, sep, port = rest.rpartition(":")
+    host, sep, port = text.removeprefix("ray://").rpartition(":")  # a Ray Client address: ray://HOST:PORT
     if host.startswith("[") and host.endswith("]"):  # [IPv6]:PORT
         host = host[1:-1]
         try:
@@ -43,13 +33,14 @@ def parse_address(address: str, source: str = "--address") -> tuple[str, int] | 
         host = ""
     if not sep or not host or any(c.isspace() for c in host) or not port.isascii() or not port.isdigit() \
             or not 1 <= int(port) <= 65535:
-        raise UsageError(f"{source} {address!r} is not a Ray cluster address; give {ADDRESS_FORMS}")
+        raise UsageError(f"{source} {address!r} is not a Ray cluster address; give auto, local, HOST:PORT (e.g. "
+                         "head-node:6379) or ray://HOST:PORT (Ray Client, e.g. ray://head-node:10001)")
     return host, int(port)
 
 
-def check_reachable(address: str, source: str = "--address", timeout: float | None = None) -> None:
-    """Refuse an address that does not answer as Ray does within ``timeout`` s, saying what to check."""
-    timeout = CONNECT_TIMEOUT_S if timeout is None else timeout
+def check_reachable(address: str, source: str = "--address") -> None:
+    """Refuse an address that does not answer as Ray does within :data:`CONNECT_TIMEOUT_S`, saying what to check."""
+    timeout = CONNECT_TIMEOUT_S
     where = parse_address(address, source)
     if where is None:
         return
@@ -76,25 +67,20 @@ def _answers_http2(conn: socket.socket) -> bool:
     """Whether the server on ``conn`` answers an HTTP/2 preface with a SETTINGS frame before ``conn``'s timeout."""
     try:
         conn.sendall(_HTTP2_PREFACE)
-        head = b""
-        while len(head) < 9:
-            chunk = conn.recv(9 - len(head))
-            if not chunk:
-                return False
-            head += chunk
+        with conn.makefile("rb") as reader:
+            head = reader.read(9)  # a frame header; short where the server closed the connection
     except OSError:  # a timeout too
         return False
-    return head[3] == _HTTP2_SETTINGS
+    return len(head) == 9 and head[3] == 4  # a SETTINGS frame
 
 
 def connect(address: str | None = None) -> Any:
-    """Join the Ray cluster at ``address`` (``auto``, ``HOST:6379``, ``ray://HOST:10001``), else ``RAY_ADDRESS``'s,
-    else start one here (an open session is used as it is); return the ``ray`` module. A malformed address is a
-    :class:`~ganzoo.errors.UsageError`, one that cannot be joined a :class:`~ganzoo.errors.GanzooError`."""
+    """Join the Ray cluster at ``address`` (:func:`parse_address`), else ``RAY_ADDRESS``'s, else start one here (an open
+    session is used as is) and return ``ray``; a malformed address is a UsageError, an unreachable one a GanzooError."""
     try:
         import ray
     except ImportError:
-        raise UsageError(f"the Ray executor needs Ray, which is not installed: {INSTALL_HINT}") from None
+        raise UsageError("the Ray executor needs Ray, which is not installed: pip install 'ganzoo-gan[ray]'") from None
     if not ray.is_initialized():
         source, given = ("--address", address) if address is not None else ("RAY_ADDRESS",
                                                                           os.environ.get("RAY_ADDRESS") or None)
@@ -116,9 +102,8 @@ def check_resources(ray: Any, cpus: float, gpus: float, device: str = "cpu") -> 
         raise UsageError(f"the profile trains on {device!r} but reserves no GPU per trial: set gpus_per_trial "
                          "(1, or a fraction to share a GPU between trials)")
     nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive", True)]
-    for name, wanted in (("CPU", cpus), ("GPU", gpus)):
+    for name, wanted, key in (("CPU", cpus, "cpus_per_trial"), ("GPU", gpus, "gpus_per_trial")):
         largest = max((node.get(name, 0) for node in nodes), default=0)
         if wanted > largest:
-            key = "cpus_per_trial" if name == "CPU" else "gpus_per_trial"
             raise UsageError(f"each trial asks for {wanted:g} {name}(s) ({key} in the profile), but no node of the "
                              f"Ray cluster has more than {largest:g}; lower {key} or add nodes with more {name}s")

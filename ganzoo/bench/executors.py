@@ -26,8 +26,6 @@ from .trial import lost_record
 
 #: Seconds between a ``--jobs`` worker's checks that the bench process that started it still lives.
 PARENT_CHECK_SECONDS = 0.5
-#: Linux ``prctl`` option: the signal a process receives when its parent dies.
-_PR_SET_PDEATHSIG = 1
 
 #: Runs one trial: ``run_trial(entry, out, real, progress=..., cache_dir=...)``.
 TrialRunner = Callable[..., TrialRecord]
@@ -69,9 +67,8 @@ class LocalExecutor:
     threads: int | None = None
 
     def run(self, trials: Trials, run_trial: TrialRunner, report: Reporter) -> None:
-        (self._serial if self.jobs <= 1 else self._pool)(trials, run_trial, report)
-
-    def _serial(self, trials: Trials, run_trial: TrialRunner, report: Reporter) -> None:
+        if self.jobs > 1:
+            return self._pool(trials, run_trial, report)
         threads_before = torch.get_num_threads()
         torch.set_num_threads(self.threads or threads_before)
         try:
@@ -104,7 +101,7 @@ def _init_worker(threads: int, parent: int) -> None:
     if sys.platform.startswith("linux"):
         import ctypes
         with contextlib.suppress(OSError, AttributeError):  # else the watcher still stops it
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG: on the parent's death
     def orphaned() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5 * PARENT_CHECK_SECONDS)  # a handler someone installed for SIGTERM had its chance
@@ -144,10 +141,6 @@ class RayExecutor:
             ref = remote.options(num_cpus=cpus, num_gpus=gpus, name=f"ganzoo {entry.row} seed {entry.seed}").remote(
                 run_trial, entry.profile.ray_threads, shared[id(entry.profile)], entry, trials.out, trials.cache_dir)
             pending[ref] = entry
-        self._collect(ray, pending, trials, report)
-
-    @staticmethod
-    def _collect(ray: Any, pending: dict[Any, PlannedTrial], trials: Trials, report: Reporter) -> None:
         warned = False
         while pending:
             (ref,), _ = ray.wait(list(pending), num_returns=1)

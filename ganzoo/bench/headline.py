@@ -38,10 +38,9 @@ class Column:
 
     def best(self, variant: str, worst: bool = False) -> bool:
         """Whether ``variant``'s figure is the column's best (``worst``: its worst) among two (three) at least."""
-        if variant not in self.cells or len(self.cells) < (3 if worst else 2):
-            return False
         pick = max if self.lower == worst else min
-        return self.show(self.cells[variant][0]) == self.show(pick(v for v, *_ in self.cells.values()))
+        return (variant in self.cells and len(self.cells) >= (3 if worst else 2)
+                and self.show(self.cells[variant][0]) == self.show(pick(v for v, *_ in self.cells.values())))
 
     def show(self, value: float) -> str:
         return f"{value:.{self.decimals}f}"
@@ -110,8 +109,7 @@ def _time_columns(sections: list[Section], dataset: str) -> list[Column]:
 
 
 def _stability_columns(sweeps: list[SweepSection]) -> list[Column]:
-    """Per sweep that trains every configuration its whole budget and has an FID target: the share of each row's
-    configurations reaching it."""
+    """Per sweep training every configuration its whole budget, with an FID target: each row's share reaching it."""
     columns = []
     for sweep in (s for s in sweeps if s.unbiased and s.target is not None):
         profile = sweep.data["profile"]
@@ -137,9 +135,8 @@ def _sentence(variant: str, columns: list[Column], sections: list[Section]) -> s
              if variant in c.missing and variant not in c.cells]
     collapsed = [f"[{s.heading}](#{s.anchor}) ({len(c)} of {len(trials)} seeds)" for s in sections
                  for v, trials in s.rows if v == variant and (c := s.collapsed(trials))]
-    fails = ([f"is last with {_join(last)}"] if last else []) + (
-        [f"never reaches {_join(short)} within its budget"] if short else []) + (
-        [f"collapses in {_join(collapsed)}"] if collapsed else [])
+    fails = [words.format(_join(items)) for words, items in (("is last with {}", last),
+             ("never reaches {} within its budget", short), ("collapses in {}", collapsed)) if items]
     return (f"**{text(variant)}** " + (f"wins with {_join(wins)}" if wins else "is best in no column") + "; "
             + (f"it {_join(fails)}." if fails else "it is last in none and never collapses."))
 

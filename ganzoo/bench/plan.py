@@ -54,9 +54,8 @@ def plan_trials(prof: BenchProfile, out: Path, registry: Registry) -> list[Plann
             for entry in _plan_part(part, out / part.dataset if prof.datasets else out, registry)]
 
 
-def _rows(prof: BenchProfile, registry: Registry) -> dict[str, tuple[str, str, list[str]]]:
-    """Row name -> (canonical variant, as requested, extensions) of ``prof``'s variants (aliases run once)."""
-    rows: dict[str, tuple[str, str, list[str]]] = {}
+def _plan_part(prof: BenchProfile, out: Path, registry: Registry) -> list[PlannedTrial]:
+    rows: dict[str, tuple[str, str, list[str]]] = {}  # row -> (canonical, as requested, extensions): aliases once
     for requested in prof.variants:
         base, extensions = split_row(requested, registry)
         canonical = registry.variants.get(base).item.name
@@ -66,12 +65,8 @@ def _rows(prof: BenchProfile, registry: Registry) -> dict[str, tuple[str, str, l
             registry.variants.get(split_row(name, registry)[0])
         except GanzooError as exc:
             raise ConfigError(f"profile {prof.name!r}, budgets: {exc}") from None
-    return rows
-
-
-def _plan_part(prof: BenchProfile, out: Path, registry: Registry) -> list[PlannedTrial]:
     plan = []
-    for row, (canonical, variant, extensions) in _rows(prof, registry).items():
+    for row, (canonical, variant, extensions) in rows.items():
         per_variant = prof.variant_overrides.get(canonical, prof.variant_overrides.get(variant, {}))
         overrides = merge(prof.overrides, per_variant)
         if extensions:  # an extension row: the variant's recipe with these extensions added

@@ -84,12 +84,10 @@ class BenchProfile(BaseModel):
 
     def budget(self, row: str, *fallbacks: str) -> Budget:
         """The budget of ``row`` (``dcgan+ema``), else of the first of ``fallbacks`` with one, else the profile's."""
-        for name in (row, *fallbacks):
-            if name in self.budgets:
-                found = self.budgets[name]
-                return Budget(steps=found.steps,
-                              eval_every=self.eval_every if found.eval_every is None else found.eval_every)
-        return Budget(steps=self.steps, eval_every=self.eval_every)
+        found = next((self.budgets[name] for name in (row, *fallbacks) if name in self.budgets), None)
+        if found is None:
+            return Budget(steps=self.steps, eval_every=self.eval_every)
+        return Budget(steps=found.steps, eval_every=self.eval_every if found.eval_every is None else found.eval_every)
 
     def protocol(self, budget: Budget) -> Protocol:
         """The protocol of this profile's (part's) trials that train for ``budget`` (see :class:`Protocol`)."""

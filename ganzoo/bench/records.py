@@ -5,6 +5,7 @@ is the file's JSON unchanged (unknown keys kept)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -35,7 +36,6 @@ MAX_FILE_BYTES = 64 * 2**20
 TRIAL_STATUSES = ("ok", "failed", "diverged", LOST, "running")
 #: Errors listed in one message (a badly broken file has hundreds).
 SHOWN_ERRORS = 5
-_SEED_LIMIT = 2**63  # a seed torch accepts
 _COUNT_LIMIT = 2**53  # steps, image counts: beyond any run, and exact as a float (the leaderboard averages them)
 
 
@@ -98,7 +98,7 @@ class Hardware(_Record):
 class Trial(_Record):
     """One trial of ``results.json`` (a :data:`TrialRecord`): a (row, seed) and how it ended."""
     variant: str = Field(min_length=1)
-    seed: int = Field(ge=0, lt=_SEED_LIMIT)
+    seed: int = Field(ge=0, lt=2**63)  # a seed torch accepts
     status: Literal[TRIAL_STATUSES]  # type: ignore[valid-type]
     reason: str | None = None
     diverged_at: int | None = Field(None, ge=0, le=_COUNT_LIMIT)
@@ -206,9 +206,16 @@ def _load(path: Path, what: str, fmt: int, schema: type[BaseModel]) -> tuple[dic
         data = _read_json(path, what)
         if not isinstance(data, dict) or data.get("format") != fmt:
             raise ResultsFileError(f"{str(path)!r} is not a ganzoo {what} (a JSON object with format {fmt})")
-        checked = _validate(schema, data, path, what)
+        checked = schema.model_validate(data)
     except RecursionError:
         raise ResultsFileError(f"{what} {str(path)!r} nests arrays or objects too deeply") from None
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        lines = [f"{_location(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in errors[:SHOWN_ERRORS]]
+        if len(errors) > SHOWN_ERRORS:
+            lines.append(f"... and {len(errors) - SHOWN_ERRORS} more")
+        raise ResultsFileError(f"{what} {str(path)!r} does not match what ganzoo writes:\n  " + "\n  ".join(lines)
+                               ) from None
     known = set(data["profile"]) & set(BenchProfile.model_fields)
     data["profile"] = {**data["profile"], **checked.profile.model_dump(mode="json", include=known)}
     return data, checked
@@ -249,27 +256,13 @@ def _read_json(path: Path, what: str) -> Any:
     except OSError as exc:
         raise ResultsFileError(f"{what} {str(path)!r} cannot be read: {exc.strerror or exc}") from None
     try:
-        text = raw.decode("utf-8")
+        return json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ResultsFileError(f"{what} {str(path)!r} is not UTF-8 text (byte {exc.start})") from None
-    try:
-        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ResultsFileError(f"{what} {str(path)!r} is not valid JSON: {exc}") from None
     except ValueError:  # Python's cap on the digits of an int
         raise ResultsFileError(f"{what} {str(path)!r} holds a number with too many digits") from None
-
-
-def _validate(schema: type[BaseModel], data: dict[str, Any], path: Path, what: str) -> Any:
-    try:
-        return schema.model_validate(data)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False)
-        lines = [f"{_location(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in errors[:SHOWN_ERRORS]]
-        if len(errors) > SHOWN_ERRORS:
-            lines.append(f"... and {len(errors) - SHOWN_ERRORS} more")
-        raise ResultsFileError(f"{what} {str(path)!r} does not match what ganzoo writes:\n  " + "\n  ".join(lines)
-                               ) from None
 
 
 def _location(loc: tuple[Any, ...]) -> str:
@@ -281,26 +274,22 @@ def _location(loc: tuple[Any, ...]) -> str:
 
 def _check_artifact(path: Path, field: str, rel: str) -> None:
     """Refuse an artifact path that is empty, absolute, climbs with ``..`` or resolves outside ``path``'s folder."""
-    shown = repr(rel if len(rel) <= 200 else rel[:200] + "...")
-    root = path.parent.resolve()
-    why = None
+    posix, windows = PurePosixPath(rel), PureWindowsPath(rel)
     if not rel or not rel.isprintable():
         why = "is empty or holds control characters"
-    elif PurePosixPath(rel).is_absolute() or PureWindowsPath(rel).is_absolute() or PureWindowsPath(rel).drive \
-            or rel.startswith("\\"):
+    elif posix.is_absolute() or windows.is_absolute() or windows.drive or rel.startswith("\\"):
         why = "is absolute"
-    elif ".." in PurePosixPath(rel).parts or ".." in PureWindowsPath(rel).parts:
+    elif ".." in posix.parts or ".." in windows.parts:
         why = "climbs out with '..'"
     else:
-        try:
-            inside = (root / rel).resolve().is_relative_to(root)
-        except (OSError, RuntimeError, ValueError):
-            inside = False
-        if not inside:
-            why = "resolves outside it (through a symbolic link)"
-    if why:
-        raise ResultsFileError(f"results file {str(path)!r}: {field} = {shown} {why}; an artifact must be a relative "
-                               "path inside the results file's directory")
+        root = path.parent.resolve()
+        with contextlib.suppress(OSError, RuntimeError, ValueError):
+            if (root / rel).resolve().is_relative_to(root):
+                return
+        why = "resolves outside it (through a symbolic link)"
+    shown = repr(rel if len(rel) <= 200 else rel[:200] + "...")
+    raise ResultsFileError(f"results file {str(path)!r}: {field} = {shown} {why}; an artifact must be a relative "
+                           "path inside the results file's directory")
 
 
 def write_results(out: Path, profile: BenchProfile, trials: list[TrialRecord]) -> None:

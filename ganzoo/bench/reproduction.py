@@ -138,12 +138,10 @@ def compare(committed: list[TrialRecord], new: list[TrialRecord], datasets: int 
             after = {t["seed"]: t["final"][metric] for t in rerun if metric in t["final"]}
             if not before:
                 continue
-            if not after:
-                comparisons.append(Comparison(row, metric, before, after, math.nan, math.nan, MISSING))
-                continue
-            low, high = prediction_interval(list(before.values()), len(after))
+            low, high = prediction_interval(list(before.values()), len(after)) if after else (math.nan, math.nan)
             identical = all(seed in before and before[seed] == value for seed, value in after.items())
-            verdict = IDENTICAL if identical else WITHIN if low <= statistics.fmean(after.values()) <= high else OUTSIDE
+            verdict = (MISSING if not after else IDENTICAL if identical
+                       else WITHIN if low <= statistics.fmean(after.values()) <= high else OUTSIDE)
             comparisons.append(Comparison(row, metric, before, after, low, high, verdict))
     return comparisons
 
@@ -152,7 +150,7 @@ def pin_former_defaults(profile: BenchProfile, committed: list[TrialRecord]) -> 
     """``profile`` with each :data:`~ganzoo.config.FORMER_DEFAULTS` key that a row would now resolve otherwise than
     its ``committed`` trials ran pinned, for that row, to their value (in ``variant_overrides``)."""
     registry = get_registry()
-    pins: dict[tuple[str, str], dict[str, Any]] = {}  # (dataset, row) -> keys
+    pins: dict[str, dict[str, dict[str, Any]]] = {}  # dataset -> row -> keys
     for entry in plan_trials(profile, Path("."), registry):
         dataset = entry.profile.dataset
         recorded = [t["protocol"]["config"] for t in committed
@@ -160,26 +158,23 @@ def pin_former_defaults(profile: BenchProfile, committed: list[TrialRecord]) -> 
         for key, former in FORMER_DEFAULTS.items():
             values = [c.get(key, former) for c in recorded]
             if values and all(v == values[0] for v in values) and getattr(entry.config, key) != values[0]:
-                pins.setdefault((dataset, entry.row), {})[key] = values[0]
+                pins.setdefault(dataset, {}).setdefault(entry.row, {})[key] = values[0]
     if not pins:
         return profile
-    def pinned(variant_overrides: dict[str, Any], rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        overrides = {name: dict(options) for name, options in variant_overrides.items()}
-        for row, keys in rows.items():
+    def pinned(part: BenchProfile) -> dict[str, Any]:
+        overrides = {name: dict(options) for name, options in part.variant_overrides.items()}
+        for row, keys in pins.get(part.dataset, {}).items():
             # a variant's options may sit under an alias (wgan for wgan-gp): the row's own entry takes them over
             same = [name for name in overrides if EXTENSION_JOINER not in name and name in registry.variants
                     and registry.variants.get(name).item.name == row]
             overrides[row] = merge(overrides.get(row, overrides[same[0]] if same else {}), keys)
         return overrides
     if not profile.datasets:
-        return profile.model_copy(update={"variant_overrides": pinned(
-            profile.variant_overrides, {row: keys for (_, row), keys in pins.items()})})
-    datasets = {}
+        return profile.model_copy(update={"variant_overrides": pinned(profile)})
+    datasets = dict(profile.datasets)
     for part in profile.parts():
-        rows = {row: keys for (dataset, row), keys in pins.items() if dataset == part.dataset}
-        changes = profile.datasets[part.dataset]
-        datasets[part.dataset] = ({**changes, "variant_overrides": pinned(part.variant_overrides, rows)} if rows
-                                  else changes)
+        if part.dataset in pins:
+            datasets[part.dataset] = {**datasets[part.dataset], "variant_overrides": pinned(part)}
     return profile.model_copy(update={"datasets": datasets})
 
 
@@ -214,8 +209,8 @@ def reproduce(results: str | Path, *, out: str | Path | None = None, seeds: int 
                          f"a final score ({', '.join(COMPARED)}); a reproduction needs committed figures")
     datasets = len({t.protocol.dataset for t in committed})
     records = [r for r in loaded.data["trials"] if r["variant"] in rows]  # as written: compared with the re-run's
-    rerun_profile = pin_former_defaults(_rerun_profile(profile, committed, rows, seeds, run_seeds,
-                                                       feature_extractor_weights), records)
+    rerun_profile = pin_former_defaults(_rerun_profile(profile, committed, rows, run_seeds, feature_extractor_weights),
+                                        records)
     # a profile without threads re-runs with the recorded ones, where the cores allow
     counts = {t.hardware.threads if t.hardware else None for t in mine}
     recorded = counts.pop() if len(counts) == 1 and profile.threads is None else None
@@ -228,21 +223,20 @@ def reproduce(results: str | Path, *, out: str | Path | None = None, seeds: int 
                         list(dict.fromkeys(row_label(t, datasets) for t in records)))
 
 
-def _rerun_profile(profile: BenchProfile, committed: list[Trial], rows: list[str], seeds: int | None,
-                   run_seeds: int, weights: str | Path | None) -> BenchProfile:
-    """The committed ``profile`` restricted to ``rows`` and ``run_seeds`` (per dataset), with ``weights`` here."""
+def _rerun_profile(profile: BenchProfile, committed: list[Trial], rows: list[str], run_seeds: int,
+                   weights: str | Path | None) -> BenchProfile:
+    """The committed ``profile`` restricted to ``rows`` and ``run_seeds`` (at most a dataset's own), weights here."""
     update: dict[str, Any] = {"variants": rows, "seeds": run_seeds}
     if weights is not None:
         update["feature_extractor_weights"] = Path(weights).expanduser()
     if profile.datasets:  # each dataset re-runs the rows it has of those asked for, with its own seeds
         part_seeds = {part.dataset: part.seeds for part in profile.parts()}
-        parts = {name: {**changes, "seeds": min(run_seeds, part_seeds[name]) if seeds is not None else part_seeds[name],
-                        "variants": [r for r in rows if any(t.variant == r and t.protocol.dataset == name
-                                                            for t in committed)]}
+        present = {(t.variant, t.protocol.dataset) for t in committed}
+        parts = {name: {**changes, "seeds": min(run_seeds, part_seeds[name]),
+                        "variants": [r for r in rows if (r, name) in present]}
                  for name, changes in profile.datasets.items()}
-        if weights is not None:  # where the file is here, for a dataset naming its own too
-            for changes in parts.values():
-                if "feature_extractor_weights" in changes:
-                    changes["feature_extractor_weights"] = str(Path(weights).expanduser())
+        for changes in parts.values():  # where the weights file is here, for a dataset naming its own too
+            if weights is not None and "feature_extractor_weights" in changes:
+                changes["feature_extractor_weights"] = str(Path(weights).expanduser())
         update["datasets"] = {name: changes for name, changes in parts.items() if changes["variants"]}
     return profile.model_copy(update=update)

@@ -63,17 +63,8 @@ def timed(trials: list[Trial]) -> bool:
 
 def seconds_to_fid(trial: Trial, target: float) -> float | None:
     """Seconds of training before the first evaluation after step 0 with FID at most ``target`` (else ``None``)."""
-    for h in trial.history:
-        if h.step > 0 and h.values.get(FID, float("inf")) <= target and TRAIN_SECONDS in h.values:
-            return h.values[TRAIN_SECONDS]
-    return None
-
-
-def dataset_size(name: str) -> int | None:
-    """The classes (modes) the plugin of dataset ``name`` registers, or ``None`` where no loaded plugin has it."""
-    from ..registry import get_registry
-    datasets = get_registry().datasets
-    return datasets.get(name).item.num_classes if name in datasets else None
+    return next((h.values[TRAIN_SECONDS] for h in trial.history
+                 if h.step > 0 and h.values.get(FID, float("inf")) <= target and TRAIN_SECONDS in h.values), None)
 
 
 @dataclass
@@ -95,12 +86,14 @@ class Section:
     @property
     def primary(self) -> str:
         """The metric rows are ranked by: the first of :data:`TABLE_KEYS` scored, else FID."""
-        return next(iter(k for k in TABLE_KEYS if k in self.scored), FID)
+        return next((k for k in TABLE_KEYS if k in self.scored), FID)
 
     def collapsed(self, trials: list[Trial]) -> list[Trial]:
-        """The finished ``trials`` covering at most :data:`COLLAPSE_SHARE` of the dataset's classes (modes)."""
+        """The finished ``trials`` covering at most :data:`COLLAPSE_SHARE` of the classes (modes) of its dataset."""
+        from ..registry import get_registry
+        datasets = get_registry().datasets
+        size = datasets.get(self.dataset).item.num_classes if self.dataset in datasets else None
         key = MODES if MODES in self.scored else CLASSES_COVERED
-        size = dataset_size(self.dataset)
         return [t for t in finished(trials) if size and t.final.values.get(key, size) <= COLLAPSE_SHARE * size]
 
 
@@ -119,8 +112,7 @@ class SweepSection:
 
     @property
     def unbiased(self) -> bool:
-        """Whether every configuration trained the whole budget (FIFO: no scheduler stopped the poor ones early),
-        so that a row's share of configurations reaching the target says how often it trains."""
+        """Whether every configuration trained the whole budget (FIFO), so a row's share reaching the target is fair."""
         return self.data["profile"]["sweep"]["scheduler"] == "fifo"
 
     def finals(self, row: str) -> list[float]:

@@ -27,7 +27,7 @@ from ..training.run import run_config, versions
 from ..training.trainer import Trainer
 from .plan import PlannedTrial
 from .profile import BenchProfile
-from .records import EVAL_SECONDS, LOST, TIMING_KEYS, TRAIN_SECONDS, TrialRecord
+from .records import LOST, TIMING_KEYS, TrialRecord
 
 #: The plots a trial draws into its run directory beside what the run itself writes.
 LOSS_PLOT, METRICS_PLOT = "loss.png", "metrics.png"
@@ -37,10 +37,9 @@ METRIC_DIRECTIONS = {m.key: m.lower_is_better for m in METRICS}  # metric -> low
 def hardware() -> dict[str, Any]:
     """The machine a trial ran on: CPU model, threads, GPU."""
     cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        models = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")]
-        cpu = models[0] if models else cpu
+    with contextlib.suppress(OSError):  # Linux names the model
+        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name")), cpu)
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {"cpu": cpu, "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
             "gpu": gpu, "platform": platform.platform()}
@@ -63,14 +62,12 @@ def make_evaluator(real: torch.Tensor, profile: BenchProfile, seed: int, cache_d
 
 def best_scores(history: list[dict[str, Any]]) -> dict[str, Any]:
     """The best value of each metric over the evaluations after step 0, with the step it was reached at."""
-    trained = [h for h in history if h["step"] > 0]
     best: dict[str, Any] = {}
     for key, lower in METRIC_DIRECTIONS.items():
-        rows = [h for h in trained if key in h and math.isfinite(h[key])]
+        rows = [h for h in history if h["step"] > 0 and key in h and math.isfinite(h[key])]
         if rows:
             row = (min if lower else max)(rows, key=lambda h: h[key])
-            best[key] = row[key]
-            best[f"{key}_step"] = row["step"]
+            best.update({key: row[key], f"{key}_step": row["step"]})
     return best
 
 
@@ -136,14 +133,12 @@ def run_trial(entry: PlannedTrial, out: Path, real: torch.Tensor, *, progress: b
 
 
 class TrialHistory(Callback):
-    """Appends each evaluation of a trial to ``history``: the step, the scores and its timings."""
+    """Appends each evaluation of a trial to ``history``: the step, the scores and its timings (the run's own)."""
     def __init__(self, history: list[dict[str, Any]]) -> None:
         self.history = history
 
     def on_evaluation(self, run: RunState, scores: dict[str, float]) -> None:
-        timing = run.evaluations[-1]
-        self.history.append({"step": run.step, **scores, TRAIN_SECONDS: timing["train_seconds"],
-                             EVAL_SECONDS: timing["eval_seconds"]})
+        self.history.append({"step": run.step, **scores, **{key: run.evaluations[-1][key] for key in TIMING_KEYS}})
 
 
 def _train_trial(entry: PlannedTrial, out: Path, real: torch.Tensor, *, progress: bool,
@@ -168,12 +163,10 @@ def _train_trial(entry: PlannedTrial, out: Path, real: torch.Tensor, *, progress
         record.update(status="ok", steps=result.steps, images_seen=result.images_seen,
                       train_seconds=result.train_seconds, images_per_second=result.images_per_second,
                       stopped_by=result.stopped_by, components=result.components)
-    record["wall_seconds"] = round(time.perf_counter() - started, 3)
-    record["history"] = history
-    record["untrained"] = next((_scores(h) for h in history if h["step"] == 0), None)
+    record.update(wall_seconds=round(time.perf_counter() - started, 3), history=history,
+                  untrained=next((_scores(h) for h in history if h["step"] == 0), None))
     if record["status"] == "ok":
-        record["final"] = _scores(history[-1])
-        record["best"] = best_scores(history)
+        record.update(final=_scores(history[-1]), best=best_scores(history))
     record["artifacts"] = _artifacts(entry, out, history, ok=record["status"] == "ok")
     return record
 

@@ -45,27 +45,22 @@ class SweepSpec(BaseModel):
     @classmethod
     def _distributions(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         spaces = value.values() if info.field_name == "variant_space" else [value]
-        for space in spaces:
-            for key, dist in space.items():
-                _check_distribution(key, dist)
+        for key, dist in (item for space in spaces for item in space.items()):
+            if not isinstance(dist, dict) or len(dist) != 1 or next(iter(dist)) not in DISTRIBUTIONS:
+                raise ValueError(f"{key}: give one distribution, e.g. {{loguniform: [1.0e-5, 1.0e-3]}}; "
+                                 f"known: {', '.join(DISTRIBUTIONS)}")
+            (kind, args), = dist.items()
+            if kind != "choice" and (not isinstance(args, list) or len(args) != 2 or not args[0] < args[1]):
+                raise ValueError(f"{key}: {kind} takes [low, high] with low < high, got {args!r}")
+            if kind == "loguniform" and args[0] <= 0:
+                raise ValueError(f"{key}: loguniform needs a positive low end, got {args[0]!r}")
+            if kind == "choice" and (not isinstance(args, list) or not args):
+                raise ValueError(f"{key}: choice takes a non-empty list of values")
         return value
 
     def row_space(self, row: str, variant: str) -> dict[str, dict[str, Any]]:
         """The space of one row: ``space`` with the row's (else its variant's) ``variant_space`` entries."""
         return {**self.space, **self.variant_space.get(row, self.variant_space.get(variant, {}))}
-
-
-def _check_distribution(key: str, dist: Any) -> None:
-    if not isinstance(dist, dict) or len(dist) != 1 or next(iter(dist)) not in DISTRIBUTIONS:
-        raise ValueError(f"{key}: give one distribution, e.g. {{loguniform: [1.0e-5, 1.0e-3]}}; "
-                         f"known: {', '.join(DISTRIBUTIONS)}")
-    (kind, args), = dist.items()
-    if kind != "choice" and (not isinstance(args, list) or len(args) != 2 or not args[0] < args[1]):
-        raise ValueError(f"{key}: {kind} takes [low, high] with low < high, got {args!r}")
-    if kind == "loguniform" and args[0] <= 0:
-        raise ValueError(f"{key}: loguniform needs a positive low end, got {args[0]!r}")
-    if kind == "choice" and (not isinstance(args, list) or not args):
-        raise ValueError(f"{key}: choice takes a non-empty list of values")
 
 
 def nest(params: dict[str, Any]) -> dict[str, Any]:

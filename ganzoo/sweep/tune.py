@@ -19,7 +19,6 @@ from typing import Any
 
 import torch
 import yaml
-from pydantic import ConfigDict
 from tqdm.auto import tqdm
 
 from .. import rundir
@@ -57,7 +56,6 @@ _TUNE_QUIET = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKP
 
 class Search(Protocol):
     """What makes a row's search the same search (:func:`spec_hash`), ``threads`` even when unset."""
-    model_config = ConfigDict(extra="forbid", frozen=True)
     budgets: dict[str, Budget]
     sweep: SweepSpec | None
     datasets: dict[str, dict[str, Any]]
@@ -84,9 +82,11 @@ class _Row:
 
 
 def _tune_trial(params: dict[str, Any], *, row: _Row) -> None:
-    """One Tune trial (in a Ray worker): train the row with ``params``, resumed from Tune's checkpoint if any."""
+    """One Tune trial (in a Ray worker): train the row with ``params`` from Tune's checkpoint if any, reporting to Tune
+    each evaluation at the row's interval after step 0."""
     from ray import tune
-    torch.set_num_threads(row.entry.profile.ray_threads)
+    profile = row.entry.profile
+    torch.set_num_threads(profile.ray_threads)
     # the row's config as the bench resolves it, with this trial's values of the searched keys
     cfg = validate_config(merge(row.entry.config.model_dump(mode="json"), nest(params)),
                           f"sweep trial of row {row.entry.row!r}")
@@ -96,7 +96,10 @@ def _tune_trial(params: dict[str, Any], *, row: _Row) -> None:
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             state = load_checkpoint(latest_checkpoint(Path(folder)))
-    _train(row, cfg, state)
+    evaluator = make_evaluator(row.real, profile, row.spec.trial_seed, None,
+                               get_registry().datasets.get(profile.dataset).item.metrics)
+    run_config(cfg, state, progress=False, callbacks=[Evaluation(evaluator, row.entry.eval_every, at_start=False),
+                                                      TuneReport()])
 
 
 class TuneReport(Callback):
@@ -107,15 +110,6 @@ class TuneReport(Callback):
             run.trainer.save_checkpoint(Path(folder))
             tune.report({**scores, "step": run.step, TRAIN_SECONDS: round(run.train_seconds, 3)},
                         checkpoint=tune.Checkpoint.from_directory(folder))
-
-
-def _train(row: _Row, cfg: TrainConfig, state: dict[str, Any] | None) -> None:
-    """Train ``cfg`` from ``state``, evaluating at the row's interval after step 0 and reporting each to Tune."""
-    profile = row.entry.profile
-    evaluator = make_evaluator(row.real, profile, row.spec.trial_seed, None,
-                               get_registry().datasets.get(profile.dataset).item.metrics)
-    run_config(cfg, state, progress=False, callbacks=[Evaluation(evaluator, row.entry.eval_every, at_start=False),
-                                                      TuneReport()])
 
 
 def _history(result: Any) -> list[dict[str, Any]]:
@@ -130,7 +124,7 @@ def _history(result: Any) -> list[dict[str, Any]]:
 
 def _trial_table(result_grid: Any, metric: str, lower: bool, max_evaluations: int) -> tuple[list[dict], Any]:
     """Every trial as a row of the table, and the best one of those that trained the whole budget."""
-    trials, best = [], None
+    trials = []
     for result in sorted(result_grid, key=lambda r: Path(r.path).name):  # Tune's order changes on restore
         history = _history(result)
         evaluations = len(history)
@@ -140,14 +134,11 @@ def _trial_table(result_grid: Any, metric: str, lower: bool, max_evaluations: in
             status, reason = COMPLETED, None
         else:
             status, reason = STOPPED, f"stopped by the scheduler after {evaluations} of {max_evaluations} evaluations"
-        final = history[-1].get(metric) if history else None
-        trial = {"trial_id": result.metrics.get("trial_id") if result.metrics else Path(result.path).name,
-                 "params": result.config, "status": status, "reason": reason, "evaluations": history, "final": final}
-        trials.append(trial)
-        if status == COMPLETED and final is not None and math.isfinite(final):
-            if best is None or (final < best["final"] if lower else final > best["final"]):
-                best = trial
-    return trials, best
+        trials.append({"trial_id": result.metrics.get("trial_id") if result.metrics else Path(result.path).name,
+                       "params": result.config, "status": status, "reason": reason, "evaluations": history,
+                       "final": history[-1].get(metric) if history else None})
+    ranked = [t for t in trials if t["status"] == COMPLETED and t["final"] is not None and math.isfinite(t["final"])]
+    return trials, (min if lower else max)(ranked, key=lambda t: t["final"], default=None)
 
 
 def sweep(profile: str | Path | BenchProfile, *, out: str | Path = "runs/sweep", variants: list[str] | None = None,
@@ -162,23 +153,52 @@ def sweep(profile: str | Path | BenchProfile, *, out: str | Path = "runs/sweep",
         table = ganzoo.sweep("dcgan-sweep", out="runs/sweep", samples=8)
         print(table["rows"]["dcgan"]["best"])
     """
-    prof = _sweep_profile(profile, variants=variants, samples=samples, seeds=seeds)
+    prof, spec = _sweep_profile(profile, variants=variants, samples=samples, seeds=seeds)
     out = Path(out).resolve()  # Tune wants an absolute storage path
     out.mkdir(parents=True, exist_ok=True)
     with rundir.run_lock(out), _quiet_tune():  # one sweep at a time writes into out
-        return _sweep(prof, out, address, compare, progress)
+        registry = get_registry()
+        plan = _sweep_plan(prof, spec, out, registry)
+        done = load_sweep(out / SWEEP_FILE)["rows"] if (out / SWEEP_FILE).is_file() else {}  # a resumed sweep
+        ray = connect(address)
+        check_resources(ray, *prof.ray_resources, prof.device)
+        bar = tqdm(total=len(plan), desc="sweep", unit="row", disable=not progress, dynamic_ncols=True)
+        results: dict[str, Any] = {}
+        real = None
+        for entry in plan:
+            key = spec_hash(prof, entry.row)
+            if entry.row in done and done[entry.row].get("spec_hash") == key:
+                results[entry.row] = done[entry.row]
+            else:
+                real = load_reference(registry, plan[0], progress=progress) if real is None else real
+                bar.set_description(f"sweep {entry.row}")
+                results[entry.row] = _search(ray, _Row(entry, spec, real, out / "runs" / entry.row), key, out)
+                write_sweep(out, prof, {**done, **results})
+            bar.update(1)
+        bar.close()
+        data = write_sweep(out, prof, {**done, **results})
+        plot_sweep(data["rows"], out / SWEEP_PLOT, prof.fid_target if spec.metric == FID else None,
+                   f"{prof.name}: {spec.samples} configurations per row, {spec.metric} at the end of the budget")
+        tuned = tuned_profile(prof, data["rows"], registry)
+        (out / TUNED_PROFILE).write_text(yaml.safe_dump(portable_profile(tuned), sort_keys=False))
+        if compare:  # the sweep's own benches follow its current search: a changed one replaces what they held
+            defaults = prof.model_copy(update={"name": f"{prof.name} (paper defaults)", "sweep": None})
+            for side, sub in ((defaults, DEFAULTS_DIR), (tuned, TUNED_DIR)):
+                bench(profile=side, out=out / sub, executor="ray", address=address, overwrite=True, progress=progress)
+        return data
 
 
 def _sweep_profile(profile: str | Path | BenchProfile, *, variants: list[str] | None, samples: int | None,
-                   seeds: int | None) -> BenchProfile:
-    """The profile a sweep runs, with the arguments applied, checked to be sweepable."""
+                   seeds: int | None) -> tuple[BenchProfile, SweepSpec]:
+    """The profile a sweep runs, with the arguments applied, checked to be sweepable, and its sweep section."""
     prof = profile if isinstance(profile, BenchProfile) else load_profile(profile)
     prof = prof.model_copy(update={k: v for k, v in (("variants", variants), ("seeds", seeds)) if v is not None})
     spec = prof.sweep
     if spec is None:
         raise UsageError(f"profile {prof.name!r} has no sweep section; add one (docs/distributed.md#sweeps)")
     if samples is not None:
-        prof = prof.model_copy(update={"sweep": spec.model_copy(update={"samples": samples})})
+        spec = spec.model_copy(update={"samples": samples})
+        prof = prof.model_copy(update={"sweep": spec})
     if prof.datasets:
         raise UsageError(f"profile {prof.name!r} spans datasets; sweep one dataset at a time")
     if not prof.variants:
@@ -189,7 +209,7 @@ def _sweep_profile(profile: str | Path | BenchProfile, *, variants: list[str] | 
     if spec.metric not in METRIC_DIRECTIONS:
         raise ConfigError(f"profile {prof.name!r}, sweep.metric: unknown metric {spec.metric!r}; known: "
                           f"{', '.join(METRIC_DIRECTIONS)}")
-    return prof
+    return prof, spec
 
 
 @contextlib.contextmanager
@@ -218,42 +238,6 @@ def _sweep_plan(prof: BenchProfile, spec: SweepSpec, out: Path, registry: Regist
                                   "training config key (docs/configuration.md); nested keys are dotted, e.g. "
                                   "extensions.ema.decay")
     return plan
-
-
-def _sweep(prof: BenchProfile, out: Path, address: str | None, compare: bool, progress: bool) -> dict[str, Any]:
-    registry = get_registry()
-    spec = prof.sweep
-    assert spec is not None  # _sweep_profile refused a profile without one
-    plan = _sweep_plan(prof, spec, out, registry)
-    done = load_sweep(out / SWEEP_FILE)["rows"] if (out / SWEEP_FILE).is_file() else {}  # a resumed sweep
-    ray = connect(address)
-    check_resources(ray, *prof.ray_resources, prof.device)
-    bar = tqdm(total=len(plan), desc="sweep", unit="row", disable=not progress, dynamic_ncols=True)
-    results: dict[str, Any] = {}
-    real = None
-    for entry in plan:
-        key = spec_hash(prof, entry.row)
-        if entry.row in done and done[entry.row].get("spec_hash") == key:
-            results[entry.row] = done[entry.row]
-        else:
-            real = load_reference(registry, plan[0], progress=progress) if real is None else real
-            bar.set_description(f"sweep {entry.row}")
-            results[entry.row] = _search(ray, _Row(entry, spec, real, out / "runs" / entry.row), key, out)
-            write_sweep(out, prof, {**done, **results})
-        bar.update(1)
-    bar.close()
-    data = write_sweep(out, prof, {**done, **results})
-    plot_sweep(data["rows"], out / SWEEP_PLOT, prof.fid_target if spec.metric == FID else None,
-               f"{prof.name}: {spec.samples} configurations per row, {spec.metric} at the end of the budget")
-    tuned = tuned_profile(prof, data["rows"], registry)
-    (out / TUNED_PROFILE).write_text(yaml.safe_dump(portable_profile(tuned), sort_keys=False))
-    if compare:
-        defaults = prof.model_copy(update={"name": f"{prof.name} (paper defaults)", "sweep": None})
-        # the sweep's own benches follow its current search: a changed one replaces what they held
-        bench(profile=defaults, out=out / DEFAULTS_DIR, executor="ray", address=address, overwrite=True,
-              progress=progress)
-        bench(profile=tuned, out=out / TUNED_DIR, executor="ray", address=address, overwrite=True, progress=progress)
-    return data
 
 
 def _tuner(row: _Row, key: str, out: Path) -> Any:
@@ -301,9 +285,8 @@ def tuned_profile(profile: BenchProfile, rows: dict[str, Any], registry: Registr
     for row, found in rows.items():
         if not found.get("best"):
             continue
-        key = row
-        if EXTENSION_JOINER not in row:  # the variant's options may sit under an alias (wgan for wgan-gp)
-            key = next((name for name in overrides if EXTENSION_JOINER not in name
-                        and registry.variants.get(name).item.name == row), row)
+        # the variant's options may sit under an alias (wgan for wgan-gp)
+        key = row if EXTENSION_JOINER in row else next((name for name in overrides if EXTENSION_JOINER not in name
+                                                        and registry.variants.get(name).item.name == row), row)
         overrides[key] = merge(overrides.get(key, {}), nest(found["best"]["params"]))
     return profile.model_copy(update={"name": f"{profile.name} (tuned)", "variant_overrides": overrides, "sweep": None})
