@@ -235,7 +235,6 @@ def _sample_batches(G: torch.nn.Module, z: torch.Tensor, y: torch.Tensor | None,
 
 
 def _check_grid_file(out: str | Path | None) -> None:
-    """A grid goes to an image file."""
     if out is not None and Path(out).suffix.lower() not in IMAGE_SUFFIXES:
         raise ConfigError(f"-o {str(out)!r}: name an image file ending in {', '.join(IMAGE_SUFFIXES)}")
 

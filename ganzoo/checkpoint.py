@@ -218,10 +218,9 @@ def read_export_header(path: Path, data: bytes) -> tuple[dict[str, Any], dict[st
     if not isinstance(decoded["config"], dict):
         raise _export_error(path, "metadata 'config' must be a JSON object")
     shape = decoded["image_shape"]
-    image = (isinstance(shape, list) and len(shape) == 3 and all(type(v) is int for v in shape)
-             and 1 <= shape[0] <= MAX_CHANNELS and all(1 <= v <= MAX_SIDE for v in shape[1:]))
-    vector = (isinstance(shape, list) and len(shape) == 1 and type(shape[0]) is int  # non-image samples (2-D points)
-              and 1 <= shape[0] <= MAX_VECTOR)
+    ints = isinstance(shape, list) and len(shape) in (1, 3) and all(type(v) is int for v in shape)
+    image = ints and len(shape) == 3 and 1 <= shape[0] <= MAX_CHANNELS and all(1 <= v <= MAX_SIDE for v in shape[1:])
+    vector = ints and len(shape) == 1 and 1 <= shape[0] <= MAX_VECTOR  # non-image samples (2-D points)
     if not (image or vector):
         raise _export_error(path, f"metadata 'image_shape' must be [C, H, W] with C <= {MAX_CHANNELS} and "
                             f"H, W <= {MAX_SIDE}, or [D] with D <= {MAX_VECTOR} for non-image samples")

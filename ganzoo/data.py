@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
 from .errors import ConfigError, DatasetError, GanzooError, PluginError, UsageError
@@ -66,9 +66,7 @@ class ImageData:
         if self.in_memory:
             return tuple(self.images.shape[1:])  # type: ignore[union-attr, return-value]
         shape = tuple(_item_image(self.images[0]).shape)  # type: ignore[index]
-        if self.image_size is not None:
-            shape = (shape[0], self.image_size, self.image_size)
-        return shape  # type: ignore[return-value]
+        return shape if self.image_size is None else (shape[0], self.image_size, self.image_size)
 
     def float32_bytes(self) -> int:
         """Bytes of the float32 copy training would hold in memory."""
@@ -91,18 +89,21 @@ class ImageData:
         return out
 
 
+def _dataset_error(plugin: str, name: str, problem: str) -> PluginError:
+    return PluginError(plugin, f"dataset {name!r} {problem}", "register_datasets")
+
+
 class _CheckedCollate:
     """Stack ``uint8`` ``(C, H, W)`` items into a batch (resized if asked), in the DataLoader workers."""
     def __init__(self, data: ImageData) -> None:
         self.name, self.plugin, self.image_size = data.name, data.plugin, data.image_size
 
     def __call__(self, items: list[Any]) -> torch.Tensor:
-        items = [item[0] if isinstance(item, (tuple, list)) else item for item in items]  # (image, label) pairs
+        items = [_item_image(item) for item in items]
         first = items[0]
         if not (isinstance(first, torch.Tensor) and first.dtype == torch.uint8 and first.ndim == 3):
             got = f"{first.dtype} {tuple(first.shape)}" if isinstance(first, torch.Tensor) else type(first).__name__
-            raise PluginError(self.plugin, f"dataset {self.name!r} items must be uint8 tensors (C, H, W), got {got}",
-                              "register_datasets")
+            raise _dataset_error(self.plugin, self.name, f"items must be uint8 tensors (C, H, W), got {got}")
         batch = torch.stack(items)
         return batch if self.image_size is None else resize_uint8(batch, self.image_size)
 
@@ -126,22 +127,19 @@ def load_images(registry: Registry, name: str, *, split: str = "train", root: st
     except GanzooError:
         raise
     except Exception as exc:
-        raise PluginError(entry.plugin, f"dataset {spec.name!r} failed to load: {type(exc).__name__}: {exc}",
-                          "register_datasets") from exc
+        raise _dataset_error(entry.plugin, spec.name, f"failed to load: {type(exc).__name__}: {exc}") from exc
     if not (isinstance(result, tuple) and len(result) == 2):
-        raise PluginError(entry.plugin, f"dataset {spec.name!r} load() must return (images, labels)",
-                          "register_datasets")
+        raise _dataset_error(entry.plugin, spec.name, "load() must return (images, labels)")
     images, labels = result
     if isinstance(images, Dataset) and not isinstance(images, torch.Tensor):
         return _lazy_image_data(spec.name, split, images, labels, entry.plugin, image_size, spec.num_classes)
     vectors = isinstance(images, torch.Tensor) and images.is_floating_point() and images.ndim >= 2
     if not (vectors or (isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.ndim == 4)):
         got = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images)
-        raise PluginError(entry.plugin, f"dataset {spec.name!r} must return uint8 images (N, C, H, W), a Dataset of "
-                          f"uint8 (C, H, W) items, or float samples (N, *shape), got {got}", "register_datasets")
+        raise _dataset_error(entry.plugin, spec.name, "must return uint8 images (N, C, H, W), a Dataset of uint8 "
+                             f"(C, H, W) items, or float samples (N, *shape), got {got}")
     if vectors and not torch.isfinite(images).all():
-        raise PluginError(entry.plugin, f"dataset {spec.name!r} returned samples that are not all finite",
-                          "register_datasets")
+        raise _dataset_error(entry.plugin, spec.name, "returned samples that are not all finite")
     if images.shape[0] == 0:
         raise DatasetError(f"dataset {spec.name!r} split {split!r} is empty")
     _check_labels(entry.plugin, spec.name, labels, images.shape[0], spec.num_classes)
@@ -160,11 +158,10 @@ def _check_labels(plugin: str, name: str, labels: Any, count: int, num_classes: 
         return
     if (not isinstance(labels, torch.Tensor) or labels.ndim != 1 or labels.shape[0] != count
             or labels.dtype.is_floating_point or labels.dtype == torch.bool):
-        raise PluginError(plugin, f"dataset {name!r} labels must be an integer tensor of shape ({count},) or None",
-                          "register_datasets")
+        raise _dataset_error(plugin, name, f"labels must be an integer tensor of shape ({count},) or None")
     if count and (int(labels.min()) < 0 or (num_classes is not None and int(labels.max()) >= num_classes)):
-        raise PluginError(plugin, f"dataset {name!r} labels must lie in [0, {num_classes or 'num_classes'}), got "
-                          f"{int(labels.min())}..{int(labels.max())}", "register_datasets")
+        raise _dataset_error(plugin, name, f"labels must lie in [0, {num_classes or 'num_classes'}), got "
+                             f"{int(labels.min())}..{int(labels.max())}")
 
 
 def _lazy_image_data(name: str, split: str, dataset: Dataset, labels: Any, plugin: str, image_size: int | None,
@@ -172,8 +169,8 @@ def _lazy_image_data(name: str, split: str, dataset: Dataset, labels: Any, plugi
     try:
         count = len(dataset)  # type: ignore[arg-type]
     except TypeError:
-        raise PluginError(plugin, f"dataset {name!r} returned a Dataset without __len__; ganzoo needs a map-style "
-                          "Dataset", "register_datasets") from None
+        raise _dataset_error(plugin, name, "returned a Dataset without __len__; ganzoo needs a map-style "
+                             "Dataset") from None
     if count == 0:
         raise DatasetError(f"dataset {name!r} split {split!r} is empty")
     _check_labels(plugin, name, labels, count)
@@ -181,8 +178,7 @@ def _lazy_image_data(name: str, split: str, dataset: Dataset, labels: Any, plugi
     try:
         first = dataset[0]
     except Exception as exc:
-        raise PluginError(plugin, f"dataset {name!r} failed to read item 0: {type(exc).__name__}: {exc}",
-                          "register_datasets") from exc
+        raise _dataset_error(plugin, name, f"failed to read item 0: {type(exc).__name__}: {exc}") from exc
     _CheckedCollate(data)([first])  # the same check every streamed batch gets
     return data
 
@@ -216,8 +212,7 @@ class BatchOrder:
         """This rank's part of the next batch, as a slice of :attr:`perm` (which changes with the epoch)."""
         span = self.batch_size * self.world_size
         if self.position + span > self.count:
-            self.epoch += 1
-            self.position = 0
+            self.epoch, self.position = self.epoch + 1, 0
             self.perm = torch.randperm(self.count, generator=self.generator)
         start = self.position + self.rank * self.batch_size
         self.position += span
@@ -291,15 +286,11 @@ class _PairCollate:
         return self.images(items), labels
 
 
-class _OrderSampler(Sampler[list[int]]):
-    """Yields this rank's batches of a copy of a :class:`BatchOrder`, endlessly."""
-    def __init__(self, order: BatchOrder) -> None:
-        self.order = order
-
-    def __iter__(self) -> Iterator[list[int]]:
-        while True:
-            part = self.order.next()
-            yield self.order.perm[part].tolist()
+def _order_batches(order: BatchOrder) -> Iterator[list[int]]:
+    """This rank's batches of ``order`` (a copy of the one consumed), endlessly: a DataLoader's batch sampler."""
+    while True:
+        part = order.next()
+        yield order.perm[part].tolist()
 
 
 class LoaderBatches:
@@ -319,7 +310,7 @@ class LoaderBatches:
     def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """This rank's next ``(images, labels)``; ``labels`` is ``None`` for unlabelled data."""
         if self._batches is None:  # its own generator: starting workers must not draw from the global RNG stream
-            self._batches = iter(DataLoader(self.dataset, batch_sampler=_OrderSampler(self.order.copy()),
+            self._batches = iter(DataLoader(self.dataset, batch_sampler=_order_batches(self.order.copy()),
                                             num_workers=self.workers, collate_fn=self.collate,
                                             pin_memory=self.pin_memory, prefetch_factor=4 if self.workers else None,
                                             generator=torch.Generator().manual_seed(self.order.epoch)))
@@ -328,12 +319,11 @@ class LoaderBatches:
         except PluginError:
             raise
         except Exception as exc:  # from a worker, which PyTorch re-raises with the worker's traceback
-            raise PluginError(self.collate.images.plugin, f"dataset {self.collate.images.name!r} failed while "
-                              f"streaming a batch: {type(exc).__name__}: {exc}", "register_datasets") from exc
+            raise _dataset_error(self.collate.images.plugin, self.collate.images.name, "failed while streaming a "
+                                 f"batch: {type(exc).__name__}: {exc}") from exc
         self.order.next()  # keep the consumed order in step with what the loader delivered
         batch = to_model_range(batch.to(self.device, non_blocking=self.pin_memory))
-        if labels is not None:
-            labels = labels.to(self.device, non_blocking=self.pin_memory)
+        labels = labels.to(self.device, non_blocking=self.pin_memory) if labels is not None else None
         return batch.contiguous(memory_format=torch.channels_last) if self.channels_last else batch, labels
 
     def state_dict(self) -> dict[str, Any]:

@@ -100,7 +100,7 @@ def read_image_folder(folder: Path, num: int | None = None) -> torch.Tensor:
         raise UsageError(f"{str(folder)!r} holds no images ({', '.join(IMAGE_SUFFIXES)}) and no checkpoints")
     files = files[:num] if num else files
     _check_size(repr(str(folder)), len(files), 0, "holds")
-    arrays, first = [], None
+    arrays: list[torch.Tensor] = []
     for path in files:
         try:
             with Image.open(path) as img:
@@ -114,12 +114,11 @@ def read_image_folder(folder: Path, num: int | None = None) -> torch.Tensor:
                              f"{2 * Image.MAX_IMAGE_PIXELS} pixels (possible decompression bombs)") from None
         except (OSError, ValueError, SyntaxError) as exc:  # what Pillow raises for truncated or corrupt files
             raise UsageError(f"{str(path)!r} is not a readable image: {exc}") from None
-        if first is None:
-            first = (path, tuple(tensor.shape))
+        if not arrays:
             _check_size(repr(str(folder)), len(files), tensor.numel(), "holds")
-        elif tuple(tensor.shape) != first[1]:
-            raise UsageError(f"{str(path)!r} is {_shape(tensor.shape)}, but {str(first[0])!r} is "
-                             f"{_shape(first[1])}; every image of a folder must have one size and channel count")
+        elif tensor.shape != arrays[0].shape:
+            raise UsageError(f"{str(path)!r} is {_shape(tensor.shape)}, but {str(files[0])!r} is "
+                             f"{_shape(arrays[0].shape)}; every image of a folder must have one size and channel count")
         arrays.append(tensor)
     return torch.stack(arrays)
 
@@ -141,34 +140,27 @@ def _not_npz(path: Path) -> str:
 
 
 class _NpzMember:
-    """One ``.npy`` member of an ``.npz``: its header read from the zip stream (never the data, never a pickle)."""
-    def __init__(self, path: Path, archive: zipfile.ZipFile, name: str) -> None:
+    """One ``.npy`` member of an ``.npz``: its header read from the zip stream (never the data, never a pickle), and
+    refused if unreadable, of a negative size, of Python objects or not the member's size."""
+    def __init__(self, path: Path, archive: zipfile.ZipFile, name: str, streams: ExitStack) -> None:
+        import numpy as np
         self.path, self.array = path, name[: -len(".npy")]
         info = archive.getinfo(name)
-        self.stream = archive.open(info)
-        try:
-            self._check_header(info)
-        except BaseException:
-            self.stream.close()
-            raise
-
-    def _check_header(self, info: zipfile.ZipInfo) -> None:
-        """Read the header; refuse one unreadable, of a negative size, of Python objects or not the member's size."""
-        import numpy as np
-        where = f"{str(self.path)!r}: array {self.array!r}"
+        self.stream = streams.enter_context(archive.open(info))  # closed with the stack, before the archive
+        where = f"{str(path)!r}: array {self.array!r}"
         try:
             version = np.lib.format.read_magic(self.stream)
             if version not in _NPY_HEADERS:
                 raise ValueError(f"unsupported .npy format version {version}")
             shape, fortran, dtype = getattr(np.lib.format, _NPY_HEADERS[version])(self.stream)
         except Exception as exc:  # numpy parses the header text: a cut or crafted one fails in many ways
-            raise UsageError(f"{str(self.path)!r}: the .npy header of array {self.array!r} cannot be read "
+            raise UsageError(f"{str(path)!r}: the .npy header of array {self.array!r} cannot be read "
                              f"({type(exc).__name__}: {exc}); the file is damaged or crafted") from None
         self.shape, self.dtype = tuple(shape), dtype
         if any(size < 0 for size in self.shape):
             raise UsageError(f"{where}: its header declares shape {self.shape}; the file is damaged or crafted")
         if dtype.hasobject:
-            raise UsageError(f"{str(self.path)!r} is not a readable .npz of images: array {self.array!r} holds "
+            raise UsageError(f"{str(path)!r} is not a readable .npz of images: array {self.array!r} holds "
                              f"Python objects ({dtype}), which would have to be unpickled, and ganzoo never "
                              "unpickles; store numbers (uint8 images, int64 labels)")
         self.fortran = fortran and len(self.shape) > 1  # column-major: the first rows are not the first bytes
@@ -199,12 +191,6 @@ class _NpzMember:
         """Rows to read for the first ``count``: those, or all of a Fortran-ordered array."""
         return self.count if self.fortran else count
 
-    def __enter__(self) -> _NpzMember:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stream.close()
-
 
 def read_npz(path: Path, num: int | None = None, num_classes: int | None = None,
              image_shape: tuple[int, ...] | None = None, resize: bool = False
@@ -226,14 +212,14 @@ def read_npz(path: Path, num: int | None = None, num_classes: int | None = None,
             if key is None:
                 raise UsageError(f"{str(path)!r} holds arrays {keys}; name the images {NPZ_IMAGES!r} (numpy's name "
                                  "for np.savez(path, images)) or store only them")
-            images = members.enter_context(_NpzMember(path, archive, arrays[key]))
+            images = _NpzMember(path, archive, arrays[key], members)
             _check_images_header(images, image_shape, resize)
             count = min(num, images.count) if num else images.count
             _check_size(f"{str(path)!r} (array {images.array!r})", images.needed(count), images.row_bytes,
                         "asks to read" if num and not images.fortran else "declares")
             labels = None
             if NPZ_LABELS in arrays and images.array != NPZ_LABELS:
-                labels = members.enter_context(_NpzMember(path, archive, arrays[NPZ_LABELS]))
+                labels = _NpzMember(path, archive, arrays[NPZ_LABELS], members)
                 where = f"{str(path)!r}: array {NPZ_LABELS!r}"
                 if labels.dtype.kind not in "iu":
                     raise UsageError(f"{where} must hold integer classes, not {labels.dtype}")

@@ -97,12 +97,11 @@ class PendingOutput:
         try:
             if directory:
                 self.tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=self.path.parent))
-                os.chmod(self.tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700 folders
             else:
                 fd, name = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=self.path.suffix, dir=self.path.parent)
                 os.close(fd)
                 self.tmp = Path(name)
-                os.chmod(self.tmp, 0o666 & ~current_umask())  # mkstemp makes 0600 files
+            os.chmod(self.tmp, (0o777 if directory else 0o666) & ~current_umask())  # mk*temp make 0700 / 0600
         except OSError as exc:
             raise write_error(self.path, exc) from None
 

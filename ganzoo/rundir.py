@@ -67,10 +67,9 @@ def _create_with(path: Path, content: str) -> None:
         try:
             os.link(tmp, path)
             return
-        except FileExistsError:
-            raise
-        except OSError:  # no hard links here (some network and FUSE file systems)
-            pass
+        except OSError as exc:  # FileExistsError aside, no hard links here (some network and FUSE file systems)
+            if isinstance(exc, FileExistsError):
+                raise
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         try:
             with os.fdopen(fd, "w") as f:
@@ -97,6 +96,7 @@ def run_lock(run_dir: str | Path) -> Iterator[Path]:
     for _ in range(2):
         try:
             _create_with(path, json.dumps(me))
+            break
         except FileExistsError:
             owner = _read_owner(path)
             pid, host = owner.get("pid"), owner.get("host")
@@ -111,11 +111,9 @@ def run_lock(run_dir: str | Path) -> Iterator[Path]:
                                      "finish or choose another --out. If that process is gone (another host, a "
                                      "crash), delete the lock file.") from None
             path.unlink(missing_ok=True)  # its owner died: take the lock over
-            continue
         except OSError as exc:  # a read-only folder, a full disk: nothing is left behind to block the next run
             raise GanzooError(f"cannot write lock file {str(path)!r}: {exc.strerror or exc}; free space or choose "
                               "a writable --out") from None
-        break
     try:
         yield path
     finally:

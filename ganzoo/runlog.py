@@ -34,19 +34,18 @@ def summary_writer(out: Path, start_step: int) -> Any | None:
         # Readers take a run's event files in name order, which starts with the second a file was created (the
         # rest is not zero-padded): a resume's file must come from a later second than the files it continues,
         # or its purge of the interrupted run's later steps is read before them.
-        created = [_created(p) for p in out.glob(EVENTS_PREFIX + "*")]
-        latest = max((c for c in created if c is not None), default=0)
+        latest = max((_created(p) for p in out.glob(EVENTS_PREFIX + "*")), default=0)
         while int(time.time()) <= latest:
             time.sleep(0.05)
     return SummaryWriter(str(out), purge_step=start_step + 1 if start_step else None)
 
 
-def _created(path: Path) -> int | None:
-    """The creation second in an event file's name (``events.out.tfevents.SECONDS.HOST...``)."""
+def _created(path: Path) -> int:
+    """The creation second in an event file's name (``events.out.tfevents.SECONDS.HOST...``), 0 if it has none."""
     try:
         return int(path.name[len(EVENTS_PREFIX):].split(".", 1)[0])
     except ValueError:
-        return None
+        return 0
 
 
 def drop_lines_after(path: Path, step: int) -> None:

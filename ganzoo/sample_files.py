@@ -88,7 +88,7 @@ class NpzImageWriter:
         if Path(out).suffix != ".npz":
             raise ConfigError(f"-o {str(out)!r}: name a file ending in .npz for --format npz")
         self.out = check_output(out, overwrite)
-        self.total, self.count = total, 0
+        self.total = total
         self.labels: list[np.ndarray] = []
         self.member: IO[bytes] | None = None
         self.pending: PendingOutput | None = None
@@ -103,7 +103,6 @@ class NpzImageWriter:
         self.member.write(array.tobytes())
         if labels is not None:
             self.labels.append(labels.cpu().numpy().astype(np.int64))
-        self.count += array.shape[0]
 
     def __enter__(self) -> NpzImageWriter:
         self.pending = PendingOutput(self.out)

@@ -72,6 +72,10 @@ class FeatureExtractorGanzooMnist(FeatureExtractorBase):
         return (torch.rand([1, 1, 28, 28]) * 255).to(torch.uint8)
 
 
+#: The torch-fidelity class of each supported feature extractor.
+EXTRACTOR_CLASSES = {GANZOO_MNIST: FeatureExtractorGanzooMnist, INCEPTION: FeatureExtractorInceptionV3}
+
+
 def register() -> None:
     """Register :class:`FeatureExtractorGanzooMnist` with torch-fidelity as ``ganzoo-mnist`` (idempotent)."""
     from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
@@ -139,15 +143,14 @@ def load_inception_state(path: str | Path) -> dict[str, torch.Tensor]:
 def create_extractor(name: str, features: list[str], weights: str | Path, device: torch.device | str = "cpu",
                      ) -> FeatureExtractorBase:
     """A feature extractor in eval mode on ``device`` (Inception from :func:`load_inception_state`)."""
-    if name == GANZOO_MNIST:
-        extractor: FeatureExtractorBase = FeatureExtractorGanzooMnist(name, features, str(weights))
-    elif name == INCEPTION:
-        buffer = io.BytesIO()
-        torch.save(load_inception_state(weights), buffer)
-        buffer.seek(0)
-        extractor = FeatureExtractorInceptionV3(name, features, feature_extractor_weights_path=buffer)
-    else:
+    if name not in EXTRACTOR_CLASSES:
         raise UnknownNameError("feature extractor", name, list(SUPPORTED_EXTRACTORS))
+    source: str | io.BytesIO = str(weights)
+    if name == INCEPTION:
+        source = io.BytesIO()
+        torch.save(load_inception_state(weights), source)
+        source.seek(0)
+    extractor: FeatureExtractorBase = EXTRACTOR_CLASSES[name](name, features, feature_extractor_weights_path=source)
     extractor.requires_grad_(False)
     return extractor.eval().to(device)
 

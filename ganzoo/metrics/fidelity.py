@@ -19,7 +19,7 @@ from torch_fidelity.metric_prc import prc_featuresdict_to_metric
 from ..errors import UsageError
 from ..metric_keys import FID, IS_MEAN, IS_STD, KID_MEAN, KID_STD, PRECISION, RECALL
 from .classifier import sha256_file
-from .extractor import GANZOO_MNIST, INCEPTION, create_extractor, preprocessing_of, resolve_weights
+from .extractor import EXTRACTOR_CLASSES, GANZOO_MNIST, INCEPTION, create_extractor, preprocessing_of, resolve_weights
 from .features import extract_features, real_features
 from .thread_pools import scoring_threads
 
@@ -38,9 +38,8 @@ def _check_images(images: object, what: str) -> torch.Tensor:
     if not (isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.ndim == 4
             and images.shape[1] in (1, 3)):
         got = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images).__name__
-        raise UsageError(f"{what} images must be a uint8 tensor (N, 1|3, H, W) with values 0..255, got "
-                         f"{got}; convert float images in [-1, 1] with "
-                         f"((x + 1) * 127.5).round().clamp(0, 255).byte()")
+        raise UsageError(f"{what} images must be a uint8 tensor (N, 1|3, H, W) with values 0..255, got {got}; "
+                         "convert float images in [-1, 1] with ((x + 1) * 127.5).round().clamp(0, 255).byte()")
     if images.shape[0] < MIN_IMAGES:
         raise UsageError(f"{what} images: {images.shape[0]} given, the metrics need at least {MIN_IMAGES}")
     return images.detach().cpu().contiguous()
@@ -61,15 +60,6 @@ def extractor_info(feature_extractor: str = GANZOO_MNIST, weights: str | Path | 
             "preprocessing": preprocessing_of(feature_extractor),
             "feature_layer": "128" if feature_extractor == GANZOO_MNIST else "2048",
             "torch_fidelity_version": torch_fidelity.__version__}
-
-
-def extractor_layer(feature_extractor: str, metric: str) -> str:
-    """The feature layer ``feature_extractor`` provides for ``metric`` (``"isc"``, ``"fid"``, ``"kid"``, ``"prc"``)."""
-    if feature_extractor == GANZOO_MNIST:
-        from .extractor import FeatureExtractorGanzooMnist as cls
-    else:
-        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3 as cls
-    return str(cls.get_default_feature_layer_for_metric(metric))
 
 
 def real_stats_key(real: torch.Tensor, feature_extractor: str = GANZOO_MNIST, weights_sha256: str | None = None) -> str:
@@ -111,13 +101,13 @@ def score_images(fake: torch.Tensor, real: torch.Tensor, *, feature_extractor: s
         if kid_subset_size is None:
             kid_subset_size = min(MAX_KID_SUBSET_SIZE, n, m)
         if not 2 <= kid_subset_size <= min(n, m):
-            raise UsageError(f"kid_subset_size={kid_subset_size} must be between 2 and "
-                             f"min(len(fake), len(real)) = {min(n, m)}; leave it unset to use "
-                             f"min(1000, len(fake), len(real))")
+            raise UsageError(f"kid_subset_size={kid_subset_size} must be between 2 and min(len(fake), len(real)) = "
+                             f"{min(n, m)}; leave it unset to use min(1000, len(fake), len(real))")
         cache_root = Path(cache_dir if cache_dir is not None else DEFAULT_CACHE_DIR).expanduser()  # made on first write
         rgb = feature_extractor == INCEPTION
         cuda = torch.cuda.is_available()
-        layers = {metric: extractor_layer(feature_extractor, metric) for metric in ("isc", "fid", "kid", "prc")}
+        cls = EXTRACTOR_CLASSES[feature_extractor]
+        layers = {m: str(cls.get_default_feature_layer_for_metric(m)) for m in ("isc", "fid", "kid", "prc")}
         names = sorted(set(layers.values()))
         extractor = create_extractor(feature_extractor, names, info["weights_path"], "cuda" if cuda else "cpu")
         fake_features = extract_features(extractor, fake, rgb, cuda=cuda, verbose=verbose)
