@@ -67,9 +67,10 @@ def _create_with(path: Path, content: str) -> None:
         try:
             os.link(tmp, path)
             return
-        except OSError as exc:  # FileExistsError aside, no hard links here (some network and FUSE file systems)
-            if isinstance(exc, FileExistsError):
-                raise
+        except FileExistsError:
+            raise
+        except OSError:  # no hard links here (some network and FUSE file systems)
+            pass
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         try:
             with os.fdopen(fd, "w") as f:
